@@ -1,0 +1,108 @@
+/* kernels.h — the kernel table: every numeric inner loop hone runs goes through
+ * one of these function pointers. The table is filled once at start-up
+ * (kernels_init) with the scalar reference, then overwritten by the best ISA the
+ * CPU and OS support (CPUID + XGETBV); HONE_ISA=scalar|avx2|avx512|neon forces a
+ * path. It is the only mutable global in hone.
+ *
+ * Conventions: row-major fp32; "row" kernels work on one row and are called by
+ * src/ops.c from inside its own OpenMP loops; gemm_f32 threads internally and must
+ * never be called from inside a parallel region. Results never depend on the
+ * number of threads. Pointers need not be aligned. */
+#ifndef HONE_KERNELS_H
+#define HONE_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { HONE_ACT_SILU = 0, HONE_ACT_GELU_TANH = 1 };
+
+typedef struct hone_kernels {
+    const char *isa; /* "scalar", "avx2", "avx512", "neon" */
+
+    /* C (M,N) = beta*C + op(A) @ op(B), op(A) (M,K), op(B) (K,N).
+     * ta=0: A stored (M,K) with row stride lda; ta=1: A stored (K,M).
+     * tb=0: B stored (K,N) with row stride ldb; tb=1: B stored (N,K).
+     * beta is 0 or 1 (beta=0 never reads C, so C may hold NaN). */
+    void (*gemm_f32)(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* --- vector basics --- */
+    float (*dot_f32)(const float *a, const float *b, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n); /* y += a*x */
+    void (*scale_f32)(float *y, float a, int n);                 /* y *= a */
+
+    /* --- RMSNorm over one row of n: out = x * rstd * (w_off + w), rstd = 1/sqrt(mean(x^2)+eps).
+     * w_off is 0 (Llama) or 1 (Gemma). Returns rstd. */
+    float (*rmsnorm_fwd)(float *out, const float *x, const float *w, float w_off, float eps, int n);
+    /* dx += d/dx, dw += dout * x * rstd (dw is a partial sum owned by the caller). */
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                        float w_off, float rstd, int n);
+
+    /* --- RoPE (Hugging Face rotate_half layout) on one token: x is (nh, D) with
+     * row stride D; cos/sin are (D/2). sign=+1 forward, -1 applies the inverse
+     * rotation (the backward). In place. */
+    void (*rope)(float *x, const float *cos, const float *sin, int nh, int D, float sign);
+
+    /* --- gated MLP activation: h = act(gate) * up, act = silu or tanh-gelu */
+    void (*glu_fwd)(float *h, const float *gate, const float *up, int n, int act);
+    /* dgate = dh * up * act'(gate), dup = dh * act(gate) (both written) */
+    void (*glu_bwd)(float *dgate, float *dup, const float *dh, const float *gate, const float *up,
+                    int n, int act);
+
+    /* --- cross-entropy / log-softmax over one row of logits x (n).
+     * stats out: [0] max, [1] logsumexp, [2] sum_i p_i*x_i (entropy = lse - that),
+     * [3] argmax (as float, first index of the max), [4] sum_i x_i. */
+    void (*ce_fwd)(const float *x, int n, float stats[5]);
+    /* dx = coef * (softmax(x) - onehot(label)); label < 0 means no one-hot term. */
+    void (*ce_bwd)(float *dx, const float *x, int n, float lse, int label, float coef);
+
+    /* --- attention for one query head over one row of tokens, flash style
+     * (online softmax, nothing of size T x T kept). Queries q0..q1-1; query i sees
+     * the keys [pfx_start[i], pfx_end[i]) and [start[i], i] (causal within its own
+     * document; the prefix range lets two completions share one prompt).
+     * q,o: rows with stride sq / so; k,v: rows with stride skv. lse (T) written
+     * for the queries processed. scale multiplies q.k. */
+    void (*attn_fwd)(float *o, float *lse, const float *q, const float *k, const float *v,
+                     int q0, int q1, int D, int sq, int skv, int so, const int32_t *start,
+                     const int32_t *pfx_start, const int32_t *pfx_end, float scale);
+    /* Backward of attn_fwd for queries q0..q1-1: dq written, dk and dv ACCUMULATED
+     * (heads sharing a KV head add into the same rows; callers keep the order fixed). */
+    void (*attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *o,
+                     const float *lse, const float *q, const float *k, const float *v, int q0,
+                     int q1, int D, int sq, int skv, int so, const int32_t *start,
+                     const int32_t *pfx_start, const int32_t *pfx_end, float scale);
+
+    /* --- AdamW on n parameters: g is scaled by gscale (clipping) first;
+     * p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p), decoupled decay.
+     * bc1 = 1 - b1^t, bc2 = 1 - b2^t. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                  float b2, float eps, float wd, float bc1, float bc2, float gscale);
+
+    /* --- conversions (round to nearest even on the way down) */
+    void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
+    void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
+} hone_kernels;
+
+extern hone_kernels hone_kt;
+
+/* Fills hone_kt: scalar first, then the best supported ISA (or HONE_ISA).
+ * Returns 0, or -1 when HONE_ISA names an ISA this CPU/OS/build cannot run
+ * (the table then stays on the best supported one). Idempotent. */
+int kernels_init(void);
+
+/* What the CPU and OS support (independent of what was chosen). */
+int kernels_cpu_has(const char *isa);
+/* Fills *t with the kernels of one ISA (scalar entries where the ISA has none).
+ * Returns -1 if that ISA is not built or not supported here. Used by tests. */
+int kernels_get(const char *isa, hone_kernels *t);
+
+/* Per-ISA fillers (each in its own file, built with its own flags). */
+void kernels_fill_scalar(hone_kernels *t);
+void kernels_fill_avx2(hone_kernels *t);
+void kernels_fill_avx512(hone_kernels *t);
+void kernels_fill_neon(hone_kernels *t);
+
+/* Scalar references, callable directly by tests. */
+float rmsnorm_fwd_scalar(float *out, const float *x, const float *w, float w_off, float eps, int n);
+#endif

@@ -1,0 +1,277 @@
+/* kernels_scalar.c — the scalar reference for every kernel in the table.
+ * Plain C in a fixed summation order; the ISA kernels are tested against these
+ * (tests/test_kernels.c) and the model against PyTorch through them. */
+#include "kernels.h"
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+static void gemm_f32_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (tb) {
+            for (int j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float acc = 0.f;
+                if (ta)
+                    for (int k = 0; k < K; k++) acc += A[(size_t)k * lda + i] * b[k];
+                else
+                    for (int k = 0; k < K; k++) acc += A[(size_t)i * lda + k] * b[k];
+                c[j] = beta != 0.f ? c[j] + acc : acc;
+            }
+        } else {
+            if (beta == 0.f) memset(c, 0, sizeof(float) * N);
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                const float *b = B + (size_t)k * ldb;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
+
+static float dot_f32_scalar(const float *a, const float *b, int n) {
+    float s = 0.f;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static void axpy_f32_scalar(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void scale_f32_scalar(float *y, float a, int n) {
+    for (int i = 0; i < n; i++) y[i] *= a;
+}
+
+float rmsnorm_fwd_scalar(float *out, const float *x, const float *w, float w_off, float eps, int n) {
+    float ss = 0.f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    float rstd = 1.0f / sqrtf(ss / n + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * rstd * (w_off + w[i]);
+    return rstd;
+}
+
+/* y = x*rstd*(o+w); dy/dx_j = rstd*(o+w_j) - x_j*rstd^3/n * sum_i dout_i (o+w_i) x_i */
+static void rmsnorm_bwd_scalar(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                               float w_off, float rstd, int n) {
+    float dot = 0.f;
+    for (int i = 0; i < n; i++) dot += dout[i] * (w_off + w[i]) * x[i];
+    float c = dot * rstd * rstd * rstd / n;
+    for (int i = 0; i < n; i++) {
+        dx[i] += dout[i] * (w_off + w[i]) * rstd - x[i] * c;
+        dw[i] += dout[i] * x[i] * rstd;
+    }
+}
+
+static void rope_scalar(float *x, const float *cos, const float *sin, int nh, int D, float sign) {
+    int h2 = D / 2;
+    for (int h = 0; h < nh; h++) {
+        float *r = x + (size_t)h * D;
+        for (int i = 0; i < h2; i++) {
+            float x1 = r[i], x2 = r[i + h2], c = cos[i], s = sign * sin[i];
+            r[i] = x1 * c - x2 * s;
+            r[i + h2] = x2 * c + x1 * s;
+        }
+    }
+}
+
+static inline float act_scalar(float g, int act, float *deriv) {
+    if (act == HONE_ACT_SILU) {
+        float s = 1.0f / (1.0f + expf(-g));
+        if (deriv) *deriv = s * (1.0f + g * (1.0f - s));
+        return g * s;
+    }
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    float u = k * (g + 0.044715f * g * g * g);
+    float t = tanhf(u);
+    if (deriv) *deriv = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * g * g);
+    return 0.5f * g * (1.0f + t);
+}
+
+static void glu_fwd_scalar(float *h, const float *gate, const float *up, int n, int act) {
+    for (int i = 0; i < n; i++) h[i] = act_scalar(gate[i], act, NULL) * up[i];
+}
+static void glu_bwd_scalar(float *dgate, float *dup, const float *dh, const float *gate, const float *up,
+                           int n, int act) {
+    for (int i = 0; i < n; i++) {
+        float d;
+        float a = act_scalar(gate[i], act, &d);
+        dgate[i] = dh[i] * up[i] * d;
+        dup[i] = dh[i] * a;
+    }
+}
+
+static void ce_fwd_scalar(const float *x, int n, float stats[5]) {
+    float m = x[0];
+    int am = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > m) { m = x[i]; am = i; }
+    float s = 0.f, spx = 0.f, sx = 0.f;
+    for (int i = 0; i < n; i++) {
+        float e = expf(x[i] - m);
+        s += e;
+        spx += e * x[i];
+        sx += x[i];
+    }
+    stats[0] = m;
+    stats[1] = m + logf(s);
+    stats[2] = spx / s;
+    stats[3] = (float)am;
+    stats[4] = sx;
+}
+
+static void ce_bwd_scalar(float *dx, const float *x, int n, float lse, int label, float coef) {
+    for (int i = 0; i < n; i++) dx[i] = coef * expf(x[i] - lse);
+    if (label >= 0 && label < n) dx[label] -= coef;
+}
+
+#define ATTN_MAX_D 512
+
+static void attn_fwd_scalar(float *o, float *lse, const float *q, const float *k, const float *v, int q0,
+                            int q1, int D, int sq, int skv, int so, const int32_t *start,
+                            const int32_t *pfx_start, const int32_t *pfx_end, float scale) {
+    assert(D <= ATTN_MAX_D);
+    float acc[ATTN_MAX_D];
+    for (int i = q0; i < q1; i++) {
+        const float *qi = q + (size_t)i * sq;
+        float m = -INFINITY, l = 0.f;
+        memset(acc, 0, sizeof(float) * D);
+        for (int pass = 0; pass < 2; pass++) {
+            int j0 = pass ? start[i] : pfx_start[i], j1 = pass ? i + 1 : pfx_end[i];
+            for (int j = j0; j < j1; j++) {
+                const float *kj = k + (size_t)j * skv, *vj = v + (size_t)j * skv;
+                float s = 0.f;
+                for (int d = 0; d < D; d++) s += qi[d] * kj[d];
+                s *= scale;
+                if (s > m) {
+                    float c = expf(m - s);
+                    l *= c;
+                    for (int d = 0; d < D; d++) acc[d] *= c;
+                    m = s;
+                }
+                float p = expf(s - m);
+                l += p;
+                for (int d = 0; d < D; d++) acc[d] += p * vj[d];
+            }
+        }
+        float *oi = o + (size_t)i * so;
+        float inv = 1.0f / l;
+        for (int d = 0; d < D; d++) oi[d] = acc[d] * inv;
+        lse[i] = m + logf(l);
+    }
+}
+
+static void attn_bwd_scalar(float *dq, float *dk, float *dv, const float *dout, const float *o,
+                            const float *lse, const float *q, const float *k, const float *v, int q0,
+                            int q1, int D, int sq, int skv, int so, const int32_t *start,
+                            const int32_t *pfx_start, const int32_t *pfx_end, float scale) {
+    for (int i = q0; i < q1; i++) {
+        const float *qi = q + (size_t)i * sq, *doi = dout + (size_t)i * so, *oi = o + (size_t)i * so;
+        float *dqi = dq + (size_t)i * sq;
+        float Di = 0.f;
+        for (int d = 0; d < D; d++) Di += doi[d] * oi[d];
+        memset(dqi, 0, sizeof(float) * D);
+        for (int pass = 0; pass < 2; pass++) {
+            int j0 = pass ? start[i] : pfx_start[i], j1 = pass ? i + 1 : pfx_end[i];
+            for (int j = j0; j < j1; j++) {
+                const float *kj = k + (size_t)j * skv, *vj = v + (size_t)j * skv;
+                float s = 0.f, dp = 0.f;
+                for (int d = 0; d < D; d++) {
+                    s += qi[d] * kj[d];
+                    dp += doi[d] * vj[d];
+                }
+                float p = expf(s * scale - lse[i]);
+                float ds = p * (dp - Di) * scale;
+                float *dkj = dk + (size_t)j * skv, *dvj = dv + (size_t)j * skv;
+                for (int d = 0; d < D; d++) {
+                    dqi[d] += ds * kj[d];
+                    dkj[d] += ds * qi[d];
+                    dvj[d] += p * doi[d];
+                }
+            }
+        }
+    }
+}
+
+static void adamw_scalar(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                         float b2, float eps, float wd, float bc1, float bc2, float gscale) {
+    float step = lr / bc1, bc2s = sqrtf(bc2), decay = 1.0f - lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        p[i] *= decay;
+        m[i] += (1.0f - b1) * (gi - m[i]);
+        v[i] = v[i] * b2 + (1.0f - b2) * gi * gi;
+        float denom = sqrtf(v[i]) / bc2s + eps;
+        p[i] -= step * m[i] / denom;
+    }
+}
+
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static void bf16_to_f32_scalar(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = u2f((uint32_t)src[i] << 16);
+}
+static void f32_to_bf16_scalar(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f2u(src[i]);
+        if ((u & 0x7fffffff) > 0x7f800000) { dst[i] = (uint16_t)((u >> 16) | 0x40); continue; } /* quiet NaN */
+        u += 0x7fff + ((u >> 16) & 1);
+        dst[i] = (uint16_t)(u >> 16);
+    }
+}
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0) {
+        if (man == 0) return u2f(sign);
+        float f = ldexpf((float)man, -24); /* subnormal */
+        return sign ? -f : f;
+    }
+    if (exp == 31) return u2f(sign | 0x7f800000 | (man << 13));
+    return u2f(sign | ((exp + 112) << 23) | (man << 13));
+}
+static uint16_t float_to_half(float f) {
+    uint32_t u = f2u(f), sign = (u >> 16) & 0x8000;
+    uint32_t a = u & 0x7fffffff;
+    if (a > 0x7f800000) return (uint16_t)(sign | 0x7e00);
+    if (a >= 0x477ff000) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
+    if (a < 0x38800000) {                                /* below the smallest normal */
+        float v = u2f(a) * 16777216.0f;                  /* in units of 2^-24 */
+        uint32_t r = (uint32_t)lrintf(v);                /* ties to even under the default mode */
+        return (uint16_t)(sign | r);
+    }
+    uint32_t e = (a >> 23) - 112, m = a & 0x7fffff;
+    uint32_t h = (e << 10) | (m >> 13);
+    uint32_t rem = m & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+static void f16_to_f32_scalar(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+}
+static void f32_to_f16_scalar(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = float_to_half(src[i]);
+}
+
+void kernels_fill_scalar(hone_kernels *t) {
+    t->isa = "scalar";
+    t->gemm_f32 = gemm_f32_scalar;
+    t->dot_f32 = dot_f32_scalar;
+    t->axpy_f32 = axpy_f32_scalar;
+    t->scale_f32 = scale_f32_scalar;
+    t->rmsnorm_fwd = rmsnorm_fwd_scalar;
+    t->rmsnorm_bwd = rmsnorm_bwd_scalar;
+    t->rope = rope_scalar;
+    t->glu_fwd = glu_fwd_scalar;
+    t->glu_bwd = glu_bwd_scalar;
+    t->ce_fwd = ce_fwd_scalar;
+    t->ce_bwd = ce_bwd_scalar;
+    t->attn_fwd = attn_fwd_scalar;
+    t->attn_bwd = attn_bwd_scalar;
+    t->adamw = adamw_scalar;
+    t->bf16_to_f32 = bf16_to_f32_scalar;
+    t->f16_to_f32 = f16_to_f32_scalar;
+    t->f32_to_bf16 = f32_to_bf16_scalar;
+    t->f32_to_f16 = f32_to_f16_scalar;
+}

@@ -1,0 +1,6 @@
+/* commands.h — one entry point per CLI command, each in its own src/cmd_*.c.
+ * argv[0] is the command name; returns the process exit status. */
+#ifndef HONE_COMMANDS_H
+#define HONE_COMMANDS_H
+int cmd_info(int argc, char **argv);
+#endif
