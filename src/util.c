@@ -1,0 +1,122 @@
+/* util.c — allocation, file and directory helpers (util.h). */
+#include "util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void *hone_alloc(size_t bytes, hone_error *err) {
+    void *p = NULL;
+    size_t sz = (bytes + 63) & ~(size_t)63;
+    if (sz == 0) sz = 64;
+    if (posix_memalign(&p, 64, sz) != 0) {
+        hone_fail(err, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    memset(p, 0, sz);
+    return p;
+}
+
+int hone_read_file(const char *path, char **out, size_t *len, hone_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hone_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return hone_fail(err, "%s: cannot seek", path); }
+    long n = ftell(f);
+    if (n < 0) { fclose(f); return hone_fail(err, "%s: cannot tell size", path); }
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) { fclose(f); return hone_fail(err, "%s: out of memory (%ld bytes)", path, n); }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return hone_fail(err, "%s: short read", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = (size_t)n;
+    return 0;
+}
+
+void hone_fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+int hone_write_file(const char *path, const void *data, size_t len, hone_error *err) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return hone_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return hone_fail(err, "%s: write failed: %s", tmp, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) { unlink(tmp); return hone_fail(err, "%s: fsync/close failed", tmp); }
+    if (rename(tmp, path) != 0) { unlink(tmp); return hone_fail(err, "%s: rename failed: %s", path, strerror(errno)); }
+    return 0;
+}
+
+int hone_mkdirs(const char *path, hone_error *err) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return hone_fail(err, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return hone_fail(err, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+int hone_copy_file(const char *src, const char *dst, hone_error *err) {
+    char *data;
+    size_t len;
+    if (hone_read_file(src, &data, &len, err) < 0) return -1;
+    int rc = hone_write_file(dst, data, len, err);
+    free(data);
+    return rc;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) { return remove(p); }
+int hone_remove_tree(const char *path, hone_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS) != 0) return hone_fail(err, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+int hone_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+int hone_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+void hone_path_join(char *out, size_t n, const char *dir, const char *name) {
+    size_t l = strlen(dir);
+    snprintf(out, n, "%s%s%s", dir, (l && dir[l - 1] == '/') ? "" : "/", name);
+}
+double hone_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
