@@ -114,7 +114,14 @@ int model_config_parse(hone_model_config *c, const char *text, const char *path,
             goto out;
         }
     }
+    /* transformers 5 writes "rope_parameters" {rope_type, rope_theta, ...}; older
+     * files write rope_theta and rope_scaling at the top level: read both */
     json_t *rs = json_object_get(o, "rope_scaling");
+    json_t *rp = json_object_get(o, "rope_parameters");
+    if (json_is_object(rp)) {
+        if (get_num(rp, "rope_theta", c->rope_theta, &c->rope_theta, path, err)) goto out;
+        if (!json_is_object(rs)) rs = rp;
+    }
     c->rope_type = HONE_ROPE_DEFAULT;
     if (json_is_object(rs)) {
         json_t *t = json_object_get(rs, "rope_type");
