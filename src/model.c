@@ -461,6 +461,11 @@ static const char *tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json
                                         "tokenizer.model", "generation_config.json", "chat_template.jinja"};
 
 int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_error *err) {
+    return model_save_ex(m, dir, src_dir, NULL, NULL, err);
+}
+
+int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
+                  int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err) {
     char tmp[4096], path[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", dir, (int)getpid());
     hone_remove_tree(tmp, NULL);
@@ -490,6 +495,7 @@ int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_e
         hone_path_join(path, sizeof path, tmp, tokenizer_files[i]);
         rc = hone_copy_file(src, path, err);
     }
+    if (rc == 0 && extra) rc = extra(tmp, ctx, err);
     if (rc == 0) {
         hone_fsync_dir(tmp);
         hone_remove_tree(dir, NULL);

@@ -101,4 +101,8 @@ int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err
  * into dir (created); tokenizer files present in src_dir are copied along.
  * The directory appears atomically (written as dir.tmp-*, then renamed). */
 int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_error *err);
+/* Same, calling extra(tmp_dir) to add files (optimizer state, ...) before the
+ * directory is renamed into place. */
+int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
+                  int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err);
 #endif
