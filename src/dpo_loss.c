@@ -475,6 +475,15 @@ int dpo_loss_compute(const dpo_loss_opts *o, dpo_loss_state *state, const dpo_lo
     m->logps_rejected /= P;
     mean_w /= P;
 
+    /* the "sft" terms: TRL's loss types plus 0.24's rpo_alpha, which is the same term */
+    double sft_weight = o->rpo_alpha_set ? o->rpo_alpha : 0.0;
+    int has_sft = o->rpo_alpha_set;
+    for (int i = 0; i < o->n_loss_types; i++)
+        if (o->loss_type[i] == DPO_LOSS_SFT) sft_weight += o->loss_weights[i], has_sft = 1;
+    if (has_sft && n_tok <= 0) /* TRL: the mean of no tokens is NaN */
+        return hone_fail(err, "dpo loss: the 'sft' term (or rpo_alpha) needs at least one chosen completion token "
+                              "in the batch, got none");
+
     double bco_delta = 0.0;
     if (o->bco_pair_running_mean && has_type(o, DPO_LOSS_BCO_PAIR)) {
         if (!state) return hone_fail(err, "dpo loss: bco_pair_running_mean needs a dpo_loss_state");
@@ -490,16 +499,8 @@ int dpo_loss_compute(const dpo_loss_opts *o, dpo_loss_state *state, const dpo_lo
         m->bco_running_mean = bco_delta;
     }
 
-    /* the "sft" terms: TRL's loss types plus 0.24's rpo_alpha, which is the same term */
-    double sft_weight = o->rpo_alpha_set ? o->rpo_alpha : 0.0;
-    int has_sft = o->rpo_alpha_set;
-    for (int i = 0; i < o->n_loss_types; i++)
-        if (o->loss_type[i] == DPO_LOSS_SFT) sft_weight += o->loss_weights[i], has_sft = 1;
-
     double loss = 0.0;
     if (has_sft) {
-        if (n_tok <= 0) return hone_fail(err, "dpo loss: the 'sft' term (or rpo_alpha) needs at least one chosen "
-                                              "completion token in the batch, got none");
         double nll = -raw_sum / n_tok;
         m->has_nll_loss = 1;
         m->nll_loss = nll;
