@@ -67,6 +67,11 @@ typedef struct {
     char *unk_token, *prefix, *suffix;           /* NULL when unset or empty */
     int32_t byte_id[256];                        /* <0xXX> tokens, -1 if absent */
     int32_t *cp_id;                              /* (65536) id of the 1-char token per code point */
+    /* SentencePiece-style vocabularies: when no merge joins "x" + "\u2581..." (except after
+     * the code points in nosplit), BPE can run word by word, split before each \u2581 that
+     * follows another character, with the same result and much less work on long pieces. */
+    int word_split;
+    int32_t *nosplit; int nnosplit;
 } tok_bpe;
 
 /* Parses model.vocab / model.merges JSON texts (the spans the scanner found) into m. */
