@@ -314,6 +314,26 @@ int tok_bpe_finish(tok_bpe *m, const char *what, hone_error *err) {
         m->unk_id = tok_vocab_get(&m->vocab, m->unk_token, strlen(m->unk_token));
         if (m->unk_id < 0) return hone_fail(err, "%s: model.unk_token \"%s\" is not in the vocab", what, m->unk_token);
     }
+    /* word splitting (see tok_internal.h): find the left ends of merges "x" + "\u2581..." */
+    int32_t sp = tok_vocab_get(&m->vocab, "\xE2\x96\x81", 3);
+    m->word_split = sp >= 0 && !m->prefix && !m->suffix;
+    for (size_t i = 0; m->word_split && i < m->nmerges; i++) {
+        const char *a = tok_vocab_str(&m->vocab, m->merges[2 * i]), *b = tok_vocab_str(&m->vocab, m->merges[2 * i + 1]);
+        size_t na = m->vocab.len[m->merges[2 * i]];
+        if (strncmp(b, "\xE2\x96\x81", 3)) continue;
+        size_t k = 0;
+        while (k + 3 <= na && !memcmp(a + k, "\xE2\x96\x81", 3)) k += 3;
+        if (k == na) continue; /* all \u2581: "\u2581\u2581" runs merge freely, never split inside them */
+        int32_t cp;
+        size_t j = na - 1;
+        while (j > 0 && ((unsigned char)a[j] & 0xC0) == 0x80) j--;
+        if (!tok_utf8_decode((const unsigned char *)a + j, na - j, &cp)) { m->word_split = 0; break; }
+        int32_t *p = realloc(m->nosplit, (size_t)(m->nnosplit + 1) * sizeof *p);
+        if (!p) return hone_fail(err, "%s: out of memory", what);
+        m->nosplit = p;
+        m->nosplit[m->nnosplit++] = cp;
+        if (m->nnosplit > 64) m->word_split = 0; /* not a SentencePiece-style vocabulary */
+    }
     m->cp_id = malloc(65536 * sizeof *m->cp_id);
     if (!m->cp_id) return hone_fail(err, "%s: out of memory", what);
     char u[4];
@@ -327,7 +347,7 @@ int tok_bpe_finish(tok_bpe *m, const char *what, hone_error *err) {
 
 void tok_bpe_free(tok_bpe *m) {
     tok_vocab_free(&m->vocab);
-    free(m->mslots); free(m->merges); free(m->unk_token); free(m->prefix); free(m->suffix); free(m->cp_id);
+    free(m->mslots); free(m->merges); free(m->unk_token); free(m->prefix); free(m->suffix); free(m->cp_id); free(m->nosplit);
     memset(m, 0, sizeof *m);
 }
 
@@ -388,12 +408,7 @@ static int ws_grow(void **p, size_t *cap, size_t need, size_t sz) {
     return 0;
 }
 
-int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
-    if (!n) return 0;
-    if (m->ignore_merges) {
-        int id = tok_vocab_get(&m->vocab, s, n);
-        if (id >= 0) return tok_ws_emit(w, id);
-    }
+static int bpe_word(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
     if (ws_grow((void **)&w->syms, &w->csyms, n + 1, sizeof *w->syms)) return hone_fail(err, "out of memory");
     tok_sym *sy = w->syms;
     int32_t ns = 0;
@@ -459,4 +474,30 @@ int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_er
     for (int32_t i = 0; i >= 0; i = sy[i].next)
         if (tok_ws_emit(w, sy[i].id)) return hone_fail(err, "out of memory");
     return 0;
+}
+
+int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
+    if (!n) return 0;
+    if (m->ignore_merges) {
+        int id = tok_vocab_get(&m->vocab, s, n);
+        if (id >= 0) return tok_ws_emit(w, id);
+    }
+    if (!m->word_split || n < 16) return bpe_word(m, w, s, n, err);
+    /* split before each \u2581 whose preceding character is not \u2581 nor in nosplit */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (u[i] != 0xE2 || u[i + 1] != 0x96 || u[i + 2] != 0x81) continue;
+        size_t j = i - 1;
+        while (j > start && (u[j] & 0xC0) == 0x80) j--;
+        int32_t cp;
+        if (tok_utf8_decode(u + j, i - j, &cp) != (int)(i - j) || cp == 0x2581) continue;
+        int ok = 1;
+        for (int k = 0; k < m->nnosplit && ok; k++) ok = m->nosplit[k] != cp;
+        if (!ok) continue;
+        if (bpe_word(m, w, s + start, i - start, err)) return -1;
+        start = i;
+        i += 2;
+    }
+    return bpe_word(m, w, s + start, n - start, err);
 }

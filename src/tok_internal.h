@@ -67,6 +67,11 @@ typedef struct {
     char *unk_token, *prefix, *suffix;           /* NULL when unset or empty */
     int32_t byte_id[256];                        /* <0xXX> tokens, -1 if absent */
     int32_t *cp_id;                              /* (65536) id of the 1-char token per code point */
+    /* SentencePiece-style vocabularies: when no merge joins "x" + "\u2581..." (except after
+     * the code points in nosplit), BPE can run word by word, split before each \u2581 that
+     * follows another character, with the same result and much less work on long pieces. */
+    int word_split;
+    int32_t *nosplit; int nnosplit;
 } tok_bpe;
 
 /* Parses model.vocab / model.merges JSON texts (the spans the scanner found) into m. */
@@ -186,6 +191,10 @@ const char *tok_json_string(const char *p, const char *e, tok_buf *out);
 int tok_json_find_model_arrays(const char *js, size_t n, size_t span[4]);
 /* Appends s as a JSON string literal the way Python's json.dumps(ensure_ascii=False) does. */
 int tok_json_put_string(tok_buf *b, const char *s, size_t n);
+/* Appends {"token": id, ...} in id order, one entry a line after `indent`. */
+int tok_json_put_vocab(tok_buf *b, const tok_vocab *v, const char *indent);
+/* spm_convert.c: writes b to dir/name. */
+int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err);
 
 /* cmd_tokenize.c: one --jsonl output line (no newline) for text s, as expected.dev.jsonl. */
 int tok_jsonl_line(const hone_tokenizer *tok, const char *s, size_t n, tok_buf *out, hone_error *err);

@@ -189,3 +189,20 @@ int tok_json_put_string(tok_buf *b, const char *s, size_t n) {
     b->p[b->n] = 0;
     return 0;
 }
+
+int tok_json_put_vocab(tok_buf *b, const tok_vocab *v, const char *indent) {
+    char num[32];
+    int first = 1;
+    if (tok_buf_put(b, "{", 1)) return -1;
+    for (int32_t id = 0; id < v->n; id++) {
+        if (v->len[id] == UINT32_MAX) continue;
+        if (tok_buf_put(b, first ? "\n" : ",\n", first ? 1 : 2) || tok_buf_put(b, indent, strlen(indent)) ||
+            tok_buf_put(b, "  ", 2) || tok_json_put_string(b, v->chars + v->off[id], v->len[id]))
+            return -1;
+        int k = snprintf(num, sizeof num, ": %d", id);
+        if (tok_buf_put(b, num, (size_t)k)) return -1;
+        first = 0;
+    }
+    if (tok_buf_put(b, "\n", 1) || tok_buf_put(b, indent, strlen(indent))) return -1;
+    return tok_buf_put(b, "}", 1);
+}
