@@ -215,6 +215,8 @@ typedef struct {
     hone_rng rng;
     uint8_t *seen;    /* (V) ids in prompt + completion, for the repetition penalty */
     size_t emitted;   /* text bytes already streamed */
+    int32_t *dec;     /* (max_new_tokens + 1) the prompt's last token, then the completion */
+    size_t ctx_len;   /* bytes the prompt's last token decodes to alone */
 } gen_seq;
 
 static int is_stop_id(const hone_gen_options *o, int32_t t) {
@@ -240,9 +242,16 @@ static int gen_accept(hone_engine *e, const hone_tokenizer *tok, const hone_gen_
     } else {
         s->seen[t] = 1;
         if (tok) {
+            /* decoded after the prompt's last token, then that token's text removed: the
+             * completion keeps the leading space a SentencePiece decoder strips at the start */
             char *text = NULL;
             size_t len = 0;
-            if (tokenizer_decode(tok, out->tokens, out->n_tokens, 1, &text, &len, err) < 0) return -1;
+            s->dec[out->n_tokens] = t;
+            if (tokenizer_decode(tok, s->dec, out->n_tokens + 1, 1, &text, &len, err) < 0) return -1;
+            if (s->ctx_len && len >= s->ctx_len) {
+                memmove(text, text + s->ctx_len, len - s->ctx_len + 1);
+                len -= s->ctx_len;
+            }
             free(out->text);
             out->text = text;
             out->text_len = len;
@@ -289,9 +298,10 @@ int generate_run(hone_engine *e, const hone_tokenizer *tok, const hone_gen_optio
     hone_sampler sp = {0};
     gen_seq *seqs = calloc(B, sizeof *seqs);
     uint8_t *seen = calloc((size_t)B, V);
+    int32_t *dec = malloc(sizeof(int32_t) * (size_t)B * (o->max_new_tokens + 1));
     float *logits = hone_alloc(sizeof(float) * (size_t)B * V, err);
     int rc = -1;
-    if (!seqs || !seen || !logits || sampler_init(&sp, V, err) < 0) { hone_fail(err, "out of memory"); goto done; }
+    if (!seqs || !seen || !dec || !logits || sampler_init(&sp, V, err) < 0) { hone_fail(err, "out of memory"); goto done; }
     for (int i = 0; i < n; i++) {
         out[i].tokens = malloc(sizeof(int32_t) * (size_t)(o->max_new_tokens + 1));
         out[i].prompt_tokens = prompt_lens[i];
@@ -308,6 +318,13 @@ int generate_run(hone_engine *e, const hone_tokenizer *tok, const hone_gen_optio
             s->seen = seen + (size_t)b * V;
             memset(s->seen, 0, V);
             s->prompt = next++;
+            s->dec = dec + (size_t)b * (o->max_new_tokens + 1);
+            s->dec[0] = prompts[s->prompt][prompt_lens[s->prompt] - 1];
+            if (tok) {
+                char *ct = NULL;
+                if (tokenizer_decode(tok, s->dec, 1, 1, &ct, &s->ctx_len, err) < 0) goto done;
+                free(ct);
+            }
             rng_seed(&s->rng, o->seed);
             for (int j = 0; j < prompt_lens[s->prompt]; j++) s->seen[prompts[s->prompt][j]] = 1;
         }
@@ -371,6 +388,7 @@ done:
     sampler_free(&sp);
     free(seqs);
     free(seen);
+    free(dec);
     free(logits);
     return rc;
 }

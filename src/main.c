@@ -14,6 +14,10 @@ typedef struct {
 static const command commands[] = {
     {"info", cmd_info, "print the CPU, chosen ISA, cores, NUMA nodes, threads, backends, libraries"},
     {"tokenize", cmd_tokenize, "encode text with a model's tokenizer (ids, pieces, --jsonl checks)"},
+    {"generate", cmd_generate, "complete prompts with a model (KV cache, sampling, streaming, JSONL batches)"},
+    {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},
+    {"compare", cmd_compare, "answer the same prompts with several models, side by side (Markdown + HTML)"},
+    {"eval", cmd_eval, "preference accuracy and reward margin on held-out pairs; perplexity on text"},
 };
 
 static void usage(FILE *f) {
