@@ -16,6 +16,7 @@
 #endif
 
 #define MV_ROWS 16 /* weight rows per matrix-vector task: contiguous streams per thread */
+#define PAR_MIN_WORK (1 << 15) /* multiply-adds below which a parallel region costs more than it saves */
 
 static int max_threads(void) {
 #ifdef _OPENMP
@@ -107,11 +108,13 @@ typedef struct { float *out; const float *W, *b; int OC; } mv_job;
  * does not depend on n or on the thread count. */
 static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int IC) {
     int nblk = 0, first[8];
+    size_t work = 0;
     for (int j = 0; j < nj; j++) {
         first[j] = nblk;
         nblk += (jobs[j].OC + MV_ROWS - 1) / MV_ROWS;
+        work += (size_t)jobs[j].OC * IC * n;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
     for (int bi = 0; bi < nblk; bi++) {
         int j = nj - 1;
         while (first[j] > bi) j--;
@@ -123,6 +126,30 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
             for (int r = 0; r < n; r++) jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_f32(w, in + (size_t)r * IC, IC) + bias;
         }
     }
+}
+
+/* The element-wise ops of decoding run on the calling thread: a handful of rows
+ * is less work than waking the team, and a loaded machine punishes every barrier.
+ * Same kernels as layers.c, so the same results. */
+static void rmsnorm_rows(float *out, float *rstd, const float *x, const float *w, float off, float eps, int n, int C,
+                         int par) {
+    if (par) { rmsnorm_forward(out, rstd, x, w, off, eps, n, C); return; }
+    for (int i = 0; i < n; i++) rstd[i] = hone_kt.rmsnorm_fwd(out + (size_t)i * C, x + (size_t)i * C, w, off, eps, C);
+}
+
+static void rope_rows(float *x, const float *cos, const float *sin, int n, int nh, int D, int par) {
+    if (par) { rope_forward(x, cos, sin, n, nh, D); return; }
+    for (int i = 0; i < n; i++) hone_kt.rope(x + (size_t)i * nh * D, cos + (size_t)i * (D / 2), sin + (size_t)i * (D / 2), nh, D, 1.0f);
+}
+
+static void add_rows(float *y, const float *x, size_t n, int par) {
+    if (par) { residual_add(y, x, n); return; }
+    for (size_t j = 0; j < n; j++) y[j] += x[j];
+}
+
+static void glu_rows(float *h, const float *gate, const float *up, size_t n, int act, int par) {
+    if (par) { glu_forward(h, gate, up, n, act); return; }
+    hone_kt.glu_fwd(h, gate, up, (int)n, act);
 }
 
 static void linear(const mv_job *jobs, int nj, const float *in, int n, int IC, int use_gemm) {
@@ -139,16 +166,32 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
     float scale = 1.0f / sqrtf((float)D);
     assert(n <= e->cap && n_out <= e->cap);
     int nt = max_threads() < e->nthr ? max_threads() : e->nthr; /* the lse scratch has e->nthr rows */
-    embedding_forward(e->x, m->w.embed, tokens, n, C, c->scale_embeddings ? (float)sqrt((double)C) : 1.0f);
-    rope_tables(e->cos, e->sin, pos, m->rope_inv_freq, n, D);
+    size_t att_work = 0;
+    for (int r = 0; r < n; r++) att_work += (size_t)(pos[r] + 1) * HD * 2;
+    int par = use_gemm; /* prompt chunks: parallel element-wise ops; decoding: serial */
+    float escale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
+    if (par) {
+        embedding_forward(e->x, m->w.embed, tokens, n, C, escale);
+        rope_tables(e->cos, e->sin, pos, m->rope_inv_freq, n, D);
+    } else {
+        for (int r = 0; r < n; r++) {
+            const float *er = m->w.embed + (size_t)tokens[r] * C;
+            for (int j = 0; j < C; j++) e->x[(size_t)r * C + j] = er[j] * escale;
+            for (int j = 0; j < D / 2; j++) { /* as rope_tables: an fp32 product */
+                float f = (float)pos[r] * m->rope_inv_freq[j];
+                e->cos[(size_t)r * (D / 2) + j] = cosf(f);
+                e->sin[(size_t)r * (D / 2) + j] = sinf(f);
+            }
+        }
+    }
     for (int l = 0; l < c->num_layers; l++) {
         const hone_layer_weights *W = &m->w.layers[l];
         float *kc = e->kc + (size_t)l * e->max_B * e->slot_stride, *vc = e->vc + (size_t)l * e->max_B * e->slot_stride;
-        rmsnorm_forward(e->xb, e->rstd, e->x, W->ln1, c->norm_offset, c->rms_norm_eps, n, C);
+        rmsnorm_rows(e->xb, e->rstd, e->x, W->ln1, c->norm_offset, c->rms_norm_eps, n, C, par);
         mv_job qkv[3] = {{e->q, W->wq, W->bq, HD}, {e->k, W->wk, W->bk, KD}, {e->v, W->wv, W->bv, KD}};
         linear(qkv, 3, e->xb, n, C, use_gemm);
-        rope_forward(e->q, e->cos, e->sin, n, H, D);
-        rope_forward(e->k, e->cos, e->sin, n, KV, D);
+        rope_rows(e->q, e->cos, e->sin, n, H, D, par);
+        rope_rows(e->k, e->cos, e->sin, n, KV, D, par);
         for (int r = 0; r < n; r++) {
             size_t at = (size_t)slots[r] * e->slot_stride + (size_t)pos[r] * KD;
             memcpy(kc + at, e->k + (size_t)r * KD, sizeof(float) * KD);
@@ -156,7 +199,7 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         }
         /* query (row r, head h) at position p sees cache rows [0, p] of its slot:
          * sq = so = 0 make attn_fwd's row index p address the single query row */
-#pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (att_work >= PAR_MIN_WORK)
         for (int t = 0; t < n * H; t++) {
             int r = t / H, h = t % H;
             const float *ks = kc + (size_t)slots[r] * e->slot_stride + (size_t)(h / g) * D;
@@ -167,14 +210,14 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         }
         mv_job o = {e->xm, W->wo, W->bo, C};
         linear(&o, 1, e->att, n, HD, use_gemm);
-        residual_add(e->xm, e->x, (size_t)n * C);
-        rmsnorm_forward(e->xb, e->rstd, e->xm, W->ln2, c->norm_offset, c->rms_norm_eps, n, C);
+        add_rows(e->xm, e->x, (size_t)n * C, par);
+        rmsnorm_rows(e->xb, e->rstd, e->xm, W->ln2, c->norm_offset, c->rms_norm_eps, n, C, par);
         mv_job gu[2] = {{e->gate, W->wg, W->bg, F}, {e->up, W->wu, W->bu, F}};
         linear(gu, 2, e->xb, n, C, use_gemm);
-        glu_forward(e->gate, e->gate, e->up, (size_t)n * F, c->act);
+        glu_rows(e->gate, e->gate, e->up, (size_t)n * F, c->act, par);
         mv_job d = {e->x, W->wd, W->bd, C};
         linear(&d, 1, e->gate, n, F, use_gemm);
-        residual_add(e->x, e->xm, (size_t)n * C);
+        add_rows(e->x, e->xm, (size_t)n * C, par);
     }
     if (n_out <= 0) return;
     /* final norm of the wanted rows only, then the head as matrix-vector products */
