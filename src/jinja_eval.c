@@ -2,6 +2,9 @@
  * value semantics: str() of values, truthiness, == across int/float, code-point
  * string slicing and len, Python's str.strip whitespace, tojson as transformers
  * defines it (ensure_ascii=False). All values of one render live in a scratch arena. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include "jinja_ast.h"
 #include <math.h>
 #include <stdarg.h>
