@@ -358,11 +358,13 @@ void chat_template_free(chat_template *t) {
 
 /* ---------- TRL layouts ---------- */
 
-int chat_render_sft(const chat_template *t, const hone_sft_example *ex, chat_text *out, hone_error *err) {
+static char *join3(const char *a, const char *b, const char *eos, size_t *len);
+
+int chat_render_sft(const chat_template *t, const hone_sft_example *ex, const char *eos, chat_text *out, hone_error *err) {
     memset(out, 0, sizeof *out);
     if (ex->is_text) {
-        size_t n = strlen(ex->text);
-        out->text = strdup(ex->text);
+        size_t n;
+        out->text = join3("", ex->text, eos, &n);
         out->spans = malloc(sizeof *out->spans);
         if (!out->text || !out->spans) { chat_text_free(out); return hone_fail(err, "out of memory"); }
         out->len = n, out->n_spans = 1, out->spans[0] = (chat_span){0, n};
@@ -389,7 +391,8 @@ static char *join3(const char *a, const char *b, const char *eos, size_t *len) {
     if (ne && nb >= ne && !memcmp(b + nb - ne, eos, ne)) ne = 0; /* already ends with EOS */
     char *s = malloc(na + nb + ne + 1);
     if (!s) return NULL;
-    memcpy(s, a, na), memcpy(s + na, b, nb), memcpy(s + na + nb, eos, ne);
+    memcpy(s, a, na), memcpy(s + na, b, nb);
+    if (ne) memcpy(s + na + nb, eos, ne);
     s[na + nb + ne] = 0;
     *len = na + nb + ne;
     return s;

@@ -73,11 +73,12 @@ int chat_render(const chat_template *t, const hone_message *msgs, int n, int add
                 hone_error *err);
 void chat_text_free(chat_text *o);
 
-/* An SFT example: plain text -> itself with one span over all of it; prompt/completion
+/* An SFT example: plain text -> itself + eos (appended unless already there, as TRL's
+ * add_eos; eos NULL or "" appends nothing) with one span over all of it; prompt/completion
  * -> render(all) with one span from the end of render(prompt, generation prompt) (the
  * common prefix, as TRL) to the end, prompt_len set; a conversation -> render(all)
  * with one span per assistant turn. */
-int chat_render_sft(const chat_template *t, const hone_sft_example *ex, chat_text *out, hone_error *err);
+int chat_render_sft(const chat_template *t, const hone_sft_example *ex, const char *eos, chat_text *out, hone_error *err);
 /* A DPO example (TRL): conversational -> prompt = render(prompt, gen prompt), chosen =
  * render(prompt + chosen), rejected likewise; text form -> prompt, prompt + chosen +
  * eos, prompt + rejected + eos (eos appended unless already there; eos NULL uses the

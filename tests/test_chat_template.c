@@ -110,7 +110,7 @@ static void test_jinja_matches_transformers(void) {
         chat_template_free(&t);
         checked++;
     }
-    CHECK(checked == 84, "checked %d jinja cases", checked);
+    CHECK(checked >= 84, "checked %d jinja cases", checked);
     printf("    jinja: %d/%d cases identical to transformers\n", passed, checked);
     json_decref(fx);
 }
@@ -180,13 +180,15 @@ static void test_sft_and_dpo_layouts(void) {
     hone_message pc[2] = {{"user", "  Write a poem.\n"}, {"assistant", " Roses are red.\n"}};
     hone_sft_example ex = {.conv = {pc, 2}, .n_prompt = 1};
     chat_text o;
-    CHECK(chat_render_sft(&t, &ex, &o, &err) == 0, "%s", err.msg);
+    CHECK(chat_render_sft(&t, &ex, NULL, &o, &err) == 0, "%s", err.msg);
     const char *want = "<|im_start|>user\nWrite a poem.<|im_end|>\n<|im_start|>assistant\n Roses are red.\n<|im_end|>\n";
     CHECK(!strcmp(o.text, want), "seed chatml: %s", o.text);
     CHECK(o.n_spans == 1 && !strcmp(o.text + o.spans[0].start, " Roses are red.\n<|im_end|>\n") && o.prompt_len == o.spans[0].start, "completion span");
     chat_text_free(&o);
     hone_sft_example tx = {.is_text = 1, .text = "plain story"};
-    CHECK(chat_render_sft(&t, &tx, &o, &err) == 0 && o.n_spans == 1 && o.spans[0].end == 11 && !strcmp(o.text, "plain story"), "text");
+    CHECK(chat_render_sft(&t, &tx, NULL, &o, &err) == 0 && o.n_spans == 1 && o.spans[0].end == 11 && !strcmp(o.text, "plain story"), "text");
+    chat_text_free(&o);
+    CHECK(chat_render_sft(&t, &tx, "</s>", &o, &err) == 0 && o.spans[0].end == 15 && !strcmp(o.text, "plain story</s>"), "text + eos");
     chat_text_free(&o);
 
     hone_message p[1] = {{"user", "Sky?"}}, c[1] = {{"assistant", "Blue."}}, r[1] = {{"assistant", "Green."}};

@@ -82,6 +82,79 @@ total={{ ns.n }} {{ messages|length }} {{ messages|map(attribute='role')|list|to
 {{ "esc\\"aped" ~ 'it\\'s' }} {{ 0.1 + 0.2 }} {{ 1e20 }} {{ 3.0 }} {{ 1e-7 }} {{ 123456789.0 * 1000 }} {{ messages[0]['content'] | tojson }}
 {%- set block %}[{{ messages[0].role | capitalize }}]{% endset %} {{ block }} {{ (messages | last).role }} {{ bos_token | default('nobos') }} {{ undefined_thing | default('dflt') }}
 """,
+    # shapes of widely used model templates (Mistral-Instruct, SmolLM2, Phi-3, Llama-3.1):
+    # indented {%- -%} blocks, messages reassigned, `in` on dicts, defaults via `is defined`
+    "mistral_like": """{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content'] %}
+    {%- set loop_messages = messages[1:] %}
+{%- else %}
+    {%- set loop_messages = messages %}
+{%- endif %}
+
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.first and system_message is defined %}
+            {{- ' [INST] ' + system_message + '\n\n' + message['content'] + ' [/INST]' }}
+        {%- else %}
+            {{- ' [INST] ' + message['content'] + ' [/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+""",
+    "smollm2_like": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+                    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+    "phi3_like": "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+                 "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}"
+                 "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}",
+    "llama31_like": """{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+""",
     "generation": "{% for m in messages %}<|{{ m.role }}|>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}<|end|>{% endgeneration %}"
                   "{% else %}{{ m.content }}<|end|>{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
 }
@@ -133,11 +206,12 @@ for name, tpl in BUILTIN.items():
             cases.append({"template": "builtin:" + name, "conversation": ci, "add_generation_prompt": gen,
                           **render(tpl, conv, gen, bos, eos)})
 for name, tpl in OWN.items():
-    templates["own:" + name] = {"source": tpl, "bos_token": None, "eos_token": None}
+    bos, eos = ("<s>", "</s>") if name.endswith("_like") else (None, None)
+    templates["own:" + name] = {"source": tpl, "bos_token": bos, "eos_token": eos}
     for ci, conv in enumerate(CONVERSATIONS):
         for gen in (False, True):
             cases.append({"template": "own:" + name, "conversation": ci, "add_generation_prompt": gen,
-                          **render(tpl, conv, gen, None, None)})
+                          **render(tpl, conv, gen, bos, eos)})
 
 out = {"conversations": CONVERSATIONS, "templates": templates, "cases": cases}
 with open(os.path.join(root, "tests/fixtures/chat/chat_templates.json"), "w", encoding="utf-8") as f:
