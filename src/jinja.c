@@ -101,11 +101,15 @@ static const char *lex_tag(P *p, const char *s, char close, int line, item *it, 
             while (isalnum((unsigned char)*s) || *s == '_') s++;
             k->t = T_NAME, k->s = arena_strndup(p->a, b, (size_t)(s - b)), k->n = (size_t)(s - b);
         } else if (isdigit((unsigned char)*s)) {
-            char *e1, *e2;
-            long long iv = strtoll(s, &e1, 10);
-            double fv = strtod(s, &e2);
-            if (e2 > e1) k->t = T_FLOAT, k->f = fv, s = e2;
-            else k->t = T_INT, k->i = iv, s = e1;
+            /* jinja2's float needs digits after '.' or an exponent ("2." is 2 then '.') */
+            const char *d = s;
+            while (isdigit((unsigned char)*d)) d++;
+            int is_float = (d[0] == '.' && isdigit((unsigned char)d[1])) ||
+                           ((d[0] == 'e' || d[0] == 'E') && (isdigit((unsigned char)d[1]) ||
+                            ((d[1] == '+' || d[1] == '-') && isdigit((unsigned char)d[2]))));
+            char *e;
+            if (is_float) k->t = T_FLOAT, k->f = strtod(s, &e), s = e;
+            else k->t = T_INT, k->i = strtoll(s, &e, 10), s = e;
         } else if (*s == '"' || *s == '\'') {
             char q = *s++;
             char *buf = arena_alloc(p->a, strlen(s) + 1), *o = buf;
@@ -119,6 +123,22 @@ static const char *lex_tag(P *p, const char *s, char close, int line, item *it, 
                     case '\\': *o++ = '\\'; break;
                     case '\'': *o++ = '\''; break;
                     case '"': *o++ = '"'; break;
+                    case 'x': case 'u': case 'U': { /* \xNN, \uNNNN, \UNNNNNNNN as UTF-8 */
+                        int nd = *s == 'x' ? 2 : *s == 'u' ? 4 : 8;
+                        unsigned cp = 0;
+                        int ok = 1;
+                        for (int i = 1; i <= nd; i++) {
+                            if (!isxdigit((unsigned char)s[i])) { ok = 0; break; }
+                            cp = cp * 16 + (unsigned)(isdigit((unsigned char)s[i]) ? s[i] - '0' : (tolower((unsigned char)s[i]) - 'a' + 10));
+                        }
+                        if (!ok || cp > 0x10FFFF) { perr(p, line, "bad \\%c escape in a string literal", *s); return NULL; }
+                        s += nd;
+                        if (cp < 0x80) *o++ = (char)cp;
+                        else if (cp < 0x800) *o++ = (char)(0xC0 | cp >> 6), *o++ = (char)(0x80 | (cp & 0x3F));
+                        else if (cp < 0x10000) *o++ = (char)(0xE0 | cp >> 12), *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *o++ = (char)(0x80 | (cp & 0x3F));
+                        else *o++ = (char)(0xF0 | cp >> 18), *o++ = (char)(0x80 | ((cp >> 12) & 0x3F)), *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *o++ = (char)(0x80 | (cp & 0x3F));
+                        break;
+                    }
                     default: *o++ = '\\', *o++ = *s; break; /* Python keeps unknown escapes */
                     }
                     s++;

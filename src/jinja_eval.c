@@ -1104,9 +1104,7 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
     case E_NAME: *out = lookup(s, e->name); break;
     case E_ATTR:
         if ((rc = eval(r, s, e->a, &a))) break;
-        *out = get_attr(r, a, e->name);
-        if (out->t == V_UNDEF && a.t != V_DICT && a.t != V_STR && a.t != V_UNDEF)
-            rc = rerr(r, e->line, "'%s' object has no attribute '%s'", type_name(a), e->name);
+        *out = get_attr(r, a, e->name); /* a missing attribute is undefined, as in jinja2 */
         break;
     case E_ITEM:
         if ((rc = eval(r, s, e->a, &a)) || (rc = eval(r, s, e->b, &b))) break;

@@ -81,6 +81,7 @@ total={{ ns.n }} {{ messages|length }} {{ messages|map(attribute='role')|list|to
     {% endif %}
 {{ "esc\\"aped" ~ 'it\\'s' }} {{ 0.1 + 0.2 }} {{ 1e20 }} {{ 3.0 }} {{ 1e-7 }} {{ 123456789.0 * 1000 }} {{ messages[0]['content'] | tojson }}
 {%- set block %}[{{ messages[0].role | capitalize }}]{% endset %} {{ block }} {{ (messages | last).role }} {{ bos_token | default('nobos') }} {{ undefined_thing | default('dflt') }}
+{{ '\\u00e9\\x41' }} {{ (3).foo }}|{{ 1e3 }} {{ (3).foo is defined }} {{ messages|first|attr('role') if false else 'x' }}
 """,
     # shapes of widely used model templates (Mistral-Instruct, SmolLM2, Phi-3, Llama-3.1):
     # indented {%- -%} blocks, messages reassigned, `in` on dicts, defaults via `is defined`
