@@ -115,6 +115,33 @@ static void test_jinja_matches_transformers(void) {
     json_decref(fx);
 }
 
+static void test_jinja_snippets(void) {
+    json_t *fx = fixture();
+    if (!fx) return;
+    hone_message m[16];
+    int n = conv(fx, 3, m), same = 0;
+    size_t i;
+    json_t *sn;
+    json_array_foreach(json_object_get(fx, "snippets"), i, sn) {
+        const char *src = json_string_value(json_object_get(sn, "source"));
+        const char *want = json_string_value(json_object_get(sn, "expected"));
+        chat_template t;
+        hone_error err = {{0}};
+        chat_text o;
+        int rc = chat_template_from_jinja(&t, src, "<s>", "</s>", &err);
+        if (!rc) {
+            rc = chat_render(&t, m, n, 1, &o, &err);
+            chat_template_free(&t);
+        }
+        int ok = want ? rc == 0 && !strcmp(o.text, want) : rc != 0;
+        CHECK(ok, "snippet %zu %s:\n  got  %s\n  want %s", i, src, rc ? err.msg : o.text, want ? want : "an error");
+        same += ok;
+        if (!rc) chat_text_free(&o);
+    }
+    printf("    %d/%zu snippets identical to transformers\n", same, json_array_size(json_object_get(fx, "snippets")));
+    json_decref(fx);
+}
+
 static void test_model_templates_from_shared(void) {
     json_t *fx = fixture();
     if (!fx) return;
@@ -228,6 +255,7 @@ static void test_errors(void) {
 int main(void) {
     TEST_RUN(test_builtin_formats);
     TEST_RUN(test_jinja_matches_transformers);
+    TEST_RUN(test_jinja_snippets);
     TEST_RUN(test_model_templates_from_shared);
     TEST_RUN(test_builtin_spans_are_trl_completions);
     TEST_RUN(test_sft_and_dpo_layouts);
