@@ -204,6 +204,8 @@ static void test_sft_and_dpo_layouts(void) {
     hone_error err = {{0}};
     CHECK(chat_template_load(&t, "chatml", NULL, &err) == 0, "%s", err.msg);
     CHECK(!strcmp(t.generation_prompt, "<|im_start|>assistant\n") && !strcmp(t.stop, "<|im_end|>"), "chatml strings");
+    CHECK(t.special_tokens && !strcmp(t.special_tokens[0], "<|im_start|>") && !strcmp(t.special_tokens[1], "<|im_end|>") &&
+          !t.special_tokens[2], "chatml special tokens");
     hone_message pc[2] = {{"user", "  Write a poem.\n"}, {"assistant", " Roses are red.\n"}};
     hone_sft_example ex = {.conv = {pc, 2}, .n_prompt = 1};
     chat_text o;
