@@ -169,6 +169,24 @@ static void test_model_templates_from_shared(void) {
 }
 
 /* Built-in spans are exactly TRL's completion: after render(prefix, gen) through render(prefix + turn). */
+static void test_auto_picks_model_template(void) {
+    const char *q = test_shared("tokenizers/qwen3/tokenizer_config.json"), *g = test_shared("tokenizers/gpt2/tokenizer_config.json");
+    if (!q || !g) { test_skip("../shared/tokenizers absent"); return; }
+    chat_template t;
+    hone_error err = {{0}};
+    CHECK(chat_template_load(&t, "auto", q, &err) == 0 && t.kind == CHAT_JINJA && !strcmp(t.name, "model") &&
+          !strcmp(t.generation_prompt, "<|im_start|>assistant\n") && !strcmp(t.eos_token, "<|im_end|>"), "qwen3 auto: %s", err.msg);
+    chat_template_free(&t);
+    CHECK(chat_template_load(&t, "auto", g, &err) == 0 && t.kind == CHAT_CHATML, "gpt2 has no template: chatml");
+    chat_template_free(&t);
+    CHECK(chat_template_load(&t, "model", g, &err) != 0 && strstr(err.msg, "has no chat_template"), "%s", err.msg);
+    const char *l3 = test_shared("tokenizers/llama3/tokenizer_config.json");
+    if (l3) {
+        CHECK(chat_template_load(&t, "model", l3, &err) == 0 && !strcmp(t.bos_token, "<|begin_of_text|>"), "%s", err.msg);
+        chat_template_free(&t);
+    }
+}
+
 static void test_builtin_spans_are_trl_completions(void) {
     json_t *fx = fixture();
     if (!fx) return;
@@ -259,6 +277,7 @@ int main(void) {
     TEST_RUN(test_jinja_matches_transformers);
     TEST_RUN(test_jinja_snippets);
     TEST_RUN(test_model_templates_from_shared);
+    TEST_RUN(test_auto_picks_model_template);
     TEST_RUN(test_builtin_spans_are_trl_completions);
     TEST_RUN(test_sft_and_dpo_layouts);
     TEST_RUN(test_errors);
