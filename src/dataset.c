@@ -2,50 +2,13 @@
  * Rows come from jsonrows.c; each is checked and normalised into arena-owned
  * examples; dataset_load then samples each source and splits the mixture. */
 #include "dataset.h"
+#include "arena.h"
 #include "jsonrows.h"
 #include "rng.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------- arena: every string and array of a dataset, freed at once ---------- */
-
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-} arena_block;
-
-typedef struct hone_arena {
-    arena_block *head;
-} hone_arena;
-
-static void *arena_alloc(hone_arena *a, size_t n) {
-    n = (n + 15) & ~(size_t)15;
-    if (!a->head || a->head->cap - a->head->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
-        arena_block *b = malloc(sizeof *b + cap);
-        if (!b) return NULL;
-        b->next = a->head, b->used = 0, b->cap = cap;
-        a->head = b;
-    }
-    void *p = a->head->data + a->head->used;
-    a->head->used += n;
-    return p;
-}
-
-static char *arena_strndup(hone_arena *a, const char *s, size_t n) {
-    char *p = arena_alloc(a, n + 1);
-    if (p) memcpy(p, s, n), p[n] = 0;
-    return p;
-}
-
-static void arena_free(hone_arena *a) {
-    if (!a) return;
-    for (arena_block *b = a->head, *nx; b; b = nx) nx = b->next, free(b);
-    free(a);
-}
 
 /* ---------- format names ---------- */
 
@@ -87,6 +50,7 @@ typedef struct {
     void *ex;          /* growable array of examples (malloc) */
     long n, cap;
     char why[600];     /* what is wrong with the current row */
+    int identical;     /* the current row is a DPO pair with chosen == rejected */
 } reader;
 
 /* The row key for our field name, after the source's column mapping. */
@@ -487,7 +451,11 @@ static int dpo_row(reader *r, json_t *row, hone_dpo_example *ex) {
     default:
         return bad(r, "format %s is not a DPO format", dataset_format_name(r->fmt));
     }
-    if (conv_equal(&ex->chosen, &ex->rejected)) return bad(r, "'%s' and '%s' are identical", cn, rn);
+    if (conv_equal(&ex->chosen, &ex->rejected)) {
+        /* well-formed but useless (zero gradient): always left out and counted, never fatal */
+        r->identical = 1;
+        return bad(r, "'%s' and '%s' are identical", cn, rn);
+    }
     return 0;
 }
 
@@ -496,6 +464,7 @@ static int on_row(void *ud, json_t *row, long line, const char *why, hone_error 
     reader *r = ud;
     r->rep->rows_read++;
     r->why[0] = 0;
+    r->identical = 0;
     if (!row) snprintf(r->why, sizeof r->why, "%s", why);
     else if (!json_is_object(row)) bad(r, "row must be a JSON object, got %s", json_type_name(row));
     else if (r->fmt == FMT_AUTO && (r->fmt = detect(r, row)) < 0) {
@@ -531,6 +500,12 @@ static int on_row(void *ud, json_t *row, long line, const char *why, hone_error 
             if (!sft_row(r, row, e)) r->n++;
         }
     }
+    if (r->why[0] && r->identical) {
+        if (!r->rep->first_identical[0])
+            snprintf(r->rep->first_identical, sizeof r->rep->first_identical, "%.200s:%ld: %.290s", r->src->path, line, r->why);
+        r->rep->rows_identical++;
+        return 0;
+    }
     if (r->why[0]) {
         if (!r->skip_invalid)
             return hone_fail(err, "%s:%ld: %s (skip_invalid_rows: true skips such rows)", r->src->path, line, r->why);
@@ -546,7 +521,7 @@ int dataset_read_source(hone_dataset *ds, const hone_data_source *src, int sourc
                         void **out_ex, long *out_n, hone_source_report *rep, hone_error *err) {
     int fmt = dataset_format_parse(src->format ? src->format : "auto", ds->kind);
     if (fmt < 0) return hone_fail(err, "%s: unknown %s format '%s'", src->path, ds->kind == HONE_DPO ? "dpo" : "sft", src->format);
-    if (!ds->arena && !(ds->arena = calloc(1, sizeof *ds->arena))) return hone_fail(err, "out of memory");
+    if (!ds->arena && !(ds->arena = arena_new())) return hone_fail(err, "out of memory");
     reader r = {.ds = ds, .src = src, .source_index = source_index, .kind = ds->kind, .fmt = fmt,
                 .skip_invalid = skip_invalid, .rep = rep};
     memset(rep, 0, sizeof *rep);
@@ -595,7 +570,7 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
     ds->kind = c->kind;
     size_t esz = c->kind == HONE_DPO ? sizeof(hone_dpo_example) : sizeof(hone_sft_example);
     if (c->n_datasets == 0) return hone_fail(err, "datasets: no sources given");
-    if (!(ds->arena = calloc(1, sizeof *ds->arena)) ||
+    if (!(ds->arena = arena_new()) ||
         !(ds->sources = arena_alloc(ds->arena, (size_t)c->n_datasets * sizeof *ds->sources))) {
         dataset_free(ds);
         return hone_fail(err, "out of memory");
@@ -612,10 +587,13 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
         long n = 0;
         if (dataset_read_source(ds, src, s, c->skip_invalid_rows, &ex, &n, rep, err)) { rc = -1; break; }
         ds->n_skipped += rep->rows_skipped;
+        ds->n_identical += rep->rows_identical;
         if (n == 0) {
             free(ex);
-            rc = hone_fail(err, "%s: no valid rows (%ld read, %ld skipped%s%s)", src->path, rep->rows_read, rep->rows_skipped,
-                           rep->first_error[0] ? "; first: " : "", rep->first_error);
+            rc = hone_fail(err, "%s: no valid rows (%ld read, %ld skipped, %ld identical pairs%s%s)", src->path, rep->rows_read,
+                           rep->rows_skipped, rep->rows_identical,
+                           rep->first_error[0] || rep->first_identical[0] ? "; first: " : "",
+                           rep->first_error[0] ? rep->first_error : rep->first_identical);
             break;
         }
         long k = src->number_of_samples >= 0 ? src->number_of_samples
@@ -689,6 +667,8 @@ void dataset_report(const hone_dataset *ds, FILE *f) {
         fprintf(f, "data: %s [%s]: %ld rows read, %ld valid, %ld skipped, %ld used\n", r->path,
                 dataset_format_name(r->format), r->rows_read, r->rows_valid, r->rows_skipped, r->rows_selected);
         if (r->first_error[0]) fprintf(f, "data:   first skipped row: %s\n", r->first_error);
+        if (r->rows_identical)
+            fprintf(f, "data:   %ld pairs with chosen == rejected left out (first: %s)\n", r->rows_identical, r->first_identical);
     }
     fprintf(f, "data: %ld training and %ld evaluation %s, %ld invalid rows skipped\n", ds->n_train, ds->n_eval,
             ds->kind == HONE_DPO ? "pairs" : "examples", ds->n_skipped);

@@ -125,11 +125,28 @@ static void test_malformed_rows(void) {
     expect_row_error("{\"conversations\": [{\"from\": \"robot\", \"value\": \"x\"}]}\n", HONE_SFT, "sharegpt", "unknown ShareGPT role 'robot'");
     expect_row_error("{\"instruction\": \"i\", \"output\": \"\"}\n", HONE_SFT, "alpaca", "field 'output' is empty");
     expect_row_error("{\"a\": 1, \"b\": 2}\n", HONE_SFT, "auto", ":1: cannot tell the SFT format from the keys [a, b]");
-    expect_row_error("{\"prompt\": \"p\", \"chosen\": \"x\", \"rejected\": \"x\"}\n", HONE_DPO, "standard", "'chosen' and 'rejected' are identical");
     expect_row_error("{\"prompt\": \"p\", \"chosen\": \"\", \"rejected\": \"x\"}\n", HONE_DPO, "standard", "field 'chosen' is empty");
     expect_row_error("{\"chosen\": \"abc\", \"rejected\": \"xyz\"}\n", HONE_DPO, "implicit", "share no prompt");
-    /* TRL's extract_prompt on "ab" and "ab": prompt "a", both completions "b" */
-    expect_row_error("{\"chosen\": \"ab\", \"rejected\": \"ab\"}\n", HONE_DPO, "implicit", "'chosen' and 'rejected' are identical");
+    /* identical pairs are left out and counted, never fatal; a source of only those has no rows */
+    expect_row_error("{\"chosen\": \"ab\", \"rejected\": \"ab\"}\n", HONE_DPO, "implicit", "no valid rows (1 read, 0 skipped, 1 identical pairs; first: ");
+}
+
+static void test_byte_order_mark(void) {
+    const char *dir = test_tmpdir("bom");
+    char path[512], set[1024];
+    snprintf(path, sizeof path, "%s/bom.jsonl", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("\xef\xbb\xbf{\"text\": \"a\"}\n{\"text\": \"b\"}\n", f);
+    fclose(f);
+    snprintf(set, sizeof set, "datasets=[{path: '%s'}]", path);
+    const char *sets[] = {set, NULL};
+    hone_dataset ds;
+    hone_error err = {{0}};
+    int rc = load(&ds, HONE_SFT, &err, sets);
+    CHECK(rc == 0 && ds.n_train == 2 && streq(ds.sft_train[0].text, "a"), "%s", err.msg);
+    if (!rc) dataset_free(&ds);
+    remove(path);
+    rmdir(dir);
 }
 
 static void test_dpo_formats_and_columns(void) {
@@ -147,7 +164,9 @@ static void test_dpo_formats_and_columns(void) {
     int rc = load(&ds, HONE_DPO, &err, sets);
     CHECK(rc == 0, "%s", err.msg);
     if (rc) return;
-    CHECK(ds.sources[0].rows_valid == 2 && ds.sources[0].rows_skipped == 1, "identical pair skipped");
+    CHECK(ds.sources[0].rows_valid == 2 && ds.sources[0].rows_skipped == 0 && ds.sources[0].rows_identical == 1 &&
+          ds.n_identical == 1 && strstr(ds.sources[0].first_identical, "dpo_standard.jsonl:3: 'chosen' and 'rejected' are identical"),
+          "identical pair left out and counted: %s", ds.sources[0].first_identical);
     CHECK(ds.sources[1].format == FMT_CONVERSATIONAL && ds.sources[2].format == FMT_SHAREGPT &&
           ds.sources[3].format == FMT_STANDARD && ds.sources[4].format == FMT_STANDARD, "auto formats");
     CHECK(ds.n_train == 2 + 3 + 2 + 2 + 2, "n %ld", ds.n_train);
@@ -309,6 +328,7 @@ int main(void) {
     TEST_RUN(test_sft_prompt_completion_columns);
     TEST_RUN(test_sft_messages_sharegpt_alpaca_text);
     TEST_RUN(test_malformed_rows);
+    TEST_RUN(test_byte_order_mark);
     TEST_RUN(test_dpo_formats_and_columns);
     TEST_RUN(test_implicit_matches_trl_fixture);
     TEST_RUN(test_implicit_matches_trl_hh_rlhf);
