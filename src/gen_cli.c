@@ -128,7 +128,7 @@ static void add_generation_config_eos(gen_model *g) {
     json_decref(root);
 }
 
-int gen_model_load(gen_model *g, const char *dir, const char *chat_template, hone_error *err) {
+int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *err) {
     memset(g, 0, sizeof *g);
     snprintf(g->dir, sizeof g->dir, "%s", dir);
     if (!hone_is_dir(dir)) return hone_fail(err, "%s: not a model directory", dir);
@@ -146,10 +146,10 @@ int gen_model_load(gen_model *g, const char *dir, const char *chat_template, hon
         int id = tokenizer_token_to_id(g->tok, eot[i]);
         if (id >= 0 && tokenizer_is_special(g->tok, id)) add_stop_id(g, id);
     }
-    if (chat_template) {
+    if (spec) {
 #if GEN_HAVE_CHAT
         chat_template *t = calloc(1, sizeof *t);
-        if (!t || chat_template_load(t, chat_template, dir, err) < 0) {
+        if (!t || chat_template_load(t, spec, dir, err) < 0) {
             free(t);
             gen_model_free(g);
             return -1;
@@ -162,7 +162,7 @@ int gen_model_load(gen_model *g, const char *dir, const char *chat_template, hon
         }
 #else
         gen_model_free(g);
-        return hone_fail(err, "--chat-template %s: this build has no chat templates", chat_template);
+        return hone_fail(err, "--chat-template %s: this build has no chat templates", spec);
 #endif
     }
     return 0;
@@ -223,12 +223,16 @@ int gen_encode_prompt(const gen_model *g, const char *prompt, int32_t **ids, int
     return gen_encode_chat(g, &m, 1, ids, n_ids, err);
 }
 
-void gen_options_for(hone_gen_options *o, const gen_args *a, const gen_model *g) {
+void gen_options_for(hone_gen_options *o, const gen_args *a, gen_model *g) {
     *o = a->o;
     o->stop_ids = g->stop_ids;
     o->n_stop_ids = g->n_stop_ids;
-    o->stop_strings = a->stops;
-    o->n_stop_strings = a->n_stops;
+    int n = 0;
+    for (int i = 0; i < a->n_stops; i++) g->stops[n++] = a->stops[i];
+    /* the template's end of turn, as text when the vocabulary has no such token */
+    if (g->tmpl_stop && *g->tmpl_stop && tokenizer_token_to_id(g->tok, g->tmpl_stop) < 0) g->stops[n++] = g->tmpl_stop;
+    o->stop_strings = g->stops;
+    o->n_stop_strings = n;
 }
 
 typedef struct {

@@ -36,13 +36,14 @@ typedef struct gen_model {
     const char *tmpl_stop;  /* the template's end-of-turn string, or NULL */
     int32_t stop_ids[16];   /* EOS ids (config, generation_config, tokenizer) and end-of-turn tokens */
     int n_stop_ids;
+    const char *stops[GEN_MAX_STOPS + 1]; /* --stop strings + the template's end of turn (gen_options_for) */
     char dir[1024];
 } gen_model;
 
-/* Loads dir (config.json + safetensors + tokenizer.json). chat_template: NULL for
+/* Loads dir (config.json + safetensors + tokenizer.json). spec: NULL for
  * plain prompts, else a name for chat_template_load (chatml, llama2, llama3, gemma,
  * zephyr, model, auto, or inline Jinja). */
-int gen_model_load(gen_model *g, const char *dir, const char *chat_template, hone_error *err);
+int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *err);
 void gen_model_free(gen_model *g);
 
 /* An engine for n prompts of at most max_prompt tokens: min(batch, n) slots, a cache of
@@ -60,8 +61,8 @@ int gen_encode_chat(const gen_model *g, const gen_msg *msgs, int n, int32_t **id
 /* The same for one user prompt. */
 int gen_encode_prompt(const gen_model *g, const char *prompt, int32_t **ids, int *n_ids, hone_error *err);
 
-/* Fills o's stop ids / strings from the model and args (pointers into g and a). */
-void gen_options_for(hone_gen_options *o, const gen_args *a, const gen_model *g);
+/* Fills o from args, with the model's stop ids and the stop strings (pointers into g and a). */
+void gen_options_for(hone_gen_options *o, const gen_args *a, gen_model *g);
 
 /* Reads string columns of a JSONL/JSON file: rows[r * nkeys + k] is row r's keys[k]
  * (malloc'd copies). A row without a key, or with a non-string one, is an error
