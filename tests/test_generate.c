@@ -4,6 +4,7 @@
  * tests/reference/sampling_ref.py), stop strings and streaming, batched generation
  * equals one prompt at a time. */
 #include "convert.h"
+#include "gen_cli.h"
 #include "generate.h"
 #include "kernels.h"
 #include "rng.h"
@@ -289,6 +290,34 @@ static void test_processors_match_transformers(void) {
     json_decref(root);
 }
 
+/* The commands' JSONL reader names file:line on bad rows; JSON strings are escaped. */
+static void test_cli_rows_and_json(void) {
+    const char *dir = test_tmpdir("genrows");
+    char path[512];
+    snprintf(path, sizeof path, "%s/p.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"prompt\": \"a\\nb\", \"x\": 1}\n\n{\"prompt\": 5}\n", f);
+    fclose(f);
+    const char *key = "prompt";
+    char **rows = NULL;
+    int n = 0;
+    hone_error err = {{0}};
+    CHECK(gen_read_rows(path, &key, NULL, 1, &rows, &n, &err) < 0 && strstr(err.msg, "p.jsonl:3") &&
+              strstr(err.msg, "must be a string"),
+          "error: %s", err.msg);
+    f = fopen(path, "w");
+    fputs("{\"prompt\": \"a\\nb\\\"c\"}\n", f);
+    fclose(f);
+    CHECK(gen_read_rows(path, &key, NULL, 1, &rows, &n, &err) == 0 && n == 1 && !strcmp(rows[0], "a\nb\"c"), "%s", err.msg);
+    char buf[64] = {0};
+    FILE *m = fmemopen(buf, sizeof buf, "w");
+    gen_json_string(m, rows[0], strlen(rows[0]));
+    fclose(m);
+    CHECK(!strcmp(buf, "\"a\\nb\\\"c\""), "escaped: %s", buf);
+    gen_rows_free(rows, n, 1);
+    hone_remove_tree(dir, NULL);
+}
+
 int main(void) {
     kernels_init();
     TEST_RUN(test_kv_logits_match_forward);
@@ -296,5 +325,6 @@ int main(void) {
     TEST_RUN(test_stop_string_helpers);
     TEST_RUN(test_batched_equals_single_and_seed);
     TEST_RUN(test_stories_greedy_and_stop_strings);
+    TEST_RUN(test_cli_rows_and_json);
     return test_finish();
 }
