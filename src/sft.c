@@ -118,17 +118,6 @@ long sft_total_steps(const sft_opts *o, long n_rows) {
     return (long)ceil(o->epochs * per_epoch);
 }
 
-/* Row order of one epoch: a permutation seeded by (seed, epoch), or file order. */
-static void epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle) {
-    for (long i = 0; i < n; i++) perm[i] = i;
-    if (!shuffle) return;
-    hone_rng r;
-    uint64_t s = seed;
-    for (long e = 0; e <= epoch; e++) rng_splitmix64(&s);
-    rng_seed(&r, s);
-    rng_shuffle_indices(&r, (size_t *)perm, (size_t)n);
-}
-
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err) {
     sft_rows R;
@@ -175,7 +164,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
     int *mb_n = malloc(sizeof(int) * o->accum);
     long mb_per_epoch = (R.n + bs - 1) / bs;
-    epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
+    trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
     const char *keys[8];
     double vals[8];
     double win_loss = 0, win_ent = 0, win_acc = 0;
@@ -199,7 +188,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
                 if (nmb > 0) break;
                 t->epoch++;
                 t->epoch_pos = 0;
-                epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
+                trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
             }
             long r0 = t->epoch_pos * bs;
             mb_start[nmb] = r0;

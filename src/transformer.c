@@ -57,6 +57,7 @@ static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int
     a->tok_entropy = carve(&cv, N);
     a->tok_correct = carve(&cv, N);
     a->tok_logit_sum = carve(&cv, N);
+    a->tok_lssp = carve(&cv, N);
     a->rows = (int32_t *)carve(&cv, N);
     int ch = head_chunk_rows(c, (int)N);
     a->head_chunk = ch;
@@ -164,6 +165,11 @@ double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const 
             a->tok_entropy[s] = st[1] - st[2];
             a->tok_correct[s] = (int)st[3] == lab ? 1.f : 0.f;
             a->tok_logit_sum[s] = st[4];
+            if (a->want_lssp) {
+                double m2 = 2.0 * st[0], acc = 0;
+                for (int v = 0; v < V; v++) acc += exp(2.0 * lg[v] - m2);
+                a->tok_lssp[s] = (float)(m2 + log(acc) - 2.0 * st[1]);
+            }
             if (g) hone_kt.ce_bwd(lg, lg, V, st[1], lab, w ? w[s] : wscale);
         }
         for (int i = 0; i < nc; i++) loss -= (double)(w ? w[rows[i]] : wscale) * a->tok_logp[rows[i]];
