@@ -149,27 +149,14 @@ def run_case(name, spec):
     if ref_mode in ("precompute", "reference_free"):
         ref_logps = [{"ref_chosen_logps": r["ref_chosen_logps"], "ref_rejected_logps": r["ref_rejected_logps"]}
                      for r in trainer.train_dataset]
-    n_train = len(trainer.train_dataset)
     trainer.train()
-    opt_facts = C.optimizer_facts(trainer)
-
-    config = {
-        "case": name, "trainer": "DPOTrainer", "trl": __import__("trl").__version__,
-        "transformers": __import__("transformers").__version__, "torch": torch.__version__,
-        "model": "tests/fixtures/models/tiny-llama" if model_name == "tiny-llama"
-        else "stories260K converted (hone convert ../shared/models/stories260K/stories260K.bin)",
+    n_train = len(trainer.train_dataset)
+    config = C.case_config(name, "DPOTrainer", model_name, trainer, tok, args, len(rows))
+    config.update({
         "reference": {"ref_model": "separate frozen copy of the initial policy (same weights)",
                       "precompute": "precompute_ref_log_probs: initial policy, one pass before training",
                       "reference_free": "reference_free (emulated: TRL 1.16 lacks it): ref logps = 0"}[ref_mode],
-        "reference_mode": ref_mode,
-        "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
-        "optim": str(args.optim.value if hasattr(args.optim, "value") else args.optim),
-        "optimizer": opt_facts, "num_train_rows": n_train, "num_data_rows": len(rows),
-        "warmup_steps_resolved": args.get_warmup_steps(hp["max_steps"]), "dropout": 0.0,
-        "logging_steps": 1, "train_sampling_strategy": "sequential", "dataloader_drop_last": False,
-        "gradient_checkpointing": False, "padding_free": False, "pad_to_multiple_of": None,
-        **{k: v for k, v in hp.items()},
-    }
+        "reference_mode": ref_mode, "padding_free": False, "pad_to_multiple_of": None, **hp})
     if ref_mode == "reference_free":
         config["precompute_ref_log_probs"] = False
         config["reference_free"] = True

@@ -136,24 +136,10 @@ def run_case(name):
                 pos += list(range(L))
             packed.append({"input_ids": r["input_ids"], "labels": r["labels"], "seq_lengths": r["seq_lengths"],
                            "position_ids": pos})
-    n_train = len(trainer.train_dataset)
     trainer.train()
-    opt_facts = C.optimizer_facts(trainer)
-
-    config = {
-        "case": name, "trainer": "SFTTrainer", "trl": __import__("trl").__version__,
-        "transformers": __import__("transformers").__version__, "torch": torch.__version__,
-        "model": "tests/fixtures/models/tiny-llama" if model_name == "tiny-llama"
-        else "stories260K converted (hone convert ../shared/models/stories260K/stories260K.bin)",
-        "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
-        "padding_free": bool(trainer.padding_free), "optim": str(args.optim.value if hasattr(args.optim, "value")
-                                                                    else args.optim),
-        "optimizer": opt_facts, "num_train_rows": n_train, "num_data_rows": len(rows),
-        "warmup_steps_resolved": args.get_warmup_steps(hp["max_steps"]),
-        "num_train_epochs": args.num_train_epochs, "gradient_checkpointing": False, "dropout": 0.0,
-        "logging_steps": 1, "train_sampling_strategy": "sequential", "dataloader_drop_last": False,
-        **hp,
-    }
+    n_train = len(trainer.train_dataset)
+    config = C.case_config(name, "SFTTrainer", model_name, trainer, tok, args, len(rows))
+    config.update({"padding_free": bool(trainer.padding_free), "num_train_epochs": args.num_train_epochs, **hp})
     expected = {"steps": rec.logs, "final_param_norms": C.param_norms(trainer.model)}
     extra = {"batches.jsonl": batches}
     if packed is not None:

@@ -117,3 +117,21 @@ def optimizer_facts(trainer):
         "betas": list(d["betas"]), "eps": d["eps"], "amsgrad": d.get("amsgrad", False),
         "param_groups": groups,
     }
+
+
+def case_config(name, trainer_cls, model_name, trainer, tok, args, n_rows):
+    """Fields every case's config.json shares; train the trainer first (the optimizer exists after)."""
+    import transformers
+    import trl
+
+    return {
+        "case": name, "trainer": trainer_cls, "trl": trl.__version__, "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "model": "tests/fixtures/models/tiny-llama" if model_name == "tiny-llama"
+        else "stories260K converted (hone convert ../shared/models/stories260K/stories260K.bin)",
+        "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
+        "optim": str(args.optim.value if hasattr(args.optim, "value") else args.optim),
+        "optimizer": optimizer_facts(trainer), "num_train_rows": len(trainer.train_dataset), "num_data_rows": n_rows,
+        "warmup_steps_resolved": args.get_warmup_steps(args.max_steps), "dropout": 0.0, "logging_steps": 1,
+        "train_sampling_strategy": "sequential", "dataloader_drop_last": False, "gradient_checkpointing": False,
+    }
