@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"info", cmd_info, "print the CPU, chosen ISA, cores, NUMA nodes, threads, backends, libraries"},
+    {"tokenize", cmd_tokenize, "encode text with a model's tokenizer (ids, pieces, --jsonl checks)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,503 @@
+/* tok_bpe.c — the BPE model: the vocab hash (string <-> id), the merge table
+ * ((left id, right id) -> (rank, merged id)) and the merge loop. The loop is the
+ * reference's: a binary heap of candidate merges ordered by (rank, position) over a
+ * doubly linked list of symbols, stale entries skipped when popped, so a piece of n
+ * characters costs O(n log n) — whole paragraphs reach it for SentencePiece-style models. */
+#include "tok_internal.h"
+#include <stdio.h>
+#include <string.h>
+
+/* ---- vocab ---------------------------------------------------------------------------- */
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+    while (n >= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        h = (h ^ x) * 0xC4CEB9FE1A85EC53ull;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t x = 0;
+    memcpy(&x, s, n);
+    h = (h ^ x) * 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 32);
+}
+
+/* A table slot holds (upper 32 hash bits << 32 | id), so a probe rarely touches the
+ * token bytes of a non-matching entry; UINT64_MAX is empty. */
+#define SLOT_EMPTY UINT64_MAX
+static inline uint64_t slot_make(uint64_t h, int32_t id) { return (h & 0xFFFFFFFF00000000ull) | (uint32_t)id; }
+static inline int32_t slot_id(uint64_t s) { return (int32_t)(uint32_t)s; }
+
+int tok_vocab_init(tok_vocab *v, size_t expect) {
+    memset(v, 0, sizeof *v);
+    size_t cap = 64;
+    while (cap < expect * 2) cap *= 2;
+    v->table = malloc(cap * sizeof *v->table);
+    if (!v->table) return -1;
+    memset(v->table, 0xFF, cap * sizeof *v->table);
+    v->mask = cap - 1;
+    return 0;
+}
+
+void tok_vocab_free(tok_vocab *v) {
+    free(v->off); free(v->len); free(v->chars); free(v->table);
+    memset(v, 0, sizeof *v);
+}
+
+int tok_vocab_get(const tok_vocab *v, const char *s, size_t n) {
+    if (!v->table) return -1;
+    uint64_t h = hash_bytes(s, n), hi = h & 0xFFFFFFFF00000000ull;
+    size_t i = h & v->mask;
+    for (;;) {
+        uint64_t e = v->table[i];
+        if (e == SLOT_EMPTY) return -1;
+        if ((e & 0xFFFFFFFF00000000ull) == hi) {
+            int32_t id = slot_id(e);
+            if (v->len[id] == n && !memcmp(v->chars + v->off[id], s, n)) return id;
+        }
+        i = (i + 1) & v->mask;
+    }
+}
+
+static int vocab_grow_table(tok_vocab *v) {
+    size_t cap = (v->mask + 1) * 2;
+    uint64_t *t = malloc(cap * sizeof *t);
+    if (!t) return -1;
+    memset(t, 0xFF, cap * sizeof *t);
+    for (size_t j = 0; j <= v->mask; j++) {
+        uint64_t e = v->table[j];
+        if (e == SLOT_EMPTY) continue;
+        int32_t id = slot_id(e);
+        uint64_t h = hash_bytes(v->chars + v->off[id], v->len[id]);
+        size_t i = h & (cap - 1);
+        while (t[i] != SLOT_EMPTY) i = (i + 1) & (cap - 1);
+        t[i] = e;
+    }
+    free(v->table);
+    v->table = t;
+    v->mask = cap - 1;
+    return 0;
+}
+
+int tok_vocab_set(tok_vocab *v, const char *s, size_t n, int32_t id) {
+    if (id < 0 || n >= UINT32_MAX) return -1;
+    if ((size_t)id >= v->capids) {
+        size_t cap = v->capids ? v->capids : 1024;
+        while (cap <= (size_t)id) cap *= 2;
+        uint32_t *o = realloc(v->off, cap * sizeof *o);
+        if (!o) return -1;
+        v->off = o;
+        uint32_t *l = realloc(v->len, cap * sizeof *l);
+        if (!l) return -1;
+        v->len = l;
+        for (size_t j = v->capids; j < cap; j++) v->len[j] = UINT32_MAX;
+        v->capids = cap;
+    }
+    if (v->nchars + n + 1 > v->capchars) {
+        size_t cap = v->capchars ? v->capchars : 65536;
+        while (cap < v->nchars + n + 1) cap *= 2;
+        if (cap > UINT32_MAX) return -1;
+        char *c = realloc(v->chars, cap);
+        if (!c) return -1;
+        v->chars = c;
+        v->capchars = cap;
+    }
+    if ((v->count + 1) * 2 > v->mask + 1 && vocab_grow_table(v)) return -1;
+    /* an id that already had a string: drop the old string from the table */
+    if (id < v->n && v->len[id] != UINT32_MAX) {
+        size_t i = hash_bytes(v->chars + v->off[id], v->len[id]) & v->mask;
+        while (v->table[i] != SLOT_EMPTY && slot_id(v->table[i]) != id) i = (i + 1) & v->mask;
+        if (v->table[i] != SLOT_EMPTY) {
+            /* backward-shift deletion keeps probe chains intact */
+            size_t j = i;
+            for (;;) {
+                v->table[i] = SLOT_EMPTY;
+                for (;;) {
+                    j = (j + 1) & v->mask;
+                    uint64_t o = v->table[j];
+                    if (o == SLOT_EMPTY) goto deleted;
+                    int32_t oid = slot_id(o);
+                    size_t k = hash_bytes(v->chars + v->off[oid], v->len[oid]) & v->mask;
+                    if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j)) continue;
+                    break;
+                }
+                v->table[i] = v->table[j];
+                i = j;
+            }
+        deleted:
+            v->count--;
+        }
+    }
+    memcpy(v->chars + v->nchars, s, n);
+    v->chars[v->nchars + n] = 0;
+    v->off[id] = (uint32_t)v->nchars;
+    v->len[id] = (uint32_t)n;
+    v->nchars += n + 1;
+    if (id >= v->n) v->n = id + 1;
+    uint64_t h = hash_bytes(s, n);
+    size_t i = h & v->mask;
+    while (v->table[i] != SLOT_EMPTY) {
+        int32_t o = slot_id(v->table[i]);
+        if (v->len[o] == n && !memcmp(v->chars + v->off[o], s, n)) { v->table[i] = slot_make(h, id); return 0; }
+        i = (i + 1) & v->mask;
+    }
+    v->table[i] = slot_make(h, id);
+    v->count++;
+    return 0;
+}
+
+/* ---- loading -------------------------------------------------------------------------- */
+int tok_bpe_load_vocab(tok_bpe *m, const char *js, size_t n, const char *what, hone_error *err) {
+    const char *p = js, *e = js + n;
+    tok_buf key = {0};
+    /* rough entry count from the size keeps rehashing rare */
+    if (tok_vocab_init(&m->vocab, n / 12 + 16)) return hone_fail(err, "%s: out of memory", what);
+    p = tok_json_skip_ws(p, e);
+    if (p >= e || *p != '{') return hone_fail(err, "%s: model.vocab: expected an object", what);
+    p = tok_json_skip_ws(p + 1, e);
+    if (p < e && *p == '}') p = e;
+    while (p < e) {
+        p = tok_json_string(tok_json_skip_ws(p, e), e, &key);
+        if (!p) goto bad;
+        p = tok_json_skip_ws(p, e);
+        if (p >= e || *p != ':') goto bad;
+        p = tok_json_skip_ws(p + 1, e);
+        long long id = 0;
+        int digits = 0;
+        while (p < e && *p >= '0' && *p <= '9' && id < (1LL << 31)) { id = id * 10 + (*p++ - '0'); digits++; }
+        if (!digits || id >= (1LL << 30)) {
+            free(key.p);
+            return hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
+        }
+        if (tok_vocab_set(&m->vocab, key.p ? key.p : "", key.n, (int32_t)id)) { free(key.p); return hone_fail(err, "%s: out of memory", what); }
+        p = tok_json_skip_ws(p, e);
+        if (p >= e) goto bad;
+        if (*p == '}') break;
+        if (*p != ',') goto bad;
+        p++;
+    }
+    free(key.p);
+    return 0;
+bad:
+    free(key.p);
+    return hone_fail(err, "%s: model.vocab: malformed JSON near byte %zu of the vocab", what, (size_t)(p ? p - js : 0));
+}
+
+static int merge_insert(tok_bpe *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
+    if ((m->mcount + 1) * 2 > m->mmask + 1) {
+        size_t cap = m->mmask ? (m->mmask + 1) * 2 : 1024;
+        tok_merge_slot *s = malloc(cap * sizeof *s);
+        if (!s) return -1;
+        for (size_t i = 0; i < cap; i++) s[i].key = UINT64_MAX;
+        for (size_t j = 0; m->mslots && j <= m->mmask; j++) {
+            if (m->mslots[j].key == UINT64_MAX) continue;
+            size_t i = (m->mslots[j].key * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+            while (s[i].key != UINT64_MAX) i = (i + 1) & (cap - 1);
+            s[i] = m->mslots[j];
+        }
+        free(m->mslots);
+        m->mslots = s;
+        m->mmask = cap - 1;
+    }
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    size_t i = (key * 0x9E3779B97F4A7C15ull >> 20) & m->mmask;
+    while (m->mslots[i].key != UINT64_MAX && m->mslots[i].key != key) i = (i + 1) & m->mmask;
+    if (m->mslots[i].key == UINT64_MAX) m->mcount++;
+    /* a repeated pair keeps the later rank, as a HashMap built from the list does */
+    m->mslots[i].key = key;
+    m->mslots[i].rank = rank;
+    m->mslots[i].id = id;
+    return 0;
+}
+
+static inline const tok_merge_slot *merge_get(const tok_bpe *m, int32_t a, int32_t b) {
+    if (!m->mslots) return NULL;
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    size_t i = (key * 0x9E3779B97F4A7C15ull >> 20) & m->mmask;
+    for (;;) {
+        const tok_merge_slot *s = &m->mslots[i];
+        if (s->key == key) return s;
+        if (s->key == UINT64_MAX) return NULL;
+        i = (i + 1) & m->mmask;
+    }
+}
+
+static int add_merge(tok_bpe *m, const char *a, size_t na, const char *b, size_t nb, size_t rank,
+                     tok_buf *tmp, const char *what, hone_error *err) {
+    int32_t ia = tok_vocab_get(&m->vocab, a, na), ib = tok_vocab_get(&m->vocab, b, nb);
+    if (ia < 0 || ib < 0)
+        return hone_fail(err, "%s: model.merges[%zu]: token \"%.*s\" is not in the vocab", what, rank,
+                         (int)(ia < 0 ? na : nb), ia < 0 ? a : b);
+    size_t pl = m->prefix ? strlen(m->prefix) : 0;
+    if (pl > nb) pl = nb;
+    tmp->n = 0;
+    if (tok_buf_put(tmp, a, na) || tok_buf_put(tmp, b + pl, nb - pl)) return hone_fail(err, "%s: out of memory", what);
+    int32_t id = tok_vocab_get(&m->vocab, tmp->p, tmp->n);
+    if (id < 0)
+        return hone_fail(err, "%s: model.merges[%zu]: merged token \"%.*s\" is not in the vocab", what, rank,
+                         (int)tmp->n, tmp->p);
+    if (m->nmerges % 4096 == 0) {
+        int32_t *p = realloc(m->merges, (m->nmerges + 4096) * 2 * sizeof *p);
+        if (!p) return hone_fail(err, "%s: out of memory", what);
+        m->merges = p;
+    }
+    m->merges[2 * m->nmerges] = ia;
+    m->merges[2 * m->nmerges + 1] = ib;
+    m->nmerges++;
+    if (merge_insert(m, ia, ib, (int32_t)rank, id)) return hone_fail(err, "%s: out of memory", what);
+    return 0;
+}
+
+int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, hone_error *err) {
+    const char *p = js, *e = js + n;
+    tok_buf s1 = {0}, s2 = {0}, tmp = {0};
+    int rc = -1;
+    size_t rank = 0;
+    p = tok_json_skip_ws(p, e);
+    if (p >= e || *p != '[') { hone_fail(err, "%s: model.merges: expected an array", what); goto out; }
+    p = tok_json_skip_ws(p + 1, e);
+    if (p < e && *p == ']') { rc = 0; goto out; }
+    while (p < e) {
+        p = tok_json_skip_ws(p, e);
+        if (p < e && *p == '"') {
+            p = tok_json_string(p, e, &s1);
+            if (!p) goto bad;
+            char *sp = s1.p ? memchr(s1.p, ' ', s1.n) : NULL;
+            if (!sp || memchr(sp + 1, ' ', s1.n - (size_t)(sp + 1 - s1.p))) {
+                hone_fail(err, "%s: model.merges[%zu]: \"%.60s\" is not two tokens separated by one space", what,
+                          rank, s1.p ? s1.p : "");
+                goto out;
+            }
+            if (add_merge(m, s1.p, (size_t)(sp - s1.p), sp + 1, s1.n - (size_t)(sp + 1 - s1.p), rank, &tmp, what, err))
+                goto out;
+        } else if (p < e && *p == '[') {
+            p = tok_json_string(tok_json_skip_ws(p + 1, e), e, &s1);
+            if (!p) goto bad;
+            p = tok_json_skip_ws(p, e);
+            if (p >= e || *p != ',') goto bad;
+            p = tok_json_string(tok_json_skip_ws(p + 1, e), e, &s2);
+            if (!p) goto bad;
+            p = tok_json_skip_ws(p, e);
+            if (p >= e || *p != ']') goto bad;
+            p++;
+            if (add_merge(m, s1.p ? s1.p : "", s1.n, s2.p ? s2.p : "", s2.n, rank, &tmp, what, err)) goto out;
+        } else {
+            goto bad;
+        }
+        rank++;
+        p = tok_json_skip_ws(p, e);
+        if (p >= e) goto bad;
+        if (*p == ']') break;
+        if (*p != ',') goto bad;
+        p++;
+    }
+    rc = 0;
+    goto out;
+bad:
+    hone_fail(err, "%s: model.merges[%zu]: malformed JSON", what, rank);
+out:
+    free(s1.p); free(s2.p); free(tmp.p);
+    return rc;
+}
+
+int tok_bpe_finish(tok_bpe *m, const char *what, hone_error *err) {
+    if (m->vocab.count == 0) return hone_fail(err, "%s: model.vocab is empty", what);
+    char name[8];
+    for (int b = 0; b < 256; b++) {
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        m->byte_id[b] = tok_vocab_get(&m->vocab, name, 6);
+    }
+    m->unk_id = -1;
+    if (m->unk_token) {
+        m->unk_id = tok_vocab_get(&m->vocab, m->unk_token, strlen(m->unk_token));
+        if (m->unk_id < 0) return hone_fail(err, "%s: model.unk_token \"%s\" is not in the vocab", what, m->unk_token);
+    }
+    /* word splitting (see tok_internal.h): find the left ends of merges "x" + "\u2581..." */
+    int32_t sp = tok_vocab_get(&m->vocab, "\xE2\x96\x81", 3);
+    m->word_split = sp >= 0 && !m->prefix && !m->suffix;
+    for (size_t i = 0; m->word_split && i < m->nmerges; i++) {
+        const char *a = tok_vocab_str(&m->vocab, m->merges[2 * i]), *b = tok_vocab_str(&m->vocab, m->merges[2 * i + 1]);
+        size_t na = m->vocab.len[m->merges[2 * i]];
+        if (strncmp(b, "\xE2\x96\x81", 3)) continue;
+        size_t k = 0;
+        while (k + 3 <= na && !memcmp(a + k, "\xE2\x96\x81", 3)) k += 3;
+        if (k == na) continue; /* all \u2581: "\u2581\u2581" runs merge freely, never split inside them */
+        int32_t cp;
+        size_t j = na - 1;
+        while (j > 0 && ((unsigned char)a[j] & 0xC0) == 0x80) j--;
+        if (!tok_utf8_decode((const unsigned char *)a + j, na - j, &cp)) { m->word_split = 0; break; }
+        int32_t *p = realloc(m->nosplit, (size_t)(m->nnosplit + 1) * sizeof *p);
+        if (!p) return hone_fail(err, "%s: out of memory", what);
+        m->nosplit = p;
+        m->nosplit[m->nnosplit++] = cp;
+        if (m->nnosplit > 64) m->word_split = 0; /* not a SentencePiece-style vocabulary */
+    }
+    m->cp_id = malloc(65536 * sizeof *m->cp_id);
+    if (!m->cp_id) return hone_fail(err, "%s: out of memory", what);
+    char u[4];
+    for (int32_t cp = 0; cp < 65536; cp++) {
+        m->cp_id[cp] = -1;
+        if (cp >= 0xD800 && cp < 0xE000) continue;
+        m->cp_id[cp] = tok_vocab_get(&m->vocab, u, (size_t)tok_utf8_encode(cp, u));
+    }
+    return 0;
+}
+
+void tok_bpe_free(tok_bpe *m) {
+    tok_vocab_free(&m->vocab);
+    free(m->mslots); free(m->merges); free(m->unk_token); free(m->prefix); free(m->suffix); free(m->cp_id); free(m->nosplit);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- encoding ------------------------------------------------------------------------- */
+static inline int heap_less(const tok_heap_item *a, const tok_heap_item *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static void heap_push(tok_heap_item *h, size_t *n, tok_heap_item it) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&it, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = it;
+}
+
+static tok_heap_item heap_pop(tok_heap_item *h, size_t *n) {
+    tok_heap_item top = h[0], last = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m) break;
+        if (c + 1 < m && heap_less(&h[c + 1], &h[c])) c++;
+        if (!heap_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (m) h[i] = last;
+    return top;
+}
+
+/* Looks up one character (with the continuing-subword prefix / end-of-word suffix). */
+static int32_t char_id(const tok_bpe *m, const char *s, size_t l, int first, int last, tok_buf *tmp) {
+    const char *pre = first ? NULL : m->prefix, *suf = last ? m->suffix : NULL;
+    if (!pre && !suf) {
+        int32_t cp;
+        if (l <= 3 && tok_utf8_decode((const unsigned char *)s, l, &cp) == (int)l && cp < 65536) return m->cp_id[cp];
+        return tok_vocab_get(&m->vocab, s, l);
+    }
+    tmp->n = 0;
+    if ((pre && tok_buf_put(tmp, pre, strlen(pre))) || tok_buf_put(tmp, s, l) ||
+        (suf && tok_buf_put(tmp, suf, strlen(suf))))
+        return -2;
+    return tok_vocab_get(&m->vocab, tmp->p, tmp->n);
+}
+
+static int ws_grow(void **p, size_t *cap, size_t need, size_t sz) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 256;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * sz);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int bpe_word(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
+    if (ws_grow((void **)&w->syms, &w->csyms, n + 1, sizeof *w->syms)) return hone_fail(err, "out of memory");
+    tok_sym *sy = w->syms;
+    int32_t ns = 0;
+    int32_t unk = -1, unk_len = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int l = tok_utf8_len(u + i, n - i);
+        if (!l) l = 1; /* a stray byte is its own character (only via the invalid-UTF-8 rule) */
+        int32_t id = char_id(m, s + i, (size_t)l, i == 0, i + (size_t)l == n, &w->norm2);
+        if (id == -2) return hone_fail(err, "out of memory");
+        if (id >= 0) {
+            if (unk >= 0) { sy[ns] = (tok_sym){unk, ns - 1, ns + 1, unk_len}; ns++; unk = -1; }
+            sy[ns] = (tok_sym){id, ns - 1, ns + 1, l};
+            ns++;
+        } else {
+            int ok = m->byte_fallback;
+            for (int k = 0; ok && k < l; k++) ok = m->byte_id[u[i + k]] >= 0;
+            if (ok) {
+                for (int k = 0; k < l; k++) { sy[ns] = (tok_sym){m->byte_id[u[i + k]], ns - 1, ns + 1, 1}; ns++; }
+            } else if (m->unk_id >= 0) {
+                if (unk >= 0 && m->fuse_unk) unk_len += l;
+                else {
+                    if (unk >= 0) { sy[ns] = (tok_sym){unk, ns - 1, ns + 1, unk_len}; ns++; }
+                    unk = m->unk_id;
+                    unk_len = l;
+                }
+            }
+        }
+        i += (size_t)l;
+    }
+    if (unk >= 0) { sy[ns] = (tok_sym){unk, ns - 1, ns + 1, unk_len}; ns++; }
+    if (!ns) return 0;
+    sy[ns - 1].next = -1;
+
+    if (ws_grow((void **)&w->heap, &w->cheap, (size_t)ns * 3 + 8, sizeof *w->heap)) return hone_fail(err, "out of memory");
+    size_t nh = 0;
+    for (int32_t i = 0; i + 1 < ns; i++) {
+        const tok_merge_slot *ms = merge_get(m, sy[i].id, sy[i + 1].id);
+        if (ms) heap_push(w->heap, &nh, (tok_heap_item){ms->rank, i, ms->id});
+    }
+    while (nh) {
+        tok_heap_item top = heap_pop(w->heap, &nh);
+        tok_sym *cur = &sy[top.pos];
+        if (cur->len == 0 || cur->next < 0) continue;
+        int32_t nx = cur->next;
+        const tok_merge_slot *ms = merge_get(m, cur->id, sy[nx].id);
+        if (!ms || ms->id != top.id) continue;
+        cur->id = top.id;
+        cur->len += sy[nx].len;
+        cur->next = sy[nx].next;
+        sy[nx].len = 0;
+        if (cur->next >= 0) sy[cur->next].prev = top.pos;
+        if (ws_grow((void **)&w->heap, &w->cheap, nh + 2, sizeof *w->heap)) return hone_fail(err, "out of memory");
+        if (cur->prev >= 0) {
+            ms = merge_get(m, sy[cur->prev].id, cur->id);
+            if (ms) heap_push(w->heap, &nh, (tok_heap_item){ms->rank, cur->prev, ms->id});
+        }
+        if (cur->next >= 0) {
+            ms = merge_get(m, cur->id, sy[cur->next].id);
+            if (ms) heap_push(w->heap, &nh, (tok_heap_item){ms->rank, top.pos, ms->id});
+        }
+    }
+    for (int32_t i = 0; i >= 0; i = sy[i].next)
+        if (tok_ws_emit(w, sy[i].id)) return hone_fail(err, "out of memory");
+    return 0;
+}
+
+int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
+    if (!n) return 0;
+    if (m->ignore_merges) {
+        int id = tok_vocab_get(&m->vocab, s, n);
+        if (id >= 0) return tok_ws_emit(w, id);
+    }
+    if (!m->word_split || n < 16) return bpe_word(m, w, s, n, err);
+    /* split before each \u2581 whose preceding character is not \u2581 nor in nosplit */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (u[i] != 0xE2 || u[i + 1] != 0x96 || u[i + 2] != 0x81) continue;
+        size_t j = i - 1;
+        while (j > start && (u[j] & 0xC0) == 0x80) j--;
+        int32_t cp;
+        if (tok_utf8_decode(u + j, i - j, &cp) != (int)(i - j) || cp == 0x2581) continue;
+        int ok = 1;
+        for (int k = 0; k < m->nnosplit && ok; k++) ok = m->nosplit[k] != cp;
+        if (!ok) continue;
+        if (bpe_word(m, w, s + start, i - start, err)) return -1;
+        start = i;
+        i += 2;
+    }
+    return bpe_word(m, w, s + start, n - start, err);
+}

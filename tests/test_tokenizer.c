@@ -1,0 +1,210 @@
+/* test_tokenizer.c — the tokenizer against the reference library: every line of
+ * shared/tokenizers/<name>/expected.dev.jsonl must be reproduced byte for byte (ids,
+ * ids_special, decoded), batch encoding must equal serial encoding, malformed inputs must
+ * fail with clear messages, and small hand-made tokenizers pin the BPE details. */
+#include "test.h"
+#include "tok_internal.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const names[] = {"llama2", "mistral", "llama3", "gemma3", "qwen3", "gpt2", "smollm", "phi3", "gpt4o"};
+
+/* Reads a whole file; NULL if absent. */
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)sz + 1);
+    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[sz] = 0; *n = (size_t)sz; }
+    return b;
+}
+
+/* Splits a buffer into lines in place. */
+static size_t lines_of(char *buf, size_t n, char ***out) {
+    size_t cap = 2048, k = 0;
+    char **l = malloc(cap * sizeof *l);
+    for (char *p = buf; p < buf + n;) {
+        char *e = memchr(p, '\n', (size_t)(buf + n - p));
+        if (!e) e = buf + n;
+        *e = 0;
+        if (k == cap) l = realloc(l, (cap *= 2) * sizeof *l);
+        l[k++] = p;
+        p = e + 1;
+    }
+    *out = l;
+    return k;
+}
+
+typedef struct { char **text; size_t *len; size_t n; json_t **keep; } corpus;
+
+static int corpus_load(corpus *c) {
+    const char *p = test_shared("tokenizers/corpus.dev.jsonl");
+    if (!p) return -1;
+    size_t n;
+    char *buf = slurp(p, &n), **lines;
+    c->n = lines_of(buf, n, &lines);
+    c->text = malloc(c->n * sizeof *c->text);
+    c->len = malloc(c->n * sizeof *c->len);
+    c->keep = malloc(c->n * sizeof *c->keep);
+    for (size_t i = 0; i < c->n; i++) {
+        json_error_t je;
+        c->keep[i] = json_loads(lines[i], JSON_ALLOW_NUL, &je);
+        json_t *t = json_object_get(c->keep[i], "text");
+        c->text[i] = (char *)json_string_value(t);
+        c->len[i] = json_string_length(t);
+    }
+    free(lines);
+    free(buf);
+    return 0;
+}
+
+static void corpus_free(corpus *c) {
+    for (size_t i = 0; i < c->n; i++) json_decref(c->keep[i]);
+    free(c->text); free(c->len); free(c->keep);
+}
+
+static void test_corpus_exact(void) {
+    corpus c;
+    if (corpus_load(&c)) { test_skip("../shared/tokenizers absent"); return; }
+    for (size_t t = 0; t < sizeof names / sizeof *names; t++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "tokenizers/%s/expected.dev.jsonl", names[t]);
+        const char *ep = test_shared(rel);
+        snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", names[t]);
+        const char *tp = test_shared(rel);
+        CHECK(ep && tp, "%s: missing files", names[t]);
+        if (!ep || !tp) continue;
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(tp, '/') - tp), tp);
+        hone_tokenizer *tok;
+        hone_error err;
+        int rc = tokenizer_load(&tok, dir, &err);
+        CHECK(rc == 0, "%s: %s", names[t], err.msg);
+        if (rc) continue;
+        size_t n;
+        char *buf = slurp(ep, &n), **exp;
+        size_t ne = lines_of(buf, n, &exp), ok = 0, shown = 0;
+        CHECK(ne == c.n, "%s: %zu expected lines for %zu texts", names[t], ne, c.n);
+        tok_buf line = {0};
+        for (size_t i = 0; i < ne && i < c.n; i++) {
+            if (tok_jsonl_line(tok, c.text[i], c.len[i], &line, &err)) { CHECK(0, "%s line %zu: %s", names[t], i + 1, err.msg); continue; }
+            if (!strcmp(line.p, exp[i])) ok++;
+            else if (shown++ < 2) CHECK(0, "%s line %zu differs:\n      got  %.300s\n      want %.300s", names[t], i + 1, line.p, exp[i]);
+        }
+        printf("    %-8s %zu / %zu lines exact\n", names[t], ok, ne);
+        CHECK(ok == ne, "%s: %zu mismatches", names[t], ne - ok);
+        tok_buf_free(&line);
+        free(exp);
+        free(buf);
+        tokenizer_free(tok);
+    }
+    corpus_free(&c);
+}
+
+static void test_batch_equals_serial(void) {
+    corpus c;
+    const char *tp = test_shared("tokenizers/llama3/tokenizer.json");
+    if (!tp || corpus_load(&c)) { test_skip("../shared/tokenizers absent"); return; }
+    hone_tokenizer *tok;
+    hone_error err;
+    CHECK(tokenizer_load(&tok, tp, &err) == 0, "%s", err.msg);
+    int32_t **ids = malloc(c.n * sizeof *ids);
+    size_t *ns = malloc(c.n * sizeof *ns);
+    CHECK(tokenizer_encode_batch(tok, (const char **)c.text, c.len, c.n, 1, ids, ns, &err) == 0, "%s", err.msg);
+    for (size_t i = 0; i < c.n; i++) {
+        int32_t *s;
+        size_t n;
+        CHECK(tokenizer_encode(tok, c.text[i], c.len[i], 1, &s, &n, &err) == 0, "%s", err.msg);
+        CHECK(n == ns[i] && !memcmp(s, ids[i], n * sizeof *s), "text %zu: batch differs from serial", i);
+        free(s);
+        free(ids[i]);
+    }
+    free(ids);
+    free(ns);
+    tokenizer_free(tok);
+    corpus_free(&c);
+}
+
+/* A tiny byte-fallback tokenizer: vocab a b c ab abc <unk> <0x..> for 0xFF only. */
+static const char tiny_json[] =
+    "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true,\"normalized\":false},"
+    "{\"id\":7,\"content\":\"<X>\",\"special\":false,\"normalized\":false,\"lstrip\":true,\"rstrip\":true}],"
+    "\"normalizer\":null,\"pre_tokenizer\":null,\"post_processor\":null,"
+    "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"}]},"
+    "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":\"<unk>\",\"fuse_unk\":true,\"byte_fallback\":true,"
+    "\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2,\"c\":3,\"ab\":4,\"abc\":5,\"<0xFF>\":6,\"<X>\":7,\" \":8},"
+    "\"merges\":[\"a b\",[\"ab\",\"c\"]]}}";
+
+static void test_tiny_bpe(void) {
+    hone_tokenizer *tok;
+    hone_error err;
+    CHECK(tokenizer_load_json(&tok, tiny_json, sizeof tiny_json - 1, NULL, 0, "tiny", &err) == 0, "%s", err.msg);
+    if (!tok) return;
+    int32_t *ids;
+    size_t n;
+    /* "abcab" -> abc ab; "xx" -> one fused <unk>; 0xFF (invalid UTF-8) -> <0xFF> */
+    CHECK(tokenizer_encode(tok, "abcabxx\xff", 8, 0, &ids, &n, &err) == 0, "%s", err.msg);
+    int32_t want[] = {5, 4, 0, 6};
+    CHECK(n == 4 && !memcmp(ids, want, sizeof want), "got %zu ids", n);
+    free(ids);
+    /* lstrip/rstrip: spaces around <X> are absorbed by it */
+    CHECK(tokenizer_encode(tok, "a  <X>  b", 9, 0, &ids, &n, &err) == 0, "%s", err.msg);
+    int32_t want2[] = {1, 7, 2};
+    CHECK(n == 3 && !memcmp(ids, want2, sizeof want2), "lstrip/rstrip: got %zu ids", n);
+    free(ids);
+    char *s;
+    size_t len;
+    int32_t dec[] = {5, 6, 1};
+    CHECK(tokenizer_decode(tok, dec, 3, 0, &s, &len, &err) == 0, "%s", err.msg);
+    CHECK(len == 7 && !memcmp(s, "abc\xEF\xBF\xBD" "a", 7), "decode: %s", s);
+    free(s);
+    CHECK(tokenizer_token_to_id(tok, "abc") == 5, "token_to_id");
+    CHECK(tokenizer_id_to_token(tok, 99) == NULL, "id_to_token out of range");
+    CHECK(tokenizer_vocab_size(tok) == 9, "vocab size %d", tokenizer_vocab_size(tok));
+    CHECK(tokenizer_is_special(tok, 0) && !tokenizer_is_special(tok, 7), "is_special");
+    tokenizer_free(tok);
+}
+
+static void expect_error(const char *json, const char *needle) {
+    hone_tokenizer *tok = NULL;
+    hone_error err = {{0}};
+    int rc = tokenizer_load_json(&tok, json, strlen(json), NULL, 0, "bad.json", &err);
+    CHECK(rc == -1 && tok == NULL, "loaded: %s", json);
+    CHECK(strstr(err.msg, needle) != NULL, "message \"%s\" lacks \"%s\"", err.msg, needle);
+    CHECK(strstr(err.msg, "bad.json") != NULL, "message \"%s\" does not name the file", err.msg);
+}
+
+static void test_errors(void) {
+    expect_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0,}}}", "malformed");
+    expect_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a q\"]}}", "\"q\" is not in the vocab");
+    expect_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "empty");
+    expect_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "Unigram");
+    expect_error("{\"normalizer\": {\"type\": \"BertNormalizer\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                 "BertNormalizer");
+    expect_error("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"},"
+                 " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "regex");
+    expect_error("{\"model\": ", "malformed");
+    expect_error("[1, 2]", "model");
+    /* a vocabulary without byte fallback or byte-level reports the offset of invalid UTF-8 */
+    const char *plain = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}";
+    hone_tokenizer *tok;
+    hone_error err;
+    CHECK(tokenizer_load_json(&tok, plain, strlen(plain), NULL, 0, "plain", &err) == 0, "%s", err.msg);
+    int32_t *ids;
+    size_t n;
+    CHECK(tokenizer_encode(tok, "aa\xC3", 3, 0, &ids, &n, &err) == -1, "invalid UTF-8 accepted");
+    CHECK(strstr(err.msg, "offset 2") != NULL, "message: %s", err.msg);
+    tokenizer_free(tok);
+}
+
+int main(void) {
+    TEST_RUN(test_tiny_bpe);
+    TEST_RUN(test_errors);
+    TEST_RUN(test_corpus_exact);
+    TEST_RUN(test_batch_equals_serial);
+    return test_finish();
+}
