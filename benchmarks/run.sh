@@ -1,7 +1,10 @@
 #!/bin/sh
-# run.sh — runs every benchmark binary given on the command line (make bench).
-# Benchmarks that need ../shared or a Python reference skip those parts themselves.
+# run.sh — runs the benchmark binaries given (make bench). Each prints its own
+# table; a benchmark that needs the Python reference tooling skips itself when
+# the venv is missing. Usage: run.sh BIN...
+rc=0
 for b in "$@"; do
   echo "== $b"
-  "./$b" || echo "  ($b exited with status $?)"
+  "./$b" || rc=1
 done
+exit $rc

@@ -1,8 +1,20 @@
-/* test_kernels.c — checkasm-style tests: every kernel of every ISA this CPU runs
- * against the scalar reference, on odd shapes and unaligned pointers.
- * Tolerances are stated per check (relative to the reference's magnitude). */
+/* test_kernels.c — checkasm-style tests of the sgemm kernels: every ISA this
+ * CPU runs against the scalar reference, all transpose forms, odd shapes,
+ * tails, leading dimensions larger than the matrix, unaligned pointers, beta 0
+ * (C holding NaN must not leak) and 1, and bitwise determinism across thread
+ * counts. The vector kernels are in test_kernels_vec.c.
+ *
+ * Tolerance: the ISA kernels sum K products in a different order (blocks of
+ * KC, FMA without intermediate rounding) than the scalar loop, so results
+ * differ by reassociation only: |err| <= K * 2^-23 * sum_k |a_k b_k| is the
+ * classic bound; with entries in [-1, 1] we check |err| <= 1e-5 * (|c| + K)
+ * (a few ulps of the partial-sum magnitudes times K), which is far tighter
+ * than any indexing bug could pass. */
 #include "kernels.h"
 #include "test.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static unsigned long long rng_state = 88172645463325252ULL;
 static float frand(void) {
@@ -13,6 +25,38 @@ static void fill(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = fra
 
 static const char *isas[] = {"avx2", "avx512", "neon"};
 
+/* One gemm of every form against the reference; pads leading dims by `pad`. */
+static void check_gemm(const hone_kernels *ref, const hone_kernels *t, int ta, int tb, int M, int N, int K,
+                       int pad, float beta) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t na = (size_t)(ta ? K : M) * lda + 1, nb = (size_t)(tb ? N : K) * ldb + 1, nc = (size_t)M * ldc + 1;
+    float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+    float *C0 = malloc(sizeof(float) * nc), *C1 = malloc(sizeof(float) * nc);
+    fill(A, na); fill(B, nb); fill(C0, nc);
+    if (beta == 0.f)
+        for (size_t i = 0; i < nc; i++) C0[i] = NAN; /* beta=0 must never read C */
+    memcpy(C1, C0, sizeof(float) * nc);
+    ref->gemm_f32(ta, tb, M, N, K, A + 1, lda, B + 1, ldb, beta, C0 + 1, ldc);
+    t->gemm_f32(ta, tb, M, N, K, A + 1, lda, B + 1, ldb, beta, C1 + 1, ldc);
+    char what[128];
+    snprintf(what, sizeof what, "%s gemm ta=%d tb=%d %dx%dx%d pad %d beta %g", t->isa, ta, tb, M, N, K, pad, beta);
+    int bad = 0;
+    for (int i = 0; i < M && bad < 3; i++)
+        for (int j = 0; j < ldc && bad < 3; j++) {
+            size_t o = 1 + (size_t)i * ldc + j;
+            if (j >= N) { /* padding columns must be untouched */
+                if (memcmp(&C0[o], &C1[o], 4)) { CHECK(0, "%s: wrote C(%d,%d) past N", what, i, j); bad++; }
+                continue;
+            }
+            double tol = 1e-5 * (fabs(C0[o]) + K);
+            if (!(fabs(C1[o] - C0[o]) <= tol)) {
+                CHECK(0, "%s: C(%d,%d) got %.9g want %.9g", what, i, j, C1[o], C0[o]);
+                bad++;
+            }
+        }
+    free(A); free(B); free(C0); free(C1);
+}
+
 static void test_gemm_all_forms(void) {
     hone_kernels ref, t;
     kernels_get("scalar", &ref);
@@ -20,27 +64,70 @@ static void test_gemm_all_forms(void) {
     for (int ii = 0; ii < 3; ii++) {
         if (kernels_get(isas[ii], &t) < 0) continue;
         ran++;
-        int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {64, 48, 96}, {129, 31, 257}};
+        static const int shapes[][3] = {{1, 1, 1},     {7, 13, 5},    {33, 17, 65},  {64, 48, 96},
+                                        {129, 31, 257}, {6, 16, 400},  {12, 32, 385}, {97, 161, 771},
+                                        {200, 70, 3},  {3, 300, 130}};
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
                     int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                    float *A = malloc(sizeof(float) * (M * K + 1)), *B = malloc(sizeof(float) * (K * N + 1));
-                    float *C0 = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * (M * N + 1));
-                    fill(A, M * K + 1); fill(B, K * N + 1); fill(C0, M * N);
-                    memcpy(C1 + 1, C0, sizeof(float) * M * N);
-                    int lda = ta ? M : K, ldb = tb ? K : N;
-                    ref.gemm_f32(ta, tb, M, N, K, A + 1, lda, B + 1, ldb, 1.f, C0, N);
-                    t.gemm_f32(ta, tb, M, N, K, A + 1, lda, B + 1, ldb, 1.f, C1 + 1, N);
-                    for (int i = 0; i < M * N; i++)
-                        CHECK_CLOSE(C1[i + 1], C0[i], 1e-5, 1e-5 * K, t.isa); /* fp32 reassociation */
-                    free(A); free(B); free(C0); free(C1);
+                    check_gemm(&ref, &t, ta, tb, M, N, K, (int)(s % 3) * 3, (s + ta + tb) % 2 ? 1.f : 0.f);
                 }
     }
     if (!ran) test_skip("no SIMD ISA runs on this CPU");
 }
 
+/* A shape large enough to take the threaded, multi-block path. */
+static void test_gemm_large(void) {
+    hone_kernels ref, t;
+    kernels_get("scalar", &ref);
+    int ran = 0;
+    for (int ii = 0; ii < 3; ii++) {
+        if (kernels_get(isas[ii], &t) < 0) continue;
+        ran++;
+        check_gemm(&ref, &t, 0, 1, 301, 190, 900, 5, 0.f);
+        check_gemm(&ref, &t, 1, 0, 250, 77, 1100, 0, 1.f);
+        check_gemm(&ref, &t, 0, 0, 1030, 45, 70, 2, 0.f);
+    }
+    if (!ran) test_skip("no SIMD ISA runs on this CPU");
+}
+
+/* Same inputs on 1 and 2 threads (and 3: uneven splits) must give bitwise the
+ * same C: threads split output tiles only, never the K sum. */
+static void test_gemm_thread_determinism(void) {
+#ifdef _OPENMP
+    hone_kernels t;
+    const char *names[] = {"scalar", "avx2", "avx512", "neon"};
+    int M = 203, N = 301, K = 777;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+    fill(A, (size_t)M * K); fill(B, (size_t)K * N);
+    int saved = omp_get_max_threads();
+    for (int ii = 0; ii < 4; ii++) {
+        if (kernels_get(names[ii], &t) < 0) continue;
+        for (int form = 0; form < 3; form++) {
+            int ta = form == 2, tb = form == 0;
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            omp_set_num_threads(1);
+            t.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, 0.f, C1, N);
+            for (int nth = 2; nth <= 3; nth++) {
+                omp_set_num_threads(nth);
+                t.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, 0.f, C2, N);
+                CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "%s gemm ta=%d tb=%d: 1 vs %d threads differ",
+                      t.isa, ta, tb, nth);
+            }
+        }
+    }
+    omp_set_num_threads(saved);
+    free(A); free(B); free(C1); free(C2);
+#else
+    test_skip("built without OpenMP");
+#endif
+}
+
 int main(void) {
     TEST_RUN(test_gemm_all_forms);
+    TEST_RUN(test_gemm_large);
+    TEST_RUN(test_gemm_thread_determinism);
     return test_finish();
 }

@@ -1,0 +1,166 @@
+/* bench_gemm.c — sgemm GFLOP/s of hone's kernels (the best ISA and the AVX2
+ * path) next to OpenBLAS cblas_sgemm in the same run, on 1 and 2 threads, for
+ * square sizes and the SmolLM2-135M training shapes in their three forms:
+ *   fwd  Y  (T,out) = X (T,in) @ W^T        ta=0 tb=1
+ *   dX   dX (T,in)  = dY (T,out) @ W        ta=0 tb=0
+ *   dW   dW (out,in)= dY^T @ X              ta=1 tb=0
+ * plus the measured FMA peak (register-only FMA loop) and % of it.
+ * Usage: bench_gemm [quick]   (quick: skip the vocabulary-sized shape) */
+#include "kernels.h"
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Register-only FMA loops: 12 independent chains cover latency x pipes. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f,fma"))) static double fma_loop_512(long iters) {
+    __m512 a[12], x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], x, y);
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
+    return s;
+}
+__attribute__((target("avx2,fma"))) static double fma_loop_256(long iters) {
+    __m256 a[12], x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], x, y);
+    float s = 0, t[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(t, a[i]);
+        for (int j = 0; j < 8; j++) s += t[j];
+    }
+    return s;
+}
+#endif
+
+/* GFLOP/s of the FMA loop on nth threads (each thread runs its own loop). */
+static double fma_peak(int nth, int w512) {
+    long iters = 10000000;
+    double best = 0;
+    for (int rep = 0; rep < 6; rep++) {
+        double t0 = now(), sink = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : sink)
+        {
+#if defined(__x86_64__)
+            sink += w512 ? fma_loop_512(iters) : fma_loop_256(iters);
+#endif
+        }
+        double t = now() - t0;
+        double flops = (double)nth * iters * 12 * (w512 ? 16 : 8) * 2;
+        if (flops / t / 1e9 > best) best = flops / t / 1e9;
+        if (sink == 42) printf(" ");
+    }
+    return best;
+}
+
+typedef struct { const char *name; int ta, tb, M, N, K; } shape;
+
+static void run_one(hone_kernels *kt, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                    const float *B, int ldb, float *C, int ldc) {
+    if (kt)
+        kt->gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, 0.f, C, ldc);
+    else
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                    1.f, A, lda, B, ldb, 0.f, C, ldc);
+}
+
+/* Best-of-reps GFLOP/s. */
+static double time_gemm(hone_kernels *kt, int nth, const shape *s, const float *A, const float *B, float *C,
+                        int reps) {
+    omp_set_num_threads(nth);
+    openblas_set_num_threads(nth);
+    int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
+    double flops = 2.0 * s->M * s->N * s->K, best = 0;
+    if (reps > 1) run_one(kt, s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, C, s->N); /* warm-up */
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        run_one(kt, s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, C, s->N);
+        double g = flops / (now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && !strcmp(argv[1], "quick");
+    int maxth = getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 2; /* 1 or 2 */
+    int extra = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 0;
+    const char *only = getenv("BENCH_ONLY"); /* substring filter on the shape name */
+    kernels_init();
+    hone_kernels best = hone_kt, avx2;
+    int have_avx2 = kernels_get("avx2", &avx2) == 0 && strcmp(best.isa, "avx2");
+    int w512 = !strcmp(best.isa, "avx512");
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("hone gemm benchmark: hone ISA %s%s; OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", best.isa,
+           have_avx2 ? " (and avx2 forced)" : "", openblas_get_config(), openblas_get_corename(),
+           ct ? ct : "(unset)");
+    double pk1 = fma_peak(1, w512), pk2 = fma_peak(2, w512);
+    printf("measured FMA peak (%s): %.1f GFLOP/s on 1 thread, %.1f on 2\n\n", w512 ? "zmm" : "ymm", pk1, pk2);
+
+    shape shapes[64];
+    int ns = 0;
+    static char names[64][48];
+    for (int n = 256; n <= 2048; n *= 2) {
+        snprintf(names[ns], 48, "square %d", n);
+        shapes[ns] = (shape){names[ns], 0, 0, n, n, n};
+        ns++;
+    }
+    int tr[][3] = {{4096, 576, 1536}, {4096, 1536, 576}, {4096, 576, 49152}};
+    for (int t = 0; t < 3; t++) {
+        if (quick && t == 2) continue;
+        int T = tr[t][0], in = tr[t][1], out = tr[t][2];
+        snprintf(names[ns], 48, "%dx%dx%d fwd", T, in, out);
+        shapes[ns] = (shape){names[ns], 0, 1, T, out, in};
+        ns++;
+        snprintf(names[ns], 48, "%dx%dx%d dX", T, in, out);
+        shapes[ns] = (shape){names[ns], 0, 0, T, in, out};
+        ns++;
+        snprintf(names[ns], 48, "%dx%dx%d dW", T, in, out);
+        shapes[ns] = (shape){names[ns], 1, 0, out, in, T};
+        ns++;
+    }
+    printf("%-22s %5s %5s %5s | %8s %8s %8s %6s %5s | %8s %8s %8s %6s %5s\n", "shape", "M", "N", "K",
+           "hone1", "avx2_1", "oblas1", "ratio", "%pk", "hone2", "avx2_2", "oblas2", "ratio", "%pk");
+    for (int i = 0; i < ns; i++) {
+        shape *s = &shapes[i];
+        if (only && !strstr(s->name, only)) continue;
+        size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
+        float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4);
+        for (size_t j = 0; j < na; j++) A[j] = (float)((j * 7919) % 1000) * 1e-3f - 0.5f;
+        for (size_t j = 0; j < nb; j++) B[j] = (float)((j * 104729) % 1000) * 1e-3f - 0.5f;
+        memset(C, 0, nc * 4);
+        double fl = 2.0 * s->M * s->N * s->K;
+        int reps = (fl > 50e9 ? 1 : fl > 5e9 ? 2 : 5) + extra;
+        double r[2][3];
+        memset(r, 0, sizeof r);
+        for (int t = 0; t < maxth; t++) {
+            r[t][0] = time_gemm(&best, t + 1, s, A, B, C, reps);
+            r[t][1] = have_avx2 ? time_gemm(&avx2, t + 1, s, A, B, C, reps) : 0;
+            r[t][2] = time_gemm(NULL, t + 1, s, A, B, C, reps);
+        }
+        printf("%-22s %5d %5d %5d | %8.1f %8.1f %8.1f %6.2f %5.0f | %8.1f %8.1f %8.1f %6.2f %5.0f\n", s->name,
+               s->M, s->N, s->K, r[0][0], r[0][1], r[0][2], r[0][0] / r[0][2], 100 * r[0][0] / pk1, r[1][0],
+               r[1][1], r[1][2], r[1][0] / r[1][2], 100 * r[1][0] / pk2);
+        fflush(stdout);
+        free(A); free(B); free(C);
+    }
+    return 0;
+}
