@@ -2,7 +2,8 @@
  *   the shared-prompt layout equals the two-row layout (loss, metrics and every
  *   gradient within 1e-5 relative to the largest magnitude), for several loss types;
  *   precomputed reference log-probs equal a live reference model (bitwise);
- *   batch 4 x accumulation 1 == batch 2 x accumulation 2 (1e-6), 1 == 2 threads
+ *   batch 4 x accumulation 1 == batch 2 x accumulation 2 (gradient 1e-6, weights
+ *   after two steps 1e-5), 1 == 2 threads
  *   (bitwise), interrupted + resumed == uninterrupted (bitwise), and training
  *   raises rewards/accuracies and margins. */
 #include "dpo.h"
@@ -147,8 +148,38 @@ static void test_accumulation_and_threads(void) {
     a.max_steps = b.max_steps = 2;
     size_t n;
     float *wa = run(&a, pairs, 8, 1, NULL, NULL, &n, NULL, NULL), *wb = run(&b, pairs, 8, 1, NULL, NULL, &n, NULL, NULL);
+    /* after two Adam steps tiny gradient entries amplify rounding, so weights are
+     * compared at 1e-5; the accumulated gradient itself at 1e-6 */
     double d = rel(wb, wa, n);
-    CHECK(d <= 1e-6, "4x1 vs 2x2: %.3g", d);
+    CHECK(d <= 1e-5, "4x1 vs 2x2 weights: %.3g", d);
+    {
+        hone_model pol, ref;
+        hone_error err;
+        load(&pol, 0.05f);
+        load(&ref, 0.f);
+        float *g1 = calloc(pol.num_floats, 4), *g2 = calloc(pol.num_floats, 4);
+        hone_weights v1, v2;
+        model_weights_view(&pol, g1, &v1, &err);
+        model_weights_view(&pol, g2, &v2, &err);
+        dpo_ws ws;
+        dpo_ws_init(&ws, &pol.cfg, &a, 4, pairs, 8, 1, 1, &err);
+        dpo_loss_state st;
+        dpo_loss_state_init(&st);
+        dpo_step_result r;
+        long idx[4] = {0, 1, 2, 3};
+        dpo_micro_batch(&ws, &pol, &v1, &ref, &a, &st, pairs, idx, 4, NULL, 1.0f, &r, &err);
+        dpo_micro_batch(&ws, &pol, &v2, &ref, &a, &st, pairs, idx, 2, NULL, 0.5f, &r, &err);
+        dpo_micro_batch(&ws, &pol, &v2, &ref, &a, &st, pairs, idx + 2, 2, NULL, 0.5f, &r, &err);
+        double dg = rel(g2, g1, pol.num_floats);
+        CHECK(dg <= 1e-6, "4x1 vs 2x2 gradient: %.3g", dg);
+        printf("    4x1 vs 2x2: gradient diff %.2e, weights after 2 steps %.2e\n", dg, d);
+        dpo_ws_free(&ws);
+        weights_view_free(&v1);
+        weights_view_free(&v2);
+        free(g1); free(g2);
+        model_free(&pol);
+        model_free(&ref);
+    }
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
     float *w1 = run(&a, pairs, 8, 0, NULL, NULL, &n, NULL, NULL);
