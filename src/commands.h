@@ -3,5 +3,6 @@
 #ifndef HONE_COMMANDS_H
 #define HONE_COMMANDS_H
 int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 #endif

@@ -399,7 +399,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
             double el = hone_now() - t0;
             keys[q] = "loss"; v[q++] = win_loss / steps_in_window;
             keys[q] = "grad_norm"; v[q++] = gn;
-            keys[q] = "learning_rate"; v[q++] = trainer_lr_at(t, t->step);
+            keys[q] = "learning_rate"; v[q++] = lr; /* the rate this step used, as transformers logs it */
             for (int i = 0; i < k; i++) { keys[q] = names[i]; v[q++] = win[i] / win_mb; }
             keys[q] = "num_tokens"; v[q++] = t->tokens_seen;
             keys[q] = "epoch"; v[q++] = t->epoch + (double)t->epoch_pos / mb_per_epoch;

@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"info", cmd_info, "print the CPU, chosen ISA, cores, NUMA nodes, threads, backends, libraries"},
+    {"convert", cmd_convert, "import a llama2.c checkpoint (and its SentencePiece tokenizer) as a HF model directory"},
     {"tokenize", cmd_tokenize, "encode text with a model's tokenizer (ids, pieces, --jsonl checks)"},
 };
 
