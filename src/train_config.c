@@ -50,7 +50,7 @@ static const char *const loss_choices[] = {"sigmoid", "hinge", "ipo", "exo_pair"
                                            "apo_down", "discopop", "sft", "sigmoid_norm", NULL};
 static const char *const sft_formats[] = {"auto", "prompt_completion", "messages", "conversational",
                                           "sharegpt", "alpaca", "text", NULL};
-static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "sharegpt", NULL};
+static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
 
 #define F(field) offsetof(hone_train_config, field)
 #define K(name, type, kinds) {#name, type, F(name), 0, kinds, NULL, NULL}
