@@ -282,14 +282,13 @@ def main():
         torch.manual_seed(0)
         model = C.load_model(path)
         model.train()
-        evals = []
+        ev = os.path.join(d, "eval.jsonl")
+        eval_data = [json.loads(line) for line in open(ev)] if os.path.exists(ev) else None
         if cfg["trainer"] == "SFTTrainer":
-            ev = os.path.join(d, "eval.jsonl")
-            eval_data = [json.loads(line) for line in open(ev)] if os.path.exists(ev) else None
             got, evals = replay_sft(cfg, data, model, eval_data)
         else:
             import dpo_replay
-            got = dpo_replay.replay_dpo(cfg, data, model, path)
+            got, evals = dpo_replay.replay_dpo(cfg, data, model, path, eval_data)
         worst = compare(case, got, exp)
         if evals:
             compare(case + " eval", evals, {"steps": exp["eval"]})
