@@ -100,6 +100,18 @@ def cases():
     return out
 
 
+WITH_EVAL = ("dpo_sigmoid", "dpo_precompute_ref")
+EVAL = dict(eval_strategy="steps", eval_steps=5, eval_on_start=True, per_device_eval_batch_size=3)
+
+
+def to_text_dataset(rows):
+    from datasets import Dataset
+
+    return Dataset.from_list([{"prompt": C.ids_to_text(r["prompt_input_ids"]),
+                               "chosen": C.ids_to_text(r["chosen_input_ids"]),
+                               "rejected": C.ids_to_text(r["rejected_input_ids"])} for r in rows])
+
+
 def run_case(name, spec):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -115,15 +127,17 @@ def run_case(name, spec):
     args = DPOConfig(**C.base_args(C.tmpdir(), **hp))
     model = C.load_model(model_path)
     tok = C.id_tokenizer(model.config.vocab_size)
-    ds = Dataset.from_list([{"prompt": C.ids_to_text(r["prompt_input_ids"]),
-                             "chosen": C.ids_to_text(r["chosen_input_ids"]),
-                             "rejected": C.ids_to_text(r["rejected_input_ids"])} for r in rows])
+    ds = to_text_dataset(rows)
+    eval_rows = tiny_pairs(8, 70) if name in WITH_EVAL else None
+    if eval_rows:
+        hp.update(EVAL)
+        args = DPOConfig(**C.base_args(C.tmpdir(), **hp))
     batches = []
     record = name == "dpo_sigmoid"
 
     class Trainer(DPOTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if record:
+            if record and model.training:
                 rec = {"step": self.state.global_step + 1}
                 for k in ("input_ids", "attention_mask", "completion_mask", "ref_chosen_logps",
                           "ref_rejected_logps"):
@@ -144,6 +158,7 @@ def run_case(name, spec):
     ref_model = C.load_model(model_path) if ref_mode == "ref_model" else None
     rec = C.LogRecorder()
     trainer = Trainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
+                      eval_dataset=to_text_dataset(eval_rows) if eval_rows else None,
                       callbacks=[rec])
     ref_logps = None
     if ref_mode in ("precompute", "reference_free"):
@@ -163,7 +178,10 @@ def run_case(name, spec):
     expected = {"steps": rec.logs, "final_param_norms": C.param_norms(trainer.model)}
     if ref_logps is not None:
         expected["ref_logps"] = ref_logps
-    extra = {"batches.jsonl": batches} if record else None
+    extra = {"batches.jsonl": batches} if record else {}
+    if eval_rows:
+        expected["eval"] = rec.eval_logs
+        extra["eval.jsonl"] = eval_rows
     d = C.write_case(name, rows, config, expected, extra)
     l = rec.logs
     print(f"{name}: {len(l)} steps, {n_train} pairs, loss {l[0]['loss']:.5f} -> {l[-1]['loss']:.5f}, "

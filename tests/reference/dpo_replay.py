@@ -110,85 +110,128 @@ def dpo_loss(cfg, lt, c_lp, r_lp, rc, rr, cm, shift_cm, per_tok):
     raise ValueError(lt)
 
 
-def replay_dpo(cfg, data, model, path):
+METRICS = ("entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy", "rewards/chosen",
+           "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")
+
+
+def precompute(cfg, model, rows, batch):
+    """Reference logps of every pair with `model`, in order, in batches of `batch` pairs."""
+    pre = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            ids, start, am, cm = dpo_collate(cfg, rows[i:i + batch])
+            lab = ids.masked_fill(cm == 0, -100)
+            pos = torch.arange(ids.size(1)).expand_as(ids)
+            lp = token_stats(masked_forward(model, ids, pos, start), lab)[0]
+            c, r = seq_logps(cfg, lp, cm[:, 1:]).chunk(2)
+            pre += list(zip(c.tolist(), r.tolist()))
+    return pre
+
+
+def micro_batch(cfg, model, ref, pre, rows):
+    """One DPO micro-batch: -> (loss tensor, metrics dict, attention-mask token count).  `pre`: the rows'
+    precomputed (ref_chosen, ref_rejected) or None (then `ref` model, or zeros when ref is None)."""
+    ids, start, am, cm = dpo_collate(cfg, rows)
+    pos = torch.arange(ids.size(1)).expand_as(ids)
+    lab = ids.masked_fill(cm == 0, -100)
+    shift_cm = cm[:, 1:]
+    logits = masked_forward(model, ids, pos, start)
+    per_tok, ent, mlog, top1, _ = token_stats(logits, lab)
+    c_lp, r_lp = seq_logps(cfg, per_tok, shift_cm).chunk(2)
+    if pre is not None:
+        rc = torch.tensor([p[0] for p in pre])
+        rr = torch.tensor([p[1] for p in pre])
+    elif ref is None:
+        rc = rr = torch.zeros_like(c_lp)
+    else:
+        with torch.no_grad():
+            rlp = token_stats(masked_forward(ref, ids, pos, start), lab)[0]
+            rc, rr = seq_logps(cfg, rlp, shift_cm).chunk(2)
+    weights = cfg["loss_weights"] or [1.0] * len(cfg["loss_type"])
+    loss = 0.0
+    for lt, w in zip(cfg["loss_type"], weights):
+        per_seq = dpo_loss(cfg, lt, c_lp, r_lp, rc, rr, cm, shift_cm, per_tok)
+        if cfg["use_weighting"]:
+            with torch.no_grad():
+                lsm = torch.log_softmax(logits[:, :-1].float(), -1)
+                lssp = torch.logsumexp(2 * lsm, -1)  # log sum_v p_v^2
+                al = (per_tok - lssp) * shift_cm
+            wts = torch.exp(al.sum(1) / shift_cm.sum(1).clamp_min(1))
+            cw, rw = wts.chunk(2)
+            per_seq = per_seq * cw * rw
+        loss = loss + per_seq.mean() * w
+    m = {}
+    m["entropy"] = float((ent * shift_cm).sum()) / int(shift_cm.sum())
+    cmk, rmk = shift_cm.chunk(2)
+    ml_c, ml_r = mlog.chunk(2)
+    m["logits/chosen"] = float(ml_c[cmk.bool()].sum()) / int(cmk.sum())
+    m["logits/rejected"] = float(ml_r[rmk.bool()].sum()) / int(rmk.sum())
+    t1c, _ = top1.chunk(2)
+    m["mean_token_accuracy"] = float((t1c & cmk.bool()).sum()) / int(cmk.sum())
+    cr = cfg["beta"] * (c_lp - rc).detach()
+    rr_ = cfg["beta"] * (r_lp - rr).detach()
+    m["rewards/chosen"] = float(cr.mean())
+    m["rewards/rejected"] = float(rr_.mean())
+    m["rewards/accuracies"] = float((cr > rr_).float().mean())
+    m["rewards/margins"] = float((cr - rr_).mean())
+    m["logps/chosen"] = float(c_lp.mean())
+    m["logps/rejected"] = float(r_lp.mean())
+    return loss, m, int(am.sum())
+
+
+@torch.no_grad()
+def dpo_eval(cfg, model, ref, pre, rows, train_tokens):
+    """Like SFT's evaluation: eval_loss weighted by pairs per batch, other metrics unweighted means."""
+    EB = cfg["per_device_eval_batch_size"]
+    model.eval()
+    losses, acc = [], {k: [] for k in METRICS}
+    for i in range(0, len(rows), EB):
+        loss, m, _ = micro_batch(cfg, model, ref, pre[i:i + EB] if pre is not None else None, rows[i:i + EB])
+        losses.append((float(loss), len(rows[i:i + EB])))
+        for k in METRICS:
+            acc[k].append(m[k])
+    model.train()
+    out = {"eval_loss": sum(v * n for v, n in losses) / sum(n for _, n in losses),
+           "eval_num_tokens": float(train_tokens)}
+    out.update({"eval_" + k: sum(v) / len(v) for k, v in acc.items()})
+    return out
+
+
+def replay_dpo(cfg, data, model, path, eval_data=None):
     rows = dpo_rows(cfg, data)
+    eval_rows = dpo_rows(cfg, eval_data) if eval_data else None
     B, GA = cfg["per_device_train_batch_size"], cfg["gradient_accumulation_steps"]
     mode = cfg["reference_mode"]
     ref = C.load_model(path).eval() if mode in ("ref_model", "precompute") else None
     batches = [rows[i:i + B] for i in range(0, len(rows), B)]
-    if mode == "precompute":  # one pass with the initial policy, batches of precompute_ref_batch_size
-        pb = cfg["precompute_ref_batch_size"] or B
-        pre = []
-        with torch.no_grad():
-            for i in range(0, len(rows), pb):
-                ids, start, am, cm = dpo_collate(cfg, rows[i:i + pb])
-                lab = ids.masked_fill(cm == 0, -100)
-                pos = torch.arange(ids.size(1)).expand_as(ids)
-                lp = token_stats(masked_forward(ref, ids, pos, start), lab)[0]
-                c, r = seq_logps(cfg, lp, cm[:, 1:]).chunk(2)
-                pre += list(zip(c.tolist(), r.tolist()))
+    pre = eval_pre = None
+    if mode == "precompute":  # one pass with the initial policy before training
+        pre = precompute(cfg, ref, rows, cfg["precompute_ref_batch_size"] or B)
+        if eval_rows:
+            eval_pre = precompute(cfg, ref, eval_rows,
+                                  cfg["precompute_ref_batch_size"] or cfg["per_device_eval_batch_size"])
         ref = None
+    elif mode == "reference_free":
+        pre = [(0.0, 0.0)] * len(rows)
+        eval_pre = [(0.0, 0.0)] * len(eval_rows or [])
     opt = AdamW(list(model.named_parameters()), cfg)
     params = [p for _, p in model.named_parameters()]
-    out, total_tokens = [], 0
+    out, evals, total_tokens = [], [], 0
+    do_eval = eval_rows is not None and cfg.get("eval_strategy") == "steps"
+    if do_eval and cfg.get("eval_on_start"):
+        evals.append(dpo_eval(cfg, model, ref, eval_pre, eval_rows, 0))
     for s in range(cfg["max_steps"]):
-        acc = {k: [] for k in ("entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy",
-                               "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
-                               "logps/chosen", "logps/rejected")}
+        acc = {k: [] for k in METRICS}
         loss_sum = 0.0
         for mb in range(GA):
             bi = s * GA + mb
-            ids, start, am, cm = dpo_collate(cfg, batches[bi])
-            pos = torch.arange(ids.size(1)).expand_as(ids)
-            lab = ids.masked_fill(cm == 0, -100)
-            shift_cm = cm[:, 1:]
-            logits = masked_forward(model, ids, pos, start)
-            per_tok, ent, mlog, top1, _ = token_stats(logits, lab)
-            lp = seq_logps(cfg, per_tok, shift_cm)
-            c_lp, r_lp = lp.chunk(2)
-            if mode == "reference_free":
-                rc = rr = torch.zeros_like(c_lp)
-            elif mode == "precompute":
-                k0 = bi * B
-                rc = torch.tensor([pre[k0 + i][0] for i in range(len(batches[bi]))])
-                rr = torch.tensor([pre[k0 + i][1] for i in range(len(batches[bi]))])
-            else:
-                with torch.no_grad():
-                    rlp = token_stats(masked_forward(ref, ids, pos, start), lab)[0]
-                    rc, rr = seq_logps(cfg, rlp, shift_cm).chunk(2)
-            weights = cfg["loss_weights"] or [1.0] * len(cfg["loss_type"])
-            loss = 0.0
-            for lt, w in zip(cfg["loss_type"], weights):
-                per_seq = dpo_loss(cfg, lt, c_lp, r_lp, rc, rr, cm, shift_cm, per_tok)
-                if cfg["use_weighting"]:
-                    with torch.no_grad():
-                        lsm = torch.log_softmax(logits[:, :-1].float(), -1)
-                        lssp = torch.logsumexp(2 * lsm, -1)  # log sum_v p_v^2
-                        al = (per_tok - lssp) * shift_cm
-                    wts = torch.exp(al.sum(1) / shift_cm.sum(1).clamp_min(1))
-                    cw, rw = wts.chunk(2)
-                    per_seq = per_seq * cw * rw
-                loss = loss + per_seq.mean() * w
+            mpre = pre[bi * B:bi * B + len(batches[bi])] if pre is not None else None
+            loss, m, ntok = micro_batch(cfg, model, ref, mpre, batches[bi])
             (loss / GA).backward()
             loss_sum += float(loss.detach()) / GA
-            # metrics of this micro-batch
-            nt = int(shift_cm.sum())
-            acc["entropy"].append(float((ent * shift_cm).sum()) / nt)
-            total_tokens += int(am.sum())
-            cmk, rmk = shift_cm.chunk(2)
-            ml_c, ml_r = mlog.chunk(2)
-            acc["logits/chosen"].append(float(ml_c[cmk.bool()].sum()) / int(cmk.sum()))
-            acc["logits/rejected"].append(float(ml_r[rmk.bool()].sum()) / int(rmk.sum()))
-            t1c, _ = top1.chunk(2)
-            acc["mean_token_accuracy"].append(float((t1c & cmk.bool()).sum()) / int(cmk.sum()))
-            cr = cfg["beta"] * (c_lp - rc).detach()
-            rr_ = cfg["beta"] * (r_lp - rr).detach()
-            acc["rewards/chosen"].append(float(cr.mean()))
-            acc["rewards/rejected"].append(float(rr_.mean()))
-            acc["rewards/accuracies"].append(float((cr > rr_).float().mean()))
-            acc["rewards/margins"].append(float((cr - rr_).mean()))
-            acc["logps/chosen"].append(float(c_lp.mean()))
-            acc["logps/rejected"].append(float(r_lp.mean()))
+            total_tokens += ntok
+            for k in METRICS:
+                acc[k].append(m[k])
         gn = clip(params, cfg["max_grad_norm"])
         lr = lr_at(cfg, s)
         opt.step(lr)
@@ -201,4 +244,6 @@ def replay_dpo(cfg, data, model, path):
         row = {"loss": loss_sum, "grad_norm": gn, "learning_rate": lr, "num_tokens": float(total_tokens)}
         row.update({k: sum(v) / len(v) for k, v in acc.items()})
         out.append(row)
-    return out
+        if do_eval and (s + 1) % cfg["eval_steps"] == 0:
+            evals.append(dpo_eval(cfg, model, ref, eval_pre, eval_rows, total_tokens))
+    return out, evals

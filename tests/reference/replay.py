@@ -76,7 +76,7 @@ class AdamW:
 
 def lr_at(cfg, step0):
     """Learning rate used by optimizer step `step0` (0-based); this is also what TRL logs for step0+1."""
-    N, lr = cfg["max_steps"], cfg["learning_rate"]
+    N, lr = cfg.get("max_steps_resolved", cfg["max_steps"]), cfg["learning_rate"]
     W = cfg["warmup_steps_resolved"]
     kind = cfg["lr_scheduler_type"]
     if kind == "constant":
@@ -185,16 +185,54 @@ def sft_collate(cfg, rows):
     return ids, pos, start, lab, n
 
 
-def replay_sft(cfg, data, model):
-    rows = sft_rows(cfg, data)
+def step_groups(cfg, rows):
+    """Optimizer steps as lists of micro-batches (lists of rows): each epoch walks the rows in order in
+    micro-batches of per_device_train_batch_size (the last may be smaller) and groups them by
+    gradient_accumulation_steps (the epoch's last step may have fewer micro-batches); epochs repeat in the
+    same order until max_steps_resolved steps."""
     B, GA = cfg["per_device_train_batch_size"], cfg["gradient_accumulation_steps"]
-    batches = [rows[i:i + B] for i in range(0, len(rows), B)]
-    assert len(batches) >= cfg["max_steps"] * GA, "replay assumes one epoch"
+    epoch = [rows[i:i + B] for i in range(0, len(rows), B)]
+    steps, N = [], cfg.get("max_steps_resolved", cfg["max_steps"])
+    while len(steps) < N:
+        for i in range(0, len(epoch), GA):
+            if len(steps) < N:
+                steps.append(epoch[i:i + GA])
+    return steps
+
+
+@torch.no_grad()
+def sft_eval(cfg, model, eval_data, train_tokens):
+    """Trainer.evaluate: model.eval(); per eval batch the token-mean NLL (SFT passes no num_items_in_batch);
+    eval_loss = mean over batches weighted by the number of dataset rows in each batch (the Trainer repeats a
+    batch's loss eval_batch_size times and accelerate's gather_for_metrics cuts the last batch's copies to
+    the rows it really had); entropy and accuracy: unweighted mean over batches; eval_num_tokens = training
+    tokens so far."""
+    rows = sft_rows(cfg, eval_data)
+    EB = cfg["per_device_eval_batch_size"]
+    model.eval()
+    losses, ents, accs = [], [], []
+    for i in range(0, len(rows), EB):
+        ids, pos, start, lab, _ = sft_collate(cfg, rows[i:i + EB])
+        logp, ent, _, top1, valid = token_stats(masked_forward(model, ids, pos, start), lab)
+        nv = int(valid.sum())
+        losses.append((float(-logp.sum()) / max(nv, 1), len(rows[i:i + EB])))
+        ents.append(float(ent.sum()) / nv if nv else 0.0)
+        accs.append(float(top1.sum()) / nv if nv else 0.0)
+    model.train()
+    return {"eval_loss": sum(v * n for v, n in losses) / sum(n for _, n in losses), "eval_entropy": sum(ents) / len(ents),
+            "eval_mean_token_accuracy": sum(accs) / len(accs), "eval_num_tokens": float(train_tokens)}
+
+
+def replay_sft(cfg, data, model, eval_data=None):
+    rows = sft_rows(cfg, data)
     opt = AdamW(list(model.named_parameters()), cfg)
     params = [p for _, p in model.named_parameters()]
-    out, total_tokens = [], 0
-    for s in range(cfg["max_steps"]):
-        mbs = [sft_collate(cfg, b) for b in batches[s * GA:(s + 1) * GA]]
+    out, evals, total_tokens = [], [], 0
+    do_eval = eval_data is not None and cfg.get("eval_strategy") == "steps"
+    if do_eval and cfg.get("eval_on_start"):
+        evals.append(sft_eval(cfg, model, eval_data, 0))
+    for s, group in enumerate(step_groups(cfg, rows)):
+        mbs = [sft_collate(cfg, b) for b in group]
         n_items = sum(int((m[3][:, 1:] != -100).sum()) for m in mbs)
         loss_sum, ents, accs = 0.0, [], []
         for ids, pos, start, lab, ntok in mbs:
@@ -213,7 +251,9 @@ def replay_sft(cfg, data, model):
         model.zero_grad(set_to_none=False)
         out.append({"loss": loss_sum, "grad_norm": gn, "learning_rate": lr, "entropy": sum(ents) / len(ents),
                     "mean_token_accuracy": sum(accs) / len(accs), "num_tokens": float(total_tokens)})
-    return out
+        if do_eval and (s + 1) % cfg["eval_steps"] == 0:
+            evals.append(sft_eval(cfg, model, eval_data, total_tokens))
+    return out, evals
 
 
 # ---------------------------------------------------------------------------------------------- compare
@@ -242,12 +282,16 @@ def main():
         torch.manual_seed(0)
         model = C.load_model(path)
         model.train()
+        ev = os.path.join(d, "eval.jsonl")
+        eval_data = [json.loads(line) for line in open(ev)] if os.path.exists(ev) else None
         if cfg["trainer"] == "SFTTrainer":
-            got = replay_sft(cfg, data, model)
+            got, evals = replay_sft(cfg, data, model, eval_data)
         else:
             import dpo_replay
-            got = dpo_replay.replay_dpo(cfg, data, model, path)
+            got, evals = dpo_replay.replay_dpo(cfg, data, model, path, eval_data)
         worst = compare(case, got, exp)
+        if evals:
+            compare(case + " eval", evals, {"steps": exp["eval"]})
         bad += worst["loss"] > 1e-4 or worst["grad_norm"] > 1e-4
     sys.exit(1 if bad else 0)
 

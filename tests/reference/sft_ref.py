@@ -71,23 +71,28 @@ def common_prefix(a, b):
     return k
 
 
+EVAL = dict(eval_strategy="steps", eval_steps=10, eval_on_start=True, per_device_eval_batch_size=2)
+
 CASES = {
-    # name: (model, data fn, SFTConfig overrides)
+    # name: (model, train data fn, SFTConfig overrides, eval data fn or None)
     "sft_full": ("tiny-llama", lambda: tiny_data(80, 1), dict(
         completion_only_loss=False, packing=False, max_length=24,
-        lr_scheduler_type="linear", warmup_steps=3)),
+        lr_scheduler_type="linear", warmup_steps=3, **EVAL), lambda: tiny_data(16, 101)),
     "sft_completion_only": ("tiny-llama", lambda: tiny_data(80, 2), dict(
         completion_only_loss=True, packing=False, max_length=24,
-        lr_scheduler_type="cosine", warmup_steps=0.1)),
+        lr_scheduler_type="cosine", warmup_steps=0.1, **EVAL), lambda: tiny_data(16, 102)),
     "sft_packing": ("tiny-llama", lambda: tiny_data(176, 3), dict(
         completion_only_loss=False, packing=True, packing_strategy="bfd", max_length=32,
-        lr_scheduler_type="constant", warmup_steps=0)),
+        lr_scheduler_type="constant", warmup_steps=0, **EVAL), lambda: tiny_data(24, 103)),
     "sft_packing_completion_only": ("tiny-llama", lambda: tiny_data(176, 4), dict(
         completion_only_loss=True, packing=True, packing_strategy="bfd", max_length=32,
-        lr_scheduler_type="linear", warmup_steps=2)),
+        lr_scheduler_type="linear", warmup_steps=2), None),
+    "sft_epochs_partial_accum": ("tiny-llama", lambda: tiny_data(18, 5), dict(
+        completion_only_loss=False, packing=False, max_length=24, max_steps=-1, num_train_epochs=2,
+        lr_scheduler_type="linear", warmup_steps=1, **dict(EVAL, eval_steps=5)), lambda: tiny_data(8, 105)),
     "sft_stories260K": ("stories260K", lambda: stories_data(80), dict(
         completion_only_loss=False, packing=False, max_length=32,
-        lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4)),
+        lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4), None),
 }
 
 COMMON = dict(
@@ -101,7 +106,7 @@ def run_case(name):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    model_name, data_fn, over = CASES[name]
+    model_name, data_fn, over, eval_fn = CASES[name]
     model_path = C.TINY_LLAMA if model_name == "tiny-llama" else C.STORIES_DIR
     if not os.path.exists(os.path.join(model_path, "config.json")):
         print(f"skip {name}: {model_path} missing (run model_ref.py first)")
@@ -116,6 +121,8 @@ def run_case(name):
 
     class Trainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             rec = {"step": self.state.global_step + 1,
                    "num_items_in_batch": int(num_items_in_batch) if num_items_in_batch is not None else None}
             for k in ("input_ids", "attention_mask", "position_ids", "labels"):
@@ -125,8 +132,9 @@ def run_case(name):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     rec = C.LogRecorder()
+    eval_rows = eval_fn() if eval_fn else None
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                      callbacks=[rec])
+                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, callbacks=[rec])
     packed = None
     if hp["packing"]:
         packed = []
@@ -142,6 +150,10 @@ def run_case(name):
     config.update({"padding_free": bool(trainer.padding_free), "num_train_epochs": args.num_train_epochs, **hp})
     expected = {"steps": rec.logs, "final_param_norms": C.param_norms(trainer.model)}
     extra = {"batches.jsonl": batches}
+    if eval_rows:
+        expected["eval"] = rec.eval_logs
+        extra["eval.jsonl"] = eval_rows
+        config["num_eval_rows"] = len(trainer.eval_dataset)
     if packed is not None:
         extra["packed.jsonl"] = packed
     d = C.write_case(name, rows, config, expected, extra)

@@ -44,10 +44,14 @@ class LogRecorder(TrainerCallback):
 
     def __init__(self):
         self.logs = []
+        self.eval_logs = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is not None and "loss" in logs:
             self.logs.append({"step": state.global_step, **{k: float(v) for k, v in logs.items()}})
+        if logs is not None and "eval_loss" in logs:
+            keep = {k: float(v) for k, v in logs.items() if "runtime" not in k and "per_second" not in k}
+            self.eval_logs.append({"step": state.global_step, **keep})
 
 
 def base_args(out_dir, **kw):
@@ -132,6 +136,7 @@ def case_config(name, trainer_cls, model_name, trainer, tok, args, n_rows):
         "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
         "optim": str(args.optim.value if hasattr(args.optim, "value") else args.optim),
         "optimizer": optimizer_facts(trainer), "num_train_rows": len(trainer.train_dataset), "num_data_rows": n_rows,
-        "warmup_steps_resolved": args.get_warmup_steps(args.max_steps), "dropout": 0.0, "logging_steps": 1,
+        "max_steps_resolved": trainer.state.max_steps,
+        "warmup_steps_resolved": args.get_warmup_steps(trainer.state.max_steps), "dropout": 0.0, "logging_steps": 1,
         "train_sampling_strategy": "sequential", "dataloader_drop_last": False, "gradient_checkpointing": False,
     }
