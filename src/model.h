@@ -90,6 +90,9 @@ void model_free(hone_model *m);
 /* Typed view over a buffer laid out like m->data (grads, moments). Free with weights_view_free. */
 int model_weights_view(const hone_model *m, float *base, hone_weights *w, hone_error *err);
 void weights_view_free(hone_weights *w);
+/* Grows the vocabulary (embedding and untied lm_head rows) to new_vocab; new rows
+ * are the mean of the existing ones. */
+int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err);
 const hone_param *model_find_param(const hone_model *m, const char *name);
 /* Random init (transformers-like: normal(0, std) for matrices, ones/zeros for norms). */
 void model_init_random(hone_model *m, uint64_t seed, float std);
