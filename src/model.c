@@ -1,6 +1,7 @@
 /* model.c — configuration parsing, the parameter table, and Hugging Face
  * checkpoint loading and saving (model.h). The math is in forward.c/backward.c. */
 #include "model.h"
+#include "backend.h"
 #include "kernels.h"
 #include "safetensors.h"
 #include "util.h"
@@ -319,6 +320,7 @@ static void compute_inv_freq(const hone_model_config *c, float *inv) {
 int model_init(hone_model *m, const hone_model_config *c, hone_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
+    m->be = backend_cpu();
     ptab t = {0};
     build_table(c, &t);
     m->params = t.p;

@@ -74,8 +74,11 @@ typedef struct hone_param {
     int no_decay;    /* norms and biases: no weight decay (TRL/transformers default) */
 } hone_param;
 
+typedef struct hone_backend hone_backend;
+
 typedef struct hone_model {
     hone_model_config cfg;
+    const hone_backend *be; /* where the model's tensors live and its operations run (backend.h) */
     hone_param *params; /* (n_params) owned */
     int n_params;
     size_t num_floats;  /* total parameter count */

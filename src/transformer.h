@@ -49,6 +49,7 @@ typedef struct hone_acts {
     float *tok_lssp;        /* (N) logsumexp(2z) - 2 logsumexp(z), when want_lssp (WPO) */
     int want_lssp;
     int32_t *rows;          /* (N) labelled slots, in order */
+    int32_t *row_labels;    /* (N) their labels */
     float *head_x;          /* (chunk, C) gathered xf rows */
     float *head_logits;     /* (chunk, V) */
     float *head_dx;         /* (chunk, C) */
