@@ -168,8 +168,9 @@ int tok_bpe_load_vocab(tok_bpe *m, const char *js, size_t n, const char *what, h
         int digits = 0;
         while (p < e && *p >= '0' && *p <= '9' && id < (1LL << 31)) { id = id * 10 + (*p++ - '0'); digits++; }
         if (!digits || id >= (1LL << 30)) {
+            hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
             free(key.p);
-            return hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
+            return -1;
         }
         if (tok_vocab_set(&m->vocab, key.p ? key.p : "", key.n, (int32_t)id)) { free(key.p); return hone_fail(err, "%s: out of memory", what); }
         p = tok_json_skip_ws(p, e);
