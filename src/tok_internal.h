@@ -62,6 +62,7 @@ typedef struct {
     tok_vocab vocab;
     tok_merge_slot *mslots; size_t mmask, mcount; /* (a,b) -> (rank, merged id) */
     int32_t *merges; size_t nmerges;             /* (nmerges, 2) pairs in rank order, for saving */
+    int32_t *merged;                             /* (nmerges) merged id of each pair */
     int byte_fallback, fuse_unk, ignore_merges;
     int32_t unk_id;                              /* -1 when no unk_token */
     char *unk_token, *prefix, *suffix;           /* NULL when unset or empty */
@@ -191,6 +192,10 @@ const char *tok_json_string(const char *p, const char *e, tok_buf *out);
 int tok_json_find_model_arrays(const char *js, size_t n, size_t span[4]);
 /* Appends s as a JSON string literal the way Python's json.dumps(ensure_ascii=False) does. */
 int tok_json_put_string(tok_buf *b, const char *s, size_t n);
+/* Appends {"token": id, ...} in id order, one entry a line after `indent`. */
+int tok_json_put_vocab(tok_buf *b, const tok_vocab *v, const char *indent);
+/* spm_convert.c: writes b to dir/name. */
+int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err);
 
 /* cmd_tokenize.c: one --jsonl output line (no newline) for text s, as expected.dev.jsonl. */
 int tok_jsonl_line(const hone_tokenizer *tok, const char *s, size_t n, tok_buf *out, hone_error *err);

@@ -3,6 +3,7 @@
  * jansson parses too slowly for a sub-second load; everything else goes through jansson.
  * Also the JSON string writer used for --jsonl output and for saving. */
 #include "tok_internal.h"
+#include <stddef.h>
 #include <string.h>
 
 const char *tok_json_skip_ws(const char *p, const char *e) {
@@ -80,13 +81,15 @@ const char *tok_json_string(const char *p, const char *e, tok_buf *out) {
 
 static const char *skip_string(const char *p, const char *e) {
     if (p >= e || *p != '"') return NULL;
-    for (p++; p < e; p++) {
-        if (*p == '"') return p + 1;
-        if (*p == '\\') {
-            if (++p >= e) return NULL;
-        }
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return NULL;
+        /* the quote is escaped when an odd number of backslashes precede it */
+        size_t bs = 0;
+        while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+        if (!(bs & 1)) return q + 1;
+        p = q + 1;
     }
-    return NULL;
 }
 
 const char *tok_json_skip_value(const char *p, const char *e, int depth) {
@@ -188,4 +191,21 @@ int tok_json_put_string(tok_buf *b, const char *s, size_t n) {
     b->n = (size_t)(o - b->p);
     b->p[b->n] = 0;
     return 0;
+}
+
+int tok_json_put_vocab(tok_buf *b, const tok_vocab *v, const char *indent) {
+    char num[32];
+    int first = 1;
+    if (tok_buf_put(b, "{", 1)) return -1;
+    for (int32_t id = 0; id < v->n; id++) {
+        if (v->len[id] == UINT32_MAX) continue;
+        if (tok_buf_put(b, first ? "\n" : ",\n", first ? 1 : 2) || tok_buf_put(b, indent, strlen(indent)) ||
+            tok_buf_put(b, "  ", 2) || tok_json_put_string(b, v->chars + v->off[id], v->len[id]))
+            return -1;
+        int k = snprintf(num, sizeof num, ": %d", id);
+        if (tok_buf_put(b, num, (size_t)k)) return -1;
+        first = 0;
+    }
+    if (tok_buf_put(b, "\n", 1) || tok_buf_put(b, indent, strlen(indent))) return -1;
+    return tok_buf_put(b, "}", 1);
 }
