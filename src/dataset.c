@@ -2,50 +2,13 @@
  * Rows come from jsonrows.c; each is checked and normalised into arena-owned
  * examples; dataset_load then samples each source and splits the mixture. */
 #include "dataset.h"
+#include "arena.h"
 #include "jsonrows.h"
 #include "rng.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------- arena: every string and array of a dataset, freed at once ---------- */
-
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-} arena_block;
-
-typedef struct hone_arena {
-    arena_block *head;
-} hone_arena;
-
-static void *arena_alloc(hone_arena *a, size_t n) {
-    n = (n + 15) & ~(size_t)15;
-    if (!a->head || a->head->cap - a->head->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
-        arena_block *b = malloc(sizeof *b + cap);
-        if (!b) return NULL;
-        b->next = a->head, b->used = 0, b->cap = cap;
-        a->head = b;
-    }
-    void *p = a->head->data + a->head->used;
-    a->head->used += n;
-    return p;
-}
-
-static char *arena_strndup(hone_arena *a, const char *s, size_t n) {
-    char *p = arena_alloc(a, n + 1);
-    if (p) memcpy(p, s, n), p[n] = 0;
-    return p;
-}
-
-static void arena_free(hone_arena *a) {
-    if (!a) return;
-    for (arena_block *b = a->head, *nx; b; b = nx) nx = b->next, free(b);
-    free(a);
-}
 
 /* ---------- format names ---------- */
 
@@ -546,7 +509,7 @@ int dataset_read_source(hone_dataset *ds, const hone_data_source *src, int sourc
                         void **out_ex, long *out_n, hone_source_report *rep, hone_error *err) {
     int fmt = dataset_format_parse(src->format ? src->format : "auto", ds->kind);
     if (fmt < 0) return hone_fail(err, "%s: unknown %s format '%s'", src->path, ds->kind == HONE_DPO ? "dpo" : "sft", src->format);
-    if (!ds->arena && !(ds->arena = calloc(1, sizeof *ds->arena))) return hone_fail(err, "out of memory");
+    if (!ds->arena && !(ds->arena = arena_new())) return hone_fail(err, "out of memory");
     reader r = {.ds = ds, .src = src, .source_index = source_index, .kind = ds->kind, .fmt = fmt,
                 .skip_invalid = skip_invalid, .rep = rep};
     memset(rep, 0, sizeof *rep);
@@ -595,7 +558,7 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
     ds->kind = c->kind;
     size_t esz = c->kind == HONE_DPO ? sizeof(hone_dpo_example) : sizeof(hone_sft_example);
     if (c->n_datasets == 0) return hone_fail(err, "datasets: no sources given");
-    if (!(ds->arena = calloc(1, sizeof *ds->arena)) ||
+    if (!(ds->arena = arena_new()) ||
         !(ds->sources = arena_alloc(ds->arena, (size_t)c->n_datasets * sizeof *ds->sources))) {
         dataset_free(ds);
         return hone_fail(err, "out of memory");

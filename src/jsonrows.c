@@ -116,8 +116,12 @@ int jsonrows_read(const char *path, jsonrows_fn fn, void *ud, hone_error *err) {
     if (!g) return hone_fail(err, "%s: cannot open: %s", path, strerror(errno));
     gzbuffer(g, 1 << 17);
     /* peek at the first non-blank byte to tell an array from JSONL */
-    int c;
+    int c, bom = 0;
     while ((c = gzgetc(g)) == ' ' || c == '\t' || c == '\r' || c == '\n') {}
+    if (c == 0xEF && gzgetc(g) == 0xBB && gzgetc(g) == 0xBF) { /* a UTF-8 byte order mark */
+        bom = 1;
+        while ((c = gzgetc(g)) == ' ' || c == '\t' || c == '\r' || c == '\n') {}
+    }
     int rc;
     if (c == -1) {
         int e;
@@ -125,6 +129,7 @@ int jsonrows_read(const char *path, jsonrows_fn fn, void *ud, hone_error *err) {
         rc = e != Z_OK && e != Z_STREAM_END ? hone_fail(err, "%s: read error (corrupt gzip data?)", path) : 0;
     } else {
         gzrewind(g);
+        if (bom) gzseek(g, 3, SEEK_SET);
         if (c == '[') rc = read_array(g, path, fn, ud, err);
         else rc = read_jsonl(g, path, NULL, 0, fn, ud, err);
     }

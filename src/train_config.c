@@ -444,6 +444,38 @@ static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node
     return hone_fail(err, "internal: bad key type");
 }
 
+/* TRL / transformers keys that configs written for TRL carry but that change nothing
+ * in hone: accepted (and listed in c->ignored for the log) when their value is the one
+ * hone's behaviour matches, or any value where `value` is NULL. */
+static const struct { const char *name, *value; } compat_keys[] = {
+    {"report_to", NULL}, {"run_name", NULL}, {"logging_dir", NULL}, {"logging_strategy", "steps"},
+    {"save_strategy", "steps"}, {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
+    {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
+    {"disable_tqdm", NULL}, {"overwrite_output_dir", NULL}, {"do_train", NULL}, {"do_eval", NULL},
+    {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
+    {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
+    {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
+    {"shuffle_dataset", "false"}, {"disable_dropout", "true"}, {"trust_remote_code", "false"},
+};
+
+/* 1: an ignorable compatibility key (recorded), 0: not one, -1: one with a value hone cannot honour. */
+static int compat_key(hone_train_config *c, const char *name, const yaml_node_t *v, const char *w, hone_error *err) {
+    for (size_t i = 0; i < sizeof compat_keys / sizeof *compat_keys; i++) {
+        if (strcmp(compat_keys[i].name, name)) continue;
+        const char *want = compat_keys[i].value, *got = scalar(v);
+        int b;
+        if (want && (!got || (strcmp(got, want) && !(!parse_bool(v, &b) && b == !strcmp(want, "true") && (!strcmp(want, "true") || !strcmp(want, "false"))))))
+            return hone_fail(err, "%s: %s: hone supports only '%s' here (got %s)", w, name, want, got ? got : "a list or mapping");
+        char **nk = realloc(c->ignored, sizeof *nk * (size_t)(c->n_ignored + 1));
+        if (!nk) return hone_fail(err, "out of memory");
+        c->ignored = nk;
+        if (!(c->ignored[c->n_ignored] = strdup(name))) return hone_fail(err, "out of memory");
+        c->n_ignored++;
+        return 1;
+    }
+    return 0;
+}
+
 /* Finds key for kind; on failure writes "unknown key" with a suggestion. */
 static const key_def *find_key(const char *name, int kind, const char *w, hone_error *err) {
     int mask = kind == HONE_DPO ? K_DPO : K_SFT;
@@ -526,6 +558,8 @@ void config_free(hone_train_config *c) {
         }
     }
     free(c->source);
+    for (int i = 0; i < c->n_ignored; i++) free(c->ignored[i]);
+    free(c->ignored);
     memset(c, 0, sizeof *c);
 }
 
@@ -550,6 +584,8 @@ static int load_doc(hone_train_config *c, yaml_parser_t *parser, const char *nam
         yaml_node_t *k = yaml_document_get_node(&doc, p->key), *v = yaml_document_get_node(&doc, p->value);
         where(&x, k, w, sizeof w);
         if (!scalar(k)) { rc = hone_fail(err, "%s: keys must be strings", w); break; }
+        int compat = compat_key(c, scalar(k), v, w, err);
+        if (compat) { rc = compat < 0 ? -1 : 0; continue; }
         const key_def *kd = find_key(scalar(k), c->kind, w, err);
         if (!kd) { rc = -1; break; }
         /* a key given twice (or a key and its alias) is almost always a mistake */

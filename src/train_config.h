@@ -40,6 +40,9 @@ typedef struct hone_data_source {
 typedef struct hone_train_config {
     int kind;                    /* HONE_SFT or HONE_DPO */
     char *source;                /* the YAML path it was loaded from, or NULL */
+    char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
+                                    (report_to, run_name, bf16: false, ...): print them in the log */
+    int n_ignored;
 
     /* model and run */
     char *model_name_or_path;    /* required (config_validate) */

@@ -100,6 +100,18 @@ static void test_errors(void) {
     expect_error("datasets:\n  - {path: a, number_of_samples: -3}\n", HONE_SFT, "number_of_samples: expected a non-negative integer, got '-3'");
     expect_error("model_name_or_path: [a]\n", HONE_SFT, "model_name_or_path: expected a string, got a list");
     expect_error("zzzzzzzzzzzz: 1\n", HONE_SFT, "unknown key 'zzzzzzzzzzzz' (see docs/config.md)");
+    expect_error("bf16: true\n", HONE_SFT, "t.yaml:1:1: bf16: hone supports only 'false' here (got true)");
+    expect_error("optim: sgd\n", HONE_SFT, "optim: hone supports only 'adamw_torch' here (got sgd)");
+}
+
+static void test_compat_keys(void) {
+    hone_train_config c;
+    hone_error err = {{0}};
+    int rc = config_load_string(&c, "report_to: none\nbf16: false\nfp16: no\nrun_name: x\nlearning_rate: 1.0e-5\n", "t.yaml", HONE_SFT, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    if (rc) return;
+    CHECK(c.n_ignored == 4 && !strcmp(c.ignored[1], "bf16") && c.learning_rate == 1e-5, "ignored %d", c.n_ignored);
+    config_free(&c);
 }
 
 static void test_set_overrides(void) {
@@ -142,6 +154,7 @@ int main(void) {
     TEST_RUN(test_good_sft_file);
     TEST_RUN(test_good_dpo_file);
     TEST_RUN(test_errors);
+    TEST_RUN(test_compat_keys);
     TEST_RUN(test_set_overrides);
     TEST_RUN(test_validate);
     return test_finish();

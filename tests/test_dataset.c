@@ -132,6 +132,24 @@ static void test_malformed_rows(void) {
     expect_row_error("{\"chosen\": \"ab\", \"rejected\": \"ab\"}\n", HONE_DPO, "implicit", "'chosen' and 'rejected' are identical");
 }
 
+static void test_byte_order_mark(void) {
+    const char *dir = test_tmpdir("bom");
+    char path[512], set[1024];
+    snprintf(path, sizeof path, "%s/bom.jsonl", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("\xef\xbb\xbf{\"text\": \"a\"}\n{\"text\": \"b\"}\n", f);
+    fclose(f);
+    snprintf(set, sizeof set, "datasets=[{path: '%s'}]", path);
+    const char *sets[] = {set, NULL};
+    hone_dataset ds;
+    hone_error err = {{0}};
+    int rc = load(&ds, HONE_SFT, &err, sets);
+    CHECK(rc == 0 && ds.n_train == 2 && streq(ds.sft_train[0].text, "a"), "%s", err.msg);
+    if (!rc) dataset_free(&ds);
+    remove(path);
+    rmdir(dir);
+}
+
 static void test_dpo_formats_and_columns(void) {
     hone_dataset ds;
     hone_error err = {{0}};
@@ -309,6 +327,7 @@ int main(void) {
     TEST_RUN(test_sft_prompt_completion_columns);
     TEST_RUN(test_sft_messages_sharegpt_alpaca_text);
     TEST_RUN(test_malformed_rows);
+    TEST_RUN(test_byte_order_mark);
     TEST_RUN(test_dpo_formats_and_columns);
     TEST_RUN(test_implicit_matches_trl_fixture);
     TEST_RUN(test_implicit_matches_trl_hh_rlhf);
