@@ -4,6 +4,7 @@
 #include "kernels.h"
 #include "gemm.h"
 #include <immintrin.h>
+#include <string.h>
 
 /* 6x16 micro-tile: 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm. */
 static void gemm_ukr_6x16(int kc, const float *a, const float *b, float *c, long ldc, int accum) {
@@ -87,8 +88,73 @@ static inline float hmax_avx2(__m256 v) {
 #define V_HMAX(v) hmax_avx2(v)
 #include "kernels_vec.h"
 
+/* ---- conversions: exact, the scalar reference's rounding and NaN results ---- */
+
+static inline __m256 bf16x8_to_f32(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+
+/* Round to nearest even on the top 16 bits; NaN -> (u >> 16) | 0x40 (quiet). */
+static inline __m128i f32x8_to_bf16(__m256 x) {
+    __m256i u = _mm256_castps_si256(x);
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                                     _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))));
+    r = _mm256_srli_epi32(r, 16);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40)), nan);
+    r = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08); /* lanes 0-3 | 4-7 */
+    return _mm256_castsi256_si128(r);
+}
+
+/* F16C, with NaNs rebuilt as the scalar does (payload kept, no quieting). */
+static inline __m256 f16x8_to_f32(__m128i h) {
+    __m256 f = _mm256_cvtph_ps(h);
+    __m256i w = _mm256_cvtepu16_epi32(h);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x7fff)), _mm256_set1_epi32(0x7c00));
+    __m256i nv = _mm256_or_si256(_mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x8000)), 16),
+                                                 _mm256_set1_epi32(0x7f800000)),
+                                 _mm256_slli_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x3ff)), 13));
+    return _mm256_blendv_ps(f, _mm256_castsi256_ps(nv), _mm256_castsi256_ps(nan));
+}
+
+/* F16C round-to-nearest-even; NaN -> sign | 0x7e00 as the scalar does. */
+static inline __m128i f32x8_to_f16(__m256 x) {
+    __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256i u = _mm256_castps_si256(x);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    __m256i nv = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000)),
+                                 _mm256_set1_epi32(0x7e00));
+    __m128i nv16 = _mm_packus_epi32(_mm256_castsi256_si128(nv), _mm256_extracti128_si256(nv, 1));
+    __m128i m16 = _mm_packs_epi32(_mm256_castsi256_si128(nan), _mm256_extracti128_si256(nan, 1));
+    return _mm_blendv_epi8(h, nv16, m16);
+}
+
+/* Each conversion: full vectors of 8, then the tail through a zeroed local. */
+#define CONV_LOOP(name, dst_t, src_t, body)                                                  \
+    static void name(dst_t *dst, const src_t *src, size_t n) {                               \
+        size_t i = 0;                                                                        \
+        for (; i + 8 <= n; i += 8) body(dst + i, src + i);                                   \
+        if (i < n) {                                                                         \
+            src_t s[8] = {0};                                                                \
+            dst_t d[8];                                                                      \
+            memcpy(s, src + i, (n - i) * sizeof(src_t));                                     \
+            body(d, s);                                                                      \
+            memcpy(dst + i, d, (n - i) * sizeof(dst_t));                                     \
+        }                                                                                    \
+    }
+#define BODY_BF16_F32(d, s) _mm256_storeu_ps(d, bf16x8_to_f32(_mm_loadu_si128((const __m128i *)(s))))
+#define BODY_F16_F32(d, s) _mm256_storeu_ps(d, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(s))))
+#define BODY_F32_BF16(d, s) _mm_storeu_si128((__m128i *)(d), f32x8_to_bf16(_mm256_loadu_ps(s)))
+#define BODY_F32_F16(d, s) _mm_storeu_si128((__m128i *)(d), f32x8_to_f16(_mm256_loadu_ps(s)))
+CONV_LOOP(bf16_to_f32_avx2, float, uint16_t, BODY_BF16_F32)
+CONV_LOOP(f16_to_f32_avx2, float, uint16_t, BODY_F16_F32)
+CONV_LOOP(f32_to_bf16_avx2, uint16_t, float, BODY_F32_BF16)
+CONV_LOOP(f32_to_f16_avx2, uint16_t, float, BODY_F32_F16)
+
 void kernels_fill_avx2(hone_kernels *t) {
     t->isa = "avx2";
     t->gemm_f32 = gemm_f32_avx2;
     fill_vec_avx2(t);
+    t->bf16_to_f32 = bf16_to_f32_avx2;
+    t->f16_to_f32 = f16_to_f32_avx2;
+    t->f32_to_bf16 = f32_to_bf16_avx2;
+    t->f32_to_f16 = f32_to_f16_avx2;
 }

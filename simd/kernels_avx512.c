@@ -72,8 +72,67 @@ static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A,
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
 #include "kernels_vec.h"
 
+/* ---- conversions: exact, the scalar reference's rounding and NaN results;
+ * 16 per step, the tail with masked loads and stores. (AVX-512 BF16's
+ * vcvtneps2bf16 flushes subnormal inputs, so the integer rounding is used.) */
+
+static inline __mmask16 tail16(size_t r) { return r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << r) - 1); }
+
+static void bf16_to_f32_avx512(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail16(n - i);
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + i));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+    }
+}
+
+static void f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail16(n - i);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+static void f16_to_f32_avx512(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail16(n - i);
+        __m256i h = _mm256_maskz_loadu_epi16(m, src + i);
+        __m512 f = _mm512_cvtph_ps(h);
+        __m512i w = _mm512_cvtepu16_epi32(h);
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(w, _mm512_set1_epi32(0x7fff)), _mm512_set1_epi32(0x7c00));
+        __m512i nv = _mm512_or_si512(_mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(w, _mm512_set1_epi32(0x8000)), 16),
+                                                     _mm512_set1_epi32(0x7f800000)),
+                                     _mm512_slli_epi32(_mm512_and_si512(w, _mm512_set1_epi32(0x3ff)), 13));
+        f = _mm512_mask_blend_ps(nan, f, _mm512_castsi512_ps(nv));
+        _mm512_mask_storeu_ps(dst + i, m, f);
+    }
+}
+
+static void f32_to_f16_avx512(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail16(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(m, src + i);
+        __m256i h = _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512i u = _mm512_castps_si512(x);
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+        __m512i nv = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)),
+                                     _mm512_set1_epi32(0x7e00));
+        h = _mm256_mask_blend_epi16(nan, h, _mm512_cvtepi32_epi16(nv));
+        _mm256_mask_storeu_epi16(dst + i, m, h);
+    }
+}
+
 void kernels_fill_avx512(hone_kernels *t) {
     t->isa = "avx512";
     t->gemm_f32 = gemm_f32_avx512;
     fill_vec_avx512(t);
+    t->bf16_to_f32 = bf16_to_f32_avx512;
+    t->f16_to_f32 = f16_to_f32_avx512;
+    t->f32_to_bf16 = f32_to_bf16_avx512;
+    t->f32_to_f16 = f32_to_f16_avx512;
 }

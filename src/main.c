@@ -13,6 +13,10 @@ typedef struct {
 
 static const command commands[] = {
     {"info", cmd_info, "print the CPU, chosen ISA, cores, NUMA nodes, threads, backends, libraries"},
+    {"convert", cmd_convert, "import a llama2.c checkpoint (and its SentencePiece tokenizer) as a HF model directory"},
+    {"init", cmd_init, "write a randomly initialised model directory from a config.json"},
+    {"sft", cmd_sft, "supervised fine-tuning with a chat template (TRL SFTTrainer semantics)"},
+    {"dpo", cmd_dpo, "preference alignment on chosen/rejected pairs (TRL DPOTrainer semantics)"},
     {"tokenize", cmd_tokenize, "encode text with a model's tokenizer (ids, pieces, --jsonl checks)"},
     {"generate", cmd_generate, "complete prompts with a model (KV cache, sampling, streaming, JSONL batches)"},
     {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},

@@ -1,6 +1,7 @@
 /* model.c — configuration parsing, the parameter table, and Hugging Face
  * checkpoint loading and saving (model.h). The math is in forward.c/backward.c. */
 #include "model.h"
+#include "backend.h"
 #include "kernels.h"
 #include "safetensors.h"
 #include "util.h"
@@ -319,6 +320,7 @@ static void compute_inv_freq(const hone_model_config *c, float *inv) {
 int model_init(hone_model *m, const hone_model_config *c, hone_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
+    m->be = backend_cpu();
     ptab t = {0};
     build_table(c, &t);
     m->params = t.p;
@@ -509,4 +511,34 @@ int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
     }
     if (rc) hone_remove_tree(tmp, NULL);
     return rc;
+}
+
+int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err) {
+    if (new_vocab <= m->cfg.vocab_size) return 0;
+    hone_model_config c = m->cfg;
+    int oldV = c.vocab_size, C = c.hidden_size;
+    c.vocab_size = new_vocab;
+    hone_model n;
+    if (model_init(&n, &c, err) < 0) return -1;
+    for (int i = 0; i < m->n_params; i++) {
+        const hone_param *p = &m->params[i];
+        const hone_param *q = model_find_param(&n, p->name);
+        memcpy(n.data + q->offset, m->data + p->offset, sizeof(float) * p->numel);
+    }
+    /* new rows: the mean of the old rows (transformers' mean resizing samples around
+     * that mean with covariance 1e-9 * cov; hone takes the mean itself, deterministic) */
+    float *mats[2] = {n.w.embed, c.tie_word_embeddings ? NULL : n.w.lm_head};
+    for (int k = 0; k < 2; k++) {
+        if (!mats[k]) continue;
+        double *mean = calloc(C, sizeof(double));
+        for (int r = 0; r < oldV; r++)
+            for (int j = 0; j < C; j++) mean[j] += mats[k][(size_t)r * C + j];
+        for (int r = oldV; r < new_vocab; r++)
+            for (int j = 0; j < C; j++) mats[k][(size_t)r * C + j] = (float)(mean[j] / oldV);
+        free(mean);
+    }
+    model_free(m);
+    *m = n;
+    /* the weights view points into n's data; it moved with the struct copy */
+    return 0;
 }

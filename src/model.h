@@ -74,8 +74,11 @@ typedef struct hone_param {
     int no_decay;    /* norms and biases: no weight decay (TRL/transformers default) */
 } hone_param;
 
+typedef struct hone_backend hone_backend;
+
 typedef struct hone_model {
     hone_model_config cfg;
+    const hone_backend *be; /* where the model's tensors live and its operations run (backend.h) */
     hone_param *params; /* (n_params) owned */
     int n_params;
     size_t num_floats;  /* total parameter count */
@@ -90,6 +93,9 @@ void model_free(hone_model *m);
 /* Typed view over a buffer laid out like m->data (grads, moments). Free with weights_view_free. */
 int model_weights_view(const hone_model *m, float *base, hone_weights *w, hone_error *err);
 void weights_view_free(hone_weights *w);
+/* Grows the vocabulary (embedding and untied lm_head rows) to new_vocab; new rows
+ * are the mean of the existing ones. */
+int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err);
 const hone_param *model_find_param(const hone_model *m, const char *name);
 /* Random init (transformers-like: normal(0, std) for matrices, ones/zeros for norms). */
 void model_init_random(hone_model *m, uint64_t seed, float std);

@@ -23,32 +23,44 @@ int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_lengt
     for (long i = 0; i < n; i++)
         if (ex[i].n > max_length) r->truncated++;
     if (!packing) {
+        /* one row per example; rows with nothing to train on are dropped (as TRL) */
         r->max_length = max_length;
+        long k = 0;
         for (long i = 0; i < n; i++) {
-            pool[i] = (int32_t)i;
-            r->rows[i].ex = pool + i;
-            r->rows[i].n_ex = 1;
-            r->rows[i].len = ex[i].n < max_length ? ex[i].n : max_length;
-            if (r->rows[i].len > r->max_len) r->max_len = r->rows[i].len;
+            int len = ex[i].n < max_length ? ex[i].n : max_length, any = 0;
+            for (int j = 0; j < len && !any; j++) any = ex[i].mask[j] != 0;
+            if (!any) { r->dropped++; continue; }
+            pool[k] = (int32_t)i;
+            r->rows[k].ex = pool + k;
+            r->rows[k].n_ex = 1;
+            r->rows[k].len = len;
+            if (len > r->max_len) r->max_len = len;
+            k++;
         }
-        r->n = n;
+        r->n = k;
+        if (k == 0) free(pool);
         return 0;
     }
-    /* best-fit decreasing: longest first, each into the open row with the least
-     * room that still fits it (ties: the earliest row), else a new row */
+    /* best-fit decreasing (TRL's "bfd"): longest first (ties: file order), each into
+     * the open row with the least room that still fits it; among rows with equal
+     * room, the one that reached that room first; else a new row */
     r->max_length = max_length;
     len_idx *order = malloc(sizeof(len_idx) * (n ? n : 1));
     for (long i = 0; i < n; i++) order[i] = (len_idx){ex[i].n < max_length ? ex[i].n : max_length, i};
     qsort(order, n, sizeof *order, cmp_len_desc);
     int *room = malloc(sizeof(int) * (n ? n : 1));
-    long *row_of = malloc(sizeof(long) * (n ? n : 1));
+    long *row_of = malloc(sizeof(long) * (n ? n : 1)), *stamp = malloc(sizeof(long) * (n ? n : 1));
     long nrows = 0;
     for (long k = 0; k < n; k++) {
+        if (order[k].len == 0) { row_of[k] = -1; r->dropped++; continue; }
         long best = -1;
         for (long j = 0; j < nrows; j++)
-            if (room[j] >= order[k].len && (best < 0 || room[j] < room[best])) best = j;
+            if (room[j] >= order[k].len &&
+                (best < 0 || room[j] < room[best] || (room[j] == room[best] && stamp[j] < stamp[best])))
+                best = j;
         if (best < 0) { best = nrows++; room[best] = max_length; }
         room[best] -= order[k].len;
+        stamp[best] = k; /* when this row reached its current room */
         row_of[k] = best;
     }
     /* lay the indices out row by row, in placement order */
@@ -64,7 +76,7 @@ int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_lengt
         if (r->rows[j].len > r->max_len) r->max_len = r->rows[j].len;
     }
     r->n = nrows;
-    free(order); free(room); free(row_of);
+    free(order); free(room); free(row_of); free(stamp);
     return 0;
 }
 
@@ -118,17 +130,6 @@ long sft_total_steps(const sft_opts *o, long n_rows) {
     return (long)ceil(o->epochs * per_epoch);
 }
 
-/* Row order of one epoch: a permutation seeded by (seed, epoch), or file order. */
-static void epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle) {
-    for (long i = 0; i < n; i++) perm[i] = i;
-    if (!shuffle) return;
-    hone_rng r;
-    uint64_t s = seed;
-    for (long e = 0; e <= epoch; e++) rng_splitmix64(&s);
-    rng_seed(&r, s);
-    rng_shuffle_indices(&r, (size_t *)perm, (size_t)n);
-}
-
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err) {
     sft_rows R;
@@ -175,11 +176,11 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
     int *mb_n = malloc(sizeof(int) * o->accum);
     long mb_per_epoch = (R.n + bs - 1) / bs;
-    epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
+    trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
     const char *keys[8];
     double vals[8];
     double win_loss = 0, win_ent = 0, win_acc = 0;
-    long win_steps = 0, win_lab = 0;
+    long win_steps = 0, win_lab = 0; /* win_lab: micro-batches in the window */
     int rc = 0;
     if (o->eval_on_start && n_eval && t->step == 0) {
         double el, ea, ee;
@@ -199,7 +200,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
                 if (nmb > 0) break;
                 t->epoch++;
                 t->epoch_pos = 0;
-                epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
+                trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
             }
             long r0 = t->epoch_pos * bs;
             mb_start[nmb] = r0;
@@ -219,7 +220,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
                 }
             }
         trainer_zero_grad(t);
-        double step_loss = 0, ent = 0, cor = 0;
+        double step_loss = 0, ent = 0, cor = 0; /* ent, cor: sums of per-micro-batch means (TRL) */
         long ntok = 0;
         float w = n_lab ? 1.0f / (float)n_lab : 0.f;
         for (int k = 0; k < nmb; k++) {
@@ -228,8 +229,11 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
             model_forward(m, &a, &b);
             step_loss += model_head(m, &a, &b, NULL, w, &t->g);
             model_backward(m, &a, &b, &t->g);
+            double e1 = 0, c1 = 0;
+            long l1 = 0;
             for (int s = 0; s < b.B * b.T; s++)
-                if (b.labels[s] >= 0) { ent += a.tok_entropy[s]; cor += a.tok_correct[s]; }
+                if (b.labels[s] >= 0) { e1 += a.tok_entropy[s]; c1 += a.tok_correct[s]; l1++; }
+            if (l1) { ent += e1 / l1; cor += c1 / l1; }
         }
         /* non-padding tokens: every slot of a real document */
         for (int k = 0; k < nmb; k++)
@@ -238,14 +242,14 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         double gn = trainer_apply(t, &lr);
         t->tokens_seen += ntok;
         tok_window += ntok;
-        win_loss += step_loss; win_ent += ent; win_acc += cor; win_lab += n_lab; win_steps++;
+        win_loss += step_loss; win_ent += ent; win_acc += cor; win_lab += nmb; win_steps++;
         int last = t->step == t->total_steps;
         if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last)) {
             double el = hone_now() - t0;
             int k = 0;
             keys[k] = "loss"; vals[k++] = win_loss / win_steps;
             keys[k] = "grad_norm"; vals[k++] = gn;
-            keys[k] = "learning_rate"; vals[k++] = trainer_lr_at(t, t->step);
+            keys[k] = "learning_rate"; vals[k++] = lr; /* the rate this step used, as transformers logs it */
             keys[k] = "entropy"; vals[k++] = win_lab ? win_ent / win_lab : 0;
             keys[k] = "mean_token_accuracy"; vals[k++] = win_lab ? win_acc / win_lab : 0;
             keys[k] = "num_tokens"; vals[k++] = t->tokens_seen;

@@ -42,6 +42,7 @@ typedef struct sft_rows {
     sft_row *rows;  /* (n) owned */
     long n;
     long truncated; /* examples cut to max_length */
+    long dropped;   /* examples with nothing to train on (or empty), left out */
     int max_len;    /* longest row */
     int max_length; /* the cut applied to each example */
 } sft_rows;

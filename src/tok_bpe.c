@@ -33,7 +33,7 @@ static inline int32_t slot_id(uint64_t s) { return (int32_t)(uint32_t)s; }
 int tok_vocab_init(tok_vocab *v, size_t expect) {
     memset(v, 0, sizeof *v);
     size_t cap = 64;
-    while (cap < expect * 2) cap *= 2;
+    while (cap < expect + expect / 2) cap *= 2; /* load factor <= 2/3 */
     v->table = malloc(cap * sizeof *v->table);
     if (!v->table) return -1;
     memset(v->table, 0xFF, cap * sizeof *v->table);
@@ -104,7 +104,7 @@ int tok_vocab_set(tok_vocab *v, const char *s, size_t n, int32_t id) {
         v->chars = c;
         v->capchars = cap;
     }
-    if ((v->count + 1) * 2 > v->mask + 1 && vocab_grow_table(v)) return -1;
+    if ((v->count + 1) * 3 > (v->mask + 1) * 2 && vocab_grow_table(v)) return -1;
     /* an id that already had a string: drop the old string from the table */
     if (id < v->n && v->len[id] != UINT32_MAX) {
         size_t i = hash_bytes(v->chars + v->off[id], v->len[id]) & v->mask;
@@ -153,7 +153,13 @@ int tok_bpe_load_vocab(tok_bpe *m, const char *js, size_t n, const char *what, h
     const char *p = js, *e = js + n;
     tok_buf key = {0};
     /* rough entry count from the size keeps rehashing rare */
-    if (tok_vocab_init(&m->vocab, n / 12 + 16)) return hone_fail(err, "%s: out of memory", what);
+    /* entries <= commas + 1: sizing the hash table once avoids rehashing 262k entries */
+    size_t commas = 1;
+    for (const char *c = js; (c = memchr(c, ',', (size_t)(e - c))); c++) commas++;
+    if (tok_vocab_init(&m->vocab, commas)) return hone_fail(err, "%s: out of memory", what);
+    m->vocab.chars = malloc(n + 16); /* token bytes never exceed the JSON text (pages untouched until used) */
+    if (!m->vocab.chars) return hone_fail(err, "%s: out of memory", what);
+    m->vocab.capchars = n + 16;
     p = tok_json_skip_ws(p, e);
     if (p >= e || *p != '{') return hone_fail(err, "%s: model.vocab: expected an object", what);
     p = tok_json_skip_ws(p + 1, e);
@@ -168,8 +174,9 @@ int tok_bpe_load_vocab(tok_bpe *m, const char *js, size_t n, const char *what, h
         int digits = 0;
         while (p < e && *p >= '0' && *p <= '9' && id < (1LL << 31)) { id = id * 10 + (*p++ - '0'); digits++; }
         if (!digits || id >= (1LL << 30)) {
+            hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
             free(key.p);
-            return hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
+            return -1;
         }
         if (tok_vocab_set(&m->vocab, key.p ? key.p : "", key.n, (int32_t)id)) { free(key.p); return hone_fail(err, "%s: out of memory", what); }
         p = tok_json_skip_ws(p, e);
@@ -185,30 +192,23 @@ bad:
     return hone_fail(err, "%s: model.vocab: malformed JSON near byte %zu of the vocab", what, (size_t)(p ? p - js : 0));
 }
 
-static int merge_insert(tok_bpe *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
-    if ((m->mcount + 1) * 2 > m->mmask + 1) {
-        size_t cap = m->mmask ? (m->mmask + 1) * 2 : 1024;
-        tok_merge_slot *s = malloc(cap * sizeof *s);
-        if (!s) return -1;
-        for (size_t i = 0; i < cap; i++) s[i].key = UINT64_MAX;
-        for (size_t j = 0; m->mslots && j <= m->mmask; j++) {
-            if (m->mslots[j].key == UINT64_MAX) continue;
-            size_t i = (m->mslots[j].key * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
-            while (s[i].key != UINT64_MAX) i = (i + 1) & (cap - 1);
-            s[i] = m->mslots[j];
-        }
-        free(m->mslots);
-        m->mslots = s;
-        m->mmask = cap - 1;
+/* Builds the (left, right) -> (rank, merged id) table from the merge list in one go,
+ * sized for a load factor <= 2/3; a repeated pair keeps its later rank, as a HashMap built
+ * from the list does. */
+static int merges_build_table(tok_bpe *m) {
+    size_t cap = 1024;
+    while (cap < m->nmerges + m->nmerges / 2) cap *= 2;
+    m->mslots = malloc(cap * sizeof *m->mslots);
+    if (!m->mslots) return -1;
+    memset(m->mslots, 0xFF, cap * sizeof *m->mslots);
+    m->mmask = cap - 1;
+    for (size_t r = 0; r < m->nmerges; r++) {
+        uint64_t key = (uint64_t)(uint32_t)m->merges[2 * r] << 32 | (uint32_t)m->merges[2 * r + 1];
+        size_t i = (key * 0x9E3779B97F4A7C15ull >> 20) & m->mmask;
+        while (m->mslots[i].key != UINT64_MAX && m->mslots[i].key != key) i = (i + 1) & m->mmask;
+        if (m->mslots[i].key == UINT64_MAX) m->mcount++;
+        m->mslots[i] = (tok_merge_slot){key, (int32_t)r, m->merged[r]};
     }
-    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
-    size_t i = (key * 0x9E3779B97F4A7C15ull >> 20) & m->mmask;
-    while (m->mslots[i].key != UINT64_MAX && m->mslots[i].key != key) i = (i + 1) & m->mmask;
-    if (m->mslots[i].key == UINT64_MAX) m->mcount++;
-    /* a repeated pair keeps the later rank, as a HashMap built from the list does */
-    m->mslots[i].key = key;
-    m->mslots[i].rank = rank;
-    m->mslots[i].id = id;
     return 0;
 }
 
@@ -238,15 +238,17 @@ static int add_merge(tok_bpe *m, const char *a, size_t na, const char *b, size_t
     if (id < 0)
         return hone_fail(err, "%s: model.merges[%zu]: merged token \"%.*s\" is not in the vocab", what, rank,
                          (int)tmp->n, tmp->p);
-    if (m->nmerges % 4096 == 0) {
-        int32_t *p = realloc(m->merges, (m->nmerges + 4096) * 2 * sizeof *p);
-        if (!p) return hone_fail(err, "%s: out of memory", what);
-        m->merges = p;
+    if (m->nmerges % 65536 == 0) {
+        int32_t *p = realloc(m->merges, (m->nmerges + 65536) * 2 * sizeof *p);
+        if (p) m->merges = p;
+        int32_t *q = p ? realloc(m->merged, (m->nmerges + 65536) * sizeof *q) : NULL;
+        if (!q) return hone_fail(err, "%s: out of memory", what);
+        m->merged = q;
     }
     m->merges[2 * m->nmerges] = ia;
     m->merges[2 * m->nmerges + 1] = ib;
+    m->merged[m->nmerges] = id;
     m->nmerges++;
-    if (merge_insert(m, ia, ib, (int32_t)rank, id)) return hone_fail(err, "%s: out of memory", what);
     return 0;
 }
 
@@ -258,7 +260,7 @@ int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, 
     p = tok_json_skip_ws(p, e);
     if (p >= e || *p != '[') { hone_fail(err, "%s: model.merges: expected an array", what); goto out; }
     p = tok_json_skip_ws(p + 1, e);
-    if (p < e && *p == ']') { rc = 0; goto out; }
+    if (p < e && *p == ']') { rc = merges_build_table(m) ? hone_fail(err, "%s: out of memory", what) : 0; goto out; }
     while (p < e) {
         p = tok_json_skip_ws(p, e);
         if (p < e && *p == '"') {
@@ -293,7 +295,7 @@ int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, 
         if (*p != ',') goto bad;
         p++;
     }
-    rc = 0;
+    rc = merges_build_table(m) ? hone_fail(err, "%s: out of memory", what) : 0;
     goto out;
 bad:
     hone_fail(err, "%s: model.merges[%zu]: malformed JSON", what, rank);
@@ -347,7 +349,7 @@ int tok_bpe_finish(tok_bpe *m, const char *what, hone_error *err) {
 
 void tok_bpe_free(tok_bpe *m) {
     tok_vocab_free(&m->vocab);
-    free(m->mslots); free(m->merges); free(m->unk_token); free(m->prefix); free(m->suffix); free(m->cp_id); free(m->nosplit);
+    free(m->mslots); free(m->merges); free(m->merged); free(m->unk_token); free(m->prefix); free(m->suffix); free(m->cp_id); free(m->nosplit);
     memset(m, 0, sizeof *m);
 }
 

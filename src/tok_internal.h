@@ -62,6 +62,7 @@ typedef struct {
     tok_vocab vocab;
     tok_merge_slot *mslots; size_t mmask, mcount; /* (a,b) -> (rank, merged id) */
     int32_t *merges; size_t nmerges;             /* (nmerges, 2) pairs in rank order, for saving */
+    int32_t *merged;                             /* (nmerges) merged id of each pair */
     int byte_fallback, fuse_unk, ignore_merges;
     int32_t unk_id;                              /* -1 when no unk_token */
     char *unk_token, *prefix, *suffix;           /* NULL when unset or empty */

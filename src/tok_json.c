@@ -3,6 +3,7 @@
  * jansson parses too slowly for a sub-second load; everything else goes through jansson.
  * Also the JSON string writer used for --jsonl output and for saving. */
 #include "tok_internal.h"
+#include <stddef.h>
 #include <string.h>
 
 const char *tok_json_skip_ws(const char *p, const char *e) {
@@ -80,13 +81,15 @@ const char *tok_json_string(const char *p, const char *e, tok_buf *out) {
 
 static const char *skip_string(const char *p, const char *e) {
     if (p >= e || *p != '"') return NULL;
-    for (p++; p < e; p++) {
-        if (*p == '"') return p + 1;
-        if (*p == '\\') {
-            if (++p >= e) return NULL;
-        }
+    for (p++;;) {
+        const char *q = memchr(p, '"', (size_t)(e - p));
+        if (!q) return NULL;
+        /* the quote is escaped when an odd number of backslashes precede it */
+        size_t bs = 0;
+        while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+        if (!(bs & 1)) return q + 1;
+        p = q + 1;
     }
-    return NULL;
 }
 
 const char *tok_json_skip_value(const char *p, const char *e, int depth) {

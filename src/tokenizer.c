@@ -13,7 +13,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- scratch -------------------------------------------------------------------------- */
 int tok_ws_init(tok_ws *w) {
@@ -547,20 +550,26 @@ int tokenizer_load_json(hone_tokenizer **out, const char *js, size_t len, const 
         else hone_fail(err, "%s:%d:%d: malformed JSON: %s", what, je.line, je.column, je.text);
         goto fail;
     }
-    /* jansson parses everything but the two big arrays, which are blanked out */
-    char *rest = malloc(len + 1);
+    /* jansson parses everything but the two big arrays, which are cut out ({} and [] left);
+     * line numbers in its messages are those of the text without them */
+    char *rest = malloc(len + 5);
     if (!rest) { hone_fail(err, "out of memory"); goto fail; }
-    memcpy(rest, js, len);
-    for (int k = 0; k < 2; k++) {
+    size_t rn = 0, from = 0;
+    int order = span[2] && span[2] < span[0]; /* merges before vocab in the file */
+    for (int q = 0; q < 2; q++) {
+        int k = order ? 1 - q : q;
         size_t s = span[2 * k], e = span[2 * k + 1];
         if (!e) continue;
-        rest[s] = k ? '[' : '{';
-        rest[s + 1] = k ? ']' : '}';
-        for (size_t i = s + 2; i < e; i++)
-            if (rest[i] != '\n') rest[i] = ' ';
+        memcpy(rest + rn, js + from, s - from);
+        rn += s - from;
+        memcpy(rest + rn, k ? "[]" : "{}", 2);
+        rn += 2;
+        from = e;
     }
+    memcpy(rest + rn, js + from, len - from);
+    rn += len - from;
     json_error_t je;
-    tok->root = json_loadb(rest, len, 0, &je);
+    tok->root = json_loadb(rest, rn, 0, &je);
     free(rest);
     if (!tok->root || !json_is_object(tok->root)) {
         if (tok->root) hone_fail(err, "%s: top level is not an object", what);
@@ -622,13 +631,19 @@ int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err) {
         const char *slash = strrchr(path, '/');
         snprintf(cfg, sizeof cfg, "%.*stokenizer_config.json", slash ? (int)(slash - path + 1) : 0, path);
     }
-    size_t n, cn = 0;
-    char *js = read_file(file, &n, err);
-    if (!js) return -1;
+    size_t cn = 0;
+    /* the big file is mapped, not read: no 33 MB copy to fault in */
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) return hone_fail(err, "%s: %s", file, strerror(errno));
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { close(fd); return hone_fail(err, "%s: not a regular file", file); }
+    size_t n = (size_t)st.st_size;
+    void *map = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return hone_fail(err, "%s: %s", file, n ? strerror(errno) : "empty file");
     char *cj = NULL;
-    if (!stat(cfg, &st) && S_ISREG(st.st_mode) && !(cj = read_file(cfg, &cn, err))) { free(js); return -1; }
-    int rc = tokenizer_load_json(out, js, n, cj, cn, file, err);
-    free(js);
+    if (!stat(cfg, &st) && S_ISREG(st.st_mode) && !(cj = read_file(cfg, &cn, err))) { munmap(map, n); return -1; }
+    int rc = tokenizer_load_json(out, map, n, cj, cn, file, err);
+    munmap(map, n);
     free(cj);
     return rc;
 }

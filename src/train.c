@@ -1,5 +1,6 @@
 /* train.c — trainer state, checkpoints, metrics, progress and signals (train.h). */
 #include "train.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "util.h"
 #include <dirent.h>
@@ -274,4 +275,14 @@ int trainer_stop_requested(hone_trainer *t) {
         return sig;
     }
     return 0;
+}
+
+void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle) {
+    for (long i = 0; i < n; i++) perm[i] = i;
+    if (!shuffle) return;
+    hone_rng r;
+    uint64_t s = seed;
+    for (long e = 0; e <= epoch; e++) rng_splitmix64(&s);
+    rng_seed(&r, s);
+    rng_shuffle_indices(&r, (size_t *)perm, (size_t)n);
 }

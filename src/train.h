@@ -64,4 +64,6 @@ int trainer_save_final(hone_trainer *t, hone_error *err);
  * arrived since (consuming it). */
 void trainer_block_signals(hone_trainer *t);
 int trainer_stop_requested(hone_trainer *t);
+/* Row order of one epoch: a permutation seeded by (seed, epoch), or identity. */
+void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle);
 #endif

@@ -3,6 +3,7 @@
  * owns the activation plan. */
 #include "transformer.h"
 #include "kernels.h"
+#include "backend.h"
 #include "layers.h"
 #include "util.h"
 #include <math.h>
@@ -26,6 +27,7 @@ static int head_chunk_rows(const hone_model_config *c, int N) {
 
 /* One pass computes the layout; with a NULL base it only measures. */
 static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int train, int ckpt, char *base) {
+    const hone_backend *be = backend_cpu(); /* sizes only */
     carver cv = {0, base};
     size_t N = (size_t)B * T;
     int C = c->hidden_size, F = c->intermediate_size, HD = c->num_heads * c->head_dim, KD = c->num_kv_heads * c->head_dim,
@@ -57,7 +59,9 @@ static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int
     a->tok_entropy = carve(&cv, N);
     a->tok_correct = carve(&cv, N);
     a->tok_logit_sum = carve(&cv, N);
+    a->tok_lssp = carve(&cv, N);
     a->rows = (int32_t *)carve(&cv, N);
+    a->row_labels = (int32_t *)carve(&cv, N);
     int ch = head_chunk_rows(c, (int)N);
     a->head_chunk = ch;
     a->head_x = carve(&cv, (size_t)ch * C);
@@ -68,7 +72,7 @@ static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int
         a->datt = carve(&cv, N * HD); a->dq = carve(&cv, N * HD);
         a->dk = carve(&cv, N * KD); a->dv = carve(&cv, N * KD);
         a->dgate = carve(&cv, N * F); a->dup = carve(&cv, N * F); a->dh = carve(&cv, N * F);
-        a->red = carve(&cv, layers_reduce_floats(C > F ? C : F));
+        a->red = carve(&cv, be->reduce_floats(C > F ? C : F));
     }
     return cv.off;
 }
@@ -87,7 +91,7 @@ int acts_init(hone_acts *a, const hone_model_config *c, int B, int T, int train,
     a->layers = calloc(c->num_layers, sizeof(hone_layer_acts));
     if (!a->layers) return hone_fail(err, "out of memory");
     a->bytes = layout(a, c, B, T, train, ckpt, NULL);
-    a->mem = hone_alloc(a->bytes, err);
+    a->mem = backend_cpu()->alloc(a->bytes, err);
     if (!a->mem) { free(a->layers); a->layers = NULL; return hone_fail_prefix(err, "activations for batch %dx%d", B, T); }
     layout(a, c, B, T, train, ckpt, a->mem);
     return 0;
@@ -101,121 +105,118 @@ void acts_free(hone_acts *a) {
 
 /* x_out = layer(la->x) */
 static void layer_forward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, hone_layer_acts *la, float *x_out) {
+    const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     const hone_layer_weights *W = &m->w.layers[l];
     int N = b->B * b->T, C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D;
-    rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, c->norm_offset, c->rms_norm_eps, N, C);
-    matmul_forward(la->q, la->ln1, W->wq, W->bq, N, C, HD);
-    matmul_forward(la->k, la->ln1, W->wk, W->bk, N, C, KD);
-    matmul_forward(la->v, la->ln1, W->wv, W->bv, N, C, KD);
-    rope_forward(la->q, a->cos, a->sin, N, H, D);
-    rope_forward(la->k, a->cos, a->sin, N, KV, D);
-    attention_forward(la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
-    matmul_forward(la->xm, la->att, W->wo, W->bo, N, HD, C);
-    residual_add(la->xm, la->x, (size_t)N * C);
-    rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, c->norm_offset, c->rms_norm_eps, N, C);
-    matmul_forward(la->gate, la->ln2, W->wg, W->bg, N, C, F);
-    matmul_forward(la->up, la->ln2, W->wu, W->bu, N, C, F);
-    glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
-    matmul_forward(x_out, la->h, W->wd, W->bd, N, F, C);
-    residual_add(x_out, la->xm, (size_t)N * C);
+    be->rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, c->norm_offset, c->rms_norm_eps, N, C);
+    be->matmul_forward(la->q, la->ln1, W->wq, W->bq, N, C, HD);
+    be->matmul_forward(la->k, la->ln1, W->wk, W->bk, N, C, KD);
+    be->matmul_forward(la->v, la->ln1, W->wv, W->bv, N, C, KD);
+    be->rope_forward(la->q, a->cos, a->sin, N, H, D);
+    be->rope_forward(la->k, a->cos, a->sin, N, KV, D);
+    be->attention_forward(la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
+    be->matmul_forward(la->xm, la->att, W->wo, W->bo, N, HD, C);
+    be->residual_add(la->xm, la->x, (size_t)N * C);
+    be->rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, c->norm_offset, c->rms_norm_eps, N, C);
+    be->matmul_forward(la->gate, la->ln2, W->wg, W->bg, N, C, F);
+    be->matmul_forward(la->up, la->ln2, W->wu, W->bu, N, C, F);
+    be->glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
+    be->matmul_forward(x_out, la->h, W->wd, W->bd, N, F, C);
+    be->residual_add(x_out, la->xm, (size_t)N * C);
 }
 
 void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b) {
+    const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    embedding_forward(a->layers[0].x, m->w.embed, b->tokens, N, C, scale);
-    rope_tables(a->cos, a->sin, b->pos, m->rope_inv_freq, N, c->head_dim);
+    be->embedding_forward(a->layers[0].x, m->w.embed, b->tokens, N, C, scale);
+    be->rope_tables(a->cos, a->sin, b->pos, m->rope_inv_freq, N, c->head_dim);
     for (int l = 0; l < L; l++) {
         float *out = l + 1 < L ? a->layers[l + 1].x : a->x_final;
         if (!a->train && l + 1 < L) out = a->x_final; /* inference: ping-pong through x_final */
         if (!a->train && l > 0) {
             /* the previous layer wrote x_final; move it into the shared input */
-            memcpy(a->layers[l].x, a->x_final, sizeof(float) * (size_t)N * C);
+            be->upload(a->layers[l].x, a->x_final, sizeof(float) * (size_t)N * C); /* device-to-device on a GPU */
         }
         layer_forward(m, a, b, l, &a->layers[l], out);
     }
-    rmsnorm_forward(a->xf, a->rstd_f, a->x_final, m->w.norm, c->norm_offset, c->rms_norm_eps, N, C);
+    be->rmsnorm_forward(a->xf, a->rstd_f, a->x_final, m->w.norm, c->norm_offset, c->rms_norm_eps, N, C);
 }
 
 double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const float *w, float wscale, hone_weights *g) {
+    const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     int N = b->B * b->T, C = c->hidden_size, V = c->vocab_size;
     int nr = 0;
     for (int i = 0; i < N; i++)
-        if (b->labels[i] >= 0) a->rows[nr++] = i;
-    if (g) memset(a->dxf, 0, sizeof(float) * (size_t)N * C);
+        if (b->labels[i] >= 0) {
+            a->rows[nr] = i;
+            a->row_labels[nr++] = b->labels[i];
+        }
+    if (g) be->zero(a->dxf, sizeof(float) * (size_t)N * C);
     double loss = 0.0;
     for (int r0 = 0; r0 < nr; r0 += a->head_chunk) {
         int nc = nr - r0 < a->head_chunk ? nr - r0 : a->head_chunk;
         const int32_t *rows = a->rows + r0;
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < nc; i++) memcpy(a->head_x + (size_t)i * C, a->xf + (size_t)rows[i] * C, sizeof(float) * C);
-        hone_kt.gemm_f32(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, a->head_logits, V);
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < nc; i++) {
-            int s = rows[i], lab = b->labels[s];
-            float *lg = a->head_logits + (size_t)i * V;
-            float st[5];
-            hone_kt.ce_fwd(lg, V, st);
-            a->tok_logp[s] = lg[lab] - st[1];
-            a->tok_entropy[s] = st[1] - st[2];
-            a->tok_correct[s] = (int)st[3] == lab ? 1.f : 0.f;
-            a->tok_logit_sum[s] = st[4];
-            if (g) hone_kt.ce_bwd(lg, lg, V, st[1], lab, w ? w[s] : wscale);
-        }
+        be->gather_rows(a->head_x, a->xf, rows, nc, C);
+        be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, a->head_logits, V);
+        be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
+                    a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL);
         for (int i = 0; i < nc; i++) loss -= (double)(w ? w[rows[i]] : wscale) * a->tok_logp[rows[i]];
         if (g) {
-            hone_kt.gemm_f32(0, 0, nc, C, V, a->head_logits, V, m->w.lm_head, C, 0.f, a->head_dx, C);
-#pragma omp parallel for schedule(static)
-            for (int i = 0; i < nc; i++) memcpy(a->dxf + (size_t)rows[i] * C, a->head_dx + (size_t)i * C, sizeof(float) * C);
-            hone_kt.gemm_f32(1, 0, V, C, nc, a->head_logits, V, a->head_x, C, 1.f, g->lm_head, C);
+            be->gemm(0, 0, nc, C, V, a->head_logits, V, m->w.lm_head, C, 0.f, a->head_dx, C);
+            be->scatter_rows(a->dxf, a->head_dx, rows, nc, C);
+            be->gemm(1, 0, V, C, nc, a->head_logits, V, a->head_x, C, 1.f, g->lm_head, C);
         }
     }
     return loss;
 }
 
 void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots, int n, float *out) {
+    const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     int C = c->hidden_size, V = c->vocab_size;
     for (int r0 = 0; r0 < n; r0 += a->head_chunk) {
         int nc = n - r0 < a->head_chunk ? n - r0 : a->head_chunk;
-        for (int i = 0; i < nc; i++) memcpy(a->head_x + (size_t)i * C, a->xf + (size_t)slots[r0 + i] * C, sizeof(float) * C);
-        hone_kt.gemm_f32(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, out + (size_t)r0 * V, V);
+        be->gather_rows(a->head_x, a->xf, slots + r0, nc, C);
+        be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, out + (size_t)r0 * V, V);
     }
 }
 
 static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, const hone_layer_acts *la,
                            hone_layer_weights *G) {
+    const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     const hone_layer_weights *W = &m->w.layers[l];
     int N = b->B * b->T, C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D;
     float off = c->norm_offset;
     /* MLP: a->dx holds d(x_out) and becomes d(xm) */
-    matmul_backward(a->dh, G->wd, G->bd, a->dx, la->h, W->wd, N, F, C, 0);
-    glu_backward(a->dgate, a->dup, a->dh, la->gate, la->up, (size_t)N * F, c->act);
-    matmul_backward(a->dln, G->wg, G->bg, a->dgate, la->ln2, W->wg, N, C, F, 0);
-    matmul_backward(a->dln, G->wu, G->bu, a->dup, la->ln2, W->wu, N, C, F, 1);
-    rmsnorm_backward(a->dx, G->ln2, a->dln, la->xm, W->ln2, la->rstd2, off, N, C, a->red);
+    be->matmul_backward(a->dh, G->wd, G->bd, a->dx, la->h, W->wd, N, F, C, 0);
+    be->glu_backward(a->dgate, a->dup, a->dh, la->gate, la->up, (size_t)N * F, c->act);
+    be->matmul_backward(a->dln, G->wg, G->bg, a->dgate, la->ln2, W->wg, N, C, F, 0);
+    be->matmul_backward(a->dln, G->wu, G->bu, a->dup, la->ln2, W->wu, N, C, F, 1);
+    be->rmsnorm_backward(a->dx, G->ln2, a->dln, la->xm, W->ln2, la->rstd2, off, N, C, a->red);
     /* attention: a->dx becomes d(x) */
-    matmul_backward(a->datt, G->wo, G->bo, a->dx, la->att, W->wo, N, HD, C, 0);
-    attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
-    rope_backward(a->dq, a->cos, a->sin, N, H, D);
-    rope_backward(a->dk, a->cos, a->sin, N, KV, D);
-    matmul_backward(a->dln, G->wq, G->bq, a->dq, la->ln1, W->wq, N, C, HD, 0);
-    matmul_backward(a->dln, G->wk, G->bk, a->dk, la->ln1, W->wk, N, C, KD, 1);
-    matmul_backward(a->dln, G->wv, G->bv, a->dv, la->ln1, W->wv, N, C, KD, 1);
-    rmsnorm_backward(a->dx, G->ln1, a->dln, la->x, W->ln1, la->rstd1, off, N, C, a->red);
+    be->matmul_backward(a->datt, G->wo, G->bo, a->dx, la->att, W->wo, N, HD, C, 0);
+    be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
+    be->rope_backward(a->dq, a->cos, a->sin, N, H, D);
+    be->rope_backward(a->dk, a->cos, a->sin, N, KV, D);
+    be->matmul_backward(a->dln, G->wq, G->bq, a->dq, la->ln1, W->wq, N, C, HD, 0);
+    be->matmul_backward(a->dln, G->wk, G->bk, a->dk, la->ln1, W->wk, N, C, KD, 1);
+    be->matmul_backward(a->dln, G->wv, G->bv, a->dv, la->ln1, W->wv, N, C, KD, 1);
+    be->rmsnorm_backward(a->dx, G->ln1, a->dln, la->x, W->ln1, la->rstd1, off, N, C, a->red);
 }
 
 void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone_weights *g) {
+    const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;
-    memset(a->dx, 0, sizeof(float) * (size_t)N * C);
-    rmsnorm_backward(a->dx, g->norm, a->dxf, a->x_final, m->w.norm, a->rstd_f, c->norm_offset, N, C, a->red);
+    be->zero(a->dx, sizeof(float) * (size_t)N * C);
+    be->rmsnorm_backward(a->dx, g->norm, a->dxf, a->x_final, m->w.norm, a->rstd_f, c->norm_offset, N, C, a->red);
     for (int l = L - 1; l >= 0; l--) {
         hone_layer_acts *la = &a->layers[l];
         if (a->ckpt) {
@@ -226,5 +227,5 @@ void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone
         layer_backward(m, a, b, l, la, &g->layers[l]);
     }
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    embedding_backward(g->embed, a->dx, b->tokens, N, C, scale);
+    be->embedding_backward(g->embed, a->dx, b->tokens, N, C, scale);
 }

@@ -46,7 +46,10 @@ typedef struct hone_acts {
     float *tok_entropy;     /* (N) entropy of the predictive distribution */
     float *tok_correct;     /* (N) 1 when argmax == label */
     float *tok_logit_sum;   /* (N) sum of the V logits */
+    float *tok_lssp;        /* (N) logsumexp(2z) - 2 logsumexp(z), when want_lssp (WPO) */
+    int want_lssp;
     int32_t *rows;          /* (N) labelled slots, in order */
+    int32_t *row_labels;    /* (N) their labels */
     float *head_x;          /* (chunk, C) gathered xf rows */
     float *head_logits;     /* (chunk, V) */
     float *head_dx;         /* (chunk, C) */

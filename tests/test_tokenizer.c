@@ -201,6 +201,65 @@ static void test_errors(void) {
     tokenizer_free(tok);
 }
 
+static void check_ids(const hone_tokenizer *tok, const char *text, const int32_t *want, size_t nwant) {
+    int32_t *ids;
+    size_t n;
+    hone_error err;
+    CHECK(tokenizer_encode(tok, text, strlen(text), 0, &ids, &n, &err) == 0, "%s", err.msg);
+    CHECK(n == nwant && !memcmp(ids, want, n * sizeof *ids), "\"%s\": got %zu ids", text, n);
+    free(ids);
+}
+
+static void test_add_special_and_save(void) {
+    hone_tokenizer *tok, *back;
+    hone_error err;
+    CHECK(tokenizer_load_json(&tok, tiny_json, sizeof tiny_json - 1, NULL, 0, "tiny", &err) == 0, "%s", err.msg);
+    if (!tok) return;
+    const char *const extra[] = {"<|im_start|>", "<|im_end|>", "abc", "<X>", ""};
+    CHECK(tokenizer_add_special_tokens(tok, extra, 5, &err) == 3, "added count");
+    CHECK(tokenizer_vocab_size(tok) == 11, "vocab size %d", tokenizer_vocab_size(tok));
+    int32_t want[] = {9, 5, 10, 4};
+    check_ids(tok, "<|im_start|>abc<|im_end|>ab", want, 4);
+    CHECK(tokenizer_is_special(tok, 9) && tokenizer_is_special(tok, 5), "new tokens are special");
+    const char *dir = test_tmpdir("save");
+    CHECK(tokenizer_save(tok, dir, &err) == 0, "%s", err.msg);
+    CHECK(tokenizer_load(&back, dir, &err) == 0, "reload: %s", err.msg);
+    if (back) {
+        check_ids(back, "<|im_start|>abc<|im_end|>ab", want, 4);
+        CHECK(tokenizer_vocab_size(back) == 11 && tokenizer_token_to_id(back, "<|im_end|>") == 10, "reloaded vocab");
+        tokenizer_free(back);
+    }
+    tokenizer_free(tok);
+    /* a real one: gpt2 with ChatML tokens, saved, reloaded, same ids on the corpus */
+    const char *gp = test_shared("tokenizers/gpt2/tokenizer.json");
+    corpus c;
+    if (gp && !corpus_load(&c)) {
+        CHECK(tokenizer_load(&tok, gp, &err) == 0, "%s", err.msg);
+        CHECK(tokenizer_add_special_tokens(tok, extra, 2, &err) == 2, "gpt2 add");
+        CHECK(tokenizer_save(tok, dir, &err) == 0, "%s", err.msg);
+        CHECK(tokenizer_load(&back, dir, &err) == 0, "reload gpt2: %s", err.msg);
+        size_t same = 0;
+        for (size_t i = 0; back && i < c.n; i += 4) {
+            int32_t *x, *y;
+            size_t nx, ny;
+            CHECK(tokenizer_encode(tok, c.text[i], c.len[i], 1, &x, &nx, &err) == 0, "%s", err.msg);
+            CHECK(tokenizer_encode(back, c.text[i], c.len[i], 1, &y, &ny, &err) == 0, "%s", err.msg);
+            same += nx == ny && !memcmp(x, y, nx * sizeof *x);
+            CHECK(nx == ny && !memcmp(x, y, nx * sizeof *x), "text %zu differs after save", i);
+            free(x);
+            free(y);
+        }
+        int32_t chat[] = {50257, 5303, 50258};
+        if (back) check_ids(back, "<|im_start|>hi<|im_end|>", chat, 3);
+        tokenizer_free(back);
+        tokenizer_free(tok);
+        corpus_free(&c);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 /* Compares hone's converted tokenizer with SentencePiece's own ids from the fixture. */
 static void check_spm_fixture(const hone_tokenizer *tok, const char *model) {
     size_t n;
@@ -293,6 +352,7 @@ static void test_spm_llama2(void) {
 int main(void) {
     TEST_RUN(test_tiny_bpe);
     TEST_RUN(test_errors);
+    TEST_RUN(test_add_special_and_save);
     TEST_RUN(test_corpus_exact);
     TEST_RUN(test_batch_equals_serial);
     TEST_RUN(test_spm_stories260k);

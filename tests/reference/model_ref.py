@@ -229,16 +229,40 @@ def additive_mask(start):
     return m
 
 
-def run_fixture(model, batch, out_path, vocab, grad_layers=None):
+def capture_activations(model):
+    """Forward hooks that keep (and retain the gradient of) the residual stream: the embed_tokens output
+    (Gemma: already scaled by sqrt(hidden)), every decoder layer's output, and the final norm output."""
+    acts, hooks = {}, []
+
+    def keep(name):
+        def hook(mod, inp, out):
+            t = out[0] if isinstance(out, tuple) else out
+            t.retain_grad()
+            acts[name] = t
+        return hook
+
+    base = model.model
+    hooks.append(base.embed_tokens.register_forward_hook(keep("embed")))
+    for i, layer in enumerate(base.layers):
+        hooks.append(layer.register_forward_hook(keep(f"layer.{i}")))
+    hooks.append(base.norm.register_forward_hook(keep("norm")))
+    return acts, hooks
+
+
+def run_fixture(model, batch, out_path, vocab, grad_layers=None, activations=True):
     """grad_layers: None stores every parameter's gradient; a set of layer indices stores only those
-    layers plus the non-layer parameters (keeps the stories260K fixture small)."""
+    layers plus the non-layer parameters (keeps the stories260K fixture small).  activations: also store
+    the residual stream and its gradient (act.* / grad_act.*) for debugging."""
     model.eval()
     model.zero_grad(set_to_none=True)
+    acts, hooks = capture_activations(model) if activations else ({}, [])
     ids, pos, start, labels = (batch[k] for k in ("input_ids", "position_ids", "attn_start", "labels"))
     out = model(input_ids=ids, position_ids=pos, attention_mask=additive_mask(start), use_cache=False)
     logits = out.logits  # (B, T, V)
     loss = F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
     loss.backward()
+    for h in hooks:
+        h.remove()
     with torch.no_grad():
         lp = torch.log_softmax(logits, dim=-1)
         safe = labels.clamp(min=0)
@@ -277,6 +301,9 @@ def run_fixture(model, batch, out_path, vocab, grad_layers=None):
         "loss": loss.detach().reshape(1).contiguous(),
         "logp": logp.contiguous(),
     }
+    for name, t in acts.items():
+        tensors["act." + name] = t.detach().contiguous()
+        tensors["grad_act." + name] = t.grad.detach().contiguous()
     for name, p in model.named_parameters():
         parts = name.split(".")
         if grad_layers is not None and parts[1] == "layers" and int(parts[2]) not in grad_layers:
@@ -349,7 +376,7 @@ def main():
               f"params, {len(keys)} saved tensors, tied={cfg.tie_word_embeddings}")
         batch = make_batch(T, cfg.vocab_size, 77 + seed, tokens)
         run_fixture(model, batch, os.path.join(FIX, "parity", name + ".safetensors"), cfg.vocab_size,
-                    grad_layers)
+                    grad_layers, activations=grad_layers is None)
 
 
 def model_cfg_layers(model_dir):

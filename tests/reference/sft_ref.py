@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""SFT training-step parity fixtures: TRL 1.16 SFTTrainer on pre-tokenized data (issue 4).
+
+For each case writes tests/fixtures/trl/<case>/ with data.jsonl (input_ids, completion_mask), config.json
+(every hyperparameter and what the Trainer built from it), expected.json (per-step loss, grad_norm,
+learning_rate and every other metric TRL logs, plus parameter norms after training), batches.jsonl (the
+exact micro-batches the model saw) and, for packing, packed.jsonl (the rows TRL's BFD packer produced).
+See tests/reference/README.md for the exact semantics.
+
+usage: sft_ref.py [--only CASE ...]
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import trl_common as C  # noqa: E402
+
+
+def tiny_data(n, seed, vocab=256):
+    """Prompt = BOS + 2..9 random tokens; completion = the prompt's tokens reversed (learnable), then 0..5
+    random tokens, then EOS.  Lengths 7..26, so max_length 24 truncates a few."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        p = [rng.randrange(3, vocab) for _ in range(rng.randint(2, 9))]
+        c = p[::-1] + [rng.randrange(3, vocab) for _ in range(rng.randint(0, 5))] + [2]
+        ids = [1] + p + c
+        rows.append({"input_ids": ids, "completion_mask": [0] * (1 + len(p)) + [1] * len(c)})
+    return rows
+
+
+STORIES_PAIRS = [
+    ("Lily had a red ball.", " She threw it to her dog."),
+    ("Tom saw a big tree.", " He wanted to climb it."),
+    ("The cat was hungry.", " It ate some fish."),
+    ("Sara found a shiny stone.", " She put it in her pocket."),
+    ("The sun was hot.", " Ben went to swim in the lake."),
+    ("Mia had a little doll.", " She loved it very much."),
+    ("The bird sang a song.", " Everyone was happy."),
+    ("Max lost his toy car.", " His mom helped him find it."),
+    ("It was a rainy day.", " Anna played inside with her blocks."),
+    ("The dog ran in the park.", " He saw a big ball."),
+]
+
+
+def stories_data(n):
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(C.SHARED, "models", "stories260K", "tok512.model"))
+    rows = []
+    for i in range(n):
+        p, c = STORIES_PAIRS[i % len(STORIES_PAIRS)]
+        if i >= len(STORIES_PAIRS):
+            p, c = STORIES_PAIRS[(i * 3 + 1) % len(STORIES_PAIRS)][0], STORIES_PAIRS[i % len(STORIES_PAIRS)][1]
+        pi = [1] + sp.encode(p)
+        full = [1] + sp.encode(p + c) + [2]
+        k = common_prefix(pi, full)
+        rows.append({"input_ids": full, "completion_mask": [0] * k + [1] * (len(full) - k)})
+    return rows
+
+
+def common_prefix(a, b):
+    k = 0
+    while k < len(a) and k < len(b) and a[k] == b[k]:
+        k += 1
+    return k
+
+
+EVAL = dict(eval_strategy="steps", eval_steps=10, eval_on_start=True, per_device_eval_batch_size=2)
+
+CASES = {
+    # name: (model, train data fn, SFTConfig overrides, eval data fn or None)
+    "sft_full": ("tiny-llama", lambda: tiny_data(80, 1), dict(
+        completion_only_loss=False, packing=False, max_length=24,
+        lr_scheduler_type="linear", warmup_steps=3, **EVAL), lambda: tiny_data(16, 101)),
+    "sft_completion_only": ("tiny-llama", lambda: tiny_data(80, 2), dict(
+        completion_only_loss=True, packing=False, max_length=24,
+        lr_scheduler_type="cosine", warmup_steps=0.1, **EVAL), lambda: tiny_data(16, 102)),
+    "sft_packing": ("tiny-llama", lambda: tiny_data(176, 3), dict(
+        completion_only_loss=False, packing=True, packing_strategy="bfd", max_length=32,
+        lr_scheduler_type="constant", warmup_steps=0, **EVAL), lambda: tiny_data(24, 103)),
+    "sft_packing_completion_only": ("tiny-llama", lambda: tiny_data(176, 4), dict(
+        completion_only_loss=True, packing=True, packing_strategy="bfd", max_length=32,
+        lr_scheduler_type="linear", warmup_steps=2), None),
+    "sft_epochs_partial_accum": ("tiny-llama", lambda: tiny_data(18, 5), dict(
+        completion_only_loss=False, packing=False, max_length=24, max_steps=-1, num_train_epochs=2,
+        lr_scheduler_type="linear", warmup_steps=1, **dict(EVAL, eval_steps=5)), lambda: tiny_data(8, 105)),
+    "sft_stories260K": ("stories260K", lambda: stories_data(80), dict(
+        completion_only_loss=False, packing=False, max_length=32,
+        lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4), None),
+}
+
+COMMON = dict(
+    learning_rate=1e-3, per_device_train_batch_size=2, gradient_accumulation_steps=2, max_grad_norm=1.0,
+    weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, seed=42, max_steps=20,
+    truncation_mode="keep_start", loss_type="nll", shuffle_dataset=False, dataset_text_field="text",
+)
+
+
+def run_case(name):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model_name, data_fn, over, eval_fn = CASES[name]
+    model_path = C.TINY_LLAMA if model_name == "tiny-llama" else C.STORIES_DIR
+    if not os.path.exists(os.path.join(model_path, "config.json")):
+        print(f"skip {name}: {model_path} missing (run model_ref.py first)")
+        return
+    rows = data_fn()
+    hp = dict(COMMON)
+    hp.update(over)
+    args = SFTConfig(**C.base_args(C.tmpdir(), **hp))
+    model = C.load_model(model_path)
+    tok = C.id_tokenizer(model.config.vocab_size)
+    batches = []
+
+    class Trainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            rec = {"step": self.state.global_step + 1,
+                   "num_items_in_batch": int(num_items_in_batch) if num_items_in_batch is not None else None}
+            for k in ("input_ids", "attention_mask", "position_ids", "labels"):
+                if k in inputs:
+                    rec[k] = C.tensor_to_list(inputs[k])
+            batches.append(rec)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    rec = C.LogRecorder()
+    eval_rows = eval_fn() if eval_fn else None
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+                      eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, callbacks=[rec])
+    packed = None
+    if hp["packing"]:
+        packed = []
+        for r in trainer.train_dataset:
+            pos = []
+            for L in r["seq_lengths"]:
+                pos += list(range(L))
+            packed.append({"input_ids": r["input_ids"], "labels": r["labels"], "seq_lengths": r["seq_lengths"],
+                           "position_ids": pos})
+    trainer.train()
+    n_train = len(trainer.train_dataset)
+    config = C.case_config(name, "SFTTrainer", model_name, trainer, tok, args, len(rows))
+    config.update({"padding_free": bool(trainer.padding_free), "num_train_epochs": args.num_train_epochs, **hp})
+    expected = {"steps": rec.logs, "final_param_norms": C.param_norms(trainer.model)}
+    extra = {"batches.jsonl": batches}
+    if eval_rows:
+        expected["eval"] = rec.eval_logs
+        extra["eval.jsonl"] = eval_rows
+        config["num_eval_rows"] = len(trainer.eval_dataset)
+    if packed is not None:
+        extra["packed.jsonl"] = packed
+    d = C.write_case(name, rows, config, expected, extra)
+    l = rec.logs
+    print(f"{name}: {len(l)} steps, {n_train} train rows, loss {l[0]['loss']:.5f} -> {l[-1]['loss']:.5f}, "
+          f"grad_norm {l[0]['grad_norm']:.4f} -> {l[-1]['grad_norm']:.4f}; wrote {d}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*")
+    a = ap.parse_args()
+    for name in CASES:
+        if a.only and name not in a.only:
+            continue
+        run_case(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Shared helpers for the TRL parity reference scripts (sft_ref.py, dpo_ref.py).
+
+The fixtures they write (tests/fixtures/trl/<case>/) hold already-tokenized data, every hyperparameter and
+the per-step numbers TRL logs, so the C trainer can be compared on the training math alone.  Development
+only: needs torch, transformers, trl, datasets.
+"""
+import json
+import os
+import tempfile
+
+import torch
+from transformers import PreTrainedTokenizerFast, TrainerCallback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+FIX_TRL = os.path.join(ROOT, "tests", "fixtures", "trl")
+TINY_LLAMA = os.path.join(ROOT, "tests", "fixtures", "models", "tiny-llama")
+STORIES_DIR = "/tmp/hone-ref/stories260K"  # written by model_ref.py, never committed
+SHARED = os.path.join(ROOT, "..", "shared")
+
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+
+
+def id_tokenizer(vocab_size):
+    """A tokenizer whose text form of token id i is the string "<i>" (no separators), so that TRL's string
+    concatenations (prompt + completion, + eos_token) map one-to-one onto token ids.  No special tokens are
+    added on encode (no post-processor): BOS must be written into the data explicitly."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    vocab = {f"<{i}>": i for i in range(vocab_size)}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<0>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"<\d+>"), behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<1>", eos_token="<2>", pad_token="<0>",
+                                   unk_token="<0>")
+
+
+def ids_to_text(ids):
+    return "".join(f"<{i}>" for i in ids)
+
+
+class LogRecorder(TrainerCallback):
+    """Collects every `trainer.log` dict emitted during training (one per optimizer step with logging_steps=1)."""
+
+    def __init__(self):
+        self.logs = []
+        self.eval_logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None and "loss" in logs:
+            self.logs.append({"step": state.global_step, **{k: float(v) for k, v in logs.items()}})
+        if logs is not None and "eval_loss" in logs:
+            keep = {k: float(v) for k, v in logs.items() if "runtime" not in k and "per_second" not in k}
+            self.eval_logs.append({"step": state.global_step, **keep})
+
+
+def base_args(out_dir, **kw):
+    """TrainingArguments fields shared by every case: fp32 on CPU, no shuffling, log every step."""
+    args = dict(
+        output_dir=out_dir, report_to="none", logging_steps=1, save_strategy="no", bf16=False, fp16=False,
+        use_cpu=True, train_sampling_strategy="sequential", gradient_checkpointing=False,
+        dataloader_num_workers=0, disable_tqdm=True, dataloader_drop_last=False,
+    )
+    args.update(kw)
+    return args
+
+
+def load_model(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+
+
+def param_norms(model):
+    """L2 norm of every parameter after training (named as in model.safetensors)."""
+    return {n: float(p.detach().double().norm()) for n, p in model.named_parameters()}
+
+
+def tensor_to_list(v):
+    if isinstance(v, torch.Tensor):
+        return v.tolist()
+    return v
+
+
+def write_case(case, data_rows, config, expected, extra_files=None):
+    """tests/fixtures/trl/<case>/{data.jsonl, config.json, expected.json, extra...}"""
+    d = os.path.join(FIX_TRL, case)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "data.jsonl"), "w") as f:
+        for r in data_rows:
+            f.write(json.dumps(r, separators=(",", ":")) + "\n")
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config, f, indent=1, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+    for name, rows in (extra_files or {}).items():
+        with open(os.path.join(d, name), "w") as f:
+            for r in rows:
+                f.write(json.dumps(r, separators=(",", ":")) + "\n")
+    return d
+
+
+def tmpdir():
+    return tempfile.mkdtemp(prefix="hone-ref-")
+
+
+def optimizer_facts(trainer):
+    """What the Trainer actually built: optimizer class/kwargs and which parameters get weight decay."""
+    opt = trainer.optimizer
+    opt = getattr(opt, "optimizer", opt)  # accelerate wrapper
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    groups = []
+    for g in opt.param_groups:
+        groups.append({"weight_decay": g["weight_decay"], "params": [names[id(p)] for p in g["params"]]})
+    d = opt.defaults
+    return {
+        "class": type(opt).__name__,
+        "fused": bool(d.get("fused")), "foreach": d.get("foreach"),
+        "betas": list(d["betas"]), "eps": d["eps"], "amsgrad": d.get("amsgrad", False),
+        "param_groups": groups,
+    }
+
+
+def case_config(name, trainer_cls, model_name, trainer, tok, args, n_rows):
+    """Fields every case's config.json shares; train the trainer first (the optimizer exists after)."""
+    import transformers
+    import trl
+
+    return {
+        "case": name, "trainer": trainer_cls, "trl": trl.__version__, "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "model": "tests/fixtures/models/tiny-llama" if model_name == "tiny-llama"
+        else "stories260K converted (hone convert ../shared/models/stories260K/stories260K.bin)",
+        "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
+        "optim": str(args.optim.value if hasattr(args.optim, "value") else args.optim),
+        "optimizer": optimizer_facts(trainer), "num_train_rows": len(trainer.train_dataset), "num_data_rows": n_rows,
+        "max_steps_resolved": trainer.state.max_steps,
+        "warmup_steps_resolved": args.get_warmup_steps(trainer.state.max_steps), "dropout": 0.0, "logging_steps": 1,
+        "train_sampling_strategy": "sequential", "dataloader_drop_last": False, "gradient_checkpointing": False,
+    }
