@@ -3,9 +3,9 @@
  *
  * Loop nest (Goto/BLIS): jc over N in NC columns -> pc over K in KC -> pack B
  * (KC x NC, NR-wide micro-panels) -> ic over M in MC rows -> pack A (MC x KC,
- * MR-tall micro-panels) -> the (jr, ir) micro-tiles of the block, split between
- * the threads in contiguous jr-major ranges -> micro-kernel (MR x NR tile,
- * KC rank-1 updates held in registers).
+ * MR-tall micro-panels) -> jr over the NR micro-panels of B -> ir over the MR
+ * micro-panels of A -> micro-kernel (MR x NR tile, KC rank-1 updates held in
+ * registers). Threads each run this on their own slab of C (see gemm.c).
  *
  * Determinism: KC depends only on the cache sizes and NR, never on the thread
  * count, and threads split output tiles only, so every C element sums its K

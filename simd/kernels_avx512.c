@@ -7,13 +7,18 @@
 #include <immintrin.h>
 
 /* MR x 32 micro-tile: 2*MR zmm accumulators, 2 B vectors, A broadcast from
- * memory (folded into the FMA as an embedded broadcast). */
+ * memory. The C tile is prefetched first: C is usually far bigger than L2
+ * and is touched once per KC block, so its lines would otherwise arrive
+ * from L3/DRAM at the end of the tile, on the critical path. */
 #define GEMM_UKR_X32(MR)                                                                        \
     static void gemm_ukr_##MR##x32(int kc, const float *a, const float *b, float *c, long ldc,  \
                                    int accum) {                                                 \
         __m512 acc0[MR], acc1[MR];                                                              \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) acc0[i] = acc1[i] =               \
-            _mm512_setzero_ps();                                                                \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
+            acc0[i] = acc1[i] = _mm512_setzero_ps();                                            \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                             \
+            _mm_prefetch((const char *)(c + i * ldc + 31), _MM_HINT_T0);                        \
+        }                                                                                       \
         for (int k = 0; k < kc; k++, a += MR, b += 32) {                                        \
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                       \
             _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                             \
