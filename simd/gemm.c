@@ -112,7 +112,7 @@ static inline void copy_w(int w, float *d, const float *s) {
  * (K, M) (ta=1) is read row by row across the whole block, so each k reads one
  * contiguous run (not MR floats from each of kc far-apart rows: TLB misses). */
 static void pack_a_block(int mr, int mcur, int kc, const float *A, int lda, int ta, int ic, int pc,
-                         float *dst, int tid, int nth) {
+                         float *dst, int tid, int nth, gemm_pack_fn pack_t) {
     int np = (mcur + mr - 1) / mr;
     if (ta) {
         int k0 = kc * tid / nth, k1 = kc * (tid + 1) / nth;
@@ -132,6 +132,10 @@ static void pack_a_block(int mr, int mcur, int kc, const float *A, int lda, int 
     } else { /* rows of A are contiguous in k: read them as mr parallel streams */
         for (int p = np * tid / nth; p < np * (tid + 1) / nth; p++) {
             int rows = mcur - p * mr < mr ? mcur - p * mr : mr;
+            if (rows == mr && pack_t) {
+                pack_t(A + (size_t)(ic + p * mr) * lda + pc, lda, kc, dst + (size_t)p * kc * mr);
+                continue;
+            }
             if (rows == mr &&
                 pack_t_fast(mr, A + (size_t)(ic + p * mr) * lda + pc, lda, kc, dst + (size_t)p * kc * mr))
                 continue;
@@ -202,7 +206,7 @@ static void gemm_serial(const gemm_arch *g, int ta, int tb, int M, int N, int K,
             for (int ic = 0; ic < M; ic += MC) {
                 int mcur = M - ic < MC ? M - ic : MC;
                 int nir = (mcur + mr - 1) / mr;
-                pack_a_block(mr, mcur, kc, A, lda, ta, ic, pc, abuf, 0, 1);
+                pack_a_block(mr, mcur, kc, A, lda, ta, ic, pc, abuf, 0, 1, g->pack_a_t);
                 for (int q = 0; q < njr; q++) { /* B micro-panel q stays hot across ir */
                     const float *bp = bbuf + (size_t)q * kc * nr;
                     int j0 = jc + q * nr, cols = N - j0 < nr ? N - j0 : nr;

@@ -12,15 +12,21 @@
  * products in the same order for any number of threads. */
 #ifndef HONE_GEMM_H
 #define HONE_GEMM_H
+#include <stddef.h>
 
 /* c (MR x NR, row stride ldc) = (accum ? c : 0) + sum_k a[k*MR + i] * b[k*NR + j];
  * a: packed A micro-panel (kc, MR); b: packed B micro-panel (kc, NR).
  * The sum over k starts from zero and is added to c once at the end. */
 typedef void (*gemm_ukr_fn)(int kc, const float *a, const float *b, float *c, long ldc, int accum);
 
+/* Optional transposing pack of one full A micro-panel: d[k*MR + i] =
+ * s[i*ld + k] for i < MR, k < kc (A stored (M, K), the ta=0 case). */
+typedef void (*gemm_pack_fn)(const float *s, size_t ld, int kc, float *d);
+
 typedef struct gemm_arch {
-    int mr, nr;      /* micro-tile; mr <= 16, nr <= 64 */
+    int mr, nr;             /* micro-tile; mr <= 16, nr <= 64 */
     gemm_ukr_fn ukr;
+    gemm_pack_fn pack_a_t;  /* NULL: the generic C loop */
 } gemm_arch;
 
 /* The full gemm_f32 contract of kernels.h, for one ISA's micro-kernel. */

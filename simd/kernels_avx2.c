@@ -37,7 +37,7 @@ static void gemm_ukr_6x16(int kc, const float *a, const float *b, float *c, long
 #undef ST
 }
 
-static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16};
+static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16, NULL};
 
 static void gemm_f32_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                           int ldb, float beta, float *C, int ldc) {
