@@ -255,6 +255,23 @@ static void test_attention(void) {
                 }
             CHECK(!bad, "%s attn_bwd D=%d: %d values off", t.isa, D, bad);
             CHECK(dk1[n] == GUARD && dv1[n] == GUARD && l1[T] == GUARD, "%s attn wrote past its rows", t.isa);
+            /* Splitting the query range (as callers do across threads) must not
+             * change a bit: query-by-query calls equal one call over [0, T). */
+            memcpy(dk0, dk1, sizeof(float) * n); memcpy(dv0, dv1, sizeof(float) * n);
+            t.attn_bwd(dq1, dk1, dv1, dout, o0, l0, q, k, v, 0, T, D, st, st, st, start, ps, pe, scale);
+            for (int i = 0; i < T; i++)
+                t.attn_bwd(dq0, dk0, dv0, dout, o0, l0, q, k, v, i, i + 1, D, st, st, st, start, ps, pe, scale);
+            for (int i = 0; i < T; i++) {
+                t.attn_fwd(o0, l0, q, k, v, i, i + 1, D, st, st, st, start, ps, pe, scale);
+                t.attn_fwd(o1, l1, q, k, v, i, T, D, st, st, st, start, ps, pe, scale);
+                CHECK(!memcmp(o0 + (size_t)i * st, o1 + (size_t)i * st, 4 * D) && l0[i] == l1[i],
+                      "%s attn_fwd D=%d: query %d differs when called alone", t.isa, D, i);
+            }
+            for (int i = 0; i < T; i++)
+                CHECK(!memcmp(dq0 + (size_t)i * st, dq1 + (size_t)i * st, 4 * D), "%s attn_bwd D=%d: dq row %d differs "
+                      "when queries are split", t.isa, D, i);
+            CHECK(same_bits(dk0, dk1, n) && same_bits(dv0, dv1, n), "%s attn_bwd D=%d: dk/dv differ when queries are split",
+                  t.isa, D);
             float *all[] = {q, k, v, dout, o0, o1, l0, l1, dq0, dq1, dk0, dk1, dv0, dv1};
             for (int a = 0; a < 14; a++) unbuf(all[a]);
         }
