@@ -4,10 +4,11 @@
  *
  * Packing buffers: one arena per thread (_Thread_local: the caller's and each
  * OpenMP worker's, which persist in the pool), grown monotonically to the
- * largest MC*KC + KC*NC seen (at most about 5 MB here) and never freed, so a
- * training loop allocates in its first step and never again. */
+ * largest MC*KC + KC*NC seen (at most about 5 MB here), freed when its thread
+ * exits, so a training loop allocates in its first step and never again. */
 #include "config.h"
 #include "gemm.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,13 +18,20 @@
 
 static _Thread_local float *gemm_arena;
 static _Thread_local size_t gemm_arena_cap; /* floats */
+/* Frees a thread's arena when the thread exits (OpenMP may retire workers
+ * when the team shrinks); set once, constant afterwards. */
+static pthread_key_t gemm_arena_key;
+static pthread_once_t gemm_arena_once = PTHREAD_ONCE_INIT;
+static void arena_key_init(void) { pthread_key_create(&gemm_arena_key, free); }
 
 static float *arena_get(size_t n) {
     if (n > gemm_arena_cap) {
+        pthread_once(&gemm_arena_once, arena_key_init);
         free(gemm_arena);
         size_t cap = n + n / 4;
         gemm_arena = aligned_alloc(64, ((cap * sizeof(float)) + 63) / 64 * 64);
         gemm_arena_cap = gemm_arena ? cap : 0;
+        pthread_setspecific(gemm_arena_key, gemm_arena);
     }
     return gemm_arena;
 }
