@@ -21,6 +21,8 @@
         }                                                                                       \
         for (int k = 0; k < kc; k++, a += MR, b += 32) {                                        \
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                       \
+            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K), _MM_HINT_T0);                      \
+            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K + 16), _MM_HINT_T0);                 \
             _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                             \
                 __m512 x = _mm512_set1_ps(a[i]);                                                \
                 acc0[i] = _mm512_fmadd_ps(x, b0, acc0[i]);                                      \
@@ -40,6 +42,9 @@
 /* 12x32 measured best on Zen 4 among 8x32, 12x32 and 14x32 (all reach the
  * FMA peak with operands in L1; 12 rows halve the B loads per FMA of 8x32
  * and keep the A micro-panel small). */
+#ifndef GEMM_PF_K
+#define GEMM_PF_K 8
+#endif
 GEMM_UKR_X32(12)
 
 /* Transposing pack of a 12-row A micro-panel, 16 k at a time: load 16
