@@ -6,10 +6,9 @@
  *   implicit reward r = beta * (logp_model - logp_ref)      (DPO)
  *   accuracy = mean[r_chosen > r_rejected], margin = mean[r_chosen - r_rejected]
  *
- * Tokens as TRL's DPOTrainer builds them: without a chat template the prompt is
- * encoded with the tokenizer's BOS rule and each completion separately, followed by
- * EOS; with one, prompt = render(user prompt, generation prompt) and the completion is
- * what render(user prompt, assistant answer) adds after the prompt's tokens. */
+ * Tokens as `hone dpo` (and TRL's DPOTrainer) build them: without --chat-template
+ * the row is TRL's standard text form (prompt + completion + EOS); with one, a user
+ * turn and an assistant answer rendered by the template. */
 #include "commands.h"
 #include "gen_cli.h"
 #include "kernels.h"
@@ -19,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if __has_include("chat_template.h")
 #include "chat_template.h"
-#endif
 
 static void usage(FILE *f) {
     fprintf(f, "Usage: hone eval MODEL_DIR --pairs FILE.jsonl --ref REF_DIR [--beta B] [--out FILE.jsonl]\n"
@@ -77,56 +74,40 @@ static int score(const hone_model *m, scored *seqs, int n_seq, int bs, double *l
     return 0;
 }
 
-static int append_ids(int32_t **dst, int *n, const int32_t *src, int k) {
-    int32_t *p = realloc(*dst, sizeof(int32_t) * (size_t)(*n + k + 1));
-    if (!p) return -1;
-    memcpy(p + *n, src, sizeof(int32_t) * k);
-    *dst = p;
-    *n += k;
-    return 0;
-}
-
-/* prompt + completion as one scored sequence (see the file comment). */
-static int build_pair_seq(const gen_model *g, const char *prompt, const char *answer, int max_len, scored *out,
-                          hone_error *err) {
-    int32_t *p = NULL, *c = NULL;
-    int np = 0, nc = 0;
-    memset(out, 0, sizeof *out);
-    if (gen_encode_prompt(g, prompt, &p, &np, err) < 0) return -1;
-    if (!g->tmpl) {
-        size_t k = 0;
-        if (tokenizer_encode(g->tok, answer, strlen(answer), 0, &c, &k, err) < 0) { free(p); return -1; }
-        nc = (int)k;
-        int eos = tokenizer_eos_id(g->tok) >= 0 ? tokenizer_eos_id(g->tok) : g->m.cfg.eos_token_id;
-        if (eos >= 0 && (nc == 0 || c[nc - 1] != eos)) {
-            int32_t e = eos;
-            if (append_ids(&c, &nc, &e, 1) < 0) { free(p); free(c); return hone_fail(err, "out of memory"); }
-        }
-        out->ids = p;
-        out->n = np;
-        out->first = np;
-        if (append_ids(&out->ids, &out->n, c, nc) < 0) { free(p); free(c); return hone_fail(err, "out of memory"); }
-        free(c);
-    } else {
-#if __has_include("chat_template.h")
-        hone_message hm[2] = {{"user", prompt}, {"assistant", answer}};
-        chat_text ct;
-        memset(&ct, 0, sizeof ct);
-        if (chat_render(g->tmpl, hm, 2, 0, &ct, err) < 0) { free(p); return -1; }
-        size_t k = 0;
-        int rc = tokenizer_encode(g->tok, ct.text, ct.len, 0, &out->ids, &k, err);
-        chat_text_free(&ct);
-        if (rc < 0) { free(p); return -1; }
-        out->n = (int)k;
-        int common = 0;
-        while (common < np && common < out->n && p[common] == out->ids[common]) common++;
-        out->first = common;
-        free(p);
-#endif
-    }
-    if (out->first < 1) out->first = 1; /* the first token has no prediction */
-    if (out->n > max_len) out->n = max_len;
-    return 0;
+/* chosen and rejected of one pair as scored sequences, tokenized as hone dpo
+ * (pipeline.c) and TRL do: render prompt, prompt+chosen, prompt+rejected with
+ * chat_render_dpo (text rows: concatenated, EOS appended), tokenize each whole, and
+ * score what follows the longest common token prefix of the three. */
+static int build_pair(const gen_model *g, const chat_template *t, int is_text, const char *prompt, const char *chosen,
+                      const char *rejected, int max_len, scored *out, hone_error *err) {
+    hone_message mp = {is_text ? "text" : "user", prompt}, mc = {is_text ? "text" : "assistant", chosen},
+                 mr = {is_text ? "text" : "assistant", rejected};
+    hone_dpo_example ex;
+    memset(&ex, 0, sizeof ex);
+    ex.is_text = is_text;
+    ex.prompt = (hone_conv){&mp, 1};
+    ex.chosen = (hone_conv){&mc, 1};
+    ex.rejected = (hone_conv){&mr, 1};
+    chat_dpo_text dt;
+    if (chat_render_dpo(t, &ex, NULL, &dt, err) < 0) return -1;
+    int32_t *pi = NULL, *ci = NULL, *ri = NULL;
+    size_t np = 0, nc = 0, nr = 0;
+    int add = tokenizer_add_bos(g->tok) && is_text, rc = -1;
+    if (tokenizer_encode(g->tok, dt.prompt, dt.prompt_len, add, &pi, &np, err) < 0 ||
+        tokenizer_encode(g->tok, dt.chosen, dt.chosen_len, add, &ci, &nc, err) < 0 ||
+        tokenizer_encode(g->tok, dt.rejected, dt.rejected_len, add, &ri, &nr, err) < 0)
+        goto done;
+    size_t P = 0;
+    while (P < np && P < nc && P < nr && pi[P] == ci[P] && pi[P] == ri[P]) P++;
+    if (P >= nc || P >= nr) { hone_fail(err, "empty %s completion after tokenization", P >= nc ? "chosen" : "rejected"); goto done; }
+    out[0] = (scored){ci, nc > (size_t)max_len ? max_len : (int)nc, P > 0 ? (int)P : 1};
+    out[1] = (scored){ri, nr > (size_t)max_len ? max_len : (int)nr, P > 0 ? (int)P : 1};
+    ci = ri = NULL;
+    rc = 0;
+done:
+    chat_dpo_text_free(&dt);
+    free(pi); free(ci); free(ri);
+    return rc;
 }
 
 static double mean(const double *x, int n) {
@@ -171,7 +152,14 @@ int cmd_eval(int argc, char **argv) {
     kernels_init();
     if (gen_threads_init(threads, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); return 1; }
     gen_model g;
-    if (gen_model_load(&g, model, tmpl, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); return 1; }
+    if (gen_model_load(&g, model, NULL, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); return 1; }
+    chat_template tpl; /* renders the pairs; without --chat-template only its EOS is used */
+    memset(&tpl, 0, sizeof tpl);
+    if (chat_template_load(&tpl, tmpl ? tmpl : "auto", model, &err) < 0) {
+        fprintf(stderr, "hone eval: %s\n", err.msg);
+        gen_model_free(&g);
+        return 1;
+    }
     int max_len = g.m.cfg.max_position_embeddings > 0 ? g.m.cfg.max_position_embeddings : 2048;
     int rc = 1, n = 0;
     char **rows = NULL;
@@ -188,11 +176,10 @@ int cmd_eval(int argc, char **argv) {
         lp = calloc((size_t)4 * n, sizeof *lp);
         if (!seqs || !lp) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
         for (int i = 0; i < n; i++)
-            for (int k = 0; k < 2; k++)
-                if (build_pair_seq(&g, rows[3 * i], rows[3 * i + 1 + k], max_len, &seqs[2 * i + k], &err) < 0) {
-                    fprintf(stderr, "hone eval: %s:%d: %s\n", pairs, i + 1, err.msg);
-                    goto done;
-                }
+            if (build_pair(&g, &tpl, !tmpl, rows[3 * i], rows[3 * i + 1], rows[3 * i + 2], max_len, &seqs[2 * i], &err) < 0) {
+                fprintf(stderr, "hone eval: %s: row %d: %s\n", pairs, i + 1, err.msg);
+                goto done;
+            }
         if (model_load(&rm, ref, 1, &err) < 0) { fprintf(stderr, "hone eval: --ref: %s\n", err.msg); goto done; }
         if (rm.cfg.vocab_size != g.m.cfg.vocab_size) {
             fprintf(stderr, "hone eval: --ref %s has a vocabulary of %d, the model %d\n", ref, rm.cfg.vocab_size, g.m.cfg.vocab_size);
@@ -278,6 +265,7 @@ done:
     free(cnt);
     gen_rows_free(rows, n, pairs && !ppl ? 3 : 1);
     model_free(&rm);
+    chat_template_free(&tpl);
     gen_model_free(&g);
     return rc;
 }
