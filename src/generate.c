@@ -114,7 +114,7 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         nblk += (jobs[j].OC + MV_ROWS - 1) / MV_ROWS;
         work += (size_t)jobs[j].OC * IC * n;
     }
-#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 4) if (work >= PAR_MIN_WORK)
     for (int bi = 0; bi < nblk; bi++) {
         int j = nj - 1;
         while (first[j] > bi) j--;
