@@ -102,10 +102,11 @@ void engine_free(hone_engine *e) {
 typedef struct { float *out; const float *W, *b; int OC; } mv_job;
 
 /* Runs several jobs sharing one input in one parallel region. The weight rows of
- * all jobs form one index space cut into MV_ROWS blocks handed out statically, so
- * each thread streams a contiguous run of weights once and applies it to all n
- * input rows while the weights are in L1. Each output is one dot_f32: the result
- * does not depend on n or on the thread count. */
+ * all jobs form one index space cut into MV_ROWS blocks, handed out in runs of 4
+ * (64 rows: long contiguous streams, and a thread the OS deschedules does not hold
+ * back a fixed half of the work). Each weight row is read once and applied to all n
+ * input rows while it is in L1. Each output is one dot_f32: the result does not
+ * depend on n, on the schedule or on the thread count. */
 static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int IC) {
     int nblk = 0, first[8];
     size_t work = 0;
