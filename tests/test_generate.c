@@ -3,6 +3,7 @@
  * sampling is reproducible, the logits processors equal transformers' (fixture from
  * tests/reference/sampling_ref.py), stop strings and streaming, batched generation
  * equals one prompt at a time. */
+#include "commands.h"
 #include "convert.h"
 #include "gen_cli.h"
 #include "generate.h"
@@ -318,6 +319,70 @@ static void test_cli_rows_and_json(void) {
     hone_remove_tree(dir, NULL);
 }
 
+static int file_has(const char *path, const char *needle) {
+    char *t = NULL;
+    if (hone_read_file(path, &t, NULL, NULL) < 0) return 0;
+    int r = strstr(t, needle) != NULL;
+    free(t);
+    return r;
+}
+
+/* hone compare and hone eval on a stories260K directory: escaped pages, same seed
+ * gives the same answers, per-pair lines; bad arguments exit non-zero. */
+static void test_commands_end_to_end(void) {
+    hone_model m;
+    hone_tokenizer *tok = NULL;
+    if (load_stories(&m, &tok) < 0) return;
+    tokenizer_free(tok);
+    hone_error err = {{0}};
+    const char *dir = test_tmpdir("gencmd");
+    char mdir[600], prompts[600], pairs[600], out[600], pp[600], path[700];
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(prompts, sizeof prompts, "%s/p.jsonl", dir);
+    snprintf(pairs, sizeof pairs, "%s/pairs.jsonl", dir);
+    snprintf(out, sizeof out, "%s/cmp", dir);
+    snprintf(pp, sizeof pp, "%s/pp.jsonl", dir);
+    const char *spm = test_shared("models/stories260K/tok512.model");
+    if (model_save(&m, mdir, NULL, &err) < 0 || spm_convert(spm, mdir, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    FILE *f = fopen(prompts, "w");
+    fputs("{\"prompt\": \"Tom <b>&\"}\n{\"prompt\": \"Lily | Ben\"}\n", f);
+    fclose(f);
+    f = fopen(pairs, "w");
+    fputs("{\"prompt\": \"Once upon a time,\", \"chosen\": \" there was a girl.\", \"rejected\": \" zq xv.\"}\n", f);
+    fclose(f);
+    char a0[700], a1[700];
+    snprintf(a0, sizeof a0, "a=%s", mdir);
+    snprintf(a1, sizeof a1, "b=%s", mdir);
+    char *cargv[] = {"compare", "--models", a0, a1, "--prompts", prompts, "--out", out, "--max-new-tokens", "8",
+                     "--temperature", "0.8", "--seed", "3", NULL};
+    CHECK(cmd_compare(14, cargv) == 0, "hone compare failed");
+    snprintf(path, sizeof path, "%s/compare.md", out);
+    CHECK(file_has(path, "Tom &lt;b&gt;&amp;") && file_has(path, "Lily \\| Ben"), "compare.md escaping");
+    snprintf(path, sizeof path, "%s/compare.html", out);
+    CHECK(file_has(path, "Tom &lt;b&gt;&amp;</td>"), "compare.html escaping");
+    snprintf(path, sizeof path, "%s/compare.jsonl", out);
+    char *t = NULL;
+    if (hone_read_file(path, &t, NULL, NULL) == 0) { /* same model, same seed: the two answers agree */
+        json_t *row = json_loads(t, JSON_DISABLE_EOF_CHECK, NULL);
+        const char *x = json_string_value(json_object_get(row, "a")), *y = json_string_value(json_object_get(row, "b"));
+        CHECK(x && y && !strcmp(x, y) && *x, "answers '%s' vs '%s'", x ? x : "", y ? y : "");
+        json_decref(row);
+        free(t);
+    }
+    char *eargv[] = {"eval", mdir, "--pairs", pairs, "--ref", mdir, "--out", pp, NULL};
+    CHECK(cmd_eval(8, eargv) == 0, "hone eval failed");
+    CHECK(file_has(pp, "\"margin\": 0.000000"), "same model and reference: zero margin");
+    char *bad1[] = {"eval", mdir, "--pairs", pairs, NULL};
+    CHECK(cmd_eval(4, bad1) != 0, "eval without --ref must fail");
+    char *bad2[] = {"generate", mdir, "--prompt", "x", "--top-p", "0", NULL};
+    CHECK(cmd_generate(6, bad2) != 0, "top-p 0 must fail");
+    char *bad3[] = {"compare", "--models", "nodir", "--prompts", prompts, NULL};
+    CHECK(cmd_compare(5, bad3) != 0, "NAME=DIR required");
+out:
+    hone_remove_tree(dir, NULL);
+    model_free(&m);
+}
+
 int main(void) {
     kernels_init();
     TEST_RUN(test_kv_logits_match_forward);
@@ -326,5 +391,6 @@ int main(void) {
     TEST_RUN(test_batched_equals_single_and_seed);
     TEST_RUN(test_stories_greedy_and_stop_strings);
     TEST_RUN(test_cli_rows_and_json);
+    TEST_RUN(test_commands_end_to_end);
     return test_finish();
 }
