@@ -161,7 +161,7 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     }
     int max_len = g.m.cfg.max_position_embeddings > 0 ? g.m.cfg.max_position_embeddings : 2048;
-    int rc = 1, n = 0;
+    int rc = 1, n = 0, nkeys = 0, n_seqs = 0; /* rows read (of nkeys strings), seqs holding ids */
     char **rows = NULL;
     scored *seqs = NULL;
     double *lp = NULL;
@@ -172,7 +172,9 @@ int cmd_eval(int argc, char **argv) {
     if (pairs) {
         const char *keys[3] = {"prompt", "chosen", "rejected"};
         if (gen_read_rows(pairs, keys, NULL, 3, &rows, &n, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
+        nkeys = 3;
         seqs = calloc((size_t)2 * n, sizeof *seqs);
+        n_seqs = seqs ? 2 * n : 0;
         lp = calloc((size_t)4 * n, sizeof *lp);
         if (!seqs || !lp) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
         for (int i = 0; i < n; i++)
@@ -216,54 +218,55 @@ int cmd_eval(int argc, char **argv) {
                    "mean reward chosen:   %.6f\nmean reward rejected: %.6f\n",
                    n, beta, acc, mean(mg, n), mean(rc_, n), mean(rr_, n));
         free(rc_); free(rr_); free(mg);
-        for (int i = 0; i < 2 * n; i++) free(seqs[i].ids);
-        free(seqs); seqs = NULL;
+        for (int i = 0; i < n_seqs; i++) free(seqs[i].ids);
+        free(seqs); seqs = NULL; n_seqs = 0;
         free(lp); lp = NULL;
-        gen_rows_free(rows, n, 3); rows = NULL;
+        gen_rows_free(rows, n, nkeys); rows = NULL;
     }
     if (ppl) {
         const char *key = "text";
         if (gen_read_rows(ppl, &key, NULL, 1, &rows, &n, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
+        nkeys = 1;
         /* texts longer than the context are cut into windows of max_len tokens */
-        int cap = n, ns = 0;
+        int cap = n;
         seqs = calloc(cap, sizeof *seqs);
-        for (int i = 0; seqs && i < n; i++) {
+        if (!seqs) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
+        for (int i = 0; i < n; i++) {
             int32_t *ids = NULL;
             size_t k = 0;
             if (tokenizer_encode(g.tok, rows[i], strlen(rows[i]), 1, &ids, &k, &err) < 0) { fprintf(stderr, "hone eval: %s:%d: %s\n", ppl, i + 1, err.msg); goto done; }
-            for (size_t s = 0; s < k || (k == 0 && s == 0); s += max_len) {
-                if (ns == cap) { cap *= 2; scored *q = realloc(seqs, sizeof *seqs * cap); if (!q) break; seqs = q; }
+            for (size_t s = 0; s < k; s += max_len) {
+                scored *q = seqs;
+                if (n_seqs == cap && !(q = realloc(seqs, sizeof *seqs * (cap *= 2)))) { free(ids); fprintf(stderr, "hone eval: out of memory\n"); goto done; }
+                seqs = q;
                 int len = (int)(k - s < (size_t)max_len ? k - s : (size_t)max_len);
-                seqs[ns].ids = malloc(sizeof(int32_t) * (len > 0 ? len : 1));
-                if (seqs[ns].ids) memcpy(seqs[ns].ids, ids + s, sizeof(int32_t) * len);
-                seqs[ns].n = len;
-                seqs[ns++].first = 1;
-                if (k == 0) break;
+                if (!(seqs[n_seqs].ids = malloc(sizeof(int32_t) * len))) { free(ids); fprintf(stderr, "hone eval: out of memory\n"); goto done; }
+                memcpy(seqs[n_seqs].ids, ids + s, sizeof(int32_t) * len);
+                seqs[n_seqs].n = len;
+                seqs[n_seqs++].first = 1;
             }
             free(ids);
         }
-        lp = calloc(ns ? ns : 1, sizeof *lp);
-        cnt = calloc(ns ? ns : 1, sizeof *cnt);
-        if (!seqs || !lp || !cnt) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
-        if (score(&g.m, seqs, ns, bs, lp, cnt, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
+        lp = calloc(n_seqs ? n_seqs : 1, sizeof *lp);
+        cnt = calloc(n_seqs ? n_seqs : 1, sizeof *cnt);
+        if (!lp || !cnt) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
+        if (score(&g.m, seqs, n_seqs, bs, lp, cnt, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
         double nll = 0;
         long tokens = 0;
-        for (int i = 0; i < ns; i++) { nll -= lp[i]; tokens += cnt[i]; }
+        for (int i = 0; i < n_seqs; i++) { nll -= lp[i]; tokens += cnt[i]; }
         double p = tokens ? exp(nll / tokens) : NAN;
         if (json) printf("%s\"perplexity\": %.6f, \"perplexity_tokens\": %ld, \"texts\": %d", pairs ? ", " : "", p, tokens, n);
         else printf("perplexity:           %.4f over %ld tokens of %d texts\n", p, tokens, n);
-        for (int i = 0; i < ns; i++) free(seqs[i].ids);
-        n = 0;
     }
     if (json) printf("}\n");
     rc = 0;
 done:
     if (out && fclose(out)) { fprintf(stderr, "hone eval: %s: write failed\n", outp); rc = 1; }
-    if (seqs && rc) for (int i = 0; i < 2 * n; i++) free(seqs[i].ids);
+    for (int i = 0; seqs && i < n_seqs; i++) free(seqs[i].ids);
     free(seqs);
     free(lp);
     free(cnt);
-    gen_rows_free(rows, n, pairs && !ppl ? 3 : 1);
+    gen_rows_free(rows, n, nkeys);
     model_free(&rm);
     chat_template_free(&tpl);
     gen_model_free(&g);
