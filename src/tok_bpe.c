@@ -478,13 +478,60 @@ static int bpe_word(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_e
     return 0;
 }
 
+/* bpe_word through the word cache of w. Words longer than 48 bytes are not cached. */
+static int bpe_word_cached(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
+    if (n > 48) return bpe_word(m, w, s, n, err);
+    if (!w->cache) {
+        w->cache = malloc(TOK_CACHE_SLOTS * sizeof *w->cache);
+        if (!w->cache) return bpe_word(m, w, s, n, err);
+        memset(w->cache, 0, TOK_CACHE_SLOTS * sizeof *w->cache);
+    }
+    uint64_t h = hash_bytes(s, n) | 1; /* 0 marks an empty slot */
+    size_t i = h & (TOK_CACHE_SLOTS - 1);
+    for (int probe = 0; probe < 8; probe++, i = (i + 1) & (TOK_CACHE_SLOTS - 1)) {
+        struct tok_cache_slot *c = &w->cache[i];
+        if (!c->h) break;
+        if (c->h == h && c->klen == n && !memcmp(w->ckeys.p + c->koff, s, n)) {
+            for (uint32_t k = 0; k < c->nids; k++)
+                if (tok_ws_emit(w, w->cids[c->ioff + k])) return hone_fail(err, "out of memory");
+            return 0;
+        }
+    }
+    size_t start = w->nout;
+    if (bpe_word(m, w, s, n, err)) return -1;
+    size_t nids = w->nout - start;
+    /* full (or a long probe chain): start over rather than evict one by one */
+    if (w->cused >= TOK_CACHE_SLOTS / 2 || w->cache[i].h) {
+        memset(w->cache, 0, TOK_CACHE_SLOTS * sizeof *w->cache);
+        w->ckeys.n = 0;
+        w->ncids = 0;
+        w->cused = 0;
+        i = h & (TOK_CACHE_SLOTS - 1);
+    }
+    if (w->ncids + nids > w->ccids) {
+        size_t c = w->ccids ? w->ccids * 2 : 16384;
+        while (c < w->ncids + nids) c *= 2;
+        int32_t *p = realloc(w->cids, c * sizeof *p);
+        if (!p) return 0; /* the cache is an optimization: skip it */
+        w->cids = p;
+        w->ccids = c;
+    }
+    size_t koff = w->ckeys.n;
+    if (tok_buf_put(&w->ckeys, s, n)) return 0;
+    memcpy(w->cids + w->ncids, w->out + start, nids * sizeof *w->cids);
+    w->cache[i] = (struct tok_cache_slot){h, (uint32_t)koff, (uint32_t)n, (uint32_t)w->ncids, (uint32_t)nids};
+    w->ncids += nids;
+    w->cused++;
+    return 0;
+}
+
 int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
     if (!n) return 0;
     if (m->ignore_merges) {
         int id = tok_vocab_get(&m->vocab, s, n);
         if (id >= 0) return tok_ws_emit(w, id);
     }
-    if (!m->word_split || n < 16) return bpe_word(m, w, s, n, err);
+    if (!m->word_split || n < 16) return bpe_word_cached(m, w, s, n, err);
     /* split before each \u2581 whose preceding character is not \u2581 nor in nosplit */
     const unsigned char *u = (const unsigned char *)s;
     size_t start = 0;
@@ -497,9 +544,9 @@ int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_er
         int ok = 1;
         for (int k = 0; k < m->nnosplit && ok; k++) ok = m->nosplit[k] != cp;
         if (!ok) continue;
-        if (bpe_word(m, w, s + start, i - start, err)) return -1;
+        if (bpe_word_cached(m, w, s + start, i - start, err)) return -1;
         start = i;
         i += 2;
     }
-    return bpe_word(m, w, s + start, n - start, err);
+    return bpe_word_cached(m, w, s + start, n - start, err);
 }

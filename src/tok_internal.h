@@ -8,6 +8,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer.h"
 #include <jansson.h>
+#include <pthread.h>
 #include <pcre2.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -146,7 +147,12 @@ typedef struct {
     tok_heap_item *heap; size_t cheap;
     tok_ev *ev; size_t cev;
     int32_t *out; size_t nout, cout;
+    /* word cache: BPE results of recent words (same ids as recomputing them) */
+    struct tok_cache_slot { uint64_t h; uint32_t koff, klen, ioff, nids; } *cache; /* (TOK_CACHE_SLOTS) */
+    tok_buf ckeys; int32_t *cids; size_t ncids, ccids, cused;
 } tok_ws;
+#define TOK_CACHE_SLOTS 8192
+#define TOK_POOL_MAX 64
 
 int tok_ws_init(tok_ws *w);
 void tok_ws_free(tok_ws *w);
@@ -167,7 +173,13 @@ struct hone_tokenizer {
     json_t *root;                   /* tokenizer.json without model.vocab/merges (for saving) */
     json_t *config;                 /* tokenizer_config.json or NULL */
     char path[512];
+    /* scratch pool: encode borrows a tok_ws (with its word cache) and returns it, so calls
+     * reuse memory and caches; the only mutable state of a loaded tokenizer, mutex-guarded */
+    pthread_mutex_t pool_mu;
+    tok_ws *pool[TOK_POOL_MAX]; int npool;
 };
+tok_ws *tok_ws_get(const hone_tokenizer *tok);
+void tok_ws_put(const hone_tokenizer *tok, tok_ws *w);
 
 /* tokenizer.c: added-token bookkeeping (also used by tok_save.c) */
 int tok_add_token(hone_tokenizer *tok, const char *content, size_t len, int32_t id, int special, int normalized,

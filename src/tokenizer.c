@@ -34,7 +34,29 @@ void tok_ws_free(tok_ws *w) {
     if (w->mctx) pcre2_match_context_free(w->mctx);
     if (w->jit) pcre2_jit_stack_free(w->jit);
     free(w->syms); free(w->heap); free(w->ev); free(w->out);
+    free(w->cache); tok_buf_free(&w->ckeys); free(w->cids);
     memset(w, 0, sizeof *w);
+}
+
+tok_ws *tok_ws_get(const hone_tokenizer *ctok) {
+    hone_tokenizer *tok = (hone_tokenizer *)ctok; /* only the pool is touched */
+    tok_ws *w = NULL;
+    pthread_mutex_lock(&tok->pool_mu);
+    if (tok->npool) w = tok->pool[--tok->npool];
+    pthread_mutex_unlock(&tok->pool_mu);
+    if (w) return w;
+    w = malloc(sizeof *w);
+    if (w && tok_ws_init(w)) { free(w); w = NULL; }
+    return w;
+}
+
+void tok_ws_put(const hone_tokenizer *ctok, tok_ws *w) {
+    hone_tokenizer *tok = (hone_tokenizer *)ctok;
+    if (!w) return;
+    pthread_mutex_lock(&tok->pool_mu);
+    if (tok->npool < TOK_POOL_MAX) { tok->pool[tok->npool++] = w; w = NULL; }
+    pthread_mutex_unlock(&tok->pool_mu);
+    if (w) { tok_ws_free(w); free(w); }
 }
 
 int tok_ws_emit(tok_ws *w, int32_t id) {
@@ -244,18 +266,18 @@ int tokenizer_encode(const hone_tokenizer *tok, const char *text, size_t len, in
                      size_t *n, hone_error *err) {
     *ids = NULL;
     *n = 0;
-    tok_ws w;
-    if (tok_ws_init(&w)) return hone_fail(err, "out of memory");
-    int rc = encode_ws(tok, &w, text, len, add_special, err);
+    tok_ws *w = tok_ws_get(tok);
+    if (!w) return hone_fail(err, "out of memory");
+    int rc = encode_ws(tok, w, text, len, add_special, err);
     if (!rc) {
-        *ids = malloc((w.nout + 1) * sizeof **ids);
+        *ids = malloc((w->nout + 1) * sizeof **ids);
         if (!*ids) rc = hone_fail(err, "out of memory");
         else {
-            memcpy(*ids, w.out, w.nout * sizeof **ids);
-            *n = w.nout;
+            memcpy(*ids, w->out, w->nout * sizeof **ids);
+            *n = w->nout;
         }
     }
-    tok_ws_free(&w);
+    tok_ws_put(tok, w);
     return rc;
 }
 
@@ -266,15 +288,15 @@ int tokenizer_encode_batch(const hone_tokenizer *tok, const char **texts, const 
     hone_error first = {{0}};
 #pragma omp parallel
     {
-        tok_ws w;
-        int ok = tok_ws_init(&w) == 0;
+        tok_ws *w = tok_ws_get(tok);
+        int ok = w != NULL;
         hone_error e = {{0}};
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < (long)count; i++) {
-            int rc = ok ? encode_ws(tok, &w, texts[i], lens[i], add_special, &e) : hone_fail(&e, "out of memory");
+            int rc = ok ? encode_ws(tok, w, texts[i], lens[i], add_special, &e) : hone_fail(&e, "out of memory");
             if (!rc) {
-                ids[i] = malloc((w.nout + 1) * sizeof **ids);
-                if (ids[i]) { memcpy(ids[i], w.out, w.nout * sizeof **ids); ns[i] = w.nout; }
+                ids[i] = malloc((w->nout + 1) * sizeof **ids);
+                if (ids[i]) { memcpy(ids[i], w->out, w->nout * sizeof **ids); ns[i] = w->nout; }
                 else rc = hone_fail(&e, "out of memory");
             }
             if (rc) {
@@ -282,7 +304,7 @@ int tokenizer_encode_batch(const hone_tokenizer *tok, const char **texts, const 
                 if (bad < 0 || i < bad) { bad = i; first = e; }
             }
         }
-        tok_ws_free(&w);
+        tok_ws_put(tok, w);
     }
     if (bad >= 0) {
         for (size_t i = 0; i < count; i++) { free(ids[i]); ids[i] = NULL; ns[i] = 0; }
@@ -372,6 +394,8 @@ void tokenizer_free(hone_tokenizer *tok) {
     free(tok->chat_template);
     if (tok->root) json_decref(tok->root);
     if (tok->config) json_decref(tok->config);
+    for (int i = 0; i < tok->npool; i++) { tok_ws_free(tok->pool[i]); free(tok->pool[i]); }
+    pthread_mutex_destroy(&tok->pool_mu);
     free(tok);
 }
 
@@ -540,6 +564,7 @@ int tokenizer_load_json(hone_tokenizer **out, const char *js, size_t len, const 
     *out = NULL;
     hone_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) return hone_fail(err, "out of memory");
+    pthread_mutex_init(&tok->pool_mu, NULL);
     snprintf(tok->path, sizeof tok->path, "%s", what);
     size_t span[4];
     if (tok_json_find_model_arrays(js, len, span)) {
