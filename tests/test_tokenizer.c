@@ -260,6 +260,54 @@ static void test_add_special_and_save(void) {
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+static int same_ids(const int32_t *ids, size_t n, json_t *want) {
+    if (n != json_array_size(want)) return 0;
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] != json_integer_value(json_array_get(want, k))) return 0;
+    return 1;
+}
+
+/* Synthetic tokenizers made with the reference library (tests/reference/tok_synth.py) for the
+ * components the nine real ones do not use; committed with the reference's encodings. */
+static void test_synthetic_components(void) {
+    static const char *const synth[] = {"metaspace", "splits", "bytelevel"};
+    for (int t = 0; t < 3; t++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tests/fixtures/tokenizers/%s", synth[t]);
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", test_src(rel));
+        hone_tokenizer *tok;
+        hone_error err;
+        CHECK(tokenizer_load(&tok, dir, &err) == 0, "%s: %s", synth[t], err.msg);
+        if (!tok) continue;
+        snprintf(rel, sizeof rel, "tests/fixtures/tokenizers/%s/expected.jsonl", synth[t]);
+        size_t n, ok = 0;
+        char *buf = slurp(test_src(rel), &n), **lines;
+        size_t nl = buf ? lines_of(buf, n, &lines) : 0;
+        for (size_t i = 0; i < nl; i++) {
+            json_error_t je;
+            json_t *j = json_loads(lines[i], 0, &je), *tx = json_object_get(j, "text");
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0, nd = 0;
+            char *d = NULL;
+            int good = tokenizer_encode(tok, json_string_value(tx), json_string_length(tx), 0, &a, &na, &err) == 0 &&
+                       tokenizer_encode(tok, json_string_value(tx), json_string_length(tx), 1, &b, &nb, &err) == 0 &&
+                       tokenizer_decode(tok, a, na, 0, &d, &nd, &err) == 0;
+            good = good && same_ids(a, na, json_object_get(j, "ids")) && same_ids(b, nb, json_object_get(j, "ids_special")) &&
+                   !strcmp(d, json_string_value(json_object_get(j, "decoded")));
+            CHECK(good, "%s line %zu (\"%.60s\"): differs from the reference (decoded \"%.80s\")", synth[t], i + 1,
+                  json_string_value(tx), d ? d : "");
+            ok += good;
+            free(a); free(b); free(d);
+            json_decref(j);
+        }
+        printf("    synthetic %-9s %zu / %zu lines exact\n", synth[t], ok, nl);
+        CHECK(nl > 0, "%s: no fixture lines", synth[t]);
+        if (buf) { free(lines); free(buf); }
+        tokenizer_free(tok);
+    }
+}
+
 /* Compares hone's converted tokenizer with SentencePiece's own ids from the fixture. */
 static void check_spm_fixture(const hone_tokenizer *tok, const char *model) {
     size_t n;
@@ -353,6 +401,7 @@ int main(void) {
     TEST_RUN(test_tiny_bpe);
     TEST_RUN(test_errors);
     TEST_RUN(test_add_special_and_save);
+    TEST_RUN(test_synthetic_components);
     TEST_RUN(test_corpus_exact);
     TEST_RUN(test_batch_equals_serial);
     TEST_RUN(test_spm_stories260k);
