@@ -8,6 +8,13 @@
 #include <unistd.h>
 
 static const char *const names[] = {"llama2", "mistral", "llama3", "gemma3", "qwen3", "gpt2", "smollm", "phi3", "gpt4o"};
+/* bos, eos, pad, add_bos, vocab size, has chat template: from tokenizer_config.json (phi3 has
+ * none: BOS from the post-processor, EOS from well-known added tokens) */
+static const int meta[9][6] = {
+    {1, 2, -1, 1, 32000, 0},            {1, 2, -1, 1, 32000, 0},       {128000, 128001, -1, 0, 128256, 1},
+    {2, 106, 0, 1, 262145, 1},          {-1, 151645, 151643, 0, 151669, 1}, {50256, 50256, -1, 0, 50257, 0},
+    {0, 0, -1, 0, 49152, 0},            {-1, 2, -1, 0, 32011, 0},      {199999, 199999, -1, 0, 200019, 0},
+};
 
 /* Reads a whole file; NULL if absent. */
 static char *slurp(const char *path, size_t *n) {
@@ -85,6 +92,12 @@ static void test_corpus_exact(void) {
         int rc = tokenizer_load(&tok, dir, &err);
         CHECK(rc == 0, "%s: %s", names[t], err.msg);
         if (rc) continue;
+        const int *mt = meta[t];
+        CHECK(tokenizer_bos_id(tok) == mt[0] && tokenizer_eos_id(tok) == mt[1] && tokenizer_pad_id(tok) == mt[2] &&
+                  tokenizer_add_bos(tok) == mt[3] && tokenizer_vocab_size(tok) == mt[4] &&
+                  (tokenizer_chat_template(tok) != NULL) == mt[5],
+              "%s: bos %d eos %d pad %d add_bos %d vocab %d", names[t], tokenizer_bos_id(tok), tokenizer_eos_id(tok),
+              tokenizer_pad_id(tok), tokenizer_add_bos(tok), tokenizer_vocab_size(tok));
         size_t n;
         char *buf = slurp(ep, &n), **exp;
         size_t ne = lines_of(buf, n, &exp), ok = 0, shown = 0;
@@ -302,6 +315,13 @@ static void test_synthetic_components(void) {
             json_decref(j);
         }
         printf("    synthetic %-9s %zu / %zu lines exact\n", synth[t], ok, nl);
+        if (t == 2) { /* invalid UTF-8 with a byte-level vocabulary: the byte's own token */
+            int32_t *ids;
+            size_t m;
+            CHECK(tokenizer_encode(tok, "\xff", 1, 0, &ids, &m, &err) == 0, "%s", err.msg);
+            CHECK(m == 1 && ids[0] == tokenizer_token_to_id(tok, "\xC3\xBF"), "0xFF -> the token of U+00FF");
+            free(ids);
+        }
         CHECK(nl > 0, "%s: no fixture lines", synth[t]);
         if (buf) { free(lines); free(buf); }
         tokenizer_free(tok);
