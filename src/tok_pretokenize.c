@@ -105,6 +105,14 @@ static int events_regex(const pcre2_code *re, tok_ws *w, const char *s, size_t n
     *nev = 0;
     while (off <= n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, w->md, w->mctx);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !w->jit) {
+            /* the default 32 KiB JIT stack was too small for this text: retry with 16 MiB */
+            w->mctx = pcre2_match_context_create(NULL);
+            w->jit = pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, NULL);
+            if (!w->mctx || !w->jit) return hone_fail(err, "out of memory");
+            pcre2_jit_stack_assign(w->mctx, NULL, w->jit);
+            continue;
+        }
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0 && rc != 0) {
             PCRE2_UCHAR msg[128];
