@@ -206,6 +206,8 @@ int tok_json_find_model_arrays(const char *js, size_t n, size_t span[4]);
 int tok_json_put_string(tok_buf *b, const char *s, size_t n);
 /* Appends {"token": id, ...} in id order, one entry a line after `indent`. */
 int tok_json_put_vocab(tok_buf *b, const tok_vocab *v, const char *indent);
+/* spm_convert.c: the conversion into memory (json and config malloc'd, caller frees). */
+int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone_error *err);
 /* spm_convert.c: writes b to dir/name. */
 int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err);
 

@@ -643,14 +643,32 @@ static char *read_file(const char *path, size_t *n, hone_error *err) {
     return b;
 }
 
+/* A SentencePiece .model, converted in memory (see spm_convert). */
+static int load_spm(hone_tokenizer **out, const char *path, hone_error *err) {
+    tok_buf js = {0}, cfg = {0};
+    int rc = spm_convert_mem(path, &js, &cfg, err);
+    if (!rc) rc = tokenizer_load_json(out, js.p, js.n, cfg.p, cfg.n, path, err);
+    tok_buf_free(&js);
+    tok_buf_free(&cfg);
+    return rc;
+}
+
 int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err) {
     char file[4096], cfg[4096];
     struct stat st;
     *out = NULL;
     if (stat(path, &st)) return hone_fail(err, "%s: %s", path, strerror(errno));
+    size_t pl = strlen(path);
     if (S_ISDIR(st.st_mode)) {
         snprintf(file, sizeof file, "%s/tokenizer.json", path);
         snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", path);
+        if (stat(file, &st)) { /* a directory with only a SentencePiece model */
+            snprintf(file, sizeof file, "%s/tokenizer.model", path);
+            if (!stat(file, &st)) return load_spm(out, file, err);
+            snprintf(file, sizeof file, "%s/tokenizer.json", path);
+        }
+    } else if (pl > 6 && !strcmp(path + pl - 6, ".model")) {
+        return load_spm(out, path, err);
     } else {
         snprintf(file, sizeof file, "%s", path);
         const char *slash = strrchr(path, '/');

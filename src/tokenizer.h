@@ -16,7 +16,8 @@
 typedef struct hone_tokenizer hone_tokenizer;
 
 /* path: a tokenizer.json file or a directory holding tokenizer.json
- * (+ tokenizer_config.json if present). */
+ * (+ tokenizer_config.json if present). A SentencePiece BPE `.model` file, or a directory
+ * with tokenizer.model and no tokenizer.json, is converted in memory as spm_convert does. */
 int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err);
 /* Same from a JSON text in memory (config_json may be NULL); `what` names it in errors. */
 int tokenizer_load_json(hone_tokenizer **out, const char *json, size_t len, const char *config_json,
