@@ -199,14 +199,9 @@ static int seg_model(const hone_tokenizer *tok, tok_ws *w, const char *s, size_t
 static int encode_valid(const hone_tokenizer *tok, tok_ws *w, const char *s, size_t n, size_t base, int first,
                         hone_error *err) {
     if (tok->normalizer.kind == TOKC_NONE) return split_added(tok, &tok->trie_norm, w, s, n, base, first, seg_model, err);
+    /* w->norm holds the normalized text for the whole split; nothing below writes to it */
     if (tok_normalize(&tok->normalizer, s, n, &w->norm, err)) return -1;
-    /* the normalized text lives in w->norm for the whole split; nothing below reuses it */
-    tok_buf norm = w->norm;
-    memset(&w->norm, 0, sizeof w->norm);
-    int rc = split_added(tok, &tok->trie_norm, w, norm.p ? norm.p : "", norm.n, base, first, seg_model, err);
-    if (!w->norm.p) w->norm = norm; /* keep the allocation for the next call */
-    else tok_buf_free(&norm);
-    return rc;
+    return split_added(tok, &tok->trie_norm, w, w->norm.p ? w->norm.p : "", w->norm.n, base, first, seg_model, err);
 }
 
 static int seg_raw(const hone_tokenizer *tok, tok_ws *w, const char *s, size_t n, int32_t added, size_t base,
@@ -236,8 +231,7 @@ static int post_process(const tok_comp *c, tok_ws *w) {
         return 0;
     }
     if (c->kind != TOKO_TEMPLATE) return 0;
-    size_t n = w->nout, extra = 0;
-    for (int i = 0; i < c->nids; i++) extra += c->ids[i] >= 0;
+    size_t n = w->nout;
     int32_t *seq = malloc((n + 1) * sizeof *seq);
     if (!seq) return -1;
     memcpy(seq, w->out, n * sizeof *seq);
@@ -248,7 +242,6 @@ static int post_process(const tok_comp *c, tok_ws *w) {
         else
             for (size_t k = 0; k < n && !rc; k++) rc = tok_ws_emit(w, seq[k]);
     }
-    (void)extra;
     free(seq);
     return rc;
 }
