@@ -173,8 +173,8 @@ int tok_bpe_load_vocab(tok_bpe *m, const char *js, size_t n, const char *what, h
         long long id = 0;
         int digits = 0;
         while (p < e && *p >= '0' && *p <= '9' && id < (1LL << 31)) { id = id * 10 + (*p++ - '0'); digits++; }
-        if (!digits || id >= (1LL << 30)) {
-            hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
+        if (!digits || id >= TOK_MAX_ID) {
+            hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id (0 <= id < 2^24)", what, key.p ? key.p : "");
             free(key.p);
             return -1;
         }

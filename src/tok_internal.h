@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* Ids are below 2^24 (the largest real vocabularies have ~262k): bounds the arrays a
+ * malformed file can make hone allocate. */
+#define TOK_MAX_ID (1 << 24)
+
 /* ---- growable buffers ---------------------------------------------------------------- */
 typedef struct { char *p; size_t n, cap; } tok_buf;
 typedef struct { uint32_t off, len; } tok_span;

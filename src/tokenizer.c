@@ -453,7 +453,7 @@ static int load_added(hone_tokenizer *tok, json_t *arr, const char *what, hone_e
     if (!json_is_array(arr)) return hone_fail(err, "%s: added_tokens is not a list", what);
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *t = json_array_get(arr, i), *c = json_object_get(t, "content"), *id = json_object_get(t, "id");
-        if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1 << 30))
+        if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= TOK_MAX_ID)
             return hone_fail(err, "%s: added_tokens[%zu] needs a string content and an id", what, i);
         if (!json_string_length(c)) continue;
 #define B(k, d) (json_is_boolean(json_object_get(t, k)) ? json_is_true(json_object_get(t, k)) : (d))
