@@ -500,6 +500,7 @@ static int bpe_word_cached(const tok_bpe *m, tok_ws *w, const char *s, size_t n,
     size_t start = w->nout;
     if (bpe_word(m, w, s, n, err)) return -1;
     size_t nids = w->nout - start;
+    if (!nids) return 0; /* nothing worth caching (e.g. all characters unknown without unk) */
     /* full (or a long probe chain): start over rather than evict one by one */
     if (w->cused >= TOK_CACHE_SLOTS / 2 || w->cache[i].h) {
         memset(w->cache, 0, TOK_CACHE_SLOTS * sizeof *w->cache);

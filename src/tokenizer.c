@@ -234,7 +234,7 @@ static int post_process(const tok_comp *c, tok_ws *w) {
     size_t n = w->nout;
     int32_t *seq = malloc((n + 1) * sizeof *seq);
     if (!seq) return -1;
-    memcpy(seq, w->out, n * sizeof *seq);
+    if (n) memcpy(seq, w->out, n * sizeof *seq);
     w->nout = 0;
     int rc = 0;
     for (int i = 0; i < c->nids && !rc; i++) {
@@ -266,7 +266,7 @@ int tokenizer_encode(const hone_tokenizer *tok, const char *text, size_t len, in
         *ids = malloc((w->nout + 1) * sizeof **ids);
         if (!*ids) rc = hone_fail(err, "out of memory");
         else {
-            memcpy(*ids, w->out, w->nout * sizeof **ids);
+            if (w->nout) memcpy(*ids, w->out, w->nout * sizeof **ids);
             *n = w->nout;
         }
     }
@@ -289,7 +289,7 @@ int tokenizer_encode_batch(const hone_tokenizer *tok, const char **texts, const 
             int rc = ok ? encode_ws(tok, w, texts[i], lens[i], add_special, &e) : hone_fail(&e, "out of memory");
             if (!rc) {
                 ids[i] = malloc((w->nout + 1) * sizeof **ids);
-                if (ids[i]) { memcpy(ids[i], w->out, w->nout * sizeof **ids); ns[i] = w->nout; }
+                if (ids[i]) { if (w->nout) memcpy(ids[i], w->out, w->nout * sizeof **ids); ns[i] = w->nout; }
                 else rc = hone_fail(&e, "out of memory");
             }
             if (rc) {
