@@ -168,6 +168,7 @@ struct hone_tokenizer {
     tok_comp normalizer, pretok, post, decoder; /* kind TOKC_NONE when null */
     tok_added *added; int nadded, capadded;
     int32_t *added_by_id; int32_t n_added_by_id; /* id -> index into added, -1 none */
+    tok_vocab added_index;          /* content -> index into added */
     tok_trie trie_raw, trie_norm;   /* non-normalized / normalized added tokens */
     int32_t vocab_size;
     int32_t bos_id, eos_id, pad_id;

@@ -352,9 +352,8 @@ done:
 /* ---- lookups -------------------------------------------------------------------------- */
 int tokenizer_token_to_id(const hone_tokenizer *tok, const char *token) {
     size_t n = strlen(token);
-    for (int i = 0; i < tok->nadded; i++)
-        if (tok->added[i].len == n && !memcmp(tok->added[i].content, token, n)) return tok->added[i].id;
-    return tok_vocab_get(&tok->bpe.vocab, token, n);
+    int a = tok_vocab_get(&tok->added_index, token, n);
+    return a >= 0 ? tok->added[a].id : tok_vocab_get(&tok->bpe.vocab, token, n);
 }
 
 int tokenizer_vocab_size(const hone_tokenizer *tok) { return tok->vocab_size; }
@@ -382,6 +381,7 @@ void tokenizer_free(hone_tokenizer *tok) {
     }
     free(tok->added);
     free(tok->added_by_id);
+    tok_vocab_free(&tok->added_index);
     trie_free(&tok->trie_raw);
     trie_free(&tok->trie_norm);
     free(tok->chat_template);
@@ -405,6 +405,12 @@ int tok_refresh_added(hone_tokenizer *tok, hone_error *err) {
     memset(tok->added_by_id, 0xFF, ((size_t)maxid + 1) * sizeof *tok->added_by_id);
     trie_free(&tok->trie_raw);
     trie_free(&tok->trie_norm);
+    tok_vocab_free(&tok->added_index);
+    if (tok_vocab_init(&tok->added_index, (size_t)tok->nadded + 1)) return hone_fail(err, "out of memory");
+    for (int i = 0; i < tok->nadded; i++)
+        if (tok_vocab_get(&tok->added_index, tok->added[i].content, tok->added[i].len) < 0 &&
+            tok_vocab_set(&tok->added_index, tok->added[i].content, tok->added[i].len, i))
+            return hone_fail(err, "out of memory");
     trie_init(&tok->trie_raw);
     trie_init(&tok->trie_norm);
     /* the reference orders the patterns: special tokens first, then the others */

@@ -228,8 +228,8 @@ static void test_add_special_and_save(void) {
     hone_error err;
     CHECK(tokenizer_load_json(&tok, tiny_json, sizeof tiny_json - 1, NULL, 0, "tiny", &err) == 0, "%s", err.msg);
     if (!tok) return;
-    const char *const extra[] = {"<|im_start|>", "<|im_end|>", "abc", "<X>", ""};
-    CHECK(tokenizer_add_special_tokens(tok, extra, 5, &err) == 3, "added count");
+    const char *const extra[] = {"<|im_start|>", "<|im_end|>", "abc", "<X>", "", "<|im_end|>"};
+    CHECK(tokenizer_add_special_tokens(tok, extra, 6, &err) == 3, "added count");
     CHECK(tokenizer_vocab_size(tok) == 11, "vocab size %d", tokenizer_vocab_size(tok));
     int32_t want[] = {9, 5, 10, 4};
     check_ids(tok, "<|im_start|>abc<|im_end|>ab", want, 4);
