@@ -129,6 +129,7 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
         if (!strcmp(type, "NFKC")) { c->kind = TOKN_NFKC; return 0; }
         if (!strcmp(type, "NFKD")) { c->kind = TOKN_NFKD; return 0; }
         if (!strcmp(type, "Lowercase")) { c->kind = TOKN_LOWERCASE; return 0; }
+        if (!strcmp(type, "StripAccents")) { c->kind = TOKN_STRIP_ACCENTS; return 0; }
         if (!strcmp(type, "Strip")) {
             c->kind = TOKN_STRIP;
             c->a = get_bool(j, "strip_left", 1);
@@ -144,16 +145,18 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
             if (c->b && !(c->re = tok_regex_compile(gpt2_pattern, sizeof gpt2_pattern - 1, what, err))) return -1;
             return 0;
         }
-        if (!strcmp(type, "Split")) {
-            c->kind = TOKP_SPLIT;
+        if (!strcmp(type, "Split") || !strcmp(type, "Punctuation")) {
+            int split = type[0] == 'S';
+            c->kind = split ? TOKP_SPLIT : TOKP_PUNCTUATION;
             const char *b = json_string_value(json_object_get(j, "behavior"));
-            if (!b) return hone_fail(err, "%s: Split pre-tokenizer without \"behavior\"", what);
-            if (!strcmp(b, "Removed")) c->a = SPLIT_REMOVED;
-            else if (!strcmp(b, "Isolated")) c->a = SPLIT_ISOLATED;
+            if (!b && split) return hone_fail(err, "%s: Split pre-tokenizer without \"behavior\"", what);
+            if (!b || !strcmp(b, "Isolated")) c->a = SPLIT_ISOLATED;
+            else if (!strcmp(b, "Removed")) c->a = SPLIT_REMOVED;
             else if (!strcmp(b, "MergedWithPrevious")) c->a = SPLIT_MERGED_PREV;
             else if (!strcmp(b, "MergedWithNext")) c->a = SPLIT_MERGED_NEXT;
             else if (!strcmp(b, "Contiguous")) c->a = SPLIT_CONTIGUOUS;
-            else return hone_fail(err, "%s: Split pre-tokenizer: unsupported behavior \"%s\"", what, b);
+            else return hone_fail(err, "%s: %s pre-tokenizer: unsupported behavior \"%s\"", what, type, b);
+            if (!split) return 0;
             c->b = get_bool(j, "invert", 0);
             return parse_pattern(c, json_object_get(j, "pattern"), what, err);
         }
@@ -166,6 +169,12 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
             return 0;
         }
         if (!strcmp(type, "Digits")) { c->kind = TOKP_DIGITS; c->a = get_bool(j, "individual_digits", 0); return 0; }
+        if (!strcmp(type, "WhitespaceSplit")) { c->kind = TOKP_WHITESPACE_SPLIT; return 0; }
+        if (!strcmp(type, "Whitespace")) {
+            static const char ws_pattern[] = "\\w+|[^\\w\\s]+";
+            c->kind = TOKP_WHITESPACE;
+            return (c->re = tok_regex_compile(ws_pattern, sizeof ws_pattern - 1, what, err)) ? 0 : -1;
+        }
     } else if (fam == FAM_POST) {
         if (!strcmp(type, "Sequence")) { c->kind = TOKO_SEQUENCE; return parse_list(c, json_object_get(j, "processors"), fam, what, err); }
         if (!strcmp(type, "ByteLevel")) { c->kind = TOKO_BYTELEVEL; return 0; }

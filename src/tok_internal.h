@@ -39,6 +39,8 @@ size_t tok_utf8_valid_prefix(const char *s, size_t n);             /* bytes of v
 int tok_is_whitespace(int32_t cp);                                 /* Unicode White_Space */
 int tok_is_word(int32_t cp);                                       /* regex \w */
 int tok_is_numeric(int32_t cp);                                    /* Rust char::is_numeric */
+int tok_is_punctuation(int32_t cp);  /* Rust is_ascii_punctuation || is_punctuation (P*) */
+int tok_is_mark(int32_t cp);         /* general category M* (combining marks) */
 /* String.from_utf8_lossy: appends s to out replacing each maximal invalid subpart by U+FFFD. */
 int tok_utf8_lossy(tok_buf *out, const char *s, size_t n);
 
@@ -91,9 +93,9 @@ enum {
     TOKC_NONE,
     /* normalizers */
     TOKN_SEQUENCE, TOKN_PREPEND, TOKN_REPLACE, TOKN_NFC, TOKN_NFD, TOKN_NFKC, TOKN_NFKD,
-    TOKN_LOWERCASE, TOKN_STRIP,
+    TOKN_LOWERCASE, TOKN_STRIP, TOKN_STRIP_ACCENTS,
     /* pre-tokenizers */
-    TOKP_SEQUENCE, TOKP_BYTELEVEL, TOKP_SPLIT, TOKP_METASPACE, TOKP_DIGITS, TOKP_WHITESPACE_SPLIT,
+    TOKP_SEQUENCE, TOKP_BYTELEVEL, TOKP_SPLIT, TOKP_METASPACE, TOKP_DIGITS, TOKP_WHITESPACE_SPLIT, TOKP_WHITESPACE, TOKP_PUNCTUATION,
     /* decoders */
     TOKD_SEQUENCE, TOKD_BYTELEVEL, TOKD_METASPACE, TOKD_REPLACE, TOKD_BYTEFALLBACK, TOKD_FUSE,
     TOKD_STRIP,
@@ -107,7 +109,7 @@ typedef struct tok_comp {
     int kind;
     /* kind-specific flags:
      *   STRIP(norm): a=left b=right; BYTELEVEL(pre): a=add_prefix_space b=use_regex;
-     *   SPLIT: a=behavior b=invert; METASPACE: a=prepend_scheme b=split; DIGITS: a=individual;
+     *   SPLIT, PUNCTUATION: a=behavior b=invert; METASPACE: a=prepend_scheme b=split; DIGITS: a=individual;
      *   STRIP(dec): a=start b=stop; TEMPLATE: ids = flattened single template, -1 = sequence */
     int a, b;
     char *s1, *s2; size_t n1, n2; /* pattern / content / prepend / replacement */

@@ -1,5 +1,5 @@
 /* tok_normalize.c — normalizers: Sequence, Prepend, Replace, NFC/NFD/NFKC/NFKD (utf8proc),
- * Lowercase, Strip. Each maps a whole (valid UTF-8) string to a new string; offsets are
+ * Lowercase, Strip, StripAccents. Each maps a whole (valid UTF-8) string to a new string; offsets are
  * never needed because hone only returns ids. */
 #include "tok_internal.h"
 #include <string.h>
@@ -99,6 +99,18 @@ static int strip(const tok_comp *c, const char *s, size_t n, tok_buf *out, hone_
     return tok_buf_put(out, s + b, e - b) ? hone_fail(err, "out of memory") : 0;
 }
 
+static int strip_accents(const char *s, size_t n, tok_buf *out, hone_error *err) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        int l = tok_utf8_decode(u + i, n - i, &cp);
+        if (!l) { cp = -1; l = 1; }
+        if ((cp < 0 || !tok_is_mark(cp)) && tok_buf_put(out, s + i, (size_t)l)) return hone_fail(err, "out of memory");
+        i += (size_t)l;
+    }
+    return 0;
+}
+
 int tok_normalize(const tok_comp *c, const char *s, size_t n, tok_buf *out, hone_error *err) {
     out->n = 0;
     switch (c->kind) {
@@ -122,6 +134,7 @@ int tok_normalize(const tok_comp *c, const char *s, size_t n, tok_buf *out, hone
     case TOKN_NFC: case TOKN_NFD: case TOKN_NFKC: case TOKN_NFKD: return unicode_form(c, s, n, out, err);
     case TOKN_LOWERCASE: return lowercase(s, n, out, err);
     case TOKN_STRIP: return strip(c, s, n, out, err);
+    case TOKN_STRIP_ACCENTS: return strip_accents(s, n, out, err);
     default: return hone_fail(err, "unsupported normalizer (kind %d)", c->kind);
     }
 }

@@ -1,6 +1,6 @@
 /* tok_pretokenize.c — pre-tokenizers: ByteLevel (GPT-2 regex optional, add_prefix_space),
  * Split (regex or string, the five delimiter behaviors, invert), Metaspace, Digits,
- * Sequence. Each turns the piece list w->pa into a new one (via w->pb), following the
+ * Punctuation, Whitespace, WhitespaceSplit, Sequence. Each turns the piece list w->pa into a new one (via w->pb), following the
  * reference's split semantics: a list of (span, is_match) events covering the piece,
  * merged per behavior, empty pieces dropped. */
 #include "tok_internal.h"
@@ -152,7 +152,8 @@ static int events_string(const char *pat, size_t pn, tok_ws *w, const char *s, s
     return 0;
 }
 
-static int events_digits(tok_ws *w, const char *s, size_t n, size_t *nev) {
+/* Events of a character predicate: each matching character is its own match. */
+static int events_pred(tok_ws *w, const char *s, size_t n, int (*pred)(int32_t), size_t *nev) {
     const unsigned char *u = (const unsigned char *)s;
     size_t last = 0;
     *nev = 0;
@@ -160,7 +161,7 @@ static int events_digits(tok_ws *w, const char *s, size_t n, size_t *nev) {
         int32_t cp;
         int l = tok_utf8_decode(u + i, n - i, &cp);
         if (!l) { l = 1; cp = -1; }
-        if (cp >= 0 && tok_is_numeric(cp)) {
+        if (cp >= 0 && pred(cp)) {
             if (last < i && ev_push(w, nev, last, i, 0)) return -1;
             if (ev_push(w, nev, i, i + (size_t)l, 1)) return -1;
             last = i + (size_t)l;
@@ -243,8 +244,17 @@ static int pretok_one(const tok_comp *c, tok_ws *w, const char *s, size_t n, int
         }
         return emit_split(w, nev, s, c->a, c->b, out) ? hone_fail(err, "out of memory") : 0;
     case TOKP_DIGITS:
-        if (events_digits(w, s, n, &nev)) return hone_fail(err, "out of memory");
+        if (events_pred(w, s, n, tok_is_numeric, &nev)) return hone_fail(err, "out of memory");
         return emit_split(w, nev, s, c->a ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS, 0, out) ? hone_fail(err, "out of memory") : 0;
+    case TOKP_PUNCTUATION:
+        if (events_pred(w, s, n, tok_is_punctuation, &nev)) return hone_fail(err, "out of memory");
+        return emit_split(w, nev, s, c->a, 0, out) ? hone_fail(err, "out of memory") : 0;
+    case TOKP_WHITESPACE_SPLIT:
+        if (events_pred(w, s, n, tok_is_whitespace, &nev)) return hone_fail(err, "out of memory");
+        return emit_split(w, nev, s, SPLIT_REMOVED, 0, out) ? hone_fail(err, "out of memory") : 0;
+    case TOKP_WHITESPACE: /* the matches of \w+|[^\w\s]+ are the pieces */
+        if (events_regex(c->re, w, s, n, &nev, err)) return -1;
+        return emit_split(w, nev, s, SPLIT_REMOVED, 1, out) ? hone_fail(err, "out of memory") : 0;
     default: return hone_fail(err, "unsupported pre-tokenizer (kind %d)", c->kind);
     }
 }

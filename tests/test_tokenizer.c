@@ -283,8 +283,8 @@ static int same_ids(const int32_t *ids, size_t n, json_t *want) {
 /* Synthetic tokenizers made with the reference library (tests/reference/tok_synth.py) for the
  * components the nine real ones do not use; committed with the reference's encodings. */
 static void test_synthetic_components(void) {
-    static const char *const synth[] = {"metaspace", "splits", "bytelevel"};
-    for (int t = 0; t < 3; t++) {
+    static const char *const synth[] = {"metaspace", "splits", "bytelevel", "punct", "wsregex"};
+    for (int t = 0; t < 5; t++) {
         char rel[256];
         snprintf(rel, sizeof rel, "tests/fixtures/tokenizers/%s", synth[t]);
         char dir[4096];

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tok_synth.py — small synthetic tokenizers exercising the components the nine real ones do
-not (Metaspace, Digits, every Split behavior and invert, NFKC/NFKD/Lowercase/Strip, Replace with
-a regex, continuing_subword_prefix / end_of_word_suffix, unk without fuse, added tokens with
+not (Metaspace, Digits, every Split behavior and invert, Punctuation, Whitespace, WhitespaceSplit,
+NFKC/NFKD/NFD/StripAccents/Lowercase/Strip, Replace with a regex, fuse_unk, continuing_subword_prefix / end_of_word_suffix, unk without fuse, added tokens with
 lstrip / rstrip / single_word, ByteLevel add_prefix_space, TemplateProcessing with BOS+EOS,
 post-processor Sequence), trained with the reference `tokenizers` library on a few paragraphs,
 with the reference's encodings of test texts.
@@ -64,6 +64,19 @@ def build(name, shared, texts):
         trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["[UNK]"], continuing_subword_prefix="##",
                                       end_of_word_suffix="</w>", limit_alphabet=80)
         tok.train_from_iterator(train, trainer)
+    elif name in ("punct", "wsregex"):
+        tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True))
+        tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase()])
+        if name == "punct":
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated"),
+                pre_tokenizers.Digits(individual_digits=True)])
+        else:
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation(behavior="merged_with_previous")])
+        tok.decoder = decoders.Fuse()
+        trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>"], limit_alphabet=50)
+        tok.train_from_iterator(train, trainer)
     else:  # bytelevel
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
@@ -84,7 +97,7 @@ def main():
     with open(os.path.join(shared, "tokenizers", "corpus.dev.jsonl"), encoding="utf-8") as f:
         texts = [json.loads(line)["text"] for line in f]
     tests = [t for t in texts if len(t) < 400][::12][:40] + EXTRA
-    for name in ["metaspace", "splits", "bytelevel"]:
+    for name in ["metaspace", "splits", "bytelevel", "punct", "wsregex"]:
         tok = build(name, shared, texts)
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
