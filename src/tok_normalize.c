@@ -76,6 +76,12 @@ static int lowercase(const char *s, size_t n, tok_buf *out, hone_error *err) {
         int l = tok_utf8_decode(u + i, n - i, &cp);
         if (!l) { cp = u[i]; l = 1; }
         char e[4];
+        /* Rust's char::to_lowercase: U+0130 is the one unconditional multi-character mapping */
+        if (cp == 0x130) {
+            if (tok_buf_put(out, "i\xCC\x87", 3)) return hone_fail(err, "out of memory");
+            i += (size_t)l;
+            continue;
+        }
         int k = tok_utf8_encode(utf8proc_tolower(cp), e);
         if (tok_buf_put(out, e, (size_t)k)) return hone_fail(err, "out of memory");
         i += (size_t)l;
