@@ -171,7 +171,12 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
         if (!strcmp(type, "Digits")) { c->kind = TOKP_DIGITS; c->a = get_bool(j, "individual_digits", 0); return 0; }
         if (!strcmp(type, "WhitespaceSplit")) { c->kind = TOKP_WHITESPACE_SPLIT; return 0; }
         if (!strcmp(type, "Whitespace")) {
-            static const char ws_pattern[] = "\\w+|[^\\w\\s]+";
+            /* \w+|[^\w\s]+ with Rust's \w (Alphabetic, marks, Nd, Pc, joiners) and \s (White_Space):
+             * PCRE2's UCP \w also takes No and leaves out marks */
+            static const char ws_pattern[] =
+                "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+|"
+                "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}"
+                "\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]+";
             c->kind = TOKP_WHITESPACE;
             return (c->re = tok_regex_compile(ws_pattern, sizeof ws_pattern - 1, what, err)) ? 0 : -1;
         }
