@@ -175,6 +175,10 @@ static void test_tiny_bpe(void) {
     CHECK(tokenizer_decode(tok, dec, 3, 0, &s, &len, &err) == 0, "%s", err.msg);
     CHECK(len == 7 && !memcmp(s, "abc\xEF\xBF\xBD" "a", 7), "decode: %s", s);
     free(s);
+    int32_t dec2[] = {0, 1, 7, 2};
+    CHECK(tokenizer_decode(tok, dec2, 4, 1, &s, &len, &err) == 0, "%s", err.msg);
+    CHECK(!strcmp(s, "a<X>b"), "skip_special drops <unk> only (<X> is not special): \"%s\"", s);
+    free(s);
     CHECK(tokenizer_token_to_id(tok, "abc") == 5, "token_to_id");
     CHECK(tokenizer_id_to_token(tok, 99) == NULL, "id_to_token out of range");
     CHECK(tokenizer_vocab_size(tok) == 9, "vocab size %d", tokenizer_vocab_size(tok));
