@@ -114,6 +114,7 @@ typedef struct tok_comp {
     int a, b;
     char *s1, *s2; size_t n1, n2; /* pattern / content / prepend / replacement */
     pcre2_code *re;               /* regex patterns (UTF|UCP, JIT) */
+    pcre2_code *re_wide;          /* re with Unicode 15-16 letters etc. added, NULL if the same */
     struct tok_comp *sub; int nsub;
     int32_t *ids; int nids;
     json_t *src;                  /* the component's JSON (for saving) */
@@ -122,7 +123,12 @@ typedef struct tok_comp {
 int tok_comp_parse(tok_comp *c, json_t *j, int family, const char *what, const struct hone_tokenizer *tok,
                    hone_error *err);
 void tok_comp_free(tok_comp *c);
-pcre2_code *tok_regex_compile(const char *pat, size_t n, const char *what, hone_error *err);
+/* tok_regex.c: compiles c->re and c->re_wide; tok_comp_regex picks the one text s needs. */
+int tok_regex_compile(tok_comp *c, const char *pat, size_t n, const char *what, hone_error *err);
+int tok_has_new_chars(const char *s, size_t n);
+static inline const pcre2_code *tok_comp_regex(const tok_comp *c, const char *s, size_t n) {
+    return c->re_wide && tok_has_new_chars(s, n) ? c->re_wide : c->re;
+}
 
 /* ---- added tokens --------------------------------------------------------------------- */
 typedef struct {

@@ -61,11 +61,12 @@ static int is_nf_unchanged(int32_t cp) {
 
 static int replace_all(const tok_comp *c, const char *s, size_t n, tok_buf *out, hone_error *err) {
     if (c->re) {
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(c->re, NULL);
+        const pcre2_code *re = tok_comp_regex(c, s, n);
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
         if (!md) return hone_fail(err, "out of memory");
         size_t off = 0, last = 0;
         while (off <= n) {
-            int rc = pcre2_match(c->re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, md, NULL);
+            int rc = pcre2_match(re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, md, NULL);
             if (rc == PCRE2_ERROR_NOMATCH) break;
             if (rc < 0) { pcre2_match_data_free(md); return hone_fail(err, "Replace normalizer: regex match failed (%d)", rc); }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);

@@ -183,7 +183,7 @@ static int bytelevel(const tok_comp *c, tok_ws *w, const char *s, size_t n, tok_
     if (tok_buf_put(t, s, n)) return hone_fail(err, "out of memory");
     size_t nev = 0;
     if (c->b) {
-        if (events_regex(c->re, w, t->p, t->n, &nev, err)) return -1;
+        if (events_regex(tok_comp_regex(c, t->p, t->n), w, t->p, t->n, &nev, err)) return -1;
     } else if (ev_push(w, &nev, 0, t->n, 0)) {
         return hone_fail(err, "out of memory");
     }
@@ -238,7 +238,7 @@ static int pretok_one(const tok_comp *c, tok_ws *w, const char *s, size_t n, int
     case TOKP_METASPACE: return metaspace(c, w, s, n, first, out, err);
     case TOKP_SPLIT:
         if (c->re) {
-            if (events_regex(c->re, w, s, n, &nev, err)) return -1;
+            if (events_regex(tok_comp_regex(c, s, n), w, s, n, &nev, err)) return -1;
         } else if (events_string(c->s1, c->n1, w, s, n, &nev)) {
             return hone_fail(err, "out of memory");
         }
@@ -253,7 +253,7 @@ static int pretok_one(const tok_comp *c, tok_ws *w, const char *s, size_t n, int
         if (events_pred(w, s, n, tok_is_whitespace, &nev)) return hone_fail(err, "out of memory");
         return emit_split(w, nev, s, SPLIT_REMOVED, 0, out) ? hone_fail(err, "out of memory") : 0;
     case TOKP_WHITESPACE: /* the matches of \w+|[^\w\s]+ are the pieces */
-        if (events_regex(c->re, w, s, n, &nev, err)) return -1;
+        if (events_regex(tok_comp_regex(c, s, n), w, s, n, &nev, err)) return -1;
         return emit_split(w, nev, s, SPLIT_REMOVED, 1, out) ? hone_fail(err, "out of memory") : 0;
     default: return hone_fail(err, "unsupported pre-tokenizer (kind %d)", c->kind);
     }
