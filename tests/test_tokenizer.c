@@ -332,6 +332,46 @@ static void test_synthetic_components(void) {
     }
 }
 
+/* Pre-tokenizes s with the pre-tokenizer JSON js; returns the number of pieces. */
+static size_t pieces_of(const char *js, const char *s) {
+    json_error_t je;
+    json_t *j = json_loads(js, 0, &je);
+    tok_comp c;
+    hone_error err;
+    tok_ws w;
+    size_t n = 0;
+    CHECK(j && tok_comp_parse(&c, j, 1, "t", NULL, &err) == 0, "%s", js);
+    tok_ws_init(&w);
+    tok_pieces_push(&w.pa, s, strlen(s));
+    if (tok_pretokenize(&c, &w, 1, &err) == 0) n = w.pa.n;
+    tok_ws_free(&w);
+    tok_comp_free(&c);
+    json_decref(j);
+    return n;
+}
+
+/* Spot checks of the Unicode-version patches (the full per-code-point comparison with the
+ * reference is a development-time check, see docs/tokenizer.md). */
+static void test_unicode_tables(void) {
+    tok_comp c = {0};
+    tok_buf o = {0};
+    hone_error err;
+    c.kind = TOKN_LOWERCASE;
+    CHECK(tok_normalize(&c, "\xE1\xB2\x89\xC4\xB0", 5, &o, &err) == 0 && o.n == 6 &&
+              !memcmp(o.p, "\xE1\xB2\x8A" "i\xCC\x87", 6), "Lowercase U+1C89, U+0130");
+    c.kind = TOKN_NFKC;
+    CHECK(tok_normalize(&c, "\xE3\x8B\xBF\xEF\xAC\x81", 6, &o, &err) == 0 && o.n == 5 && !memcmp(o.p, "\xE3\x8B\xBF" "fi", 5),
+          "NFKC keeps U+32FF, maps U+FB01");
+    tok_buf_free(&o);
+    CHECK(pieces_of("{\"type\": \"Punctuation\"}", "a\xD8\x9D" "b,c") == 3, "U+061D is not punctuation for the reference");
+    CHECK(pieces_of("{\"type\": \"Digits\", \"individual_digits\": true}", "a\xF0\x90\xB5\x80" "b") == 3, "U+10D40 is a digit");
+    /* U+2EBF0 (CJK extension I, Unicode 15.1) is a letter: "x" + it is one \p{L}+ piece */
+    const char *l3 = "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+\"},"
+                     " \"behavior\": \"Isolated\", \"invert\": false}";
+    CHECK(pieces_of(l3, "x\xF0\xAE\xAF\xB0") == 1, "U+2EBF0 is a letter");
+    CHECK(pieces_of(l3, "x1") == 2, "regex sanity");
+}
+
 /* Compares hone's converted tokenizer with SentencePiece's own ids from the fixture. */
 static void check_spm_fixture(const hone_tokenizer *tok, const char *model) {
     size_t n;
@@ -426,6 +466,7 @@ int main(void) {
     TEST_RUN(test_errors);
     TEST_RUN(test_add_special_and_save);
     TEST_RUN(test_synthetic_components);
+    TEST_RUN(test_unicode_tables);
     TEST_RUN(test_corpus_exact);
     TEST_RUN(test_batch_equals_serial);
     TEST_RUN(test_spm_stories260k);
