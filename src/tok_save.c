@@ -72,6 +72,8 @@ int tokenizer_save(const hone_tokenizer *tok, const char *dir, hone_error *err) 
     }
     json_object_set_new(root, "added_tokens", arr);
     json_object_set_new(cfg, "added_tokens_decoder", dec);
+    if (tok->chat_template && !json_object_get(cfg, "chat_template")) /* e.g. read from chat_template.jinja */
+        json_object_set_new(cfg, "chat_template", json_string(tok->chat_template));
     json_t *model = json_object_get(root, "model");
     json_object_set_new(model, "vocab", json_string("@@HONE_VOCAB@@"));
     json_object_set_new(model, "merges", json_string("@@HONE_MERGES@@"));

@@ -687,5 +687,13 @@ int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err) {
     int rc = tokenizer_load_json(out, map, n, cj, cn, file, err);
     munmap(map, n);
     free(cj);
+    if (!rc && !(*out)->chat_template) { /* newer transformers save the template beside the config */
+        char tpl[4096];
+        size_t tn;
+        snprintf(tpl, sizeof tpl, "%.*schat_template.jinja", (int)(strlen(cfg) - strlen("tokenizer_config.json")), cfg);
+        char *t = stat(tpl, &st) == 0 ? read_file(tpl, &tn, NULL) : NULL;
+        if (t && strlen(t) == tn) (*out)->chat_template = t;
+        else free(t);
+    }
     return rc;
 }

@@ -44,7 +44,8 @@ int tokenizer_bos_id(const hone_tokenizer *tok);
 int tokenizer_eos_id(const hone_tokenizer *tok);
 int tokenizer_pad_id(const hone_tokenizer *tok);
 int tokenizer_add_bos(const hone_tokenizer *tok); /* whether add_special prepends BOS */
-const char *tokenizer_chat_template(const hone_tokenizer *tok); /* chat_template or NULL */
+/* tokenizer_config.json's chat_template (else chat_template.jinja beside it) or NULL */
+const char *tokenizer_chat_template(const hone_tokenizer *tok);
 
 /* Adds special tokens (normalized=false, special=true). Tokens that already are added
  * tokens are skipped; a token already in the model vocab becomes a special added token
