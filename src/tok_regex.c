@@ -2,7 +2,7 @@
  * runs them on Oniguruma with newer Unicode tables: characters assigned in Unicode 15-16 are
  * unassigned for this PCRE2, so \p{X} for the general categories the pre-tokenizer patterns
  * use is widened with the code points the reference puts in X and PCRE2 does not (found code
- * point by code point over U+0001..U+2FFFF at development time). */
+ * point by code point over U+0001..U+3FFFF at development time). */
 #include "tok_internal.h"
 #include <string.h>
 
@@ -15,7 +15,7 @@ static const struct { const char *name, *extra; } class_extra[] = {
      "\\x{1342F}\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}\\x{16100}-\\x{1611D}"
      "\\x{16D40}-\\x{16D6C}\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}"
      "\\x{1E030}-\\x{1E06D}\\x{1E4D0}-\\x{1E4EB}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}"
-     "\\x{2EBF0}-\\x{2EE5D}"},
+     "\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}"},
     {"Lu",
      "\\x{1C89}\\x{A7CB}-\\x{A7CC}\\x{A7DA}\\x{A7DC}\\x{10D50}-\\x{10D65}"},
     {"Ll",
@@ -29,7 +29,7 @@ static const struct { const char *name, *extra; } class_extra[] = {
      "\\x{113B7}\\x{113D1}\\x{113D3}\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}"
      "\\x{11F12}-\\x{11F33}\\x{1342F}\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}"
      "\\x{16100}-\\x{1611D}\\x{16D43}-\\x{16D6A}\\x{18CFF}\\x{1B132}\\x{1B155}"
-     "\\x{1E4D0}-\\x{1E4EA}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}\\x{2EBF0}-\\x{2EE5D}"},
+     "\\x{1E4D0}-\\x{1E4EA}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}"},
     {"M",
      "\\x{897}\\x{CF3}\\x{ECE}\\x{10D69}-\\x{10D6D}\\x{10EFC}-\\x{10EFF}\\x{11241}"
      "\\x{113B8}-\\x{113C0}\\x{113C2}\\x{113C5}\\x{113C7}-\\x{113CA}\\x{113CC}-\\x{113D0}"
@@ -88,7 +88,9 @@ static const int32_t new_chars[][2] = {
     {0x1F8B2, 0x1F8BB}, {0x1F8C0, 0x1F8C1}, {0x1FA75, 0x1FA77}, {0x1FA87, 0x1FA89},
     {0x1FA8F, 0x1FA8F}, {0x1FAAD, 0x1FAAF}, {0x1FABB, 0x1FABF}, {0x1FAC6, 0x1FAC6},
     {0x1FACE, 0x1FACF}, {0x1FADA, 0x1FADC}, {0x1FADF, 0x1FADF}, {0x1FAE8, 0x1FAE9},
-    {0x1FAF7, 0x1FAF8}, {0x1FBCB, 0x1FBEF}, {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D},};
+    {0x1FAF7, 0x1FAF8}, {0x1FBCB, 0x1FBEF}, {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D},
+    {0x31350, 0x323AF},
+};
 
 int tok_has_new_chars(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
