@@ -18,11 +18,12 @@
 #include <immintrin.h>
 #endif
 
-static double now(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 /* Register-only FMA loops: 12 independent chains cover latency x pipes. */
 #if defined(__x86_64__)
@@ -51,21 +52,27 @@ __attribute__((target("avx2,fma"))) static double fma_loop_256(long iters) {
 }
 #endif
 
-/* GFLOP/s of the FMA loop on nth threads (each thread runs its own loop). */
-static double fma_peak(int nth, int w512) {
+/* GFLOP/s of the FMA loop on nth threads (each thread runs its own loop),
+ * best of 6: by the wall clock, and (*cpu) summed over the threads by each
+ * thread's own CPU time, which a busy machine does not distort. */
+static double fma_peak(int nth, int w512, double *cpu) {
     long iters = 10000000;
     double best = 0;
+    *cpu = 0;
     for (int rep = 0; rep < 6; rep++) {
-        double t0 = now(), sink = 0;
-#pragma omp parallel num_threads(nth) reduction(+ : sink)
+        double t0 = now(), sink = 0, csum = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : sink, csum)
         {
+            double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 #if defined(__x86_64__)
             sink += w512 ? fma_loop_512(iters) : fma_loop_256(iters);
 #endif
+            csum += (double)iters * 12 * (w512 ? 16 : 8) * 2 / (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / 1e9;
         }
         double t = now() - t0;
         double flops = (double)nth * iters * 12 * (w512 ? 16 : 8) * 2;
         if (flops / t / 1e9 > best) best = flops / t / 1e9;
+        if (csum > *cpu) *cpu = csum;
         if (sink == 42) printf(" ");
     }
     return best;
@@ -82,21 +89,35 @@ static void run_one(hone_kernels *kt, int ta, int tb, int M, int N, int K, const
                     1.f, A, lda, B, ldb, 0.f, C, ldc);
 }
 
-/* Best-of-reps GFLOP/s. */
-static double time_gemm(hone_kernels *kt, int nth, const shape *s, const float *A, const float *B, float *C,
-                        int reps) {
+/* Best-of-reps GFLOP/s of each implementation (kts[i], NULL = OpenBLAS):
+ * wall[i] by the wall clock; on one thread also cpu[i] by the thread's CPU
+ * time (what it would reach with the core to itself: on a shared machine
+ * descheduled time does not count). The process CPU clock is not used for
+ * two threads: Linux updates other threads' time only at ticks.
+ * Two rounds, each running every implementation's reps in a block after a
+ * pause: OpenBLAS's idle workers spin for a long while after a call (and
+ * OpenMP's briefly), which would steal a core from whatever runs next. */
+static void time_gemms(hone_kernels **kts, int nk, int nth, const shape *s, const float *A, const float *B,
+                       float *C, int reps, double *wall, double *cpu) {
     omp_set_num_threads(nth);
     openblas_set_num_threads(nth);
     int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
-    double flops = 2.0 * s->M * s->N * s->K, best = 0;
-    if (reps > 1) run_one(kt, s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, C, s->N); /* warm-up */
-    for (int r = 0; r < reps; r++) {
-        double t0 = now();
-        run_one(kt, s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, C, s->N);
-        double g = flops / (now() - t0) / 1e9;
-        if (g > best) best = g;
-    }
-    return best;
+    double flops = 2.0 * s->M * s->N * s->K;
+    clockid_t cid = CLOCK_THREAD_CPUTIME_ID;
+    for (int i = 0; i < nk; i++) wall[i] = cpu[i] = 0;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < nk; i++) {
+            struct timespec pause = {0, 150000000};
+            nanosleep(&pause, NULL);
+            if (round == 0 && reps > 1) run_one(kts[i], s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, C, s->N);
+            for (int r = 0; r < (reps + 1) / 2; r++) {
+                double t0 = now(), c0 = clock_s(cid);
+                run_one(kts[i], s->ta, s->tb, s->M, s->N, s->K, A, lda, B, ldb, C, s->N);
+                double w = flops / (now() - t0) / 1e9, c = flops / ((clock_s(cid) - c0) / nth) / 1e9;
+                if (w > wall[i]) wall[i] = w;
+                if (nth == 1 && c > cpu[i]) cpu[i] = c;
+            }
+        }
 }
 
 int main(int argc, char **argv) {
@@ -112,9 +133,10 @@ int main(int argc, char **argv) {
     printf("hone gemm benchmark: hone ISA %s%s; OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", best.isa,
            have_avx2 ? " (and avx2 forced)" : "", openblas_get_config(), openblas_get_corename(),
            ct ? ct : "(unset)");
-    double pk1 = fma_peak(1, w512), pk2 = fma_peak(2, w512);
-    printf("measured FMA peak (%s): %.1f GFLOP/s on 1 thread, %.1f on 2\n\n", w512 ? "zmm" : "ymm", pk1, pk2);
-
+    double cp1, cp2, pk1 = fma_peak(1, w512, &cp1), pk2 = fma_peak(2, w512, &cp2);
+    printf("measured FMA peak (%s): %.1f GFLOP/s on 1 thread, %.1f on 2 by the wall clock; %.1f and %.1f by CPU\n"
+           "time (the peak of cores to ourselves: %%pk is against these)\n\n",
+           w512 ? "zmm" : "ymm", pk1, pk2, cp1, cp2);
     shape shapes[64];
     int ns = 0;
     static char names[64][48];
@@ -137,8 +159,17 @@ int main(int argc, char **argv) {
         shapes[ns] = (shape){names[ns], 1, 0, out, in, T};
         ns++;
     }
-    printf("%-22s %5s %5s %5s | %8s %8s %8s %6s %5s | %8s %8s %8s %6s %5s\n", "shape", "M", "N", "K",
-           "hone1", "avx2_1", "oblas1", "ratio", "%pk", "hone2", "avx2_2", "oblas2", "ratio", "%pk");
+    char la[64] = "?";
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (!fgets(la, sizeof la, lf)) la[0] = 0;
+        la[strcspn(la, "\n")] = 0;
+        fclose(lf);
+    }
+    printf("load average at start: %s\n", la);
+    printf("GFLOP/s by the wall clock, and on 1 thread by the thread's CPU time; w, c = hone / OpenBLAS by each\n");
+    printf("%-22s %5s %5s %5s |%6s %6s %6s %5s %5s %5s|%6s %6s %6s %5s %5s %5s\n", "shape", "M", "N", "K",
+           "hone1", "avx2", "oblas", "w", "c", "%pk", "hone2", "avx2", "oblas", "w", "c", "%pk");
     for (int i = 0; i < ns; i++) {
         shape *s = &shapes[i];
         if (only && !strstr(s->name, only)) continue;
@@ -148,17 +179,18 @@ int main(int argc, char **argv) {
         for (size_t j = 0; j < nb; j++) B[j] = (float)((j * 104729) % 1000) * 1e-3f - 0.5f;
         memset(C, 0, nc * 4);
         double fl = 2.0 * s->M * s->N * s->K;
-        int reps = (fl > 50e9 ? 1 : fl > 5e9 ? 2 : 5) + extra;
-        double r[2][3];
-        memset(r, 0, sizeof r);
-        for (int t = 0; t < maxth; t++) {
-            r[t][0] = time_gemm(&best, t + 1, s, A, B, C, reps);
-            r[t][1] = have_avx2 ? time_gemm(&avx2, t + 1, s, A, B, C, reps) : 0;
-            r[t][2] = time_gemm(NULL, t + 1, s, A, B, C, reps);
-        }
-        printf("%-22s %5d %5d %5d | %8.1f %8.1f %8.1f %6.2f %5.0f | %8.1f %8.1f %8.1f %6.2f %5.0f\n", s->name,
-               s->M, s->N, s->K, r[0][0], r[0][1], r[0][2], r[0][0] / r[0][2], 100 * r[0][0] / pk1, r[1][0],
-               r[1][1], r[1][2], r[1][0] / r[1][2], 100 * r[1][0] / pk2);
+        int reps = (fl > 50e9 ? 1 : fl > 5e9 ? 4 : 8) + extra; /* per round */
+        double w[2][3], c[2][3];
+        memset(w, 0, sizeof w);
+        memset(c, 0, sizeof c);
+        hone_kernels *kts[3] = {&best, have_avx2 ? &avx2 : &best, NULL};
+        for (int t = 0; t < maxth; t++) time_gemms(kts, 3, t + 1, s, A, B, C, reps, w[t], c[t]);
+        if (!have_avx2) w[0][1] = w[1][1] = c[0][1] = c[1][1] = 0;
+        printf("%-22s %5d %5d %5d |%6.1f %6.1f %6.1f %5.2f %5.2f %5.0f|%6.1f %6.1f %6.1f %5.2f %5.2f %5.0f\n",
+               s->name, s->M, s->N, s->K, w[0][0], w[0][1], w[0][2], w[0][0] / w[0][2], c[0][0] / c[0][2],
+               100 * w[0][0] / cp1, w[1][0], w[1][1], w[1][2], w[1][0] / w[1][2], 0.0, 100 * w[1][0] / cp2);
+        printf("%-22s %5s %5s %5s |%6.1f %6.1f %6.1f %5s %5s %5.0f|\n", "  (by CPU time)", "", "", "", c[0][0],
+               c[0][1], c[0][2], "", "", 100 * c[0][0] / cp1);
         fflush(stdout);
         free(A); free(B); free(C);
     }

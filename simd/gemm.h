@@ -3,24 +3,30 @@
  *
  * Loop nest (Goto/BLIS): jc over N in NC columns -> pc over K in KC -> pack B
  * (KC x NC, NR-wide micro-panels) -> ic over M in MC rows -> pack A (MC x KC,
- * MR-tall micro-panels) -> the (jr, ir) micro-tiles of the block, split between
- * the threads in contiguous jr-major ranges -> micro-kernel (MR x NR tile,
- * KC rank-1 updates held in registers).
+ * MR-tall micro-panels) -> jr over the NR micro-panels of B -> ir over the MR
+ * micro-panels of A -> micro-kernel (MR x NR tile, KC rank-1 updates held in
+ * registers). Threads each run this on their own slab of C (see gemm.c).
  *
  * Determinism: KC depends only on the cache sizes and NR, never on the thread
  * count, and threads split output tiles only, so every C element sums its K
  * products in the same order for any number of threads. */
 #ifndef HONE_GEMM_H
 #define HONE_GEMM_H
+#include <stddef.h>
 
 /* c (MR x NR, row stride ldc) = (accum ? c : 0) + sum_k a[k*MR + i] * b[k*NR + j];
  * a: packed A micro-panel (kc, MR); b: packed B micro-panel (kc, NR).
  * The sum over k starts from zero and is added to c once at the end. */
 typedef void (*gemm_ukr_fn)(int kc, const float *a, const float *b, float *c, long ldc, int accum);
 
+/* Optional transposing pack of one full A micro-panel: d[k*MR + i] =
+ * s[i*ld + k] for i < MR, k < kc (A stored (M, K), the ta=0 case). */
+typedef void (*gemm_pack_fn)(const float *s, size_t ld, int kc, float *d);
+
 typedef struct gemm_arch {
-    int mr, nr;      /* micro-tile; mr <= 16, nr <= 64 */
+    int mr, nr;             /* micro-tile; mr <= 16, nr <= 64 */
     gemm_ukr_fn ukr;
+    gemm_pack_fn pack_a_t;  /* NULL: the generic C loop */
 } gemm_arch;
 
 /* The full gemm_f32 contract of kernels.h, for one ISA's micro-kernel. */

@@ -10,6 +10,10 @@
 static void gemm_ukr_6x16(int kc, const float *a, const float *b, float *c, long ldc, int accum) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int i = 0; i < 6; i++) { /* C lines arrive while the K loop runs */
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);
+    }
     for (int k = 0; k < kc; k++, a += 6, b += 16) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
         x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -33,7 +37,7 @@ static void gemm_ukr_6x16(int kc, const float *a, const float *b, float *c, long
 #undef ST
 }
 
-static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16};
+static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16, NULL};
 
 static void gemm_f32_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                           int ldb, float beta, float *C, int ldc) {

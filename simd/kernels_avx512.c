@@ -7,15 +7,22 @@
 #include <immintrin.h>
 
 /* MR x 32 micro-tile: 2*MR zmm accumulators, 2 B vectors, A broadcast from
- * memory (folded into the FMA as an embedded broadcast). */
+ * memory. The C tile is prefetched first: C is usually far bigger than L2
+ * and is touched once per KC block, so its lines would otherwise arrive
+ * from L3/DRAM at the end of the tile, on the critical path. */
 #define GEMM_UKR_X32(MR)                                                                        \
     static void gemm_ukr_##MR##x32(int kc, const float *a, const float *b, float *c, long ldc,  \
                                    int accum) {                                                 \
         __m512 acc0[MR], acc1[MR];                                                              \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) acc0[i] = acc1[i] =               \
-            _mm512_setzero_ps();                                                                \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
+            acc0[i] = acc1[i] = _mm512_setzero_ps();                                            \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                             \
+            _mm_prefetch((const char *)(c + i * ldc + 31), _MM_HINT_T0);                        \
+        }                                                                                       \
         for (int k = 0; k < kc; k++, a += MR, b += 32) {                                        \
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                       \
+            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K), _MM_HINT_T0);                      \
+            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K + 16), _MM_HINT_T0);                 \
             _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                             \
                 __m512 x = _mm512_set1_ps(a[i]);                                                \
                 acc0[i] = _mm512_fmadd_ps(x, b0, acc0[i]);                                      \
@@ -35,9 +42,46 @@
 /* 12x32 measured best on Zen 4 among 8x32, 12x32 and 14x32 (all reach the
  * FMA peak with operands in L1; 12 rows halve the B loads per FMA of 8x32
  * and keep the A micro-panel small). */
+#ifndef GEMM_PF_K
+#define GEMM_PF_K 8
+#endif
 GEMM_UKR_X32(12)
 
-static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32};
+/* Transposing pack of a 12-row A micro-panel, 16 k at a time: load 16
+ * values of each row (rows 12-15 zero), 16x16 in-register transpose
+ * (unpack, shuffle within 128-bit lanes, then 128-bit lane shuffles), store
+ * 12 lanes per k. About 6x the scalar loop. */
+static void gemm_pack_a12(const float *s, size_t ld, int kc, float *d) {
+    int k = 0;
+    for (; k + 16 <= kc; k += 16, d += 16 * 12) {
+        __m512 r[16], t[16], u[16];
+        for (int i = 0; i < 12; i++) r[i] = _mm512_loadu_ps(s + i * ld + k);
+        for (int i = 12; i < 16; i++) r[i] = _mm512_setzero_ps();
+        for (int i = 0; i < 8; i++) {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; i++) { /* u[4g+j], lane L: column 4L+j, rows 4g..4g+3 */
+            u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+            u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+            u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+            u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+        }
+        for (int j = 0; j < 4; j++) {
+            __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+            __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44),
+                   v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+            _mm512_mask_storeu_ps(d + (0 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v0, v2, 0x88));
+            _mm512_mask_storeu_ps(d + (4 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+            _mm512_mask_storeu_ps(d + (8 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v1, v3, 0x88));
+            _mm512_mask_storeu_ps(d + (12 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+        }
+    }
+    for (; k < kc; k++, d += 12)
+        for (int i = 0; i < 12; i++) d[i] = s[i * ld + k];
+}
+
+static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12};
 
 static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                             int ldb, float beta, float *C, int ldc) {

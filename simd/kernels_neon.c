@@ -32,7 +32,7 @@ static void gemm_ukr_8x12(int kc, const float *a, const float *b, float *c, long
     }
 }
 
-static const gemm_arch gemm_neon = {8, 12, gemm_ukr_8x12};
+static const gemm_arch gemm_neon = {8, 12, gemm_ukr_8x12, NULL};
 
 static void gemm_f32_neon(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                           int ldb, float beta, float *C, int ldc) {

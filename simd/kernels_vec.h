@@ -257,12 +257,197 @@ static inline void VNAME(exp_block)(float *s, int nb, float m) {
     for (int j = 0; j < nb; j += VL) VNAME(st)(s + j, VNAME(vexp)(V_SUB(VNAME(ld)(s + j, nb - j, 0.f), mv)), nb - j);
 }
 
+/* Register-resident paths for the common head sizes (64, 128): q (and dO),
+ * the output accumulator (and dq) live in ND = D/VL vector registers for the
+ * whole query, and scores are computed four keys at a time (four independent
+ * FMA chains sharing the q registers). Same algorithm as the generic path. */
+#define VATTN_FAST(DD)                                                                            \
+    static void VNAME(attn_fwd_d##DD)(float *oi, float *lse_i, const float *qi, const float *k,      \
+                                      const float *v, int skv, int nr, const int *r0, const int *r1, \
+                                      float scale) {                                                 \
+        enum { ND = DD / VL };                                                                       \
+        VF qv[ND], acc[ND];                                                                          \
+        float s[VATTN_BK], m = -INFINITY, l = 0.f;                                                   \
+        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) qv[d] = V_LOAD(qi + d * VL),           \
+                                                              acc[d] = V_SET1(0.f);                  \
+        for (int rg = 0; rg < nr; rg++)                                                              \
+            for (int jb = r0[rg]; jb < r1[rg]; jb += VATTN_BK) {                                     \
+                int nb = r1[rg] - jb < VATTN_BK ? r1[rg] - jb : VATTN_BK, j = 0;                     \
+                const float *kb = k + (size_t)jb * skv, *vb = v + (size_t)jb * skv;                  \
+                for (; j + 4 <= nb; j += 4) {                                                        \
+                    const float *k0 = kb + (size_t)j * skv;                                          \
+                    VF t0 = V_SET1(0.f), t1 = t0, t2 = t0, t3 = t0;                                  \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
+                        t0 = V_FMA(qv[d], V_LOAD(k0 + d * VL), t0);                                  \
+                        t1 = V_FMA(qv[d], V_LOAD(k0 + skv + d * VL), t1);                            \
+                        t2 = V_FMA(qv[d], V_LOAD(k0 + 2 * skv + d * VL), t2);                        \
+                        t3 = V_FMA(qv[d], V_LOAD(k0 + 3 * skv + d * VL), t3);                        \
+                    }                                                                                \
+                    s[j] = V_HSUM(t0) * scale, s[j + 1] = V_HSUM(t1) * scale;                        \
+                    s[j + 2] = V_HSUM(t2) * scale, s[j + 3] = V_HSUM(t3) * scale;                    \
+                }                                                                                    \
+                for (; j < nb; j++) {                                                                \
+                    VF t0 = V_SET1(0.f);                                                             \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++)                            \
+                        t0 = V_FMA(qv[d], V_LOAD(kb + (size_t)j * skv + d * VL), t0);                \
+                    s[j] = V_HSUM(t0) * scale;                                                       \
+                }                                                                                    \
+                float bm = -INFINITY;                                                                \
+                for (j = 0; j < nb; j++) bm = s[j] > bm ? s[j] : bm;                                 \
+                if (bm > m) {                                                                        \
+                    float c = expf(m - bm);                                                          \
+                    l *= c;                                                                          \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) acc[d] =                   \
+                        V_MUL(acc[d], V_SET1(c));                                                    \
+                    m = bm;                                                                          \
+                }                                                                                    \
+                VNAME(exp_block)(s, nb, m);                                                          \
+                for (j = 0; j < nb; j++) {                                                           \
+                    VF p = V_SET1(s[j]);                                                             \
+                    l += s[j];                                                                       \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) acc[d] =                   \
+                        V_FMA(p, V_LOAD(vb + (size_t)j * skv + d * VL), acc[d]);                     \
+                }                                                                                    \
+            }                                                                                        \
+        VF inv = V_SET1(1.0f / l);                                                                   \
+        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) V_STORE(oi + d * VL, V_MUL(acc[d], inv)); \
+        *lse_i = m + logf(l);                                                                        \
+    }                                                                                                \
+    static void VNAME(attn_bwd_d##DD)(float *dqi, float *dk, float *dv, const float *doi, float Di,  \
+                                      float lse_i, const float *qi, const float *k, const float *v,  \
+                                      int skv, int nr, const int *r0, const int *r1, float scale) {  \
+        enum { ND = DD / VL };                                                                       \
+        VF qv[ND], dov[ND], dqa[ND];                                                                 \
+        float p[VATTN_BK], dp[VATTN_BK];                                                             \
+        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) qv[d] = V_LOAD(qi + d * VL),           \
+                                                              dov[d] = V_LOAD(doi + d * VL),         \
+                                                              dqa[d] = V_SET1(0.f);                  \
+        for (int rg = 0; rg < nr; rg++)                                                              \
+            for (int jb = r0[rg]; jb < r1[rg]; jb += VATTN_BK) {                                     \
+                int nb = r1[rg] - jb < VATTN_BK ? r1[rg] - jb : VATTN_BK;                            \
+                int j = 0;                                                                           \
+                for (; j + 2 <= nb; j += 2) { /* two keys: four independent chains */                \
+                    const float *kj = k + (size_t)(jb + j) * skv, *vj = v + (size_t)(jb + j) * skv;  \
+                    VF t0 = V_SET1(0.f), t1 = t0, t2 = t0, t3 = t0;                                  \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
+                        t0 = V_FMA(qv[d], V_LOAD(kj + d * VL), t0);                                  \
+                        t1 = V_FMA(dov[d], V_LOAD(vj + d * VL), t1);                                 \
+                        t2 = V_FMA(qv[d], V_LOAD(kj + skv + d * VL), t2);                            \
+                        t3 = V_FMA(dov[d], V_LOAD(vj + skv + d * VL), t3);                           \
+                    }                                                                                \
+                    p[j] = V_HSUM(t0) * scale, dp[j] = V_HSUM(t1);                                   \
+                    p[j + 1] = V_HSUM(t2) * scale, dp[j + 1] = V_HSUM(t3);                           \
+                }                                                                                    \
+                for (; j < nb; j++) {                                                                \
+                    const float *kj = k + (size_t)(jb + j) * skv, *vj = v + (size_t)(jb + j) * skv;  \
+                    VF t0 = V_SET1(0.f), t1 = t0;                                                    \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
+                        t0 = V_FMA(qv[d], V_LOAD(kj + d * VL), t0);                                  \
+                        t1 = V_FMA(dov[d], V_LOAD(vj + d * VL), t1);                                 \
+                    }                                                                                \
+                    p[j] = V_HSUM(t0) * scale, dp[j] = V_HSUM(t1);                                   \
+                }                                                                                    \
+                VNAME(exp_block)(p, nb, lse_i);                                                      \
+                for (int j = 0; j < nb; j++) {                                                       \
+                    size_t off = (size_t)(jb + j) * skv;                                             \
+                    VF ds = V_SET1(p[j] * (dp[j] - Di) * scale), pj = V_SET1(p[j]);                  \
+                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
+                        dqa[d] = V_FMA(ds, V_LOAD(k + off + d * VL), dqa[d]);                        \
+                        V_STORE(dk + off + d * VL, V_FMA(ds, qv[d], V_LOAD(dk + off + d * VL)));     \
+                        V_STORE(dv + off + d * VL, V_FMA(pj, dov[d], V_LOAD(dv + off + d * VL)));    \
+                    }                                                                                \
+                }                                                                                    \
+            }                                                                                        \
+        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) V_STORE(dqi + d * VL, dqa[d]);         \
+    }
+VATTN_FAST(64)
+VATTN_FAST(128)
+
+/* Backward for two consecutive queries with the same key ranges (i and i+1
+ * of one document): each dk/dv row is loaded and stored once for both, which
+ * halves the memory traffic that bounds this kernel. The updates happen in
+ * the same order as query i then query i+1 (fma(ds1, q1, fma(ds0, q0, dk))),
+ * so the result is bitwise that of the one-query path. Key i+1, seen by
+ * query i+1 only, comes last, as in its own range. D = 64 with ND <= 4
+ * vectors (AVX-512), so q, dO and dq of both fit in registers. */
+static void VNAME(attn_bwd2_d64)(float *dq0p, float *dk, float *dv, const float *do0p, size_t sqo,
+                                 const float *Di, const float *lse2, const float *q0p, size_t sq,
+                                 const float *k, const float *v, int skv, int nr, const int *r0,
+                                 const int *r1, int jlast, float scale) {
+    enum { ND = 64 / VL };
+    VF q0[ND], q1[ND], o0[ND], o1[ND], a0[ND], a1[ND];
+    float p0[VATTN_BK], p1[VATTN_BK], d0[VATTN_BK], d1[VATTN_BK];
+    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
+        q0[d] = V_LOAD(q0p + d * VL), q1[d] = V_LOAD(q0p + sq + d * VL);
+        o0[d] = V_LOAD(do0p + d * VL), o1[d] = V_LOAD(do0p + sqo + d * VL);
+        a0[d] = a1[d] = V_SET1(0.f);
+    }
+    for (int rg = 0; rg < nr; rg++)
+        for (int jb = r0[rg]; jb < r1[rg]; jb += VATTN_BK) {
+            int nb = r1[rg] - jb < VATTN_BK ? r1[rg] - jb : VATTN_BK;
+            for (int j = 0; j < nb; j++) {
+                const float *kj = k + (size_t)(jb + j) * skv, *vj = v + (size_t)(jb + j) * skv;
+                VF t0 = V_SET1(0.f), t1 = t0, t2 = t0, t3 = t0;
+                _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
+                    VF kv = V_LOAD(kj + d * VL), vv = V_LOAD(vj + d * VL);
+                    t0 = V_FMA(q0[d], kv, t0);
+                    t1 = V_FMA(o0[d], vv, t1);
+                    t2 = V_FMA(q1[d], kv, t2);
+                    t3 = V_FMA(o1[d], vv, t3);
+                }
+                p0[j] = V_HSUM(t0) * scale, d0[j] = V_HSUM(t1);
+                p1[j] = V_HSUM(t2) * scale, d1[j] = V_HSUM(t3);
+            }
+            VNAME(exp_block)(p0, nb, lse2[0]);
+            VNAME(exp_block)(p1, nb, lse2[1]);
+            for (int j = 0; j < nb; j++) {
+                size_t off = (size_t)(jb + j) * skv;
+                VF ds0 = V_SET1(p0[j] * (d0[j] - Di[0]) * scale), ds1 = V_SET1(p1[j] * (d1[j] - Di[1]) * scale);
+                VF pj0 = V_SET1(p0[j]), pj1 = V_SET1(p1[j]);
+                _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
+                    VF kv = V_LOAD(k + off + d * VL);
+                    a0[d] = V_FMA(ds0, kv, a0[d]);
+                    a1[d] = V_FMA(ds1, kv, a1[d]);
+                    V_STORE(dk + off + d * VL, V_FMA(ds1, q1[d], V_FMA(ds0, q0[d], V_LOAD(dk + off + d * VL))));
+                    V_STORE(dv + off + d * VL, V_FMA(pj1, o1[d], V_FMA(pj0, o0[d], V_LOAD(dv + off + d * VL))));
+                }
+            }
+        }
+    { /* key jlast for query i+1 only */
+        size_t off = (size_t)jlast * skv;
+        VF t2 = V_SET1(0.f), t3 = t2;
+        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
+            t2 = V_FMA(q1[d], V_LOAD(k + off + d * VL), t2);
+            t3 = V_FMA(o1[d], V_LOAD(v + off + d * VL), t3);
+        }
+        p1[0] = V_HSUM(t2) * scale, d1[0] = V_HSUM(t3);
+        VNAME(exp_block)(p1, 1, lse2[1]);
+        VF ds1 = V_SET1(p1[0] * (d1[0] - Di[1]) * scale), pj1 = V_SET1(p1[0]);
+        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
+            a1[d] = V_FMA(ds1, V_LOAD(k + off + d * VL), a1[d]);
+            V_STORE(dk + off + d * VL, V_FMA(ds1, q1[d], V_LOAD(dk + off + d * VL)));
+            V_STORE(dv + off + d * VL, V_FMA(pj1, o1[d], V_LOAD(dv + off + d * VL)));
+        }
+    }
+    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
+        V_STORE(dq0p + d * VL, a0[d]);
+        V_STORE(dq0p + sq + d * VL, a1[d]);
+    }
+}
+
+
 static void VNAME(attn_fwd)(float *o, float *lse, const float *q, const float *k, const float *v, int q0,
                             int q1, int D, int sq, int skv, int so, const int32_t *start,
                             const int32_t *pfx_start, const int32_t *pfx_end, float scale) {
     float acc[VATTN_MAX_D], s[VATTN_BK];
     for (int i = q0; i < q1; i++) {
         const float *qi = q + (size_t)i * sq;
+        if (D == 64 || D == 128) { /* the two key ranges: prefix, then own document */
+            int r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
+            if (D == 64) VNAME(attn_fwd_d64)(o + (size_t)i * so, lse + i, qi, k, v, skv, 2, r0, r1, scale);
+            else VNAME(attn_fwd_d128)(o + (size_t)i * so, lse + i, qi, k, v, skv, 2, r0, r1, scale);
+            continue;
+        }
         float m = -INFINITY, l = 0.f;
         memset(acc, 0, sizeof(float) * D);
         for (int pass = 0; pass < 2; pass++) {
@@ -303,6 +488,20 @@ static void VNAME(attn_bwd)(float *dq, float *dk, float *dv, const float *dout, 
         const float *qi = q + (size_t)i * sq, *doi = dout + (size_t)i * so, *oi = o + (size_t)i * so;
         float *dqi = dq + (size_t)i * sq;
         float Di = VNAME(dot_f32)(doi, oi, D);
+        if (D == 64 && 64 / VL <= 4 && i + 1 < q1 && start[i + 1] == start[i] && pfx_start[i + 1] == pfx_start[i] &&
+            pfx_end[i + 1] == pfx_end[i] && start[i] <= i) {
+            int r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
+            float Di2[2] = {Di, VNAME(dot_f32)(doi + so, oi + so, D)}, lse2[2] = {lse[i], lse[i + 1]};
+            VNAME(attn_bwd2_d64)(dqi, dk, dv, doi, so, Di2, lse2, qi, sq, k, v, skv, 2, r0, r1, i + 1, scale);
+            i++;
+            continue;
+        }
+        if (D == 64 || D == 128) {
+            int r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
+            if (D == 64) VNAME(attn_bwd_d64)(dqi, dk, dv, doi, Di, lse[i], qi, k, v, skv, 2, r0, r1, scale);
+            else VNAME(attn_bwd_d128)(dqi, dk, dv, doi, Di, lse[i], qi, k, v, skv, 2, r0, r1, scale);
+            continue;
+        }
         memset(dqi, 0, sizeof(float) * D);
         for (int pass = 0; pass < 2; pass++) {
             int j0 = pass ? start[i] : pfx_start[i], j1 = pass ? i + 1 : pfx_end[i];

@@ -268,16 +268,23 @@ int chat_template_from_jinja(chat_template *t, const char *source, const char *b
     return 0;
 }
 
+static const char *const chatml_tokens[] = {"<|im_start|>", "<|im_end|>", NULL};
+static const char *const llama2_tokens[] = {"<s>", "</s>", NULL};
+static const char *const llama3_tokens[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL};
+static const char *const gemma_tokens[] = {"<bos>", "<start_of_turn>", "<end_of_turn>", NULL};
+static const char *const zephyr_tokens[] = {"</s>", NULL}; /* <|user|> etc. are plain text to Zephyr's tokenizer */
+
 static const struct {
     const char *name;
     chat_kind kind;
     const char *bos, *eos, *gen, *stop;
+    const char *const *tokens;
 } builtins[] = {
-    {"chatml", CHAT_CHATML, NULL, "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>"},
-    {"llama2", CHAT_LLAMA2, "<s>", "</s>", "", "</s>"},
-    {"llama3", CHAT_LLAMA3, "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"},
-    {"gemma", CHAT_GEMMA, "<bos>", "<eos>", "<start_of_turn>model\n", "<end_of_turn>"},
-    {"zephyr", CHAT_ZEPHYR, "<s>", "</s>", "<|assistant|>\n", "</s>"},
+    {"chatml", CHAT_CHATML, NULL, "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>", chatml_tokens},
+    {"llama2", CHAT_LLAMA2, "<s>", "</s>", "", "</s>", llama2_tokens},
+    {"llama3", CHAT_LLAMA3, "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>", llama3_tokens},
+    {"gemma", CHAT_GEMMA, "<bos>", "<eos>", "<start_of_turn>model\n", "<end_of_turn>", gemma_tokens},
+    {"zephyr", CHAT_ZEPHYR, "<s>", "</s>", "<|assistant|>\n", "</s>", zephyr_tokens},
 };
 
 int chat_template_load(chat_template *t, const char *spec, const char *model_path, hone_error *err) {
@@ -338,6 +345,7 @@ int chat_template_load(chat_template *t, const char *spec, const char *model_pat
         t->eos_token = dup_or_null(meos && t->kind == CHAT_ZEPHYR ? meos : builtins[i].eos);
         t->generation_prompt = strdup(builtins[i].gen);
         t->stop = strdup(builtins[i].stop);
+        t->special_tokens = builtins[i].tokens;
         json_decref(cfg);
         if (!t->name || !t->generation_prompt || !t->stop) {
             chat_template_free(t);

@@ -35,6 +35,12 @@ typedef struct chat_template {
     char *generation_prompt;    /* e.g. "<|im_start|>assistant\n" ("" for llama2) */
     char *stop;                 /* the end-of-turn string, e.g. "<|im_end|>"; eos_token for Jinja */
     char *name;                 /* "chatml", ..., or "model" / "inline" */
+    /* NULL-terminated markup the format writes that must be single special tokens,
+     * e.g. {"<|im_start|>", "<|im_end|>"} for chatml (static; NULL for Jinja templates,
+     * whose tokens the model's tokenizer already has). add_chat_tokens with chatml is
+     * old TRL's setup_chat_format: add these two as special tokens, then bos =
+     * <|im_start|>, eos = pad = <|im_end|>, and grow the embeddings. */
+    const char *const *special_tokens;
 } chat_template;
 
 typedef struct chat_span {

@@ -8,4 +8,8 @@ int cmd_init(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 #endif

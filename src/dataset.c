@@ -50,6 +50,7 @@ typedef struct {
     void *ex;          /* growable array of examples (malloc) */
     long n, cap;
     char why[600];     /* what is wrong with the current row */
+    int identical;     /* the current row is a DPO pair with chosen == rejected */
 } reader;
 
 /* The row key for our field name, after the source's column mapping. */
@@ -450,7 +451,11 @@ static int dpo_row(reader *r, json_t *row, hone_dpo_example *ex) {
     default:
         return bad(r, "format %s is not a DPO format", dataset_format_name(r->fmt));
     }
-    if (conv_equal(&ex->chosen, &ex->rejected)) return bad(r, "'%s' and '%s' are identical", cn, rn);
+    if (conv_equal(&ex->chosen, &ex->rejected)) {
+        /* well-formed but useless (zero gradient): always left out and counted, never fatal */
+        r->identical = 1;
+        return bad(r, "'%s' and '%s' are identical", cn, rn);
+    }
     return 0;
 }
 
@@ -459,6 +464,7 @@ static int on_row(void *ud, json_t *row, long line, const char *why, hone_error 
     reader *r = ud;
     r->rep->rows_read++;
     r->why[0] = 0;
+    r->identical = 0;
     if (!row) snprintf(r->why, sizeof r->why, "%s", why);
     else if (!json_is_object(row)) bad(r, "row must be a JSON object, got %s", json_type_name(row));
     else if (r->fmt == FMT_AUTO && (r->fmt = detect(r, row)) < 0) {
@@ -493,6 +499,12 @@ static int on_row(void *ud, json_t *row, long line, const char *why, hone_error 
             e->source = r->source_index, e->line = line;
             if (!sft_row(r, row, e)) r->n++;
         }
+    }
+    if (r->why[0] && r->identical) {
+        if (!r->rep->first_identical[0])
+            snprintf(r->rep->first_identical, sizeof r->rep->first_identical, "%.200s:%ld: %.290s", r->src->path, line, r->why);
+        r->rep->rows_identical++;
+        return 0;
     }
     if (r->why[0]) {
         if (!r->skip_invalid)
@@ -575,10 +587,13 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
         long n = 0;
         if (dataset_read_source(ds, src, s, c->skip_invalid_rows, &ex, &n, rep, err)) { rc = -1; break; }
         ds->n_skipped += rep->rows_skipped;
+        ds->n_identical += rep->rows_identical;
         if (n == 0) {
             free(ex);
-            rc = hone_fail(err, "%s: no valid rows (%ld read, %ld skipped%s%s)", src->path, rep->rows_read, rep->rows_skipped,
-                           rep->first_error[0] ? "; first: " : "", rep->first_error);
+            rc = hone_fail(err, "%s: no valid rows (%ld read, %ld skipped, %ld identical pairs%s%s)", src->path, rep->rows_read,
+                           rep->rows_skipped, rep->rows_identical,
+                           rep->first_error[0] || rep->first_identical[0] ? "; first: " : "",
+                           rep->first_error[0] ? rep->first_error : rep->first_identical);
             break;
         }
         long k = src->number_of_samples >= 0 ? src->number_of_samples
@@ -652,6 +667,8 @@ void dataset_report(const hone_dataset *ds, FILE *f) {
         fprintf(f, "data: %s [%s]: %ld rows read, %ld valid, %ld skipped, %ld used\n", r->path,
                 dataset_format_name(r->format), r->rows_read, r->rows_valid, r->rows_skipped, r->rows_selected);
         if (r->first_error[0]) fprintf(f, "data:   first skipped row: %s\n", r->first_error);
+        if (r->rows_identical)
+            fprintf(f, "data:   %ld pairs with chosen == rejected left out (first: %s)\n", r->rows_identical, r->first_identical);
     }
     fprintf(f, "data: %ld training and %ld evaluation %s, %ld invalid rows skipped\n", ds->n_train, ds->n_eval,
             ds->kind == HONE_DPO ? "pairs" : "examples", ds->n_skipped);

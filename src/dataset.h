@@ -76,8 +76,10 @@ typedef struct hone_source_report {
     long rows_read;       /* rows (lines / array elements) seen, blank JSONL lines excluded */
     long rows_valid;      /* rows that parsed into an example */
     long rows_skipped;    /* invalid rows skipped (skip_invalid_rows) */
+    long rows_identical;  /* DPO pairs with chosen == rejected: always left out, counted here */
     long rows_selected;   /* after number_of_samples / ratio (may exceed rows_valid: repeated) */
     char first_error[512];/* the first skipped row's message, "" if none */
+    char first_identical[512]; /* the first identical pair's file:line, "" if none */
 } hone_source_report;
 
 typedef struct hone_dataset {
@@ -90,6 +92,7 @@ typedef struct hone_dataset {
     hone_source_report *sources;      /* (n_sources) one per config dataset */
     int n_sources;
     long n_skipped;                   /* total invalid rows skipped */
+    long n_identical;                 /* total DPO pairs left out because chosen == rejected */
     struct hone_arena *arena;         /* owns everything above */
 } hone_dataset;
 

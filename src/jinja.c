@@ -342,6 +342,7 @@ static jexpr *parse_primary(P *p) {
                     if (n == 64 || !(items[n++] = parse_expr(p))) return NULL;
                 }
                 l->nargs = n;
+                l->negate = 1; /* a tuple: prints as (a, b) */
                 l->args = arena_alloc(p->a, sizeof *items * (size_t)n);
                 memcpy(l->args, items, sizeof *items * (size_t)n);
                 x = l;
@@ -461,8 +462,7 @@ static jexpr *parse_filter_expr(P *p, jexpr *e) {
                 adv(p);
                 if (parse_args(p, x)) return NULL;
             } else if (cur(p)->t == T_STR || cur(p)->t == T_INT || cur(p)->t == T_FLOAT ||
-                       (cur(p)->t == T_NAME && !is_name(p, "else") && !is_name(p, "and") && !is_name(p, "or") &&
-                        !is_name(p, "if") && !is_name(p, "not") && !is_name(p, "in"))) {
+                       (cur(p)->t == T_NAME && !is_name(p, "else") && !is_name(p, "and") && !is_name(p, "or"))) {
                 /* one bare argument: "is sameas false", "is divisibleby 3" */
                 x->nargs = 1;
                 x->args = arena_alloc(p->a, sizeof *x->args);
@@ -707,8 +707,20 @@ static int parse_stmt(P *p, jnode **out) {
             if (!st) return perr(p, line, "'set' block without 'endset'");
         } else {
             if (expect_op(p, "=") || !(n->e = parse_expr(p))) return -1;
-            if (is_op(p, ",")) { /* set a, b = x, y is rare; a tuple value */
-                return perr(p, line, "tuple assignment is not supported");
+            if (is_op(p, ",")) { /* set a, b = x, y: the value is a tuple */
+                jexpr *items[16];
+                int k = 0;
+                items[k++] = n->e;
+                while (is_op(p, ",") && k < 16) {
+                    adv(p);
+                    if (!(items[k++] = parse_expr(p))) return -1;
+                }
+                jexpr *l = mk(p, E_LIST);
+                if (!l) return -1;
+                l->negate = 1, l->nargs = k;
+                l->args = arena_alloc(p->a, sizeof *items * (size_t)k);
+                memcpy(l->args, items, sizeof *items * (size_t)k);
+                n->e = l;
             }
             if (end_of_tag(p)) return -1;
         }

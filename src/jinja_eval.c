@@ -19,6 +19,7 @@ typedef struct jv jv;
 typedef struct jlist {
     jv *v;
     int n, cap;
+    int tuple; /* repr as (a, b) */
 } jlist;
 typedef struct jdict {
     const char **k;
@@ -299,12 +300,12 @@ static void repr(sbuf *b, jv v, int top) {
         }
         sb_put(b, &q, 1);
     } else if (v.t == V_LIST) {
-        sb_str(b, "[");
+        sb_str(b, v.l->tuple ? "(" : "[");
         for (int i = 0; i < v.l->n; i++) {
             if (i) sb_str(b, ", ");
             repr(b, v.l->v[i], 0);
         }
-        sb_str(b, "]");
+        sb_str(b, v.l->tuple ? (v.l->n == 1 ? ",)" : ")") : "]");
     } else if (v.t == V_DICT) {
         if (v.d->ns) { sb_str(b, "<Namespace>"); return; }
         sb_str(b, "{");
@@ -886,7 +887,7 @@ static int str_method(R *r, int id, jv self, jv *args, const char **kw, int n, j
         return 0;
     }
     case M_STARTSWITH: case M_ENDSWITH: {
-        jlist one = {&a0, 1, 1};
+        jlist one = {&a0, 1, 1, 0};
         jlist *cands = a0.t == V_LIST ? a0.l : &one;
         int res = 0;
         for (int i = 0; i < cands->n && !res; i++) {
@@ -1147,6 +1148,7 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
         break;
     case E_LIST: {
         jlist *l = list_new(r, e->nargs);
+        l->tuple = e->negate;
         for (int i = 0; i < e->nargs && !rc; i++)
             if (!(rc = eval(r, s, e->args[i], &a))) list_push(r, l, a);
         *out = vlist(l);

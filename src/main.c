@@ -18,6 +18,10 @@ static const command commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning with a chat template (TRL SFTTrainer semantics)"},
     {"dpo", cmd_dpo, "preference alignment on chosen/rejected pairs (TRL DPOTrainer semantics)"},
     {"tokenize", cmd_tokenize, "encode text with a model's tokenizer (ids, pieces, --jsonl checks)"},
+    {"generate", cmd_generate, "complete prompts with a model (KV cache, sampling, streaming, JSONL batches)"},
+    {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},
+    {"compare", cmd_compare, "answer the same prompts with several models, side by side (Markdown + HTML)"},
+    {"eval", cmd_eval, "preference accuracy and reward margin on held-out pairs; perplexity on text"},
 };
 
 static void usage(FILE *f) {

@@ -128,3 +128,28 @@ int threads_count(void) {
     return 1;
 #endif
 }
+
+void threads_first_touch(void *p, size_t bytes) {
+    const size_t page = 4096;
+    int n = threads_count();
+    size_t share = (bytes / n + page - 1) / page * page;
+#if HONE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(n)
+#endif
+    for (int t = 0; t < n; t++) {
+        size_t lo = share * t, hi = lo + share < bytes ? lo + share : bytes;
+        if (lo < hi) memset((char *)p + lo, 0, hi - lo);
+    }
+}
+
+int threads_interleave(void *p, size_t bytes, hone_error *err) {
+    hwloc_topology_t t;
+    if (load_topology(&t, NULL, err) < 0) return -1;
+    int rc = 0;
+    if (hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE) > 1 &&
+        hwloc_set_area_membind(t, p, bytes, hwloc_topology_get_topology_nodeset(t), HWLOC_MEMBIND_INTERLEAVE,
+                               HWLOC_MEMBIND_BYNODESET) < 0)
+        rc = hone_fail(err, "hwloc: cannot interleave %zu bytes over the NUMA nodes", bytes);
+    hwloc_topology_destroy(t);
+    return rc;
+}

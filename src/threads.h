@@ -4,6 +4,7 @@
 #ifndef HONE_THREADS_H
 #define HONE_THREADS_H
 #include "error.h"
+#include <stddef.h>
 
 typedef struct hone_topology {
     int packages, numa_nodes, cores, pus;
@@ -26,4 +27,15 @@ int threads_init(hone_topology *topo, int requested, int pin, hone_error *err);
 int threads_plan(hone_topology *topo, const char *desc, int requested, hone_error *err);
 
 int threads_count(void);
+
+/* First touch: zeroes [p, p + bytes) with the OpenMP threads, thread t taking
+ * the t-th of threads_count() equal page-aligned shares (the split of a
+ * schedule(static) loop over the buffer), so on a multi-node machine each
+ * share's pages are placed on the node of the thread that will use them. */
+void threads_first_touch(void *p, size_t bytes);
+
+/* Interleaves the pages of [p, p + bytes) (p page-aligned) over all NUMA nodes (for memory
+ * every thread reads, like shared weights). Returns 0, also on a one-node
+ * machine where there is nothing to do, or -1 when the OS refuses. */
+int threads_interleave(void *p, size_t bytes, hone_error *err);
 #endif

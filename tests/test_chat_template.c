@@ -115,6 +115,33 @@ static void test_jinja_matches_transformers(void) {
     json_decref(fx);
 }
 
+static void test_jinja_snippets(void) {
+    json_t *fx = fixture();
+    if (!fx) return;
+    hone_message m[16];
+    int n = conv(fx, 3, m), same = 0;
+    size_t i;
+    json_t *sn;
+    json_array_foreach(json_object_get(fx, "snippets"), i, sn) {
+        const char *src = json_string_value(json_object_get(sn, "source"));
+        const char *want = json_string_value(json_object_get(sn, "expected"));
+        chat_template t;
+        hone_error err = {{0}};
+        chat_text o;
+        int rc = chat_template_from_jinja(&t, src, "<s>", "</s>", &err);
+        if (!rc) {
+            rc = chat_render(&t, m, n, 1, &o, &err);
+            chat_template_free(&t);
+        }
+        int ok = want ? rc == 0 && !strcmp(o.text, want) : rc != 0;
+        CHECK(ok, "snippet %zu %s:\n  got  %s\n  want %s", i, src, rc ? err.msg : o.text, want ? want : "an error");
+        same += ok;
+        if (!rc) chat_text_free(&o);
+    }
+    printf("    %d/%zu snippets identical to transformers\n", same, json_array_size(json_object_get(fx, "snippets")));
+    json_decref(fx);
+}
+
 static void test_model_templates_from_shared(void) {
     json_t *fx = fixture();
     if (!fx) return;
@@ -142,6 +169,24 @@ static void test_model_templates_from_shared(void) {
 }
 
 /* Built-in spans are exactly TRL's completion: after render(prefix, gen) through render(prefix + turn). */
+static void test_auto_picks_model_template(void) {
+    const char *q = test_shared("tokenizers/qwen3/tokenizer_config.json"), *g = test_shared("tokenizers/gpt2/tokenizer_config.json");
+    if (!q || !g) { test_skip("../shared/tokenizers absent"); return; }
+    chat_template t;
+    hone_error err = {{0}};
+    CHECK(chat_template_load(&t, "auto", q, &err) == 0 && t.kind == CHAT_JINJA && !strcmp(t.name, "model") &&
+          !strcmp(t.generation_prompt, "<|im_start|>assistant\n") && !strcmp(t.eos_token, "<|im_end|>"), "qwen3 auto: %s", err.msg);
+    chat_template_free(&t);
+    CHECK(chat_template_load(&t, "auto", g, &err) == 0 && t.kind == CHAT_CHATML, "gpt2 has no template: chatml");
+    chat_template_free(&t);
+    CHECK(chat_template_load(&t, "model", g, &err) != 0 && strstr(err.msg, "has no chat_template"), "%s", err.msg);
+    const char *l3 = test_shared("tokenizers/llama3/tokenizer_config.json");
+    if (l3) {
+        CHECK(chat_template_load(&t, "model", l3, &err) == 0 && !strcmp(t.bos_token, "<|begin_of_text|>"), "%s", err.msg);
+        chat_template_free(&t);
+    }
+}
+
 static void test_builtin_spans_are_trl_completions(void) {
     json_t *fx = fixture();
     if (!fx) return;
@@ -177,6 +222,8 @@ static void test_sft_and_dpo_layouts(void) {
     hone_error err = {{0}};
     CHECK(chat_template_load(&t, "chatml", NULL, &err) == 0, "%s", err.msg);
     CHECK(!strcmp(t.generation_prompt, "<|im_start|>assistant\n") && !strcmp(t.stop, "<|im_end|>"), "chatml strings");
+    CHECK(t.special_tokens && !strcmp(t.special_tokens[0], "<|im_start|>") && !strcmp(t.special_tokens[1], "<|im_end|>") &&
+          !t.special_tokens[2], "chatml special tokens");
     hone_message pc[2] = {{"user", "  Write a poem.\n"}, {"assistant", " Roses are red.\n"}};
     hone_sft_example ex = {.conv = {pc, 2}, .n_prompt = 1};
     chat_text o;
@@ -228,7 +275,9 @@ static void test_errors(void) {
 int main(void) {
     TEST_RUN(test_builtin_formats);
     TEST_RUN(test_jinja_matches_transformers);
+    TEST_RUN(test_jinja_snippets);
     TEST_RUN(test_model_templates_from_shared);
+    TEST_RUN(test_auto_picks_model_template);
     TEST_RUN(test_builtin_spans_are_trl_completions);
     TEST_RUN(test_sft_and_dpo_layouts);
     TEST_RUN(test_errors);

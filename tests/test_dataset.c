@@ -125,11 +125,10 @@ static void test_malformed_rows(void) {
     expect_row_error("{\"conversations\": [{\"from\": \"robot\", \"value\": \"x\"}]}\n", HONE_SFT, "sharegpt", "unknown ShareGPT role 'robot'");
     expect_row_error("{\"instruction\": \"i\", \"output\": \"\"}\n", HONE_SFT, "alpaca", "field 'output' is empty");
     expect_row_error("{\"a\": 1, \"b\": 2}\n", HONE_SFT, "auto", ":1: cannot tell the SFT format from the keys [a, b]");
-    expect_row_error("{\"prompt\": \"p\", \"chosen\": \"x\", \"rejected\": \"x\"}\n", HONE_DPO, "standard", "'chosen' and 'rejected' are identical");
     expect_row_error("{\"prompt\": \"p\", \"chosen\": \"\", \"rejected\": \"x\"}\n", HONE_DPO, "standard", "field 'chosen' is empty");
     expect_row_error("{\"chosen\": \"abc\", \"rejected\": \"xyz\"}\n", HONE_DPO, "implicit", "share no prompt");
-    /* TRL's extract_prompt on "ab" and "ab": prompt "a", both completions "b" */
-    expect_row_error("{\"chosen\": \"ab\", \"rejected\": \"ab\"}\n", HONE_DPO, "implicit", "'chosen' and 'rejected' are identical");
+    /* identical pairs are left out and counted, never fatal; a source of only those has no rows */
+    expect_row_error("{\"chosen\": \"ab\", \"rejected\": \"ab\"}\n", HONE_DPO, "implicit", "no valid rows (1 read, 0 skipped, 1 identical pairs; first: ");
 }
 
 static void test_byte_order_mark(void) {
@@ -165,7 +164,9 @@ static void test_dpo_formats_and_columns(void) {
     int rc = load(&ds, HONE_DPO, &err, sets);
     CHECK(rc == 0, "%s", err.msg);
     if (rc) return;
-    CHECK(ds.sources[0].rows_valid == 2 && ds.sources[0].rows_skipped == 1, "identical pair skipped");
+    CHECK(ds.sources[0].rows_valid == 2 && ds.sources[0].rows_skipped == 0 && ds.sources[0].rows_identical == 1 &&
+          ds.n_identical == 1 && strstr(ds.sources[0].first_identical, "dpo_standard.jsonl:3: 'chosen' and 'rejected' are identical"),
+          "identical pair left out and counted: %s", ds.sources[0].first_identical);
     CHECK(ds.sources[1].format == FMT_CONVERSATIONAL && ds.sources[2].format == FMT_SHAREGPT &&
           ds.sources[3].format == FMT_STANDARD && ds.sources[4].format == FMT_STANDARD, "auto formats");
     CHECK(ds.n_train == 2 + 3 + 2 + 2 + 2, "n %ld", ds.n_train);

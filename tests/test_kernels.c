@@ -23,7 +23,10 @@ static float frand(void) {
 }
 static void fill(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = frand(); }
 
-static const char *isas[] = {"avx2", "avx512", "neon"};
+/* The ISA under test (main() runs each case per ISA of this architecture). */
+static hone_kernels cur;
+static const char *cur_isa;
+static void skip_isa(void) { test_skip("%s not supported by this CPU/OS/build", cur_isa); }
 
 /* One gemm of every form against the reference; pads leading dims by `pad`. */
 static void check_gemm(const hone_kernels *ref, const hone_kernels *t, int ta, int tb, int M, int N, int K,
@@ -58,38 +61,27 @@ static void check_gemm(const hone_kernels *ref, const hone_kernels *t, int ta, i
 }
 
 static void test_gemm_all_forms(void) {
-    hone_kernels ref, t;
+    hone_kernels ref;
     kernels_get("scalar", &ref);
-    int ran = 0;
-    for (int ii = 0; ii < 3; ii++) {
-        if (kernels_get(isas[ii], &t) < 0) continue;
-        ran++;
-        static const int shapes[][3] = {{1, 1, 1},     {7, 13, 5},    {33, 17, 65},  {64, 48, 96},
-                                        {129, 31, 257}, {6, 16, 400},  {12, 32, 385}, {97, 161, 771},
-                                        {200, 70, 3},  {3, 300, 130}};
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (int ta = 0; ta < 2; ta++)
-                for (int tb = 0; tb < 2; tb++) {
-                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                    check_gemm(&ref, &t, ta, tb, M, N, K, (int)(s % 3) * 3, (s + ta + tb) % 2 ? 1.f : 0.f);
-                }
-    }
-    if (!ran) test_skip("no SIMD ISA runs on this CPU");
+    static const int shapes[][3] = {{1, 1, 1},     {7, 13, 5},    {33, 17, 65},  {64, 48, 96},
+                                    {129, 31, 257}, {6, 16, 400},  {12, 32, 385}, {97, 161, 771},
+                                    {200, 70, 3},  {3, 300, 130}, {0, 5, 5},     {5, 5, 0}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                check_gemm(&ref, &cur, ta, tb, M, N, K, (int)(s % 3) * 3, (s + ta + tb) % 2 ? 1.f : 0.f);
+            }
 }
 
-/* A shape large enough to take the threaded, multi-block path. */
+/* Shapes large enough to take the threaded, multi-block paths (K > KC, M > MC). */
 static void test_gemm_large(void) {
-    hone_kernels ref, t;
+    hone_kernels ref;
     kernels_get("scalar", &ref);
-    int ran = 0;
-    for (int ii = 0; ii < 3; ii++) {
-        if (kernels_get(isas[ii], &t) < 0) continue;
-        ran++;
-        check_gemm(&ref, &t, 0, 1, 301, 190, 900, 5, 0.f);
-        check_gemm(&ref, &t, 1, 0, 250, 77, 1100, 0, 1.f);
-        check_gemm(&ref, &t, 0, 0, 1030, 45, 70, 2, 0.f);
-    }
-    if (!ran) test_skip("no SIMD ISA runs on this CPU");
+    check_gemm(&ref, &cur, 0, 1, 301, 190, 900, 5, 0.f);
+    check_gemm(&ref, &cur, 1, 0, 250, 77, 1100, 0, 1.f);
+    check_gemm(&ref, &cur, 0, 0, 1030, 45, 70, 2, 0.f);
+    check_gemm(&ref, &cur, 1, 1, 40, 700, 400, 1, 1.f); /* N > M: threads split N */
 }
 
 /* Same inputs on 1 and 2 threads (and 3: uneven splits) must give bitwise the
@@ -125,9 +117,36 @@ static void test_gemm_thread_determinism(void) {
 #endif
 }
 
+/* HONE_ISA forces a path; a name this machine cannot run is refused. */
+static void test_dispatch(void) {
+    setenv("HONE_ISA", "scalar", 1);
+    CHECK(kernels_init() == 0 && !strcmp(hone_kt.isa, "scalar"), "HONE_ISA=scalar gave %s", hone_kt.isa);
+    setenv("HONE_ISA", "sse9", 1);
+    CHECK(kernels_init() == -1, "HONE_ISA=sse9 was accepted");
+    CHECK(hone_kt.gemm_f32 && hone_kt.attn_bwd && hone_kt.f32_to_f16, "table left incomplete");
+    unsetenv("HONE_ISA");
+    CHECK(kernels_init() == 0, "default dispatch failed");
+    printf("    dispatch picks %s\n", hone_kt.isa);
+}
+
 int main(void) {
-    TEST_RUN(test_gemm_all_forms);
-    TEST_RUN(test_gemm_large);
+#if defined(__x86_64__)
+    const char *isas[] = {"avx2", "avx512"};
+#elif defined(__aarch64__)
+    const char *isas[] = {"neon"};
+#else
+    const char *isas[] = {"none"};
+#endif
+    for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
+        cur_isa = isas[i];
+        int ok = kernels_get(cur_isa, &cur) == 0;
+        char name[64];
+        snprintf(name, sizeof name, "%s gemm_all_forms", cur_isa);
+        test_run(name, ok ? test_gemm_all_forms : skip_isa);
+        snprintf(name, sizeof name, "%s gemm_large", cur_isa);
+        test_run(name, ok ? test_gemm_large : skip_isa);
+    }
     TEST_RUN(test_gemm_thread_determinism);
+    TEST_RUN(test_dispatch);
     return test_finish();
 }

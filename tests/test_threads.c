@@ -99,11 +99,26 @@ static void test_this_machine(void) {
               tp.core_of_thread[th]);
 }
 
+static void test_first_touch_and_interleave(void) {
+    size_t n = 3 * 4096 * 5 + 123;
+    unsigned char *p = malloc(n);
+    memset(p, 0xab, n);
+    threads_first_touch(p, n);
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++) nz += p[i] != 0;
+    CHECK(nz == 0, "first touch left %zu bytes unzeroed", nz);
+    hone_error err;
+    CHECK(threads_interleave(p, n, &err) == 0, "%s", err.msg);
+    threads_first_touch(p, 0);
+    free(p);
+}
+
 int main(void) {
     TEST_RUN(test_one_thread_per_core);
     TEST_RUN(test_round_robin_numa);
     TEST_RUN(test_thread_count_overrides);
     TEST_RUN(test_bad_topology);
     TEST_RUN(test_this_machine);
+    TEST_RUN(test_first_touch_and_interleave);
     return test_finish();
 }

@@ -161,6 +161,53 @@ total={{ ns.n }} {{ messages|length }} {{ messages|map(attribute='role')|list|to
 }
 
 
+# small templates for the corners of the language (whitespace control, lstrip/trim_blocks,
+# raw, comments, loops, macros, namespaces, filters, tests, slicing, number formatting),
+# each rendered once on conversation 3 with add_generation_prompt true
+SNIPPETS = [
+ "a\n  {% if true %}\n  b\n  {% endif %}\n c",
+ "a  {% if true %}x{% endif %}  b",
+ "{% for m in messages %}\n  {{ m.role }}\n{% endfor %}\n",
+ "{%+ if true %}x{% endif %}\n   {%+ if true %}y{% endif %}",
+ "  {# c #}\nq\n  {#- c -#}  \n r",
+ "{% raw %}{{ x }}{% endraw %}\nafter",
+ "{{- ' a ' -}}  \n  {{- 'b' }}",
+ "x\r\ny\rz\n",
+ "{% set x = 3 %}{% if x > 2 %}big{% elif x > 1 %}mid{% else %}small{% endif %}",
+ "{% for m in messages %}{{ loop.revindex }}{{ loop.previtem.role if loop.previtem is defined else '-' }}{% endfor %}",
+ "{{ messages | map(attribute='content') | join('|') }}",
+ "{{ messages | selectattr('role', 'equalto', 'user') | map(attribute='content') | first | trim }}",
+ "{{ 'abc'[1:] }}{{ 'abc'[-1] }}{{ [1,2,3][::2] }}{{ 'héllo'[1:3] }}",
+ "{{ '%s'|length }} {{ 'a,b'.split(',')|length }} {{ ' x '.strip() }}",
+ "{{ 10 % 3 }} {{ -10 // 3 }} {{ 2 ** -1 }} {{ 7 / 7 }} {{ 0.1 * 3 }}",
+ "{{ [] | length }} {{ {} | tojson }} {{ {'a': [1, 2.5, none, true, 'x\"y']} | tojson }} {{ ['é'] | tojson }}",
+ "{{ messages[0] | tojson(indent=2) }}",
+ "{{ 'Hello World'.title() }} {{ 'hello world'.capitalize() }} {{ 'ABC'.lower() }}",
+ "{% macro f(a, b='B') %}[{{ a }}{{ b }}]{% endmacro %}{{ f(1) }}{{ f(1, 2) }}{{ f(b=3, a=4) }}",
+ "{% for i in range(3) %}{% for j in range(2) %}{{ i }}{{ j }}{% if j == 0 %}{% continue %}{% endif %};{% endfor %}{% endfor %}",
+ "{% set ns = namespace(found=false) %}{% for m in messages %}{% if m.role == 'user' %}{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.found }}",
+ "{% for m in messages %}{% set x = m.role %}{% endfor %}{{ x is defined }}",
+ "{{ messages[5] is defined }} {{ messages[-1].role }} {{ messages|last|attr('x') is defined if false else 1 }}",
+ "{{ 'a' ~ 1 ~ none ~ true }} {{ 1 == 1.0 }} {{ 'a' < 'b' }} {{ [1] == [1] }} {{ not none }}",
+ "{{ 'x' if false }}|{{ 'y' if true }}|{{ none or 'z' }}|{{ 0 and 1 }}",
+ "{{ 'abcabc'.replace('b', 'X', 1) }} {{ 'abc'.find('c') }} {{ 'aXbXc'.split('X', 1) }} {{ '  a  b '.split() }}",
+ "{% if messages[0].content is string and messages is iterable and messages[0] is mapping %}ok{% endif %}",
+ "{{ add_generation_prompt }} {{ bos_token }}{{ eos_token }}",
+ "{% for k, v in messages[0].items() %}{{ k }}={{ v }};{% endfor %}",
+ "{{ messages | length is even }} {{ 3 is odd }} {{ 9 is divisibleby 3 }} {{ 9 is divisibleby(2) }}",
+ "{% set a, b = 1, 2 %}{{ a }}{{ b }}",
+ "{{ (1, 2) }} {{ [1, [2, 'x']] }} {{ 1.0e-10 }} {{ 123456789012345678 }} {{ 1.5e300 * 1e10 }}",
+ "{{ '\\n'|length }} {{ \"it's\" }} {{ 'tab\\there' }}",
+ "{% if true %}\n    x\n{%- endif %}\n",
+ "   {%- if true -%}   \n   y   \n   {%- endif -%}   \n",
+ "{{ messages | map('upper') | list if false else messages | map(attribute='role') | map('upper') | join }}",
+ "{{ 'x' | default('d') }} {{ '' | default('d') }} {{ '' | default('d', true) }} {{ nothing | d('dd') }}",
+ "{{ messages | reverse | map(attribute='role') | list }} {{ [3,1,2] | unique | list }}",
+ "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }} {% else %}empty{% endfor %}",
+ "{% for m in [] %}x{% else %}empty{% endfor %}",
+]
+
+
 def token_text(t):
     if isinstance(t, dict):
         return t.get("content")
@@ -214,7 +261,12 @@ for name, tpl in OWN.items():
             cases.append({"template": "own:" + name, "conversation": ci, "add_generation_prompt": gen,
                           **render(tpl, conv, gen, bos, eos)})
 
-out = {"conversations": CONVERSATIONS, "templates": templates, "cases": cases}
+snippets = []
+for tpl in SNIPPETS:
+    r = render(tpl, CONVERSATIONS[3], True, "<s>", "</s>")
+    snippets.append({"source": tpl, **r})
+
+out = {"conversations": CONVERSATIONS, "templates": templates, "cases": cases, "snippets": snippets}
 with open(os.path.join(root, "tests/fixtures/chat/chat_templates.json"), "w", encoding="utf-8") as f:
     json.dump(out, f, ensure_ascii=False, indent=1)
     f.write("\n")

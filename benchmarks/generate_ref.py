@@ -1,0 +1,41 @@
+"""generate_ref.py — transformers generation speed (PyTorch fp32, CPU) for bench_generate.
+
+Usage: generate_ref.py MODEL_DIR PROMPT_TOKENS NEW_TOKENS THREADS...
+MODEL_DIR holds a config.json (random init when there is no model.safetensors) or a
+whole saved model. For each thread count prints one JSON line:
+{"threads", "prefill_tps", "decode_tps"}: prefill = one forward over the prompt with
+use_cache; decode = (generate(greedy, exactly NEW_TOKENS) time - prefill time) / (NEW_TOKENS - 1).
+One timed run after a warm-up."""
+import json, os, sys, time
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+d, P, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+threads = [int(x) for x in sys.argv[4:]] or [1]
+torch.manual_seed(0)
+if os.path.exists(os.path.join(d, "model.safetensors")):
+    model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
+else:
+    cfg = AutoConfig.from_pretrained(d)
+    cfg.torch_dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+model.eval()
+V = model.config.vocab_size
+ids = torch.randint(3, V, (1, P))
+mask = torch.ones_like(ids)
+for t in threads:
+    torch.set_num_threads(t)
+    best_pf, best_gen = 1e30, 1e30
+    with torch.inference_mode():
+        for rep in range(2):
+            t0 = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask, use_cache=True)
+            pf = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=N, min_new_tokens=N, do_sample=False,
+                           pad_token_id=0, eos_token_id=None)
+            gen = time.perf_counter() - t0
+            if rep > 0:
+                best_pf, best_gen = min(best_pf, pf), min(best_gen, gen)
+    dec = max(best_gen - best_pf, 1e-9)
+    print(json.dumps({"threads": t, "prefill_tps": P / best_pf, "decode_tps": (N - 1) / dec}), flush=True)

@@ -1,0 +1,133 @@
+/* generate.h — inference: a KV-cache engine and text generation.
+ *
+ *   engine    the model plus a KV cache of max_B sequence slots x max_T positions,
+ *             allocated once. engine_forward runs any set of token rows (each row:
+ *             a slot, a position, a token) through the model: prompts in one batched
+ *             pass with gemm, decoding one token per slot with contiguous
+ *             matrix-vector products (weights streamed once per step for all slots).
+ *   sampling  transformers' logits processors in transformers' order: repetition
+ *             penalty, temperature, top-k, top-p, min-p; then argmax (greedy) or a
+ *             draw from the softmax with a seeded hone_rng.
+ *   generate  many prompts with continuous batching (a finished slot takes the next
+ *             prompt), stop token ids, stop strings, streaming through a callback.
+ *
+ * Determinism: every row's logits depend only on its own tokens (row-independent
+ * kernels), and sequence i samples from its own rng seeded with `seed`, so a prompt
+ * generates the same text alone or in any batch, with any thread count.
+ * Ownership: the engine borrows the model (must outlive it) and owns its cache. */
+#ifndef HONE_GENERATE_H
+#define HONE_GENERATE_H
+#include "error.h"
+#include "model.h"
+#include "rng.h"
+#include "tokenizer.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hone_engine {
+    const hone_model *m;
+    int max_B, max_T;   /* cache capacity: slots x positions */
+    int cap;            /* rows one engine_forward call may take */
+    int nthr;           /* threads the lse scratch is sized for */
+    size_t slot_stride; /* floats per (layer, slot) in the cache: max_T * KV * D */
+    float *kc, *vc;     /* (L, max_B, max_T, KV*D) the KV cache */
+    /* scratch, (cap, ...) rows */
+    float *x, *xm, *xb; /* (cap, C) */
+    float *q, *att;     /* (cap, H*D) */
+    float *k, *v;       /* (cap, KV*D) */
+    float *gate, *up;   /* (cap, F) */
+    float *rstd;        /* (cap) */
+    float *cos, *sin;   /* (cap, D/2) */
+    float *lse;         /* (nthr, max_T) attention log-sum-exp scratch */
+    int32_t *zeros;     /* (max_T) empty key spans for attn_fwd */
+    int32_t *rtok, *rslot, *rpos, *rout; /* (cap) row lists for callers of engine_forward */
+    void *mem;          /* the one allocation the scratch is carved from */
+} hone_engine;
+
+/* max_T is clamped to the model's max_position_embeddings; cap <= 0 picks 256. */
+int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int cap, hone_error *err);
+void engine_free(hone_engine *e);
+
+/* Runs n <= e->cap token rows: row r is tokens[r] at position pos[r] of slot slots[r].
+ * Rows of one slot come in increasing position and every earlier position of the slot
+ * must already be in the cache (from earlier calls or earlier rows of this call): K and
+ * V of all rows are written to the cache before attention. Writes the logits of rows
+ * out_rows[0..n_out) to logits (n_out, V). use_gemm: blocked gemm (prompt processing);
+ * else matrix-vector products (decoding a few rows; no weight packing). */
+void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t *slots, const int32_t *pos,
+                    int use_gemm, int n_out, const int32_t *out_rows, float *logits);
+
+/* Processes n prompt tokens of one slot from position p0 (chunks of e->cap rows,
+ * gemm) and writes the last token's logits (V) when logits is non-NULL. */
+void engine_prefill(hone_engine *e, int slot, const int32_t *tokens, int n, int p0, float *logits);
+
+typedef struct hone_sampling {
+    float temperature;        /* <= 0: greedy (argmax) */
+    int top_k;                /* 0: off */
+    float top_p;              /* >= 1: off */
+    float min_p;              /* <= 0: off */
+    float repetition_penalty; /* 1: off (transformers' RepetitionPenaltyLogitsProcessor) */
+} hone_sampling;
+
+/* Greedy, no penalties. */
+void sampling_defaults(hone_sampling *s);
+/* Checks ranges; the message names the option. */
+int sampling_check(const hone_sampling *s, hone_error *err);
+
+/* Scratch for the processors over a vocabulary of V. */
+typedef struct hone_sampler {
+    int V;
+    float *vals;   /* (V) */
+    int32_t *idx;  /* (V) */
+} hone_sampler;
+int sampler_init(hone_sampler *sp, int V, hone_error *err);
+void sampler_free(hone_sampler *sp);
+
+/* Applies the processors to logits (V) in place, filtered entries become -INFINITY:
+ * repetition penalty over the ids with seen[id] != 0 (seen may be NULL), temperature,
+ * top-k, top-p, min-p — the order of transformers' generate. */
+void sampling_process(const hone_sampling *s, hone_sampler *sp, float *logits, const uint8_t *seen);
+/* Picks the next token from processed logits: argmax when greedy (first maximum),
+ * else the inverse CDF of softmax(logits) at one rng_uniform_f64 draw. */
+int32_t sampling_pick(const hone_sampling *s, const float *logits, int V, hone_rng *rng);
+
+enum { HONE_FINISH_LENGTH = 0, HONE_FINISH_STOP_TOKEN = 1, HONE_FINISH_STOP_STRING = 2 };
+
+typedef struct hone_gen_options {
+    hone_sampling s;
+    int max_new_tokens;                /* default 128 */
+    uint64_t seed;
+    const int32_t *stop_ids;           /* (n_stop_ids) ending tokens (not part of the text) */
+    int n_stop_ids;
+    const char *const *stop_strings;   /* (n_stop_strings) the text is cut before the first match */
+    int n_stop_strings;
+} hone_gen_options;
+
+typedef struct hone_gen_output {
+    int32_t *tokens;  /* (n_tokens) generated ids, the stop token included when one ended it */
+    int n_tokens;
+    char *text;       /* decoded completion (special tokens skipped, cut at a stop string) */
+    size_t text_len;
+    int finish;       /* HONE_FINISH_* */
+    int prompt_tokens;
+} hone_gen_output;
+
+/* Called with each new piece of completion text as it becomes final (text that could
+ * still turn into a stop string is held back). seq indexes the prompts. */
+typedef void (*hone_stream_fn)(void *ctx, int seq, const char *piece, size_t len);
+
+void gen_options_defaults(hone_gen_options *o);
+/* Generates a completion for each of n prompts (token ids, BOS included as wanted),
+ * up to e->max_B at a time. tok may be NULL (no text, no stop strings). out (n)
+ * is filled; free each with gen_output_free. */
+int generate_run(hone_engine *e, const hone_tokenizer *tok, const hone_gen_options *o, int n,
+                 const int32_t *const *prompts, const int *prompt_lens, hone_stream_fn stream, void *ctx,
+                 hone_gen_output *out, hone_error *err);
+void gen_output_free(hone_gen_output *o);
+
+/* The length of the longest suffix of text[0..len) that is a proper prefix of one of
+ * the stop strings (text that must be held back while streaming). */
+size_t gen_stop_holdback(const char *text, size_t len, const char *const *stops, int n_stops);
+/* Position of the earliest stop-string match in text, or -1. */
+long gen_stop_find(const char *text, size_t len, const char *const *stops, int n_stops);
+#endif

@@ -1,0 +1,396 @@
+/* test_generate.c — the inference engine and sampling (src/generate.h):
+ * KV-cache logits equal the training forward's, greedy stories260K text, seeded
+ * sampling is reproducible, the logits processors equal transformers' (fixture from
+ * tests/reference/sampling_ref.py), stop strings and streaming, batched generation
+ * equals one prompt at a time. */
+#include "commands.h"
+#include "convert.h"
+#include "gen_cli.h"
+#include "generate.h"
+#include "kernels.h"
+#include "rng.h"
+#include "test.h"
+#include "transformer.h"
+#include "util.h"
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load_fixture_model(hone_model *m, const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/fixtures/models/%s", name);
+    hone_error err = {{0}};
+    if (model_load(m, test_src(rel), 1, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    return 0;
+}
+
+/* Two sequences in two slots, interleaved: a prompt chunk by gemm, then one token
+ * per step by matrix-vector products; every position's logits against
+ * model_forward + model_logits on the whole sequence. */
+static void check_kv_logits(const hone_model *m, const char *name) {
+    const hone_model_config *c = &m->cfg;
+    enum { T = 14, P = 5, S = 2 };
+    int V = c->vocab_size;
+    hone_rng r;
+    rng_seed(&r, 42);
+    int32_t toks[S][T];
+    for (int s = 0; s < S; s++)
+        for (int t = 0; t < T; t++) toks[s][t] = (int32_t)rng_below(&r, V);
+    /* reference */
+    hone_batch b;
+    batch_alloc(&b, S, T);
+    batch_reset(&b, 0);
+    for (int s = 0; s < S; s++) batch_put_doc(&b, s, 0, toks[s], T, 0, NULL);
+    hone_acts a;
+    hone_error err = {{0}};
+    if (acts_init(&a, c, S, T, 0, 0, &err) < 0) { CHECK(0, "%s", err.msg); batch_free(&b); return; }
+    model_forward(m, &a, &b);
+    int32_t slots_all[S * T];
+    for (int i = 0; i < S * T; i++) slots_all[i] = i;
+    float *ref = malloc(sizeof(float) * S * T * V), *got = malloc(sizeof(float) * S * T * V);
+    model_logits(m, &a, slots_all, S * T, ref);
+    /* engine */
+    hone_engine e;
+    if (engine_init(&e, m, 3, 32, 16, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    int32_t tk[16], sl[16], ps[16], orow[16];
+    int n = 0;
+    for (int s = 0; s < S; s++) /* slots 2 and 0: slot numbers need not be dense */
+        for (int t = 0; t < P; t++) { tk[n] = toks[s][t]; sl[n] = s ? 0 : 2; ps[n] = t; orow[n] = n; n++; }
+    float *tmp = malloc(sizeof(float) * 16 * V);
+    engine_forward(&e, n, tk, sl, ps, 1, n, orow, tmp);
+    for (int s = 0; s < S; s++)
+        memcpy(got + ((size_t)s * T) * V, tmp + (size_t)s * P * V, sizeof(float) * P * V);
+    for (int t = P; t < T; t++) {
+        for (int s = 0; s < S; s++) { tk[s] = toks[s][t]; sl[s] = s ? 0 : 2; ps[s] = t; orow[s] = s; }
+        engine_forward(&e, S, tk, sl, ps, 0, S, orow, tmp);
+        for (int s = 0; s < S; s++) memcpy(got + ((size_t)s * T + t) * V, tmp + (size_t)s * V, sizeof(float) * V);
+    }
+    free(tmp);
+    double mx = 0, worst = 0;
+    for (size_t i = 0; i < (size_t)S * T * V; i++) {
+        mx = fmax(mx, fabs(ref[i]));
+        worst = fmax(worst, fabs(ref[i] - got[i]));
+    }
+    CHECK(worst <= 1e-5 * mx, "%s: KV-cache logits differ by %g (max |logit| %g)", name, worst, mx);
+    engine_free(&e);
+out:
+    free(ref);
+    free(got);
+    acts_free(&a);
+    batch_free(&b);
+}
+
+static void test_kv_logits_match_forward(void) {
+    const char *names[] = {"tiny-llama", "tiny-llama3-gqa", "tiny-qwen2", "tiny-gemma"};
+    for (int i = 0; i < 4; i++) {
+        hone_model m;
+        if (load_fixture_model(&m, names[i]) < 0) return;
+        check_kv_logits(&m, names[i]);
+        model_free(&m);
+    }
+}
+
+/* stories260K + its tokenizer converted from tok512.model; returns 0 when loaded. */
+static int load_stories(hone_model *m, hone_tokenizer **tok) {
+    const char *bin = test_shared("models/stories260K/stories260K.bin");
+    const char *spm = test_shared("models/stories260K/tok512.model");
+    if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return -1; }
+    hone_error err = {{0}};
+    if (convert_llama2c_load(m, bin, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    const char *dir = test_tmpdir("gen");
+    if (spm_convert(spm, dir, &err) < 0 || tokenizer_load(tok, dir, &err) < 0) {
+        CHECK(0, "%s", err.msg);
+        model_free(m);
+        return -1;
+    }
+    hone_remove_tree(dir, NULL);
+    return 0;
+}
+
+typedef struct { char buf[4096]; size_t len; int calls; } stream_buf;
+static void on_piece(void *ctx, int seq, const char *p, size_t n) {
+    stream_buf *sb = ctx;
+    (void)seq;
+    if (sb->len + n < sizeof sb->buf) { memcpy(sb->buf + sb->len, p, n); sb->len += n; sb->buf[sb->len] = 0; }
+    sb->calls++;
+}
+
+static void test_stories_greedy_and_stop_strings(void) {
+    hone_model m;
+    hone_tokenizer *tok = NULL;
+    if (load_stories(&m, &tok) < 0) return;
+    hone_error err = {{0}};
+    hone_engine e;
+    if (engine_init(&e, &m, 2, 256, 0, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    hone_gen_options o;
+    gen_options_defaults(&o);
+    o.max_new_tokens = 40;
+    int32_t bos = 1, eos = 2;
+    o.stop_ids = &eos;
+    o.n_stop_ids = 1;
+    const int32_t *pr[1] = {&bos};
+    int pl[1] = {1};
+    hone_gen_output g;
+    stream_buf sb = {{0}, 0, 0};
+    CHECK(generate_run(&e, tok, &o, 1, pr, pl, on_piece, &sb, &g, &err) == 0, "%s", err.msg);
+    const char *want = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+    CHECK(g.text && !strncmp(g.text, want, strlen(want)), "greedy text: '%s'", g.text ? g.text : "(null)");
+    CHECK(sb.len == g.text_len && !memcmp(sb.buf, g.text, sb.len), "streamed '%s' != final '%s'", sb.buf, g.text);
+    CHECK(sb.calls > 5, "streamed in %d pieces", sb.calls);
+    CHECK(g.finish == HONE_FINISH_LENGTH && g.n_tokens == 40, "finish %d after %d tokens", g.finish, g.n_tokens);
+    gen_output_free(&g);
+    /* a stop string: the text ends right before it, nothing of it is streamed */
+    const char *stops[2] = {"zzz", "little girl"};
+    o.stop_strings = stops;
+    o.n_stop_strings = 2;
+    memset(&sb, 0, sizeof sb);
+    CHECK(generate_run(&e, tok, &o, 1, pr, pl, on_piece, &sb, &g, &err) == 0, "%s", err.msg);
+    CHECK(g.text && !strcmp(g.text, "Once upon a time, there was a "), "stopped text: '%s'", g.text ? g.text : "");
+    CHECK(!strcmp(sb.buf, "Once upon a time, there was a "), "streamed: '%s'", sb.buf);
+    CHECK(g.finish == HONE_FINISH_STOP_STRING, "finish %d", g.finish);
+    gen_output_free(&g);
+    engine_free(&e);
+out:
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
+static void test_stop_string_helpers(void) {
+    const char *st[2] = {"</s>", "User:"};
+    CHECK(gen_stop_find("abc User: x</s>", 15, st, 2) == 4, "earliest match");
+    CHECK(gen_stop_find("abc", 3, st, 2) == -1, "no match");
+    CHECK(gen_stop_holdback("hello </", 8, st, 2) == 2, "holds back '</'");
+    CHECK(gen_stop_holdback("hello Use", 9, st, 2) == 3, "holds back 'Use'");
+    CHECK(gen_stop_holdback("hello", 5, st, 2) == 0, "nothing held");
+}
+
+/* Five prompts of different lengths through 2 slots (continuous batching) give the
+ * same tokens as each prompt alone; a sampled run repeats bitwise with its seed. */
+static void test_batched_equals_single_and_seed(void) {
+    hone_model m;
+    if (load_fixture_model(&m, "tiny-llama3-gqa") < 0) return;
+    hone_error err = {{0}};
+    enum { NP = 5 };
+    int32_t pbuf[NP][12];
+    const int32_t *pr[NP];
+    int pl[NP];
+    hone_rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < NP; i++) {
+        pl[i] = 1 + 2 * i;
+        for (int j = 0; j < pl[i]; j++) pbuf[i][j] = (int32_t)rng_below(&r, m.cfg.vocab_size);
+        pr[i] = pbuf[i];
+    }
+    hone_gen_options o;
+    gen_options_defaults(&o);
+    o.max_new_tokens = 12;
+    o.s.temperature = 0.9f;
+    o.s.top_k = 40;
+    o.s.top_p = 0.95f;
+    o.s.repetition_penalty = 1.1f;
+    o.seed = 1234;
+    int32_t stop = 7;
+    o.stop_ids = &stop;
+    o.n_stop_ids = 1;
+    hone_engine eb, e1;
+    if (engine_init(&eb, &m, 2, 64, 8, &err) < 0 || engine_init(&e1, &m, 1, 64, 0, &err) < 0) {
+        CHECK(0, "%s", err.msg);
+        model_free(&m);
+        return;
+    }
+    hone_gen_output gb[NP], g1, g2;
+    CHECK(generate_run(&eb, NULL, &o, NP, pr, pl, NULL, NULL, gb, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < NP; i++) {
+        CHECK(generate_run(&e1, NULL, &o, 1, &pr[i], &pl[i], NULL, NULL, &g1, &err) == 0, "%s", err.msg);
+        CHECK(g1.n_tokens == gb[i].n_tokens && !memcmp(g1.tokens, gb[i].tokens, sizeof(int32_t) * g1.n_tokens),
+              "prompt %d: batched and single generations differ", i);
+        CHECK(generate_run(&e1, NULL, &o, 1, &pr[i], &pl[i], NULL, NULL, &g2, &err) == 0, "%s", err.msg);
+        CHECK(g2.n_tokens == g1.n_tokens && !memcmp(g1.tokens, g2.tokens, sizeof(int32_t) * g1.n_tokens),
+              "prompt %d: same seed, different tokens", i);
+        gen_output_free(&g1);
+        gen_output_free(&g2);
+    }
+    /* another seed gives another sample (12 tokens over 256 ids) */
+    o.seed = 99;
+    CHECK(generate_run(&e1, NULL, &o, 1, &pr[4], &pl[4], NULL, NULL, &g1, &err) == 0, "%s", err.msg);
+    CHECK(g1.n_tokens != gb[4].n_tokens || memcmp(g1.tokens, gb[4].tokens, sizeof(int32_t) * g1.n_tokens),
+          "seed 99 repeats seed 1234");
+    gen_output_free(&g1);
+    for (int i = 0; i < NP; i++) gen_output_free(&gb[i]);
+    /* bad input: an empty prompt and an id outside the vocabulary are errors */
+    int zero = 0, big = 100000;
+    const int32_t *bp = &big;
+    int one = 1;
+    CHECK(generate_run(&e1, NULL, &o, 1, pr, &zero, NULL, NULL, &g1, &err) < 0 && strstr(err.msg, "empty"), "%s", err.msg);
+    CHECK(generate_run(&e1, NULL, &o, 1, &bp, &one, NULL, NULL, &g1, &err) < 0 && strstr(err.msg, "vocabulary"), "%s",
+          err.msg);
+    engine_free(&eb);
+    engine_free(&e1);
+    model_free(&m);
+}
+
+static void test_processors_match_transformers(void) {
+    json_error_t je;
+    json_t *root = json_load_file(test_src("tests/fixtures/sampling.json"), 0, &je);
+    if (!root) { CHECK(0, "sampling.json: %s", je.text); return; }
+    int V = (int)json_integer_value(json_object_get(root, "V"));
+    hone_sampler sp;
+    hone_error err = {{0}};
+    sampler_init(&sp, V, &err);
+    float *lg = malloc(sizeof(float) * V);
+    uint8_t *seen = calloc(V, 1);
+    size_t ci;
+    json_t *cs;
+    json_array_foreach(json_object_get(root, "cases"), ci, cs) {
+        json_t *st = json_object_get(cs, "settings");
+        hone_sampling s;
+        s.temperature = (float)json_real_value(json_object_get(st, "temperature"));
+        s.top_k = (int)json_integer_value(json_object_get(st, "top_k"));
+        s.top_p = (float)json_number_value(json_object_get(st, "top_p"));
+        s.min_p = (float)json_number_value(json_object_get(st, "min_p"));
+        s.repetition_penalty = (float)json_number_value(json_object_get(st, "repetition_penalty"));
+        memset(seen, 0, V);
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(cs, "history"), i, x) seen[json_integer_value(x)] = 1;
+        json_array_foreach(json_object_get(cs, "logits"), i, x) lg[i] = (float)json_real_value(x);
+        sampling_process(&s, &sp, lg, seen);
+        int kept = 0;
+        json_array_foreach(json_object_get(cs, "expected"), i, x) {
+            if (json_is_null(x)) {
+                CHECK(lg[i] == -INFINITY, "case %zu token %zu: kept (%g) but transformers removes it", ci, i, lg[i]);
+            } else {
+                kept++;
+                CHECK_CLOSE(lg[i], json_real_value(x), 1e-6, 1e-6, "processed logit");
+            }
+        }
+        /* a draw only ever picks a kept token */
+        hone_rng r;
+        rng_seed(&r, ci);
+        for (int d = 0; d < 50; d++) {
+            int32_t t = sampling_pick(&s, lg, V, &r);
+            CHECK(!json_is_null(json_array_get(json_object_get(cs, "expected"), t)), "case %zu drew removed token %d", ci, t);
+        }
+        (void)kept;
+    }
+    /* greedy ignores the warpers but applies the repetition penalty */
+    hone_sampling g;
+    sampling_defaults(&g);
+    g.repetition_penalty = 2.0f;
+    for (int i = 0; i < V; i++) lg[i] = 0.f;
+    lg[3] = 1.0f;
+    lg[5] = 0.8f;
+    memset(seen, 0, V);
+    seen[3] = 1;
+    sampling_process(&g, &sp, lg, seen);
+    CHECK(sampling_pick(&g, lg, V, NULL) == 5, "penalised argmax");
+    free(lg);
+    free(seen);
+    sampler_free(&sp);
+    json_decref(root);
+}
+
+/* The commands' JSONL reader names file:line on bad rows; JSON strings are escaped. */
+static void test_cli_rows_and_json(void) {
+    const char *dir = test_tmpdir("genrows");
+    char path[512];
+    snprintf(path, sizeof path, "%s/p.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"prompt\": \"a\\nb\", \"x\": 1}\n\n{\"prompt\": 5}\n", f);
+    fclose(f);
+    const char *key = "prompt";
+    char **rows = NULL;
+    int n = 0;
+    hone_error err = {{0}};
+    CHECK(gen_read_rows(path, &key, NULL, 1, &rows, &n, &err) < 0 && strstr(err.msg, "p.jsonl:3") &&
+              strstr(err.msg, "must be a string"),
+          "error: %s", err.msg);
+    f = fopen(path, "w");
+    fputs("{\"prompt\": \"a\\nb\\\"c\"}\n", f);
+    fclose(f);
+    CHECK(gen_read_rows(path, &key, NULL, 1, &rows, &n, &err) == 0 && n == 1 && !strcmp(rows[0], "a\nb\"c"), "%s", err.msg);
+    char buf[64] = {0};
+    FILE *m = fmemopen(buf, sizeof buf, "w");
+    gen_json_string(m, rows[0], strlen(rows[0]));
+    fclose(m);
+    CHECK(!strcmp(buf, "\"a\\nb\\\"c\""), "escaped: %s", buf);
+    gen_rows_free(rows, n, 1);
+    hone_remove_tree(dir, NULL);
+}
+
+static int file_has(const char *path, const char *needle) {
+    char *t = NULL;
+    if (hone_read_file(path, &t, NULL, NULL) < 0) return 0;
+    int r = strstr(t, needle) != NULL;
+    free(t);
+    return r;
+}
+
+/* hone compare and hone eval on a stories260K directory: escaped pages, same seed
+ * gives the same answers, per-pair lines; bad arguments exit non-zero. */
+static void test_commands_end_to_end(void) {
+    hone_model m;
+    hone_tokenizer *tok = NULL;
+    if (load_stories(&m, &tok) < 0) return;
+    tokenizer_free(tok);
+    hone_error err = {{0}};
+    const char *dir = test_tmpdir("gencmd");
+    char mdir[600], prompts[600], pairs[600], out[600], pp[600], path[700];
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(prompts, sizeof prompts, "%s/p.jsonl", dir);
+    snprintf(pairs, sizeof pairs, "%s/pairs.jsonl", dir);
+    snprintf(out, sizeof out, "%s/cmp", dir);
+    snprintf(pp, sizeof pp, "%s/pp.jsonl", dir);
+    const char *spm = test_shared("models/stories260K/tok512.model");
+    if (model_save(&m, mdir, NULL, &err) < 0 || spm_convert(spm, mdir, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    FILE *f = fopen(prompts, "w");
+    fputs("{\"prompt\": \"Tom <b>&\"}\n{\"prompt\": \"Lily | Ben\"}\n", f);
+    fclose(f);
+    f = fopen(pairs, "w");
+    fputs("{\"prompt\": \"Once upon a time,\", \"chosen\": \" there was a girl.\", \"rejected\": \" zq xv.\"}\n", f);
+    fclose(f);
+    char a0[700], a1[700];
+    snprintf(a0, sizeof a0, "a=%s", mdir);
+    snprintf(a1, sizeof a1, "b=%s", mdir);
+    char *cargv[] = {"compare", "--models", a0, a1, "--prompts", prompts, "--out", out, "--max-new-tokens", "8",
+                     "--temperature", "0.8", "--seed", "3", NULL};
+    CHECK(cmd_compare(14, cargv) == 0, "hone compare failed");
+    snprintf(path, sizeof path, "%s/compare.md", out);
+    CHECK(file_has(path, "Tom &lt;b&gt;&amp;") && file_has(path, "Lily \\| Ben"), "compare.md escaping");
+    snprintf(path, sizeof path, "%s/compare.html", out);
+    CHECK(file_has(path, "Tom &lt;b&gt;&amp;</td>"), "compare.html escaping");
+    snprintf(path, sizeof path, "%s/compare.jsonl", out);
+    char *t = NULL;
+    if (hone_read_file(path, &t, NULL, NULL) == 0) { /* same model, same seed: the two answers agree */
+        json_t *row = json_loads(t, JSON_DISABLE_EOF_CHECK, NULL);
+        const char *x = json_string_value(json_object_get(row, "a")), *y = json_string_value(json_object_get(row, "b"));
+        CHECK(x && y && !strcmp(x, y) && *x, "answers '%s' vs '%s'", x ? x : "", y ? y : "");
+        json_decref(row);
+        free(t);
+    }
+    char *eargv[] = {"eval", mdir, "--pairs", pairs, "--ref", mdir, "--out", pp, NULL};
+    CHECK(cmd_eval(8, eargv) == 0, "hone eval failed");
+    CHECK(file_has(pp, "\"margin\": 0.000000"), "same model and reference: zero margin");
+    char *bad1[] = {"eval", mdir, "--pairs", pairs, NULL};
+    CHECK(cmd_eval(4, bad1) != 0, "eval without --ref must fail");
+    char *bad2[] = {"generate", mdir, "--prompt", "x", "--top-p", "0", NULL};
+    CHECK(cmd_generate(6, bad2) != 0, "top-p 0 must fail");
+    char *bad3[] = {"compare", "--models", "nodir", "--prompts", prompts, NULL};
+    CHECK(cmd_compare(5, bad3) != 0, "NAME=DIR required");
+out:
+    hone_remove_tree(dir, NULL);
+    model_free(&m);
+}
+
+int main(void) {
+    kernels_init();
+    TEST_RUN(test_kv_logits_match_forward);
+    TEST_RUN(test_processors_match_transformers);
+    TEST_RUN(test_stop_string_helpers);
+    TEST_RUN(test_batched_equals_single_and_seed);
+    TEST_RUN(test_stories_greedy_and_stop_strings);
+    TEST_RUN(test_cli_rows_and_json);
+    TEST_RUN(test_commands_end_to_end);
+    return test_finish();
+}
