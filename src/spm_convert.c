@@ -147,7 +147,7 @@ int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_err
 #define PUT(s) tok_buf_put(&o, s, strlen(s))
 #define PUTS(s) tok_json_put_string(&o, s, strlen(s))
 
-int spm_convert(const char *model_path, const char *out_dir, hone_error *err) {
+int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone_error *err) {
     spm_model m;
     memset(&m, 0, sizeof m);
     spm_merge *mg = NULL;
@@ -251,8 +251,8 @@ int spm_convert(const char *model_path, const char *out_dir, hone_error *err) {
         PUT("]");
     }
     PUT("\n    ]\n  }\n}\n");
-    mkdir(out_dir, 0755);
-    if (write_file(out_dir, "tokenizer.json", &o, err)) goto out;
+    *json = o;
+    memset(&o, 0, sizeof o);
 
     /* tokenizer_config.json */
     o.n = 0;
@@ -267,7 +267,8 @@ int spm_convert(const char *model_path, const char *out_dir, hone_error *err) {
     PUT(",\n  \"pad_token\": ");
     if (id_piece(&m, m.pad_id)) PUTS(id_piece(&m, m.pad_id)); else PUT("null");
     PUT(",\n  \"clean_up_tokenization_spaces\": false,\n  \"legacy\": true,\n  \"tokenizer_class\": \"LlamaTokenizer\"\n}\n");
-    if (write_file(out_dir, "tokenizer_config.json", &o, err)) goto out;
+    *config = o;
+    memset(&o, 0, sizeof o);
     rc = 0;
 out:
     tok_vocab_free(&m.v);
@@ -276,5 +277,17 @@ out:
     free(mg);
     tok_buf_free(&o);
     tok_buf_free(&data);
+    return rc;
+}
+
+int spm_convert(const char *model_path, const char *out_dir, hone_error *err) {
+    tok_buf json = {0}, cfg = {0};
+    int rc = spm_convert_mem(model_path, &json, &cfg, err);
+    if (!rc) {
+        if (mkdir(out_dir, 0755) && errno != EEXIST) rc = hone_fail(err, "%s: %s", out_dir, strerror(errno));
+        else rc = write_file(out_dir, "tokenizer.json", &json, err) || write_file(out_dir, "tokenizer_config.json", &cfg, err) ? -1 : 0;
+    }
+    tok_buf_free(&json);
+    tok_buf_free(&cfg);
     return rc;
 }

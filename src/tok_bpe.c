@@ -173,8 +173,8 @@ int tok_bpe_load_vocab(tok_bpe *m, const char *js, size_t n, const char *what, h
         long long id = 0;
         int digits = 0;
         while (p < e && *p >= '0' && *p <= '9' && id < (1LL << 31)) { id = id * 10 + (*p++ - '0'); digits++; }
-        if (!digits || id >= (1LL << 30)) {
-            hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id", what, key.p ? key.p : "");
+        if (!digits || id >= TOK_MAX_ID) {
+            hone_fail(err, "%s: model.vocab: token \"%.60s\" has no valid id (0 <= id < 2^24)", what, key.p ? key.p : "");
             free(key.p);
             return -1;
         }
@@ -224,43 +224,84 @@ static inline const tok_merge_slot *merge_get(const tok_bpe *m, int32_t a, int32
     }
 }
 
-static int add_merge(tok_bpe *m, const char *a, size_t na, const char *b, size_t nb, size_t rank,
-                     tok_buf *tmp, const char *what, hone_error *err) {
-    int32_t ia = tok_vocab_get(&m->vocab, a, na), ib = tok_vocab_get(&m->vocab, b, nb);
-    if (ia < 0 || ib < 0)
-        return hone_fail(err, "%s: model.merges[%zu]: token \"%.*s\" is not in the vocab", what, rank,
-                         (int)(ia < 0 ? na : nb), ia < 0 ? a : b);
-    size_t pl = m->prefix ? strlen(m->prefix) : 0;
-    if (pl > nb) pl = nb;
-    tmp->n = 0;
-    if (tok_buf_put(tmp, a, na) || tok_buf_put(tmp, b + pl, nb - pl)) return hone_fail(err, "%s: out of memory", what);
-    int32_t id = tok_vocab_get(&m->vocab, tmp->p, tmp->n);
-    if (id < 0)
-        return hone_fail(err, "%s: model.merges[%zu]: merged token \"%.*s\" is not in the vocab", what, rank,
-                         (int)tmp->n, tmp->p);
-    if (m->nmerges % 65536 == 0) {
-        int32_t *p = realloc(m->merges, (m->nmerges + 65536) * 2 * sizeof *p);
-        if (p) m->merges = p;
-        int32_t *q = p ? realloc(m->merged, (m->nmerges + 65536) * sizeof *q) : NULL;
-        if (!q) return hone_fail(err, "%s: out of memory", what);
-        m->merged = q;
+/* Merge strings as parsed: offsets into one pool, "a\0b\0" per merge. */
+typedef struct { uint32_t a, na, b, nb; } merge_str;
+typedef struct { tok_buf pool; merge_str *ms; size_t n, cap; } merge_list;
+
+static int collect(merge_list *l, const char *a, size_t na, const char *b, size_t nb) {
+    if (l->pool.n + na + nb + 2 >= UINT32_MAX) return -1;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 65536;
+        merge_str *p = realloc(l->ms, cap * sizeof *p);
+        if (!p) return -1;
+        l->ms = p;
+        l->cap = cap;
     }
-    m->merges[2 * m->nmerges] = ia;
-    m->merges[2 * m->nmerges + 1] = ib;
-    m->merged[m->nmerges] = id;
-    m->nmerges++;
+    merge_str *s = &l->ms[l->n++];
+    s->a = (uint32_t)l->pool.n;
+    s->na = (uint32_t)na;
+    if (tok_buf_put(&l->pool, a, na) || tok_buf_put(&l->pool, "", 1)) return -1;
+    s->b = (uint32_t)l->pool.n;
+    s->nb = (uint32_t)nb;
+    return tok_buf_put(&l->pool, b, nb) || tok_buf_put(&l->pool, "", 1);
+}
+
+/* Looks up (left, right, merged) ids of every merge: read-only on the vocab, so spread
+ * over OpenMP threads (most of a big tokenizer's load time). Failures are reported for
+ * the lowest merge index, whatever the thread count. */
+static int resolve(tok_bpe *m, const merge_list *l, const char *what, hone_error *err) {
+    size_t n = l->n, pl = m->prefix ? strlen(m->prefix) : 0;
+    m->merges = malloc((n + 1) * 2 * sizeof *m->merges);
+    m->merged = malloc((n + 1) * sizeof *m->merged);
+    if (!m->merges || !m->merged) return hone_fail(err, "%s: out of memory", what);
+    int oom = 0;
+#pragma omp parallel
+    {
+        tok_buf tmp = {0};
+#pragma omp for schedule(static, 4096)
+        for (long r = 0; r < (long)n; r++) {
+            const merge_str *s = &l->ms[r];
+            const char *a = l->pool.p + s->a, *b = l->pool.p + s->b;
+            int32_t ia = tok_vocab_get(&m->vocab, a, s->na), ib = tok_vocab_get(&m->vocab, b, s->nb), id = -1;
+            size_t skip = pl < s->nb ? pl : s->nb;
+            tmp.n = 0;
+            if (tok_buf_put(&tmp, a, s->na) || tok_buf_put(&tmp, b + skip, s->nb - skip)) oom = 1;
+            else if (ia >= 0 && ib >= 0) id = tok_vocab_get(&m->vocab, tmp.p, tmp.n);
+            m->merges[2 * r] = ia;
+            m->merges[2 * r + 1] = ib;
+            m->merged[r] = id;
+        }
+        tok_buf_free(&tmp);
+    }
+    if (oom) return hone_fail(err, "%s: out of memory", what);
+    for (size_t r = 0; r < n; r++) {
+        if (m->merged[r] >= 0) continue;
+        const merge_str *s = &l->ms[r];
+        const char *a = l->pool.p + s->a, *b = l->pool.p + s->b;
+        if (m->merges[2 * r] < 0 || m->merges[2 * r + 1] < 0) {
+            int left = m->merges[2 * r] < 0;
+            return hone_fail(err, "%s: model.merges[%zu]: token \"%.*s\" is not in the vocab", what, r,
+                             (int)(left ? s->na : s->nb), left ? a : b);
+        }
+        size_t skip = pl < s->nb ? pl : s->nb;
+        return hone_fail(err, "%s: model.merges[%zu]: merged token \"%.*s%.*s\" is not in the vocab", what, r, (int)s->na,
+                         a, (int)(s->nb - skip), b + skip);
+    }
+    m->nmerges = n;
     return 0;
 }
 
 int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, hone_error *err) {
     const char *p = js, *e = js + n;
-    tok_buf s1 = {0}, s2 = {0}, tmp = {0};
+    tok_buf s1 = {0}, s2 = {0};
+    merge_list l;
+    memset(&l, 0, sizeof l);
     int rc = -1;
     size_t rank = 0;
     p = tok_json_skip_ws(p, e);
     if (p >= e || *p != '[') { hone_fail(err, "%s: model.merges: expected an array", what); goto out; }
     p = tok_json_skip_ws(p + 1, e);
-    if (p < e && *p == ']') { rc = merges_build_table(m) ? hone_fail(err, "%s: out of memory", what) : 0; goto out; }
+    if (p < e && *p == ']') p = e; /* empty */
     while (p < e) {
         p = tok_json_skip_ws(p, e);
         if (p < e && *p == '"') {
@@ -272,8 +313,7 @@ int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, 
                           rank, s1.p ? s1.p : "");
                 goto out;
             }
-            if (add_merge(m, s1.p, (size_t)(sp - s1.p), sp + 1, s1.n - (size_t)(sp + 1 - s1.p), rank, &tmp, what, err))
-                goto out;
+            if (collect(&l, s1.p, (size_t)(sp - s1.p), sp + 1, s1.n - (size_t)(sp + 1 - s1.p))) goto oom;
         } else if (p < e && *p == '[') {
             p = tok_json_string(tok_json_skip_ws(p + 1, e), e, &s1);
             if (!p) goto bad;
@@ -284,7 +324,7 @@ int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, 
             p = tok_json_skip_ws(p, e);
             if (p >= e || *p != ']') goto bad;
             p++;
-            if (add_merge(m, s1.p ? s1.p : "", s1.n, s2.p ? s2.p : "", s2.n, rank, &tmp, what, err)) goto out;
+            if (collect(&l, s1.p ? s1.p : "", s1.n, s2.p ? s2.p : "", s2.n)) goto oom;
         } else {
             goto bad;
         }
@@ -295,12 +335,18 @@ int tok_bpe_load_merges(tok_bpe *m, const char *js, size_t n, const char *what, 
         if (*p != ',') goto bad;
         p++;
     }
+    if (resolve(m, &l, what, err)) goto out;
     rc = merges_build_table(m) ? hone_fail(err, "%s: out of memory", what) : 0;
+    goto out;
+oom:
+    hone_fail(err, "%s: out of memory", what);
     goto out;
 bad:
     hone_fail(err, "%s: model.merges[%zu]: malformed JSON", what, rank);
 out:
-    free(s1.p); free(s2.p); free(tmp.p);
+    free(s1.p); free(s2.p);
+    tok_buf_free(&l.pool);
+    free(l.ms);
     return rc;
 }
 
@@ -478,13 +524,61 @@ static int bpe_word(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_e
     return 0;
 }
 
+/* bpe_word through the word cache of w. Words longer than 48 bytes are not cached. */
+static int bpe_word_cached(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
+    if (n > 48) return bpe_word(m, w, s, n, err);
+    if (!w->cache) {
+        w->cache = malloc(TOK_CACHE_SLOTS * sizeof *w->cache);
+        if (!w->cache) return bpe_word(m, w, s, n, err);
+        memset(w->cache, 0, TOK_CACHE_SLOTS * sizeof *w->cache);
+    }
+    uint64_t h = hash_bytes(s, n) | 1; /* 0 marks an empty slot */
+    size_t i = h & (TOK_CACHE_SLOTS - 1);
+    for (int probe = 0; probe < 8; probe++, i = (i + 1) & (TOK_CACHE_SLOTS - 1)) {
+        struct tok_cache_slot *c = &w->cache[i];
+        if (!c->h) break;
+        if (c->h == h && c->klen == n && !memcmp(w->ckeys.p + c->koff, s, n)) {
+            for (uint32_t k = 0; k < c->nids; k++)
+                if (tok_ws_emit(w, w->cids[c->ioff + k])) return hone_fail(err, "out of memory");
+            return 0;
+        }
+    }
+    size_t start = w->nout;
+    if (bpe_word(m, w, s, n, err)) return -1;
+    size_t nids = w->nout - start;
+    if (!nids) return 0; /* nothing worth caching (e.g. all characters unknown without unk) */
+    /* full (or a long probe chain): start over rather than evict one by one */
+    if (w->cused >= TOK_CACHE_SLOTS / 2 || w->cache[i].h) {
+        memset(w->cache, 0, TOK_CACHE_SLOTS * sizeof *w->cache);
+        w->ckeys.n = 0;
+        w->ncids = 0;
+        w->cused = 0;
+        i = h & (TOK_CACHE_SLOTS - 1);
+    }
+    if (w->ncids + nids > w->ccids) {
+        size_t c = w->ccids ? w->ccids * 2 : 16384;
+        while (c < w->ncids + nids) c *= 2;
+        int32_t *p = realloc(w->cids, c * sizeof *p);
+        if (!p) return 0; /* the cache is an optimization: skip it */
+        w->cids = p;
+        w->ccids = c;
+    }
+    size_t koff = w->ckeys.n;
+    if (tok_buf_put(&w->ckeys, s, n)) return 0;
+    memcpy(w->cids + w->ncids, w->out + start, nids * sizeof *w->cids);
+    w->cache[i] = (struct tok_cache_slot){h, (uint32_t)koff, (uint32_t)n, (uint32_t)w->ncids, (uint32_t)nids};
+    w->ncids += nids;
+    w->cused++;
+    return 0;
+}
+
 int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_error *err) {
     if (!n) return 0;
     if (m->ignore_merges) {
         int id = tok_vocab_get(&m->vocab, s, n);
         if (id >= 0) return tok_ws_emit(w, id);
     }
-    if (!m->word_split || n < 16) return bpe_word(m, w, s, n, err);
+    if (!m->word_split || n < 16) return bpe_word_cached(m, w, s, n, err);
     /* split before each \u2581 whose preceding character is not \u2581 nor in nosplit */
     const unsigned char *u = (const unsigned char *)s;
     size_t start = 0;
@@ -497,9 +591,9 @@ int tok_bpe_encode(const tok_bpe *m, tok_ws *w, const char *s, size_t n, hone_er
         int ok = 1;
         for (int k = 0; k < m->nnosplit && ok; k++) ok = m->nosplit[k] != cp;
         if (!ok) continue;
-        if (bpe_word(m, w, s + start, i - start, err)) return -1;
+        if (bpe_word_cached(m, w, s + start, i - start, err)) return -1;
         start = i;
         i += 2;
     }
-    return bpe_word(m, w, s + start, n - start, err);
+    return bpe_word_cached(m, w, s + start, n - start, err);
 }

@@ -11,20 +11,6 @@ static const char *fam_name[] = {"normalizer", "pre_tokenizer", "post_processor"
 static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-pcre2_code *tok_regex_compile(const char *pat, size_t n, const char *what, hone_error *err) {
-    int ec;
-    PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[160];
-        pcre2_get_error_message(ec, msg, sizeof msg);
-        hone_fail(err, "%s: regex /%.80s/ does not compile at offset %zu: %s", what, pat, (size_t)eo, (char *)msg);
-        return NULL;
-    }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if JIT is unavailable */
-    return re;
-}
-
 static int dupstr(char **dst, size_t *n, const char *s) {
     *n = strlen(s);
     *dst = malloc(*n + 1);
@@ -43,8 +29,7 @@ static int parse_pattern(tok_comp *c, json_t *p, const char *what, hone_error *e
     json_t *s = json_object_get(p, "String"), *r = json_object_get(p, "Regex");
     if (json_is_string(s)) return dupstr(&c->s1, &c->n1, json_string_value(s)) ? hone_fail(err, "out of memory") : 0;
     if (json_is_string(r)) {
-        c->re = tok_regex_compile(json_string_value(r), json_string_length(r), what, err);
-        return c->re ? 0 : -1;
+        return tok_regex_compile(c, json_string_value(r), json_string_length(r), what, err);
     }
     return hone_fail(err, "%s: pattern must be {\"String\": ...} or {\"Regex\": ...}", what);
 }
@@ -129,6 +114,7 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
         if (!strcmp(type, "NFKC")) { c->kind = TOKN_NFKC; return 0; }
         if (!strcmp(type, "NFKD")) { c->kind = TOKN_NFKD; return 0; }
         if (!strcmp(type, "Lowercase")) { c->kind = TOKN_LOWERCASE; return 0; }
+        if (!strcmp(type, "StripAccents")) { c->kind = TOKN_STRIP_ACCENTS; return 0; }
         if (!strcmp(type, "Strip")) {
             c->kind = TOKN_STRIP;
             c->a = get_bool(j, "strip_left", 1);
@@ -141,19 +127,20 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
             c->kind = TOKP_BYTELEVEL;
             c->a = get_bool(j, "add_prefix_space", 1);
             c->b = get_bool(j, "use_regex", 1);
-            if (c->b && !(c->re = tok_regex_compile(gpt2_pattern, sizeof gpt2_pattern - 1, what, err))) return -1;
-            return 0;
+            return c->b ? tok_regex_compile(c, gpt2_pattern, sizeof gpt2_pattern - 1, what, err) : 0;
         }
-        if (!strcmp(type, "Split")) {
-            c->kind = TOKP_SPLIT;
+        if (!strcmp(type, "Split") || !strcmp(type, "Punctuation")) {
+            int split = type[0] == 'S';
+            c->kind = split ? TOKP_SPLIT : TOKP_PUNCTUATION;
             const char *b = json_string_value(json_object_get(j, "behavior"));
-            if (!b) return hone_fail(err, "%s: Split pre-tokenizer without \"behavior\"", what);
-            if (!strcmp(b, "Removed")) c->a = SPLIT_REMOVED;
-            else if (!strcmp(b, "Isolated")) c->a = SPLIT_ISOLATED;
+            if (!b && split) return hone_fail(err, "%s: Split pre-tokenizer without \"behavior\"", what);
+            if (!b || !strcmp(b, "Isolated")) c->a = SPLIT_ISOLATED;
+            else if (!strcmp(b, "Removed")) c->a = SPLIT_REMOVED;
             else if (!strcmp(b, "MergedWithPrevious")) c->a = SPLIT_MERGED_PREV;
             else if (!strcmp(b, "MergedWithNext")) c->a = SPLIT_MERGED_NEXT;
             else if (!strcmp(b, "Contiguous")) c->a = SPLIT_CONTIGUOUS;
-            else return hone_fail(err, "%s: Split pre-tokenizer: unsupported behavior \"%s\"", what, b);
+            else return hone_fail(err, "%s: %s pre-tokenizer: unsupported behavior \"%s\"", what, type, b);
+            if (!split) return 0;
             c->b = get_bool(j, "invert", 0);
             return parse_pattern(c, json_object_get(j, "pattern"), what, err);
         }
@@ -166,6 +153,17 @@ int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const stru
             return 0;
         }
         if (!strcmp(type, "Digits")) { c->kind = TOKP_DIGITS; c->a = get_bool(j, "individual_digits", 0); return 0; }
+        if (!strcmp(type, "WhitespaceSplit")) { c->kind = TOKP_WHITESPACE_SPLIT; return 0; }
+        if (!strcmp(type, "Whitespace")) {
+            /* \w+|[^\w\s]+ with Rust's \w (Alphabetic, marks, Nd, Pc, joiners) and \s (White_Space):
+             * PCRE2's UCP \w also takes No and leaves out marks */
+            static const char ws_pattern[] =
+                "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+|"
+                "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}"
+                "\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]+";
+            c->kind = TOKP_WHITESPACE;
+            return tok_regex_compile(c, ws_pattern, sizeof ws_pattern - 1, what, err);
+        }
     } else if (fam == FAM_POST) {
         if (!strcmp(type, "Sequence")) { c->kind = TOKO_SEQUENCE; return parse_list(c, json_object_get(j, "processors"), fam, what, err); }
         if (!strcmp(type, "ByteLevel")) { c->kind = TOKO_BYTELEVEL; return 0; }
@@ -211,5 +209,6 @@ void tok_comp_free(tok_comp *c) {
     free(c->s2);
     free(c->ids);
     if (c->re) pcre2_code_free(c->re);
+    if (c->re_wide) pcre2_code_free(c->re_wide);
     memset(c, 0, sizeof *c);
 }

@@ -93,12 +93,14 @@ static int dec_one(const tok_comp *c, tok_pieces *in, tok_pieces *out) {
     case TOKD_REPLACE:
     case TOKD_METASPACE:
         for (size_t i = 0; i < in->n && !rc; i++) {
+            /* Metaspace: the replacement becomes ' ', except in the first token (unless the
+             * prepend scheme is "never") where every replacement is dropped, as the reference does */
+            int drop = c->kind == TOKD_METASPACE && i == 0 && c->a != PREPEND_NEVER;
             t.n = 0;
             rc = tok_buf_put(&t, "", 0) ||
                  replace_str(&t, in->b.p + in->s[i].off, in->s[i].len, c->s1, c->n1,
-                             c->kind == TOKD_METASPACE ? " " : c->s2, c->kind == TOKD_METASPACE ? 1 : c->n2);
-            size_t skip = (c->kind == TOKD_METASPACE && i == 0 && c->a != PREPEND_NEVER && t.n && t.p[0] == ' ');
-            if (!rc) rc = tok_pieces_push(out, t.p + skip, t.n - skip);
+                             c->kind == TOKD_METASPACE ? " " : c->s2, c->kind == TOKD_METASPACE ? !drop : c->n2);
+            if (!rc) rc = tok_pieces_push(out, t.p, t.n);
         }
         break;
     case TOKD_STRIP:

@@ -8,9 +8,14 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer.h"
 #include <jansson.h>
+#include <pthread.h>
 #include <pcre2.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+/* Ids are below 2^24 (the largest real vocabularies have ~262k): bounds the arrays a
+ * malformed file can make hone allocate. */
+#define TOK_MAX_ID (1 << 24)
 
 /* ---- growable buffers ---------------------------------------------------------------- */
 typedef struct { char *p; size_t n, cap; } tok_buf;
@@ -34,6 +39,8 @@ size_t tok_utf8_valid_prefix(const char *s, size_t n);             /* bytes of v
 int tok_is_whitespace(int32_t cp);                                 /* Unicode White_Space */
 int tok_is_word(int32_t cp);                                       /* regex \w */
 int tok_is_numeric(int32_t cp);                                    /* Rust char::is_numeric */
+int tok_is_punctuation(int32_t cp);  /* Rust is_ascii_punctuation || is_punctuation (P*) */
+int tok_is_mark(int32_t cp);         /* general category M* (combining marks) */
 /* String.from_utf8_lossy: appends s to out replacing each maximal invalid subpart by U+FFFD. */
 int tok_utf8_lossy(tok_buf *out, const char *s, size_t n);
 
@@ -86,9 +93,9 @@ enum {
     TOKC_NONE,
     /* normalizers */
     TOKN_SEQUENCE, TOKN_PREPEND, TOKN_REPLACE, TOKN_NFC, TOKN_NFD, TOKN_NFKC, TOKN_NFKD,
-    TOKN_LOWERCASE, TOKN_STRIP,
+    TOKN_LOWERCASE, TOKN_STRIP, TOKN_STRIP_ACCENTS,
     /* pre-tokenizers */
-    TOKP_SEQUENCE, TOKP_BYTELEVEL, TOKP_SPLIT, TOKP_METASPACE, TOKP_DIGITS, TOKP_WHITESPACE_SPLIT,
+    TOKP_SEQUENCE, TOKP_BYTELEVEL, TOKP_SPLIT, TOKP_METASPACE, TOKP_DIGITS, TOKP_WHITESPACE_SPLIT, TOKP_WHITESPACE, TOKP_PUNCTUATION,
     /* decoders */
     TOKD_SEQUENCE, TOKD_BYTELEVEL, TOKD_METASPACE, TOKD_REPLACE, TOKD_BYTEFALLBACK, TOKD_FUSE,
     TOKD_STRIP,
@@ -102,11 +109,12 @@ typedef struct tok_comp {
     int kind;
     /* kind-specific flags:
      *   STRIP(norm): a=left b=right; BYTELEVEL(pre): a=add_prefix_space b=use_regex;
-     *   SPLIT: a=behavior b=invert; METASPACE: a=prepend_scheme b=split; DIGITS: a=individual;
+     *   SPLIT, PUNCTUATION: a=behavior b=invert; METASPACE: a=prepend_scheme b=split; DIGITS: a=individual;
      *   STRIP(dec): a=start b=stop; TEMPLATE: ids = flattened single template, -1 = sequence */
     int a, b;
     char *s1, *s2; size_t n1, n2; /* pattern / content / prepend / replacement */
     pcre2_code *re;               /* regex patterns (UTF|UCP, JIT) */
+    pcre2_code *re_wide;          /* re with Unicode 15-16 letters etc. added, NULL if the same */
     struct tok_comp *sub; int nsub;
     int32_t *ids; int nids;
     json_t *src;                  /* the component's JSON (for saving) */
@@ -115,7 +123,12 @@ typedef struct tok_comp {
 int tok_comp_parse(tok_comp *c, json_t *j, int family, const char *what, const struct hone_tokenizer *tok,
                    hone_error *err);
 void tok_comp_free(tok_comp *c);
-pcre2_code *tok_regex_compile(const char *pat, size_t n, const char *what, hone_error *err);
+/* tok_regex.c: compiles c->re and c->re_wide; tok_comp_regex picks the one text s needs. */
+int tok_regex_compile(tok_comp *c, const char *pat, size_t n, const char *what, hone_error *err);
+int tok_has_new_chars(const char *s, size_t n);
+static inline const pcre2_code *tok_comp_regex(const tok_comp *c, const char *s, size_t n) {
+    return c->re_wide && tok_has_new_chars(s, n) ? c->re_wide : c->re;
+}
 
 /* ---- added tokens --------------------------------------------------------------------- */
 typedef struct {
@@ -146,7 +159,12 @@ typedef struct {
     tok_heap_item *heap; size_t cheap;
     tok_ev *ev; size_t cev;
     int32_t *out; size_t nout, cout;
+    /* word cache: BPE results of recent words (same ids as recomputing them) */
+    struct tok_cache_slot { uint64_t h; uint32_t koff, klen, ioff, nids; } *cache; /* (TOK_CACHE_SLOTS) */
+    tok_buf ckeys; int32_t *cids; size_t ncids, ccids, cused;
 } tok_ws;
+#define TOK_CACHE_SLOTS 8192
+#define TOK_POOL_MAX 64
 
 int tok_ws_init(tok_ws *w);
 void tok_ws_free(tok_ws *w);
@@ -158,6 +176,7 @@ struct hone_tokenizer {
     tok_comp normalizer, pretok, post, decoder; /* kind TOKC_NONE when null */
     tok_added *added; int nadded, capadded;
     int32_t *added_by_id; int32_t n_added_by_id; /* id -> index into added, -1 none */
+    tok_vocab added_index;          /* content -> index into added */
     tok_trie trie_raw, trie_norm;   /* non-normalized / normalized added tokens */
     int32_t vocab_size;
     int32_t bos_id, eos_id, pad_id;
@@ -167,7 +186,13 @@ struct hone_tokenizer {
     json_t *root;                   /* tokenizer.json without model.vocab/merges (for saving) */
     json_t *config;                 /* tokenizer_config.json or NULL */
     char path[512];
+    /* scratch pool: encode borrows a tok_ws (with its word cache) and returns it, so calls
+     * reuse memory and caches; the only mutable state of a loaded tokenizer, mutex-guarded */
+    pthread_mutex_t pool_mu;
+    tok_ws *pool[TOK_POOL_MAX]; int npool;
 };
+tok_ws *tok_ws_get(const hone_tokenizer *tok);
+void tok_ws_put(const hone_tokenizer *tok, tok_ws *w);
 
 /* tokenizer.c: added-token bookkeeping (also used by tok_save.c) */
 int tok_add_token(hone_tokenizer *tok, const char *content, size_t len, int32_t id, int special, int normalized,
@@ -194,6 +219,8 @@ int tok_json_find_model_arrays(const char *js, size_t n, size_t span[4]);
 int tok_json_put_string(tok_buf *b, const char *s, size_t n);
 /* Appends {"token": id, ...} in id order, one entry a line after `indent`. */
 int tok_json_put_vocab(tok_buf *b, const tok_vocab *v, const char *indent);
+/* spm_convert.c: the conversion into memory (json and config malloc'd, caller frees). */
+int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone_error *err);
 /* spm_convert.c: writes b to dir/name. */
 int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err);
 

@@ -1,6 +1,6 @@
 /* tok_pretokenize.c — pre-tokenizers: ByteLevel (GPT-2 regex optional, add_prefix_space),
  * Split (regex or string, the five delimiter behaviors, invert), Metaspace, Digits,
- * Sequence. Each turns the piece list w->pa into a new one (via w->pb), following the
+ * Punctuation, Whitespace, WhitespaceSplit, Sequence. Each turns the piece list w->pa into a new one (via w->pb), following the
  * reference's split semantics: a list of (span, is_match) events covering the piece,
  * merged per behavior, empty pieces dropped. */
 #include "tok_internal.h"
@@ -105,6 +105,14 @@ static int events_regex(const pcre2_code *re, tok_ws *w, const char *s, size_t n
     *nev = 0;
     while (off <= n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, w->md, w->mctx);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !w->jit) {
+            /* the default 32 KiB JIT stack was too small for this text: retry with 16 MiB */
+            w->mctx = pcre2_match_context_create(NULL);
+            w->jit = pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, NULL);
+            if (!w->mctx || !w->jit) return hone_fail(err, "out of memory");
+            pcre2_jit_stack_assign(w->mctx, NULL, w->jit);
+            continue;
+        }
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0 && rc != 0) {
             PCRE2_UCHAR msg[128];
@@ -144,7 +152,8 @@ static int events_string(const char *pat, size_t pn, tok_ws *w, const char *s, s
     return 0;
 }
 
-static int events_digits(tok_ws *w, const char *s, size_t n, size_t *nev) {
+/* Events of a character predicate: each matching character is its own match. */
+static int events_pred(tok_ws *w, const char *s, size_t n, int (*pred)(int32_t), size_t *nev) {
     const unsigned char *u = (const unsigned char *)s;
     size_t last = 0;
     *nev = 0;
@@ -152,7 +161,7 @@ static int events_digits(tok_ws *w, const char *s, size_t n, size_t *nev) {
         int32_t cp;
         int l = tok_utf8_decode(u + i, n - i, &cp);
         if (!l) { l = 1; cp = -1; }
-        if (cp >= 0 && tok_is_numeric(cp)) {
+        if (cp >= 0 && pred(cp)) {
             if (last < i && ev_push(w, nev, last, i, 0)) return -1;
             if (ev_push(w, nev, i, i + (size_t)l, 1)) return -1;
             last = i + (size_t)l;
@@ -174,7 +183,7 @@ static int bytelevel(const tok_comp *c, tok_ws *w, const char *s, size_t n, tok_
     if (tok_buf_put(t, s, n)) return hone_fail(err, "out of memory");
     size_t nev = 0;
     if (c->b) {
-        if (events_regex(c->re, w, t->p, t->n, &nev, err)) return -1;
+        if (events_regex(tok_comp_regex(c, t->p, t->n), w, t->p, t->n, &nev, err)) return -1;
     } else if (ev_push(w, &nev, 0, t->n, 0)) {
         return hone_fail(err, "out of memory");
     }
@@ -229,14 +238,23 @@ static int pretok_one(const tok_comp *c, tok_ws *w, const char *s, size_t n, int
     case TOKP_METASPACE: return metaspace(c, w, s, n, first, out, err);
     case TOKP_SPLIT:
         if (c->re) {
-            if (events_regex(c->re, w, s, n, &nev, err)) return -1;
+            if (events_regex(tok_comp_regex(c, s, n), w, s, n, &nev, err)) return -1;
         } else if (events_string(c->s1, c->n1, w, s, n, &nev)) {
             return hone_fail(err, "out of memory");
         }
         return emit_split(w, nev, s, c->a, c->b, out) ? hone_fail(err, "out of memory") : 0;
     case TOKP_DIGITS:
-        if (events_digits(w, s, n, &nev)) return hone_fail(err, "out of memory");
+        if (events_pred(w, s, n, tok_is_numeric, &nev)) return hone_fail(err, "out of memory");
         return emit_split(w, nev, s, c->a ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS, 0, out) ? hone_fail(err, "out of memory") : 0;
+    case TOKP_PUNCTUATION:
+        if (events_pred(w, s, n, tok_is_punctuation, &nev)) return hone_fail(err, "out of memory");
+        return emit_split(w, nev, s, c->a, 0, out) ? hone_fail(err, "out of memory") : 0;
+    case TOKP_WHITESPACE_SPLIT:
+        if (events_pred(w, s, n, tok_is_whitespace, &nev)) return hone_fail(err, "out of memory");
+        return emit_split(w, nev, s, SPLIT_REMOVED, 0, out) ? hone_fail(err, "out of memory") : 0;
+    case TOKP_WHITESPACE: /* the matches of \w+|[^\w\s]+ are the pieces */
+        if (events_regex(tok_comp_regex(c, s, n), w, s, n, &nev, err)) return -1;
+        return emit_split(w, nev, s, SPLIT_REMOVED, 1, out) ? hone_fail(err, "out of memory") : 0;
     default: return hone_fail(err, "unsupported pre-tokenizer (kind %d)", c->kind);
     }
 }

@@ -13,14 +13,13 @@ int tokenizer_add_special_tokens(hone_tokenizer *tok, const char *const *tokens,
     for (int i = 0; i < n; i++) {
         size_t len = strlen(tokens[i]);
         if (!len) continue;
-        int present = 0;
-        for (int k = 0; k < tok->nadded && !present; k++)
-            present = tok->added[k].len == len && !memcmp(tok->added[k].content, tokens[i], len);
-        if (present) continue;
+        if (tok_vocab_get(&tok->added_index, tokens[i], len) >= 0) continue; /* already an added token */
         /* a token the model already has keeps its id; others get the next free id */
         int32_t id = tok_vocab_get(&tok->bpe.vocab, tokens[i], len);
         if (id < 0) id = tok->vocab_size++;
-        if (tok_add_token(tok, tokens[i], len, id, 1, 0, 0, 0, 0)) return hone_fail(err, "out of memory");
+        if (tok_add_token(tok, tokens[i], len, id, 1, 0, 0, 0, 0) ||
+            tok_vocab_set(&tok->added_index, tokens[i], len, tok->nadded - 1)) /* repeats in `tokens` */
+            return hone_fail(err, "out of memory");
         added++;
     }
     return tok_refresh_added(tok, err) ? -1 : added;
@@ -73,6 +72,8 @@ int tokenizer_save(const hone_tokenizer *tok, const char *dir, hone_error *err) 
     }
     json_object_set_new(root, "added_tokens", arr);
     json_object_set_new(cfg, "added_tokens_decoder", dec);
+    if (tok->chat_template && !json_object_get(cfg, "chat_template")) /* e.g. read from chat_template.jinja */
+        json_object_set_new(cfg, "chat_template", json_string(tok->chat_template));
     json_t *model = json_object_get(root, "model");
     json_object_set_new(model, "vocab", json_string("@@HONE_VOCAB@@"));
     json_object_set_new(model, "merges", json_string("@@HONE_MERGES@@"));

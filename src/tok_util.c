@@ -122,6 +122,38 @@ size_t tok_utf8_valid_prefix(const char *s, size_t n) {
     return n;
 }
 
+/* Unicode-version gaps between utf8proc and the reference, found code point by code point
+ * over U+0001..U+2FFFF: the reference's punctuation table is older (Unicode 9 era), its
+ * numeric table newer (Unicode 16). Ranges are inclusive. */
+static const int32_t punct_not[][2] = {
+    {0x61D, 0x61D}, {0x9FD, 0x9FD}, {0xA76, 0xA76}, {0xC77, 0xC77}, {0xC84, 0xC84}, {0x1B7D,
+    0x1B7E}, {0x2E43, 0x2E4F}, {0x2E52, 0x2E5D}, {0x10EAD, 0x10EAD}, {0x10F55, 0x10F59}, {0x10F86,
+    0x10F89}, {0x1144B, 0x1144F}, {0x1145A, 0x1145B}, {0x1145D, 0x1145D}, {0x11660, 0x1166C},
+    {0x116B9, 0x116B9}, {0x1183B, 0x1183B}, {0x11944, 0x11946}, {0x119E2, 0x119E2}, {0x11A3F,
+    0x11A46}, {0x11A9A, 0x11A9C}, {0x11A9E, 0x11AA2}, {0x11B00, 0x11B09}, {0x11C41, 0x11C45},
+    {0x11C70, 0x11C71}, {0x11EF7, 0x11EF8}, {0x11F43, 0x11F4F}, {0x11FFF, 0x11FFF}, {0x12FF1,
+    0x12FF2}, {0x16E97, 0x16E9A}, {0x16FE2, 0x16FE2}, {0x1E95E, 0x1E95F}
+};
+static const int32_t punct_also[][2] = {
+    {0x166D, 0x166D}, {0x111C9, 0x111C9}
+};
+static const int32_t numeric_also[][2] = {
+    {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11DE0, 0x11DE9}, {0x16130,
+    0x16139}, {0x16D70, 0x16D79}, {0x16FF4, 0x16FF6}, {0x1CCF0, 0x1CCF9}, {0x1E5F1, 0x1E5FA}
+};
+
+static int in_ranges(const int32_t (*r)[2], size_t n, int32_t c) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < r[mid][0]) hi = mid;
+        else if (c > r[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+#define IN_RANGES(t, c) in_ranges(t, sizeof t / sizeof *t, c)
+
 int tok_is_whitespace(int32_t c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
@@ -129,23 +161,25 @@ int tok_is_whitespace(int32_t c) {
 }
 
 int tok_is_word(int32_t c) {
+    /* Rust regex \w: Alphabetic (letters, Nl, Other_Alphabetic), marks, Nd, Pc, join controls */
     if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
     utf8proc_category_t k = utf8proc_category(c);
     switch (k) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
     case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO: case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC:
         return 1;
-    default:
-        return c == 0x200C || c == 0x200D; /* join controls are \w in Rust's regex */
+    default: /* joiners; circled / squared Latin letters are Other_Alphabetic symbols */
+        return c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+               (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
     }
 }
 
 int tok_is_numeric(int32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
     utf8proc_category_t k = utf8proc_category(c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO || IN_RANGES(numeric_also, c);
 }
 
 /* Rust's Utf8Chunks: an invalid sequence is replaced by one U+FFFD per "maximal subpart":
@@ -180,4 +214,16 @@ int tok_utf8_lossy(tok_buf *out, const char *s, size_t n) {
     }
     out->p[out->n] = 0;
     return 0;
+}
+
+int tok_is_punctuation(int32_t c) {
+    if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+    if (IN_RANGES(punct_also, c)) return 1;
+    utf8proc_category_t k = utf8proc_category(c);
+    return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO && !IN_RANGES(punct_not, c);
+}
+
+int tok_is_mark(int32_t c) {
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
 }

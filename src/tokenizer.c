@@ -34,7 +34,29 @@ void tok_ws_free(tok_ws *w) {
     if (w->mctx) pcre2_match_context_free(w->mctx);
     if (w->jit) pcre2_jit_stack_free(w->jit);
     free(w->syms); free(w->heap); free(w->ev); free(w->out);
+    free(w->cache); tok_buf_free(&w->ckeys); free(w->cids);
     memset(w, 0, sizeof *w);
+}
+
+tok_ws *tok_ws_get(const hone_tokenizer *ctok) {
+    hone_tokenizer *tok = (hone_tokenizer *)ctok; /* only the pool is touched */
+    tok_ws *w = NULL;
+    pthread_mutex_lock(&tok->pool_mu);
+    if (tok->npool) w = tok->pool[--tok->npool];
+    pthread_mutex_unlock(&tok->pool_mu);
+    if (w) return w;
+    w = malloc(sizeof *w);
+    if (w && tok_ws_init(w)) { free(w); w = NULL; }
+    return w;
+}
+
+void tok_ws_put(const hone_tokenizer *ctok, tok_ws *w) {
+    hone_tokenizer *tok = (hone_tokenizer *)ctok;
+    if (!w) return;
+    pthread_mutex_lock(&tok->pool_mu);
+    if (tok->npool < TOK_POOL_MAX) { tok->pool[tok->npool++] = w; w = NULL; }
+    pthread_mutex_unlock(&tok->pool_mu);
+    if (w) { tok_ws_free(w); free(w); }
 }
 
 int tok_ws_emit(tok_ws *w, int32_t id) {
@@ -177,14 +199,9 @@ static int seg_model(const hone_tokenizer *tok, tok_ws *w, const char *s, size_t
 static int encode_valid(const hone_tokenizer *tok, tok_ws *w, const char *s, size_t n, size_t base, int first,
                         hone_error *err) {
     if (tok->normalizer.kind == TOKC_NONE) return split_added(tok, &tok->trie_norm, w, s, n, base, first, seg_model, err);
+    /* w->norm holds the normalized text for the whole split; nothing below writes to it */
     if (tok_normalize(&tok->normalizer, s, n, &w->norm, err)) return -1;
-    /* the normalized text lives in w->norm for the whole split; nothing below reuses it */
-    tok_buf norm = w->norm;
-    memset(&w->norm, 0, sizeof w->norm);
-    int rc = split_added(tok, &tok->trie_norm, w, norm.p ? norm.p : "", norm.n, base, first, seg_model, err);
-    if (!w->norm.p) w->norm = norm; /* keep the allocation for the next call */
-    else tok_buf_free(&norm);
-    return rc;
+    return split_added(tok, &tok->trie_norm, w, w->norm.p ? w->norm.p : "", w->norm.n, base, first, seg_model, err);
 }
 
 static int seg_raw(const hone_tokenizer *tok, tok_ws *w, const char *s, size_t n, int32_t added, size_t base,
@@ -214,11 +231,10 @@ static int post_process(const tok_comp *c, tok_ws *w) {
         return 0;
     }
     if (c->kind != TOKO_TEMPLATE) return 0;
-    size_t n = w->nout, extra = 0;
-    for (int i = 0; i < c->nids; i++) extra += c->ids[i] >= 0;
+    size_t n = w->nout;
     int32_t *seq = malloc((n + 1) * sizeof *seq);
     if (!seq) return -1;
-    memcpy(seq, w->out, n * sizeof *seq);
+    if (n) memcpy(seq, w->out, n * sizeof *seq);
     w->nout = 0;
     int rc = 0;
     for (int i = 0; i < c->nids && !rc; i++) {
@@ -226,7 +242,6 @@ static int post_process(const tok_comp *c, tok_ws *w) {
         else
             for (size_t k = 0; k < n && !rc; k++) rc = tok_ws_emit(w, seq[k]);
     }
-    (void)extra;
     free(seq);
     return rc;
 }
@@ -244,18 +259,18 @@ int tokenizer_encode(const hone_tokenizer *tok, const char *text, size_t len, in
                      size_t *n, hone_error *err) {
     *ids = NULL;
     *n = 0;
-    tok_ws w;
-    if (tok_ws_init(&w)) return hone_fail(err, "out of memory");
-    int rc = encode_ws(tok, &w, text, len, add_special, err);
+    tok_ws *w = tok_ws_get(tok);
+    if (!w) return hone_fail(err, "out of memory");
+    int rc = encode_ws(tok, w, text, len, add_special, err);
     if (!rc) {
-        *ids = malloc((w.nout + 1) * sizeof **ids);
+        *ids = malloc((w->nout + 1) * sizeof **ids);
         if (!*ids) rc = hone_fail(err, "out of memory");
         else {
-            memcpy(*ids, w.out, w.nout * sizeof **ids);
-            *n = w.nout;
+            if (w->nout) memcpy(*ids, w->out, w->nout * sizeof **ids);
+            *n = w->nout;
         }
     }
-    tok_ws_free(&w);
+    tok_ws_put(tok, w);
     return rc;
 }
 
@@ -266,15 +281,15 @@ int tokenizer_encode_batch(const hone_tokenizer *tok, const char **texts, const 
     hone_error first = {{0}};
 #pragma omp parallel
     {
-        tok_ws w;
-        int ok = tok_ws_init(&w) == 0;
+        tok_ws *w = tok_ws_get(tok);
+        int ok = w != NULL;
         hone_error e = {{0}};
 #pragma omp for schedule(dynamic, 4)
         for (long i = 0; i < (long)count; i++) {
-            int rc = ok ? encode_ws(tok, &w, texts[i], lens[i], add_special, &e) : hone_fail(&e, "out of memory");
+            int rc = ok ? encode_ws(tok, w, texts[i], lens[i], add_special, &e) : hone_fail(&e, "out of memory");
             if (!rc) {
-                ids[i] = malloc((w.nout + 1) * sizeof **ids);
-                if (ids[i]) { memcpy(ids[i], w.out, w.nout * sizeof **ids); ns[i] = w.nout; }
+                ids[i] = malloc((w->nout + 1) * sizeof **ids);
+                if (ids[i]) { if (w->nout) memcpy(ids[i], w->out, w->nout * sizeof **ids); ns[i] = w->nout; }
                 else rc = hone_fail(&e, "out of memory");
             }
             if (rc) {
@@ -282,7 +297,7 @@ int tokenizer_encode_batch(const hone_tokenizer *tok, const char **texts, const 
                 if (bad < 0 || i < bad) { bad = i; first = e; }
             }
         }
-        tok_ws_free(&w);
+        tok_ws_put(tok, w);
     }
     if (bad >= 0) {
         for (size_t i = 0; i < count; i++) { free(ids[i]); ids[i] = NULL; ns[i] = 0; }
@@ -337,9 +352,8 @@ done:
 /* ---- lookups -------------------------------------------------------------------------- */
 int tokenizer_token_to_id(const hone_tokenizer *tok, const char *token) {
     size_t n = strlen(token);
-    for (int i = 0; i < tok->nadded; i++)
-        if (tok->added[i].len == n && !memcmp(tok->added[i].content, token, n)) return tok->added[i].id;
-    return tok_vocab_get(&tok->bpe.vocab, token, n);
+    int a = tok_vocab_get(&tok->added_index, token, n);
+    return a >= 0 ? tok->added[a].id : tok_vocab_get(&tok->bpe.vocab, token, n);
 }
 
 int tokenizer_vocab_size(const hone_tokenizer *tok) { return tok->vocab_size; }
@@ -367,11 +381,14 @@ void tokenizer_free(hone_tokenizer *tok) {
     }
     free(tok->added);
     free(tok->added_by_id);
+    tok_vocab_free(&tok->added_index);
     trie_free(&tok->trie_raw);
     trie_free(&tok->trie_norm);
     free(tok->chat_template);
     if (tok->root) json_decref(tok->root);
     if (tok->config) json_decref(tok->config);
+    for (int i = 0; i < tok->npool; i++) { tok_ws_free(tok->pool[i]); free(tok->pool[i]); }
+    pthread_mutex_destroy(&tok->pool_mu);
     free(tok);
 }
 
@@ -388,6 +405,12 @@ int tok_refresh_added(hone_tokenizer *tok, hone_error *err) {
     memset(tok->added_by_id, 0xFF, ((size_t)maxid + 1) * sizeof *tok->added_by_id);
     trie_free(&tok->trie_raw);
     trie_free(&tok->trie_norm);
+    tok_vocab_free(&tok->added_index);
+    if (tok_vocab_init(&tok->added_index, (size_t)tok->nadded + 1)) return hone_fail(err, "out of memory");
+    for (int i = 0; i < tok->nadded; i++)
+        if (tok_vocab_get(&tok->added_index, tok->added[i].content, tok->added[i].len) < 0 &&
+            tok_vocab_set(&tok->added_index, tok->added[i].content, tok->added[i].len, i))
+            return hone_fail(err, "out of memory");
     trie_init(&tok->trie_raw);
     trie_init(&tok->trie_norm);
     /* the reference orders the patterns: special tokens first, then the others */
@@ -436,7 +459,7 @@ static int load_added(hone_tokenizer *tok, json_t *arr, const char *what, hone_e
     if (!json_is_array(arr)) return hone_fail(err, "%s: added_tokens is not a list", what);
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *t = json_array_get(arr, i), *c = json_object_get(t, "content"), *id = json_object_get(t, "id");
-        if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1 << 30))
+        if (!json_is_string(c) || !json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= TOK_MAX_ID)
             return hone_fail(err, "%s: added_tokens[%zu] needs a string content and an id", what, i);
         if (!json_string_length(c)) continue;
 #define B(k, d) (json_is_boolean(json_object_get(t, k)) ? json_is_true(json_object_get(t, k)) : (d))
@@ -540,6 +563,7 @@ int tokenizer_load_json(hone_tokenizer **out, const char *js, size_t len, const 
     *out = NULL;
     hone_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) return hone_fail(err, "out of memory");
+    pthread_mutex_init(&tok->pool_mu, NULL);
     snprintf(tok->path, sizeof tok->path, "%s", what);
     size_t span[4];
     if (tok_json_find_model_arrays(js, len, span)) {
@@ -618,14 +642,32 @@ static char *read_file(const char *path, size_t *n, hone_error *err) {
     return b;
 }
 
+/* A SentencePiece .model, converted in memory (see spm_convert). */
+static int load_spm(hone_tokenizer **out, const char *path, hone_error *err) {
+    tok_buf js = {0}, cfg = {0};
+    int rc = spm_convert_mem(path, &js, &cfg, err);
+    if (!rc) rc = tokenizer_load_json(out, js.p, js.n, cfg.p, cfg.n, path, err);
+    tok_buf_free(&js);
+    tok_buf_free(&cfg);
+    return rc;
+}
+
 int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err) {
     char file[4096], cfg[4096];
     struct stat st;
     *out = NULL;
     if (stat(path, &st)) return hone_fail(err, "%s: %s", path, strerror(errno));
+    size_t pl = strlen(path);
     if (S_ISDIR(st.st_mode)) {
         snprintf(file, sizeof file, "%s/tokenizer.json", path);
         snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", path);
+        if (stat(file, &st)) { /* a directory with only a SentencePiece model */
+            snprintf(file, sizeof file, "%s/tokenizer.model", path);
+            if (!stat(file, &st)) return load_spm(out, file, err);
+            snprintf(file, sizeof file, "%s/tokenizer.json", path);
+        }
+    } else if (pl > 6 && !strcmp(path + pl - 6, ".model")) {
+        return load_spm(out, path, err);
     } else {
         snprintf(file, sizeof file, "%s", path);
         const char *slash = strrchr(path, '/');
@@ -645,5 +687,13 @@ int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err) {
     int rc = tokenizer_load_json(out, map, n, cj, cn, file, err);
     munmap(map, n);
     free(cj);
+    if (!rc && !(*out)->chat_template) { /* newer transformers save the template beside the config */
+        char tpl[4096];
+        size_t tn;
+        snprintf(tpl, sizeof tpl, "%.*schat_template.jinja", (int)(strlen(cfg) - strlen("tokenizer_config.json")), cfg);
+        char *t = stat(tpl, &st) == 0 ? read_file(tpl, &tn, NULL) : NULL;
+        if (t && strlen(t) == tn) (*out)->chat_template = t;
+        else free(t);
+    }
     return rc;
 }

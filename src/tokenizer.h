@@ -16,7 +16,8 @@
 typedef struct hone_tokenizer hone_tokenizer;
 
 /* path: a tokenizer.json file or a directory holding tokenizer.json
- * (+ tokenizer_config.json if present). */
+ * (+ tokenizer_config.json if present). A SentencePiece BPE `.model` file, or a directory
+ * with tokenizer.model and no tokenizer.json, is converted in memory as spm_convert does. */
 int tokenizer_load(hone_tokenizer **out, const char *path, hone_error *err);
 /* Same from a JSON text in memory (config_json may be NULL); `what` names it in errors. */
 int tokenizer_load_json(hone_tokenizer **out, const char *json, size_t len, const char *config_json,
@@ -43,7 +44,8 @@ int tokenizer_bos_id(const hone_tokenizer *tok);
 int tokenizer_eos_id(const hone_tokenizer *tok);
 int tokenizer_pad_id(const hone_tokenizer *tok);
 int tokenizer_add_bos(const hone_tokenizer *tok); /* whether add_special prepends BOS */
-const char *tokenizer_chat_template(const hone_tokenizer *tok); /* chat_template or NULL */
+/* tokenizer_config.json's chat_template (else chat_template.jinja beside it) or NULL */
+const char *tokenizer_chat_template(const hone_tokenizer *tok);
 
 /* Adds special tokens (normalized=false, special=true). Tokens that already are added
  * tokens are skipped; a token already in the model vocab becomes a special added token

@@ -8,6 +8,13 @@
 #include <unistd.h>
 
 static const char *const names[] = {"llama2", "mistral", "llama3", "gemma3", "qwen3", "gpt2", "smollm", "phi3", "gpt4o"};
+/* bos, eos, pad, add_bos, vocab size, has chat template: from tokenizer_config.json (phi3 has
+ * none: BOS from the post-processor, EOS from well-known added tokens) */
+static const int meta[9][6] = {
+    {1, 2, -1, 1, 32000, 0},            {1, 2, -1, 1, 32000, 0},       {128000, 128001, -1, 0, 128256, 1},
+    {2, 106, 0, 1, 262145, 1},          {-1, 151645, 151643, 0, 151669, 1}, {50256, 50256, -1, 0, 50257, 0},
+    {0, 0, -1, 0, 49152, 0},            {-1, 2, -1, 0, 32011, 0},      {199999, 199999, -1, 0, 200019, 0},
+};
 
 /* Reads a whole file; NULL if absent. */
 static char *slurp(const char *path, size_t *n) {
@@ -85,6 +92,12 @@ static void test_corpus_exact(void) {
         int rc = tokenizer_load(&tok, dir, &err);
         CHECK(rc == 0, "%s: %s", names[t], err.msg);
         if (rc) continue;
+        const int *mt = meta[t];
+        CHECK(tokenizer_bos_id(tok) == mt[0] && tokenizer_eos_id(tok) == mt[1] && tokenizer_pad_id(tok) == mt[2] &&
+                  tokenizer_add_bos(tok) == mt[3] && tokenizer_vocab_size(tok) == mt[4] &&
+                  (tokenizer_chat_template(tok) != NULL) == mt[5],
+              "%s: bos %d eos %d pad %d add_bos %d vocab %d", names[t], tokenizer_bos_id(tok), tokenizer_eos_id(tok),
+              tokenizer_pad_id(tok), tokenizer_add_bos(tok), tokenizer_vocab_size(tok));
         size_t n;
         char *buf = slurp(ep, &n), **exp;
         size_t ne = lines_of(buf, n, &exp), ok = 0, shown = 0;
@@ -162,6 +175,10 @@ static void test_tiny_bpe(void) {
     CHECK(tokenizer_decode(tok, dec, 3, 0, &s, &len, &err) == 0, "%s", err.msg);
     CHECK(len == 7 && !memcmp(s, "abc\xEF\xBF\xBD" "a", 7), "decode: %s", s);
     free(s);
+    int32_t dec2[] = {0, 1, 7, 2};
+    CHECK(tokenizer_decode(tok, dec2, 4, 1, &s, &len, &err) == 0, "%s", err.msg);
+    CHECK(!strcmp(s, "a<X>b"), "skip_special drops <unk> only (<X> is not special): \"%s\"", s);
+    free(s);
     CHECK(tokenizer_token_to_id(tok, "abc") == 5, "token_to_id");
     CHECK(tokenizer_id_to_token(tok, 99) == NULL, "id_to_token out of range");
     CHECK(tokenizer_vocab_size(tok) == 9, "vocab size %d", tokenizer_vocab_size(tok));
@@ -215,8 +232,8 @@ static void test_add_special_and_save(void) {
     hone_error err;
     CHECK(tokenizer_load_json(&tok, tiny_json, sizeof tiny_json - 1, NULL, 0, "tiny", &err) == 0, "%s", err.msg);
     if (!tok) return;
-    const char *const extra[] = {"<|im_start|>", "<|im_end|>", "abc", "<X>", ""};
-    CHECK(tokenizer_add_special_tokens(tok, extra, 5, &err) == 3, "added count");
+    const char *const extra[] = {"<|im_start|>", "<|im_end|>", "abc", "<X>", "", "<|im_end|>"};
+    CHECK(tokenizer_add_special_tokens(tok, extra, 6, &err) == 3, "added count");
     CHECK(tokenizer_vocab_size(tok) == 11, "vocab size %d", tokenizer_vocab_size(tok));
     int32_t want[] = {9, 5, 10, 4};
     check_ids(tok, "<|im_start|>abc<|im_end|>ab", want, 4);
@@ -258,6 +275,101 @@ static void test_add_special_and_save(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
+}
+
+static int same_ids(const int32_t *ids, size_t n, json_t *want) {
+    if (n != json_array_size(want)) return 0;
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] != json_integer_value(json_array_get(want, k))) return 0;
+    return 1;
+}
+
+/* Synthetic tokenizers made with the reference library (tests/reference/tok_synth.py) for the
+ * components the nine real ones do not use; committed with the reference's encodings. */
+static void test_synthetic_components(void) {
+    static const char *const synth[] = {"metaspace", "splits", "bytelevel", "punct", "wsregex"};
+    for (int t = 0; t < 5; t++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tests/fixtures/tokenizers/%s", synth[t]);
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", test_src(rel));
+        hone_tokenizer *tok;
+        hone_error err;
+        CHECK(tokenizer_load(&tok, dir, &err) == 0, "%s: %s", synth[t], err.msg);
+        if (!tok) continue;
+        snprintf(rel, sizeof rel, "tests/fixtures/tokenizers/%s/expected.jsonl", synth[t]);
+        size_t n, ok = 0;
+        char *buf = slurp(test_src(rel), &n), **lines;
+        size_t nl = buf ? lines_of(buf, n, &lines) : 0;
+        for (size_t i = 0; i < nl; i++) {
+            json_error_t je;
+            json_t *j = json_loads(lines[i], 0, &je), *tx = json_object_get(j, "text");
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0, nd = 0;
+            char *d = NULL;
+            int good = tokenizer_encode(tok, json_string_value(tx), json_string_length(tx), 0, &a, &na, &err) == 0 &&
+                       tokenizer_encode(tok, json_string_value(tx), json_string_length(tx), 1, &b, &nb, &err) == 0 &&
+                       tokenizer_decode(tok, a, na, 0, &d, &nd, &err) == 0;
+            good = good && same_ids(a, na, json_object_get(j, "ids")) && same_ids(b, nb, json_object_get(j, "ids_special")) &&
+                   !strcmp(d, json_string_value(json_object_get(j, "decoded")));
+            CHECK(good, "%s line %zu (\"%.60s\"): differs from the reference (decoded \"%.80s\")", synth[t], i + 1,
+                  json_string_value(tx), d ? d : "");
+            ok += good;
+            free(a); free(b); free(d);
+            json_decref(j);
+        }
+        printf("    synthetic %-9s %zu / %zu lines exact\n", synth[t], ok, nl);
+        if (t == 2) { /* invalid UTF-8 with a byte-level vocabulary: the byte's own token */
+            int32_t *ids;
+            size_t m;
+            CHECK(tokenizer_encode(tok, "\xff", 1, 0, &ids, &m, &err) == 0, "%s", err.msg);
+            CHECK(m == 1 && ids[0] == tokenizer_token_to_id(tok, "\xC3\xBF"), "0xFF -> the token of U+00FF");
+            free(ids);
+        }
+        CHECK(nl > 0, "%s: no fixture lines", synth[t]);
+        if (buf) { free(lines); free(buf); }
+        tokenizer_free(tok);
+    }
+}
+
+/* Pre-tokenizes s with the pre-tokenizer JSON js; returns the number of pieces. */
+static size_t pieces_of(const char *js, const char *s) {
+    json_error_t je;
+    json_t *j = json_loads(js, 0, &je);
+    tok_comp c;
+    hone_error err;
+    tok_ws w;
+    size_t n = 0;
+    CHECK(j && tok_comp_parse(&c, j, 1, "t", NULL, &err) == 0, "%s", js);
+    tok_ws_init(&w);
+    tok_pieces_push(&w.pa, s, strlen(s));
+    if (tok_pretokenize(&c, &w, 1, &err) == 0) n = w.pa.n;
+    tok_ws_free(&w);
+    tok_comp_free(&c);
+    json_decref(j);
+    return n;
+}
+
+/* Spot checks of the Unicode-version patches (the full per-code-point comparison with the
+ * reference is a development-time check, see docs/tokenizer.md). */
+static void test_unicode_tables(void) {
+    tok_comp c = {0};
+    tok_buf o = {0};
+    hone_error err;
+    c.kind = TOKN_LOWERCASE;
+    CHECK(tok_normalize(&c, "\xE1\xB2\x89\xC4\xB0", 5, &o, &err) == 0 && o.n == 6 &&
+              !memcmp(o.p, "\xE1\xB2\x8A" "i\xCC\x87", 6), "Lowercase U+1C89, U+0130");
+    c.kind = TOKN_NFKC;
+    CHECK(tok_normalize(&c, "\xE3\x8B\xBF\xEF\xAC\x81", 6, &o, &err) == 0 && o.n == 5 && !memcmp(o.p, "\xE3\x8B\xBF" "fi", 5),
+          "NFKC keeps U+32FF, maps U+FB01");
+    tok_buf_free(&o);
+    CHECK(pieces_of("{\"type\": \"Punctuation\"}", "a\xD8\x9D" "b,c") == 3, "U+061D is not punctuation for the reference");
+    CHECK(pieces_of("{\"type\": \"Digits\", \"individual_digits\": true}", "a\xF0\x90\xB5\x80" "b") == 3, "U+10D40 is a digit");
+    /* U+2EBF0 (CJK extension I, Unicode 15.1) is a letter: "x" + it is one \p{L}+ piece */
+    const char *l3 = "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+\"},"
+                     " \"behavior\": \"Isolated\", \"invert\": false}";
+    CHECK(pieces_of(l3, "x\xF0\xAE\xAF\xB0") == 1, "U+2EBF0 is a letter");
+    CHECK(pieces_of(l3, "x1") == 2, "regex sanity");
 }
 
 /* Compares hone's converted tokenizer with SentencePiece's own ids from the fixture. */
@@ -353,6 +465,8 @@ int main(void) {
     TEST_RUN(test_tiny_bpe);
     TEST_RUN(test_errors);
     TEST_RUN(test_add_special_and_save);
+    TEST_RUN(test_synthetic_components);
+    TEST_RUN(test_unicode_tables);
     TEST_RUN(test_corpus_exact);
     TEST_RUN(test_batch_equals_serial);
     TEST_RUN(test_spm_stories260k);
