@@ -6,9 +6,9 @@
  *   implicit reward r = beta * (logp_model - logp_ref)      (DPO)
  *   accuracy = mean[r_chosen > r_rejected], margin = mean[r_chosen - r_rejected]
  *
- * Tokens as `hone dpo` (and TRL's DPOTrainer) build them: without --chat-template
- * the row is TRL's standard text form (prompt + completion + EOS); with one, a user
- * turn and an assistant answer rendered by the template. */
+ * Pairs are read with dataset.h (every DPO row format) and tokenized as `hone dpo`
+ * (and TRL's DPOTrainer) do: text rows as prompt + completion + EOS, conversational
+ * rows rendered with the chat template. */
 #include "commands.h"
 #include "gen_cli.h"
 #include "kernels.h"
@@ -19,17 +19,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include "chat_template.h"
+#include "dataset.h"
 
 static void usage(FILE *f) {
     fprintf(f, "Usage: hone eval MODEL_DIR --pairs FILE.jsonl --ref REF_DIR [--beta B] [--out FILE.jsonl]\n"
                "       hone eval MODEL_DIR --perplexity FILE.jsonl\n\n"
-               "--pairs: {\"prompt\", \"chosen\", \"rejected\"} string rows. Prints the preference accuracy\n"
+               "--pairs: preference rows in any format hone dpo reads ({\"prompt\", \"chosen\", \"rejected\"} strings or\n"
+               "message lists, or chosen/rejected sharing an implicit prompt). Prints the preference accuracy\n"
                "(fraction of pairs with beta*((logp_c - ref_logp_c) - (logp_r - ref_logp_r)) > 0), the mean\n"
                "margin and the mean rewards; --out writes one JSON line of log-probs and rewards per pair.\n"
                "--perplexity: {\"text\"} rows; prints exp(mean negative log-likelihood per predicted token).\n"
                "Options:\n"
                "  --beta B               DPO beta (default 0.1)\n"
-               "  --chat-template NAME   render prompt/answer as a user/assistant conversation\n"
+               "  --chat-template NAME   template for conversational rows (default auto: the model's, else chatml)\n"
+               "  --format NAME          row format (default auto; standard, conversational, implicit, ...)\n"
                "  --batch-size N         sequences per forward pass (default 8)\n"
                "  --json                 print the summary as one JSON object\n"
                "  --threads N            threads\n");
@@ -78,21 +81,15 @@ static int score(const hone_model *m, scored *seqs, int n_seq, int bs, double *l
  * (pipeline.c) and TRL do: render prompt, prompt+chosen, prompt+rejected with
  * chat_render_dpo (text rows: concatenated, EOS appended), tokenize each whole, and
  * score what follows the longest common token prefix of the three. */
-static int build_pair(const gen_model *g, const chat_template *t, int is_text, const char *prompt, const char *chosen,
-                      const char *rejected, int max_len, scored *out, hone_error *err) {
-    hone_message mp = {is_text ? "text" : "user", prompt}, mc = {is_text ? "text" : "assistant", chosen},
-                 mr = {is_text ? "text" : "assistant", rejected};
-    hone_dpo_example ex;
-    memset(&ex, 0, sizeof ex);
-    ex.is_text = is_text;
-    ex.prompt = (hone_conv){&mp, 1};
-    ex.chosen = (hone_conv){&mc, 1};
-    ex.rejected = (hone_conv){&mr, 1};
+static int build_pair(const gen_model *g, const chat_template *t, const hone_dpo_example *exp, int max_len, scored *out,
+                      hone_error *err) {
+    const hone_dpo_example ex = *exp;
+    int is_text = ex.is_text;
     chat_dpo_text dt;
     if (chat_render_dpo(t, &ex, NULL, &dt, err) < 0) return -1;
     int32_t *pi = NULL, *ci = NULL, *ri = NULL;
     size_t np = 0, nc = 0, nr = 0;
-    int add = tokenizer_add_bos(g->tok) && is_text, rc = -1;
+    int add = tokenizer_add_bos(g->tok) && is_text, rc = -1; /* rendered templates carry their BOS text */
     if (tokenizer_encode(g->tok, dt.prompt, dt.prompt_len, add, &pi, &np, err) < 0 ||
         tokenizer_encode(g->tok, dt.chosen, dt.chosen_len, add, &ci, &nc, err) < 0 ||
         tokenizer_encode(g->tok, dt.rejected, dt.rejected_len, add, &ri, &nr, err) < 0)
@@ -117,7 +114,7 @@ static double mean(const double *x, int n) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *pairs = NULL, *ref = NULL, *ppl = NULL, *outp = NULL, *tmpl = NULL;
+    const char *model = NULL, *pairs = NULL, *ref = NULL, *ppl = NULL, *outp = NULL, *tmpl = NULL, *format = "auto";
     double beta = 0.1;
     int bs = 8, threads = 0, json = 0;
     for (int i = 1; i < argc; i++) {
@@ -136,6 +133,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(o, "--perplexity")) ppl = v;
         else if (!strcmp(o, "--out")) outp = v;
         else if (!strcmp(o, "--chat-template")) tmpl = v;
+        else if (!strcmp(o, "--format")) format = v;
         else if (!strcmp(o, "--beta")) {
             beta = strtod(v, &end);
             if (end == v || *end || !(beta > 0) || !isfinite(beta)) { fprintf(stderr, "hone eval: --beta: expected a number > 0, got '%s'\n", v); return 2; }
@@ -168,18 +166,33 @@ int cmd_eval(int argc, char **argv) {
     long *cnt = NULL;
     hone_model rm = {0};
     FILE *out = NULL;
+    hone_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    hone_dpo_example *ex = NULL;
     if (json) printf("{");
     if (pairs) {
-        const char *keys[3] = {"prompt", "chosen", "rejected"};
-        if (gen_read_rows(pairs, keys, NULL, 3, &rows, &n, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
-        nkeys = 3;
+        /* any DPO row format hone dpo reads (standard strings, conversational, implicit prompt) */
+        hone_data_source src;
+        memset(&src, 0, sizeof src);
+        src.path = (char *)pairs;
+        src.format = (char *)format;
+        src.number_of_samples = -1;
+        src.ratio = -1;
+        hone_source_report rep;
+        void *exv = NULL;
+        long nl = 0;
+        ds.kind = HONE_DPO;
+        if (dataset_read_source(&ds, &src, 0, 0, &exv, &nl, &rep, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
+        ex = exv;
+        n = (int)nl;
+        if (n == 0) { fprintf(stderr, "hone eval: %s: no pairs\n", pairs); goto done; }
         seqs = calloc((size_t)2 * n, sizeof *seqs);
         n_seqs = seqs ? 2 * n : 0;
         lp = calloc((size_t)4 * n, sizeof *lp);
         if (!seqs || !lp) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
         for (int i = 0; i < n; i++)
-            if (build_pair(&g, &tpl, !tmpl, rows[3 * i], rows[3 * i + 1], rows[3 * i + 2], max_len, &seqs[2 * i], &err) < 0) {
-                fprintf(stderr, "hone eval: %s: row %d: %s\n", pairs, i + 1, err.msg);
+            if (build_pair(&g, &tpl, &ex[i], max_len, &seqs[2 * i], &err) < 0) {
+                fprintf(stderr, "hone eval: %s:%ld: %s\n", pairs, ex[i].line, err.msg);
                 goto done;
             }
         if (model_load(&rm, ref, 1, &err) < 0) { fprintf(stderr, "hone eval: --ref: %s\n", err.msg); goto done; }
@@ -221,7 +234,6 @@ int cmd_eval(int argc, char **argv) {
         for (int i = 0; i < n_seqs; i++) free(seqs[i].ids);
         free(seqs); seqs = NULL; n_seqs = 0;
         free(lp); lp = NULL;
-        gen_rows_free(rows, n, nkeys); rows = NULL;
     }
     if (ppl) {
         const char *key = "text";
@@ -268,6 +280,8 @@ done:
     free(cnt);
     gen_rows_free(rows, n, nkeys);
     model_free(&rm);
+    free(ex);
+    dataset_free(&ds);
     chat_template_free(&tpl);
     gen_model_free(&g);
     return rc;
