@@ -18,7 +18,7 @@
 void gen_args_defaults(gen_args *a) {
     memset(a, 0, sizeof *a);
     gen_options_defaults(&a->o);
-    a->batch = 8;
+    a->batch = 0; /* gen_engine_init picks */
 }
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out, hone_error *err) {
@@ -97,7 +97,7 @@ void gen_args_help(FILE *f) {
                "  --seed S                sampling seed (every prompt samples from its own rng seeded with S)\n"
                "  --stop STR              stop before this text (repeatable); EOS and end-of-turn tokens always stop\n"
                "  --chat-template NAME    chatml|llama2|llama3|gemma|zephyr|model|auto or inline Jinja\n"
-               "  --batch N               prompts decoded together (default 8)\n"
+               "  --batch N               prompts decoded together (default: up to 32, KV cache <= 512 MB)\n"
                "  --max-context N         KV-cache positions (default: the model's, at most 4096)\n"
                "  --threads N             threads (default: HONE_THREADS or one per core)\n");
 }
@@ -184,7 +184,14 @@ int gen_engine_init(hone_engine *e, const gen_model *g, const gen_args *a, int n
     if (mp > 0 && T > mp) T = mp;
     if (max_prompt >= T)
         return hone_fail(err, "a prompt has %d tokens; the context holds %ld (model max %d)", max_prompt, T, mp);
-    int B = n < a->batch ? n : a->batch;
+    int B = a->batch;
+    if (B <= 0) { /* default: up to 32 sequences, the KV cache within 512 MB */
+        const hone_model_config *c = &g->m.cfg;
+        double slot = 2.0 * sizeof(float) * c->num_layers * (double)c->num_kv_heads * c->head_dim * T;
+        B = (int)((512.0 * (1 << 20)) / slot);
+        if (B > 32) B = 32;
+    }
+    if (B > n) B = n;
     return engine_init(e, &g->m, B < 1 ? 1 : B, (int)T, 0, err);
 }
 

@@ -169,7 +169,9 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
     int nt = max_threads() < e->nthr ? max_threads() : e->nthr; /* the lse scratch has e->nthr rows */
     size_t att_work = 0;
     for (int r = 0; r < n; r++) att_work += (size_t)(pos[r] + 1) * HD * 2;
-    int par = use_gemm; /* prompt chunks: parallel element-wise ops; decoding: serial */
+    /* element-wise ops in parallel only for big prompt chunks: a few rows are less work
+     * than waking the team, and a loaded machine punishes every barrier */
+    int par = use_gemm && (size_t)n * F >= PAR_MIN_WORK;
     float escale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
     if (par) {
         embedding_forward(e->x, m->w.embed, tokens, n, C, escale);
