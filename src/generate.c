@@ -58,6 +58,9 @@ static size_t engine_layout(hone_engine *e, char *base) {
     e->v = carve(&cv, cap * KD * sizeof(float));
     e->gate = carve(&cv, cap * F * sizeof(float));
     e->up = carve(&cv, cap * F * sizeof(float));
+    size_t wide = F > C ? F : C;
+    if (HD + 0u > wide) wide = HD;
+    e->tmp = carve(&cv, cap * wide * sizeof(float));
     e->rstd = carve(&cv, cap * sizeof(float));
     e->cos = carve(&cv, cap * (c->head_dim / 2) * sizeof(float));
     e->sin = carve(&cv, cap * (c->head_dim / 2) * sizeof(float));
@@ -153,9 +156,23 @@ static void glu_rows(float *h, const float *gate, const float *up, size_t n, int
     hone_kt.glu_fwd(h, gate, up, (int)n, act);
 }
 
-static void linear(const mv_job *jobs, int nj, const float *in, int n, int IC, int use_gemm) {
+/* Prompt chunks: out^T (OC, n) = W @ in^T with the weights as gemm's A operand (packed
+ * row-wise, cheaper than packing them transposed as the B operand), then transposed
+ * into out with the bias. tmp: (OC, n) scratch. */
+static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float *tmp) {
+    int OC = jb->OC;
+    hone_kt.gemm_f32(0, 1, OC, n, IC, jb->W, IC, in, IC, 0.f, tmp, n);
+#pragma omp parallel for schedule(static) if ((size_t)OC * n >= PAR_MIN_WORK)
+    for (int o0 = 0; o0 < OC; o0 += 32) {
+        int o1 = o0 + 32 < OC ? o0 + 32 : OC;
+        for (int r = 0; r < n; r++)
+            for (int o = o0; o < o1; o++) jb->out[(size_t)r * OC + o] = tmp[(size_t)o * n + r] + (jb->b ? jb->b[o] : 0.f);
+    }
+}
+
+static void linear(hone_engine *e, const mv_job *jobs, int nj, const float *in, int n, int IC, int use_gemm) {
     if (!use_gemm) { matvec_jobs(jobs, nj, in, n, IC); return; }
-    for (int j = 0; j < nj; j++) matmul_forward(jobs[j].out, in, jobs[j].W, jobs[j].b, n, IC, jobs[j].OC);
+    for (int j = 0; j < nj; j++) linear_gemm(&jobs[j], in, n, IC, e->tmp);
 }
 
 void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t *slots, const int32_t *pos,
@@ -192,7 +209,7 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         float *kc = e->kc + (size_t)l * e->max_B * e->slot_stride, *vc = e->vc + (size_t)l * e->max_B * e->slot_stride;
         rmsnorm_rows(e->xb, e->rstd, e->x, W->ln1, c->norm_offset, c->rms_norm_eps, n, C, par);
         mv_job qkv[3] = {{e->q, W->wq, W->bq, HD}, {e->k, W->wk, W->bk, KD}, {e->v, W->wv, W->bv, KD}};
-        linear(qkv, 3, e->xb, n, C, use_gemm);
+        linear(e, qkv, 3, e->xb, n, C, use_gemm);
         rope_rows(e->q, e->cos, e->sin, n, H, D, par);
         rope_rows(e->k, e->cos, e->sin, n, KV, D, par);
         for (int r = 0; r < n; r++) {
@@ -212,14 +229,14 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
                              e->zeros, e->zeros, scale);
         }
         mv_job o = {e->xm, W->wo, W->bo, C};
-        linear(&o, 1, e->att, n, HD, use_gemm);
+        linear(e, &o, 1, e->att, n, HD, use_gemm);
         add_rows(e->xm, e->x, (size_t)n * C, par);
         rmsnorm_rows(e->xb, e->rstd, e->xm, W->ln2, c->norm_offset, c->rms_norm_eps, n, C, par);
         mv_job gu[2] = {{e->gate, W->wg, W->bg, F}, {e->up, W->wu, W->bu, F}};
-        linear(gu, 2, e->xb, n, C, use_gemm);
+        linear(e, gu, 2, e->xb, n, C, use_gemm);
         glu_rows(e->gate, e->gate, e->up, (size_t)n * F, c->act, par);
         mv_job d = {e->x, W->wd, W->bd, C};
-        linear(&d, 1, e->gate, n, F, use_gemm);
+        linear(e, &d, 1, e->gate, n, F, use_gemm);
         add_rows(e->x, e->xm, (size_t)n * C, par);
     }
     if (n_out <= 0) return;

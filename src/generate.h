@@ -36,6 +36,7 @@ typedef struct hone_engine {
     float *q, *att;     /* (cap, H*D) */
     float *k, *v;       /* (cap, KV*D) */
     float *gate, *up;   /* (cap, F) */
+    float *tmp;         /* (max(F, C, H*D), cap) transposed gemm output */
     float *rstd;        /* (cap) */
     float *cos, *sin;   /* (cap, D/2) */
     float *lse;         /* (nthr, max_T) attention log-sum-exp scratch */
