@@ -96,6 +96,8 @@ PACK_T(6)
 PACK_T(8)
 PACK_T(12)
 PACK_T(16)
+PACK_T(24)
+PACK_T(28)
 PACK_T(32)
 
 /* The transposing pack of one full panel; 0 when W has no specialisation. */
@@ -105,6 +107,8 @@ static int pack_t_fast(int w, const float *s, size_t ld, int kc, float *d) {
     case 8: pack_t8(s, ld, kc, d); return 1;
     case 12: pack_t12(s, ld, kc, d); return 1;
     case 16: pack_t16(s, ld, kc, d); return 1;
+    case 24: pack_t24(s, ld, kc, d); return 1;
+    case 28: pack_t28(s, ld, kc, d); return 1;
     case 32: pack_t32(s, ld, kc, d); return 1;
     }
     return 0;
@@ -117,6 +121,8 @@ static inline void copy_w(int w, float *d, const float *s) {
     case 8: memcpy(d, s, 8 * sizeof(float)); return;
     case 12: memcpy(d, s, 12 * sizeof(float)); return;
     case 16: memcpy(d, s, 16 * sizeof(float)); return;
+    case 24: memcpy(d, s, 24 * sizeof(float)); return;
+    case 28: memcpy(d, s, 28 * sizeof(float)); return;
     case 32: memcpy(d, s, 32 * sizeof(float)); return;
     default: memcpy(d, s, (size_t)w * sizeof(float));
     }
@@ -155,7 +161,7 @@ static void pack_a_block(int mr, int mcur, int kc, const float *A, int lda, int 
             if (rows == mr &&
                 pack_t_fast(mr, A + (size_t)(ic + p * mr) * lda + pc, lda, kc, dst + (size_t)p * kc * mr))
                 continue;
-            const float *s[16];
+            const float *s[32];
             for (int i = 0; i < mr; i++) s[i] = A + (size_t)(ic + p * mr + (i < rows ? i : 0)) * lda + pc;
             float *d = dst + (size_t)p * kc * mr;
             for (int k = 0; k < kc; k++, d += mr)
@@ -211,7 +217,7 @@ static void gemm_serial(const gemm_arch *g, int ta, int tb, int M, int N, int K,
     float *abuf = arena_get(asz + bsz);
     if (!abuf) return; /* out of memory: nothing sensible to do in a kernel */
     float *bbuf = abuf + asz;
-    float tile[16 * 64] __attribute__((aligned(64)));
+    float tile[32 * 64] __attribute__((aligned(64)));
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
         int njr = (nc + nr - 1) / nr;

@@ -84,6 +84,23 @@ static void test_gemm_large(void) {
     check_gemm(&ref, &cur, 1, 1, 40, 700, 400, 1, 1.f); /* N > M: threads split N */
 }
 
+/* The AVX-512 file has two micro-kernels picked by vendor (12x32, 24x16):
+ * both are checked here whatever this CPU's vendor is. */
+static void test_gemm_avx512_both_shapes(void) {
+    const char *shapes[] = {"12x32", "24x16"};
+    for (int i = 0; i < 2; i++) {
+        setenv("HONE_AVX512_GEMM", shapes[i], 1);
+        if (kernels_get("avx512", &cur) < 0) {
+            unsetenv("HONE_AVX512_GEMM");
+            test_skip("avx512 not supported by this CPU/OS/build");
+            return;
+        }
+        test_gemm_all_forms();
+        test_gemm_large();
+    }
+    unsetenv("HONE_AVX512_GEMM");
+}
+
 /* Same inputs on 1 and 2 threads (and 3: uneven splits) must give bitwise the
  * same C: threads split output tiles only, never the K sum. */
 static void test_gemm_thread_determinism(void) {
@@ -146,6 +163,9 @@ int main(void) {
         snprintf(name, sizeof name, "%s gemm_large", cur_isa);
         test_run(name, ok ? test_gemm_large : skip_isa);
     }
+#if defined(__x86_64__)
+    TEST_RUN(test_gemm_avx512_both_shapes);
+#endif
     TEST_RUN(test_gemm_thread_determinism);
     TEST_RUN(test_dispatch);
     return test_finish();
