@@ -43,11 +43,12 @@ static long cache_bytes(int name, long fallback) {
 
 /* KC: a KC x NR micro-panel of B is about 1.5x L1 (measured on Zen 4: a
  * longer K loop amortising the C update beats an L1-resident panel; L2 feeds
- * the rest), capped at 384, then balanced over K; MC: the MC x KC block of A takes a quarter of L2;
+ * the rest), capped at 384, then balanced over K; MC: the MC x KC block of A takes half of L2,
+ * balanced over M (measured: +4% on the vocabulary-sized product);
  * NC: the KC x NC panel of B takes a quarter of L3. KC depends on the
  * cache and NR only: it fixes the summation order, so it must not depend on
  * the thread count. */
-static void gemm_blocking(const gemm_arch *g, int K, int *kc, int *mc, int *nc) {
+static void gemm_blocking(const gemm_arch *g, int M, int K, int *kc, int *mc, int *nc) {
 #ifdef _SC_LEVEL1_DCACHE_SIZE
     long l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32768);
     long l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 512 * 1024);
@@ -70,10 +71,14 @@ static void gemm_blocking(const gemm_arch *g, int K, int *kc, int *mc, int *nc) 
         int nb = (K + k - 1) / k;
         k = ((K + nb - 1) / nb + 3) / 4 * 4;
     }
-    int m = (int)(l2 / 4 / (k * (long)sizeof(float)));
+    int m = (int)(l2 / 2 / (k * (long)sizeof(float)));
     m = m / g->mr * g->mr;
     if (m < g->mr) m = g->mr;
     if (m > 1024) m = 1024 / g->mr * g->mr;
+    if (M > m) { /* balanced blocks: no short last block */
+        int nb = (M + m - 1) / m;
+        m = ((M + nb - 1) / nb + g->mr - 1) / g->mr * g->mr;
+    }
     int n = (int)(l3 / 4 / (k * (long)sizeof(float)));
     n = n / g->nr * g->nr;
     if (n < g->nr * 4) n = g->nr * 4;
@@ -209,7 +214,7 @@ static void gemm_serial(const gemm_arch *g, int ta, int tb, int M, int N, int K,
                         const float *B, int ldb, float beta, float *C, int ldc) {
     const int mr = g->mr, nr = g->nr;
     int KC, MC, NC;
-    gemm_blocking(g, K, &KC, &MC, &NC);
+    gemm_blocking(g, M, K, &KC, &MC, &NC);
     if (MC > (M + mr - 1) / mr * mr) MC = (M + mr - 1) / mr * mr;
     if (NC > (N + nr - 1) / nr * nr) NC = (N + nr - 1) / nr * nr;
     int kcmax = K < KC ? K : KC;
