@@ -112,12 +112,11 @@ static inline void pack_a_t(const float *s, size_t ld, int kc, float *d, int W) 
 static void gemm_pack_a12(const float *s, size_t ld, int kc, float *d) { pack_a_t(s, ld, kc, d, 12); }
 static void gemm_pack_a24(const float *s, size_t ld, int kc, float *d) { pack_a_t(s, ld, kc, d, 24); }
 
-/* Two shapes, picked by vendor at fill time. Intel's server cores run two
- * 512-bit FMAs per cycle, so loads must stay under one per FMA: 12x32 (14
- * loads per 24 FMAs). AMD Zen 4 splits each 512-bit FMA over its two 256-bit
- * pipes (one per cycle) and has loads to spare: 24x16 keeps the KC x 16
- * B micro-panel in L1 (24 KB at KC = 384, where 12x32's 48 KB is not) and
- * measured best on every training form there (dW: 102 vs 96 GFLOP/s). */
+/* Two shapes. Intel's server cores run two 512-bit FMAs per cycle, so loads
+ * must stay under one per FMA: 12x32 (14 loads per 24 FMAs). AMD Zen 4 splits
+ * each 512-bit FMA over its two 256-bit pipes (one per cycle) and has loads to
+ * spare: 24x16 keeps the KC x 16 B micro-panel in L1 (24 KB at KC = 384,
+ * where 12x32's 48 KB is not): 102 vs 96 GFLOP/s on dW there. */
 static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12};
 static const gemm_arch gemm_avx512_zen = {24, 16, gemm_ukr_24x16, gemm_pack_a24};
 
@@ -221,10 +220,15 @@ static void f32_to_f16_avx512(uint16_t *dst, const float *src, size_t n) {
 
 void kernels_fill_avx512(hone_kernels *t) {
     t->isa = "avx512";
-    /* HONE_AVX512_GEMM=12x32|24x16 overrides the vendor pick (tests, tuning). */
+    /* gemm: 12x32 on Intel; on AMD the AVX2 6x16 kernel already in the table
+     * (kernels_get fills AVX2 first) measured level with or slightly ahead of
+     * 24x16 (medians of 5 on the six training forms, Zen 4: 5 of 6 ahead by
+     * 0.7-4%), since Zen 4 runs 512-bit FMAs as two 256-bit halves anyway.
+     * HONE_AVX512_GEMM=12x32|24x16|6x16 overrides (tests, tuning). */
     const char *e = getenv("HONE_AVX512_GEMM");
-    int zen = e && *e ? !strcmp(e, "24x16") : cpu_is_amd();
-    t->gemm_f32 = zen ? gemm_f32_avx512_zen : gemm_f32_avx512;
+    if (e && !strcmp(e, "24x16")) t->gemm_f32 = gemm_f32_avx512_zen;
+    else if (e && !strcmp(e, "12x32")) t->gemm_f32 = gemm_f32_avx512;
+    else if (!(e && !strcmp(e, "6x16")) && !cpu_is_amd()) t->gemm_f32 = gemm_f32_avx512;
     fill_vec_avx512(t);
     t->bf16_to_f32 = bf16_to_f32_avx512;
     t->f16_to_f32 = f16_to_f32_avx512;

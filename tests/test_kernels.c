@@ -84,8 +84,9 @@ static void test_gemm_large(void) {
     check_gemm(&ref, &cur, 1, 1, 40, 700, 400, 1, 1.f); /* N > M: threads split N */
 }
 
-/* The AVX-512 file has two micro-kernels picked by vendor (12x32, 24x16):
- * both are checked here whatever this CPU's vendor is. */
+/* The AVX-512 table's gemm depends on the vendor (12x32 on Intel, the AVX2
+ * 6x16 on AMD); both AVX-512 micro-kernels are checked here whatever this
+ * CPU's vendor is. */
 static void test_gemm_avx512_both_shapes(void) {
     const char *shapes[] = {"12x32", "24x16"};
     for (int i = 0; i < 2; i++) {
