@@ -275,7 +275,7 @@ void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, c
     }
     int nth = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel() && 2.0 * M * N * K >= 4e6) nth = omp_get_max_threads();
+    if (!omp_in_parallel() && 2.0 * M * N * K >= 64e6) nth = omp_get_max_threads();
 #endif
     int split_n = N > M;
     int unit = split_n ? g->nr : g->mr, units = ((split_n ? N : M) + unit - 1) / unit;

@@ -80,8 +80,8 @@ static void test_gemm_large(void) {
     kernels_get("scalar", &ref);
     check_gemm(&ref, &cur, 0, 1, 301, 190, 900, 5, 0.f);
     check_gemm(&ref, &cur, 1, 0, 250, 77, 1100, 0, 1.f);
-    check_gemm(&ref, &cur, 0, 0, 1030, 45, 70, 2, 0.f);
-    check_gemm(&ref, &cur, 1, 1, 40, 700, 400, 1, 1.f); /* N > M: threads split N */
+    check_gemm(&ref, &cur, 0, 0, 1030, 45, 700, 2, 0.f);
+    check_gemm(&ref, &cur, 1, 1, 40, 2000, 500, 1, 1.f); /* N > M: threads split N */
 }
 
 /* The AVX-512 table's gemm depends on the vendor (12x32 on Intel, the AVX2
@@ -102,17 +102,14 @@ static void test_gemm_avx512_both_shapes(void) {
     unsetenv("HONE_AVX512_GEMM");
 }
 
-/* Same inputs on 1 and 2 threads (and 3: uneven splits) must give bitwise the
- * same C: threads split output tiles only, never the K sum. */
-static void test_gemm_thread_determinism(void) {
 #ifdef _OPENMP
+/* One shape, all forms, every ISA: 2 and 3 threads against 1, bitwise. */
+static void check_determinism(int M, int N, int K) {
     hone_kernels t;
     const char *names[] = {"scalar", "avx2", "avx512", "neon"};
-    int M = 203, N = 301, K = 777;
     float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
     float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
     fill(A, (size_t)M * K); fill(B, (size_t)K * N);
-    int saved = omp_get_max_threads();
     for (int ii = 0; ii < 4; ii++) {
         if (kernels_get(names[ii], &t) < 0) continue;
         for (int form = 0; form < 3; form++) {
@@ -123,13 +120,24 @@ static void test_gemm_thread_determinism(void) {
             for (int nth = 2; nth <= 3; nth++) {
                 omp_set_num_threads(nth);
                 t.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, 0.f, C2, N);
-                CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "%s gemm ta=%d tb=%d: 1 vs %d threads differ",
-                      t.isa, ta, tb, nth);
+                CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "%s gemm %dx%dx%d ta=%d tb=%d: 1 vs %d threads differ",
+                      t.isa, M, N, K, ta, tb, nth);
             }
         }
     }
-    omp_set_num_threads(saved);
     free(A); free(B); free(C1); free(C2);
+}
+#endif
+
+/* Same inputs on 1, 2 and 3 threads (uneven splits) must give bitwise the
+ * same C: threads split output tiles only, never the K sum. Shapes above the
+ * threading threshold, split along M and along N. */
+static void test_gemm_thread_determinism(void) {
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    check_determinism(203, 301, 777);
+    check_determinism(60, 900, 700);
+    omp_set_num_threads(saved);
 #else
     test_skip("built without OpenMP");
 #endif
