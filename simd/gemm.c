@@ -257,6 +257,56 @@ static void gemm_serial(const gemm_arch *g, int ta, int tb, int M, int N, int K,
     }
 }
 
+/* Rows of C when op(A) has one or two rows (decoding, GEMV): packing B would
+ * cost as much as the product, so each row is computed straight from B's
+ * rows: dots with B's rows when B is stored (N, K), or K row updates of an
+ * accumulator when B is stored (K, N). Columns [j0, j1) of every row; tmp
+ * holds K + (j1 - j0) floats. Every element's sum runs over k in one fixed
+ * order whatever the column range, so thread splits change no bit. */
+static void gemv_rows(const gemm_arch *g, int ta, int tb, int M, int K, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc, int j0, int j1, float *tmp) {
+    for (int i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        if (ta) { /* A stored (K, M): gather the row */
+            for (int k = 0; k < K; k++) tmp[k] = A[(size_t)k * lda + i];
+            a = tmp;
+        }
+        float *c = C + (size_t)i * ldc, *acc = tmp + K;
+        if (tb) {
+            for (int j = j0; j < j1; j++) acc[j - j0] = g->dot(a, B + (size_t)j * ldb, K);
+        } else {
+            memset(acc, 0, sizeof(float) * (j1 - j0));
+            for (int k = 0; k < K; k++) g->fma_row(acc, a[k], B + (size_t)k * ldb + j0, j1 - j0);
+        }
+        for (int j = j0; j < j1; j++) c[j] = beta != 0.f ? c[j] + acc[j - j0] : acc[j - j0];
+    }
+}
+
+static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc) {
+    int nth = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && 2.0 * M * N * K >= 8e6) nth = omp_get_max_threads();
+#endif
+    int units = (N + 63) / 64; /* 64-column units */
+    if (nth > units) nth = units;
+    if (nth <= 1) {
+        float *tmp = arena_get((size_t)K + N);
+        if (tmp) gemv_rows(g, ta, tb, M, K, A, lda, B, ldb, beta, C, ldc, 0, N, tmp);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int lo = (int)((long)units * t / n) * 64, hi = (int)((long)units * (t + 1) / n) * 64;
+        if (hi > N) hi = N;
+        float *tmp = arena_get((size_t)K + (hi - lo));
+        if (tmp && hi > lo) gemv_rows(g, ta, tb, M, K, A, lda, B, ldb, beta, C, ldc, lo, hi, tmp);
+    }
+#endif
+}
+
 /* Threads: C is cut into nth slabs along M (or along N when N > M), on
  * micro-tile boundaries, and each thread runs the serial blocked gemm on its
  * slab with its own packing buffers. No barriers at all: on a busy machine a
@@ -271,6 +321,10 @@ void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, c
     if (K <= 0) {
         if (beta == 0.f)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
+        return;
+    }
+    if (M <= 2 && g->dot) {
+        gemv(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int nth = 1;

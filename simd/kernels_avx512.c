@@ -117,18 +117,6 @@ static void gemm_pack_a24(const float *s, size_t ld, int kc, float *d) { pack_a_
  * each 512-bit FMA over its two 256-bit pipes (one per cycle) and has loads to
  * spare: 24x16 keeps the KC x 16 B micro-panel in L1 (24 KB at KC = 384,
  * where 12x32's 48 KB is not): 102 vs 96 GFLOP/s on dW there. */
-static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12};
-static const gemm_arch gemm_avx512_zen = {24, 16, gemm_ukr_24x16, gemm_pack_a24};
-
-static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                            int ldb, float beta, float *C, int ldc) {
-    gemm_f32_blocked(&gemm_avx512, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
-}
-static void gemm_f32_avx512_zen(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                                int ldb, float beta, float *C, int ldc) {
-    gemm_f32_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
-}
-
 static int cpu_is_amd(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
@@ -162,6 +150,19 @@ static int cpu_is_amd(void) {
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
 #include "kernels_vec.h"
+
+static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12, dot_f32_avx512, fmav_avx512};
+static const gemm_arch gemm_avx512_zen = {24, 16, gemm_ukr_24x16, gemm_pack_a24, dot_f32_avx512, fmav_avx512};
+
+static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                            int ldb, float beta, float *C, int ldc) {
+    gemm_f32_blocked(&gemm_avx512, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+static void gemm_f32_avx512_zen(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                int ldb, float beta, float *C, int ldc) {
+    gemm_f32_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results;
  * 16 per step, the tail with masked loads and stores. (AVX-512 BF16's

@@ -65,7 +65,8 @@ static void test_gemm_all_forms(void) {
     kernels_get("scalar", &ref);
     static const int shapes[][3] = {{1, 1, 1},     {7, 13, 5},    {33, 17, 65},  {64, 48, 96},
                                     {129, 31, 257}, {6, 16, 400},  {12, 32, 385}, {97, 161, 771},
-                                    {200, 70, 3},  {3, 300, 130}, {0, 5, 5},     {5, 5, 0}};
+                                    {200, 70, 3},  {3, 300, 130}, {0, 5, 5},     {5, 5, 0},
+                                    {1, 300, 130}, {2, 77, 515},  {1, 7, 3},     {2, 1, 33}}; /* M <= 2: GEMV */
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
@@ -82,6 +83,8 @@ static void test_gemm_large(void) {
     check_gemm(&ref, &cur, 1, 0, 250, 77, 1100, 0, 1.f);
     check_gemm(&ref, &cur, 0, 0, 1030, 45, 700, 2, 0.f);
     check_gemm(&ref, &cur, 1, 1, 40, 2000, 500, 1, 1.f); /* N > M: threads split N */
+    check_gemm(&ref, &cur, 0, 1, 1, 5000, 900, 3, 0.f);  /* threaded GEMV */
+    check_gemm(&ref, &cur, 1, 0, 2, 4100, 700, 0, 1.f);
 }
 
 /* The AVX-512 table's gemm depends on the vendor (12x32 on Intel, the AVX2
@@ -137,6 +140,7 @@ static void test_gemm_thread_determinism(void) {
     int saved = omp_get_max_threads();
     check_determinism(203, 301, 777);
     check_determinism(60, 900, 700);
+    check_determinism(2, 3000, 1500); /* GEMV, split over columns */
     omp_set_num_threads(saved);
 #else
     test_skip("built without OpenMP");
