@@ -133,6 +133,10 @@ static inline void copy_w(int w, float *d, const float *s) {
     }
 }
 
+/* k-rows per step of the row-copy packs (A stored (K, M), B stored (K, N)):
+ * 16 rows stay in L1 while they are dealt to every panel; +2% on dW. */
+#define PACK_KB 16
+
 /* Packs op(A)(ic.., pc..) (mcur x kc) into MR-tall micro-panels, zero-padded
  * past M: panel p holds, for each k, its MR values contiguous. (tid, nth)
  * select a share of the work; the serial driver passes (0, 1). A stored
@@ -141,19 +145,22 @@ static inline void copy_w(int w, float *d, const float *s) {
 static void pack_a_block(int mr, int mcur, int kc, const float *A, int lda, int ta, int ic, int pc,
                          float *dst, int tid, int nth, gemm_pack_fn pack_t) {
     int np = (mcur + mr - 1) / mr;
-    if (ta) {
+    if (ta) { /* 16 k-rows at a time, panel by panel: reads stay in L1, writes contiguous */
         int k0 = kc * tid / nth, k1 = kc * (tid + 1) / nth;
-        for (int k = k0; k < k1; k++) {
-            const float *s = A + (size_t)(pc + k) * lda + ic;
+        for (int kb = k0; kb < k1; kb += PACK_KB) {
+            int ke = kb + PACK_KB < k1 ? kb + PACK_KB : k1;
             for (int p = 0; p < np; p++) {
-                float *d = dst + ((size_t)p * kc + k) * mr;
                 int rows = mcur - p * mr < mr ? mcur - p * mr : mr;
-                if (rows == mr) {
-                    copy_w(mr, d, s + p * mr);
-                    continue;
+                for (int k = kb; k < ke; k++) {
+                    const float *s = A + (size_t)(pc + k) * lda + ic + p * mr;
+                    float *d = dst + ((size_t)p * kc + k) * mr;
+                    if (rows == mr) {
+                        copy_w(mr, d, s);
+                        continue;
+                    }
+                    for (int i = 0; i < rows; i++) d[i] = s[i];
+                    for (int i = rows; i < mr; i++) d[i] = 0.f;
                 }
-                for (int i = 0; i < rows; i++) d[i] = s[p * mr + i];
-                for (int i = rows; i < mr; i++) d[i] = 0.f;
             }
         }
     } else { /* rows of A are contiguous in k: read them as mr parallel streams */
@@ -181,17 +188,20 @@ static void pack_b_block(int nr, int ncur, int kc, const float *B, int ldb, int 
     int np = (ncur + nr - 1) / nr;
     if (!tb) {
         int k0 = kc * tid / nth, k1 = kc * (tid + 1) / nth;
-        for (int k = k0; k < k1; k++) {
-            const float *s = B + (size_t)(pc + k) * ldb + jc;
+        for (int kb = k0; kb < k1; kb += PACK_KB) {
+            int ke = kb + PACK_KB < k1 ? kb + PACK_KB : k1;
             for (int p = 0; p < np; p++) {
-                float *d = dst + ((size_t)p * kc + k) * nr;
                 int cols = ncur - p * nr < nr ? ncur - p * nr : nr;
-                if (cols == nr) {
-                    copy_w(nr, d, s + p * nr);
-                    continue;
+                for (int k = kb; k < ke; k++) {
+                    const float *s = B + (size_t)(pc + k) * ldb + jc + p * nr;
+                    float *d = dst + ((size_t)p * kc + k) * nr;
+                    if (cols == nr) {
+                        copy_w(nr, d, s);
+                        continue;
+                    }
+                    for (int j = 0; j < cols; j++) d[j] = s[j];
+                    for (int j = cols; j < nr; j++) d[j] = 0.f;
                 }
-                for (int j = 0; j < cols; j++) d[j] = s[p * nr + j];
-                for (int j = cols; j < nr; j++) d[j] = 0.f;
             }
         }
     } else { /* rows of B (columns of op(B)) are contiguous in k */
