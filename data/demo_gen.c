@@ -1,14 +1,16 @@
-/* demo_gen.c — the data of `make demo`, generated from a seed: two-number
- * addition ("What is 23 + 45?" -> "68"), a rule anyone can check.
+/* demo_gen.c — the data of `make demo`, generated from a seed: instructions
+ * about made-up words ("Write kato in capital letters." -> "KATO"), where
+ * following the instruction is a rule anyone can check.
  *
  *   demo_gen make OUTDIR [SEED]   writes OUTDIR/tokenizer/ (a character-level
  *       tokenizer.json with ChatML tokens), OUTDIR/model.json (the tiny model's
  *       config.json), pretrain.jsonl (equations as plain text), sft.jsonl
- *       (conversations), dpo.jsonl (prompt, chosen = correct sum, rejected = a
- *       near miss), and the held-out eval_prompts.jsonl / eval_pairs.jsonl whose
- *       number pairs never appear in training.
+ *       (conversations), dpo.jsonl (prompt, chosen = the instruction followed,
+ *       rejected = ignored), and the held-out eval_prompts.jsonl / eval_pairs.jsonl
+ *       whose words never appear in SFT or DPO data.
  *   demo_gen score ANSWERS.jsonl GENERATED.jsonl
- *       prints the share of generated completions that state the right sum.
+ *       prints the share of generated completions that follow the instruction
+ *       (capital letters; the same word twice) and the share exactly right.
  *
  * It is a readable example of hone's inputs: every file is a format hone reads. */
 #include <stdint.h>
@@ -17,19 +19,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAXN 50 /* operands in [0, MAXN) */
-
 static uint64_t sm(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
-}
-
-/* a pair is held out for evaluation by a hash of the pair, not of the seed */
-static int held_out(int a, int b) {
-    uint64_t s = (uint64_t)(a * 131 + b) * 7919u;
-    return sm(&s) % 5 == 0;
 }
 
 static FILE *open_out(const char *dir, const char *name) {
@@ -80,19 +74,42 @@ static void write_tokenizer(const char *dir) {
     fclose(f);
 }
 
-/* a wrong answer close to the right one: one off, ten off, or digits swapped */
-static int near_miss(int sum, uint64_t *s) {
-    for (;;) {
-        int w;
-        switch (sm(s) % 4) {
-        case 0: w = sum + 1; break;
-        case 1: w = sum - 1; break;
-        case 2: w = sum + (sm(s) % 2 ? 10 : -10); break;
-        default: w = (sum % 10) * 10 + sum / 10; break;
-        }
-        if (w >= 0 && w != sum) return w;
+/* ---- the task: follow an instruction about a made-up word ----
+ * "Write kato in capital letters."  -> "KATO"       (ignoring it: "kato")
+ * "Write kato twice."               -> "kato kato"  (ignoring it: "kato")
+ * The SFT demonstrations follow the instruction only 60% of the time (a careless
+ * demonstrator); the DPO pairs always prefer following it. Words for evaluation
+ * never appear in SFT or DPO data. */
+
+#define NWORDS 800
+#define NEVAL 120 /* the last NEVAL words are held out */
+#define FOLLOW_PCT 60
+
+static void make_word(char *w, uint64_t *s) {
+    static const char *cons = "bdfgklmnprstvz", *vow = "aeiou";
+    int syl = 2 + (int)(sm(s) % 2), k = 0;
+    for (int i = 0; i < syl; i++) {
+        w[k++] = cons[sm(s) % 14];
+        w[k++] = vow[sm(s) % 5];
+    }
+    w[k] = 0;
+}
+
+static void answer(char *out, const char *w, int task, int follow) {
+    if (!follow) { strcpy(out, w); return; }
+    if (task == 0) {
+        int i = 0;
+        for (; w[i]; i++) out[i] = (char)(w[i] - 'a' + 'A');
+        out[i] = 0;
+    } else {
+        size_t n = strlen(w);
+        memcpy(out, w, n);
+        out[n] = ' ';
+        memcpy(out + n + 1, w, n + 1);
     }
 }
+
+static const char *instruction[2] = {"Write %s in capital letters.", "Write %s twice."};
 
 static void make(const char *dir, uint64_t seed) {
     mkdir(dir, 0755);
@@ -100,42 +117,52 @@ static void make(const char *dir, uint64_t seed) {
     FILE *pre = open_out(dir, "pretrain.jsonl"), *sft = open_out(dir, "sft.jsonl"), *dpo = open_out(dir, "dpo.jsonl"),
          *ep = open_out(dir, "eval_prompts.jsonl"), *epairs = open_out(dir, "eval_pairs.jsonl");
     uint64_t s = seed;
-    int n_pre = 0, n_sft = 0, n_dpo = 0, n_eval = 0;
-    /* pretraining text: equations of the training pairs, several per line */
-    for (int k = 0; k < 3000; k++) {
+    static char words[NWORDS][16];
+    for (int i = 0; i < NWORDS; i++) {
+        int dup;
+        do {
+            make_word(words[i], &s);
+            dup = 0;
+            for (int j = 0; j < i; j++) dup |= !strcmp(words[i], words[j]);
+        } while (dup);
+    }
+    int ntrain = NWORDS - NEVAL, n_pre = 0, n_sft = 0, n_dpo = 0, n_eval = 0;
+    char a[64], r[64], p[128];
+    /* pretraining text: words, their capitals and repetitions, as plain text (all words) */
+    for (int k = 0; k < 4000; k++) {
         fputs("{\"text\": \"", pre);
         for (int j = 0; j < 4; j++) {
-            int a, b;
-            do { a = (int)(sm(&s) % MAXN); b = (int)(sm(&s) % MAXN); } while (held_out(a, b));
-            fprintf(pre, "%s%d + %d = %d.", j ? " " : "", a, b, a + b);
+            const char *w = words[sm(&s) % NWORDS];
+            int t = (int)(sm(&s) % 2);
+            answer(a, w, t, 1);
+            fprintf(pre, "%s%s: %s.", j ? " " : "", w, a);
         }
         fputs("\"}\n", pre);
         n_pre++;
     }
-    for (int a = 0; a < MAXN; a++)
-        for (int b = 0; b < MAXN; b++) {
-            int sum = a + b;
-            if (held_out(a, b)) {
-                int w = near_miss(sum, &s);
-                fprintf(ep, "{\"prompt\": \"What is %d + %d?\", \"answer\": \"%d\"}\n", a, b, sum);
-                fprintf(epairs, "{\"prompt\": [{\"role\": \"user\", \"content\": \"What is %d + %d?\"}], "
-                                "\"chosen\": [{\"role\": \"assistant\", \"content\": \"%d\"}], "
-                                "\"rejected\": [{\"role\": \"assistant\", \"content\": \"%d\"}]}\n", a, b, sum, w);
+    for (int i = 0; i < NWORDS; i++)
+        for (int t = 0; t < 2; t++) {
+            const char *w = words[i];
+            snprintf(p, sizeof p, instruction[t], w);
+            answer(a, w, t, 1);
+            answer(r, w, t, 0);
+            if (i >= ntrain) {
+                fprintf(ep, "{\"prompt\": \"%s\", \"answer\": \"%s\", \"task\": \"%s\"}\n", p, a, t ? "twice" : "capitals");
+                fprintf(epairs, "{\"prompt\": \"%s\", \"chosen\": \"%s\", \"rejected\": \"%s\"}\n", p, a, r);
                 n_eval++;
                 continue;
             }
-            fprintf(sft, "{\"messages\": [{\"role\": \"user\", \"content\": \"What is %d + %d?\"}, "
-                         "{\"role\": \"assistant\", \"content\": \"%d\"}]}\n", a, b, sum);
+            int follow = (int)(sm(&s) % 100) < FOLLOW_PCT;
+            fprintf(sft, "{\"messages\": [{\"role\": \"user\", \"content\": \"%s\"}, {\"role\": \"assistant\", \"content\": \"%s\"}]}\n", p,
+                    follow ? a : r);
             n_sft++;
-            int w = near_miss(sum, &s);
-            fprintf(dpo, "{\"prompt\": [{\"role\": \"user\", \"content\": \"What is %d + %d?\"}], "
-                         "\"chosen\": [{\"role\": \"assistant\", \"content\": \"%d\"}], "
-                         "\"rejected\": [{\"role\": \"assistant\", \"content\": \"%d\"}]}\n", a, b, sum, w);
+            fprintf(dpo, "{\"prompt\": [{\"role\": \"user\", \"content\": \"%s\"}], \"chosen\": [{\"role\": \"assistant\", "
+                         "\"content\": \"%s\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"%s\"}]}\n", p, a, r);
             n_dpo++;
         }
     fclose(pre); fclose(sft); fclose(dpo); fclose(ep); fclose(epairs);
-    printf("demo data in %s: %d pretraining texts, %d SFT conversations, %d DPO pairs, %d held-out prompts\n", dir, n_pre, n_sft,
-           n_dpo, n_eval);
+    printf("demo data in %s: %d pretraining texts, %d SFT conversations (%d%% follow the instruction), %d DPO pairs, "
+           "%d held-out prompts\n", dir, n_pre, n_sft, FOLLOW_PCT, n_dpo, n_eval);
 }
 
 /* the value of "key": "..." on a JSON line (no escapes in this demo's strings) */
@@ -157,26 +184,41 @@ static int field(const char *line, const char *key, char *out, size_t n) {
     return 0;
 }
 
-/* the first integer in s */
-static long first_int(const char *s) {
-    while (*s && (*s < '0' || *s > '9')) s++;
-    return *s ? strtol(s, NULL, 10) : -1;
+/* Does the answer follow the instruction? capitals: one word of capital letters;
+ * twice: the same lowercase word two times. */
+static int follows(const char *task, const char *got) {
+    if (!strcmp(task, "capitals")) {
+        if (!*got) return 0;
+        for (const char *c = got; *c; c++)
+            if (*c < 'A' || *c > 'Z') return 0;
+        return 1;
+    }
+    const char *sp = strchr(got, ' ');
+    if (!sp || sp == got) return 0;
+    size_t n = (size_t)(sp - got);
+    for (size_t i = 0; i < n; i++)
+        if (got[i] < 'a' || got[i] > 'z') return 0;
+    return strlen(sp + 1) == n && !strncmp(got, sp + 1, n);
 }
 
 static int score(const char *answers, const char *generated) {
     FILE *fa = fopen(answers, "r"), *fg = fopen(generated, "r");
     if (!fa || !fg) { fprintf(stderr, "demo_gen score: cannot open %s or %s\n", answers, generated); return 1; }
-    char la[4096], lg[65536], want[64], got[4096];
-    int n = 0, ok = 0;
+    char la[4096], lg[65536], want[64], task[32], got[4096];
+    int n = 0, ok = 0, exact = 0;
     while (fgets(la, sizeof la, fa) && fgets(lg, sizeof lg, fg)) {
-        if (field(la, "answer", want, sizeof want) < 0) continue;
-        if (field(lg, "completion", got, sizeof got) < 0 && field(lg, "text", got, sizeof got) < 0) got[0] = 0;
+        if (field(la, "answer", want, sizeof want) < 0 || field(la, "task", task, sizeof task) < 0) continue;
+        if (field(lg, "completion", got, sizeof got) < 0) got[0] = 0;
+        size_t L = strlen(got);
+        while (L && (got[L - 1] == ' ' || got[L - 1] == '\n')) got[--L] = 0;
         n++;
-        ok += first_int(got) == atol(want);
+        ok += follows(task, got);
+        exact += !strcmp(got, want);
     }
     fclose(fa);
     fclose(fg);
-    printf("%.3f\n", n ? (double)ok / n : 0.0);
+    /* share following the instruction, share exactly right (the word copied too) */
+    printf("%.3f %.3f\n", n ? (double)ok / n : 0.0, n ? (double)exact / n : 0.0);
     return 0;
 }
 

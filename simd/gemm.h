@@ -24,9 +24,12 @@ typedef void (*gemm_ukr_fn)(int kc, const float *a, const float *b, float *c, lo
 typedef void (*gemm_pack_fn)(const float *s, size_t ld, int kc, float *d);
 
 typedef struct gemm_arch {
-    int mr, nr;             /* micro-tile; mr <= 16, nr <= 64 */
+    int mr, nr;             /* micro-tile; mr <= 32, nr <= 64 */
     gemm_ukr_fn ukr;
     gemm_pack_fn pack_a_t;  /* NULL: the generic C loop */
+    /* For one-row products (GEMV): dot of n floats, and y += a*x with FMA. */
+    float (*dot)(const float *a, const float *b, int n);
+    void (*fma_row)(float *y, float a, const float *x, int n);
 } gemm_arch;
 
 /* The full gemm_f32 contract of kernels.h, for one ISA's micro-kernel. */

@@ -37,13 +37,6 @@ static void gemm_ukr_6x16(int kc, const float *a, const float *b, float *c, long
 #undef ST
 }
 
-static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16, NULL};
-
-static void gemm_f32_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                          int ldb, float beta, float *C, int ldc) {
-    gemm_f32_blocked(&gemm_avx2, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
-}
-
 /* ---- the vector vocabulary of kernels_vec.h on 8-lane ymm ---- */
 #define VF __m256
 #define VM __m256
@@ -91,6 +84,14 @@ static inline float hmax_avx2(__m256 v) {
 #define V_HSUM(v) hsum_avx2(v)
 #define V_HMAX(v) hmax_avx2(v)
 #include "kernels_vec.h"
+
+static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16, NULL, dot_f32_avx2, fmav_avx2};
+
+static void gemm_f32_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc) {
+    gemm_f32_blocked(&gemm_avx2, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results ---- */
 

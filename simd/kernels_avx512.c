@@ -4,7 +4,10 @@
  * Entries not set here keep the AVX2 ones (AVX-512 CPUs all have AVX2). */
 #include "kernels.h"
 #include "gemm.h"
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* MR x 32 micro-tile: 2*MR zmm accumulators, 2 B vectors, A broadcast from
  * memory. The C tile is prefetched first: C is usually far bigger than L2
@@ -42,50 +45,82 @@
 /* 12x32 measured best on Zen 4 among 8x32, 12x32 and 14x32 (all reach the
  * FMA peak with operands in L1; 12 rows halve the B loads per FMA of 8x32
  * and keep the A micro-panel small). */
+/* MR x 16 micro-tile: MR zmm accumulators, one B vector per k. */
+#define GEMM_UKR_X16(MR)                                                                        \
+    static void gemm_ukr_##MR##x16(int kc, const float *a, const float *b, float *c, long ldc,  \
+                                   int accum) {                                                 \
+        __m512 acc[MR];                                                                         \
+        _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) {                                 \
+            acc[i] = _mm512_setzero_ps();                                                       \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                             \
+            _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);                        \
+        }                                                                                       \
+        for (int k = 0; k < kc; k++, a += MR, b += 16) {                                        \
+            __m512 b0 = _mm512_loadu_ps(b);                                                     \
+            _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++)                               \
+                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);                     \
+        }                                                                                       \
+        _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) {                                 \
+            float *cr = c + i * ldc;                                                            \
+            if (accum) acc[i] = _mm512_add_ps(_mm512_loadu_ps(cr), acc[i]);                     \
+            _mm512_storeu_ps(cr, acc[i]);                                                       \
+        }                                                                                       \
+    }
+GEMM_UKR_X16(24)
+
 #ifndef GEMM_PF_K
 #define GEMM_PF_K 8
 #endif
 GEMM_UKR_X32(12)
 
-/* Transposing pack of a 12-row A micro-panel, 16 k at a time: load 16
- * values of each row (rows 12-15 zero), 16x16 in-register transpose
- * (unpack, shuffle within 128-bit lanes, then 128-bit lane shuffles), store
- * 12 lanes per k. About 6x the scalar loop. */
-static void gemm_pack_a12(const float *s, size_t ld, int kc, float *d) {
-    int k = 0;
-    for (; k + 16 <= kc; k += 16, d += 16 * 12) {
-        __m512 r[16], t[16], u[16];
-        for (int i = 0; i < 12; i++) r[i] = _mm512_loadu_ps(s + i * ld + k);
-        for (int i = 12; i < 16; i++) r[i] = _mm512_setzero_ps();
-        for (int i = 0; i < 8; i++) {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        for (int i = 0; i < 4; i++) { /* u[4g+j], lane L: column 4L+j, rows 4g..4g+3 */
-            u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-            u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-            u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-            u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-        }
-        for (int j = 0; j < 4; j++) {
-            __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
-            __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44),
-                   v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
-            _mm512_mask_storeu_ps(d + (0 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v0, v2, 0x88));
-            _mm512_mask_storeu_ps(d + (4 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v0, v2, 0xDD));
-            _mm512_mask_storeu_ps(d + (8 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v1, v3, 0x88));
-            _mm512_mask_storeu_ps(d + (12 + j) * 12, 0x0fff, _mm512_shuffle_f32x4(v1, v3, 0xDD));
-        }
+/* Transposing pack of an A micro-panel (d[k*W + i] = s[i*ld + k]), 16 k at a
+ * time: per group of up to 16 rows, load 16 values of each row (missing rows
+ * zero), 16x16 in-register transpose (unpack, shuffle within 128-bit lanes,
+ * then 128-bit lane shuffles), store the group's lanes of each k. About 1.3x
+ * the scalar loop with A in L3, more from L2. */
+static inline void pack_t16_group(const float *s, size_t ld, int rows, int k, float *d, int W) {
+    __m512 r[16], t[16], u[16];
+    __mmask16 m = (__mmask16)((1u << rows) - 1);
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(s + i * ld + k) : _mm512_setzero_ps();
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    for (; k < kc; k++, d += 12)
-        for (int i = 0; i < 12; i++) d[i] = s[i * ld + k];
+    for (int i = 0; i < 4; i++) { /* u[4g+j], lane L: column 4L+j, rows 4g..4g+3 */
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        _mm512_mask_storeu_ps(d + (size_t)(0 + j) * W, m, _mm512_shuffle_f32x4(v0, v2, 0x88));
+        _mm512_mask_storeu_ps(d + (size_t)(4 + j) * W, m, _mm512_shuffle_f32x4(v0, v2, 0xDD));
+        _mm512_mask_storeu_ps(d + (size_t)(8 + j) * W, m, _mm512_shuffle_f32x4(v1, v3, 0x88));
+        _mm512_mask_storeu_ps(d + (size_t)(12 + j) * W, m, _mm512_shuffle_f32x4(v1, v3, 0xDD));
+    }
 }
 
-static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12};
+static inline void pack_a_t(const float *s, size_t ld, int kc, float *d, int W) {
+    int k = 0;
+    for (; k + 16 <= kc; k += 16, d += 16 * W)
+        for (int g = 0; g < W; g += 16) pack_t16_group(s + g * ld, ld, W - g < 16 ? W - g : 16, k, d + g, W);
+    for (; k < kc; k++, d += W)
+        for (int i = 0; i < W; i++) d[i] = s[i * ld + k];
+}
+static void gemm_pack_a12(const float *s, size_t ld, int kc, float *d) { pack_a_t(s, ld, kc, d, 12); }
+static void gemm_pack_a24(const float *s, size_t ld, int kc, float *d) { pack_a_t(s, ld, kc, d, 24); }
 
-static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                            int ldb, float beta, float *C, int ldc) {
-    gemm_f32_blocked(&gemm_avx512, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+/* Two shapes. Intel's server cores run two 512-bit FMAs per cycle, so loads
+ * must stay under one per FMA: 12x32 (14 loads per 24 FMAs). AMD Zen 4 splits
+ * each 512-bit FMA over its two 256-bit pipes (one per cycle) and has loads to
+ * spare: 24x16 keeps the KC x 16 B micro-panel in L1 (24 KB at KC = 384,
+ * where 12x32's 48 KB is not): 102 vs 96 GFLOP/s on dW there. */
+static int cpu_is_amd(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163; /* "AuthenticAMD" */
 }
 
 /* ---- the vector vocabulary of kernels_vec.h on 16-lane zmm, masked tails ---- */
@@ -115,6 +150,19 @@ static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A,
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
 #include "kernels_vec.h"
+
+static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12, dot_f32_avx512, fmav_avx512};
+static const gemm_arch gemm_avx512_zen = {24, 16, gemm_ukr_24x16, gemm_pack_a24, dot_f32_avx512, fmav_avx512};
+
+static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                            int ldb, float beta, float *C, int ldc) {
+    gemm_f32_blocked(&gemm_avx512, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+static void gemm_f32_avx512_zen(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                int ldb, float beta, float *C, int ldc) {
+    gemm_f32_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results;
  * 16 per step, the tail with masked loads and stores. (AVX-512 BF16's
@@ -173,7 +221,15 @@ static void f32_to_f16_avx512(uint16_t *dst, const float *src, size_t n) {
 
 void kernels_fill_avx512(hone_kernels *t) {
     t->isa = "avx512";
-    t->gemm_f32 = gemm_f32_avx512;
+    /* gemm: 12x32 on Intel; on AMD the AVX2 6x16 kernel already in the table
+     * (kernels_get fills AVX2 first) measured level with or slightly ahead of
+     * 24x16 (medians of 5 on the six training forms, Zen 4: 5 of 6 ahead by
+     * 0.7-4%), since Zen 4 runs 512-bit FMAs as two 256-bit halves anyway.
+     * HONE_AVX512_GEMM=12x32|24x16|6x16 overrides (tests, tuning). */
+    const char *e = getenv("HONE_AVX512_GEMM");
+    if (e && !strcmp(e, "24x16")) t->gemm_f32 = gemm_f32_avx512_zen;
+    else if (e && !strcmp(e, "12x32")) t->gemm_f32 = gemm_f32_avx512;
+    else if (!(e && !strcmp(e, "6x16")) && !cpu_is_amd()) t->gemm_f32 = gemm_f32_avx512;
     fill_vec_avx512(t);
     t->bf16_to_f32 = bf16_to_f32_avx512;
     t->f16_to_f32 = f16_to_f32_avx512;

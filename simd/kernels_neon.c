@@ -32,13 +32,6 @@ static void gemm_ukr_8x12(int kc, const float *a, const float *b, float *c, long
     }
 }
 
-static const gemm_arch gemm_neon = {8, 12, gemm_ukr_8x12, NULL};
-
-static void gemm_f32_neon(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                          int ldb, float beta, float *C, int ldc) {
-    gemm_f32_blocked(&gemm_neon, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
-}
-
 /* ---- the vector vocabulary of kernels_vec.h on 4-lane q registers ---- */
 #define VF float32x4_t
 #define VM uint32x4_t
@@ -78,6 +71,14 @@ static inline void storen_neon(float *p, float32x4_t v, int n) {
 #define V_HSUM(v) vaddvq_f32(v)
 #define V_HMAX(v) vmaxvq_f32(v)
 #include "kernels_vec.h"
+
+static const gemm_arch gemm_neon = {8, 12, gemm_ukr_8x12, NULL, dot_f32_neon, fmav_neon};
+
+static void gemm_f32_neon(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc) {
+    gemm_f32_blocked(&gemm_neon, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results ---- */
 

@@ -18,6 +18,7 @@
  * the same order with no FMA contraction, so they match the scalar bitwise.
  * Reductions (dot, sums of squares, softmax sums) are reassociated across
  * lanes; exp and tanh are polynomial (about 1-2 ulp). */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -440,6 +441,7 @@ static void VNAME(attn_fwd)(float *o, float *lse, const float *q, const float *k
                             int q1, int D, int sq, int skv, int so, const int32_t *start,
                             const int32_t *pfx_start, const int32_t *pfx_end, float scale) {
     float acc[VATTN_MAX_D], s[VATTN_BK];
+    assert(D <= VATTN_MAX_D); /* the scalar reference's limit too */
     for (int i = q0; i < q1; i++) {
         const float *qi = q + (size_t)i * sq;
         if (D == 64 || D == 128) { /* the two key ranges: prefix, then own document */

@@ -22,12 +22,13 @@
 #include "dataset.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "Usage: hone eval MODEL_DIR --pairs FILE.jsonl --ref REF_DIR [--beta B] [--out FILE.jsonl]\n"
+    fprintf(f, "Usage: hone eval MODEL_DIR --pairs FILE.jsonl --ref REF_DIR|none [--beta B] [--out FILE.jsonl]\n"
                "       hone eval MODEL_DIR --perplexity FILE.jsonl\n\n"
                "--pairs: preference rows in any format hone dpo reads ({\"prompt\", \"chosen\", \"rejected\"} strings or\n"
                "message lists, or chosen/rejected sharing an implicit prompt). Prints the preference accuracy\n"
                "(fraction of pairs with beta*((logp_c - ref_logp_c) - (logp_r - ref_logp_r)) > 0), the mean\n"
-               "margin and the mean rewards; --out writes one JSON line of log-probs and rewards per pair.\n"
+               "margin and the mean rewards (--ref none: reference-free, ref_logp = 0); --out writes one JSON\n"
+               "line of log-probs and rewards per pair.\n"
                "--perplexity: {\"text\"} rows; prints exp(mean negative log-likelihood per predicted token).\n"
                "Options:\n"
                "  --beta B               DPO beta (default 0.1)\n"
@@ -195,12 +196,13 @@ int cmd_eval(int argc, char **argv) {
                 fprintf(stderr, "hone eval: %s:%ld: %s\n", pairs, ex[i].line, err.msg);
                 goto done;
             }
-        if (model_load(&rm, ref, 1, &err) < 0) { fprintf(stderr, "hone eval: --ref: %s\n", err.msg); goto done; }
-        if (rm.cfg.vocab_size != g.m.cfg.vocab_size) {
+        int ref_free = !strcmp(ref, "none"); /* reward = beta * logp_model: the model's own preference */
+        if (!ref_free && model_load(&rm, ref, 1, &err) < 0) { fprintf(stderr, "hone eval: --ref: %s\n", err.msg); goto done; }
+        if (!ref_free && rm.cfg.vocab_size != g.m.cfg.vocab_size) {
             fprintf(stderr, "hone eval: --ref %s has a vocabulary of %d, the model %d\n", ref, rm.cfg.vocab_size, g.m.cfg.vocab_size);
             goto done;
         }
-        if (score(&g.m, seqs, 2 * n, bs, lp, NULL, &err) < 0 || score(&rm, seqs, 2 * n, bs, lp + 2 * n, NULL, &err) < 0) {
+        if (score(&g.m, seqs, 2 * n, bs, lp, NULL, &err) < 0 || (!ref_free && score(&rm, seqs, 2 * n, bs, lp + 2 * n, NULL, &err) < 0)) {
             fprintf(stderr, "hone eval: %s\n", err.msg);
             goto done;
         }

@@ -65,7 +65,8 @@ static void test_gemm_all_forms(void) {
     kernels_get("scalar", &ref);
     static const int shapes[][3] = {{1, 1, 1},     {7, 13, 5},    {33, 17, 65},  {64, 48, 96},
                                     {129, 31, 257}, {6, 16, 400},  {12, 32, 385}, {97, 161, 771},
-                                    {200, 70, 3},  {3, 300, 130}, {0, 5, 5},     {5, 5, 0}};
+                                    {200, 70, 3},  {3, 300, 130}, {0, 5, 5},     {5, 5, 0},
+                                    {1, 300, 130}, {2, 77, 515},  {1, 7, 3},     {2, 1, 33}}; /* M <= 2: GEMV */
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
@@ -80,21 +81,38 @@ static void test_gemm_large(void) {
     kernels_get("scalar", &ref);
     check_gemm(&ref, &cur, 0, 1, 301, 190, 900, 5, 0.f);
     check_gemm(&ref, &cur, 1, 0, 250, 77, 1100, 0, 1.f);
-    check_gemm(&ref, &cur, 0, 0, 1030, 45, 70, 2, 0.f);
-    check_gemm(&ref, &cur, 1, 1, 40, 700, 400, 1, 1.f); /* N > M: threads split N */
+    check_gemm(&ref, &cur, 0, 0, 1030, 45, 700, 2, 0.f);
+    check_gemm(&ref, &cur, 1, 1, 40, 2000, 500, 1, 1.f); /* N > M: threads split N */
+    check_gemm(&ref, &cur, 0, 1, 1, 5000, 900, 3, 0.f);  /* threaded GEMV */
+    check_gemm(&ref, &cur, 1, 0, 2, 4100, 700, 0, 1.f);
 }
 
-/* Same inputs on 1 and 2 threads (and 3: uneven splits) must give bitwise the
- * same C: threads split output tiles only, never the K sum. */
-static void test_gemm_thread_determinism(void) {
+/* The AVX-512 table's gemm depends on the vendor (12x32 on Intel, the AVX2
+ * 6x16 on AMD); both AVX-512 micro-kernels are checked here whatever this
+ * CPU's vendor is. */
+static void test_gemm_avx512_both_shapes(void) {
+    const char *shapes[] = {"12x32", "24x16"};
+    for (int i = 0; i < 2; i++) {
+        setenv("HONE_AVX512_GEMM", shapes[i], 1);
+        if (kernels_get("avx512", &cur) < 0) {
+            unsetenv("HONE_AVX512_GEMM");
+            test_skip("avx512 not supported by this CPU/OS/build");
+            return;
+        }
+        test_gemm_all_forms();
+        test_gemm_large();
+    }
+    unsetenv("HONE_AVX512_GEMM");
+}
+
 #ifdef _OPENMP
+/* One shape, all forms, every ISA: 2 and 3 threads against 1, bitwise. */
+static void check_determinism(int M, int N, int K) {
     hone_kernels t;
     const char *names[] = {"scalar", "avx2", "avx512", "neon"};
-    int M = 203, N = 301, K = 777;
     float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
     float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
     fill(A, (size_t)M * K); fill(B, (size_t)K * N);
-    int saved = omp_get_max_threads();
     for (int ii = 0; ii < 4; ii++) {
         if (kernels_get(names[ii], &t) < 0) continue;
         for (int form = 0; form < 3; form++) {
@@ -105,13 +123,25 @@ static void test_gemm_thread_determinism(void) {
             for (int nth = 2; nth <= 3; nth++) {
                 omp_set_num_threads(nth);
                 t.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, 0.f, C2, N);
-                CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "%s gemm ta=%d tb=%d: 1 vs %d threads differ",
-                      t.isa, ta, tb, nth);
+                CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "%s gemm %dx%dx%d ta=%d tb=%d: 1 vs %d threads differ",
+                      t.isa, M, N, K, ta, tb, nth);
             }
         }
     }
-    omp_set_num_threads(saved);
     free(A); free(B); free(C1); free(C2);
+}
+#endif
+
+/* Same inputs on 1, 2 and 3 threads (uneven splits) must give bitwise the
+ * same C: threads split output tiles only, never the K sum. Shapes above the
+ * threading threshold, split along M and along N. */
+static void test_gemm_thread_determinism(void) {
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    check_determinism(203, 301, 777);
+    check_determinism(60, 900, 700);
+    check_determinism(2, 3000, 1500); /* GEMV, split over columns */
+    omp_set_num_threads(saved);
 #else
     test_skip("built without OpenMP");
 #endif
@@ -146,6 +176,9 @@ int main(void) {
         snprintf(name, sizeof name, "%s gemm_large", cur_isa);
         test_run(name, ok ? test_gemm_large : skip_isa);
     }
+#if defined(__x86_64__)
+    TEST_RUN(test_gemm_avx512_both_shapes);
+#endif
     TEST_RUN(test_gemm_thread_determinism);
     TEST_RUN(test_dispatch);
     return test_finish();

@@ -7,7 +7,9 @@
  *   logits, logp: max|hone - ref| <= 1e-5 * max|ref|
  *   loss:         relative 1e-5
  *   gradients:    max|hone - ref| <= 1e-4 * max|ref| per tensor
- * Also: checkpoint save/load round trip and the loader's errors on bad files. */
+ * Also: checkpoint save/load round trip, sharded BF16/F16 checkpoints (values
+ * within their format's rounding: 2^-8 and 2^-11 relative) and the loader's
+ * errors on bad files. */
 #include "convert.h"
 #include "kernels.h"
 #include "model.h"
@@ -243,6 +245,58 @@ static void test_bad_safetensors(void) {
     hone_remove_tree(tmp, NULL);
 }
 
+/* a sharded checkpoint (index + two files) in BF16 and F16 loads as the values rounded */
+static void test_sharded_half_precision(void) {
+    hone_model m;
+    hone_error err;
+    if (model_load(&m, test_src("tests/fixtures/models/tiny-qwen2"), 0, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    const char *tmp = test_tmpdir("shard");
+    char p[600];
+    snprintf(p, sizeof p, "%s/config.json", tmp);
+    char *cfg = model_config_to_json(&m.cfg);
+    hone_write_file(p, cfg, strlen(cfg), &err);
+    free(cfg);
+    int half = m.n_params / 2;
+    st_entry *e = calloc(m.n_params, sizeof *e);
+    for (int i = 0; i < m.n_params; i++) {
+        e[i].name = m.params[i].name;
+        e[i].data = m.data + m.params[i].offset;
+        e[i].ndim = m.params[i].ndim;
+        e[i].shape[0] = m.params[i].shape[0];
+        e[i].shape[1] = m.params[i].shape[1];
+    }
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", tmp);
+    CHECK(st_write(p, e, half, ST_BF16, NULL, &err) == 0, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", tmp);
+    CHECK(st_write(p, e + half, m.n_params - half, ST_F16, NULL, &err) == 0, "%s", err.msg);
+    char *idx = malloc(1 << 16);
+    int k = snprintf(idx, 1 << 16, "{\"metadata\": {}, \"weight_map\": {");
+    for (int i = 0; i < m.n_params; i++)
+        k += snprintf(idx + k, (1 << 16) - k, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "", m.params[i].name,
+                      i < half ? 1 : 2);
+    k += snprintf(idx + k, (1 << 16) - k, "}}");
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", tmp);
+    hone_write_file(p, idx, k, &err);
+    free(idx);
+    hone_model r;
+    CHECK(model_load(&r, tmp, 1, &err) == 0, "%s", err.msg);
+    if (r.data) {
+        double worst_bf = 0, worst_h = 0;
+        for (int i = 0; i < m.n_params; i++)
+            for (size_t j = 0; j < m.params[i].numel; j++) {
+                float a = m.data[m.params[i].offset + j], b = r.data[r.params[i].offset + j];
+                double rel = fabs(a - b) / fmax(fabs(a), 1e-3);
+                if (i < half) worst_bf = fmax(worst_bf, rel);
+                else worst_h = fmax(worst_h, rel);
+            }
+        CHECK(worst_bf <= 1.0 / 256 && worst_h <= 1.0 / 2048, "rounding: bf16 %.3g (<= 2^-8), f16 %.3g (<= 2^-11)", worst_bf, worst_h);
+        model_free(&r);
+    }
+    free(e);
+    model_free(&m);
+    hone_remove_tree(tmp, NULL);
+}
+
 int main(void) {
     kernels_init();
     TEST_RUN(test_parity_tiny_llama);
@@ -253,5 +307,6 @@ int main(void) {
     TEST_RUN(test_save_load_roundtrip);
     TEST_RUN(test_shared_configs);
     TEST_RUN(test_bad_safetensors);
+    TEST_RUN(test_sharded_half_precision);
     return test_finish();
 }
