@@ -148,7 +148,8 @@ static void make(const char *dir, uint64_t seed) {
             answer(r, w, t, 0);
             if (i >= ntrain) {
                 fprintf(ep, "{\"prompt\": \"%s\", \"answer\": \"%s\", \"task\": \"%s\"}\n", p, a, t ? "twice" : "capitals");
-                fprintf(epairs, "{\"prompt\": \"%s\", \"chosen\": \"%s\", \"rejected\": \"%s\"}\n", p, a, r);
+                fprintf(epairs, "{\"prompt\": [{\"role\": \"user\", \"content\": \"%s\"}], \"chosen\": [{\"role\": \"assistant\", "
+                                "\"content\": \"%s\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"%s\"}]}\n", p, a, r);
                 n_eval++;
                 continue;
             }
