@@ -21,7 +21,7 @@
  * Environment: BENCH_MODELS=15m,135m  BENCH_THREADS="1 2"  BENCH_MODES=sft,dpo_pre,dpo_ref
  *   BENCH_STEPS (timed steps, default 3 for 15M, 2 for 135M; one warm-up step first)
  *   BENCH_DPO_SHARED=1|0 (hone's DPO layout, default 1: shared prompt)
- *   BENCH_PROFILE=1 (per-phase breakdown of the hone step)   BENCH_NO_PY=1
+ *   BENCH_PROFILE=1 (per-phase CPU seconds of the hone step)   BENCH_NO_PY=1   BENCH_NO_PIN=1 (threads not pinned)
  *   HONE_PYTHON (else /work/venv/bin/python, else python3), HONE_SHARED, HONE_SRCDIR */
 
 #include "dpo.h"
@@ -293,7 +293,8 @@ static void child_main(int fd, const char *cfg_json, int mode, int nth, int step
     hone_topology topo;
     kernels_init();
     snprintf(res.isa, sizeof res.isa, "%s", hone_kt.isa);
-    if (threads_init(&topo, nth, 1, &err) < 0) goto fail;
+    int pin = !(getenv("BENCH_NO_PIN") && atoi(getenv("BENCH_NO_PIN")));
+    if (threads_init(&topo, nth, pin, &err) < 0) goto fail;
     run_gemm(&res); /* the peak under the same conditions as the steps that follow */
     if (mode == MODE_GEMM) goto done;
     hone_model_config c;
