@@ -2,6 +2,8 @@
 # run.sh — runs the benchmark binaries given (make bench). Each prints its own
 # table; a benchmark that needs the Python reference tooling skips itself when
 # the venv is missing. Usage: run.sh BIN...
+# bench_train_step: hone vs PyTorch (train_step_ref.py) SFT/DPO steps, 15M + 135M, 1 + 2 threads; BENCH_MODELS/THREADS/STEPS narrow it
+# bench_dpo_layout: DPO shared-prompt vs two-row layout step time on the 15M config (BENCH_THREADS, BENCH_STEPS)
 rc=0
 for b in "$@"; do
   echo "== $b"
