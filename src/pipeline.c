@@ -121,7 +121,10 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
     long k = 0;
     for (long i = 0; i < n; i++) {
         chat_dpo_text dt;
-        if (chat_render_dpo(&p->tpl, &ex[i], NULL, &dt, err) < 0) return hone_fail_prefix(err, "%s:%ld", cfg->datasets[ex[i].source].path, ex[i].line);
+        /* text-form pairs end with EOS as TRL appends it; appended here as the EOS id, since
+         * a tokenizer whose EOS is a normalized added token would not read "</s>" text back */
+        if (chat_render_dpo(&p->tpl, &ex[i], ex[i].is_text ? "" : NULL, &dt, err) < 0)
+            return hone_fail_prefix(err, "%s:%ld", cfg->datasets[ex[i].source].path, ex[i].line);
         int32_t *pi, *ci, *ri;
         size_t np, nc, nr;
         int add = tokenizer_add_bos(p->tok) && ex[i].is_text; /* rendered templates carry their BOS text */
@@ -132,6 +135,11 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
             return -1;
         }
         chat_dpo_text_free(&dt);
+        int eos = tokenizer_eos_id(p->tok);
+        if (ex[i].is_text && eos >= 0) {
+            if (nc == 0 || ci[nc - 1] != eos) { ci = realloc(ci, sizeof(int32_t) * (nc + 1)); ci[nc++] = eos; }
+            if (nr == 0 || ri[nr - 1] != eos) { ri = realloc(ri, sizeof(int32_t) * (nr + 1)); ri[nr++] = eos; }
+        }
         /* the prompt: the longest common token prefix of prompt, chosen and rejected (TRL) */
         size_t P = 0;
         while (P < np && P < nc && P < nr && pi[P] == ci[P] && pi[P] == ri[P]) P++;
