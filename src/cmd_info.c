@@ -35,7 +35,8 @@ int cmd_info(int argc, char **argv) {
            topo.numa_nodes, topo.cores, topo.pus);
     printf("caches:     L1d %ld KiB, L2 %ld KiB, L3 %ld KiB\n", topo.l1d / 1024, topo.l2 / 1024, topo.l3 / 1024);
     printf("threads:    %d (OpenMP %s)\n", topo.threads, HONE_HAVE_OPENMP ? "on" : "off");
-    printf("backends:   cpu%s%s\n", HONE_HAVE_CUDA ? " cuda" : "", HONE_HAVE_MPI ? " mpi" : "");
+    printf("backends:   cpu (cuda toolkit %s; no CUDA backend is built yet, see gpu/README.md)%s\n",
+           HONE_HAVE_CUDA ? "found" : "not found", HONE_HAVE_MPI ? ", mpi" : "");
     char pcre_ver[64] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre_ver);
     uint32_t jit = 0;
