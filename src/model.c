@@ -3,6 +3,7 @@
 #include "model.h"
 #include "backend.h"
 #include "kernels.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "util.h"
 #include <dirent.h>
@@ -342,17 +343,9 @@ void model_free(hone_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* splitmix64 + Box-Muller: a seeded, platform-independent normal generator */
-static uint64_t sm64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static double unif(uint64_t *s) { return ((sm64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-
 void model_init_random(hone_model *m, uint64_t seed, float std) {
-    uint64_t s = seed;
+    hone_rng r;
+    rng_seed(&r, seed);
     for (int i = 0; i < m->n_params; i++) {
         hone_param *p = &m->params[i];
         float *x = m->data + p->offset;
@@ -360,7 +353,7 @@ void model_init_random(hone_model *m, uint64_t seed, float std) {
         for (size_t j = 0; j < p->numel; j++) {
             if (is_norm) x[j] = m->cfg.norm_offset ? 0.0f : 1.0f;
             else if (p->ndim == 1) x[j] = 0.0f;
-            else x[j] = (float)(std * sqrt(-2.0 * log(unif(&s))) * cos(2.0 * M_PI * unif(&s)));
+            else x[j] = std * rng_normal_f32(&r);
         }
     }
 }
