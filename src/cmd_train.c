@@ -53,7 +53,7 @@ static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
                   .truncate_keep_end = cfg->truncation_mode && !strcmp(cfg->truncation_mode, "keep_end"), .shuffle = 1,
                   .seed = (uint64_t)cfg->seed, .epochs = cfg->num_train_epochs, .max_steps = cfg->max_steps,
                   .eval_on_start = cfg->eval_on_start, .grad_ckpt = cfg->gradient_checkpointing,
-                  .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0, .save_total_limit = cfg->save_total_limit};
+                  .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0};
     sft_rows R;
     if (sft_make_rows(&R, train, ntr, o.max_length, o.packing, err) < 0) return -1;
     long rows = R.n;

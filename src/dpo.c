@@ -61,8 +61,6 @@ static long fill_batch(dpo_ws *ws, const dpo_opts *o, const hone_tok_pair *pairs
     b->T = T;
     batch_reset(b, pad_id);
     long ntok = 0;
-    int32_t lab[1];
-    (void)lab;
     for (int i = 0; i < n; i++) {
         const hone_tok_pair *p = &pairs[idx[i]];
         int P = p->np;
@@ -336,7 +334,8 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     int bs = o->batch_size;
     dpo_ws ws;
     if (dpo_ws_init(&ws, &m->cfg, o, bs, train, n_train, ref != NULL && !train_refs, 1, err) < 0) return -1;
-    long *perm = malloc(sizeof(long) * (n_train ? n_train : 1));
+    long *perm = malloc(sizeof(long) * (n_train ? n_train : 1)), *starts = malloc(sizeof(long) * o->accum);
+    int *counts = malloc(sizeof(int) * o->accum);
     long mb_per_epoch = (n_train + bs - 1) / bs;
     trainer_epoch_order(perm, n_train, o->seed, t->epoch, o->shuffle);
     dpo_loss_state state;
@@ -355,23 +354,11 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     double t0 = hone_now();
     long tok_window = 0;
     while (t->step < t->total_steps) {
-        int nmb = 0;
-        long starts[256];
-        while (nmb < o->accum && nmb < 256) {
-            if (t->epoch_pos >= mb_per_epoch) {
-                if (nmb > 0) break;
-                t->epoch++;
-                t->epoch_pos = 0;
-                trainer_epoch_order(perm, n_train, o->seed, t->epoch, o->shuffle);
-            }
-            starts[nmb++] = t->epoch_pos * bs;
-            t->epoch_pos++;
-        }
+        int nmb = trainer_next_microbatches(t, perm, n_train, bs, o->accum, o->seed, o->shuffle, starts, counts);
         trainer_zero_grad(t);
         for (int j = 0; j < nmb; j++) {
-            int nb = (int)(n_train - starts[j] < bs ? n_train - starts[j] : bs);
             dpo_step_result r;
-            if (dpo_micro_batch(&ws, m, &t->g, ref, o, &state, train, perm + starts[j], nb, train_refs, 1.0f / nmb, &r, err) < 0) {
+            if (dpo_micro_batch(&ws, m, &t->g, ref, o, &state, train, perm + starts[j], counts[j], train_refs, 1.0f / nmb, &r, err) < 0) {
                 rc = -1;
                 goto done;
             }
@@ -431,7 +418,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     }
 done:
     if (t->extra == extra) { t->extra = NULL; t->n_extra = 0; }
-    free(perm);
+    free(perm); free(starts); free(counts);
     dpo_ws_free(&ws);
     return rc;
 }

@@ -193,21 +193,8 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     long tok_window = 0;
     while (t->step < t->total_steps) {
         /* the micro-batches of this step: up to accum, not crossing the epoch end */
-        int nmb = 0;
         long n_lab = 0;
-        while (nmb < o->accum) {
-            if (t->epoch_pos >= mb_per_epoch) {
-                if (nmb > 0) break;
-                t->epoch++;
-                t->epoch_pos = 0;
-                trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
-            }
-            long r0 = t->epoch_pos * bs;
-            mb_start[nmb] = r0;
-            mb_n[nmb] = (int)(R.n - r0 < bs ? R.n - r0 : bs);
-            nmb++;
-            t->epoch_pos++;
-        }
+        int nmb = trainer_next_microbatches(t, perm, R.n, bs, o->accum, o->seed, o->shuffle, mb_start, mb_n);
         /* labelled tokens of the whole step: the normaliser (as num_items_in_batch) */
         for (int k = 0; k < nmb; k++)
             for (int i = 0; i < mb_n[k]; i++) {

@@ -27,7 +27,6 @@ typedef struct sft_opts {
     int eval_on_start;
     int grad_ckpt;
     int pad_id;
-    long save_total_limit;
     int quiet;
 } sft_opts;
 
@@ -54,12 +53,6 @@ void sft_rows_free(sft_rows *r);
 void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n, const hone_tok_example *ex, int keep_end,
                     int pad_id);
 
-typedef struct sft_step_stats {
-    double loss;        /* mean CE over the step's labelled tokens */
-    double grad_norm, lr;
-    double entropy, accuracy;
-    long n_label, n_tokens;
-} sft_step_stats;
 
 /* Total optimizer steps for these options and row count. */
 long sft_total_steps(const sft_opts *o, long n_rows);

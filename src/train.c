@@ -286,3 +286,22 @@ void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuf
     rng_seed(&r, s);
     rng_shuffle_indices(&r, (size_t *)perm, (size_t)n);
 }
+
+int trainer_next_microbatches(hone_trainer *t, long *perm, long n_rows, int bs, int accum, uint64_t seed, int shuffle,
+                              long *start, int *count) {
+    long per_epoch = (n_rows + bs - 1) / bs;
+    int n = 0;
+    while (n < accum) {
+        if (t->epoch_pos >= per_epoch) {
+            if (n > 0) break; /* a step never spans two epochs */
+            t->epoch++;
+            t->epoch_pos = 0;
+            trainer_epoch_order(perm, n_rows, seed, t->epoch, shuffle);
+        }
+        start[n] = t->epoch_pos * bs;
+        count[n] = (int)(n_rows - start[n] < bs ? n_rows - start[n] : bs);
+        n++;
+        t->epoch_pos++;
+    }
+    return n;
+}

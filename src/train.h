@@ -66,4 +66,9 @@ void trainer_block_signals(hone_trainer *t);
 int trainer_stop_requested(hone_trainer *t);
 /* Row order of one epoch: a permutation seeded by (seed, epoch), or identity. */
 void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle);
+/* The micro-batches of the next optimizer step: up to accum of bs rows each,
+ * never crossing the end of an epoch (a new epoch reorders perm). Writes each
+ * one's first position in perm and its row count; returns how many. */
+int trainer_next_microbatches(hone_trainer *t, long *perm, long n_rows, int bs, int accum, uint64_t seed, int shuffle,
+                              long *start, int *count);
 #endif
