@@ -27,6 +27,9 @@ typedef struct hone_kernels {
 
     /* --- vector basics --- */
     float (*dot_f32)(const float *a, const float *b, int n);
+    /* dot of bf16 a (widened exactly to fp32) with fp32 b: the same lanes and order as
+     * dot_f32, so bitwise dot_f32 of the widened a. Decoding streams bf16 weights with it. */
+    float (*dot_bf16_f32)(const uint16_t *a, const float *b, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n); /* y += a*x */
     void (*scale_f32)(float *y, float a, int n);                 /* y *= a */
 

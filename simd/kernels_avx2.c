@@ -62,6 +62,7 @@ static inline float hmax_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 #define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_LOAD_BF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
 #define V_LOADN(p, n, fill) loadn_avx2(p, n, fill)
 #define V_STOREN(p, v, n) _mm256_maskstore_ps(p, tail_mask_avx2(n), v)

@@ -129,6 +129,7 @@ static int cpu_is_amd(void) {
 #define VL 16
 #define VNAME(x) x##_avx512
 #define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_LOAD_BF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
 #define V_STORE(p, v) _mm512_storeu_ps(p, v)
 #define V_LOADN(p, n, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << (n)) - 1), p)
 #define V_STOREN(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)

@@ -48,6 +48,7 @@ static inline void storen_neon(float *p, float32x4_t v, int n) {
     memcpy(p, t, sizeof(float) * n);
 }
 #define V_LOAD(p) vld1q_f32(p)
+#define V_LOAD_BF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
 #define V_STORE(p, v) vst1q_f32(p, v)
 #define V_LOADN(p, n, fill) loadn_neon(p, n, fill)
 #define V_STOREN(p, v, n) storen_neon(p, v, n)

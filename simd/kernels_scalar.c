@@ -37,6 +37,16 @@ static float dot_f32_scalar(const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
+static float dot_bf16_f32_scalar(const uint16_t *a, const float *b, int n) {
+    float s = 0.f;
+    for (int i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)a[i] << 16;
+        float w;
+        memcpy(&w, &u, 4);
+        s += w * b[i];
+    }
+    return s;
+}
 static void axpy_f32_scalar(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -258,6 +268,7 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->isa = "scalar";
     t->gemm_f32 = gemm_f32_scalar;
     t->dot_f32 = dot_f32_scalar;
+    t->dot_bf16_f32 = dot_bf16_f32_scalar;
     t->axpy_f32 = axpy_f32_scalar;
     t->scale_f32 = scale_f32_scalar;
     t->rmsnorm_fwd = rmsnorm_fwd_scalar;

@@ -7,7 +7,7 @@
  *
  * Required by the includer:
  *   VF (vector of VL floats), VM (lane mask), VNAME(x) (name suffix)
- *   V_LOAD(p) V_STORE(p,v) V_LOADN(p,n,fill) V_STOREN(p,v,n)  (n < VL lanes)
+ *   V_LOAD(p) V_LOAD_BF16(p) (VL bf16 widened to fp32) V_STORE(p,v) V_LOADN(p,n,fill) V_STOREN(p,v,n)  (n < VL lanes)
  *   V_SET1(x) V_ADD V_SUB V_MUL V_DIV V_FMA(a,b,c)=a*b+c V_FNMA(a,b,c)=c-a*b
  *   V_MAX(a,b) V_MIN(a,b) (return b when a or b is NaN, as x86 maxps does)
  *   V_SQRT V_ABS V_ROUND (to nearest) V_LDEXP(p,n) (p*2^n, n integral float
@@ -88,6 +88,29 @@ static float VNAME(dot_f32)(const float *a, const float *b, int n) {
         s3 = V_FMA(V_LOAD(a + i + 3 * VL), V_LOAD(b + i + 3 * VL), s3);
     }
     for (; i < n; i += VL) s0 = V_FMA(VNAME(ld)(a + i, n - i, 0.f), VNAME(ld)(b + i, n - i, 0.f), s0);
+    return V_HSUM(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
+}
+
+/* bf16 a widened by the includer's V_LOAD_BF16 (a 16-bit shift: exact); the tail is
+ * copied into a zeroed block so its lanes are +0, as dot_f32's tail fill. */
+static inline VF VNAME(ldh)(const uint16_t *p, int r) {
+    if (r >= VL) return V_LOAD_BF16(p);
+    uint16_t t[VL] = {0};
+    memcpy(t, p, sizeof(uint16_t) * (size_t)r);
+    return V_LOAD_BF16(t);
+}
+
+/* dot_f32's loop with a read as bf16: same accumulators, same order. */
+static float VNAME(dot_bf16_f32)(const uint16_t *a, const float *b, int n) {
+    VF s0 = V_SET1(0.f), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 4 * VL <= n; i += 4 * VL) {
+        s0 = V_FMA(V_LOAD_BF16(a + i), V_LOAD(b + i), s0);
+        s1 = V_FMA(V_LOAD_BF16(a + i + VL), V_LOAD(b + i + VL), s1);
+        s2 = V_FMA(V_LOAD_BF16(a + i + 2 * VL), V_LOAD(b + i + 2 * VL), s2);
+        s3 = V_FMA(V_LOAD_BF16(a + i + 3 * VL), V_LOAD(b + i + 3 * VL), s3);
+    }
+    for (; i < n; i += VL) s0 = V_FMA(VNAME(ldh)(a + i, n - i), VNAME(ld)(b + i, n - i, 0.f), s0);
     return V_HSUM(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
 }
 
@@ -551,6 +574,7 @@ static void VNAME(adamw)(float *p, const float *g, float *m, float *v, size_t n,
 /* Sets every table entry this header implements. */
 static void VNAME(fill_vec)(hone_kernels *t) {
     t->dot_f32 = VNAME(dot_f32);
+    t->dot_bf16_f32 = VNAME(dot_bf16_f32);
     t->axpy_f32 = VNAME(axpy_f32);
     t->scale_f32 = VNAME(scale_f32);
     t->rmsnorm_fwd = VNAME(rmsnorm_fwd);

@@ -19,6 +19,7 @@ void gen_args_defaults(gen_args *a) {
     memset(a, 0, sizeof *a);
     gen_options_defaults(&a->o);
     a->batch = 0; /* gen_engine_init picks */
+    a->weights = HONE_WEIGHTS_AUTO;
 }
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out, hone_error *err) {
@@ -76,6 +77,11 @@ int gen_args_parse(gen_args *a, int argc, char **argv, int *i, hone_error *err) 
     } else if (!strcmp(o, "--max-context")) {
         if (parse_int(o, v, 2, 1 << 20, &x, err) < 0) return -1;
         a->max_context = (int)x;
+    } else if (!strcmp(o, "--dtype")) {
+        if (v && !strcmp(v, "auto")) a->weights = HONE_WEIGHTS_AUTO;
+        else if (v && (!strcmp(v, "float32") || !strcmp(v, "fp32"))) a->weights = HONE_WEIGHTS_F32;
+        else if (v && (!strcmp(v, "bfloat16") || !strcmp(v, "bf16"))) a->weights = HONE_WEIGHTS_BF16;
+        else return hone_fail(err, "--dtype: expected auto, float32 or bfloat16, got '%s'", v ? v : "(nothing)");
     } else if (!strcmp(o, "--threads")) {
         if (parse_int(o, v, 1, 256, &x, err) < 0) return -1;
         a->threads = (int)x;
@@ -99,7 +105,10 @@ void gen_args_help(FILE *f) {
                "  --chat-template NAME    chatml|llama2|llama3|gemma|zephyr|model|auto or inline Jinja\n"
                "  --batch N               prompts decoded together (default: up to 32, KV cache <= 512 MB)\n"
                "  --max-context N         KV-cache positions (default: the model's, at most 4096)\n"
-               "  --threads N             threads (default: HONE_THREADS or one per core)\n");
+               "  --threads N             threads (default: HONE_THREADS or one per core)\n"
+               "  --dtype D               weights for generation: auto (bfloat16 when that is exact, i.e. the\n"
+               "                          model is stored in bf16; else float32), float32, or bfloat16 (rounds\n"
+               "                          the matrices: half the memory traffic; arithmetic stays fp32)\n");
 }
 
 int gen_threads_init(int threads, hone_error *err) {
@@ -192,7 +201,12 @@ int gen_engine_init(hone_engine *e, const gen_model *g, const gen_args *a, int n
         if (B > 32) B = 32;
     }
     if (B > n) B = n;
-    return engine_init(e, &g->m, B < 1 ? 1 : B, (int)T, 0, err);
+    if (engine_init(e, &g->m, B < 1 ? 1 : B, (int)T, 0, err) < 0) return -1;
+    if (engine_set_weights(e, a->weights, err) < 0) {
+        engine_free(e);
+        return -1;
+    }
+    return 0;
 }
 
 static int encode_ids(const gen_model *g, const char *text, size_t len, int add_special, int32_t **ids, int *n_ids,

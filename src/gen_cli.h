@@ -18,6 +18,7 @@ typedef struct gen_args {
     int batch;                        /* --batch N: sequences decoded together (0: gen_engine_init picks) */
     int max_context;                  /* --max-context N: cache positions (0: model's, at most 4096) */
     int threads;                      /* --threads N (0: HONE_THREADS or one per core) */
+    int weights;                      /* --dtype: HONE_WEIGHTS_AUTO (default), _F32 or _BF16 */
 } gen_args;
 
 void gen_args_defaults(gen_args *a);
@@ -46,7 +47,7 @@ typedef struct gen_model {
 int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *err);
 void gen_model_free(gen_model *g);
 
-/* An engine for n prompts of at most max_prompt tokens: min(batch, n) slots (batch 0:
+/* An engine for n prompts (weights in the format of --dtype) of at most max_prompt tokens: min(batch, n) slots (batch 0:
  * up to 32 within a 512 MB cache), a cache of
  * max_prompt + max_new_tokens positions (or --max-context), clamped to the model's. */
 int gen_engine_init(hone_engine *e, const gen_model *g, const gen_args *a, int n, int max_prompt, hone_error *err);

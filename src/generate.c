@@ -98,11 +98,56 @@ int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int c
 
 void engine_free(hone_engine *e) {
     free(e->mem);
+    free(e->w16);
+    free(e->wtmp);
     memset(e, 0, sizeof *e);
 }
 
-/* One matrix-vector job: out (n, OC) = in (n, IC) @ W^T + b. */
-typedef struct { float *out; const float *W, *b; int OC; } mv_job;
+int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
+    free(e->w16);
+    free(e->wtmp);
+    e->w16 = NULL;
+    e->wtmp = NULL;
+    if (mode == HONE_WEIGHTS_F32) return 0;
+    if (mode != HONE_WEIGHTS_BF16 && mode != HONE_WEIGHTS_AUTO) return hone_fail(err, "engine: unknown weight format %d", mode);
+    const hone_model *m = e->m;
+    const hone_model_config *c = &m->cfg;
+    size_t n = m->num_floats, C = c->hidden_size, F = c->intermediate_size;
+    size_t HD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
+    size_t big = F * C > HD * C ? F * C : HD * C;
+    if (KD * C > big) big = KD * C;
+    e->w16 = hone_alloc(n * sizeof(uint16_t), err);
+    e->wtmp = e->w16 ? hone_alloc(big * sizeof(float), err) : NULL;
+    if (!e->wtmp) {
+        free(e->w16);
+        e->w16 = NULL;
+        return hone_fail_prefix(err, "engine: bf16 copy of %zu parameters (%.1f MB)", n, n * 2 / 1e6);
+    }
+    /* round in blocks; auto keeps bf16 only when every value comes back unchanged */
+    const size_t BLK = 1 << 14;
+    long nblk = (long)((n + BLK - 1) / BLK);
+    int lossy = 0;
+#pragma omp parallel for schedule(static) reduction(| : lossy)
+    for (long b = 0; b < nblk; b++) {
+        size_t i0 = (size_t)b * BLK, len = n - i0 < BLK ? n - i0 : BLK;
+        float back[1 << 14];
+        hone_kt.f32_to_bf16(e->w16 + i0, m->data + i0, len);
+        if (mode == HONE_WEIGHTS_AUTO && !lossy) {
+            hone_kt.bf16_to_f32(back, e->w16 + i0, len);
+            if (memcmp(back, m->data + i0, len * sizeof(float))) lossy = 1;
+        }
+    }
+    if (mode == HONE_WEIGHTS_AUTO && lossy) return engine_set_weights(e, HONE_WEIGHTS_F32, err);
+    return 0;
+}
+
+/* The bf16 copy of parameter w (a pointer into the model's block), or NULL in fp32. */
+static const uint16_t *w16_of(const hone_engine *e, const float *w) {
+    return e->w16 && w ? e->w16 + (w - e->m->data) : NULL;
+}
+
+/* One matrix-vector job: out (n, OC) = in (n, IC) @ W^T + b; Wh: W in bf16 or NULL. */
+typedef struct { float *out; const float *W, *b; int OC; const uint16_t *Wh; } mv_job;
 
 /* Runs several jobs sharing one input in one parallel region. The weight rows of
  * all jobs form one index space cut into MV_ROWS blocks, handed out in runs of 4
@@ -127,7 +172,13 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         for (int o = o0; o < o1; o++) {
             const float *w = jb->W + (size_t)o * IC;
             float bias = jb->b ? jb->b[o] : 0.f;
-            for (int r = 0; r < n; r++) jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_f32(w, in + (size_t)r * IC, IC) + bias;
+            if (jb->Wh) {
+                const uint16_t *wh = jb->Wh + (size_t)o * IC;
+                for (int r = 0; r < n; r++)
+                    jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_bf16_f32(wh, in + (size_t)r * IC, IC) + bias;
+            } else {
+                for (int r = 0; r < n; r++) jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_f32(w, in + (size_t)r * IC, IC) + bias;
+            }
         }
     }
 }
@@ -159,9 +210,18 @@ static void glu_rows(float *h, const float *gate, const float *up, size_t n, int
 /* Prompt chunks: out^T (OC, n) = W @ in^T with the weights as gemm's A operand (packed
  * row-wise, cheaper than packing them transposed as the B operand), then transposed
  * into out with the bias. tmp: (OC, n) scratch. */
-static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float *tmp) {
+static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float *tmp, float *wtmp) {
     int OC = jb->OC;
-    hone_kt.gemm_f32(0, 1, OC, n, IC, jb->W, IC, in, IC, 0.f, tmp, n);
+    const float *W = jb->W;
+    if (jb->Wh) { /* bf16 weights: widened (exactly) for the fp32 gemm */
+#pragma omp parallel for schedule(static) if ((size_t)OC * IC >= PAR_MIN_WORK * 8)
+        for (int o0 = 0; o0 < OC; o0 += 64) {
+            int o1 = o0 + 64 < OC ? o0 + 64 : OC;
+            hone_kt.bf16_to_f32(wtmp + (size_t)o0 * IC, jb->Wh + (size_t)o0 * IC, (size_t)(o1 - o0) * IC);
+        }
+        W = wtmp;
+    }
+    hone_kt.gemm_f32(0, 1, OC, n, IC, W, IC, in, IC, 0.f, tmp, n);
 #pragma omp parallel for schedule(static) if ((size_t)OC * n >= PAR_MIN_WORK)
     for (int o0 = 0; o0 < OC; o0 += 32) {
         int o1 = o0 + 32 < OC ? o0 + 32 : OC;
@@ -172,7 +232,7 @@ static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float 
 
 static void linear(hone_engine *e, const mv_job *jobs, int nj, const float *in, int n, int IC, int use_gemm) {
     if (!use_gemm) { matvec_jobs(jobs, nj, in, n, IC); return; }
-    for (int j = 0; j < nj; j++) linear_gemm(&jobs[j], in, n, IC, e->tmp);
+    for (int j = 0; j < nj; j++) linear_gemm(&jobs[j], in, n, IC, e->tmp, e->wtmp);
 }
 
 void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t *slots, const int32_t *pos,
@@ -190,13 +250,20 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
      * than waking the team, and a loaded machine punishes every barrier */
     int par = use_gemm && (size_t)n * F >= PAR_MIN_WORK;
     float escale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    if (par) {
+    const uint16_t *embed16 = w16_of(e, m->w.embed);
+    if (par && !embed16) {
         embedding_forward(e->x, m->w.embed, tokens, n, C, escale);
         rope_tables(e->cos, e->sin, pos, m->rope_inv_freq, n, D);
     } else {
         for (int r = 0; r < n; r++) {
-            const float *er = m->w.embed + (size_t)tokens[r] * C;
-            for (int j = 0; j < C; j++) e->x[(size_t)r * C + j] = er[j] * escale;
+            float *xr = e->x + (size_t)r * C;
+            if (embed16) {
+                hone_kt.bf16_to_f32(xr, embed16 + (size_t)tokens[r] * C, C);
+                for (int j = 0; j < C; j++) xr[j] *= escale;
+            } else {
+                const float *er = m->w.embed + (size_t)tokens[r] * C;
+                for (int j = 0; j < C; j++) xr[j] = er[j] * escale;
+            }
             for (int j = 0; j < D / 2; j++) { /* as rope_tables: an fp32 product */
                 float f = (float)pos[r] * m->rope_inv_freq[j];
                 e->cos[(size_t)r * (D / 2) + j] = cosf(f);
@@ -208,7 +275,9 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         const hone_layer_weights *W = &m->w.layers[l];
         float *kc = e->kc + (size_t)l * e->max_B * e->slot_stride, *vc = e->vc + (size_t)l * e->max_B * e->slot_stride;
         rmsnorm_rows(e->xb, e->rstd, e->x, W->ln1, c->norm_offset, c->rms_norm_eps, n, C, par);
-        mv_job qkv[3] = {{e->q, W->wq, W->bq, HD}, {e->k, W->wk, W->bk, KD}, {e->v, W->wv, W->bv, KD}};
+        mv_job qkv[3] = {{e->q, W->wq, W->bq, HD, w16_of(e, W->wq)},
+                         {e->k, W->wk, W->bk, KD, w16_of(e, W->wk)},
+                         {e->v, W->wv, W->bv, KD, w16_of(e, W->wv)}};
         linear(e, qkv, 3, e->xb, n, C, use_gemm);
         rope_rows(e->q, e->cos, e->sin, n, H, D, par);
         rope_rows(e->k, e->cos, e->sin, n, KV, D, par);
@@ -228,14 +297,14 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
                              e->q + (size_t)r * HD + (size_t)h * D, ks, vs, pos[r], pos[r] + 1, D, 0, KD, 0, e->zeros,
                              e->zeros, e->zeros, scale);
         }
-        mv_job o = {e->xm, W->wo, W->bo, C};
+        mv_job o = {e->xm, W->wo, W->bo, C, w16_of(e, W->wo)};
         linear(e, &o, 1, e->att, n, HD, use_gemm);
         add_rows(e->xm, e->x, (size_t)n * C, par);
         rmsnorm_rows(e->xb, e->rstd, e->xm, W->ln2, c->norm_offset, c->rms_norm_eps, n, C, par);
-        mv_job gu[2] = {{e->gate, W->wg, W->bg, F}, {e->up, W->wu, W->bu, F}};
+        mv_job gu[2] = {{e->gate, W->wg, W->bg, F, w16_of(e, W->wg)}, {e->up, W->wu, W->bu, F, w16_of(e, W->wu)}};
         linear(e, gu, 2, e->xb, n, C, use_gemm);
         glu_rows(e->gate, e->gate, e->up, (size_t)n * F, c->act, par);
-        mv_job d = {e->x, W->wd, W->bd, C};
+        mv_job d = {e->x, W->wd, W->bd, C, w16_of(e, W->wd)};
         linear(e, &d, 1, e->gate, n, F, use_gemm);
         add_rows(e->x, e->xm, (size_t)n * C, par);
     }
@@ -244,7 +313,7 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
     for (int i = 0; i < n_out; i++)
         e->rstd[i] = hone_kt.rmsnorm_fwd(e->xb + (size_t)i * C, e->x + (size_t)out_rows[i] * C, m->w.norm, c->norm_offset,
                                          c->rms_norm_eps, C);
-    mv_job head = {logits, m->w.lm_head, NULL, V};
+    mv_job head = {logits, m->w.lm_head, NULL, V, w16_of(e, m->w.lm_head)};
     matvec_jobs(&head, 1, e->xb, n_out, C);
 }
 

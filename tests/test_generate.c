@@ -2,7 +2,7 @@
  * KV-cache logits equal the training forward's, greedy stories260K text, seeded
  * sampling is reproducible, the logits processors equal transformers' (fixture from
  * tests/reference/sampling_ref.py), stop strings and streaming, batched generation
- * equals one prompt at a time. */
+ * equals one prompt at a time, bf16 weights equal fp32 on the same values. */
 #include "commands.h"
 #include "convert.h"
 #include "gen_cli.h"
@@ -230,6 +230,76 @@ static void test_batched_equals_single_and_seed(void) {
     model_free(&m);
 }
 
+/* Logits of a 6-token prompt (one gemm chunk) and 5 decoded tokens (matrix-vector
+ * products), for an engine in weight format fmt; (11, V) into out. */
+static int engine_logits(const hone_model *m, int fmt, float *out, int *w16_used) {
+    hone_error err = {{0}};
+    hone_engine e;
+    int V = m->cfg.vocab_size;
+    if (engine_init(&e, m, 1, 16, 8, &err) < 0 || engine_set_weights(&e, fmt, &err) < 0) {
+        CHECK(0, "%s", err.msg);
+        return -1;
+    }
+    *w16_used = e.w16 != NULL;
+    int32_t tk[6] = {3, 17, 5, 120, 9, 44}, sl[6] = {0}, ps[6] = {0, 1, 2, 3, 4, 5}, rows[6] = {0, 1, 2, 3, 4, 5};
+    engine_forward(&e, 6, tk, sl, ps, 1, 6, rows, out);
+    for (int t = 0; t < 5; t++) {
+        int32_t tok = (int32_t)((t * 37 + 11) % V), slot = 0, pos = 6 + t, row = 0;
+        engine_forward(&e, 1, &tok, &slot, &pos, 0, 1, &row, out + (size_t)(6 + t) * V);
+    }
+    engine_free(&e);
+    return 0;
+}
+
+/* bf16 weights: auto keeps fp32 for an fp32 model and picks bf16 for one whose
+ * parameters are all bf16 values, with logits bitwise the fp32 engine's (prompt gemm
+ * and decoding alike); forcing bf16 on an fp32 model equals (bitwise) the fp32 engine
+ * on that model with its matrices and embeddings rounded, norms and biases kept. */
+static void test_bf16_weights(void) {
+    const char *names[] = {"tiny-llama", "tiny-llama3-gqa"};
+    for (int k = 0; k < 2; k++) {
+        hone_model m;
+        if (load_fixture_model(&m, names[k]) < 0) return;
+        size_t V = m.cfg.vocab_size, nl = 11 * V;
+        float *a = malloc(sizeof(float) * nl), *b = malloc(sizeof(float) * nl);
+        uint16_t *h = malloc(sizeof(uint16_t) * m.num_floats);
+        float *orig = malloc(sizeof(float) * m.num_floats);
+        memcpy(orig, m.data, sizeof(float) * m.num_floats);
+        int u32, u16;
+        /* fp32 model: auto stays fp32 */
+        if (engine_logits(&m, HONE_WEIGHTS_F32, a, &u32) < 0 || engine_logits(&m, HONE_WEIGHTS_AUTO, b, &u16) < 0) goto next;
+        CHECK(!u32 && !u16 && !memcmp(a, b, sizeof(float) * nl), "%s: auto on fp32 weights must stay fp32", names[k]);
+        /* forced bf16 vs fp32 on the model with 2-D parameters rounded */
+        if (engine_logits(&m, HONE_WEIGHTS_BF16, b, &u16) < 0) goto next;
+        for (int i = 0; i < m.n_params; i++) {
+            const hone_param *p = &m.params[i];
+            if (p->ndim != 2) continue;
+            hone_kt.f32_to_bf16(h, m.data + p->offset, p->numel);
+            hone_kt.bf16_to_f32(m.data + p->offset, h, p->numel);
+        }
+        if (engine_logits(&m, HONE_WEIGHTS_F32, a, &u32) < 0) goto next;
+        CHECK(u16 && !memcmp(a, b, sizeof(float) * nl), "%s: bf16 engine != fp32 engine on the rounded matrices", names[k]);
+        /* bf16 is a real rounding: the logits moved, but little */
+        double mx = 0, d = 0;
+        memcpy(m.data, orig, sizeof(float) * m.num_floats);
+        if (engine_logits(&m, HONE_WEIGHTS_F32, a, &u32) < 0) goto next;
+        for (size_t i = 0; i < nl; i++) { mx = fmax(mx, fabs(a[i])); d = fmax(d, fabs(a[i] - b[i])); }
+        CHECK(d > 0 && d <= 2e-2 * mx, "%s: bf16 logits differ from fp32 by %g (max |logit| %g; limit 2%%)", names[k], d, mx);
+        /* every parameter a bf16 value: auto picks bf16, bitwise fp32's logits */
+        hone_kt.f32_to_bf16(h, m.data, m.num_floats);
+        hone_kt.bf16_to_f32(m.data, h, m.num_floats);
+        if (engine_logits(&m, HONE_WEIGHTS_F32, a, &u32) < 0 || engine_logits(&m, HONE_WEIGHTS_AUTO, b, &u16) < 0) goto next;
+        CHECK(u16 && !memcmp(a, b, sizeof(float) * nl), "%s: auto on bf16 values: %s", names[k],
+              u16 ? "logits differ from fp32" : "did not pick bf16");
+    next:
+        free(a);
+        free(b);
+        free(h);
+        free(orig);
+        model_free(&m);
+    }
+}
+
 static void test_processors_match_transformers(void) {
     json_error_t je;
     json_t *root = json_load_file(test_src("tests/fixtures/sampling.json"), 0, &je);
@@ -386,6 +456,7 @@ out:
 int main(void) {
     kernels_init();
     TEST_RUN(test_kv_logits_match_forward);
+    TEST_RUN(test_bf16_weights);
     TEST_RUN(test_processors_match_transformers);
     TEST_RUN(test_stop_string_helpers);
     TEST_RUN(test_batched_equals_single_and_seed);
