@@ -1,12 +1,14 @@
 /* bench_generate.c — generation speed: prompt processing (prefill) and decoding
  * tokens/s of the KV-cache engine for stories260K (../shared), a random-init 15M
  * Llama (llama2.c's: dim 288, 6 layers, 6 heads, hidden 768, vocab 32000) and a
- * random-init SmolLM2-135M (../shared/models/configs), with 1 and 2 threads.
- * Anchors in the same run: transformers generation (PyTorch fp32, same threads, by
- * benchmarks/generate_ref.py when HONE_PYTHON or /work/venv/bin/python has torch) and
- * the memory-bandwidth bound of decoding (every weight read once per token, plus the
- * KV cache) from a streaming read measured here. On a shared machine wall-clock
- * rates depend on the load; the CPU-time columns show the rate while hone runs.
+ * random-init SmolLM2-135M (../shared/models/configs), with 1 and 2 threads, with
+ * fp32 weights and with bf16 weights (engine_set_weights; arithmetic stays fp32).
+ * Anchors in the same run: transformers generation (PyTorch in the same dtype, same
+ * threads, by benchmarks/generate_ref.py when HONE_PYTHON or /work/venv/bin/python has
+ * torch) and the memory-bandwidth bound of decoding (every weight byte read once per
+ * token, plus the KV cache) from a streaming read measured here. On a shared machine
+ * wall-clock rates depend on the load; the CPU-time columns show the rate while hone
+ * runs. BENCH_DTYPES=f32,bf16 (default both) and BENCH_MODELS=260k,15m,135m select.
  * Usage: bench_generate [PROMPT_TOKENS [NEW_TOKENS]]   (default 64 16) */
 #include "convert.h"
 #include "generate.h"
@@ -22,17 +24,29 @@
 #include <unistd.h>
 
 #define NTHR 2
+#define NDT 2 /* weight formats: 0 fp32, 1 bf16 */
+static const char *dt_name[NDT] = {"fp32", "bf16"};
+static const char *dt_torch[NDT] = {"float32", "bfloat16"};
 
 typedef struct {
-    const char *name;
+    const char *name, *key;
     hone_model m;
     int ok;
     char dir[256];   /* what generate_ref.py loads */
-    double pf[NTHR], dec[NTHR], tpf[NTHR], tdec[NTHR];
-    double dec_cpu[NTHR]; /* decode tokens per second of process CPU time / threads */
-    double dec8[NTHR];    /* decode tokens/s with 8 sequences at once */
-    int have_ref[NTHR];
+    double pf[NDT][NTHR], dec[NDT][NTHR], tpf[NDT][NTHR], tdec[NDT][NTHR];
+    double dec_cpu[NDT][NTHR]; /* decode tokens per second of process CPU time / threads */
+    double dec8[NDT][NTHR];    /* decode tokens/s with 8 sequences at once */
+    int have_ref[NDT][NTHR], ran[NDT];
 } bench_model;
+
+static int listed(const char *env, const char *key) {
+    const char *l = getenv(env);
+    if (!l || !*l) return 1;
+    size_t n = strlen(key);
+    for (const char *p = l; (p = strstr(p, key)); p += n)
+        if ((p == l || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
 
 static const char *llama15m_json =
     "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 288, "
@@ -69,11 +83,15 @@ static double bandwidth(int threads) {
 }
 
 /* Prefill P tokens then decode N greedily; best of 2 after a warm-up. */
-static void run_hone(bench_model *b, int t, int P, int N) {
+static void run_hone(bench_model *b, int dt, int t, int P, int N) {
     hone_error err = {{0}};
     hone_engine e;
     const hone_model_config *c = &b->m.cfg;
-    if (engine_init(&e, &b->m, 1, P + N + 1, P, &err) < 0) { printf("  %s: %s\n", b->name, err.msg); return; }
+    int fmt = dt ? HONE_WEIGHTS_BF16 : HONE_WEIGHTS_F32;
+    if (engine_init(&e, &b->m, 1, P + N + 1, P, &err) < 0 || engine_set_weights(&e, fmt, &err) < 0) {
+        printf("  %s: %s\n", b->name, err.msg);
+        return;
+    }
     int32_t *prompt = malloc(sizeof(int32_t) * P);
     float *logits = malloc(sizeof(float) * c->vocab_size);
     for (int i = 0; i < P; i++) prompt[i] = 3 + (int32_t)((i * 7919u) % (unsigned)(c->vocab_size - 3));
@@ -97,14 +115,14 @@ static void run_hone(bench_model *b, int t, int P, int N) {
             bcpu = fmin(bcpu, (c2 - c1) / (t + 1));
         }
     }
-    b->pf[t] = P / bpf;
-    b->dec[t] = N / bdec;
-    b->dec_cpu[t] = N / bcpu;
+    b->pf[dt][t] = P / bpf;
+    b->dec[dt][t] = N / bdec;
+    b->dec_cpu[dt][t] = N / bcpu;
     engine_free(&e);
     /* 8 sequences decoded together: each weight row read once for all 8 */
     enum { NB = 8 };
     float *lg8 = malloc(sizeof(float) * NB * c->vocab_size);
-    if (lg8 && engine_init(&e, &b->m, NB, P + N + 1, P, &err) == 0) {
+    if (lg8 && engine_init(&e, &b->m, NB, P + N + 1, P, &err) == 0 && engine_set_weights(&e, fmt, &err) == 0) {
         int32_t tk[NB], sl[NB], ps[NB], rows[NB];
         double best = 1e30;
         for (int rep = 0; rep < 2; rep++) {
@@ -116,7 +134,7 @@ static void run_hone(bench_model *b, int t, int P, int N) {
             }
             if (rep > 0) best = fmin(best, hone_now() - t0);
         }
-        b->dec8[t] = NB * N / best;
+        b->dec8[dt][t] = NB * N / best;
         engine_free(&e);
     }
     free(lg8);
@@ -124,12 +142,13 @@ static void run_hone(bench_model *b, int t, int P, int N) {
     free(logits);
 }
 
-static void run_ref(bench_model *b, int P, int N) {
+static void run_ref(bench_model *b, int dt, int P, int N) {
     const char *py = getenv("HONE_PYTHON");
     if (!py) py = access("/work/venv/bin/python", X_OK) == 0 ? "/work/venv/bin/python" : "python3";
     const char *src = getenv("HONE_SRCDIR") ? getenv("HONE_SRCDIR") : ".";
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s/benchmarks/generate_ref.py %s %d %d 1 2 2>/dev/null", py, src, b->dir, P, N);
+    snprintf(cmd, sizeof cmd, "%s %s/benchmarks/generate_ref.py %s %d %d --dtype %s 1 2 2>/dev/null", py, src, b->dir, P, N,
+             dt_torch[dt]);
     FILE *p = popen(cmd, "r");
     if (!p) return;
     char line[512];
@@ -138,9 +157,9 @@ static void run_ref(bench_model *b, int P, int N) {
         double pf, dec;
         if (sscanf(line, "{\"threads\": %d, \"prefill_tps\": %lf, \"decode_tps\": %lf", &t, &pf, &dec) == 3 && t >= 1 &&
             t <= NTHR) {
-            b->tpf[t - 1] = pf;
-            b->tdec[t - 1] = dec;
-            b->have_ref[t - 1] = 1;
+            b->tpf[dt][t - 1] = pf;
+            b->tdec[dt][t - 1] = dec;
+            b->have_ref[dt][t - 1] = 1;
         }
     }
     pclose(p);
@@ -157,6 +176,9 @@ int main(int argc, char **argv) {
     bm[0].name = "stories260K";
     bm[1].name = "llama-15M (random)";
     bm[2].name = "smollm2-135M (random)";
+    bm[0].key = "260k";
+    bm[1].key = "15m";
+    bm[2].key = "135m";
     char path[1024], tmp[] = "/tmp/hone-bench-gen-XXXXXX";
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
     snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", shared);
@@ -192,20 +214,24 @@ int main(int argc, char **argv) {
      * machine a single measurement may land in a busy moment */
     double bw[NTHR] = {0};
     for (int i = 0; i < 3; i++) {
-        if (!bm[i].ok) continue;
-        for (int t = 0; t < NTHR; t++) {
-            bw[t] = fmax(bw[t], bandwidth(t + 1));
-            omp_set_num_threads(t + 1);
-            run_hone(&bm[i], t, P, N);
+        if (!bm[i].ok || !listed("BENCH_MODELS", bm[i].key)) continue;
+        for (int dt = 0; dt < NDT; dt++) {
+            if (!listed("BENCH_DTYPES", dt_name[dt])) continue;
+            bm[i].ran[dt] = 1;
+            for (int t = 0; t < NTHR; t++) {
+                bw[t] = fmax(bw[t], bandwidth(t + 1));
+                omp_set_num_threads(t + 1);
+                run_hone(&bm[i], dt, t, P, N);
+            }
+            if (bm[i].dir[0] && !getenv("BENCH_NO_PY")) run_ref(&bm[i], dt, P, N);
         }
-        if (bm[i].dir[0]) run_ref(&bm[i], P, N);
     }
     printf("memory bandwidth (streaming read of 512 MiB, best): 1 thread %.1f GB/s, 2 threads %.1f GB/s; isa %s\n", bw[0],
            bw[1], hone_kt.isa);
     printf("prompt %d tokens, then %d decoded tokens (greedy, batch 1); best of 3 after a warm-up\n\n", P, N);
-    printf("| model | params | thr | prefill tok/s | torch | x | decode tok/s | torch | x | bound tok/s | %% of bound | "
-           "decode tok/s (CPU time) | %% of bound (CPU time) | decode tok/s, 8 sequences |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| model | params | weights | thr | prefill tok/s | torch | x | decode tok/s | torch | x | x torch fp32 | "
+           "bound tok/s | %% of bound | decode tok/s (CPU time) | %% of bound (CPU time) | decode tok/s, 8 sequences |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     hone_topology topo;
     long llc = threads_plan(&topo, NULL, 0, &err) == 0 && topo.l3 > 0 ? topo.l3 : 32L << 20; /* hwloc's L3 */
     for (int i = 0; i < 3; i++) {
@@ -213,21 +239,26 @@ int main(int argc, char **argv) {
         const hone_model_config *mc = &bm[i].m.cfg;
         size_t VC = (size_t)mc->vocab_size * mc->hidden_size;
         /* weights read per decoded token: all but the embedding table unless it is the head */
-        double wbytes = 4.0 * (double)(bm[i].m.num_floats - (mc->tie_word_embeddings ? 0 : VC));
+        double wfloats = (double)(bm[i].m.num_floats - (mc->tie_word_embeddings ? 0 : VC));
         double kv = 4.0 * 2 * mc->num_layers * (double)mc->num_kv_heads * mc->head_dim * (P + N / 2.0);
-        for (int t = 0; t < NTHR; t++) {
-            double bound = bw[t] * 1e9 / (wbytes + kv);
-            char tp[32] = "-", tx[32] = "-", dp[32] = "-", dx[32] = "-";
-            if (bm[i].have_ref[t]) {
-                snprintf(tp, sizeof tp, "%.0f", bm[i].tpf[t]);
-                snprintf(tx, sizeof tx, "%.1f", bm[i].pf[t] / bm[i].tpf[t]);
-                snprintf(dp, sizeof dp, "%.1f", bm[i].tdec[t]);
-                snprintf(dx, sizeof dx, "%.1f", bm[i].dec[t] / bm[i].tdec[t]);
+        for (int dt = 0; dt < NDT; dt++) {
+            if (!bm[i].ran[dt]) continue;
+            double wbytes = (dt ? 2.0 : 4.0) * wfloats;
+            for (int t = 0; t < NTHR; t++) {
+                double bound = bw[t] * 1e9 / (wbytes + kv);
+                char tp[32] = "-", tx[32] = "-", dp[32] = "-", dx[32] = "-", d32[32] = "-";
+                if (bm[i].have_ref[dt][t]) {
+                    snprintf(tp, sizeof tp, "%.0f", bm[i].tpf[dt][t]);
+                    snprintf(tx, sizeof tx, "%.1f", bm[i].pf[dt][t] / bm[i].tpf[dt][t]);
+                    snprintf(dp, sizeof dp, "%.1f", bm[i].tdec[dt][t]);
+                    snprintf(dx, sizeof dx, "%.1f", bm[i].dec[dt][t] / bm[i].tdec[dt][t]);
+                }
+                if (bm[i].have_ref[0][t]) snprintf(d32, sizeof d32, "%.1f", bm[i].dec[dt][t] / bm[i].tdec[0][t]);
+                printf("| %s | %.1fM | %s | %d | %.0f | %s | %s | %.1f | %s | %s | %s | %.1f%s | %.0f%% | %.1f | %.0f%% | %.1f |\n",
+                       bm[i].name, bm[i].m.num_floats / 1e6, dt_name[dt], t + 1, bm[i].pf[dt][t], tp, tx, bm[i].dec[dt][t],
+                       dp, dx, d32, bound, wbytes < llc ? " (in LLC)" : "", 100.0 * bm[i].dec[dt][t] / bound,
+                       bm[i].dec_cpu[dt][t], 100.0 * bm[i].dec_cpu[dt][t] / bound, bm[i].dec8[dt][t]);
             }
-            printf("| %s | %.1fM | %d | %.0f | %s | %s | %.1f | %s | %s | %.1f%s | %.0f%% | %.1f | %.0f%% | %.1f |\n", bm[i].name,
-                   bm[i].m.num_floats / 1e6, t + 1, bm[i].pf[t], tp, tx, bm[i].dec[t], dp, dx, bound,
-                   wbytes < llc ? " (in LLC)" : "", 100.0 * bm[i].dec[t] / bound, bm[i].dec_cpu[t],
-                   100.0 * bm[i].dec_cpu[t] / bound, bm[i].dec8[t]);
         }
     }
     for (int i = 0; i < 3; i++)

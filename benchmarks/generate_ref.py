@@ -1,6 +1,6 @@
-"""generate_ref.py — transformers generation speed (PyTorch fp32, CPU) for bench_generate.
+"""generate_ref.py — transformers generation speed (PyTorch, CPU) for bench_generate.
 
-Usage: generate_ref.py MODEL_DIR PROMPT_TOKENS NEW_TOKENS THREADS...
+Usage: generate_ref.py MODEL_DIR PROMPT_TOKENS NEW_TOKENS [--dtype float32|bfloat16] THREADS...
 MODEL_DIR holds a config.json (random init when there is no model.safetensors) or a
 whole saved model. For each thread count prints one JSON line:
 {"threads", "prefill_tps", "decode_tps"}: prefill = one forward over the prompt with
@@ -11,14 +11,19 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 d, P, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-threads = [int(x) for x in sys.argv[4:]] or [1]
+rest = sys.argv[4:]
+dtype = torch.float32
+if rest[:1] == ["--dtype"]:
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[rest[1]]
+    rest = rest[2:]
+threads = [int(x) for x in rest] or [1]
 torch.manual_seed(0)
 if os.path.exists(os.path.join(d, "model.safetensors")):
-    model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=dtype)
 else:
     cfg = AutoConfig.from_pretrained(d)
-    cfg.torch_dtype = torch.float32
-    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+    cfg.torch_dtype = dtype
+    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=dtype)
 model.eval()
 V = model.config.vocab_size
 ids = torch.randint(3, V, (1, P))

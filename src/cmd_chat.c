@@ -1,6 +1,8 @@
 /* cmd_chat.c — `hone chat`: an interactive conversation. Each user line is added
  * to the history, the whole conversation is rendered with the chat template and the
- * reply streams as it is generated; Ctrl-D (end of input) leaves. */
+ * reply streams as it is generated; Ctrl-D (end of input) leaves. The KV cache keeps
+ * the conversation: a turn runs only the tokens after the longest prefix the cache
+ * already holds (reuse_prefix), so the history is not recomputed. */
 #include "commands.h"
 #include "gen_cli.h"
 #include "kernels.h"
@@ -54,6 +56,7 @@ int cmd_chat(int argc, char **argv) {
     if (gen_engine_init(&e, &g, &ea, 1, 1, &err) < 0) { fprintf(stderr, "hone chat: %s\n", err.msg); gen_model_free(&g); return 1; }
     hone_gen_options o;
     gen_options_for(&o, &a, &g);
+    o.reuse_prefix = 1; /* each turn runs only what the cache lacks: the new messages */
     int cap = 64, n = 0, interactive = isatty(0);
     gen_msg *hist = malloc(sizeof *hist * cap);
     char *line = NULL;

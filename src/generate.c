@@ -70,6 +70,8 @@ static size_t engine_layout(hone_engine *e, char *base) {
     e->rslot = carve(&cv, cap * sizeof(int32_t));
     e->rpos = carve(&cv, cap * sizeof(int32_t));
     e->rout = carve(&cv, cap * sizeof(int32_t));
+    e->ctx_tok = carve(&cv, (size_t)e->max_B * e->max_T * sizeof(int32_t));
+    e->ctx_len = carve(&cv, (size_t)e->max_B * sizeof(int32_t));
     return cv.off;
 }
 
@@ -281,6 +283,10 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         linear(e, qkv, 3, e->xb, n, C, use_gemm);
         rope_rows(e->q, e->cos, e->sin, n, H, D, par);
         rope_rows(e->k, e->cos, e->sin, n, KV, D, par);
+        for (int r = 0; r < n && l == 0; r++) { /* what the cache now holds, for prefix reuse */
+            e->ctx_tok[(size_t)slots[r] * e->max_T + pos[r]] = tokens[r];
+            e->ctx_len[slots[r]] = pos[r] + 1;
+        }
         for (int r = 0; r < n; r++) {
             size_t at = (size_t)slots[r] * e->slot_stride + (size_t)pos[r] * KD;
             memcpy(kc + at, e->k + (size_t)r * KD, sizeof(float) * KD);
@@ -459,6 +465,13 @@ int generate_run(hone_engine *e, const hone_tokenizer *tok, const hone_gen_optio
             }
             rng_seed(&s->rng, o->seed);
             for (int j = 0; j < prompt_lens[s->prompt]; j++) s->seen[prompts[s->prompt][j]] = 1;
+            if (o->reuse_prefix) { /* skip what the slot's cache already holds; the last token is always run */
+                const int32_t *p = prompts[s->prompt], *ct = e->ctx_tok + (size_t)b * e->max_T;
+                int pl = prompt_lens[s->prompt], k = 0;
+                while (k < pl - 1 && k < e->ctx_len[b] && ct[k] == p[k]) k++;
+                s->fed = k;
+                out[s->prompt].cached_tokens = k;
+            }
         }
         for (;;) {
             int nr = 0, n_out = 0;

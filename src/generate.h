@@ -42,6 +42,8 @@ typedef struct hone_engine {
     float *lse;         /* (nthr, max_T) attention log-sum-exp scratch */
     int32_t *zeros;     /* (max_T) empty key spans for attn_fwd */
     int32_t *rtok, *rslot, *rpos, *rout; /* (cap) row lists for callers of engine_forward */
+    int32_t *ctx_tok;   /* (max_B, max_T) the token whose K/V each cache position holds */
+    int32_t *ctx_len;   /* (max_B) positions of each slot filled by the last engine_forward rows */
     void *mem;          /* the one allocation the scratch is carved from */
     /* bf16 weights (engine_set_weights): NULL = the model's fp32 weights */
     uint16_t *w16;      /* (num_floats) the model's parameter block rounded to bf16, same layout */
@@ -116,6 +118,10 @@ typedef struct hone_gen_options {
     int n_stop_ids;
     const char *const *stop_strings;   /* (n_stop_strings) the text is cut before the first match */
     int n_stop_strings;
+    int reuse_prefix;                  /* a prompt starts after the longest prefix its slot's cache
+                                        * already holds (chat: the history is not recomputed). Off by
+                                        * default: cached K/V of generated tokens came from matrix-vector
+                                        * products, so results may differ from a fresh run in the last bits */
 } hone_gen_options;
 
 typedef struct hone_gen_output {
@@ -125,6 +131,7 @@ typedef struct hone_gen_output {
     size_t text_len;
     int finish;       /* HONE_FINISH_* */
     int prompt_tokens;
+    int cached_tokens; /* prompt tokens found in the cache (reuse_prefix), not recomputed */
 } hone_gen_output;
 
 /* Called with each new piece of completion text as it becomes final (text that could

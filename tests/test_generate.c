@@ -300,6 +300,59 @@ static void test_bf16_weights(void) {
     }
 }
 
+/* reuse_prefix: a prompt that extends what the slot's cache holds (the previous
+ * prompt and the tokens generated for it) runs only the new tokens, and greedy
+ * decoding gives the tokens of a fresh engine. */
+static void test_prefix_reuse(void) {
+    hone_model m;
+    if (load_fixture_model(&m, "tiny-llama3-gqa") < 0) return;
+    hone_error err = {{0}};
+    hone_engine e1, e2;
+    if (engine_init(&e1, &m, 1, 64, 0, &err) < 0 || engine_init(&e2, &m, 1, 64, 0, &err) < 0) {
+        CHECK(0, "%s", err.msg);
+        model_free(&m);
+        return;
+    }
+    hone_gen_options o;
+    gen_options_defaults(&o);
+    o.max_new_tokens = 8;
+    o.reuse_prefix = 1;
+    int32_t p[32] = {5, 9, 200, 31, 77};
+    int pl = 5;
+    const int32_t *pp = p;
+    hone_gen_output g1, g2, g3;
+    CHECK(generate_run(&e1, NULL, &o, 1, &pp, &pl, NULL, NULL, &g1, &err) == 0, "%s", err.msg);
+    CHECK(g1.cached_tokens == 0 && g1.n_tokens == 8, "first run: cached %d, %d tokens", g1.cached_tokens, g1.n_tokens);
+    int ql = 5;
+    for (int i = 0; i < g1.n_tokens; i++) p[ql++] = g1.tokens[i];
+    p[ql++] = 11;
+    p[ql++] = 12;
+    CHECK(generate_run(&e1, NULL, &o, 1, &pp, &ql, NULL, NULL, &g2, &err) == 0, "%s", err.msg);
+    /* the last generated token was never fed back: 5 + 7 positions are reusable */
+    CHECK(g2.cached_tokens == 12, "extended prompt: %d tokens cached, want 12", g2.cached_tokens);
+    o.reuse_prefix = 0;
+    CHECK(generate_run(&e2, NULL, &o, 1, &pp, &ql, NULL, NULL, &g3, &err) == 0, "%s", err.msg);
+    CHECK(g3.cached_tokens == 0 && g3.n_tokens == g2.n_tokens && !memcmp(g2.tokens, g3.tokens, sizeof(int32_t) * g2.n_tokens),
+          "reused-prefix and fresh greedy generations differ");
+    gen_output_free(&g2);
+    /* the same prompt again: everything but its last token is cached */
+    o.reuse_prefix = 1;
+    CHECK(generate_run(&e1, NULL, &o, 1, &pp, &ql, NULL, NULL, &g2, &err) == 0, "%s", err.msg);
+    CHECK(g2.cached_tokens == ql - 1 && !memcmp(g2.tokens, g3.tokens, sizeof(int32_t) * g3.n_tokens),
+          "repeated prompt: cached %d of %d, tokens %s", g2.cached_tokens, ql, memcmp(g2.tokens, g3.tokens, 4) ? "differ" : "equal");
+    /* a different first token: nothing to reuse */
+    p[0] = 6;
+    gen_output_free(&g2);
+    CHECK(generate_run(&e1, NULL, &o, 1, &pp, &ql, NULL, NULL, &g2, &err) == 0 && g2.cached_tokens == 0, "changed prompt: cached %d",
+          g2.cached_tokens);
+    gen_output_free(&g1);
+    gen_output_free(&g2);
+    gen_output_free(&g3);
+    engine_free(&e1);
+    engine_free(&e2);
+    model_free(&m);
+}
+
 static void test_processors_match_transformers(void) {
     json_error_t je;
     json_t *root = json_load_file(test_src("tests/fixtures/sampling.json"), 0, &je);
@@ -457,6 +510,7 @@ int main(void) {
     kernels_init();
     TEST_RUN(test_kv_logits_match_forward);
     TEST_RUN(test_bf16_weights);
+    TEST_RUN(test_prefix_reuse);
     TEST_RUN(test_processors_match_transformers);
     TEST_RUN(test_stop_string_helpers);
     TEST_RUN(test_batched_equals_single_and_seed);
