@@ -36,6 +36,7 @@ typedef struct {
     double pf[NDT][NTHR], dec[NDT][NTHR], tpf[NDT][NTHR], tdec[NDT][NTHR];
     double dec_cpu[NDT][NTHR]; /* decode tokens per second of process CPU time / threads */
     double dec8[NDT][NTHR];    /* decode tokens/s with 8 sequences at once */
+    double bw[NDT][NTHR];      /* GB/s of a streaming read just before and after the run (the larger) */
     int have_ref[NDT][NTHR], ran[NDT];
 } bench_model;
 
@@ -210,28 +211,29 @@ int main(int argc, char **argv) {
         if (!js || hone_write_file(path, js, strlen(js), &err) < 0) bm[i].dir[0] = 0;
         free(js);
     }
-    /* the bandwidth is measured next to each run and the best kept: on a shared
-     * machine a single measurement may land in a busy moment */
-    double bw[NTHR] = {0};
+    /* the bandwidth is measured right before and after each run and the larger kept:
+     * on a shared machine it moves with the neighbours' load, so each row's bound
+     * uses the bandwidth of its own moment */
     for (int i = 0; i < 3; i++) {
         if (!bm[i].ok || !listed("BENCH_MODELS", bm[i].key)) continue;
         for (int dt = 0; dt < NDT; dt++) {
             if (!listed("BENCH_DTYPES", dt_name[dt])) continue;
             bm[i].ran[dt] = 1;
             for (int t = 0; t < NTHR; t++) {
-                bw[t] = fmax(bw[t], bandwidth(t + 1));
+                double b0 = bandwidth(t + 1);
                 omp_set_num_threads(t + 1);
                 run_hone(&bm[i], dt, t, P, N);
+                bm[i].bw[dt][t] = fmax(b0, bandwidth(t + 1));
             }
             if (bm[i].dir[0] && !getenv("BENCH_NO_PY")) run_ref(&bm[i], dt, P, N);
         }
     }
-    printf("memory bandwidth (streaming read of 512 MiB, best): 1 thread %.1f GB/s, 2 threads %.1f GB/s; isa %s\n", bw[0],
-           bw[1], hone_kt.isa);
+    printf("bound = streaming-read bandwidth (512 MiB, best of 3, measured before and after each run) / bytes read per "
+           "token; isa %s\n", hone_kt.isa);
     printf("prompt %d tokens, then %d decoded tokens (greedy, batch 1); best of 3 after a warm-up\n\n", P, N);
-    printf("| model | params | weights | thr | prefill tok/s | torch | x | decode tok/s | torch | x | x torch fp32 | "
+    printf("| model | params | weights | thr | prefill tok/s | torch | x | decode tok/s | torch | x | x torch fp32 | GB/s | "
            "bound tok/s | %% of bound | decode tok/s (CPU time) | %% of bound (CPU time) | decode tok/s, 8 sequences |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     hone_topology topo;
     long llc = threads_plan(&topo, NULL, 0, &err) == 0 && topo.l3 > 0 ? topo.l3 : 32L << 20; /* hwloc's L3 */
     for (int i = 0; i < 3; i++) {
@@ -245,7 +247,7 @@ int main(int argc, char **argv) {
             if (!bm[i].ran[dt]) continue;
             double wbytes = (dt ? 2.0 : 4.0) * wfloats;
             for (int t = 0; t < NTHR; t++) {
-                double bound = bw[t] * 1e9 / (wbytes + kv);
+                double bound = bm[i].bw[dt][t] * 1e9 / (wbytes + kv);
                 char tp[32] = "-", tx[32] = "-", dp[32] = "-", dx[32] = "-", d32[32] = "-";
                 if (bm[i].have_ref[dt][t]) {
                     snprintf(tp, sizeof tp, "%.0f", bm[i].tpf[dt][t]);
@@ -254,9 +256,9 @@ int main(int argc, char **argv) {
                     snprintf(dx, sizeof dx, "%.1f", bm[i].dec[dt][t] / bm[i].tdec[dt][t]);
                 }
                 if (bm[i].have_ref[0][t]) snprintf(d32, sizeof d32, "%.1f", bm[i].dec[dt][t] / bm[i].tdec[0][t]);
-                printf("| %s | %.1fM | %s | %d | %.0f | %s | %s | %.1f | %s | %s | %s | %.1f%s | %.0f%% | %.1f | %.0f%% | %.1f |\n",
+                printf("| %s | %.1fM | %s | %d | %.0f | %s | %s | %.1f | %s | %s | %s | %.1f | %.1f%s | %.0f%% | %.1f | %.0f%% | %.1f |\n",
                        bm[i].name, bm[i].m.num_floats / 1e6, dt_name[dt], t + 1, bm[i].pf[dt][t], tp, tx, bm[i].dec[dt][t],
-                       dp, dx, d32, bound, wbytes < llc ? " (in LLC)" : "", 100.0 * bm[i].dec[dt][t] / bound,
+                       dp, dx, d32, bm[i].bw[dt][t], bound, wbytes < llc ? " (in LLC)" : "", 100.0 * bm[i].dec[dt][t] / bound,
                        bm[i].dec_cpu[dt][t], 100.0 * bm[i].dec_cpu[dt][t] / bound, bm[i].dec8[dt][t]);
             }
         }

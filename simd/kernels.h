@@ -30,6 +30,10 @@ typedef struct hone_kernels {
     /* dot of bf16 a (widened exactly to fp32) with fp32 b: the same lanes and order as
      * dot_f32, so bitwise dot_f32 of the widened a. Decoding streams bf16 weights with it. */
     float (*dot_bf16_f32)(const uint16_t *a, const float *b, int n);
+    /* out[r] = dot(a + r*lda, b, n) for r < rows: matrix-vector products, each row
+     * bitwise that ISA's dot_f32 / dot_bf16_f32 (one call streams many rows). */
+    void (*dot_rows_f32)(float *out, const float *a, size_t lda, const float *b, int rows, int n);
+    void (*dot_rows_bf16_f32)(float *out, const uint16_t *a, size_t lda, const float *b, int rows, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n); /* y += a*x */
     void (*scale_f32)(float *y, float a, int n);                 /* y *= a */
 

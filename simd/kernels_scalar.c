@@ -47,6 +47,12 @@ static float dot_bf16_f32_scalar(const uint16_t *a, const float *b, int n) {
     }
     return s;
 }
+static void dot_rows_f32_scalar(float *out, const float *a, size_t lda, const float *b, int rows, int n) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f32_scalar(a + (size_t)r * lda, b, n);
+}
+static void dot_rows_bf16_f32_scalar(float *out, const uint16_t *a, size_t lda, const float *b, int rows, int n) {
+    for (int r = 0; r < rows; r++) out[r] = dot_bf16_f32_scalar(a + (size_t)r * lda, b, n);
+}
 static void axpy_f32_scalar(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -269,6 +275,8 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->gemm_f32 = gemm_f32_scalar;
     t->dot_f32 = dot_f32_scalar;
     t->dot_bf16_f32 = dot_bf16_f32_scalar;
+    t->dot_rows_f32 = dot_rows_f32_scalar;
+    t->dot_rows_bf16_f32 = dot_rows_bf16_f32_scalar;
     t->axpy_f32 = axpy_f32_scalar;
     t->scale_f32 = scale_f32_scalar;
     t->rmsnorm_fwd = rmsnorm_fwd_scalar;

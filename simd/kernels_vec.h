@@ -78,7 +78,7 @@ static inline void VNAME(st)(float *p, VF v, int r) {
 
 /* ---- vector basics ---- */
 
-static float VNAME(dot_f32)(const float *a, const float *b, int n) {
+static inline float VNAME(dot_f32_in)(const float *a, const float *b, int n) {
     VF s0 = V_SET1(0.f), s1 = s0, s2 = s0, s3 = s0;
     int i = 0;
     for (; i + 4 * VL <= n; i += 4 * VL) {
@@ -91,6 +91,8 @@ static float VNAME(dot_f32)(const float *a, const float *b, int n) {
     return V_HSUM(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
 }
 
+static float VNAME(dot_f32)(const float *a, const float *b, int n) { return VNAME(dot_f32_in)(a, b, n); }
+
 /* bf16 a widened by the includer's V_LOAD_BF16 (a 16-bit shift: exact); the tail is
  * copied into a zeroed block so its lanes are +0, as dot_f32's tail fill. */
 static inline VF VNAME(ldh)(const uint16_t *p, int r) {
@@ -101,7 +103,7 @@ static inline VF VNAME(ldh)(const uint16_t *p, int r) {
 }
 
 /* dot_f32's loop with a read as bf16: same accumulators, same order. */
-static float VNAME(dot_bf16_f32)(const uint16_t *a, const float *b, int n) {
+static inline float VNAME(dot_bf16_f32_in)(const uint16_t *a, const float *b, int n) {
     VF s0 = V_SET1(0.f), s1 = s0, s2 = s0, s3 = s0;
     int i = 0;
     for (; i + 4 * VL <= n; i += 4 * VL) {
@@ -112,6 +114,17 @@ static float VNAME(dot_bf16_f32)(const uint16_t *a, const float *b, int n) {
     }
     for (; i < n; i += VL) s0 = V_FMA(VNAME(ldh)(a + i, n - i), VNAME(ld)(b + i, n - i, 0.f), s0);
     return V_HSUM(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
+}
+
+static float VNAME(dot_bf16_f32)(const uint16_t *a, const float *b, int n) { return VNAME(dot_bf16_f32_in)(a, b, n); }
+
+/* Row loops with the dot inlined: no call per row, so decoding streams the weights
+ * closer to the memory bandwidth. */
+static void VNAME(dot_rows_f32)(float *out, const float *a, size_t lda, const float *b, int rows, int n) {
+    for (int r = 0; r < rows; r++) out[r] = VNAME(dot_f32_in)(a + (size_t)r * lda, b, n);
+}
+static void VNAME(dot_rows_bf16_f32)(float *out, const uint16_t *a, size_t lda, const float *b, int rows, int n) {
+    for (int r = 0; r < rows; r++) out[r] = VNAME(dot_bf16_f32_in)(a + (size_t)r * lda, b, n);
 }
 
 /* y += a*x as mul then add (bitwise the scalar reference). */
@@ -575,6 +588,8 @@ static void VNAME(adamw)(float *p, const float *g, float *m, float *v, size_t n,
 static void VNAME(fill_vec)(hone_kernels *t) {
     t->dot_f32 = VNAME(dot_f32);
     t->dot_bf16_f32 = VNAME(dot_bf16_f32);
+    t->dot_rows_f32 = VNAME(dot_rows_f32);
+    t->dot_rows_bf16_f32 = VNAME(dot_rows_bf16_f32);
     t->axpy_f32 = VNAME(axpy_f32);
     t->scale_f32 = VNAME(scale_f32);
     t->rmsnorm_fwd = VNAME(rmsnorm_fwd);

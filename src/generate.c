@@ -171,6 +171,13 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         while (first[j] > bi) j--;
         const mv_job *jb = &jobs[j];
         int o0 = (bi - first[j]) * MV_ROWS, o1 = o0 + MV_ROWS < jb->OC ? o0 + MV_ROWS : jb->OC;
+        if (n == 1) { /* one input: a row kernel streams the block (bitwise the per-row dots) */
+            if (jb->Wh) hone_kt.dot_rows_bf16_f32(jb->out + o0, jb->Wh + (size_t)o0 * IC, IC, in, o1 - o0, IC);
+            else hone_kt.dot_rows_f32(jb->out + o0, jb->W + (size_t)o0 * IC, IC, in, o1 - o0, IC);
+            if (jb->b)
+                for (int o = o0; o < o1; o++) jb->out[o] += jb->b[o];
+            continue;
+        }
         for (int o = o0; o < o1; o++) {
             const float *w = jb->W + (size_t)o * IC;
             float bias = jb->b ? jb->b[o] : 0.f;

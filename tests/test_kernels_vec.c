@@ -68,6 +68,23 @@ static void test_dot_axpy_scale(void) {
             float dh = t.dot_bf16_f32(h, b, n), dw = t.dot_f32(y0, b, n);
             CHECK(memcmp(&dh, &dw, 4) == 0, "%s dot_bf16_f32 n=%d: %.9g, dot_f32 of the widened values %.9g", t.isa, n, dh, dw);
             CHECK_CLOSE(dh, ref.dot_bf16_f32(h, b, n), 0, 2 * n * 6e-8 * sabs + 1e-30, t.isa);
+            /* row kernels: 3 rows of stride n + 1, each bitwise the single dot */
+            float *A = buf(3 * (n + 1)), rows_out[4] = {0, 0, 0, GUARD};
+            uint16_t *Ah = malloc(sizeof(uint16_t) * 3 * (n + 1));
+            fill(A, 3 * (n + 1), 1);
+            ref.f32_to_bf16(Ah, A, 3 * (n + 1));
+            t.dot_rows_f32(rows_out, A, n + 1, b, 3, n);
+            for (int r = 0; r < 3; r++) {
+                float d1 = t.dot_f32(A + r * (n + 1), b, n);
+                CHECK(!memcmp(&d1, &rows_out[r], 4) && rows_out[3] == GUARD, "%s dot_rows_f32 n=%d row %d", t.isa, n, r);
+            }
+            t.dot_rows_bf16_f32(rows_out, Ah, n + 1, b, 3, n);
+            for (int r = 0; r < 3; r++) {
+                float d1 = t.dot_bf16_f32(Ah + r * (n + 1), b, n);
+                CHECK(!memcmp(&d1, &rows_out[r], 4) && rows_out[3] == GUARD, "%s dot_rows_bf16_f32 n=%d row %d", t.isa, n, r);
+            }
+            unbuf(A);
+            free(Ah);
             free(h - 1);
             fill(y0, n, 1);
             memcpy(y1, y0, sizeof(float) * n);
