@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define HONE_PANEL 16 /* rows of a dot_panel16 panel */
+
 enum { HONE_ACT_SILU = 0, HONE_ACT_GELU_TANH = 1 };
 
 typedef struct hone_kernels {
@@ -31,9 +33,13 @@ typedef struct hone_kernels {
      * dot_f32, so bitwise dot_f32 of the widened a. Decoding streams bf16 weights with it. */
     float (*dot_bf16_f32)(const uint16_t *a, const float *b, int n);
     /* out[r] = dot(a + r*lda, b, n) for r < rows: matrix-vector products, each row
-     * bitwise that ISA's dot_f32 / dot_bf16_f32 (one call streams many rows). */
+     * bitwise that ISA's dot_f32 (one call streams many rows). */
     void (*dot_rows_f32)(float *out, const float *a, size_t lda, const float *b, int rows, int n);
-    void (*dot_rows_bf16_f32)(float *out, const uint16_t *a, size_t lda, const float *b, int rows, int n);
+    /* 16 rows against one vector, the rows stored as a bf16 panel p[k*16 + j] = row j,
+     * column k (HONE_PANEL rows interleaved: one pure stream, no per-row reduction).
+     * out[j] = (a0 + a1) + (a2 + a3), a_m = fused multiply-adds over k = m mod 4 in
+     * increasing k (the last n mod 4 columns go to a0): every ISA bitwise the scalar. */
+    void (*dot_panel16_bf16_f32)(float out[16], const uint16_t *p, const float *x, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n); /* y += a*x */
     void (*scale_f32)(float *y, float a, int n);                 /* y *= a */
 

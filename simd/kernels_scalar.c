@@ -50,8 +50,25 @@ static float dot_bf16_f32_scalar(const uint16_t *a, const float *b, int n) {
 static void dot_rows_f32_scalar(float *out, const float *a, size_t lda, const float *b, int rows, int n) {
     for (int r = 0; r < rows; r++) out[r] = dot_f32_scalar(a + (size_t)r * lda, b, n);
 }
-static void dot_rows_bf16_f32_scalar(float *out, const uint16_t *a, size_t lda, const float *b, int rows, int n) {
-    for (int r = 0; r < rows; r++) out[r] = dot_bf16_f32_scalar(a + (size_t)r * lda, b, n);
+static void dot_panel16_bf16_f32_scalar(float out[16], const uint16_t *p, const float *x, int n) {
+    for (int j = 0; j < 16; j++) {
+        float a[4] = {0.f, 0.f, 0.f, 0.f};
+        int k = 0;
+        for (; k + 4 <= n; k += 4)
+            for (int m = 0; m < 4; m++) {
+                uint32_t u = (uint32_t)p[(size_t)(k + m) * 16 + j] << 16;
+                float w;
+                memcpy(&w, &u, 4);
+                a[m] = fmaf(w, x[k + m], a[m]); /* fused, as the vector FMAs */
+            }
+        for (; k < n; k++) {
+            uint32_t u = (uint32_t)p[(size_t)k * 16 + j] << 16;
+            float w;
+            memcpy(&w, &u, 4);
+            a[0] = fmaf(w, x[k], a[0]);
+        }
+        out[j] = (a[0] + a[1]) + (a[2] + a[3]);
+    }
 }
 static void axpy_f32_scalar(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
@@ -276,7 +293,7 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->dot_f32 = dot_f32_scalar;
     t->dot_bf16_f32 = dot_bf16_f32_scalar;
     t->dot_rows_f32 = dot_rows_f32_scalar;
-    t->dot_rows_bf16_f32 = dot_rows_bf16_f32_scalar;
+    t->dot_panel16_bf16_f32 = dot_panel16_bf16_f32_scalar;
     t->axpy_f32 = axpy_f32_scalar;
     t->scale_f32 = scale_f32_scalar;
     t->rmsnorm_fwd = rmsnorm_fwd_scalar;

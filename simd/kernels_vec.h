@@ -118,14 +118,36 @@ static inline float VNAME(dot_bf16_f32_in)(const uint16_t *a, const float *b, in
 
 static float VNAME(dot_bf16_f32)(const uint16_t *a, const float *b, int n) { return VNAME(dot_bf16_f32_in)(a, b, n); }
 
+
 /* Row loops with the dot inlined: no call per row, so decoding streams the weights
  * closer to the memory bandwidth. */
 static void VNAME(dot_rows_f32)(float *out, const float *a, size_t lda, const float *b, int rows, int n) {
     for (int r = 0; r < rows; r++) out[r] = VNAME(dot_f32_in)(a + (size_t)r * lda, b, n);
 }
-static void VNAME(dot_rows_bf16_f32)(float *out, const uint16_t *a, size_t lda, const float *b, int rows, int n) {
-    for (int r = 0; r < rows; r++) out[r] = VNAME(dot_bf16_f32_in)(a + (size_t)r * lda, b, n);
+
+/* 16 interleaved rows: each k loads 16 weights (16/VL vectors) and one broadcast
+ * x[k]; four accumulator sets over k mod 4 hide the FMA latency. */
+#define PV (16 / VL)
+static void VNAME(dot_panel16_bf16_f32)(float out[16], const uint16_t *p, const float *x, int n) {
+    VF a0[PV], a1[PV], a2[PV], a3[PV];
+    for (int v = 0; v < PV; v++) a0[v] = a1[v] = a2[v] = a3[v] = V_SET1(0.f);
+    int k = 0;
+    for (; k + 4 <= n; k += 4, p += 64) {
+        VF x0 = V_SET1(x[k]), x1 = V_SET1(x[k + 1]), x2 = V_SET1(x[k + 2]), x3 = V_SET1(x[k + 3]);
+        for (int v = 0; v < PV; v++) {
+            a0[v] = V_FMA(V_LOAD_BF16(p + v * VL), x0, a0[v]);
+            a1[v] = V_FMA(V_LOAD_BF16(p + 16 + v * VL), x1, a1[v]);
+            a2[v] = V_FMA(V_LOAD_BF16(p + 32 + v * VL), x2, a2[v]);
+            a3[v] = V_FMA(V_LOAD_BF16(p + 48 + v * VL), x3, a3[v]);
+        }
+    }
+    for (; k < n; k++, p += 16) {
+        VF xk = V_SET1(x[k]);
+        for (int v = 0; v < PV; v++) a0[v] = V_FMA(V_LOAD_BF16(p + v * VL), xk, a0[v]);
+    }
+    for (int v = 0; v < PV; v++) V_STORE(out + v * VL, V_ADD(V_ADD(a0[v], a1[v]), V_ADD(a2[v], a3[v])));
 }
+#undef PV
 
 /* y += a*x as mul then add (bitwise the scalar reference). */
 static void VNAME(axpy_f32)(float *y, float a, const float *x, int n) {
@@ -589,7 +611,7 @@ static void VNAME(fill_vec)(hone_kernels *t) {
     t->dot_f32 = VNAME(dot_f32);
     t->dot_bf16_f32 = VNAME(dot_bf16_f32);
     t->dot_rows_f32 = VNAME(dot_rows_f32);
-    t->dot_rows_bf16_f32 = VNAME(dot_rows_bf16_f32);
+    t->dot_panel16_bf16_f32 = VNAME(dot_panel16_bf16_f32);
     t->axpy_f32 = VNAME(axpy_f32);
     t->scale_f32 = VNAME(scale_f32);
     t->rmsnorm_fwd = VNAME(rmsnorm_fwd);

@@ -15,7 +15,7 @@
 #include <omp.h>
 #endif
 
-#define MV_ROWS 16 /* weight rows per matrix-vector task: contiguous streams per thread */
+#define MV_ROWS HONE_PANEL /* weight rows per matrix-vector task: one bf16 panel, contiguous streams per thread */
 #define PAR_MIN_WORK (1 << 15) /* multiply-adds below which a parallel region costs more than it saves */
 
 static int max_threads(void) {
@@ -101,30 +101,35 @@ int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int c
 void engine_free(hone_engine *e) {
     free(e->mem);
     free(e->w16);
-    free(e->wtmp);
     memset(e, 0, sizeof *e);
+}
+
+/* The weight matrices decoding streams (lm_head last; == embed when tied). */
+static int decode_matrices(const hone_model *m, const float **w, int *rows, int *cols) {
+    const hone_model_config *c = &m->cfg;
+    int C = c->hidden_size, F = c->intermediate_size, HD = c->num_heads * c->head_dim, KD = c->num_kv_heads * c->head_dim;
+    int n = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        const hone_layer_weights *W = &m->w.layers[l];
+        const float *p[7] = {W->wq, W->wk, W->wv, W->wo, W->wg, W->wu, W->wd};
+        int r[7] = {HD, KD, KD, C, F, F, C}, k[7] = {C, C, C, HD, C, C, F};
+        for (int i = 0; i < 7; i++) { w[n] = p[i]; rows[n] = r[i]; cols[n] = k[i]; n++; }
+    }
+    w[n] = m->w.lm_head;
+    rows[n] = c->vocab_size;
+    cols[n] = C;
+    return n + 1;
 }
 
 int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
     free(e->w16);
-    free(e->wtmp);
     e->w16 = NULL;
-    e->wtmp = NULL;
     if (mode == HONE_WEIGHTS_F32) return 0;
     if (mode != HONE_WEIGHTS_BF16 && mode != HONE_WEIGHTS_AUTO) return hone_fail(err, "engine: unknown weight format %d", mode);
     const hone_model *m = e->m;
-    const hone_model_config *c = &m->cfg;
-    size_t n = m->num_floats, C = c->hidden_size, F = c->intermediate_size;
-    size_t HD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
-    size_t big = F * C > HD * C ? F * C : HD * C;
-    if (KD * C > big) big = KD * C;
+    size_t n = m->num_floats;
     e->w16 = hone_alloc(n * sizeof(uint16_t), err);
-    e->wtmp = e->w16 ? hone_alloc(big * sizeof(float), err) : NULL;
-    if (!e->wtmp) {
-        free(e->w16);
-        e->w16 = NULL;
-        return hone_fail_prefix(err, "engine: bf16 copy of %zu parameters (%.1f MB)", n, n * 2 / 1e6);
-    }
+    if (!e->w16) return hone_fail_prefix(err, "engine: bf16 copy of %zu parameters (%.1f MB)", n, n * 2 / 1e6);
     /* round in blocks; auto keeps bf16 only when every value comes back unchanged */
     const size_t BLK = 1 << 14;
     long nblk = (long)((n + BLK - 1) / BLK);
@@ -140,10 +145,48 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
         }
     }
     if (mode == HONE_WEIGHTS_AUTO && lossy) return engine_set_weights(e, HONE_WEIGHTS_F32, err);
+    /* each matrix's full groups of 16 rows become panels, in place (the rows a group
+     * covers are the panel's bytes); a last partial group stays row-major */
+    int nm = 7 * m->cfg.num_layers + 1;
+    const float **mw = malloc(sizeof *mw * nm);
+    int *mr = malloc(sizeof(int) * nm), *mc = malloc(sizeof(int) * nm);
+    if (!mw || !mr || !mc) {
+        free(mw), free(mr), free(mc);
+        return hone_fail(err, "engine: out of memory");
+    }
+    decode_matrices(m, mw, mr, mc);
+    int maxc = 0;
+    for (int i = 0; i < nm; i++) maxc = mc[i] > maxc ? mc[i] : maxc;
+    int bad = 0;
+#pragma omp parallel reduction(| : bad)
+    {
+        uint16_t *tmp = malloc(sizeof(uint16_t) * HONE_PANEL * (size_t)maxc);
+        if (!tmp) bad = 1;
+        for (int i = 0; i < nm && tmp; i++) {
+            uint16_t *base = e->w16 + (mw[i] - m->data);
+            int K = mc[i];
+#pragma omp for schedule(static)
+            for (int g = 0; g < mr[i] / HONE_PANEL; g++) {
+                uint16_t *p = base + (size_t)g * HONE_PANEL * K;
+                memcpy(tmp, p, sizeof(uint16_t) * HONE_PANEL * (size_t)K);
+                for (int k = 0; k < K; k++)
+                    for (int j = 0; j < HONE_PANEL; j++) p[(size_t)k * HONE_PANEL + j] = tmp[(size_t)j * K + k];
+            }
+        }
+        free(tmp);
+    }
+    free(mw);
+    free(mr);
+    free(mc);
+    if (bad) {
+        free(e->w16);
+        e->w16 = NULL;
+        return hone_fail(err, "engine: out of memory");
+    }
     return 0;
 }
 
-/* The bf16 copy of parameter w (a pointer into the model's block), or NULL in fp32. */
+/* The bf16 copy of matrix w (a pointer into the model's block; panels of 16 rows), or NULL in fp32. */
 static const uint16_t *w16_of(const hone_engine *e, const float *w) {
     return e->w16 && w ? e->w16 + (w - e->m->data) : NULL;
 }
@@ -171,9 +214,18 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         while (first[j] > bi) j--;
         const mv_job *jb = &jobs[j];
         int o0 = (bi - first[j]) * MV_ROWS, o1 = o0 + MV_ROWS < jb->OC ? o0 + MV_ROWS : jb->OC;
-        if (n == 1) { /* one input: a row kernel streams the block (bitwise the per-row dots) */
-            if (jb->Wh) hone_kt.dot_rows_bf16_f32(jb->out + o0, jb->Wh + (size_t)o0 * IC, IC, in, o1 - o0, IC);
-            else hone_kt.dot_rows_f32(jb->out + o0, jb->W + (size_t)o0 * IC, IC, in, o1 - o0, IC);
+        if (jb->Wh && o1 - o0 == HONE_PANEL) { /* bf16 panel: streamed once per input, from L1 after the first */
+            const uint16_t *p = jb->Wh + (size_t)o0 * IC;
+            float acc[HONE_PANEL];
+            for (int r = 0; r < n; r++) {
+                hone_kt.dot_panel16_bf16_f32(acc, p, in + (size_t)r * IC, IC);
+                float *out = jb->out + (size_t)r * jb->OC + o0;
+                for (int j = 0; j < HONE_PANEL; j++) out[j] = acc[j] + (jb->b ? jb->b[o0 + j] : 0.f);
+            }
+            continue;
+        }
+        if (n == 1 && !jb->Wh) { /* one input: a row kernel streams the block (bitwise the per-row dots) */
+            hone_kt.dot_rows_f32(jb->out + o0, jb->W + (size_t)o0 * IC, IC, in, o1 - o0, IC);
             if (jb->b)
                 for (int o = o0; o < o1; o++) jb->out[o] += jb->b[o];
             continue;
@@ -181,7 +233,7 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         for (int o = o0; o < o1; o++) {
             const float *w = jb->W + (size_t)o * IC;
             float bias = jb->b ? jb->b[o] : 0.f;
-            if (jb->Wh) {
+            if (jb->Wh) { /* rows after the last full panel: row-major bf16 */
                 const uint16_t *wh = jb->Wh + (size_t)o * IC;
                 for (int r = 0; r < n; r++)
                     jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_bf16_f32(wh, in + (size_t)r * IC, IC) + bias;
@@ -219,18 +271,9 @@ static void glu_rows(float *h, const float *gate, const float *up, size_t n, int
 /* Prompt chunks: out^T (OC, n) = W @ in^T with the weights as gemm's A operand (packed
  * row-wise, cheaper than packing them transposed as the B operand), then transposed
  * into out with the bias. tmp: (OC, n) scratch. */
-static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float *tmp, float *wtmp) {
+static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float *tmp) {
     int OC = jb->OC;
-    const float *W = jb->W;
-    if (jb->Wh) { /* bf16 weights: widened (exactly) for the fp32 gemm */
-#pragma omp parallel for schedule(static) if ((size_t)OC * IC >= PAR_MIN_WORK * 8)
-        for (int o0 = 0; o0 < OC; o0 += 64) {
-            int o1 = o0 + 64 < OC ? o0 + 64 : OC;
-            hone_kt.bf16_to_f32(wtmp + (size_t)o0 * IC, jb->Wh + (size_t)o0 * IC, (size_t)(o1 - o0) * IC);
-        }
-        W = wtmp;
-    }
-    hone_kt.gemm_f32(0, 1, OC, n, IC, W, IC, in, IC, 0.f, tmp, n);
+    hone_kt.gemm_f32(0, 1, OC, n, IC, jb->W, IC, in, IC, 0.f, tmp, n);
 #pragma omp parallel for schedule(static) if ((size_t)OC * n >= PAR_MIN_WORK)
     for (int o0 = 0; o0 < OC; o0 += 32) {
         int o1 = o0 + 32 < OC ? o0 + 32 : OC;
@@ -241,7 +284,7 @@ static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float 
 
 static void linear(hone_engine *e, const mv_job *jobs, int nj, const float *in, int n, int IC, int use_gemm) {
     if (!use_gemm) { matvec_jobs(jobs, nj, in, n, IC); return; }
-    for (int j = 0; j < nj; j++) linear_gemm(&jobs[j], in, n, IC, e->tmp, e->wtmp);
+    for (int j = 0; j < nj; j++) linear_gemm(&jobs[j], in, n, IC, e->tmp);
 }
 
 void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t *slots, const int32_t *pos,
@@ -259,20 +302,13 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
      * than waking the team, and a loaded machine punishes every barrier */
     int par = use_gemm && (size_t)n * F >= PAR_MIN_WORK;
     float escale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    const uint16_t *embed16 = w16_of(e, m->w.embed);
-    if (par && !embed16) {
+    if (par) {
         embedding_forward(e->x, m->w.embed, tokens, n, C, escale);
         rope_tables(e->cos, e->sin, pos, m->rope_inv_freq, n, D);
     } else {
         for (int r = 0; r < n; r++) {
-            float *xr = e->x + (size_t)r * C;
-            if (embed16) {
-                hone_kt.bf16_to_f32(xr, embed16 + (size_t)tokens[r] * C, C);
-                for (int j = 0; j < C; j++) xr[j] *= escale;
-            } else {
-                const float *er = m->w.embed + (size_t)tokens[r] * C;
-                for (int j = 0; j < C; j++) xr[j] = er[j] * escale;
-            }
+            const float *er = m->w.embed + (size_t)tokens[r] * C;
+            for (int j = 0; j < C; j++) e->x[(size_t)r * C + j] = er[j] * escale;
             for (int j = 0; j < D / 2; j++) { /* as rope_tables: an fp32 product */
                 float f = (float)pos[r] * m->rope_inv_freq[j];
                 e->cos[(size_t)r * (D / 2) + j] = cosf(f);

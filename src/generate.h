@@ -45,24 +45,24 @@ typedef struct hone_engine {
     int32_t *ctx_tok;   /* (max_B, max_T) the token whose K/V each cache position holds */
     int32_t *ctx_len;   /* (max_B) positions of each slot filled by the last engine_forward rows */
     void *mem;          /* the one allocation the scratch is carved from */
-    /* bf16 weights (engine_set_weights): NULL = the model's fp32 weights */
-    uint16_t *w16;      /* (num_floats) the model's parameter block rounded to bf16, same layout */
-    float *wtmp;        /* (largest layer matrix) a matrix widened back to fp32 for prompt gemms */
+    /* bf16 weights for decoding (engine_set_weights): NULL = the model's fp32 weights */
+    uint16_t *w16;      /* (num_floats) the parameters rounded to bf16 at the model's offsets, each
+                         * matrix decoding streams in panels of 16 rows (p[k*16 + j] = row j, col k) */
 } hone_engine;
 
-/* Weight formats of the engine: fp32 (the model's own), bf16 (every matrix and the
- * embedding rounded to nearest even; norms and biases stay fp32; arithmetic stays
- * fp32), or auto: bf16 exactly when rounding changes no parameter (a model stored in
- * bf16), so the results are bitwise those of fp32 with half the bytes to stream. */
+/* Weight formats of decoding's matrix-vector products: fp32 (the model's own), bf16
+ * (the matrices rounded to nearest even and streamed at 2 bytes a weight; arithmetic
+ * stays fp32), or auto: bf16 exactly when rounding changes no parameter (a model stored
+ * in bf16: the same weights, half the bytes). Prompt chunks (gemm, compute-bound),
+ * embeddings, norms and biases always use the model's fp32 values. */
 enum { HONE_WEIGHTS_F32 = 0, HONE_WEIGHTS_BF16 = 1, HONE_WEIGHTS_AUTO = 2 };
 
 /* max_T is clamped to the model's max_position_embeddings; cap <= 0 picks 256. */
 int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int cap, hone_error *err);
 void engine_free(hone_engine *e);
 /* Chooses the weight format (HONE_WEIGHTS_*); bf16 allocates a 2-byte copy of the
- * parameters owned by the engine. e->w16 != NULL afterwards when bf16 is in use.
- * Decoding streams half the bytes; prompt chunks widen each matrix back to fp32
- * for gemm, so prompt and decode see the same weight values. */
+ * parameters owned by the engine, the matrices laid out in 16-row panels
+ * (dot_panel16_bf16_f32). e->w16 != NULL afterwards when bf16 is in use. */
 int engine_set_weights(hone_engine *e, int mode, hone_error *err);
 
 /* Runs n <= e->cap token rows: row r is tokens[r] at position pos[r] of slot slots[r].

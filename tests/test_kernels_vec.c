@@ -5,8 +5,9 @@
  *
  * Tolerances (u = 2^-24, the fp32 unit roundoff):
  *  - exact (bitwise): axpy, scale, RoPE, AdamW, RMSNorm's dw and (given the
- *    row's scalar) its per-element pass, all conversions, and dot_bf16_f32 against
- *    the same ISA's dot_f32 of the widened values: the ISA code performs
+ *    row's scalar) its per-element pass, all conversions, the bf16 panel dot
+ *    (fused multiply-adds in the reference's order), and dot_bf16_f32 / dot_rows_f32
+ *    against the same ISA's dot_f32: the ISA code performs
  *    the reference's operations in the same order.
  *  - reductions (dot, sum of squares, softmax sums) are reassociated across
  *    lanes; both orders err by at most n*u*sum|terms| (the gamma_n bound), so
@@ -78,11 +79,27 @@ static void test_dot_axpy_scale(void) {
                 float d1 = t.dot_f32(A + r * (n + 1), b, n);
                 CHECK(!memcmp(&d1, &rows_out[r], 4) && rows_out[3] == GUARD, "%s dot_rows_f32 n=%d row %d", t.isa, n, r);
             }
-            t.dot_rows_bf16_f32(rows_out, Ah, n + 1, b, 3, n);
-            for (int r = 0; r < 3; r++) {
-                float d1 = t.dot_bf16_f32(Ah + r * (n + 1), b, n);
-                CHECK(!memcmp(&d1, &rows_out[r], 4) && rows_out[3] == GUARD, "%s dot_rows_bf16_f32 n=%d row %d", t.isa, n, r);
+            /* a 16-row bf16 panel: bitwise the scalar reference (fused multiply-adds in
+             * the same order), and within the dot bound of the plain products */
+            uint16_t *P = (uint16_t *)malloc(sizeof(uint16_t) * (16 * (size_t)n + 1)) + 1; /* unaligned */
+            float p0[17], p1[17];
+            p1[16] = GUARD;
+            for (size_t i = 0; i < 16 * (size_t)n; i++) P[i] = Ah[i % (3 * (size_t)(n + 1))] ^ (uint16_t)(i & 0x3);
+            ref.dot_panel16_bf16_f32(p0, P, b, n);
+            t.dot_panel16_bf16_f32(p1, P, b, n);
+            CHECK(same_bits(p0, p1, 16) && p1[16] == GUARD, "%s dot_panel16_bf16_f32 n=%d not bitwise the reference", t.isa, n);
+            for (int j = 0; j < 16; j++) {
+                double exact = 0, mag = 0;
+                for (int k = 0; k < n; k++) {
+                    uint32_t u = (uint32_t)P[(size_t)k * 16 + j] << 16;
+                    float w;
+                    memcpy(&w, &u, 4);
+                    exact += (double)w * b[k];
+                    mag += fabs((double)w * b[k]);
+                }
+                CHECK(fabs(p1[j] - exact) <= n * 6e-8 * mag + 1e-30, "%s panel n=%d row %d: %.9g vs %.9g", t.isa, n, j, p1[j], exact);
             }
+            free(P - 1);
             unbuf(A);
             free(Ah);
             free(h - 1);
