@@ -5,6 +5,7 @@
 #include "kernels.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "threads.h"
 #include "util.h"
 #include <dirent.h>
 #include <jansson.h>
@@ -328,6 +329,11 @@ int model_init(hone_model *m, const hone_model_config *c, hone_error *err) {
     m->n_params = t.n;
     m->num_floats = t.off;
     m->data = hone_alloc(sizeof(float) * m->num_floats, err);
+    /* every thread reads every weight: spread them over the NUMA nodes (no-op on one) */
+    if (m->data && sizeof(float) * m->num_floats >= ((size_t)4 << 20)) {
+        hone_error ignore = {{0}};
+        threads_interleave(m->data, sizeof(float) * m->num_floats, &ignore); /* placement only: failure is harmless */
+    }
     m->rope_inv_freq = hone_alloc(sizeof(float) * (c->head_dim / 2), err);
     if (!m->data || !m->rope_inv_freq) { model_free(m); return -1; }
     compute_inv_freq(c, m->rope_inv_freq);

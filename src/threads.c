@@ -148,7 +148,7 @@ int threads_interleave(void *p, size_t bytes, hone_error *err) {
     int rc = 0;
     if (hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE) > 1 &&
         hwloc_set_area_membind(t, p, bytes, hwloc_topology_get_topology_nodeset(t), HWLOC_MEMBIND_INTERLEAVE,
-                               HWLOC_MEMBIND_BYNODESET) < 0)
+                               HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_MIGRATE) < 0)
         rc = hone_fail(err, "hwloc: cannot interleave %zu bytes over the NUMA nodes", bytes);
     hwloc_topology_destroy(t);
     return rc;

@@ -35,7 +35,9 @@ int threads_count(void);
 void threads_first_touch(void *p, size_t bytes);
 
 /* Interleaves the pages of [p, p + bytes) (p page-aligned) over all NUMA nodes (for memory
- * every thread reads, like shared weights). Returns 0, also on a one-node
- * machine where there is nothing to do, or -1 when the OS refuses. */
+ * every thread reads, like shared weights), moving pages already touched. Returns 0,
+ * also on a one-node machine where there is nothing to do, or -1 when the OS refuses.
+ * model_init applies it to the parameters; other large buffers are first-touched in
+ * static shares by hone_alloc. */
 int threads_interleave(void *p, size_t bytes, hone_error *err);
 #endif

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Buffers of at least this size are 2 MiB-aligned and asked for transparent huge
  * pages: weights and activations are streamed, and with 4 KiB pages every page is a
@@ -30,6 +33,22 @@ void *hone_alloc(size_t bytes, hone_error *err) {
     }
 #ifdef MADV_HUGEPAGE
     if (huge) madvise(p, sz, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#endif
+#ifdef _OPENMP
+    /* First touch: a large buffer is zeroed by the OpenMP threads in equal static
+     * shares (threads_first_touch's split), so on a multi-node machine each share's
+     * pages land on the NUMA node of the thread whose static share of a row loop
+     * uses them. Inside a parallel region (or with one thread) the caller zeroes. */
+    if (huge && !omp_in_parallel() && omp_get_max_threads() > 1) {
+        int nt = omp_get_max_threads();
+        size_t share = (sz / nt + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int t = 0; t < nt; t++) {
+            size_t lo = share * t, hi = lo + share < sz ? lo + share : sz;
+            if (lo < hi) memset((char *)p + lo, 0, hi - lo);
+        }
+        return p;
+    }
 #endif
     memset(p, 0, sz); /* also faults the pages in, on this thread */
     return p;
