@@ -38,11 +38,13 @@ static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int
         hone_layer_acts *la = &a->layers[l];
         la->x = (train || l == 0) ? carve(&cv, N * C) : a->layers[0].x;
         if (full || l == 0) {
-            la->rstd1 = carve(&cv, N); la->ln1 = carve(&cv, N * C);
+            /* ln1, ln2 and h are cheap to recompute (a norm, an activation) from what
+             * is kept: one set serves every layer, and layer_backward rebuilds them */
+            la->rstd1 = carve(&cv, N); la->ln1 = l == 0 ? carve(&cv, N * C) : shared.ln1;
             la->q = carve(&cv, N * HD); la->k = carve(&cv, N * KD); la->v = carve(&cv, N * KD);
             la->att = carve(&cv, N * HD); la->lse = carve(&cv, (size_t)B * H * T);
-            la->xm = carve(&cv, N * C); la->rstd2 = carve(&cv, N); la->ln2 = carve(&cv, N * C);
-            la->gate = carve(&cv, N * F); la->up = carve(&cv, N * F); la->h = carve(&cv, N * F);
+            la->xm = carve(&cv, N * C); la->rstd2 = carve(&cv, N); la->ln2 = l == 0 ? carve(&cv, N * C) : shared.ln2;
+            la->gate = carve(&cv, N * F); la->up = carve(&cv, N * F); la->h = l == 0 ? carve(&cv, N * F) : shared.h;
             if (l == 0) shared = *la;
         } else {
             float *x = la->x;
@@ -186,7 +188,7 @@ void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots,
     }
 }
 
-static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, const hone_layer_acts *la,
+static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, hone_layer_acts *la,
                            hone_layer_weights *G) {
     const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
@@ -194,9 +196,14 @@ static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *
     int N = b->B * b->T, C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D;
     float off = c->norm_offset;
+    /* ln1, ln2 and h are shared by all layers (see layout): rebuilt here from the
+     * kept inputs with the forward's kernels, so bitwise what the forward used
+     * (with ckpt the whole layer was just recomputed) */
+    if (!a->ckpt) be->glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
     /* MLP: a->dx holds d(x_out) and becomes d(xm) */
     be->matmul_backward(a->dh, G->wd, G->bd, a->dx, la->h, W->wd, N, F, C, 0);
     be->glu_backward(a->dgate, a->dup, a->dh, la->gate, la->up, (size_t)N * F, c->act);
+    if (!a->ckpt) be->rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, off, c->rms_norm_eps, N, C);
     be->matmul_backward(a->dln, G->wg, G->bg, a->dgate, la->ln2, W->wg, N, C, F, 0);
     be->matmul_backward(a->dln, G->wu, G->bu, a->dup, la->ln2, W->wu, N, C, F, 1);
     be->rmsnorm_backward(a->dx, G->ln2, a->dln, la->xm, W->ln2, la->rstd2, off, N, C, a->red);
@@ -205,6 +212,7 @@ static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *
     be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
     be->rope_backward(a->dq, a->cos, a->sin, N, H, D);
     be->rope_backward(a->dk, a->cos, a->sin, N, KV, D);
+    if (!a->ckpt) be->rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, off, c->rms_norm_eps, N, C);
     be->matmul_backward(a->dln, G->wq, G->bq, a->dq, la->ln1, W->wq, N, C, HD, 0);
     be->matmul_backward(a->dln, G->wk, G->bk, a->dk, la->ln1, W->wk, N, C, KD, 1);
     be->matmul_backward(a->dln, G->wv, G->bv, a->dv, la->ln1, W->wv, N, C, KD, 1);
