@@ -78,46 +78,41 @@ static inline void VNAME(st)(float *p, VF v, int r) {
 
 /* ---- vector basics ---- */
 
-static inline float VNAME(dot_f32_in)(const float *a, const float *b, int n) {
-    VF s0 = V_SET1(0.f), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 4 * VL <= n; i += 4 * VL) {
-        s0 = V_FMA(V_LOAD(a + i), V_LOAD(b + i), s0);
-        s1 = V_FMA(V_LOAD(a + i + VL), V_LOAD(b + i + VL), s1);
-        s2 = V_FMA(V_LOAD(a + i + 2 * VL), V_LOAD(b + i + 2 * VL), s2);
-        s3 = V_FMA(V_LOAD(a + i + 3 * VL), V_LOAD(b + i + 3 * VL), s3);
-    }
-    for (; i < n; i += VL) s0 = V_FMA(VNAME(ld)(a + i, n - i, 0.f), VNAME(ld)(b + i, n - i, 0.f), s0);
-    return V_HSUM(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
-}
-
-static float VNAME(dot_f32)(const float *a, const float *b, int n) { return VNAME(dot_f32_in)(a, b, n); }
-
 /* bf16 a widened by the includer's V_LOAD_BF16 (a 16-bit shift: exact); the tail is
- * copied into a zeroed block so its lanes are +0, as dot_f32's tail fill. */
+ * copied into a zeroed block so its lanes are +0, as the fp32 tail fill. */
 static inline VF VNAME(ldh)(const uint16_t *p, int r) {
     if (r >= VL) return V_LOAD_BF16(p);
     uint16_t t[VL] = {0};
     memcpy(t, p, sizeof(uint16_t) * (size_t)r);
     return V_LOAD_BF16(t);
 }
+#define LDF(p) V_LOAD(p)
+#define LDF_TAIL(p, r) VNAME(ld)(p, r, 0.f)
+#define LDH_TAIL(p, r) VNAME(ldh)(p, r)
 
-/* dot_f32's loop with a read as bf16: same accumulators, same order. */
-static inline float VNAME(dot_bf16_f32_in)(const uint16_t *a, const float *b, int n) {
-    VF s0 = V_SET1(0.f), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 4 * VL <= n; i += 4 * VL) {
-        s0 = V_FMA(V_LOAD_BF16(a + i), V_LOAD(b + i), s0);
-        s1 = V_FMA(V_LOAD_BF16(a + i + VL), V_LOAD(b + i + VL), s1);
-        s2 = V_FMA(V_LOAD_BF16(a + i + 2 * VL), V_LOAD(b + i + 2 * VL), s2);
-        s3 = V_FMA(V_LOAD_BF16(a + i + 3 * VL), V_LOAD(b + i + 3 * VL), s3);
-    }
-    for (; i < n; i += VL) s0 = V_FMA(VNAME(ldh)(a + i, n - i), VNAME(ld)(b + i, n - i, 0.f), s0);
+/* One loop for both dots, so the bf16 one keeps the fp32 one's accumulators and
+ * order (bitwise dot_f32 of the widened values): LA / LA_TAIL load a. */
+#define DOT_BODY(LA, LA_TAIL)                                                             \
+    VF s0 = V_SET1(0.f), s1 = s0, s2 = s0, s3 = s0;                                      \
+    int i = 0;                                                                            \
+    for (; i + 4 * VL <= n; i += 4 * VL) {                                                \
+        s0 = V_FMA(LA(a + i), V_LOAD(b + i), s0);                                         \
+        s1 = V_FMA(LA(a + i + VL), V_LOAD(b + i + VL), s1);                               \
+        s2 = V_FMA(LA(a + i + 2 * VL), V_LOAD(b + i + 2 * VL), s2);                       \
+        s3 = V_FMA(LA(a + i + 3 * VL), V_LOAD(b + i + 3 * VL), s3);                       \
+    }                                                                                     \
+    for (; i < n; i += VL) s0 = V_FMA(LA_TAIL(a + i, n - i), VNAME(ld)(b + i, n - i, 0.f), s0); \
     return V_HSUM(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
-}
 
+static inline float VNAME(dot_f32_in)(const float *a, const float *b, int n) { DOT_BODY(LDF, LDF_TAIL) }
+static inline float VNAME(dot_bf16_f32_in)(const uint16_t *a, const float *b, int n) { DOT_BODY(V_LOAD_BF16, LDH_TAIL) }
+#undef DOT_BODY
+#undef LDF
+#undef LDF_TAIL
+#undef LDH_TAIL
+
+static float VNAME(dot_f32)(const float *a, const float *b, int n) { return VNAME(dot_f32_in)(a, b, n); }
 static float VNAME(dot_bf16_f32)(const uint16_t *a, const float *b, int n) { return VNAME(dot_bf16_f32_in)(a, b, n); }
-
 
 /* Row loops with the dot inlined: no call per row, so decoding streams the weights
  * closer to the memory bandwidth. */
