@@ -6,15 +6,19 @@
 #include "commands.h"
 #include "gen_cli.h"
 #include "kernels.h"
+#include "util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "Usage: hone chat MODEL_DIR [--system TEXT] [options]\n\n"
+    fprintf(f, "Usage: hone chat MODEL_DIR [--system TEXT] [--stats] [options]\n\n"
                "Reads one user message per line, answers with the model (streamed), keeps the history.\n"
                "The chat template is the model's own (--chat-template auto, the default) or the one named.\n"
+               "The KV cache keeps the conversation: each turn runs only its new tokens.\n"
+               "--stats prints, after each answer, the prompt tokens, how many came from the cache,\n"
+               "the tokens generated and the time (on standard error).\n"
                "Ctrl-D leaves; an empty line is ignored; /reset clears the history.\n");
     gen_args_help(f);
 }
@@ -31,6 +35,7 @@ int cmd_chat(int argc, char **argv) {
     a.o.max_new_tokens = 256;
     a.chat_template = "auto";
     const char *model = NULL, *system = NULL;
+    int stats = 0;
     hone_error err = {{0}};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
@@ -38,6 +43,7 @@ int cmd_chat(int argc, char **argv) {
         if (r < 0) { fprintf(stderr, "hone chat: %s\n", err.msg); return 2; }
         if (r) continue;
         if (!strcmp(argv[i], "--system") && i + 1 < argc) system = argv[++i];
+        else if (!strcmp(argv[i], "--stats")) stats = 1;
         else if (argv[i][0] != '-' && !model) model = argv[i];
         else { fprintf(stderr, "hone chat: unexpected argument '%s' (see --help)\n", argv[i]); return 2; }
     }
@@ -96,6 +102,7 @@ int cmd_chat(int argc, char **argv) {
         if (nid >= e.max_T) { fprintf(stderr, "hone chat: the message is longer than the context (%d tokens)\n", e.max_T); free(ids); n--; continue; }
         hone_gen_output out;
         const int32_t *pp = ids;
+        double t0 = hone_now();
         if (generate_run(&e, g.tok, &o, 1, &pp, &nid, on_piece, NULL, &out, &err) < 0) {
             fprintf(stderr, "hone chat: %s\n", err.msg);
             free(ids);
@@ -104,6 +111,9 @@ int cmd_chat(int argc, char **argv) {
         }
         putchar('\n');
         fflush(stdout);
+        if (stats)
+            fprintf(stderr, "[prompt %d tokens, %d from the cache; %d generated; %.2f s]\n", out.prompt_tokens,
+                    out.cached_tokens, out.n_tokens, hone_now() - t0);
         hist[n++] = (gen_msg){"assistant", strdup(out.text ? out.text : "")};
         gen_output_free(&out);
         free(ids);

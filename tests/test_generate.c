@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int load_fixture_model(hone_model *m, const char *name) {
     char rel[256];
@@ -501,6 +502,39 @@ static void test_commands_end_to_end(void) {
         CHECK(x && y && !strcmp(x, y) && *x, "answers '%s' vs '%s'", x ? x : "", y ? y : "");
         json_decref(row);
         free(t);
+    }
+    /* chat: two turns from standard input; the second finds the first turn in the cache */
+    char in[620], so[620], se[620];
+    snprintf(in, sizeof in, "%s/chat.in", dir);
+    snprintf(so, sizeof so, "%s/chat.out", dir);
+    snprintf(se, sizeof se, "%s/chat.err", dir);
+    f = fopen(in, "w");
+    fputs("Tom went to the park.\nWhat did he see?\n", f);
+    fclose(f);
+    fflush(stdout);
+    fflush(stderr);
+    int o0 = dup(0), o1 = dup(1), o2 = dup(2);
+    int chat_rc = -1;
+    if (freopen(in, "r", stdin) && freopen(so, "w", stdout) && freopen(se, "w", stderr)) {
+        char *chargv[] = {"chat", mdir, "--chat-template", "chatml", "--max-new-tokens", "6", "--stats", NULL};
+        chat_rc = cmd_chat(7, chargv);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    dup2(o0, 0), dup2(o1, 1), dup2(o2, 2);
+    close(o0), close(o1), close(o2);
+    clearerr(stdin);
+    CHECK(chat_rc == 0, "hone chat failed");
+    char *st = NULL;
+    int p1 = 0, c1 = -1, p2 = 0, c2 = -1;
+    if (hone_read_file(se, &st, NULL, NULL) == 0) {
+        const char *l2 = strchr(st, '\n');
+        CHECK(sscanf(st, "[prompt %d tokens, %d from the cache", &p1, &c1) == 2 && l2 &&
+                  sscanf(l2 + 1, "[prompt %d tokens, %d from the cache", &p2, &c2) == 2,
+              "chat --stats: '%s'", st);
+        CHECK(c1 == 0 && p2 > p1 && c2 > p1 / 2 && c2 < p2, "turn 1: %d tokens (%d cached), turn 2: %d (%d cached)", p1, c1, p2,
+              c2);
+        free(st);
     }
     char *eargv[] = {"eval", mdir, "--pairs", pairs, "--ref", mdir, "--out", pp, NULL};
     CHECK(cmd_eval(8, eargv) == 0, "hone eval failed");
