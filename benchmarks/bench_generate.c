@@ -1,14 +1,16 @@
 /* bench_generate.c — generation speed: prompt processing (prefill) and decoding
  * tokens/s of the KV-cache engine for stories260K (../shared), a random-init 15M
  * Llama (llama2.c's: dim 288, 6 layers, 6 heads, hidden 768, vocab 32000) and a
- * random-init SmolLM2-135M (../shared/models/configs), with 1 and 2 threads, with
- * fp32 weights and with bf16 weights (engine_set_weights; arithmetic stays fp32).
+ * random-init SmolLM2-135M (../shared/models/configs), with 1 and 2 threads, for the
+ * engine's weight formats (engine_set_weights; arithmetic stays fp32): fp32 row-major,
+ * bf16 panels, fp32 panels (what `hone generate` uses for an fp32 model; run last,
+ * since it permutes the model in place).
  * Anchors in the same run: transformers generation (PyTorch in the same dtype, same
  * threads, by benchmarks/generate_ref.py when HONE_PYTHON or /work/venv/bin/python has
  * torch) and the memory-bandwidth bound of decoding (every weight byte read once per
  * token, plus the KV cache) from a streaming read measured here. On a shared machine
  * wall-clock rates depend on the load; the CPU-time columns show the rate while hone
- * runs. BENCH_DTYPES=f32,bf16 (default both) and BENCH_MODELS=260k,15m,135m select.
+ * runs. BENCH_DTYPES=fp32,bf16,fp32p (default all) and BENCH_MODELS=260k,15m,135m select.
  * Usage: bench_generate [PROMPT_TOKENS [NEW_TOKENS]]   (default 64 16) */
 #include "convert.h"
 #include "generate.h"
@@ -25,9 +27,10 @@
 #include <unistd.h>
 
 #define NTHR 2
-#define NDT 2 /* weight formats: 0 fp32, 1 bf16 */
-static const char *dt_name[NDT] = {"fp32", "bf16"};
-static const char *dt_torch[NDT] = {"float32", "bfloat16"};
+#define NDT 3 /* weight formats: fp32 rows, bf16 panels, fp32 panels (in place: last) */
+static const char *dt_name[NDT] = {"fp32", "bf16", "fp32p"};
+static const char *dt_torch[NDT] = {"float32", "bfloat16", "float32"};
+static const int dt_fmt[NDT] = {HONE_WEIGHTS_F32, HONE_WEIGHTS_BF16, HONE_WEIGHTS_F32_PANELS};
 
 typedef struct {
     const char *name, *key;
@@ -90,7 +93,7 @@ static void run_hone(bench_model *b, int dt, int t, int P, int N) {
     hone_error err = {{0}};
     hone_engine e;
     const hone_model_config *c = &b->m.cfg;
-    int fmt = dt ? HONE_WEIGHTS_BF16 : HONE_WEIGHTS_F32;
+    int fmt = dt_fmt[dt];
     if (engine_init(&e, &b->m, 1, P + N + 1, P, &err) < 0 || engine_set_weights(&e, fmt, &err) < 0) {
         printf("  %s: %s\n", b->name, err.msg);
         return;
@@ -238,7 +241,13 @@ int main(int argc, char **argv) {
                 run_hone(&bm[i], dt, t, P, N);
                 bm[i].bw[dt][t] = 0.5 * (b0 + bandwidth(t + 1));
             }
-            if (bm[i].dir[0] && !getenv("BENCH_NO_PY")) run_ref(&bm[i], dt, P, N);
+            if (dt == 2 && bm[i].ran[0]) { /* the same PyTorch fp32 run serves both fp32 layouts */
+                memcpy(bm[i].tpf[2], bm[i].tpf[0], sizeof bm[i].tpf[0]);
+                memcpy(bm[i].tdec[2], bm[i].tdec[0], sizeof bm[i].tdec[0]);
+                memcpy(bm[i].have_ref[2], bm[i].have_ref[0], sizeof bm[i].have_ref[0]);
+            } else if (bm[i].dir[0] && !getenv("BENCH_NO_PY")) {
+                run_ref(&bm[i], dt, P, N);
+            }
         }
     }
     printf("bound = streaming-read bandwidth (512 MiB, median of 5, mean of before and after each run) / bytes read per "
@@ -258,7 +267,7 @@ int main(int argc, char **argv) {
         double kv = 4.0 * 2 * mc->num_layers * (double)mc->num_kv_heads * mc->head_dim * (P + N / 2.0);
         for (int dt = 0; dt < NDT; dt++) {
             if (!bm[i].ran[dt]) continue;
-            double wbytes = (dt ? 2.0 : 4.0) * wfloats;
+            double wbytes = (dt == 1 ? 2.0 : 4.0) * wfloats;
             for (int t = 0; t < NTHR; t++) {
                 double bound = bm[i].bw[dt][t] * 1e9 / (wbytes + kv);
                 char tp[32] = "-", tx[32] = "-", dp[32] = "-", dx[32] = "-", d32[32] = "-";

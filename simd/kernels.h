@@ -40,6 +40,11 @@ typedef struct hone_kernels {
      * out[j] = (a0 + a1) + (a2 + a3), a_m = fused multiply-adds over k = m mod 4 in
      * increasing k (the last n mod 4 columns go to a0): every ISA bitwise the scalar. */
     void (*dot_panel16_bf16_f32)(float out[16], const uint16_t *p, const float *x, int n);
+    void (*dot_panel16_f32)(float out[16], const float *p, const float *x, int n); /* fp32 panel */
+    /* Four inputs at once (rows of x, stride ldx; out rows stride ldo), one panel load
+     * for all four: prompt chunks. Each row bitwise the one-input kernel. */
+    void (*dot_panel16x4_f32)(float *out, int ldo, const float *p, const float *x, int ldx, int n);
+    void (*dot_panel16x4_bf16_f32)(float *out, int ldo, const uint16_t *p, const float *x, int ldx, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n); /* y += a*x */
     void (*scale_f32)(float *y, float a, int n);                 /* y *= a */
 

@@ -50,26 +50,33 @@ static float dot_bf16_f32_scalar(const uint16_t *a, const float *b, int n) {
 static void dot_rows_f32_scalar(float *out, const float *a, size_t lda, const float *b, int rows, int n) {
     for (int r = 0; r < rows; r++) out[r] = dot_f32_scalar(a + (size_t)r * lda, b, n);
 }
-static void dot_panel16_bf16_f32_scalar(float out[16], const uint16_t *p, const float *x, int n) {
-    for (int j = 0; j < 16; j++) {
-        float a[4] = {0.f, 0.f, 0.f, 0.f};
-        int k = 0;
-        for (; k + 4 <= n; k += 4)
-            for (int m = 0; m < 4; m++) {
-                uint32_t u = (uint32_t)p[(size_t)(k + m) * 16 + j] << 16;
-                float w;
-                memcpy(&w, &u, 4);
-                a[m] = fmaf(w, x[k + m], a[m]); /* fused, as the vector FMAs */
-            }
-        for (; k < n; k++) {
-            uint32_t u = (uint32_t)p[(size_t)k * 16 + j] << 16;
-            float w;
-            memcpy(&w, &u, 4);
-            a[0] = fmaf(w, x[k], a[0]);
-        }
-        out[j] = (a[0] + a[1]) + (a[2] + a[3]);
-    }
+static inline float bf16_widen(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float w;
+    memcpy(&w, &u, 4);
+    return w;
 }
+/* Panel dots: per lane j, four accumulators over k mod 4 with fused multiply-adds (the
+ * vector kernels' order), the last n mod 4 columns into a0, then (a0 + a1) + (a2 + a3). */
+#define PANEL_SCALAR(SUF, WT, WIDEN)                                                             \
+    static void dot_panel16_##SUF##_scalar(float out[16], const WT *p, const float *x, int n) { \
+        for (int j = 0; j < 16; j++) {                                                           \
+            float a[4] = {0.f, 0.f, 0.f, 0.f};                                                   \
+            int k = 0;                                                                           \
+            for (; k + 4 <= n; k += 4)                                                           \
+                for (int m = 0; m < 4; m++) a[m] = fmaf(WIDEN(p[(size_t)(k + m) * 16 + j]), x[k + m], a[m]); \
+            for (; k < n; k++) a[0] = fmaf(WIDEN(p[(size_t)k * 16 + j]), x[k], a[0]);           \
+            out[j] = (a[0] + a[1]) + (a[2] + a[3]);                                              \
+        }                                                                                        \
+    }                                                                                            \
+    static void dot_panel16x4_##SUF##_scalar(float *out, int ldo, const WT *p, const float *x, int ldx, int n) { \
+        for (int r = 0; r < 4; r++) dot_panel16_##SUF##_scalar(out + (size_t)r * ldo, p, x + (size_t)r * ldx, n); \
+    }
+#define WIDEN_F32(v) (v)
+PANEL_SCALAR(f32, float, WIDEN_F32)
+PANEL_SCALAR(bf16_f32, uint16_t, bf16_widen)
+#undef WIDEN_F32
+#undef PANEL_SCALAR
 static void axpy_f32_scalar(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -294,6 +301,9 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->dot_bf16_f32 = dot_bf16_f32_scalar;
     t->dot_rows_f32 = dot_rows_f32_scalar;
     t->dot_panel16_bf16_f32 = dot_panel16_bf16_f32_scalar;
+    t->dot_panel16_f32 = dot_panel16_f32_scalar;
+    t->dot_panel16x4_f32 = dot_panel16x4_f32_scalar;
+    t->dot_panel16x4_bf16_f32 = dot_panel16x4_bf16_f32_scalar;
     t->axpy_f32 = axpy_f32_scalar;
     t->scale_f32 = scale_f32_scalar;
     t->rmsnorm_fwd = rmsnorm_fwd_scalar;

@@ -120,28 +120,65 @@ static void VNAME(dot_rows_f32)(float *out, const float *a, size_t lda, const fl
     for (int r = 0; r < rows; r++) out[r] = VNAME(dot_f32_in)(a + (size_t)r * lda, b, n);
 }
 
-/* 16 interleaved rows: each k loads 16 weights (16/VL vectors) and one broadcast
- * x[k]; four accumulator sets over k mod 4 hide the FMA latency. */
+/* Panels: 16 weight rows interleaved, p[k*16 + j] = row j, column k. Each k loads the
+ * 16 weights (16/VL vectors) and broadcasts x[k]; four accumulator sets over k mod 4
+ * hide the FMA latency; out[j] = (a0 + a1) + (a2 + a3). The x4 forms take 4 inputs
+ * (rows of x with stride ldx) per panel load, each input in the one-input order, so
+ * a row's result never depends on which kernel ran it (prompt chunks = decoding).
+ * LW loads VL weights as fp32 (V_LOAD, or V_LOAD_BF16 widening bf16). */
 #define PV (16 / VL)
-static void VNAME(dot_panel16_bf16_f32)(float out[16], const uint16_t *p, const float *x, int n) {
-    VF a0[PV], a1[PV], a2[PV], a3[PV];
-    for (int v = 0; v < PV; v++) a0[v] = a1[v] = a2[v] = a3[v] = V_SET1(0.f);
-    int k = 0;
-    for (; k + 4 <= n; k += 4, p += 64) {
-        VF x0 = V_SET1(x[k]), x1 = V_SET1(x[k + 1]), x2 = V_SET1(x[k + 2]), x3 = V_SET1(x[k + 3]);
-        for (int v = 0; v < PV; v++) {
-            a0[v] = V_FMA(V_LOAD_BF16(p + v * VL), x0, a0[v]);
-            a1[v] = V_FMA(V_LOAD_BF16(p + 16 + v * VL), x1, a1[v]);
-            a2[v] = V_FMA(V_LOAD_BF16(p + 32 + v * VL), x2, a2[v]);
-            a3[v] = V_FMA(V_LOAD_BF16(p + 48 + v * VL), x3, a3[v]);
-        }
+#define PANEL_KERNELS(SUF, WT, LW)                                                                  \
+    static void VNAME(dot_panel16_##SUF)(float out[16], const WT *p, const float *x, int n) {     \
+        VF a0[PV], a1[PV], a2[PV], a3[PV];                                                          \
+        for (int v = 0; v < PV; v++) a0[v] = a1[v] = a2[v] = a3[v] = V_SET1(0.f);                   \
+        int k = 0;                                                                                  \
+        for (; k + 4 <= n; k += 4, p += 64) {                                                       \
+            VF x0 = V_SET1(x[k]), x1 = V_SET1(x[k + 1]), x2 = V_SET1(x[k + 2]), x3 = V_SET1(x[k + 3]); \
+            for (int v = 0; v < PV; v++) {                                                          \
+                a0[v] = V_FMA(LW(p + v * VL), x0, a0[v]);                                           \
+                a1[v] = V_FMA(LW(p + 16 + v * VL), x1, a1[v]);                                      \
+                a2[v] = V_FMA(LW(p + 32 + v * VL), x2, a2[v]);                                      \
+                a3[v] = V_FMA(LW(p + 48 + v * VL), x3, a3[v]);                                      \
+            }                                                                                       \
+        }                                                                                           \
+        for (; k < n; k++, p += 16) {                                                               \
+            VF xk = V_SET1(x[k]);                                                                   \
+            for (int v = 0; v < PV; v++) a0[v] = V_FMA(LW(p + v * VL), xk, a0[v]);                  \
+        }                                                                                           \
+        for (int v = 0; v < PV; v++) V_STORE(out + v * VL, V_ADD(V_ADD(a0[v], a1[v]), V_ADD(a2[v], a3[v]))); \
+    }                                                                                               \
+    static void VNAME(dot_panel16x4_##SUF)(float *out, int ldo, const WT *p, const float *x, int ldx, int n) { \
+        if (PV > 1) { /* 16 lanes span several vectors: 4 inputs would not fit the registers */   \
+            for (int r = 0; r < 4; r++) VNAME(dot_panel16_##SUF)(out + (size_t)r * ldo, p, x + (size_t)r * ldx, n); \
+            return;                                                                                 \
+        }                                                                                           \
+        VF acc[4][4];                                                                               \
+        for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = V_SET1(0.f);   \
+        const float *xr[4] = {x, x + ldx, x + 2 * (size_t)ldx, x + 3 * (size_t)ldx};              \
+        int k = 0;                                                                                  \
+        for (; k + 4 <= n; k += 4, p += 64) {                                                       \
+            VF w0 = LW(p), w1 = LW(p + 16), w2 = LW(p + 32), w3 = LW(p + 48);                       \
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                   \
+                acc[r][0] = V_FMA(w0, V_SET1(xr[r][k]), acc[r][0]);                                 \
+                acc[r][1] = V_FMA(w1, V_SET1(xr[r][k + 1]), acc[r][1]);                             \
+                acc[r][2] = V_FMA(w2, V_SET1(xr[r][k + 2]), acc[r][2]);                             \
+                acc[r][3] = V_FMA(w3, V_SET1(xr[r][k + 3]), acc[r][3]);                             \
+            }                                                                                       \
+        }                                                                                           \
+        for (; k < n; k++, p += 16) {                                                               \
+            VF w = LW(p);                                                                           \
+            for (int r = 0; r < 4; r++) acc[r][0] = V_FMA(w, V_SET1(xr[r][k]), acc[r][0]);          \
+        }                                                                                           \
+        for (int r = 0; r < 4; r++)                                                                 \
+            V_STORE(out + (size_t)r * ldo, V_ADD(V_ADD(acc[r][0], acc[r][1]), V_ADD(acc[r][2], acc[r][3]))); \
     }
-    for (; k < n; k++, p += 16) {
-        VF xk = V_SET1(x[k]);
-        for (int v = 0; v < PV; v++) a0[v] = V_FMA(V_LOAD_BF16(p + v * VL), xk, a0[v]);
-    }
-    for (int v = 0; v < PV; v++) V_STORE(out + v * VL, V_ADD(V_ADD(a0[v], a1[v]), V_ADD(a2[v], a3[v])));
-}
+#define LW_F32(p) V_LOAD(p)
+#define LW_BF16(p) V_LOAD_BF16(p)
+PANEL_KERNELS(f32, float, LW_F32)
+PANEL_KERNELS(bf16_f32, uint16_t, LW_BF16)
+#undef LW_F32
+#undef LW_BF16
+#undef PANEL_KERNELS
 #undef PV
 
 /* y += a*x as mul then add (bitwise the scalar reference). */
@@ -607,6 +644,9 @@ static void VNAME(fill_vec)(hone_kernels *t) {
     t->dot_bf16_f32 = VNAME(dot_bf16_f32);
     t->dot_rows_f32 = VNAME(dot_rows_f32);
     t->dot_panel16_bf16_f32 = VNAME(dot_panel16_bf16_f32);
+    t->dot_panel16_f32 = VNAME(dot_panel16_f32);
+    t->dot_panel16x4_f32 = VNAME(dot_panel16x4_f32);
+    t->dot_panel16x4_bf16_f32 = VNAME(dot_panel16x4_bf16_f32);
     t->axpy_f32 = VNAME(axpy_f32);
     t->scale_f32 = VNAME(scale_f32);
     t->rmsnorm_fwd = VNAME(rmsnorm_fwd);

@@ -47,7 +47,8 @@ typedef struct gen_model {
 int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *err);
 void gen_model_free(gen_model *g);
 
-/* An engine for n prompts (weights in the format of --dtype) of at most max_prompt tokens: min(batch, n) slots (batch 0:
+/* An engine for n prompts, weights in the format of --dtype (float32: the model's
+ * matrices permuted into panels in place, so g serves only this engine afterwards) of at most max_prompt tokens: min(batch, n) slots (batch 0:
  * up to 32 within a 512 MB cache), a cache of
  * max_prompt + max_new_tokens positions (or --max-context), clamped to the model's. */
 int gen_engine_init(hone_engine *e, const gen_model *g, const gen_args *a, int n, int max_prompt, hone_error *err);

@@ -121,12 +121,60 @@ static int decode_matrices(const hone_model *m, const float **w, int *rows, int 
     return n + 1;
 }
 
+/* Permutes each matrix's full groups of 16 rows into panels, in place (a group's rows
+ * are the panel's bytes); a last partial group stays row-major. T: float or uint16_t. */
+#define PANELIZE(T)                                                                               \
+    static int panelize_##T(T *block, const hone_model *m) {                                      \
+        int nm = 7 * m->cfg.num_layers + 1, maxc = 0, bad = 0;                                    \
+        const float **mw = malloc(sizeof *mw * nm);                                               \
+        int *mr = malloc(sizeof(int) * nm), *mc = malloc(sizeof(int) * nm);                       \
+        if (!mw || !mr || !mc) bad = 1;                                                           \
+        if (!bad) decode_matrices(m, mw, mr, mc);                                                 \
+        for (int i = 0; i < nm && !bad; i++) maxc = mc[i] > maxc ? mc[i] : maxc;                  \
+        if (!bad) {                                                                               \
+            _Pragma("omp parallel reduction(| : bad)")                                             \
+            {                                                                                     \
+                T *tmp = malloc(sizeof(T) * HONE_PANEL * (size_t)maxc);                          \
+                if (!tmp) bad = 1;                                                                \
+                for (int i = 0; i < nm && tmp; i++) {                                             \
+                    T *base = block + (mw[i] - m->data);                                          \
+                    int K = mc[i];                                                                \
+                    _Pragma("omp for schedule(static)")                                            \
+                    for (int g = 0; g < mr[i] / HONE_PANEL; g++) {                                \
+                        T *p = base + (size_t)g * HONE_PANEL * K;                                 \
+                        memcpy(tmp, p, sizeof(T) * HONE_PANEL * (size_t)K);                       \
+                        for (int k = 0; k < K; k++)                                               \
+                            for (int j = 0; j < HONE_PANEL; j++) p[(size_t)k * HONE_PANEL + j] = tmp[(size_t)j * K + k]; \
+                    }                                                                             \
+                }                                                                                 \
+                free(tmp);                                                                        \
+            }                                                                                     \
+        }                                                                                         \
+        free(mw);                                                                                 \
+        free(mr);                                                                                 \
+        free(mc);                                                                                 \
+        return bad ? -1 : 0;                                                                      \
+    }
+PANELIZE(float)
+PANELIZE(uint16_t)
+
 int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
     free(e->w16);
     e->w16 = NULL;
-    if (mode == HONE_WEIGHTS_F32) return 0;
+    e->panels = e->m->panels;
+    if (mode == HONE_WEIGHTS_F32) {
+        if (e->m->panels) return hone_fail(err, "engine: the model's matrices are already in panels (HONE_WEIGHTS_F32_PANELS)");
+        return 0;
+    }
+    if (mode == HONE_WEIGHTS_F32_PANELS) {
+        hone_model *mm = (hone_model *)e->m; /* documented: the model becomes engine-only */
+        if (!mm->panels && panelize_float(mm->data, mm) < 0) return hone_fail(err, "engine: out of memory");
+        mm->panels = e->panels = 1;
+        return 0;
+    }
     if (mode != HONE_WEIGHTS_BF16 && mode != HONE_WEIGHTS_AUTO) return hone_fail(err, "engine: unknown weight format %d", mode);
     const hone_model *m = e->m;
+    if (m->panels) return hone_fail(err, "engine: the model's matrices are in fp32 panels; bf16 needs them row-major");
     size_t n = m->num_floats;
     e->w16 = hone_alloc(n * sizeof(uint16_t), err);
     if (!e->w16) return hone_fail_prefix(err, "engine: bf16 copy of %zu parameters (%.1f MB)", n, n * 2 / 1e6);
@@ -145,44 +193,12 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
         }
     }
     if (mode == HONE_WEIGHTS_AUTO && lossy) return engine_set_weights(e, HONE_WEIGHTS_F32, err);
-    /* each matrix's full groups of 16 rows become panels, in place (the rows a group
-     * covers are the panel's bytes); a last partial group stays row-major */
-    int nm = 7 * m->cfg.num_layers + 1;
-    const float **mw = malloc(sizeof *mw * nm);
-    int *mr = malloc(sizeof(int) * nm), *mc = malloc(sizeof(int) * nm);
-    if (!mw || !mr || !mc) {
-        free(mw), free(mr), free(mc);
-        return hone_fail(err, "engine: out of memory");
-    }
-    decode_matrices(m, mw, mr, mc);
-    int maxc = 0;
-    for (int i = 0; i < nm; i++) maxc = mc[i] > maxc ? mc[i] : maxc;
-    int bad = 0;
-#pragma omp parallel reduction(| : bad)
-    {
-        uint16_t *tmp = malloc(sizeof(uint16_t) * HONE_PANEL * (size_t)maxc);
-        if (!tmp) bad = 1;
-        for (int i = 0; i < nm && tmp; i++) {
-            uint16_t *base = e->w16 + (mw[i] - m->data);
-            int K = mc[i];
-#pragma omp for schedule(static)
-            for (int g = 0; g < mr[i] / HONE_PANEL; g++) {
-                uint16_t *p = base + (size_t)g * HONE_PANEL * K;
-                memcpy(tmp, p, sizeof(uint16_t) * HONE_PANEL * (size_t)K);
-                for (int k = 0; k < K; k++)
-                    for (int j = 0; j < HONE_PANEL; j++) p[(size_t)k * HONE_PANEL + j] = tmp[(size_t)j * K + k];
-            }
-        }
-        free(tmp);
-    }
-    free(mw);
-    free(mr);
-    free(mc);
-    if (bad) {
+    if (panelize_uint16_t(e->w16, m) < 0) {
         free(e->w16);
         e->w16 = NULL;
         return hone_fail(err, "engine: out of memory");
     }
+    e->panels = 1;
     return 0;
 }
 
@@ -191,8 +207,9 @@ static const uint16_t *w16_of(const hone_engine *e, const float *w) {
     return e->w16 && w ? e->w16 + (w - e->m->data) : NULL;
 }
 
-/* One matrix-vector job: out (n, OC) = in (n, IC) @ W^T + b; Wh: W in bf16 or NULL. */
-typedef struct { float *out; const float *W, *b; int OC; const uint16_t *Wh; } mv_job;
+/* One matrix job: out (n, OC) = in (n, IC) @ W^T + b. Wh: W in bf16 panels, or NULL;
+ * panels: W (fp32) itself in panels. */
+typedef struct { float *out; const float *W, *b; int OC; const uint16_t *Wh; int panels; } mv_job;
 
 /* Runs several jobs sharing one input in one parallel region. The weight rows of
  * all jobs form one index space cut into MV_ROWS blocks, handed out in runs of 4
@@ -214,17 +231,17 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         while (first[j] > bi) j--;
         const mv_job *jb = &jobs[j];
         int o0 = (bi - first[j]) * MV_ROWS, o1 = o0 + MV_ROWS < jb->OC ? o0 + MV_ROWS : jb->OC;
-        if (jb->Wh && o1 - o0 == HONE_PANEL) { /* bf16 panel: streamed once per input, from L1 after the first */
-            const uint16_t *p = jb->Wh + (size_t)o0 * IC;
+        if ((jb->Wh || jb->panels) && o1 - o0 == HONE_PANEL) { /* a panel: streamed once, from L1 for inputs after the first */
             float acc[HONE_PANEL];
             for (int r = 0; r < n; r++) {
-                hone_kt.dot_panel16_bf16_f32(acc, p, in + (size_t)r * IC, IC);
+                if (jb->Wh) hone_kt.dot_panel16_bf16_f32(acc, jb->Wh + (size_t)o0 * IC, in + (size_t)r * IC, IC);
+                else hone_kt.dot_panel16_f32(acc, jb->W + (size_t)o0 * IC, in + (size_t)r * IC, IC);
                 float *out = jb->out + (size_t)r * jb->OC + o0;
                 for (int j = 0; j < HONE_PANEL; j++) out[j] = acc[j] + (jb->b ? jb->b[o0 + j] : 0.f);
             }
             continue;
         }
-        if (n == 1 && !jb->Wh) { /* one input: a row kernel streams the block (bitwise the per-row dots) */
+        if (n == 1 && !jb->Wh) { /* one input, row-major: a row kernel streams the block (bitwise the per-row dots) */
             hone_kt.dot_rows_f32(jb->out + o0, jb->W + (size_t)o0 * IC, IC, in, o1 - o0, IC);
             if (jb->b)
                 for (int o = o0; o < o1; o++) jb->out[o] += jb->b[o];
@@ -282,8 +299,53 @@ static void linear_gemm(const mv_job *jb, const float *in, int n, int IC, float 
     }
 }
 
+/* Prompt chunks on panel weights: each panel is applied to the inputs four at a time
+ * (dot_panel16x4: one panel load for four rows) with the one-input order, so every
+ * row's result is bitwise what decoding computes for it. Panels are split across
+ * threads; the rows of a last partial group use row dots. */
+static void linear_panels(const mv_job *jobs, int nj, const float *in, int n, int IC) {
+    for (int j = 0; j < nj; j++) {
+        const mv_job *jb = &jobs[j];
+        int OC = jb->OC, ng = OC / HONE_PANEL;
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)OC * IC * n >= PAR_MIN_WORK)
+        for (int g = 0; g <= ng; g++) {
+            int o0 = g * HONE_PANEL;
+            if (g == ng) { /* the partial group: row-major rows */
+                for (int o = o0; o < OC; o++)
+                    for (int r = 0; r < n; r++) {
+                        const float *x = in + (size_t)r * IC;
+                        float v = jb->Wh ? hone_kt.dot_bf16_f32(jb->Wh + (size_t)o * IC, x, IC)
+                                         : hone_kt.dot_f32(jb->W + (size_t)o * IC, x, IC);
+                        jb->out[(size_t)r * OC + o] = v + (jb->b ? jb->b[o] : 0.f);
+                    }
+                continue;
+            }
+            float acc[4 * HONE_PANEL];
+            int r = 0;
+            for (; r < n; r += 4) {
+                int nr = n - r < 4 ? n - r : 4;
+                const float *x = in + (size_t)r * IC;
+                if (nr == 4) {
+                    if (jb->Wh) hone_kt.dot_panel16x4_bf16_f32(acc, HONE_PANEL, jb->Wh + (size_t)o0 * IC, x, IC, IC);
+                    else hone_kt.dot_panel16x4_f32(acc, HONE_PANEL, jb->W + (size_t)o0 * IC, x, IC, IC);
+                } else {
+                    for (int i = 0; i < nr; i++) {
+                        if (jb->Wh) hone_kt.dot_panel16_bf16_f32(acc + i * HONE_PANEL, jb->Wh + (size_t)o0 * IC, x + (size_t)i * IC, IC);
+                        else hone_kt.dot_panel16_f32(acc + i * HONE_PANEL, jb->W + (size_t)o0 * IC, x + (size_t)i * IC, IC);
+                    }
+                }
+                for (int i = 0; i < nr; i++) {
+                    float *out = jb->out + (size_t)(r + i) * OC + o0;
+                    for (int q = 0; q < HONE_PANEL; q++) out[q] = acc[i * HONE_PANEL + q] + (jb->b ? jb->b[o0 + q] : 0.f);
+                }
+            }
+        }
+    }
+}
+
 static void linear(hone_engine *e, const mv_job *jobs, int nj, const float *in, int n, int IC, int use_gemm) {
     if (!use_gemm) { matvec_jobs(jobs, nj, in, n, IC); return; }
+    if (e->panels) { linear_panels(jobs, nj, in, n, IC); return; }
     for (int j = 0; j < nj; j++) linear_gemm(&jobs[j], in, n, IC, e->tmp);
 }
 
@@ -302,13 +364,21 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
      * than waking the team, and a loaded machine punishes every barrier */
     int par = use_gemm && (size_t)n * F >= PAR_MIN_WORK;
     float escale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    if (par) {
+    int embed_panels = m->panels && m->w.embed == m->w.lm_head; /* tied: the head's panels */
+    if (par && !embed_panels) {
         embedding_forward(e->x, m->w.embed, tokens, n, C, escale);
         rope_tables(e->cos, e->sin, pos, m->rope_inv_freq, n, D);
     } else {
         for (int r = 0; r < n; r++) {
-            const float *er = m->w.embed + (size_t)tokens[r] * C;
-            for (int j = 0; j < C; j++) e->x[(size_t)r * C + j] = er[j] * escale;
+            int t = tokens[r];
+            float *xr = e->x + (size_t)r * C;
+            if (embed_panels && t < V / HONE_PANEL * HONE_PANEL) { /* row t is lane t % 16 of its panel */
+                const float *pp = m->w.embed + (size_t)(t / HONE_PANEL) * HONE_PANEL * C + t % HONE_PANEL;
+                for (int j = 0; j < C; j++) xr[j] = pp[(size_t)j * HONE_PANEL] * escale;
+            } else {
+                const float *er = m->w.embed + (size_t)t * C;
+                for (int j = 0; j < C; j++) xr[j] = er[j] * escale;
+            }
             for (int j = 0; j < D / 2; j++) { /* as rope_tables: an fp32 product */
                 float f = (float)pos[r] * m->rope_inv_freq[j];
                 e->cos[(size_t)r * (D / 2) + j] = cosf(f);
@@ -320,9 +390,10 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         const hone_layer_weights *W = &m->w.layers[l];
         float *kc = e->kc + (size_t)l * e->max_B * e->slot_stride, *vc = e->vc + (size_t)l * e->max_B * e->slot_stride;
         rmsnorm_rows(e->xb, e->rstd, e->x, W->ln1, c->norm_offset, c->rms_norm_eps, n, C, par);
-        mv_job qkv[3] = {{e->q, W->wq, W->bq, HD, w16_of(e, W->wq)},
-                         {e->k, W->wk, W->bk, KD, w16_of(e, W->wk)},
-                         {e->v, W->wv, W->bv, KD, w16_of(e, W->wv)}};
+        int pf = e->panels && !e->w16; /* fp32 panels in the model */
+        mv_job qkv[3] = {{e->q, W->wq, W->bq, HD, w16_of(e, W->wq), pf},
+                         {e->k, W->wk, W->bk, KD, w16_of(e, W->wk), pf},
+                         {e->v, W->wv, W->bv, KD, w16_of(e, W->wv), pf}};
         linear(e, qkv, 3, e->xb, n, C, use_gemm);
         rope_rows(e->q, e->cos, e->sin, n, H, D, par);
         rope_rows(e->k, e->cos, e->sin, n, KV, D, par);
@@ -346,14 +417,14 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
                              e->q + (size_t)r * HD + (size_t)h * D, ks, vs, pos[r], pos[r] + 1, D, 0, KD, 0, e->zeros,
                              e->zeros, e->zeros, scale);
         }
-        mv_job o = {e->xm, W->wo, W->bo, C, w16_of(e, W->wo)};
+        mv_job o = {e->xm, W->wo, W->bo, C, w16_of(e, W->wo), pf};
         linear(e, &o, 1, e->att, n, HD, use_gemm);
         add_rows(e->xm, e->x, (size_t)n * C, par);
         rmsnorm_rows(e->xb, e->rstd, e->xm, W->ln2, c->norm_offset, c->rms_norm_eps, n, C, par);
-        mv_job gu[2] = {{e->gate, W->wg, W->bg, F, w16_of(e, W->wg)}, {e->up, W->wu, W->bu, F, w16_of(e, W->wu)}};
+        mv_job gu[2] = {{e->gate, W->wg, W->bg, F, w16_of(e, W->wg), pf}, {e->up, W->wu, W->bu, F, w16_of(e, W->wu), pf}};
         linear(e, gu, 2, e->xb, n, C, use_gemm);
         glu_rows(e->gate, e->gate, e->up, (size_t)n * F, c->act, par);
-        mv_job d = {e->x, W->wd, W->bd, C, w16_of(e, W->wd)};
+        mv_job d = {e->x, W->wd, W->bd, C, w16_of(e, W->wd), pf};
         linear(e, &d, 1, e->gate, n, F, use_gemm);
         add_rows(e->x, e->xm, (size_t)n * C, par);
     }
@@ -362,7 +433,7 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
     for (int i = 0; i < n_out; i++)
         e->rstd[i] = hone_kt.rmsnorm_fwd(e->xb + (size_t)i * C, e->x + (size_t)out_rows[i] * C, m->w.norm, c->norm_offset,
                                          c->rms_norm_eps, C);
-    mv_job head = {logits, m->w.lm_head, NULL, V, w16_of(e, m->w.lm_head)};
+    mv_job head = {logits, m->w.lm_head, NULL, V, w16_of(e, m->w.lm_head), e->panels && !e->w16};
     matvec_jobs(&head, 1, e->xb, n_out, C);
 }
 

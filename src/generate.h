@@ -45,24 +45,32 @@ typedef struct hone_engine {
     int32_t *ctx_tok;   /* (max_B, max_T) the token whose K/V each cache position holds */
     int32_t *ctx_len;   /* (max_B) positions of each slot filled by the last engine_forward rows */
     void *mem;          /* the one allocation the scratch is carved from */
-    /* bf16 weights for decoding (engine_set_weights): NULL = the model's fp32 weights */
-    uint16_t *w16;      /* (num_floats) the parameters rounded to bf16 at the model's offsets, each
-                         * matrix decoding streams in panels of 16 rows (p[k*16 + j] = row j, col k) */
+    /* weight layout (engine_set_weights) */
+    int panels;         /* the matrices are in 16-row panels (p[k*16 + j] = row j, col k): in w16
+                         * (bf16), or in the model itself (fp32, m->panels); 0: row-major fp32 */
+    uint16_t *w16;      /* (num_floats) bf16 copy of the parameters at the model's offsets, or NULL */
 } hone_engine;
 
-/* Weight formats of decoding's matrix-vector products: fp32 (the model's own), bf16
- * (the matrices rounded to nearest even and streamed at 2 bytes a weight; arithmetic
- * stays fp32), or auto: bf16 exactly when rounding changes no parameter (a model stored
- * in bf16: the same weights, half the bytes). Prompt chunks (gemm, compute-bound),
- * embeddings, norms and biases always use the model's fp32 values. */
-enum { HONE_WEIGHTS_F32 = 0, HONE_WEIGHTS_BF16 = 1, HONE_WEIGHTS_AUTO = 2 };
+/* Weight formats of the engine's matrix products (prompt chunks and decoding alike):
+ *   F32          the model's row-major fp32 matrices (prompt chunks by gemm, decoding by
+ *                row dots); the model is not touched.
+ *   F32_PANELS   the model's own matrices permuted in place into 16-row panels (no copy):
+ *                prompt chunks and decoding both run the panel kernels, so a position's
+ *                logits are bitwise the same whether its token came in a prompt chunk or
+ *                was decoded; the model then serves only engines (m->panels).
+ *   BF16         a bf16 copy of the matrices in panels, owned by the engine (rounded to
+ *                nearest even; arithmetic stays fp32): half the bytes to stream.
+ *   AUTO         BF16 exactly when rounding changes no parameter (a model stored in bf16:
+ *                the same weights, half the bytes), else F32.
+ * Embeddings, norms and biases always use the model's fp32 values. */
+enum { HONE_WEIGHTS_F32 = 0, HONE_WEIGHTS_BF16 = 1, HONE_WEIGHTS_AUTO = 2, HONE_WEIGHTS_F32_PANELS = 3 };
 
 /* max_T is clamped to the model's max_position_embeddings; cap <= 0 picks 256. */
 int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int cap, hone_error *err);
 void engine_free(hone_engine *e);
-/* Chooses the weight format (HONE_WEIGHTS_*); bf16 allocates a 2-byte copy of the
- * parameters owned by the engine, the matrices laid out in 16-row panels
- * (dot_panel16_bf16_f32). e->w16 != NULL afterwards when bf16 is in use. */
+/* Chooses the weight format (HONE_WEIGHTS_*), once, right after engine_init. BF16
+ * allocates the engine's copy (e->w16 != NULL afterwards); F32_PANELS rewrites the
+ * model (and fails for F32 once a model is in panels). */
 int engine_set_weights(hone_engine *e, int mode, hone_error *err);
 
 /* Runs n <= e->cap token rows: row r is tokens[r] at position pos[r] of slot slots[r].

@@ -85,6 +85,9 @@ typedef struct hone_model {
     float *data;        /* (num_floats) owned, 64-byte aligned */
     hone_weights w;     /* view into data */
     float *rope_inv_freq; /* (D/2) owned */
+    int panels;         /* 1: an inference engine permuted the matrices into 16-row panels
+                         * (engine_set_weights, HONE_WEIGHTS_F32_PANELS); only engines may use
+                         * the model then: model_forward and model_save refuse it */
 } hone_model;
 
 /* Builds the parameter table and allocates zeroed parameters. */

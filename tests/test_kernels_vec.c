@@ -99,6 +99,28 @@ static void test_dot_axpy_scale(void) {
                 }
                 CHECK(fabs(p1[j] - exact) <= n * 6e-8 * mag + 1e-30, "%s panel n=%d row %d: %.9g vs %.9g", t.isa, n, j, p1[j], exact);
             }
+            /* fp32 panels, and the 4-input forms: each row bitwise the one-input kernel */
+            float *Pf = buf(16 * (size_t)n), *X4 = buf(4 * (size_t)(n + 3)), o4[4 * 17], o1[16];
+            for (size_t i = 0; i < 16 * (size_t)n; i++) { uint32_t u = (uint32_t)P[i] << 16; memcpy(&Pf[i], &u, 4); }
+            fill(X4, 4 * (size_t)(n + 3), 1);
+            ref.dot_panel16_f32(p0, Pf, b, n);
+            t.dot_panel16_f32(p1, Pf, b, n);
+            CHECK(same_bits(p0, p1, 16) && p1[16] == GUARD, "%s dot_panel16_f32 n=%d not bitwise the reference", t.isa, n);
+            t.dot_panel16_bf16_f32(o1, P, b, n);
+            CHECK(same_bits(o1, p1, 16), "%s panel n=%d: bf16 and its widened fp32 panel differ", t.isa, n);
+            for (int w = 0; w < 2; w++) {
+                for (int i = 0; i < 4 * 17; i++) o4[i] = GUARD;
+                if (w) t.dot_panel16x4_bf16_f32(o4, 17, P, X4, n + 3, n);
+                else t.dot_panel16x4_f32(o4, 17, Pf, X4, n + 3, n);
+                for (int r = 0; r < 4; r++) {
+                    if (w) t.dot_panel16_bf16_f32(o1, P, X4 + (size_t)r * (n + 3), n);
+                    else t.dot_panel16_f32(o1, Pf, X4 + (size_t)r * (n + 3), n);
+                    CHECK(same_bits(o1, o4 + r * 17, 16) && o4[r * 17 + 16] == GUARD, "%s dot_panel16x4 (%s) n=%d row %d",
+                          t.isa, w ? "bf16" : "f32", n, r);
+                }
+            }
+            unbuf(Pf);
+            unbuf(X4);
             free(P - 1);
             unbuf(A);
             free(Ah);
