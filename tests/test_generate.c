@@ -231,6 +231,22 @@ static void test_batched_equals_single_and_seed(void) {
     model_free(&m);
 }
 
+/* The two models of the weight-format tests: k = 0 the tied fixture with MLP biases
+ * and GQA; k = 1 a random untied one whose every matrix has a row count that is not a
+ * multiple of 16 (a partial panel stays row-major). */
+static int load_panel_test_model(hone_model *m, int k) {
+    static const char *odd_json =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 40, "
+        "\"intermediate_size\": 72, \"num_hidden_layers\": 2, \"num_attention_heads\": 5, \"num_key_value_heads\": 1, "
+        "\"vocab_size\": 101, \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": false}";
+    if (!k) return load_fixture_model(m, "tiny-llama3-gqa");
+    hone_error err = {{0}};
+    hone_model_config c;
+    if (model_config_parse(&c, odd_json, "odd", &err) < 0 || model_init(m, &c, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    model_init_random(m, 3, 0.5f);
+    return 0;
+}
+
 /* Logits of a 6-token prompt (one gemm chunk) and 5 decoded tokens (matrix-vector
  * products), for an engine in weight format fmt; (11, V) into out. */
 static int engine_logits(const hone_model *m, int fmt, float *out, int *w16_used) {
@@ -261,21 +277,10 @@ static int engine_logits(const hone_model *m, int fmt, float *out, int *w16_used
  * Models: the fixture with MLP biases and GQA, and a random one whose every matrix
  * has a row count that is not a multiple of 16 (a partial panel stays row-major). */
 static void test_bf16_weights(void) {
-    static const char *odd_json =
-        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 40, "
-        "\"intermediate_size\": 72, \"num_hidden_layers\": 2, \"num_attention_heads\": 5, \"num_key_value_heads\": 1, "
-        "\"vocab_size\": 101, \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": false}";
     for (int k = 0; k < 2; k++) {
         const char *name = k ? "odd-shaped random" : "tiny-llama3-gqa";
         hone_model m;
-        hone_error err = {{0}};
-        if (!k) {
-            if (load_fixture_model(&m, "tiny-llama3-gqa") < 0) return;
-        } else {
-            hone_model_config c;
-            if (model_config_parse(&c, odd_json, "odd", &err) < 0 || model_init(&m, &c, &err) < 0) { CHECK(0, "%s", err.msg); return; }
-            model_init_random(&m, 3, 0.5f);
-        }
+        if (load_panel_test_model(&m, k) < 0) return;
         size_t V = m.cfg.vocab_size, nl = 11 * V;
         float *a = malloc(sizeof(float) * nl), *b = malloc(sizeof(float) * nl);
         uint16_t *h = malloc(sizeof(uint16_t) * m.num_floats);
@@ -339,21 +344,11 @@ static int engine_logits_decoded(const hone_model *m, int fmt, float *out) {
  * row-major engine. The tied fixture (embedding lookups from the head's panels) and the
  * odd-shaped untied model (partial panels). */
 static void test_f32_panels(void) {
-    static const char *odd_json =
-        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 40, "
-        "\"intermediate_size\": 72, \"num_hidden_layers\": 2, \"num_attention_heads\": 5, \"num_key_value_heads\": 1, "
-        "\"vocab_size\": 101, \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-05, \"tie_word_embeddings\": false}";
     for (int k = 0; k < 2; k++) {
         const char *name = k ? "odd-shaped random" : "tiny-llama3-gqa";
         hone_model m;
         hone_error err = {{0}};
-        if (!k) {
-            if (load_fixture_model(&m, "tiny-llama3-gqa") < 0) return;
-        } else {
-            hone_model_config c;
-            if (model_config_parse(&c, odd_json, "odd", &err) < 0 || model_init(&m, &c, &err) < 0) { CHECK(0, "%s", err.msg); return; }
-            model_init_random(&m, 3, 0.5f);
-        }
+        if (load_panel_test_model(&m, k) < 0) return;
         size_t V = m.cfg.vocab_size, nl = 11 * V;
         float *a = malloc(sizeof(float) * nl), *b = malloc(sizeof(float) * nl), *c1 = malloc(sizeof(float) * nl);
         int u;
