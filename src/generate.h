@@ -2,9 +2,11 @@
  *
  *   engine    the model plus a KV cache of max_B sequence slots x max_T positions,
  *             allocated once. engine_forward runs any set of token rows (each row:
- *             a slot, a position, a token) through the model: prompts in one batched
- *             pass with gemm, decoding one token per slot with contiguous
- *             matrix-vector products (weights streamed once per step for all slots).
+ *             a slot, a position, a token) through the model: prompts in batched
+ *             chunks, decoding one token per slot, the weights streamed once per step
+ *             for all slots. Matrices in 16-row panels (engine_set_weights: fp32 in
+ *             place or a bf16 copy) serve both with the panel kernels; row-major fp32
+ *             uses gemm for prompts and row dots for decoding.
  *   sampling  transformers' logits processors in transformers' order: repetition
  *             penalty, temperature, top-k, top-p, min-p; then argmax (greedy) or a
  *             draw from the softmax with a seeded hone_rng.
