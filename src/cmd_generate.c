@@ -97,7 +97,8 @@ int cmd_generate(int argc, char **argv) {
         printf(", \"prompt_tokens\": %d, \"completion_tokens\": %d, \"finish\": \"%s\"}\n", out[i].prompt_tokens,
                out[i].n_tokens, finish_name(out[i].finish));
     }
-    fprintf(stderr, "hone generate: %d prompt(s), %ld tokens in %.2f s (%.1f tokens/s)\n", n, ntok, dt, ntok / (dt > 0 ? dt : 1e-9));
+    fprintf(stderr, "hone generate: %d prompt(s), %ld tokens in %.2f s (%.1f tokens/s; weights: %s)\n", n, ntok, dt,
+            ntok / (dt > 0 ? dt : 1e-9), engine_weights_name(&e));
     rc = 0;
 done:
     for (int i = 0; ids && i < n; i++) free(ids[i]);

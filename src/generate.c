@@ -202,6 +202,10 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
     return 0;
 }
 
+const char *engine_weights_name(const hone_engine *e) {
+    return e->w16 ? "bf16 panels" : e->panels ? "fp32 panels" : "fp32 rows";
+}
+
 /* The bf16 copy of matrix w (a pointer into the model's block; panels of 16 rows), or NULL in fp32. */
 static const uint16_t *w16_of(const hone_engine *e, const float *w) {
     return e->w16 && w ? e->w16 + (w - e->m->data) : NULL;

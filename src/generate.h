@@ -74,6 +74,8 @@ void engine_free(hone_engine *e);
  * allocates the engine's copy (e->w16 != NULL afterwards); F32_PANELS rewrites the
  * model (and fails for F32 once a model is in panels). */
 int engine_set_weights(hone_engine *e, int mode, hone_error *err);
+/* "bf16 panels", "fp32 panels" or "fp32 rows": what engine_set_weights chose. */
+const char *engine_weights_name(const hone_engine *e);
 
 /* Runs n <= e->cap token rows: row r is tokens[r] at position pos[r] of slot slots[r].
  * Rows of one slot come in increasing position and every earlier position of the slot
