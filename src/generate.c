@@ -15,7 +15,7 @@
 #include <omp.h>
 #endif
 
-#define MV_ROWS HONE_PANEL /* weight rows per matrix-vector task: one bf16 panel, contiguous streams per thread */
+#define MV_ROWS HONE_PANEL /* weight rows per matrix-vector task: one panel, contiguous streams per thread */
 #define PAR_MIN_WORK (1 << 15) /* multiply-adds below which a parallel region costs more than it saves */
 
 static int max_threads(void) {
