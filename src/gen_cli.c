@@ -210,6 +210,7 @@ int gen_engine_init(hone_engine *e, const gen_model *g, const gen_args *a, int n
         engine_free(e);
         return -1;
     }
+    engine_drop_model_matrices(e); /* bf16: the fp32 matrices are not read again */
     return 0;
 }
 

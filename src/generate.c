@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -202,6 +204,28 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
     return 0;
 }
 
+void engine_drop_model_matrices(hone_engine *e) {
+    if (!e->w16) return;
+    hone_model *m = (hone_model *)e->m; /* documented: the model becomes engine-only */
+    int nm = 7 * m->cfg.num_layers + 1;
+    const float **mw = malloc(sizeof *mw * nm);
+    int *rows = malloc(sizeof(int) * nm), *cols = malloc(sizeof(int) * nm);
+    if (mw && rows && cols) {
+        decode_matrices(m, mw, rows, cols);
+        long page = sysconf(_SC_PAGESIZE);
+        for (int i = 0; i < nm; i++) { /* whole pages inside the matrix only: its neighbours stay */
+            uintptr_t lo = (uintptr_t)mw[i], hi = lo + sizeof(float) * (size_t)rows[i] * cols[i];
+            lo = (lo + page - 1) / page * page;
+            hi = hi / page * page;
+            if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        }
+        m->hollow = 1;
+    }
+    free(mw);
+    free(rows);
+    free(cols);
+}
+
 const char *engine_weights_name(const hone_engine *e) {
     return e->w16 ? "bf16 panels" : e->panels ? "fp32 panels" : "fp32 rows";
 }
@@ -370,7 +394,9 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
      * than waking the team, and a loaded machine punishes every barrier */
     int par = use_gemm && (size_t)n * F >= PAR_MIN_WORK;
     float escale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    int embed_panels = m->panels && m->w.embed == m->w.lm_head; /* tied: the head's panels */
+    /* tied embeddings are the head's panels: fp32 in the model, or the bf16 copy */
+    int embed_panels = (m->panels || e->w16) && m->w.embed == m->w.lm_head;
+    const uint16_t *embed16 = embed_panels ? w16_of(e, m->w.embed) : NULL;
     if (par && !embed_panels) {
         embedding_forward(e->x, m->w.embed, tokens, n, C, escale);
         rope_tables(e->cos, e->sin, pos, m->rope_inv_freq, n, D);
@@ -378,9 +404,20 @@ void engine_forward(hone_engine *e, int n, const int32_t *tokens, const int32_t 
         for (int r = 0; r < n; r++) {
             int t = tokens[r];
             float *xr = e->x + (size_t)r * C;
-            if (embed_panels && t < V / HONE_PANEL * HONE_PANEL) { /* row t is lane t % 16 of its panel */
-                const float *pp = m->w.embed + (size_t)(t / HONE_PANEL) * HONE_PANEL * C + t % HONE_PANEL;
-                for (int j = 0; j < C; j++) xr[j] = pp[(size_t)j * HONE_PANEL] * escale;
+            size_t at = (size_t)t * C, step = 1; /* row t: row-major, or lane t % 16 of its panel */
+            if (embed_panels && t < V / HONE_PANEL * HONE_PANEL) {
+                at = (size_t)(t / HONE_PANEL) * HONE_PANEL * C + t % HONE_PANEL;
+                step = HONE_PANEL;
+            }
+            if (embed16) {
+                for (int j = 0; j < C; j++) {
+                    uint32_t u = (uint32_t)embed16[at + (size_t)j * step] << 16;
+                    float w;
+                    memcpy(&w, &u, 4);
+                    xr[j] = w * escale;
+                }
+            } else if (embed_panels) {
+                for (int j = 0; j < C; j++) xr[j] = m->w.embed[at + (size_t)j * step] * escale;
             } else {
                 const float *er = m->w.embed + (size_t)t * C;
                 for (int j = 0; j < C; j++) xr[j] = er[j] * escale;

@@ -74,6 +74,11 @@ void engine_free(hone_engine *e);
  * allocates the engine's copy (e->w16 != NULL afterwards); F32_PANELS rewrites the
  * model (and fails for F32 once a model is in panels). */
 int engine_set_weights(hone_engine *e, int mode, hone_error *err);
+/* With a bf16 copy in use: returns the physical memory of the model's fp32 matrices to
+ * the OS (madvise MADV_DONTNEED on the pages inside them), since the engine never reads
+ * them again; the model becomes engine-only (m->hollow). No-op otherwise. Generation
+ * of a bf16-stored model then holds about 2 bytes per weight instead of 6. */
+void engine_drop_model_matrices(hone_engine *e);
 /* "bf16 panels", "fp32 panels" or "fp32 rows": what engine_set_weights chose. */
 const char *engine_weights_name(const hone_engine *e);
 

@@ -467,7 +467,9 @@ int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_e
 
 int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
                   int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err) {
-    if (m->panels) return hone_fail(err, "%s: this model's matrices were permuted for an inference engine; it cannot be saved", dir);
+    if (m->panels || m->hollow)
+        return hone_fail(err, "%s: this model's matrices were %s for an inference engine; it cannot be saved", dir,
+                         m->panels ? "permuted" : "released");
     char tmp[4096], path[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", dir, (int)getpid());
     hone_remove_tree(tmp, NULL);

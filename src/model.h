@@ -88,6 +88,8 @@ typedef struct hone_model {
     int panels;         /* 1: an inference engine permuted the matrices into 16-row panels
                          * (engine_set_weights, HONE_WEIGHTS_F32_PANELS); only engines may use
                          * the model then: model_forward and model_save refuse it */
+    int hollow;         /* 1: an engine with its own bf16 copy released the memory of these fp32
+                         * matrices (engine_drop_model_matrices): likewise engine-only */
 } hone_model;
 
 /* Builds the parameter table and allocates zeroed parameters. */

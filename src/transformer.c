@@ -131,7 +131,7 @@ static void layer_forward(const hone_model *m, hone_acts *a, const hone_batch *b
 }
 
 void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b) {
-    assert(!m->panels); /* an engine's panel layout: not row-major matrices */
+    assert(!m->panels && !m->hollow); /* an engine's layout, or released matrices */
     const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;

@@ -269,6 +269,39 @@ static int engine_logits(const hone_model *m, int fmt, float *out, int *w16_used
     return 0;
 }
 
+/* bf16 engine: engine_logits' sequence, then the model's fp32 matrices released
+ * (engine_drop_model_matrices) and the same sequence again on the same engine (the
+ * cache positions rewritten): 0 when both equal want bitwise; the model must then
+ * refuse to be saved. Leaves the model hollow. */
+static int engine_logits_hollowed(hone_model *m, const float *want) {
+    hone_error err = {{0}};
+    hone_engine e;
+    int V = m->cfg.vocab_size, rc = -1;
+    if (engine_init(&e, m, 1, 16, 8, &err) < 0 || engine_set_weights(&e, HONE_WEIGHTS_AUTO, &err) < 0 || !e.w16) {
+        CHECK(0, "bf16 engine: %s", err.msg);
+        return -1;
+    }
+    float *out = malloc(sizeof(float) * 11 * V);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) engine_drop_model_matrices(&e);
+        int32_t tk[6] = {3, 17, 5, 120, 9, 44}, sl[6] = {0}, ps[6] = {0, 1, 2, 3, 4, 5}, rows[6] = {0, 1, 2, 3, 4, 5};
+        for (int i = 0; i < 6; i++) tk[i] %= V;
+        engine_forward(&e, 6, tk, sl, ps, 1, 6, rows, out);
+        for (int t = 0; t < 5; t++) {
+            int32_t tok = (int32_t)((t * 37 + 11) % V), slot = 0, pos = 6 + t, row = 0;
+            engine_forward(&e, 1, &tok, &slot, &pos, 0, 1, &row, out + (size_t)(6 + t) * V);
+        }
+        if (memcmp(out, want, sizeof(float) * 11 * V)) goto done;
+    }
+    const char *dir = test_tmpdir("hollow");
+    rc = m->hollow && model_save(m, dir, NULL, &err) < 0 && strstr(err.msg, "released") ? 0 : -1;
+    hone_remove_tree(dir, NULL);
+done:
+    free(out);
+    engine_free(&e);
+    return rc;
+}
+
 /* bf16 weights: every matrix product (prompt chunks, decoding, the LM head) runs on
  * bf16 panels. Auto picks bf16 only for a model whose parameters are all bf16 values,
  * where the logits differ from fp32 rows by summation order alone (limit 1e-5 of max
@@ -303,6 +336,7 @@ static void test_bf16_weights(void) {
         CHECK(u16 && d <= 1e-5 * mx,
               "%s: auto on bf16 values: %s, decoded logits differ by %g (max |logit| %g; limit 1e-5)", name,
               u16 ? "bf16" : "did not pick bf16", d, mx);
+        CHECK(engine_logits_hollowed(&m, b) == 0, "%s: logits after releasing the fp32 matrices differ", name);
         for (int t = 6; t < 11; t++) { /* greedy picks agree */
             int i32 = 0, i16 = 0;
             for (size_t v = 1; v < V; v++) {
