@@ -204,13 +204,13 @@ int gen_engine_init(hone_engine *e, const gen_model *g, const gen_args *a, int n
     if (engine_init(e, &g->m, B < 1 ? 1 : B, (int)T, 0, err) < 0) return -1;
     /* float32 (and auto on an fp32 model) permutes the model's own matrices into panels:
      * the model serves only this engine here, and panels stream faster than rows */
-    int w = a->weights == HONE_WEIGHTS_F32 ? HONE_WEIGHTS_F32_PANELS : a->weights;
+    /* bf16: each fp32 matrix is released as its copy is made (never read again) */
+    int w = a->weights == HONE_WEIGHTS_F32 ? HONE_WEIGHTS_F32_PANELS : a->weights | HONE_WEIGHTS_RELEASE;
     if (engine_set_weights(e, w, err) < 0 ||
-        (w == HONE_WEIGHTS_AUTO && !e->w16 && engine_set_weights(e, HONE_WEIGHTS_F32_PANELS, err) < 0)) {
+        (a->weights == HONE_WEIGHTS_AUTO && !e->w16 && engine_set_weights(e, HONE_WEIGHTS_F32_PANELS, err) < 0)) {
         engine_free(e);
         return -1;
     }
-    engine_drop_model_matrices(e); /* bf16: the fp32 matrices are not read again */
     return 0;
 }
 

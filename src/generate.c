@@ -123,44 +123,77 @@ static int decode_matrices(const hone_model *m, const float **w, int *rows, int 
     return n + 1;
 }
 
-/* Permutes each matrix's full groups of 16 rows into panels, in place (a group's rows
- * are the panel's bytes); a last partial group stays row-major. T: float or uint16_t. */
+/* Permutes one matrix's full groups of 16 rows (rows x K) into panels, in place (a
+ * group's rows are the panel's bytes); a last partial group stays row-major. */
 #define PANELIZE(T)                                                                               \
-    static int panelize_##T(T *block, const hone_model *m) {                                      \
-        int nm = 7 * m->cfg.num_layers + 1, maxc = 0, bad = 0;                                    \
-        const float **mw = malloc(sizeof *mw * nm);                                               \
-        int *mr = malloc(sizeof(int) * nm), *mc = malloc(sizeof(int) * nm);                       \
-        if (!mw || !mr || !mc) bad = 1;                                                           \
-        if (!bad) decode_matrices(m, mw, mr, mc);                                                 \
-        for (int i = 0; i < nm && !bad; i++) maxc = mc[i] > maxc ? mc[i] : maxc;                  \
-        if (!bad) {                                                                               \
-            _Pragma("omp parallel reduction(| : bad)")                                             \
-            {                                                                                     \
-                T *tmp = malloc(sizeof(T) * HONE_PANEL * (size_t)maxc);                          \
-                if (!tmp) bad = 1;                                                                \
-                for (int i = 0; i < nm && tmp; i++) {                                             \
-                    T *base = block + (mw[i] - m->data);                                          \
-                    int K = mc[i];                                                                \
-                    _Pragma("omp for schedule(static)")                                            \
-                    for (int g = 0; g < mr[i] / HONE_PANEL; g++) {                                \
-                        T *p = base + (size_t)g * HONE_PANEL * K;                                 \
-                        memcpy(tmp, p, sizeof(T) * HONE_PANEL * (size_t)K);                       \
-                        for (int k = 0; k < K; k++)                                               \
-                            for (int j = 0; j < HONE_PANEL; j++) p[(size_t)k * HONE_PANEL + j] = tmp[(size_t)j * K + k]; \
-                    }                                                                             \
-                }                                                                                 \
-                free(tmp);                                                                        \
+    static int panelize_##T(T *base, int rows, int K) {                                           \
+        int bad = 0;                                                                              \
+        _Pragma("omp parallel reduction(| : bad)")                                                 \
+        {                                                                                         \
+            T *tmp = malloc(sizeof(T) * HONE_PANEL * (size_t)K);                                 \
+            if (!tmp) bad = 1;                                                                    \
+            _Pragma("omp for schedule(static)")                                                    \
+            for (int g = 0; g < rows / HONE_PANEL; g++) {                                         \
+                if (!tmp) continue;                                                               \
+                T *p = base + (size_t)g * HONE_PANEL * K;                                         \
+                memcpy(tmp, p, sizeof(T) * HONE_PANEL * (size_t)K);                               \
+                for (int k = 0; k < K; k++)                                                       \
+                    for (int j = 0; j < HONE_PANEL; j++) p[(size_t)k * HONE_PANEL + j] = tmp[(size_t)j * K + k]; \
             }                                                                                     \
+            free(tmp);                                                                            \
         }                                                                                         \
-        free(mw);                                                                                 \
-        free(mr);                                                                                 \
-        free(mc);                                                                                 \
         return bad ? -1 : 0;                                                                      \
     }
 PANELIZE(float)
 PANELIZE(uint16_t)
 
+/* The decode matrices of m: pointers, rows, columns (arrays of 7 L + 1, malloc'd). */
+typedef struct { int n; const float **w; int *rows, *cols; } mat_list;
+static int mat_list_get(mat_list *l, const hone_model *m) {
+    l->n = 7 * m->cfg.num_layers + 1;
+    l->w = malloc(sizeof *l->w * l->n);
+    l->rows = malloc(sizeof(int) * l->n);
+    l->cols = malloc(sizeof(int) * l->n);
+    if (!l->w || !l->rows || !l->cols) return -1;
+    decode_matrices(m, l->w, l->rows, l->cols);
+    return 0;
+}
+static void mat_list_free(mat_list *l) {
+    free(l->w);
+    free(l->rows);
+    free(l->cols);
+}
+
+/* Returns the whole pages inside [p, p + bytes) to the OS (their neighbours stay). */
+static void release_pages(const void *p, size_t bytes) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
+    lo = (lo + page - 1) / page * page;
+    hi = hi / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* 1 when rounding the n floats at x to bf16 changes one of them. */
+static int bf16_lossy(const float *x, size_t n) {
+    const size_t BLK = 1 << 12;
+    long nblk = (long)((n + BLK - 1) / BLK);
+    int lossy = 0;
+#pragma omp parallel for schedule(static) reduction(| : lossy)
+    for (long b = 0; b < nblk; b++) {
+        size_t i0 = (size_t)b * BLK, len = n - i0 < BLK ? n - i0 : BLK;
+        uint16_t h[1 << 12];
+        float back[1 << 12];
+        if (lossy) continue;
+        hone_kt.f32_to_bf16(h, x + i0, len);
+        hone_kt.bf16_to_f32(back, h, len);
+        if (memcmp(back, x + i0, len * sizeof(float))) lossy = 1;
+    }
+    return lossy;
+}
+
 int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
+    int release = mode & HONE_WEIGHTS_RELEASE;
+    mode &= ~HONE_WEIGHTS_RELEASE;
     free(e->w16);
     e->w16 = NULL;
     e->panels = e->m->panels;
@@ -168,38 +201,63 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
         if (e->m->panels) return hone_fail(err, "engine: the model's matrices are already in panels (HONE_WEIGHTS_F32_PANELS)");
         return 0;
     }
-    if (mode == HONE_WEIGHTS_F32_PANELS) {
-        hone_model *mm = (hone_model *)e->m; /* documented: the model becomes engine-only */
-        if (!mm->panels && panelize_float(mm->data, mm) < 0) return hone_fail(err, "engine: out of memory");
-        mm->panels = e->panels = 1;
-        return 0;
-    }
-    if (mode != HONE_WEIGHTS_BF16 && mode != HONE_WEIGHTS_AUTO) return hone_fail(err, "engine: unknown weight format %d", mode);
-    const hone_model *m = e->m;
-    if (m->panels) return hone_fail(err, "engine: the model's matrices are in fp32 panels; bf16 needs them row-major");
-    size_t n = m->num_floats;
-    e->w16 = hone_alloc(n * sizeof(uint16_t), err);
-    if (!e->w16) return hone_fail_prefix(err, "engine: bf16 copy of %zu parameters (%.1f MB)", n, n * 2 / 1e6);
-    /* round in blocks; auto keeps bf16 only when every value comes back unchanged */
-    const size_t BLK = 1 << 14;
-    long nblk = (long)((n + BLK - 1) / BLK);
-    int lossy = 0;
-#pragma omp parallel for schedule(static) reduction(| : lossy)
-    for (long b = 0; b < nblk; b++) {
-        size_t i0 = (size_t)b * BLK, len = n - i0 < BLK ? n - i0 : BLK;
-        float back[1 << 14];
-        hone_kt.f32_to_bf16(e->w16 + i0, m->data + i0, len);
-        if (mode == HONE_WEIGHTS_AUTO && !lossy) {
-            hone_kt.bf16_to_f32(back, e->w16 + i0, len);
-            if (memcmp(back, m->data + i0, len * sizeof(float))) lossy = 1;
-        }
-    }
-    if (mode == HONE_WEIGHTS_AUTO && lossy) return engine_set_weights(e, HONE_WEIGHTS_F32, err);
-    if (panelize_uint16_t(e->w16, m) < 0) {
-        free(e->w16);
-        e->w16 = NULL;
+    if (mode != HONE_WEIGHTS_BF16 && mode != HONE_WEIGHTS_AUTO && mode != HONE_WEIGHTS_F32_PANELS)
+        return hone_fail(err, "engine: unknown weight format %d", mode);
+    hone_model *m = (hone_model *)e->m; /* documented: F32_PANELS and RELEASE make the model engine-only */
+    if (m->hollow) return hone_fail(err, "engine: the model's fp32 matrices were released");
+    mat_list ml;
+    if (mat_list_get(&ml, m) < 0) {
+        mat_list_free(&ml);
         return hone_fail(err, "engine: out of memory");
     }
+    int rc = 0;
+    if (mode == HONE_WEIGHTS_F32_PANELS) {
+        for (int i = 0; i < ml.n && !m->panels && rc == 0; i++)
+            if (panelize_float((float *)ml.w[i], ml.rows[i], ml.cols[i]) < 0) rc = hone_fail(err, "engine: out of memory");
+        if (rc == 0) m->panels = e->panels = 1;
+        mat_list_free(&ml);
+        return rc;
+    }
+    if (m->panels) {
+        mat_list_free(&ml);
+        return hone_fail(err, "engine: the model's matrices are in fp32 panels; bf16 needs them row-major");
+    }
+    /* auto: bf16 only when rounding changes no matrix value (norms, biases and untied
+     * embeddings stay fp32 either way) */
+    int lossy = 0;
+    for (int i = 0; i < ml.n && mode == HONE_WEIGHTS_AUTO && !lossy; i++) lossy = bf16_lossy(ml.w[i], (size_t)ml.rows[i] * ml.cols[i]);
+    if (lossy) {
+        mat_list_free(&ml);
+        return engine_set_weights(e, HONE_WEIGHTS_F32, err);
+    }
+    /* the copy holds only the matrices (at the model's offsets): unzeroed, so only the
+     * pages written take memory, and with release each fp32 matrix goes as its copy is made */
+    size_t n = m->num_floats;
+    e->w16 = hone_alloc_uninit(n * sizeof(uint16_t), err);
+    if (!e->w16) {
+        mat_list_free(&ml);
+        return hone_fail_prefix(err, "engine: bf16 copy of %zu parameters (%.1f MB)", n, n * 2 / 1e6);
+    }
+    for (int i = 0; i < ml.n && rc == 0; i++) {
+        size_t cnt = (size_t)ml.rows[i] * ml.cols[i];
+        uint16_t *dst = e->w16 + (ml.w[i] - m->data);
+        const float *src = ml.w[i];
+        long nb = (long)((cnt + 65535) / 65536);
+#pragma omp parallel for schedule(static)
+        for (long b = 0; b < nb; b++) {
+            size_t i0 = (size_t)b * 65536, len = cnt - i0 < 65536 ? cnt - i0 : 65536;
+            hone_kt.f32_to_bf16(dst + i0, src + i0, len);
+        }
+        if (panelize_uint16_t(dst, ml.rows[i], ml.cols[i]) < 0) rc = hone_fail(err, "engine: out of memory");
+        if (release) release_pages(src, cnt * sizeof(float)); /* a tied embedding is read from the copy too */
+    }
+    mat_list_free(&ml);
+    if (rc < 0) {
+        free(e->w16);
+        e->w16 = NULL;
+        return rc;
+    }
+    if (release) m->hollow = 1;
     e->panels = 1;
     return 0;
 }
@@ -207,23 +265,12 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
 void engine_drop_model_matrices(hone_engine *e) {
     if (!e->w16) return;
     hone_model *m = (hone_model *)e->m; /* documented: the model becomes engine-only */
-    int nm = 7 * m->cfg.num_layers + 1;
-    const float **mw = malloc(sizeof *mw * nm);
-    int *rows = malloc(sizeof(int) * nm), *cols = malloc(sizeof(int) * nm);
-    if (mw && rows && cols) {
-        decode_matrices(m, mw, rows, cols);
-        long page = sysconf(_SC_PAGESIZE);
-        for (int i = 0; i < nm; i++) { /* whole pages inside the matrix only: its neighbours stay */
-            uintptr_t lo = (uintptr_t)mw[i], hi = lo + sizeof(float) * (size_t)rows[i] * cols[i];
-            lo = (lo + page - 1) / page * page;
-            hi = hi / page * page;
-            if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-        }
+    mat_list ml;
+    if (mat_list_get(&ml, m) == 0) {
+        for (int i = 0; i < ml.n; i++) release_pages(ml.w[i], sizeof(float) * (size_t)ml.rows[i] * ml.cols[i]);
         m->hollow = 1;
     }
-    free(mw);
-    free(rows);
-    free(cols);
+    mat_list_free(&ml);
 }
 
 const char *engine_weights_name(const hone_engine *e) {

@@ -62,10 +62,13 @@ typedef struct hone_engine {
  *                was decoded; the model then serves only engines (m->panels).
  *   BF16         a bf16 copy of the matrices in panels, owned by the engine (rounded to
  *                nearest even; arithmetic stays fp32): half the bytes to stream.
- *   AUTO         BF16 exactly when rounding changes no parameter (a model stored in bf16:
- *                the same weights, half the bytes), else F32.
+ *   AUTO         BF16 exactly when rounding changes no matrix value (a model stored in
+ *                bf16: the same weights, half the bytes), else F32.
  * Embeddings, norms and biases always use the model's fp32 values. */
 enum { HONE_WEIGHTS_F32 = 0, HONE_WEIGHTS_BF16 = 1, HONE_WEIGHTS_AUTO = 2, HONE_WEIGHTS_F32_PANELS = 3 };
+/* OR-ed into BF16 / AUTO: release each fp32 matrix as its bf16 copy is made (as
+ * engine_drop_model_matrices, but the fp32 and bf16 matrices never coexist). */
+#define HONE_WEIGHTS_RELEASE 16
 
 /* max_T is clamped to the model's max_position_embeddings; cap <= 0 picks 256. */
 int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int cap, hone_error *err);

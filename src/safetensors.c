@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -169,24 +170,33 @@ const st_tensor *st_find(const st_file *f, const char *name) {
     return NULL;
 }
 
+/* Drops the file pages of [p, p + bytes) from this process once read: a loader that
+ * converts tensor after tensor then never holds the whole file and the model at once.
+ * Whole pages only; a no-op for buffers the reader does not own. */
+static void st_release(const st_file *f, const void *p, size_t bytes) {
+    if (!f->owns_map) return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
+    lo = (lo + page - 1) / page * page;
+    hi = hi / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int st_read_f32(const st_file *f, const st_tensor *t, float *dst, hone_error *err) {
     const uint8_t *src = f->data + t->offset;
     size_t n = st_numel(t);
     switch (t->dtype) {
-    case ST_F32: memcpy(dst, src, n * 4); return 0;
-    case ST_F16: {
-        uint16_t *tmp = malloc(n * 2 + 2);
-        memcpy(tmp, src, n * 2);
-        hone_kt.f16_to_f32(dst, tmp, n);
-        free(tmp);
-        return 0;
-    }
-    case ST_BF16: {
-        uint16_t *tmp = malloc(n * 2 + 2);
-        memcpy(tmp, src, n * 2);
-        hone_kt.bf16_to_f32(dst, tmp, n);
-        free(tmp);
-        return 0;
+    case ST_F32: memcpy(dst, src, n * 4); break;
+    case ST_F16:
+    case ST_BF16: { /* through an aligned block: the file's 2-byte values need not be aligned */
+        uint16_t tmp[1 << 14];
+        for (size_t i = 0; i < n; i += 1 << 14) {
+            size_t len = n - i < (1 << 14) ? n - i : (1 << 14);
+            memcpy(tmp, src + 2 * i, len * 2);
+            if (t->dtype == ST_F16) hone_kt.f16_to_f32(dst + i, tmp, len);
+            else hone_kt.bf16_to_f32(dst + i, tmp, len);
+        }
+        break;
     }
     case ST_F64:
         for (size_t i = 0; i < n; i++) {
@@ -194,9 +204,11 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, hone_error *er
             memcpy(&d, src + 8 * i, 8);
             dst[i] = (float)d;
         }
-        return 0;
+        break;
     default: return hone_fail(err, "%s: tensor '%s': dtype %s is not a float type", f->path, t->name, dtype_names[t->dtype]);
     }
+    st_release(f, src, n * (size_t)st_dtype_size(t->dtype));
+    return 0;
 }
 
 int st_read_i32(const st_file *f, const st_tensor *t, int32_t *dst, hone_error *err) {

@@ -21,6 +21,22 @@
 #define HUGE_MIN ((size_t)4 << 20)
 #define HUGE_ALIGN ((size_t)2 << 20)
 
+void *hone_alloc_uninit(size_t bytes, hone_error *err) {
+    void *p = NULL;
+    size_t sz = (bytes + 63) & ~(size_t)63;
+    if (sz == 0) sz = 64;
+    int huge = sz >= HUGE_MIN;
+    if (huge) sz = (sz + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+    if (posix_memalign(&p, huge ? HUGE_ALIGN : 64, sz) != 0) {
+        hone_fail(err, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    if (huge) madvise(p, sz, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 void *hone_alloc(size_t bytes, hone_error *err) {
     void *p = NULL;
     size_t sz = (bytes + 63) & ~(size_t)63;

@@ -8,6 +8,9 @@
 
 /* 64-byte aligned, zeroed allocation; NULL (and err set) on failure. Free with free(). */
 void *hone_alloc(size_t bytes, hone_error *err);
+/* The same without zeroing or first touch: contents undefined, and a page takes memory only
+ * once written (a buffer filled piece by piece). free() releases it. */
+void *hone_alloc_uninit(size_t bytes, hone_error *err);
 /* Reads a whole file (NUL-terminated); *len may be NULL. Caller frees. */
 int hone_read_file(const char *path, char **out, size_t *len, hone_error *err);
 /* Writes bytes to path atomically: path.tmp, fsync, rename. */

@@ -336,7 +336,26 @@ static void test_bf16_weights(void) {
         CHECK(u16 && d <= 1e-5 * mx,
               "%s: auto on bf16 values: %s, decoded logits differ by %g (max |logit| %g; limit 1e-5)", name,
               u16 ? "bf16" : "did not pick bf16", d, mx);
+        /* the fp32 matrices released after the copy is made, then as it is made: the same logits */
+        float *keep = malloc(sizeof(float) * m.num_floats), *c = malloc(sizeof(float) * nl);
+        memcpy(keep, m.data, sizeof(float) * m.num_floats);
         CHECK(engine_logits_hollowed(&m, b) == 0, "%s: logits after releasing the fp32 matrices differ", name);
+        memcpy(m.data, keep, sizeof(float) * m.num_floats);
+        m.hollow = 0;
+        CHECK(engine_logits(&m, HONE_WEIGHTS_AUTO | HONE_WEIGHTS_RELEASE, c, &u16) == 0 && u16 && m.hollow &&
+                  !memcmp(b, c, sizeof(float) * nl),
+              "%s: auto with the fp32 matrices released as they are copied: other logits", name);
+        {
+            hone_engine e;
+            hone_error err = {{0}};
+            if (engine_init(&e, &m, 1, 8, 0, &err) == 0) {
+                CHECK(engine_set_weights(&e, HONE_WEIGHTS_AUTO, &err) < 0 && strstr(err.msg, "released"),
+                      "%s: a second copy from released matrices", name);
+                engine_free(&e);
+            }
+        }
+        free(keep);
+        free(c);
         for (int t = 6; t < 11; t++) { /* greedy picks agree */
             int i32 = 0, i16 = 0;
             for (size_t v = 1; v < V; v++) {
