@@ -21,28 +21,17 @@
 #define HUGE_MIN ((size_t)4 << 20)
 #define HUGE_ALIGN ((size_t)2 << 20)
 
-void *hone_alloc_uninit(size_t bytes, hone_error *err) {
-    void *p = NULL;
+/* Bytes actually allocated for a request (64-byte multiple, 2 MiB for huge buffers). */
+static size_t alloc_size(size_t bytes) {
     size_t sz = (bytes + 63) & ~(size_t)63;
     if (sz == 0) sz = 64;
-    int huge = sz >= HUGE_MIN;
-    if (huge) sz = (sz + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
-    if (posix_memalign(&p, huge ? HUGE_ALIGN : 64, sz) != 0) {
-        hone_fail(err, "out of memory allocating %zu bytes", bytes);
-        return NULL;
-    }
-#ifdef MADV_HUGEPAGE
-    if (huge) madvise(p, sz, MADV_HUGEPAGE);
-#endif
-    return p;
+    return sz >= HUGE_MIN ? (sz + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1) : sz;
 }
 
-void *hone_alloc(size_t bytes, hone_error *err) {
+void *hone_alloc_uninit(size_t bytes, hone_error *err) {
     void *p = NULL;
-    size_t sz = (bytes + 63) & ~(size_t)63;
-    if (sz == 0) sz = 64;
+    size_t sz = alloc_size(bytes);
     int huge = sz >= HUGE_MIN;
-    if (huge) sz = (sz + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
     if (posix_memalign(&p, huge ? HUGE_ALIGN : 64, sz) != 0) {
         hone_fail(err, "out of memory allocating %zu bytes", bytes);
         return NULL;
@@ -50,6 +39,14 @@ void *hone_alloc(size_t bytes, hone_error *err) {
 #ifdef MADV_HUGEPAGE
     if (huge) madvise(p, sz, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
+    return p;
+}
+
+void *hone_alloc(size_t bytes, hone_error *err) {
+    void *p = hone_alloc_uninit(bytes, err);
+    if (!p) return NULL;
+    size_t sz = alloc_size(bytes);
+    int huge = sz >= HUGE_MIN;
 #ifdef _OPENMP
     /* First touch: a large buffer is zeroed by the OpenMP threads in equal static
      * shares (threads_first_touch's split), so on a multi-node machine each share's
