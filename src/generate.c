@@ -286,6 +286,28 @@ static const uint16_t *w16_of(const hone_engine *e, const float *w) {
  * panels: W (fp32) itself in panels. */
 typedef struct { float *out; const float *W, *b; int OC; const uint16_t *Wh; int panels; } mv_job;
 
+/* out rows [0, n) at the 16 columns of the panel starting at row o0 of jb's matrix:
+ * four inputs per panel load (dot_panel16x4), the rest one by one, each row bitwise the
+ * one-input kernel: a row's result does not depend on n. */
+static void panel_rows(const mv_job *jb, int o0, const float *in, int n, int IC) {
+    float acc[4 * HONE_PANEL];
+    for (int r = 0; r < n; r += 4) {
+        int nr = n - r < 4 ? n - r : 4;
+        const float *x = in + (size_t)r * IC;
+        if (nr == 4 && jb->Wh) hone_kt.dot_panel16x4_bf16_f32(acc, HONE_PANEL, jb->Wh + (size_t)o0 * IC, x, IC, IC);
+        else if (nr == 4) hone_kt.dot_panel16x4_f32(acc, HONE_PANEL, jb->W + (size_t)o0 * IC, x, IC, IC);
+        else
+            for (int i = 0; i < nr; i++) {
+                if (jb->Wh) hone_kt.dot_panel16_bf16_f32(acc + i * HONE_PANEL, jb->Wh + (size_t)o0 * IC, x + (size_t)i * IC, IC);
+                else hone_kt.dot_panel16_f32(acc + i * HONE_PANEL, jb->W + (size_t)o0 * IC, x + (size_t)i * IC, IC);
+            }
+        for (int i = 0; i < nr; i++) {
+            float *out = jb->out + (size_t)(r + i) * jb->OC + o0;
+            for (int j = 0; j < HONE_PANEL; j++) out[j] = acc[i * HONE_PANEL + j] + (jb->b ? jb->b[o0 + j] : 0.f);
+        }
+    }
+}
+
 /* Runs several jobs sharing one input in one parallel region. The weight rows of
  * all jobs form one index space cut into MV_ROWS blocks, handed out guided (long
  * contiguous runs first, down to 4 blocks: long streams per thread, and a thread the
@@ -308,14 +330,8 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
         while (first[j] > bi) j--;
         const mv_job *jb = &jobs[j];
         int o0 = (bi - first[j]) * MV_ROWS, o1 = o0 + MV_ROWS < jb->OC ? o0 + MV_ROWS : jb->OC;
-        if ((jb->Wh || jb->panels) && o1 - o0 == HONE_PANEL) { /* a panel: streamed once, from L1 for inputs after the first */
-            float acc[HONE_PANEL];
-            for (int r = 0; r < n; r++) {
-                if (jb->Wh) hone_kt.dot_panel16_bf16_f32(acc, jb->Wh + (size_t)o0 * IC, in + (size_t)r * IC, IC);
-                else hone_kt.dot_panel16_f32(acc, jb->W + (size_t)o0 * IC, in + (size_t)r * IC, IC);
-                float *out = jb->out + (size_t)r * jb->OC + o0;
-                for (int j = 0; j < HONE_PANEL; j++) out[j] = acc[j] + (jb->b ? jb->b[o0 + j] : 0.f);
-            }
+        if ((jb->Wh || jb->panels) && o1 - o0 == HONE_PANEL) {
+            panel_rows(jb, o0, in, n, IC);
             continue;
         }
         if (n == 1 && !jb->Wh) { /* one input, row-major: a row kernel streams the block (bitwise the per-row dots) */
@@ -397,25 +413,7 @@ static void linear_panels(const mv_job *jobs, int nj, const float *in, int n, in
                     }
                 continue;
             }
-            float acc[4 * HONE_PANEL];
-            int r = 0;
-            for (; r < n; r += 4) {
-                int nr = n - r < 4 ? n - r : 4;
-                const float *x = in + (size_t)r * IC;
-                if (nr == 4) {
-                    if (jb->Wh) hone_kt.dot_panel16x4_bf16_f32(acc, HONE_PANEL, jb->Wh + (size_t)o0 * IC, x, IC, IC);
-                    else hone_kt.dot_panel16x4_f32(acc, HONE_PANEL, jb->W + (size_t)o0 * IC, x, IC, IC);
-                } else {
-                    for (int i = 0; i < nr; i++) {
-                        if (jb->Wh) hone_kt.dot_panel16_bf16_f32(acc + i * HONE_PANEL, jb->Wh + (size_t)o0 * IC, x + (size_t)i * IC, IC);
-                        else hone_kt.dot_panel16_f32(acc + i * HONE_PANEL, jb->W + (size_t)o0 * IC, x + (size_t)i * IC, IC);
-                    }
-                }
-                for (int i = 0; i < nr; i++) {
-                    float *out = jb->out + (size_t)(r + i) * OC + o0;
-                    for (int q = 0; q < HONE_PANEL; q++) out[q] = acc[i * HONE_PANEL + q] + (jb->b ? jb->b[o0 + q] : 0.f);
-                }
-            }
+            panel_rows(jb, o0, in, n, IC);
         }
     }
 }

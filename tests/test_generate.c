@@ -412,6 +412,39 @@ static void test_f32_panels(void) {
         for (size_t i = 0; i < nl; i++) { mx = fmax(mx, fabs(a[i])); d = fmax(d, fabs(a[i] - b[i])); }
         CHECK(m.panels && d <= 1e-5 * mx, "%s: panels vs rows: %g (max |logit| %g; limit 1e-5)", name, d, mx);
         CHECK(!memcmp(b, c1, sizeof(float) * nl), "%s: prompt-chunk and decoded logits differ", name);
+        { /* five prompts decoded together (four inputs per panel load) = each alone, bitwise */
+            enum { NP = 5 };
+            int32_t pb[NP][4];
+            const int32_t *pr[NP];
+            int pl[NP];
+            for (int i = 0; i < NP; i++) {
+                pl[i] = 1 + i % 4;
+                for (int j = 0; j < pl[i]; j++) pb[i][j] = (int32_t)((7 * i + 3 * j + 1) % V);
+                pr[i] = pb[i];
+            }
+            hone_gen_options o;
+            gen_options_defaults(&o);
+            o.max_new_tokens = 6;
+            o.s.temperature = 0.8f;
+            o.seed = 5;
+            hone_engine eb, e1;
+            hone_gen_output gb[NP], g1;
+            if (engine_init(&eb, &m, NP, 32, 0, &err) == 0 && engine_set_weights(&eb, HONE_WEIGHTS_F32_PANELS, &err) == 0 &&
+                engine_init(&e1, &m, 1, 32, 0, &err) == 0 && engine_set_weights(&e1, HONE_WEIGHTS_F32_PANELS, &err) == 0 &&
+                generate_run(&eb, NULL, &o, NP, pr, pl, NULL, NULL, gb, &err) == 0) {
+                for (int i = 0; i < NP; i++) {
+                    CHECK(generate_run(&e1, NULL, &o, 1, &pr[i], &pl[i], NULL, NULL, &g1, &err) == 0, "%s", err.msg);
+                    CHECK(g1.n_tokens == gb[i].n_tokens && !memcmp(g1.tokens, gb[i].tokens, sizeof(int32_t) * g1.n_tokens),
+                          "%s: prompt %d batched and alone differ", name, i);
+                    gen_output_free(&g1);
+                    gen_output_free(&gb[i]);
+                }
+                engine_free(&eb);
+                engine_free(&e1);
+            } else {
+                CHECK(0, "%s: %s", name, err.msg);
+            }
+        }
         const char *dir = test_tmpdir("panels");
         CHECK(model_save(&m, dir, NULL, &err) < 0 && strstr(err.msg, "permuted"), "saving a permuted model: %s", err.msg);
         hone_remove_tree(dir, NULL);
