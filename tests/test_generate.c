@@ -247,24 +247,39 @@ static int load_panel_test_model(hone_model *m, int k) {
     return 0;
 }
 
-/* Logits of a 6-token prompt (one gemm chunk) and 5 decoded tokens (matrix-vector
- * products), for an engine in weight format fmt; (11, V) into out. */
-static int engine_logits(const hone_model *m, int fmt, float *out, int *w16_used) {
+/* The test sequence on engine e (slot 0 from position 0): 11 tokens, the first 6 as one
+ * prompt chunk when chunked (else every token decoded alone); logits (11, V) into out. */
+static void run_sequence(hone_engine *e, int chunked, float *out) {
+    int V = e->m->cfg.vocab_size;
+    int32_t tk[11] = {3, 17, 5, 120, 9, 44};
+    for (int t = 0; t < 11; t++) tk[t] = t < 6 ? tk[t] % V : (int32_t)(((t - 6) * 37 + 11) % V); /* ids in every vocabulary */
+    int t0 = 0;
+    if (chunked) {
+        int32_t sl[6] = {0}, ps[6] = {0, 1, 2, 3, 4, 5}, rows[6] = {0, 1, 2, 3, 4, 5};
+        engine_forward(e, 6, tk, sl, ps, 1, 6, rows, out);
+        t0 = 6;
+    }
+    for (int t = t0; t < 11; t++) {
+        int32_t slot = 0, pos = t, row = 0;
+        engine_forward(e, 1, &tk[t], &slot, &pos, 0, 1, &row, out + (size_t)t * V);
+    }
+}
+
+/* An engine of 1 slot x 16 positions in weight format fmt; 0 when ready. */
+static int open_engine(hone_engine *e, const hone_model *m, int fmt) {
     hone_error err = {{0}};
+    if (engine_init(e, m, 1, 16, 8, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    if (engine_set_weights(e, fmt, &err) < 0) { CHECK(0, "%s", err.msg); engine_free(e); return -1; }
+    return 0;
+}
+
+/* Logits of run_sequence (chunked: a 6-token prompt chunk, then 5 decoded) for an engine
+ * in weight format fmt; (11, V) into out. */
+static int engine_logits(const hone_model *m, int fmt, float *out, int *w16_used) {
     hone_engine e;
-    int V = m->cfg.vocab_size;
-    if (engine_init(&e, m, 1, 16, 8, &err) < 0 || engine_set_weights(&e, fmt, &err) < 0) {
-        CHECK(0, "%s", err.msg);
-        return -1;
-    }
+    if (open_engine(&e, m, fmt) < 0) return -1;
     *w16_used = e.w16 != NULL;
-    int32_t tk[6] = {3, 17, 5, 120, 9, 44}, sl[6] = {0}, ps[6] = {0, 1, 2, 3, 4, 5}, rows[6] = {0, 1, 2, 3, 4, 5};
-    for (int i = 0; i < 6; i++) tk[i] %= V; /* ids inside every test vocabulary */
-    engine_forward(&e, 6, tk, sl, ps, 1, 6, rows, out);
-    for (int t = 0; t < 5; t++) {
-        int32_t tok = (int32_t)((t * 37 + 11) % V), slot = 0, pos = 6 + t, row = 0;
-        engine_forward(&e, 1, &tok, &slot, &pos, 0, 1, &row, out + (size_t)(6 + t) * V);
-    }
+    run_sequence(&e, 1, out);
     engine_free(&e);
     return 0;
 }
@@ -277,24 +292,15 @@ static int engine_logits_hollowed(hone_model *m, const float *want) {
     hone_error err = {{0}};
     hone_engine e;
     int V = m->cfg.vocab_size, rc = -1;
-    if (engine_init(&e, m, 1, 16, 8, &err) < 0 || engine_set_weights(&e, HONE_WEIGHTS_AUTO, &err) < 0 || !e.w16) {
-        CHECK(0, "bf16 engine: %s", err.msg);
-        return -1;
-    }
+    if (open_engine(&e, m, HONE_WEIGHTS_AUTO) < 0) return -1;
     float *out = malloc(sizeof(float) * 11 * V);
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 2 && e.w16; pass++) {
         if (pass) engine_drop_model_matrices(&e);
-        int32_t tk[6] = {3, 17, 5, 120, 9, 44}, sl[6] = {0}, ps[6] = {0, 1, 2, 3, 4, 5}, rows[6] = {0, 1, 2, 3, 4, 5};
-        for (int i = 0; i < 6; i++) tk[i] %= V;
-        engine_forward(&e, 6, tk, sl, ps, 1, 6, rows, out);
-        for (int t = 0; t < 5; t++) {
-            int32_t tok = (int32_t)((t * 37 + 11) % V), slot = 0, pos = 6 + t, row = 0;
-            engine_forward(&e, 1, &tok, &slot, &pos, 0, 1, &row, out + (size_t)(6 + t) * V);
-        }
+        run_sequence(&e, 1, out);
         if (memcmp(out, want, sizeof(float) * 11 * V)) goto done;
     }
     const char *dir = test_tmpdir("hollow");
-    rc = m->hollow && model_save(m, dir, NULL, &err) < 0 && strstr(err.msg, "released") ? 0 : -1;
+    rc = e.w16 && m->hollow && model_save(m, dir, NULL, &err) < 0 && strstr(err.msg, "released") ? 0 : -1;
     hone_remove_tree(dir, NULL);
 done:
     free(out);
@@ -372,21 +378,11 @@ static void test_bf16_weights(void) {
     }
 }
 
-/* Logits of 11 tokens fed one at a time (all by decoding), for comparison with
- * engine_logits' 6-token prompt chunk + 5 decoded. */
+/* Logits of run_sequence with every token decoded alone. */
 static int engine_logits_decoded(const hone_model *m, int fmt, float *out) {
-    hone_error err = {{0}};
     hone_engine e;
-    int V = m->cfg.vocab_size;
-    if (engine_init(&e, m, 1, 16, 8, &err) < 0 || engine_set_weights(&e, fmt, &err) < 0) {
-        CHECK(0, "%s", err.msg);
-        return -1;
-    }
-    int32_t tk[6] = {3, 17, 5, 120, 9, 44};
-    for (int t = 0; t < 11; t++) {
-        int32_t tok = t < 6 ? tk[t] % V : (int32_t)(((t - 6) * 37 + 11) % V), slot = 0, pos = t, row = 0;
-        engine_forward(&e, 1, &tok, &slot, &pos, 0, 1, &row, out + (size_t)t * V);
-    }
+    if (open_engine(&e, m, fmt) < 0) return -1;
+    run_sequence(&e, 0, out);
     engine_free(&e);
     return 0;
 }
