@@ -11,8 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -106,23 +104,6 @@ void engine_free(hone_engine *e) {
     memset(e, 0, sizeof *e);
 }
 
-/* The weight matrices decoding streams (lm_head last; == embed when tied). */
-static int decode_matrices(const hone_model *m, const float **w, int *rows, int *cols) {
-    const hone_model_config *c = &m->cfg;
-    int C = c->hidden_size, F = c->intermediate_size, HD = c->num_heads * c->head_dim, KD = c->num_kv_heads * c->head_dim;
-    int n = 0;
-    for (int l = 0; l < c->num_layers; l++) {
-        const hone_layer_weights *W = &m->w.layers[l];
-        const float *p[7] = {W->wq, W->wk, W->wv, W->wo, W->wg, W->wu, W->wd};
-        int r[7] = {HD, KD, KD, C, F, F, C}, k[7] = {C, C, C, HD, C, C, F};
-        for (int i = 0; i < 7; i++) { w[n] = p[i]; rows[n] = r[i]; cols[n] = k[i]; n++; }
-    }
-    w[n] = m->w.lm_head;
-    rows[n] = c->vocab_size;
-    cols[n] = C;
-    return n + 1;
-}
-
 /* Permutes one matrix's full groups of 16 rows (rows x K) into panels, in place (a
  * group's rows are the panel's bytes); a last partial group stays row-major. */
 #define PANELIZE(T)                                                                               \
@@ -147,30 +128,33 @@ static int decode_matrices(const hone_model *m, const float **w, int *rows, int 
 PANELIZE(float)
 PANELIZE(uint16_t)
 
-/* The decode matrices of m: pointers, rows, columns (arrays of 7 L + 1, malloc'd). */
+/* The matrices the engine multiplies by, per layer q, k, v, o, gate, up, down, then
+ * lm_head (== embed when tied): pointers into the model, rows, columns (malloc'd). */
 typedef struct { int n; const float **w; int *rows, *cols; } mat_list;
 static int mat_list_get(mat_list *l, const hone_model *m) {
-    l->n = 7 * m->cfg.num_layers + 1;
+    const hone_model_config *c = &m->cfg;
+    int C = c->hidden_size, F = c->intermediate_size, HD = c->num_heads * c->head_dim, KD = c->num_kv_heads * c->head_dim;
+    l->n = 7 * c->num_layers + 1;
     l->w = malloc(sizeof *l->w * l->n);
     l->rows = malloc(sizeof(int) * l->n);
     l->cols = malloc(sizeof(int) * l->n);
     if (!l->w || !l->rows || !l->cols) return -1;
-    decode_matrices(m, l->w, l->rows, l->cols);
+    int n = 0;
+    for (int i = 0; i < c->num_layers; i++) {
+        const hone_layer_weights *W = &m->w.layers[i];
+        const float *p[7] = {W->wq, W->wk, W->wv, W->wo, W->wg, W->wu, W->wd};
+        int r[7] = {HD, KD, KD, C, F, F, C}, k[7] = {C, C, C, HD, C, C, F};
+        for (int j = 0; j < 7; j++, n++) { l->w[n] = p[j]; l->rows[n] = r[j]; l->cols[n] = k[j]; }
+    }
+    l->w[n] = m->w.lm_head;
+    l->rows[n] = c->vocab_size;
+    l->cols[n] = C;
     return 0;
 }
 static void mat_list_free(mat_list *l) {
     free(l->w);
     free(l->rows);
     free(l->cols);
-}
-
-/* Returns the whole pages inside [p, p + bytes) to the OS (their neighbours stay). */
-static void release_pages(const void *p, size_t bytes) {
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
-    lo = (lo + page - 1) / page * page;
-    hi = hi / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 /* 1 when rounding the n floats at x to bf16 changes one of them. */
@@ -249,7 +233,7 @@ int engine_set_weights(hone_engine *e, int mode, hone_error *err) {
             hone_kt.f32_to_bf16(dst + i0, src + i0, len);
         }
         if (panelize_uint16_t(dst, ml.rows[i], ml.cols[i]) < 0) rc = hone_fail(err, "engine: out of memory");
-        if (release) release_pages(src, cnt * sizeof(float)); /* a tied embedding is read from the copy too */
+        if (release) hone_release_pages(src, cnt * sizeof(float)); /* a tied embedding is read from the copy too */
     }
     mat_list_free(&ml);
     if (rc < 0) {
@@ -267,7 +251,7 @@ void engine_drop_model_matrices(hone_engine *e) {
     hone_model *m = (hone_model *)e->m; /* documented: the model becomes engine-only */
     mat_list ml;
     if (mat_list_get(&ml, m) == 0) {
-        for (int i = 0; i < ml.n; i++) release_pages(ml.w[i], sizeof(float) * (size_t)ml.rows[i] * ml.cols[i]);
+        for (int i = 0; i < ml.n; i++) hone_release_pages(ml.w[i], sizeof(float) * (size_t)ml.rows[i] * ml.cols[i]);
         m->hollow = 1;
     }
     mat_list_free(&ml);
@@ -285,6 +269,19 @@ static const uint16_t *w16_of(const hone_engine *e, const float *w) {
 /* One matrix job: out (n, OC) = in (n, IC) @ W^T + b. Wh: W in bf16 panels, or NULL;
  * panels: W (fp32) itself in panels. */
 typedef struct { float *out; const float *W, *b; int OC; const uint16_t *Wh; int panels; } mv_job;
+
+/* out rows [0, n) at columns [o0, o1) of jb's matrix from row-major weight rows (fp32,
+ * or the bf16 rows after the last full panel), one dot per output. */
+static void row_dots(const mv_job *jb, int o0, int o1, const float *in, int n, int IC) {
+    for (int o = o0; o < o1; o++) {
+        float bias = jb->b ? jb->b[o] : 0.f;
+        for (int r = 0; r < n; r++) {
+            const float *x = in + (size_t)r * IC;
+            float v = jb->Wh ? hone_kt.dot_bf16_f32(jb->Wh + (size_t)o * IC, x, IC) : hone_kt.dot_f32(jb->W + (size_t)o * IC, x, IC);
+            jb->out[(size_t)r * jb->OC + o] = v + bias;
+        }
+    }
+}
 
 /* out rows [0, n) at the 16 columns of the panel starting at row o0 of jb's matrix:
  * four inputs per panel load (dot_panel16x4), the rest one by one, each row bitwise the
@@ -340,17 +337,7 @@ static void matvec_jobs(const mv_job *jobs, int nj, const float *in, int n, int 
                 for (int o = o0; o < o1; o++) jb->out[o] += jb->b[o];
             continue;
         }
-        for (int o = o0; o < o1; o++) {
-            const float *w = jb->W + (size_t)o * IC;
-            float bias = jb->b ? jb->b[o] : 0.f;
-            if (jb->Wh) { /* rows after the last full panel: row-major bf16 */
-                const uint16_t *wh = jb->Wh + (size_t)o * IC;
-                for (int r = 0; r < n; r++)
-                    jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_bf16_f32(wh, in + (size_t)r * IC, IC) + bias;
-            } else {
-                for (int r = 0; r < n; r++) jb->out[(size_t)r * jb->OC + o] = hone_kt.dot_f32(w, in + (size_t)r * IC, IC) + bias;
-            }
-        }
+        row_dots(jb, o0, o1, in, n, IC);
     }
 }
 
@@ -403,17 +390,8 @@ static void linear_panels(const mv_job *jobs, int nj, const float *in, int n, in
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)OC * IC * n >= PAR_MIN_WORK)
         for (int g = 0; g <= ng; g++) {
             int o0 = g * HONE_PANEL;
-            if (g == ng) { /* the partial group: row-major rows */
-                for (int o = o0; o < OC; o++)
-                    for (int r = 0; r < n; r++) {
-                        const float *x = in + (size_t)r * IC;
-                        float v = jb->Wh ? hone_kt.dot_bf16_f32(jb->Wh + (size_t)o * IC, x, IC)
-                                         : hone_kt.dot_f32(jb->W + (size_t)o * IC, x, IC);
-                        jb->out[(size_t)r * OC + o] = v + (jb->b ? jb->b[o] : 0.f);
-                    }
-                continue;
-            }
-            panel_rows(jb, o0, in, n, IC);
+            if (g == ng) row_dots(jb, o0, OC, in, n, IC); /* the partial group: row-major rows */
+            else panel_rows(jb, o0, in, n, IC);
         }
     }
 }

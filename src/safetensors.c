@@ -170,18 +170,6 @@ const st_tensor *st_find(const st_file *f, const char *name) {
     return NULL;
 }
 
-/* Drops the file pages of [p, p + bytes) from this process once read: a loader that
- * converts tensor after tensor then never holds the whole file and the model at once.
- * Whole pages only; a no-op for buffers the reader does not own. */
-static void st_release(const st_file *f, const void *p, size_t bytes) {
-    if (!f->owns_map) return;
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
-    lo = (lo + page - 1) / page * page;
-    hi = hi / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 int st_read_f32(const st_file *f, const st_tensor *t, float *dst, hone_error *err) {
     const uint8_t *src = f->data + t->offset;
     size_t n = st_numel(t);
@@ -207,7 +195,9 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, hone_error *er
         break;
     default: return hone_fail(err, "%s: tensor '%s': dtype %s is not a float type", f->path, t->name, dtype_names[t->dtype]);
     }
-    st_release(f, src, n * (size_t)st_dtype_size(t->dtype));
+    /* drop the file pages once read: a loader converting tensor after tensor never holds
+     * the whole file and the model at once (only for maps the reader owns) */
+    if (f->owns_map) hone_release_pages(src, n * (size_t)st_dtype_size(t->dtype));
     return 0;
 }
 

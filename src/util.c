@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,14 @@ void *hone_alloc_uninit(size_t bytes, hone_error *err) {
     if (huge) madvise(p, sz, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
     return p;
+}
+
+void hone_release_pages(const void *p, size_t bytes) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
+    lo = (lo + page - 1) / page * page;
+    hi = hi / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 void *hone_alloc(size_t bytes, hone_error *err) {

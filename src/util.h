@@ -11,6 +11,10 @@ void *hone_alloc(size_t bytes, hone_error *err);
 /* The same without zeroing or first touch: contents undefined, and a page takes memory only
  * once written (a buffer filled piece by piece). free() releases it. */
 void *hone_alloc_uninit(size_t bytes, hone_error *err);
+/* Returns the whole pages inside [p, p + bytes) to the OS (madvise MADV_DONTNEED; the pages
+ * at the edges, shared with neighbours, stay). Anonymous memory reads back as zeros, a
+ * private file mapping as the file. */
+void hone_release_pages(const void *p, size_t bytes);
 /* Reads a whole file (NUL-terminated); *len may be NULL. Caller frees. */
 int hone_read_file(const char *path, char **out, size_t *len, hone_error *err);
 /* Writes bytes to path atomically: path.tmp, fsync, rename. */
