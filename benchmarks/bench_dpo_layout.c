@@ -10,13 +10,13 @@
  * shape is timed too. The two layouts alternate step by step so a change of
  * machine load hits both alike; one warm-up step each, then the median.
  * Usage: bench_dpo_layout   Environment: BENCH_THREADS (default 2), BENCH_STEPS (default 5) */
-#include "dpo.h"
-#include "kernels.h"
-#include "model.h"
-#include "rng.h"
-#include "threads.h"
-#include "train.h"
-#include "util.h"
+#include "train/dpo.h"
+#include "simd/kernels.h"
+#include "model/model.h"
+#include "base/rng.h"
+#include "base/threads.h"
+#include "train/train.h"
+#include "base/util.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>

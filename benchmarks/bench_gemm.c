@@ -6,7 +6,7 @@
  *   dW   dW (out,in)= dY^T @ X              ta=1 tb=0
  * plus the measured FMA peak (register-only FMA loop) and % of it.
  * Usage: bench_gemm [quick]   (quick: skip the vocabulary-sized shape) */
-#include "kernels.h"
+#include "simd/kernels.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>

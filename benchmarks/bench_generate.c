@@ -12,11 +12,11 @@
  * wall-clock rates depend on the load; the CPU-time columns show the rate while hone
  * runs. BENCH_DTYPES=fp32,bf16,fp32p (default all) and BENCH_MODELS=260k,15m,135m select.
  * Usage: bench_generate [PROMPT_TOKENS [NEW_TOKENS]]   (default 64 16) */
-#include "convert.h"
-#include "generate.h"
-#include "kernels.h"
-#include "threads.h"
-#include "util.h"
+#include "model/convert.h"
+#include "generate/generate.h"
+#include "simd/kernels.h"
+#include "base/threads.h"
+#include "base/util.h"
 #include <math.h>
 #include <sched.h>
 #include <omp.h>

@@ -4,7 +4,7 @@
  * benchmarks/tokenize_ref.py when a Python with `tokenizers` is available (HONE_PYTHON,
  * else /work/venv/bin/python, else python3). Then batch-encode scaling with threads.
  * Usage: bench_tokenize [name...]   (default: all nine) */
-#include "tok_internal.h"
+#include "tokenizer/internal.h"
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>

@@ -24,15 +24,15 @@
  *   BENCH_PROFILE=1 (per-phase CPU seconds of the hone step)   BENCH_NO_PY=1   BENCH_NO_PIN=1 (threads not pinned)
  *   HONE_PYTHON (else /work/venv/bin/python, else python3), HONE_SHARED, HONE_SRCDIR */
 
-#include "dpo.h"
-#include "kernels.h"
-#include "model.h"
-#include "rng.h"
-#include "sft.h"
-#include "threads.h"
-#include "train.h"
-#include "transformer.h"
-#include "util.h"
+#include "train/dpo.h"
+#include "simd/kernels.h"
+#include "model/model.h"
+#include "base/rng.h"
+#include "train/sft.h"
+#include "base/threads.h"
+#include "train/train.h"
+#include "model/transformer.h"
+#include "base/util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * arbitrary bytes must give either a valid file or an error, never a crash or
  * an out-of-bounds read. Build: make fuzz (clang -fsanitize=fuzzer,address);
  * run: bin/fuzz_safetensors -max_total_time=60 [corpus-dir]. */
-#include "kernels.h"
-#include "safetensors.h"
+#include "simd/kernels.h"
+#include "model/safetensors.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

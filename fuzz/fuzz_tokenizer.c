@@ -4,7 +4,7 @@
  * with one of three built-in tokenizers covering byte-level, SentencePiece-style (byte
  * fallback, added tokens with lstrip/rstrip/single_word, normalized tokens) and a
  * Metaspace/Digits/NFKC/Lowercase/Strip/Split pipeline. Must never crash or leak. */
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

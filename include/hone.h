@@ -15,23 +15,23 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "error.h"         /* hone_error */
-#include "kernels.h"       /* kernels_init, the SIMD kernel table */
-#include "threads.h"       /* threads_init: hwloc placement */
-#include "model.h"         /* hone_model: config.json, load/save Hugging Face directories */
-#include "backend.h"       /* where tensors live, how operations run */
-#include "batch.h"         /* hone_batch: tokens, positions, attention spans, labels */
-#include "transformer.h"   /* model_forward / model_head / model_backward */
-#include "optim.h"         /* AdamW, schedules, clipping */
-#include "train.h"         /* trainer: checkpoints, metrics, resume */
-#include "sft.h"           /* supervised fine-tuning */
-#include "dpo_loss.h"      /* every TRL DPO loss */
-#include "dpo.h"           /* DPO training */
-#include "tokenizer.h"     /* Hugging Face tokenizer.json */
-#include "chat_template.h" /* chat formats and the Jinja subset */
-#include "dataset.h"       /* SFT / DPO data sets */
-#include "train_config.h"  /* YAML training configuration */
-#include "generate.h"      /* KV-cache generation and sampling */
+#include "base/error.h"         /* hone_error */
+#include "simd/kernels.h"       /* kernels_init, the SIMD kernel table */
+#include "base/threads.h"       /* threads_init: hwloc placement */
+#include "model/model.h"         /* hone_model: config.json, load/save Hugging Face directories */
+#include "model/backend.h"       /* where tensors live, how operations run */
+#include "model/batch.h"         /* hone_batch: tokens, positions, attention spans, labels */
+#include "model/transformer.h"   /* model_forward / model_head / model_backward */
+#include "train/optim.h"         /* AdamW, schedules, clipping */
+#include "train/train.h"         /* trainer: checkpoints, metrics, resume */
+#include "train/sft.h"           /* supervised fine-tuning */
+#include "train/dpo_loss.h"      /* every TRL DPO loss */
+#include "train/dpo.h"           /* DPO training */
+#include "tokenizer/tokenizer.h"     /* Hugging Face tokenizer.json */
+#include "chat/template.h" /* chat formats and the Jinja subset */
+#include "data/dataset.h"       /* SFT / DPO data sets */
+#include "train/train_config.h"  /* YAML training configuration */
+#include "generate/generate.h"      /* KV-cache generation and sampling */
 #ifdef __cplusplus
 }
 #endif

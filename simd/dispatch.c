@@ -3,7 +3,7 @@
  * YMM/ZMM state; only then is AVX2 / AVX-512 used. aarch64: NEON is baseline.
  * HONE_ISA forces a path (an ISA the machine cannot run is refused). */
 #include "config.h"
-#include "kernels.h"
+#include "simd/kernels.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)

@@ -7,7 +7,7 @@
  * largest MC*KC + KC*NC seen (at most about 5 MB here), freed when its thread
  * exits, so a training loop allocates in its first step and never again. */
 #include "config.h"
-#include "gemm.h"
+#include "simd/gemm.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

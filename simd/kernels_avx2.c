@@ -1,8 +1,8 @@
 /* kernels_avx2.c — AVX2 + FMA kernels (built with -mavx2 -mfma -mf16c): the
  * 6x16 sgemm micro-kernel for the shared driver (gemm.c) and the vector
  * kernels (bodies in kernels_vec.h, instantiated here on 8-lane __m256). */
-#include "kernels.h"
-#include "gemm.h"
+#include "simd/kernels.h"
+#include "simd/gemm.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -84,7 +84,7 @@ static inline float hmax_avx2(__m256 v) {
 #define V_SEL(m, a, b) _mm256_blendv_ps(b, a, m)
 #define V_HSUM(v) hsum_avx2(v)
 #define V_HMAX(v) hmax_avx2(v)
-#include "kernels_vec.h"
+#include "simd/kernels_vec.h"
 
 static const gemm_arch gemm_avx2 = {6, 16, gemm_ukr_6x16, NULL, dot_f32_avx2, fmav_avx2};
 

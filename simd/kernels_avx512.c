@@ -2,8 +2,8 @@
  * the sgemm micro-kernel for the shared driver (gemm.c) and the vector kernels
  * (bodies in kernels_vec.h on 16-lane __m512 with masked tails).
  * Entries not set here keep the AVX2 ones (AVX-512 CPUs all have AVX2). */
-#include "kernels.h"
-#include "gemm.h"
+#include "simd/kernels.h"
+#include "simd/gemm.h"
 #include <cpuid.h>
 #include <immintrin.h>
 #include <stdlib.h>
@@ -150,7 +150,7 @@ static int cpu_is_amd(void) {
 #define V_SEL(m, a, b) _mm512_mask_blend_ps(m, b, a)
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
-#include "kernels_vec.h"
+#include "simd/kernels_vec.h"
 
 static const gemm_arch gemm_avx512 = {12, 32, gemm_ukr_12x32, gemm_pack_a12, dot_f32_avx512, fmav_avx512};
 static const gemm_arch gemm_avx512_zen = {24, 16, gemm_ukr_24x16, gemm_pack_a24, dot_f32_avx512, fmav_avx512};

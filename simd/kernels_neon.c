@@ -1,8 +1,8 @@
 /* kernels_neon.c — NEON kernels for aarch64 (NEON is baseline there): the
  * 8x12 sgemm micro-kernel for the shared driver (gemm.c), the vector kernels
  * (kernels_vec.h on 4-lane float32x4_t) and exact conversions. */
-#include "kernels.h"
-#include "gemm.h"
+#include "simd/kernels.h"
+#include "simd/gemm.h"
 #include <arm_neon.h>
 #include <string.h>
 
@@ -71,7 +71,7 @@ static inline void storen_neon(float *p, float32x4_t v, int n) {
 #define V_SEL(m, a, b) vbslq_f32(m, a, b)
 #define V_HSUM(v) vaddvq_f32(v)
 #define V_HMAX(v) vmaxvq_f32(v)
-#include "kernels_vec.h"
+#include "simd/kernels_vec.h"
 
 static const gemm_arch gemm_neon = {8, 12, gemm_ukr_8x12, NULL, dot_f32_neon, fmav_neon};
 

@@ -1,7 +1,7 @@
 /* kernels_scalar.c — the scalar reference for every kernel in the table.
  * Plain C in a fixed summation order; the ISA kernels are tested against these
  * (tests/test_kernels.c) and the model against PyTorch through them. */
-#include "kernels.h"
+#include "simd/kernels.h"
 #include <assert.h>
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * rendered by the C built-ins, by the Jinja subset from the same template source, and
  * for the ../shared tokenizer_config.json templates through `model`; assistant spans;
  * TRL's SFT prompt/completion and DPO layouts. */
-#include "chat_template.h"
+#include "chat/template.h"
 #include "test.h"
 #include <jansson.h>
 

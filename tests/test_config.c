@@ -1,7 +1,7 @@
 /* test_config.c — YAML training configuration: defaults, good files, every error
  * kind with its message, --set overrides and aliases. */
 #include "test.h"
-#include "train_config.h"
+#include "train/train_config.h"
 
 static int has(const char *msg, const char *part) { return strstr(msg, part) != NULL; }
 

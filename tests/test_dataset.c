@@ -2,7 +2,7 @@
  * in ../shared/data when present, TRL's implicit-prompt extraction (fixture made by
  * tests/reference/dataset_implicit.py), .gz reading, mixtures, ratios, shuffle
  * determinism, the eval split, and malformed rows reported as file:line. */
-#include "dataset.h"
+#include "data/dataset.h"
 #include "test.h"
 #include <jansson.h>
 #include <unistd.h>

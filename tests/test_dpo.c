@@ -6,10 +6,10 @@
  *   after two steps 1e-5), 1 == 2 threads
  *   (bitwise), interrupted + resumed == uninterrupted (bitwise), and training
  *   raises rewards/accuracies and margins. */
-#include "dpo.h"
-#include "kernels.h"
+#include "train/dpo.h"
+#include "simd/kernels.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 #include <omp.h>
 
 static uint64_t lcg(uint64_t *s) { *s = *s * 6364136223846793005ULL + 1442695040888963407ULL; return *s >> 33; }

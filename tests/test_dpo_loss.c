@@ -5,7 +5,7 @@
  * Tolerance against TRL: |got - want| <= 1e-5 * |want| + 1e-12 (loss, metrics, every token grad). */
 #include <jansson.h>
 
-#include "dpo_loss.h"
+#include "train/dpo_loss.h"
 #include "test.h"
 
 #define RTOL 1e-5

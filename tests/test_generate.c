@@ -3,15 +3,15 @@
  * sampling is reproducible, the logits processors equal transformers' (fixture from
  * tests/reference/sampling_ref.py), stop strings and streaming, batched generation
  * equals one prompt at a time, bf16 weights equal fp32 on the same values. */
-#include "commands.h"
-#include "convert.h"
-#include "gen_cli.h"
-#include "generate.h"
-#include "kernels.h"
-#include "rng.h"
+#include "cli/commands.h"
+#include "model/convert.h"
+#include "cli/gen_cli.h"
+#include "generate/generate.h"
+#include "simd/kernels.h"
+#include "base/rng.h"
 #include "test.h"
-#include "transformer.h"
-#include "util.h"
+#include "model/transformer.h"
+#include "base/util.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * classic bound; with entries in [-1, 1] we check |err| <= 1e-5 * (|c| + K)
  * (a few ulps of the partial-sum magnitudes times K), which is far tighter
  * than any indexing bug could pass. */
-#include "kernels.h"
+#include "simd/kernels.h"
 #include "test.h"
 #ifdef _OPENMP
 #include <omp.h>

@@ -16,7 +16,7 @@
  *    (tested directly through ce_bwd with lse=0, coef=1), the activations within
  *    a few ulp of the scalar plus the absolute error 1 ulp of tanh near +-1
  *    makes in 0.5*g*(1+t). */
-#include "kernels.h"
+#include "simd/kernels.h"
 #include "test.h"
 #include <stdint.h>
 

@@ -3,11 +3,11 @@
  * runs in fp32, so the tolerance is |fd - analytic| <= 1e-2 * max|analytic| +
  * 1e-4, with h = 1e-2 (fp32 rounding / h and O(h^2) truncation both sit
  * below that). Also a whole-model check through model_forward/head/backward. */
-#include "kernels.h"
-#include "layers.h"
-#include "model.h"
+#include "simd/kernels.h"
+#include "model/layers.h"
+#include "model/model.h"
 #include "test.h"
-#include "transformer.h"
+#include "model/transformer.h"
 
 static unsigned long long rs = 0x1234567ULL;
 static float frand(void) {

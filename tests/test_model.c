@@ -10,13 +10,13 @@
  * Also: checkpoint save/load round trip, sharded BF16/F16 checkpoints (values
  * within their format's rounding: 2^-8 and 2^-11 relative) and the loader's
  * errors on bad files. */
-#include "convert.h"
-#include "kernels.h"
-#include "model.h"
-#include "safetensors.h"
+#include "model/convert.h"
+#include "simd/kernels.h"
+#include "model/model.h"
+#include "model/safetensors.h"
 #include "test.h"
-#include "transformer.h"
-#include "util.h"
+#include "model/transformer.h"
+#include "base/util.h"
 
 static float *read_f32(st_file *f, const char *name, size_t *n) {
     const st_tensor *t = st_find(f, name);

@@ -1,7 +1,7 @@
 /* test_rng.c — the xoshiro256** / splitmix64 generator: published splitmix64 values,
  * fixed xoshiro outputs for seed 42 (from an independent Python transcription of the
  * reference C), ranges, moments, and the Fisher-Yates shuffle being a permutation. */
-#include "rng.h"
+#include "base/rng.h"
 #include "test.h"
 
 static void test_known_values(void) {

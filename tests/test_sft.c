@@ -4,10 +4,10 @@
  *   1 thread == 2 threads (bitwise), interrupted + resumed == uninterrupted
  *   (bitwise weights and identical metrics.jsonl), packing rows by best-fit
  *   decreasing, and the loss going down. */
-#include "kernels.h"
-#include "sft.h"
+#include "simd/kernels.h"
+#include "train/sft.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 #include <omp.h>
 
 static hone_tok_example *make_examples(int n, uint64_t seed) {

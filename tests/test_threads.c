@@ -4,7 +4,7 @@
  * NUMA nodes onto cores of their own node, HONE_THREADS and an explicit
  * request overriding the count, bad descriptions reported, not crashed on. */
 #include "test.h"
-#include "threads.h"
+#include "base/threads.h"
 #include <hwloc.h>
 
 /* For each thread: its core exists, lies in its NUMA node (checked against the

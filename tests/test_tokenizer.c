@@ -3,7 +3,7 @@
  * ids_special, decoded), batch encoding must equal serial encoding, malformed inputs must
  * fail with clear messages, and small hand-made tokenizers pin the BPE details. */
 #include "test.h"
-#include "tok_internal.h"
+#include "tokenizer/internal.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -6,12 +6,12 @@
  * rewards and logits (small differences of large sums) absolute 1e-5 or
  * relative 1e-4; learning_rate relative 1e-6; accuracies, num_tokens and epoch
  * absolute 1e-6. */
-#include "convert.h"
-#include "dpo.h"
-#include "kernels.h"
-#include "sft.h"
+#include "model/convert.h"
+#include "train/dpo.h"
+#include "simd/kernels.h"
+#include "train/sft.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 #include <jansson.h>
 
 static json_t *load_json(const char *dir, const char *name) {

@@ -1,0 +1,49 @@
+/* cli/cmd_info.c — `hone info`: what hone sees and chose on this machine. */
+#include "cli/commands.h"
+#include "config.h"
+#include "simd/kernels.h"
+#include "base/threads.h"
+#include <hwloc.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <utf8proc.h>
+#include <yaml.h>
+#include <zlib.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+int cmd_info(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("Usage: hone info\n\nPrints the CPU, the kernel ISA chosen (HONE_ISA overrides), physical cores,\n"
+               "NUMA nodes and caches (hwloc), the thread count (HONE_THREADS overrides),\n"
+               "the backends built in and the versions of the libraries linked.\n");
+        return 0;
+    }
+    hone_error err = {{0}};
+    int isa_rc = kernels_init();
+    hone_topology topo;
+    if (threads_init(&topo, 0, 1, &err) < 0) { fprintf(stderr, "hone info: %s\n", err.msg); return 1; }
+    printf("hone %s (%s)\n", HONE_VERSION, HONE_ARCH);
+    printf("cpu:        %s\n", topo.cpu_model);
+    printf("isa:        %s%s  (supported:", hone_kt.isa, isa_rc ? "  [HONE_ISA not available here]" : "");
+    const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
+    for (int i = 0; i < 4; i++)
+        if (kernels_cpu_has(isas[i])) printf(" %s", isas[i]);
+    printf(")\n");
+    printf("topology:   %d package(s), %d NUMA node(s), %d core(s), %d hardware thread(s)\n", topo.packages,
+           topo.numa_nodes, topo.cores, topo.pus);
+    printf("caches:     L1d %ld KiB, L2 %ld KiB, L3 %ld KiB\n", topo.l1d / 1024, topo.l2 / 1024, topo.l3 / 1024);
+    printf("threads:    %d (OpenMP %s)\n", topo.threads, HONE_HAVE_OPENMP ? "on" : "off");
+    printf("backends:   cpu (cuda toolkit %s; no CUDA backend is built yet, see gpu/README.md)%s\n",
+           HONE_HAVE_CUDA ? "found" : "not found", HONE_HAVE_MPI ? ", mpi" : "");
+    char pcre_ver[64] = "";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre_ver);
+    uint32_t jit = 0;
+    pcre2_config(PCRE2_CONFIG_JIT, &jit);
+    printf("libraries:  pcre2 %s (jit %s), hwloc %u.%u.%u, libyaml %s, jansson %s, utf8proc %s, zlib %s\n", pcre_ver,
+           jit ? "yes" : "no", hwloc_get_api_version() >> 16, (hwloc_get_api_version() >> 8) & 0xff,
+           hwloc_get_api_version() & 0xff, yaml_get_version_string(), jansson_version_str(), utf8proc_version(),
+           zlibVersion());
+    return 0;
+}

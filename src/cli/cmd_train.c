@@ -1,0 +1,197 @@
+/* cli/cmd_train.c — `hone sft` and `hone dpo`: one YAML configuration (TRL names),
+ * optional --set overrides, then load, tokenize, train, evaluate, checkpoint and
+ * write output_dir/final. */
+#include "cli/commands.h"
+#include "simd/kernels.h"
+#include "train/pipeline.h"
+#include "base/threads.h"
+#include "base/util.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f, const char *cmd) {
+    fprintf(f,
+            "Usage: hone %s CONFIG.yaml [--set key=value]...\n\n"
+            "Runs %s with the keys of CONFIG.yaml (TRL / transformers names, see docs/config.md);\n"
+            "each --set overrides one key with the same type checks, e.g. --set learning_rate=1e-4\n"
+            "--set 'loss_type=[sigmoid, sft]'. Progress goes to stderr, every logged value to\n"
+            "output_dir/metrics.jsonl, checkpoints to output_dir/checkpoint-N, and the trained model\n"
+            "to output_dir/final. SIGINT/SIGTERM finish the current step, save a checkpoint and exit;\n"
+            "resume_from_checkpoint: true continues bitwise where it stopped.\n",
+            cmd, strcmp(cmd, "sft") ? "Direct Preference Optimization (TRL's DPOTrainer)" : "supervised fine-tuning (TRL's SFTTrainer)");
+}
+
+static int setup(int argc, char **argv, int kind, hone_train_config *cfg, hone_error *err) {
+    if (config_load(cfg, argv[1], kind, err) < 0) return -1;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (config_set_arg(cfg, argv[++i], err) < 0) { config_free(cfg); return hone_fail_prefix(err, "--set"); }
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            if (config_set_arg(cfg, argv[i] + 6, err) < 0) { config_free(cfg); return hone_fail_prefix(err, "--set"); }
+        } else {
+            config_free(cfg);
+            return hone_fail(err, "unknown option '%s' (see hone %s --help)", argv[i], kind == HONE_SFT ? "sft" : "dpo");
+        }
+    }
+    if (config_validate(cfg, err) < 0) { config_free(cfg); return -1; }
+    if (hone_mkdirs(cfg->output_dir, err) < 0) { config_free(cfg); return -1; }
+    char p[4096];
+    hone_path_join(p, sizeof p, cfg->output_dir, "hone_config.json");
+    FILE *f = fopen(p, "w");
+    if (f) { config_dump_json(cfg, f, NULL); fclose(f); }
+    return 0;
+}
+
+static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, hone_error *err) {
+    hone_tok_example *train = NULL, *eval = NULL;
+    long ntr = 0, nev = 0;
+    if (pipeline_sft_examples(p, cfg, &train, &ntr, &eval, &nev, err) < 0) return -1;
+    sft_opts o = {.batch_size = cfg->per_device_train_batch_size, .eval_batch_size = cfg->per_device_eval_batch_size,
+                  .accum = cfg->gradient_accumulation_steps, .packing = cfg->packing,
+                  .max_length = cfg->max_length > 0 ? (int)cfg->max_length : 1 << 20,
+                  .truncate_keep_end = cfg->truncation_mode && !strcmp(cfg->truncation_mode, "keep_end"), .shuffle = 1,
+                  .seed = (uint64_t)cfg->seed, .epochs = cfg->num_train_epochs, .max_steps = cfg->max_steps,
+                  .eval_on_start = cfg->eval_on_start, .grad_ckpt = cfg->gradient_checkpointing,
+                  .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0};
+    sft_rows R;
+    if (sft_make_rows(&R, train, ntr, o.max_length, o.packing, err) < 0) return -1;
+    long rows = R.n;
+    if (R.dropped) fprintf(stderr, "sft: %ld example(s) have no trained tokens and are left out\n", R.dropped);
+    sft_rows_free(&R);
+    long total = sft_total_steps(&o, rows);
+    o.logging_steps = config_steps(cfg->logging_steps, total);
+    o.save_steps = config_steps(cfg->save_steps, total);
+    int eval_on = nev > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
+    o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
+    if (!eval_on) o.eval_on_start = 0;
+    int rc = pipeline_trainer(p, cfg, total, t, err);
+    if (rc == 0) rc = pipeline_resume(t, cfg, NULL, 0, err);
+    if (rc == 0) {
+        fprintf(stderr, "sft: %ld training rows (%ld examples), %ld eval examples, %ld steps, %d thread(s), isa %s\n", rows, ntr, nev,
+                total, threads_count(), hone_kt.isa);
+        rc = sft_train(t, &o, train, ntr, eval, nev, err);
+    }
+    pipeline_free_examples(train, ntr);
+    pipeline_free_examples(eval, nev);
+    return rc;
+}
+
+static int run_dpo(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, hone_error *err) {
+    hone_tok_pair *train = NULL, *eval = NULL;
+    long ntr = 0, nev = 0;
+    hone_model ref;
+    memset(&ref, 0, sizeof ref);
+    int have_ref = 0, have_refs = 0;
+    dpo_ref_logps rtr = {0}, rev = {0};
+    if (pipeline_dpo_pairs(p, cfg, &train, &ntr, &eval, &nev, err) < 0) return -1;
+    if (ntr == 0) return hone_fail(err, "no training pairs left after truncation");
+    dpo_opts o;
+    memset(&o, 0, sizeof o);
+    dpo_loss_opts_default(&o.loss);
+    o.loss.beta = cfg->beta;
+    int rc = dpo_loss_opts_set_loss_types(&o.loss, (const char *const *)cfg->loss_type, cfg->n_loss_type, cfg->loss_weights, err);
+    if (rc < 0) goto out;
+    o.loss.label_smoothing = cfg->label_smoothing;
+    if (cfg->f_divergence_type && (rc = dpo_f_divergence_from_name(cfg->f_divergence_type, &o.loss.f_divergence_type, err)) < 0) goto out;
+    o.loss.f_alpha_divergence_coef = cfg->f_alpha_divergence_coef;
+    o.loss.discopop_tau = cfg->discopop_tau;
+    o.loss.use_weighting = cfg->use_weighting;
+    if (cfg->ld_alpha >= 0) { o.loss.ld_alpha_set = 1; o.loss.ld_alpha = cfg->ld_alpha; }
+    if (cfg->rpo_alpha >= 0) { o.loss.rpo_alpha_set = 1; o.loss.rpo_alpha = cfg->rpo_alpha; }
+    if ((rc = dpo_loss_opts_validate(&o.loss, err)) < 0) goto out;
+    o.batch_size = cfg->per_device_train_batch_size;
+    o.eval_batch_size = cfg->per_device_eval_batch_size;
+    o.accum = cfg->gradient_accumulation_steps;
+    o.shared_prompt = cfg->shared_prompt != 0; /* auto: on (never more work than two rows per pair) */
+    o.shuffle = 1;
+    o.seed = (uint64_t)cfg->seed;
+    o.epochs = cfg->num_train_epochs;
+    o.max_steps = cfg->max_steps;
+    o.eval_on_start = cfg->eval_on_start;
+    o.grad_ckpt = cfg->gradient_checkpointing;
+    o.pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0;
+    o.sync_ref_model = cfg->sync_ref_model;
+    o.ref_model_mixup_alpha = cfg->ref_model_mixup_alpha;
+    o.ref_model_sync_steps = cfg->ref_model_sync_steps;
+    long total = dpo_total_steps(&o, ntr);
+    o.logging_steps = config_steps(cfg->logging_steps, total);
+    o.save_steps = config_steps(cfg->save_steps, total);
+    int eval_on = nev > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
+    o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
+    if (!eval_on) o.eval_on_start = 0;
+    /* the reference: none, precomputed once (then freed), or a frozen model */
+    if (cfg->reference_free) {
+        rtr.n = ntr; rtr.chosen = calloc(ntr, sizeof(double)); rtr.rejected = calloc(ntr, sizeof(double));
+        rev.n = nev; rev.chosen = calloc(nev ? nev : 1, sizeof(double)); rev.rejected = calloc(nev ? nev : 1, sizeof(double));
+        have_refs = 1;
+    } else {
+        const char *rp = cfg->ref_model_name_or_path ? cfg->ref_model_name_or_path : cfg->model_name_or_path;
+        if ((rc = model_load(&ref, rp, 1, err)) < 0) { hone_fail_prefix(err, "ref_model_name_or_path"); goto out; }
+        if (ref.cfg.vocab_size < p->model.cfg.vocab_size && (rc = model_resize_vocab(&ref, p->model.cfg.vocab_size, err)) < 0) goto out;
+        have_ref = 1;
+        if (cfg->precompute_ref_log_probs) {
+            char path[4096];
+            hone_path_join(path, sizeof path, cfg->output_dir, "ref_logps_train.safetensors");
+            fprintf(stderr, "dpo: precomputing reference log-probs of %ld + %ld pairs\n", ntr, nev);
+            if (hone_file_exists(path) && dpo_ref_logps_load(&rtr, path, ntr, NULL) == 0) {
+                fprintf(stderr, "dpo: reusing %s\n", path);
+            } else {
+                if ((rc = dpo_precompute_ref(&ref, &o, train, ntr, &rtr, err)) < 0) goto out;
+                if ((rc = dpo_ref_logps_save(&rtr, path, err)) < 0) goto out;
+            }
+            if ((rc = dpo_precompute_ref(&ref, &o, eval, nev, &rev, err)) < 0) goto out;
+            model_free(&ref);
+            have_ref = 0;
+            have_refs = 1;
+        }
+    }
+    if ((rc = pipeline_trainer(p, cfg, total, t, err)) < 0) goto out;
+    if ((rc = pipeline_resume(t, cfg, NULL, 0, err)) < 0) goto out;
+    fprintf(stderr, "dpo: %ld training pairs, %ld eval pairs, %ld steps, %s layout, reference %s, %d thread(s), isa %s\n", ntr, nev,
+            total, o.shared_prompt ? "shared-prompt" : "two-row", cfg->reference_free ? "none" : have_refs ? "precomputed" : "model",
+            threads_count(), hone_kt.isa);
+    rc = dpo_train(t, have_ref ? &ref : NULL, &o, train, ntr, have_refs ? &rtr : NULL, eval, nev, have_refs ? &rev : NULL, err);
+out:
+    if (have_ref) model_free(&ref);
+    dpo_ref_logps_free(&rtr);
+    dpo_ref_logps_free(&rev);
+    pipeline_free_pairs(train, ntr);
+    pipeline_free_pairs(eval, nev);
+    return rc;
+}
+
+static int cmd_train(int argc, char **argv, int kind) {
+    const char *name = kind == HONE_SFT ? "sft" : "dpo";
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout, name);
+        return argc < 2 ? 2 : 0;
+    }
+    hone_error err = {{0}};
+    hone_train_config cfg;
+    if (setup(argc, argv, kind, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); return 1; }
+    kernels_init();
+    hone_topology topo;
+    hone_trainer t;
+    memset(&t, 0, sizeof t);
+    trainer_block_signals(&t); /* before any thread exists, so every thread inherits it */
+    if (threads_init(&topo, cfg.threads, 1, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
+    hone_pipeline p;
+    if (pipeline_init(&p, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
+    dataset_report(&p.ds, stderr);
+    sigset_t sigs = t.stop_signals;
+    int rc = kind == HONE_SFT ? run_sft(&cfg, &t, &p, &err) : run_dpo(&cfg, &t, &p, &err);
+    t.stop_signals = sigs;
+    if (rc == 0 && t.model) {
+        if (trainer_save_final(&t, &err) < 0) rc = -1;
+        else fprintf(stderr, "%s: wrote %s/final\n", name, cfg.output_dir);
+    }
+    if (rc < 0) fprintf(stderr, "hone %s: %s\n", name, err.msg);
+    if (t.model) trainer_free(&t);
+    pipeline_free(&p);
+    config_free(&cfg);
+    return rc < 0 ? 1 : rc == 1 ? 130 : 0;
+}
+
+int cmd_sft(int argc, char **argv) { return cmd_train(argc, argv, HONE_SFT); }
+int cmd_dpo(int argc, char **argv) { return cmd_train(argc, argv, HONE_DPO); }

@@ -1,0 +1,15 @@
+/* cli/commands.h — one entry point per CLI command, each in its own src/cmd_*.c.
+ * argv[0] is the command name; returns the process exit status. */
+#ifndef HONE_COMMANDS_H
+#define HONE_COMMANDS_H
+int cmd_info(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+#endif

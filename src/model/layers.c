@@ -1,0 +1,186 @@
+/* model/layers.c — CPU forward/backward of every layer (layers.h). */
+#include "model/layers.h"
+#include "simd/kernels.h"
+#include <math.h>
+#include <string.h>
+
+/* Reductions over rows use RED_CHUNKS fixed row ranges whose partial sums are
+ * added in chunk order: the partition depends on N only, never on threads. */
+#define RED_CHUNKS 16
+#define COL_BLOCK 64
+
+size_t layers_reduce_floats(int C) { return (size_t)RED_CHUNKS * C; }
+
+/* db (OC) += column sums of dout (N, OC): each column block is owned by one
+ * thread and summed over rows in order. */
+static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
+#pragma omp parallel for schedule(static)
+    for (int j0 = 0; j0 < OC; j0 += COL_BLOCK) {
+        int j1 = j0 + COL_BLOCK < OC ? j0 + COL_BLOCK : OC;
+        float acc[COL_BLOCK];
+        for (int j = j0; j < j1; j++) acc[j - j0] = 0.f;
+        for (int i = 0; i < N; i++) {
+            const float *r = dout + (size_t)i * OC;
+            for (int j = j0; j < j1; j++) acc[j - j0] += r[j];
+        }
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}
+
+void matmul_forward(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    hone_kt.gemm_f32(0, 1, N, OC, IC, in, IC, W, IC, 0.f, out, OC);
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < N; i++) {
+            float *o = out + (size_t)i * OC;
+            for (int j = 0; j < OC; j++) o[j] += b[j];
+        }
+    }
+}
+
+void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
+                     int OC, int accumulate) {
+    if (din) hone_kt.gemm_f32(0, 0, N, IC, OC, dout, OC, W, IC, accumulate ? 1.f : 0.f, din, IC);
+    hone_kt.gemm_f32(1, 0, OC, IC, N, dout, OC, in, IC, 1.f, dW, IC);
+    if (db) colsum_accumulate(db, dout, N, OC);
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, float off, float eps, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) rstd[i] = hone_kt.rmsnorm_fwd(out + (size_t)i * C, x + (size_t)i * C, w, off, eps, C);
+}
+
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, float off,
+                      int N, int C, float *scratch) {
+    memset(scratch, 0, sizeof(float) * RED_CHUNKS * C);
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < RED_CHUNKS; ch++) {
+        int i0 = (int)((long)N * ch / RED_CHUNKS), i1 = (int)((long)N * (ch + 1) / RED_CHUNKS);
+        for (int i = i0; i < i1; i++)
+            hone_kt.rmsnorm_bwd(dx + (size_t)i * C, scratch + (size_t)ch * C, dout + (size_t)i * C, x + (size_t)i * C, w, off,
+                                rstd[i], C);
+    }
+    for (int ch = 0; ch < RED_CHUNKS; ch++)
+        for (int j = 0; j < C; j++) dw[j] += scratch[(size_t)ch * C + j];
+}
+
+void rope_tables(float *cos, float *sin, const int32_t *pos, const float *inv_freq, int N, int D) {
+    int h = D / 2;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < h; j++) {
+            float f = (float)pos[i] * inv_freq[j]; /* fp32 product, as transformers */
+            cos[(size_t)i * h + j] = cosf(f);
+            sin[(size_t)i * h + j] = sinf(f);
+        }
+}
+
+void rope_forward(float *x, const float *cos, const float *sin, int N, int nh, int D) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++)
+        hone_kt.rope(x + (size_t)i * nh * D, cos + (size_t)i * (D / 2), sin + (size_t)i * (D / 2), nh, D, 1.0f);
+}
+
+void rope_backward(float *dx, const float *cos, const float *sin, int N, int nh, int D) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++)
+        hone_kt.rope(dx + (size_t)i * nh * D, cos + (size_t)i * (D / 2), sin + (size_t)i * (D / 2), nh, D, -1.0f);
+}
+
+void attention_forward(float *att, float *lse, const float *q, const float *k, const float *v, const hone_batch *b, int H,
+                       int KV, int D) {
+    int B = b->B, T = b->T, HD = H * D, KD = KV * D, g = H / KV;
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int r = bh / H, h = bh % H;
+        size_t ro = (size_t)r * T;
+        hone_kt.attn_fwd(att + ro * HD + (size_t)h * D, lse + (size_t)bh * T, q + ro * HD + (size_t)h * D,
+                         k + ro * KD + (size_t)(h / g) * D, v + ro * KD + (size_t)(h / g) * D, 0, T, D, HD, KD, HD,
+                         b->start + ro, b->pfx_start + ro, b->pfx_end + ro, scale);
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *datt, const float *att, const float *lse,
+                        const float *q, const float *k, const float *v, const hone_batch *b, int H, int KV, int D) {
+    int B = b->B, T = b->T, HD = H * D, KD = KV * D, g = H / KV;
+    float scale = 1.0f / sqrtf((float)D);
+    /* one (row, kv head) per task: the heads sharing it add into dk/dv in a fixed order */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int bk = 0; bk < B * KV; bk++) {
+        int r = bk / KV, kh = bk % KV;
+        size_t ro = (size_t)r * T;
+        for (int t = 0; t < T; t++) {
+            memset(dk + (ro + t) * KD + (size_t)kh * D, 0, sizeof(float) * D);
+            memset(dv + (ro + t) * KD + (size_t)kh * D, 0, sizeof(float) * D);
+        }
+        for (int h = kh * g; h < (kh + 1) * g; h++)
+            hone_kt.attn_bwd(dq + ro * HD + (size_t)h * D, dk + ro * KD + (size_t)kh * D, dv + ro * KD + (size_t)kh * D,
+                             datt + ro * HD + (size_t)h * D, att + ro * HD + (size_t)h * D, lse + ((size_t)r * H + h) * T,
+                             q + ro * HD + (size_t)h * D, k + ro * KD + (size_t)kh * D, v + ro * KD + (size_t)kh * D, 0, T, D,
+                             HD, KD, HD, b->start + ro, b->pfx_start + ro, b->pfx_end + ro, scale);
+    }
+}
+
+#define ELT_BLOCK 4096
+void glu_forward(float *h, const float *gate, const float *up, size_t n, int act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += ELT_BLOCK)
+        hone_kt.glu_fwd(h + i, gate + i, up + i, (int)(n - i < ELT_BLOCK ? n - i : ELT_BLOCK), act);
+}
+
+void glu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n, int act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += ELT_BLOCK)
+        hone_kt.glu_bwd(dgate + i, dup + i, dh + i, gate + i, up + i, (int)(n - i < ELT_BLOCK ? n - i : ELT_BLOCK), act);
+}
+
+void embedding_forward(float *x, const float *E, const int32_t *tokens, int N, int C, float scale) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *e = E + (size_t)tokens[i] * C;
+        float *o = x + (size_t)i * C;
+        for (int j = 0; j < C; j++) o[j] = e[j] * scale;
+    }
+}
+
+void embedding_backward(float *dE, const float *dx, const int32_t *tokens, int N, int C, float scale) {
+    /* columns are split across threads; tokens are visited in order within each */
+#pragma omp parallel for schedule(static)
+    for (int j0 = 0; j0 < C; j0 += COL_BLOCK) {
+        int j1 = j0 + COL_BLOCK < C ? j0 + COL_BLOCK : C;
+        for (int i = 0; i < N; i++) {
+            float *d = dE + (size_t)tokens[i] * C;
+            const float *g = dx + (size_t)i * C;
+            for (int j = j0; j < j1; j++) d[j] += g[j] * scale;
+        }
+    }
+}
+
+void residual_add(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += ELT_BLOCK) {
+        size_t e = i + ELT_BLOCK < n ? i + ELT_BLOCK : n;
+        for (size_t j = i; j < e; j++) y[j] += x[j];
+    }
+}
+
+double layers_sumsq(const float *x, size_t n) {
+    /* fixed blocks, summed in order: independent of the thread count */
+    size_t nb = (n + ELT_BLOCK - 1) / ELT_BLOCK;
+    double total = 0.0;
+    enum { MAXB = 1024 };
+    double part[MAXB];
+    for (size_t b0 = 0; b0 < nb; b0 += MAXB) {
+        size_t b1 = b0 + MAXB < nb ? b0 + MAXB : nb;
+#pragma omp parallel for schedule(static)
+        for (size_t b = b0; b < b1; b++) {
+            size_t s = b * ELT_BLOCK, e = s + ELT_BLOCK < n ? s + ELT_BLOCK : n;
+            double acc = 0.0;
+            for (size_t j = s; j < e; j++) acc += (double)x[j] * x[j];
+            part[b - b0] = acc;
+        }
+        for (size_t b = b0; b < b1; b++) total += part[b - b0];
+    }
+    return total;
+}

@@ -1,0 +1,53 @@
+/* model/layers.h — the transformer's layers as forward/backward pairs (CPU backend).
+ * Each op threads over rows with one level of OpenMP and calls the kernel table
+ * (simd/kernels.h) for the inner loops. Reductions over tokens (weight and bias
+ * gradients) use a fixed partition of rows, so results are bitwise identical for
+ * any thread count. Backward ops ACCUMULATE into parameter gradients. */
+#ifndef HONE_LAYERS_H
+#define HONE_LAYERS_H
+#include "model/batch.h"
+#include <stddef.h>
+
+/* Scratch for order-fixed reductions: at least layers_reduce_floats(C) floats. */
+size_t layers_reduce_floats(int C);
+
+/* out (N, OC) = in (N, IC) @ W^T (W: (OC, IC)) + b (OC, or NULL) */
+void matmul_forward(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
+/* din (N, IC) = (accumulate ? din : 0) + dout @ W;  dW (OC, IC) += dout^T @ in;  db (OC) += sum_rows dout.
+ * din may be NULL (no input gradient), db may be NULL. */
+void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
+                     int OC, int accumulate);
+
+/* out (N, C) = rmsnorm(x) * (off + w); rstd (N) saved for backward */
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, float off, float eps, int N, int C);
+/* dx (N, C) += d/dx;  dw (C) += ...;  scratch: layers_reduce_floats(C) floats */
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, float off,
+                      int N, int C, float *scratch);
+
+/* cos, sin (N, D/2) from positions (N) and inv_freq (D/2) */
+void rope_tables(float *cos, float *sin, const int32_t *pos, const float *inv_freq, int N, int D);
+/* x (N, nh, D) rotated in place; backward applies the inverse rotation to the gradient */
+void rope_forward(float *x, const float *cos, const float *sin, int N, int nh, int D);
+void rope_backward(float *dx, const float *cos, const float *sin, int N, int nh, int D);
+
+/* att (B, T, H*D), lse (B, H, T); q (B, T, H*D), k, v (B, T, KV*D); spans from the batch */
+void attention_forward(float *att, float *lse, const float *q, const float *k, const float *v, const hone_batch *b, int H,
+                       int KV, int D);
+/* dq written; dk, dv written (zeroed first) */
+void attention_backward(float *dq, float *dk, float *dv, const float *datt, const float *att, const float *lse,
+                        const float *q, const float *k, const float *v, const hone_batch *b, int H, int KV, int D);
+
+/* h (N, F) = act(gate) * up */
+void glu_forward(float *h, const float *gate, const float *up, size_t n, int act);
+void glu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n, int act);
+
+/* x (N, C) = E[tokens] * scale */
+void embedding_forward(float *x, const float *E, const int32_t *tokens, int N, int C, float scale);
+/* dE (V, C) += scatter(dx * scale), in token order (deterministic) */
+void embedding_backward(float *dE, const float *dx, const int32_t *tokens, int N, int C, float scale);
+
+/* y (n) += x (n) */
+void residual_add(float *y, const float *x, size_t n);
+/* sum of squares in double, fixed order (for gradient norms) */
+double layers_sumsq(const float *x, size_t n);
+#endif

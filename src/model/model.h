@@ -1,0 +1,119 @@
+/* model/model.h — a decoder-only transformer of the Llama or Gemma family.
+ * The configuration comes from a Hugging Face config.json; all parameters live
+ * in one fp32 allocation carved into named tensors (HF names and layouts:
+ * Linear weights are (out, in)). hone_weights is a typed view over any buffer of
+ * that layout, so gradients and optimizer moments reuse the same carving. */
+#ifndef HONE_MODEL_H
+#define HONE_MODEL_H
+#include "base/error.h"
+#include <stddef.h>
+#include <stdint.h>
+
+enum { HONE_ARCH_LLAMA = 0, HONE_ARCH_GEMMA = 1 };
+enum { HONE_ROPE_DEFAULT = 0, HONE_ROPE_LLAMA3 = 1, HONE_ROPE_LINEAR = 2 };
+
+typedef struct hone_model_config {
+    int arch;                  /* HONE_ARCH_* */
+    char architecture[64];     /* e.g. "LlamaForCausalLM" */
+    char model_type[32];       /* e.g. "llama", "qwen2", "gemma" */
+    int vocab_size;            /* V */
+    int hidden_size;           /* C */
+    int intermediate_size;     /* F */
+    int num_layers;            /* L */
+    int num_heads;             /* H */
+    int num_kv_heads;          /* KV (H % KV == 0) */
+    int head_dim;              /* D */
+    int max_position_embeddings;
+    float rms_norm_eps;
+    double rope_theta;
+    int rope_type;             /* HONE_ROPE_* */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    int tie_word_embeddings;
+    int qkv_bias, o_bias, mlp_bias;
+    int act;                   /* HONE_ACT_SILU or HONE_ACT_GELU_TANH */
+    float norm_offset;         /* 0 (Llama) or 1 (Gemma: x * (1 + w)) */
+    int scale_embeddings;      /* Gemma multiplies embeddings by sqrt(C) */
+    int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
+    char torch_dtype[16];
+} hone_model_config;
+
+/* Parses config.json text; `path` names the file in errors. */
+int model_config_parse(hone_model_config *c, const char *json_text, const char *path, hone_error *err);
+int model_config_load(hone_model_config *c, const char *path, hone_error *err);
+/* Writes config.json text (caller frees) in Hugging Face form. */
+char *model_config_to_json(const hone_model_config *c);
+/* Number of parameters. */
+size_t model_config_num_params(const hone_model_config *c);
+
+typedef struct hone_layer_weights {
+    float *ln1;          /* (C) input_layernorm */
+    float *wq, *bq;      /* (H*D, C), (H*D) or NULL */
+    float *wk, *bk;      /* (KV*D, C), (KV*D) */
+    float *wv, *bv;      /* (KV*D, C), (KV*D) */
+    float *wo, *bo;      /* (C, H*D), (C) */
+    float *ln2;          /* (C) post_attention_layernorm */
+    float *wg, *bg;      /* (F, C) gate_proj */
+    float *wu, *bu;      /* (F, C) up_proj */
+    float *wd, *bd;      /* (C, F) down_proj */
+} hone_layer_weights;
+
+typedef struct hone_weights {
+    float *embed;               /* (V, C) */
+    hone_layer_weights *layers; /* (L) owned by the view */
+    float *norm;                /* (C) */
+    float *lm_head;             /* (V, C); == embed when tied */
+} hone_weights;
+
+typedef struct hone_param {
+    char name[96];   /* Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight" */
+    int ndim;
+    int64_t shape[2];
+    size_t offset;   /* in floats, into the parameter buffer */
+    size_t numel;
+    int no_decay;    /* norms and biases: no weight decay (TRL/transformers default) */
+} hone_param;
+
+typedef struct hone_backend hone_backend;
+
+typedef struct hone_model {
+    hone_model_config cfg;
+    const hone_backend *be; /* where the model's tensors live and its operations run (backend.h) */
+    hone_param *params; /* (n_params) owned */
+    int n_params;
+    size_t num_floats;  /* total parameter count */
+    float *data;        /* (num_floats) owned, 64-byte aligned */
+    hone_weights w;     /* view into data */
+    float *rope_inv_freq; /* (D/2) owned */
+    int panels;         /* 1: an inference engine permuted the matrices into 16-row panels
+                         * (engine_set_weights, HONE_WEIGHTS_F32_PANELS); only engines may use
+                         * the model then: model_forward and model_save refuse it */
+    int hollow;         /* 1: an engine with its own bf16 copy released the memory of these fp32
+                         * matrices (engine_drop_model_matrices): likewise engine-only */
+} hone_model;
+
+/* Builds the parameter table and allocates zeroed parameters. */
+int model_init(hone_model *m, const hone_model_config *c, hone_error *err);
+void model_free(hone_model *m);
+/* Typed view over a buffer laid out like m->data (grads, moments). Free with weights_view_free. */
+int model_weights_view(const hone_model *m, float *base, hone_weights *w, hone_error *err);
+void weights_view_free(hone_weights *w);
+/* Grows the vocabulary (embedding and untied lm_head rows) to new_vocab; new rows
+ * are the mean of the existing ones. */
+int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err);
+const hone_param *model_find_param(const hone_model *m, const char *name);
+/* Random init (transformers-like: normal(0, std) for matrices, ones/zeros for norms). */
+void model_init_random(hone_model *m, uint64_t seed, float std);
+
+/* Loads a Hugging Face model directory (config.json + model.safetensors or a
+ * sharded index). check_finite: reject NaN/Inf weights. */
+int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err);
+/* Writes config.json + model.safetensors (fp32, or bf16 when dtype == "bfloat16")
+ * into dir (created); tokenizer files present in src_dir are copied along.
+ * The directory appears atomically (written as dir.tmp-*, then renamed). */
+int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_error *err);
+/* Same, calling extra(tmp_dir) to add files (optimizer state, ...) before the
+ * directory is renamed into place. */
+int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
+                  int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err);
+#endif

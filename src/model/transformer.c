@@ -1,0 +1,241 @@
+/* model/transformer.c — forward, loss head and backward of the whole model
+ * (transformer.h). Layer math is in layers.c; this file wires the layers and
+ * owns the activation plan. */
+#include "model/transformer.h"
+#include "simd/kernels.h"
+#include "model/backend.h"
+#include "model/layers.h"
+#include "base/util.h"
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { size_t off; char *base; } carver;
+static float *carve(carver *cv, size_t nfloats) {
+    float *p = cv->base ? (float *)(cv->base + cv->off) : NULL;
+    cv->off += ((nfloats * sizeof(float) + 63) / 64) * 64;
+    return p;
+}
+
+static int head_chunk_rows(const hone_model_config *c, int N) {
+    long ch = (16L << 20) / c->vocab_size; /* at most 64 MB of logits at once */
+    if (ch > 256) ch = 256;
+    if (ch < 8) ch = 8;
+    if (ch > N) ch = N;
+    return (int)ch;
+}
+
+/* One pass computes the layout; with a NULL base it only measures. */
+static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int train, int ckpt, char *base) {
+    const hone_backend *be = backend_cpu(); /* sizes only */
+    carver cv = {0, base};
+    size_t N = (size_t)B * T;
+    int C = c->hidden_size, F = c->intermediate_size, HD = c->num_heads * c->head_dim, KD = c->num_kv_heads * c->head_dim,
+        L = c->num_layers, D = c->head_dim, V = c->vocab_size, H = c->num_heads;
+    int full = train && !ckpt;
+    hone_layer_acts shared = {0};
+    for (int l = 0; l < L; l++) {
+        hone_layer_acts *la = &a->layers[l];
+        la->x = (train || l == 0) ? carve(&cv, N * C) : a->layers[0].x;
+        if (full || l == 0) {
+            /* ln1, ln2 and h are cheap to recompute (a norm, an activation) from what
+             * is kept: one set serves every layer, and layer_backward rebuilds them */
+            la->rstd1 = carve(&cv, N); la->ln1 = l == 0 ? carve(&cv, N * C) : shared.ln1;
+            la->q = carve(&cv, N * HD); la->k = carve(&cv, N * KD); la->v = carve(&cv, N * KD);
+            la->att = carve(&cv, N * HD); la->lse = carve(&cv, (size_t)B * H * T);
+            la->xm = carve(&cv, N * C); la->rstd2 = carve(&cv, N); la->ln2 = l == 0 ? carve(&cv, N * C) : shared.ln2;
+            la->gate = carve(&cv, N * F); la->up = carve(&cv, N * F); la->h = l == 0 ? carve(&cv, N * F) : shared.h;
+            if (l == 0) shared = *la;
+        } else {
+            float *x = la->x;
+            *la = shared;
+            la->x = x;
+        }
+    }
+    a->x_final = carve(&cv, N * C);
+    a->rstd_f = carve(&cv, N);
+    a->xf = carve(&cv, N * C);
+    a->cos = carve(&cv, N * (D / 2));
+    a->sin = carve(&cv, N * (D / 2));
+    a->tok_logp = carve(&cv, N);
+    a->tok_entropy = carve(&cv, N);
+    a->tok_correct = carve(&cv, N);
+    a->tok_logit_sum = carve(&cv, N);
+    a->tok_lssp = carve(&cv, N);
+    a->rows = (int32_t *)carve(&cv, N);
+    a->row_labels = (int32_t *)carve(&cv, N);
+    int ch = head_chunk_rows(c, (int)N);
+    a->head_chunk = ch;
+    a->head_x = carve(&cv, (size_t)ch * C);
+    a->head_logits = carve(&cv, (size_t)ch * V);
+    a->head_dx = carve(&cv, (size_t)ch * C);
+    if (train) {
+        a->dx = carve(&cv, N * C); a->dxf = carve(&cv, N * C); a->dln = carve(&cv, N * C);
+        a->datt = carve(&cv, N * HD); a->dq = carve(&cv, N * HD);
+        a->dk = carve(&cv, N * KD); a->dv = carve(&cv, N * KD);
+        a->dgate = carve(&cv, N * F); a->dup = carve(&cv, N * F); a->dh = carve(&cv, N * F);
+        a->red = carve(&cv, be->reduce_floats(C > F ? C : F));
+    }
+    return cv.off;
+}
+
+size_t acts_plan_bytes(const hone_model_config *c, int B, int T, int train, int ckpt) {
+    hone_acts a = {0};
+    a.layers = calloc(c->num_layers, sizeof(hone_layer_acts));
+    size_t n = layout(&a, c, B, T, train, ckpt, NULL);
+    free(a.layers);
+    return n;
+}
+
+int acts_init(hone_acts *a, const hone_model_config *c, int B, int T, int train, int ckpt, hone_error *err) {
+    memset(a, 0, sizeof *a);
+    a->B = B; a->T = T; a->train = train; a->ckpt = ckpt;
+    a->layers = calloc(c->num_layers, sizeof(hone_layer_acts));
+    if (!a->layers) return hone_fail(err, "out of memory");
+    a->bytes = layout(a, c, B, T, train, ckpt, NULL);
+    a->mem = backend_cpu()->alloc(a->bytes, err);
+    if (!a->mem) { free(a->layers); a->layers = NULL; return hone_fail_prefix(err, "activations for batch %dx%d", B, T); }
+    layout(a, c, B, T, train, ckpt, a->mem);
+    return 0;
+}
+
+void acts_free(hone_acts *a) {
+    free(a->layers);
+    free(a->mem);
+    memset(a, 0, sizeof *a);
+}
+
+/* x_out = layer(la->x) */
+static void layer_forward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, hone_layer_acts *la, float *x_out) {
+    const hone_backend *be = m->be;
+    const hone_model_config *c = &m->cfg;
+    const hone_layer_weights *W = &m->w.layers[l];
+    int N = b->B * b->T, C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim;
+    int HD = H * D, KD = KV * D;
+    be->rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, c->norm_offset, c->rms_norm_eps, N, C);
+    be->matmul_forward(la->q, la->ln1, W->wq, W->bq, N, C, HD);
+    be->matmul_forward(la->k, la->ln1, W->wk, W->bk, N, C, KD);
+    be->matmul_forward(la->v, la->ln1, W->wv, W->bv, N, C, KD);
+    be->rope_forward(la->q, a->cos, a->sin, N, H, D);
+    be->rope_forward(la->k, a->cos, a->sin, N, KV, D);
+    be->attention_forward(la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
+    be->matmul_forward(la->xm, la->att, W->wo, W->bo, N, HD, C);
+    be->residual_add(la->xm, la->x, (size_t)N * C);
+    be->rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, c->norm_offset, c->rms_norm_eps, N, C);
+    be->matmul_forward(la->gate, la->ln2, W->wg, W->bg, N, C, F);
+    be->matmul_forward(la->up, la->ln2, W->wu, W->bu, N, C, F);
+    be->glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
+    be->matmul_forward(x_out, la->h, W->wd, W->bd, N, F, C);
+    be->residual_add(x_out, la->xm, (size_t)N * C);
+}
+
+void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b) {
+    assert(!m->panels && !m->hollow); /* an engine's layout, or released matrices */
+    const hone_backend *be = m->be;
+    const hone_model_config *c = &m->cfg;
+    int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;
+    float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
+    be->embedding_forward(a->layers[0].x, m->w.embed, b->tokens, N, C, scale);
+    be->rope_tables(a->cos, a->sin, b->pos, m->rope_inv_freq, N, c->head_dim);
+    for (int l = 0; l < L; l++) {
+        float *out = l + 1 < L ? a->layers[l + 1].x : a->x_final;
+        if (!a->train && l + 1 < L) out = a->x_final; /* inference: ping-pong through x_final */
+        if (!a->train && l > 0) {
+            /* the previous layer wrote x_final; move it into the shared input */
+            be->upload(a->layers[l].x, a->x_final, sizeof(float) * (size_t)N * C); /* device-to-device on a GPU */
+        }
+        layer_forward(m, a, b, l, &a->layers[l], out);
+    }
+    be->rmsnorm_forward(a->xf, a->rstd_f, a->x_final, m->w.norm, c->norm_offset, c->rms_norm_eps, N, C);
+}
+
+double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const float *w, float wscale, hone_weights *g) {
+    const hone_backend *be = m->be;
+    const hone_model_config *c = &m->cfg;
+    int N = b->B * b->T, C = c->hidden_size, V = c->vocab_size;
+    int nr = 0;
+    for (int i = 0; i < N; i++)
+        if (b->labels[i] >= 0) {
+            a->rows[nr] = i;
+            a->row_labels[nr++] = b->labels[i];
+        }
+    if (g) be->zero(a->dxf, sizeof(float) * (size_t)N * C);
+    double loss = 0.0;
+    for (int r0 = 0; r0 < nr; r0 += a->head_chunk) {
+        int nc = nr - r0 < a->head_chunk ? nr - r0 : a->head_chunk;
+        const int32_t *rows = a->rows + r0;
+        be->gather_rows(a->head_x, a->xf, rows, nc, C);
+        be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, a->head_logits, V);
+        be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
+                    a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL);
+        for (int i = 0; i < nc; i++) loss -= (double)(w ? w[rows[i]] : wscale) * a->tok_logp[rows[i]];
+        if (g) {
+            be->gemm(0, 0, nc, C, V, a->head_logits, V, m->w.lm_head, C, 0.f, a->head_dx, C);
+            be->scatter_rows(a->dxf, a->head_dx, rows, nc, C);
+            be->gemm(1, 0, V, C, nc, a->head_logits, V, a->head_x, C, 1.f, g->lm_head, C);
+        }
+    }
+    return loss;
+}
+
+void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots, int n, float *out) {
+    const hone_backend *be = m->be;
+    const hone_model_config *c = &m->cfg;
+    int C = c->hidden_size, V = c->vocab_size;
+    for (int r0 = 0; r0 < n; r0 += a->head_chunk) {
+        int nc = n - r0 < a->head_chunk ? n - r0 : a->head_chunk;
+        be->gather_rows(a->head_x, a->xf, slots + r0, nc, C);
+        be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, out + (size_t)r0 * V, V);
+    }
+}
+
+static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, hone_layer_acts *la,
+                           hone_layer_weights *G) {
+    const hone_backend *be = m->be;
+    const hone_model_config *c = &m->cfg;
+    const hone_layer_weights *W = &m->w.layers[l];
+    int N = b->B * b->T, C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim;
+    int HD = H * D, KD = KV * D;
+    float off = c->norm_offset;
+    /* ln1, ln2 and h are shared by all layers (see layout): rebuilt here from the
+     * kept inputs with the forward's kernels, so bitwise what the forward used
+     * (with ckpt the whole layer was just recomputed) */
+    if (!a->ckpt) be->glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
+    /* MLP: a->dx holds d(x_out) and becomes d(xm) */
+    be->matmul_backward(a->dh, G->wd, G->bd, a->dx, la->h, W->wd, N, F, C, 0);
+    be->glu_backward(a->dgate, a->dup, a->dh, la->gate, la->up, (size_t)N * F, c->act);
+    if (!a->ckpt) be->rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, off, c->rms_norm_eps, N, C);
+    be->matmul_backward(a->dln, G->wg, G->bg, a->dgate, la->ln2, W->wg, N, C, F, 0);
+    be->matmul_backward(a->dln, G->wu, G->bu, a->dup, la->ln2, W->wu, N, C, F, 1);
+    be->rmsnorm_backward(a->dx, G->ln2, a->dln, la->xm, W->ln2, la->rstd2, off, N, C, a->red);
+    /* attention: a->dx becomes d(x) */
+    be->matmul_backward(a->datt, G->wo, G->bo, a->dx, la->att, W->wo, N, HD, C, 0);
+    be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
+    be->rope_backward(a->dq, a->cos, a->sin, N, H, D);
+    be->rope_backward(a->dk, a->cos, a->sin, N, KV, D);
+    if (!a->ckpt) be->rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, off, c->rms_norm_eps, N, C);
+    be->matmul_backward(a->dln, G->wq, G->bq, a->dq, la->ln1, W->wq, N, C, HD, 0);
+    be->matmul_backward(a->dln, G->wk, G->bk, a->dk, la->ln1, W->wk, N, C, KD, 1);
+    be->matmul_backward(a->dln, G->wv, G->bv, a->dv, la->ln1, W->wv, N, C, KD, 1);
+    be->rmsnorm_backward(a->dx, G->ln1, a->dln, la->x, W->ln1, la->rstd1, off, N, C, a->red);
+}
+
+void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone_weights *g) {
+    const hone_backend *be = m->be;
+    const hone_model_config *c = &m->cfg;
+    int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;
+    be->zero(a->dx, sizeof(float) * (size_t)N * C);
+    be->rmsnorm_backward(a->dx, g->norm, a->dxf, a->x_final, m->w.norm, a->rstd_f, c->norm_offset, N, C, a->red);
+    for (int l = L - 1; l >= 0; l--) {
+        hone_layer_acts *la = &a->layers[l];
+        if (a->ckpt) {
+            /* recompute this layer's activations from its saved input; the output
+             * goes to scratch (x_final's value is no longer needed) */
+            layer_forward(m, a, b, l, la, a->dln);
+        }
+        layer_backward(m, a, b, l, la, &g->layers[l]);
+    }
+    float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
+    be->embedding_backward(g->embed, a->dx, b->tokens, N, C, scale);
+}

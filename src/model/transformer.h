@@ -1,0 +1,83 @@
+/* model/transformer.h — the model's forward and backward passes over a batch, with
+ * an explicit activations struct planned and allocated once (llm.c style).
+ *
+ *   model_forward   tokens -> final normalized hidden states xf        (B, T, C)
+ *   model_head      xf -> per-token log-probs of the labels, entropy,
+ *                   accuracy; with grads, d(sum_t w_t * -logp_t) into the
+ *                   lm_head/embedding gradient and into dxf, computed over the
+ *                   labelled slots in row chunks so (B, T, V) logits never exist
+ *   model_backward  dxf -> every parameter gradient (accumulated)
+ *
+ * Gradient checkpointing keeps only each layer's input and recomputes the
+ * layer's activations during the backward pass. */
+#ifndef HONE_TRANSFORMER_H
+#define HONE_TRANSFORMER_H
+#include "model/batch.h"
+#include "model/model.h"
+
+typedef struct hone_layer_acts {
+    float *x;     /* (N, C) layer input (the residual stream) */
+    float *rstd1; /* (N) */
+    float *ln1;   /* (N, C) */
+    float *q;     /* (N, H*D) after RoPE */
+    float *k;     /* (N, KV*D) after RoPE */
+    float *v;     /* (N, KV*D) */
+    float *att;   /* (N, H*D) attention output */
+    float *lse;   /* (B, H, T) attention log-sum-exp */
+    float *xm;    /* (N, C) residual after attention */
+    float *rstd2; /* (N) */
+    float *ln2;   /* (N, C) */
+    float *gate;  /* (N, F) */
+    float *up;    /* (N, F) */
+    float *h;     /* (N, F) act(gate) * up */
+} hone_layer_acts;
+
+typedef struct hone_acts {
+    int B, T;               /* capacity: batches up to B x T */
+    int train, ckpt;
+    int head_chunk;         /* rows of logits computed at once */
+    hone_layer_acts *layers; /* (L); with ckpt or !train all but x share one set */
+    float *x_final;         /* (N, C) residual after the last layer */
+    float *rstd_f;          /* (N) */
+    float *xf;              /* (N, C) final norm output */
+    float *cos, *sin;       /* (N, D/2) RoPE tables of the batch */
+    /* per-slot outputs of model_head (valid where labels >= 0) */
+    float *tok_logp;        /* (N) log p(label) */
+    float *tok_entropy;     /* (N) entropy of the predictive distribution */
+    float *tok_correct;     /* (N) 1 when argmax == label */
+    float *tok_logit_sum;   /* (N) sum of the V logits */
+    float *tok_lssp;        /* (N) logsumexp(2z) - 2 logsumexp(z), when want_lssp (WPO) */
+    int want_lssp;
+    int32_t *rows;          /* (N) labelled slots, in order */
+    int32_t *row_labels;    /* (N) their labels */
+    float *head_x;          /* (chunk, C) gathered xf rows */
+    float *head_logits;     /* (chunk, V) */
+    float *head_dx;         /* (chunk, C) */
+    /* backward scratch */
+    float *dx;              /* (N, C) gradient of the residual stream */
+    float *dxf;             /* (N, C) */
+    float *dln;             /* (N, C) */
+    float *datt;            /* (N, H*D) */
+    float *dq;              /* (N, H*D) */
+    float *dk, *dv;         /* (N, KV*D) */
+    float *dgate, *dup, *dh; /* (N, F) */
+    float *red;             /* reduction scratch */
+    void *mem;              /* the one allocation everything above is carved from */
+    size_t bytes;
+} hone_acts;
+
+/* Plans and allocates activations for batches up to B x T. train: keep what
+ * backward needs; ckpt: recompute per layer instead of keeping everything. */
+int acts_init(hone_acts *a, const hone_model_config *c, int B, int T, int train, int ckpt, hone_error *err);
+size_t acts_plan_bytes(const hone_model_config *c, int B, int T, int train, int ckpt);
+void acts_free(hone_acts *a);
+
+void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b);
+/* Returns sum_t w_t * -logp_t over labelled slots (w: (N) or NULL for the constant
+ * wscale). g: NULL for forward only; else gradients are accumulated into g and
+ * a->dxf is written for model_backward. */
+double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const float *w, float wscale, hone_weights *g);
+void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone_weights *g);
+/* Full logits (n_rows, V) of the given slots (after model_forward). */
+void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots, int n_rows, float *out);
+#endif

@@ -1,0 +1,69 @@
+/* train/optim.c — AdamW, schedules, clipping (optim.h). */
+#include "train/optim.h"
+#include "simd/kernels.h"
+#include "model/layers.h"
+#include "base/util.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int adamw_init(hone_adamw *o, const hone_model *m, double b1, double b2, double eps, double wd, hone_error *err) {
+    memset(o, 0, sizeof *o);
+    o->n = m->num_floats;
+    o->m = hone_alloc(sizeof(float) * o->n, err);
+    o->v = hone_alloc(sizeof(float) * o->n, err);
+    if (!o->m || !o->v) { adamw_free(o); return -1; }
+    o->b1 = b1; o->b2 = b2; o->eps = eps; o->wd = wd;
+    return 0;
+}
+
+void adamw_free(hone_adamw *o) {
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+void adamw_update(hone_adamw *o, hone_model *m, const float *g, double lr, float gscale) {
+    o->step++;
+    float bc1 = (float)(1.0 - pow(o->b1, (double)o->step)), bc2 = (float)(1.0 - pow(o->b2, (double)o->step));
+    enum { BLOCK = 1 << 14 };
+    for (int i = 0; i < m->n_params; i++) {
+        const hone_param *p = &m->params[i];
+        float wd = p->no_decay ? 0.f : (float)o->wd;
+        size_t n = p->numel;
+        /* fixed blocks: element-wise, so any split gives the same bits */
+#pragma omp parallel for schedule(static)
+        for (size_t s = 0; s < n; s += BLOCK) {
+            size_t e = s + BLOCK < n ? s + BLOCK : n, off = p->offset + s;
+            hone_kt.adamw(m->data + off, g + off, o->m + off, o->v + off, e - s, (float)lr, (float)o->b1, (float)o->b2,
+                          (float)o->eps, wd, bc1, bc2, gscale);
+        }
+    }
+}
+
+int sched_from_name(const char *name, hone_error *err) {
+    if (!name || !strcmp(name, "linear")) return HONE_SCHED_LINEAR;
+    if (!strcmp(name, "constant")) return HONE_SCHED_CONSTANT;
+    if (!strcmp(name, "cosine")) return HONE_SCHED_COSINE;
+    if (!strcmp(name, "constant_with_warmup")) return HONE_SCHED_CONSTANT_WARMUP;
+    return hone_fail(err, "lr_scheduler_type: '%s' is not one of constant, linear, cosine, constant_with_warmup", name);
+}
+
+double sched_lr(int kind, double base, long step, long warmup, long total) {
+    double s = (double)step;
+    if (kind == HONE_SCHED_CONSTANT) return base;
+    if (step < warmup) return base * s / (double)(warmup > 1 ? warmup : 1);
+    if (kind == HONE_SCHED_CONSTANT_WARMUP) return base;
+    double span = (double)(total - warmup > 1 ? total - warmup : 1);
+    if (kind == HONE_SCHED_LINEAR) return base * fmax(0.0, (double)(total - step) / span);
+    double progress = (s - warmup) / span;
+    return base * fmax(0.0, 0.5 * (1.0 + cos(M_PI * 0.5 * 2.0 * progress)));
+}
+
+double grad_global_norm(const float *g, size_t n) { return sqrt(layers_sumsq(g, n)); }
+
+float grad_clip_scale(double norm, double max_norm) {
+    if (max_norm <= 0) return 1.0f;
+    double c = max_norm / (norm + 1e-6); /* as clip_grad_norm_ */
+    return c < 1.0 ? (float)c : 1.0f;
+}

@@ -1,0 +1,226 @@
+/* train/pipeline.c — configuration-driven setup shared by sft and dpo (pipeline.h). */
+#include "train/pipeline.h"
+#include "base/util.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
+    memset(p, 0, sizeof *p);
+    const char *dir = cfg->model_name_or_path;
+    if (model_load(&p->model, dir, 1, err) < 0) return -1;
+    if (tokenizer_load(&p->tok, dir, err) < 0) { model_free(&p->model); return hone_fail_prefix(err, "model_name_or_path"); }
+    if (cfg->add_chat_tokens) {
+        const char *toks[2] = {"<|im_start|>", "<|im_end|>"};
+        if (tokenizer_add_special_tokens(p->tok, toks, 2, err) < 0) { pipeline_free(p); return -1; }
+        int V = tokenizer_vocab_size(p->tok);
+        if (V > p->model.cfg.vocab_size && model_resize_vocab(&p->model, V, err) < 0) { pipeline_free(p); return -1; }
+    }
+    /* the tokenizer as trained (maybe extended) is what checkpoints carry */
+    snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", cfg->output_dir ? cfg->output_dir : ".", (int)getpid());
+    if (hone_mkdirs(p->tok_dir, err) < 0 || tokenizer_save(p->tok, p->tok_dir, err) < 0) { pipeline_free(p); return -1; }
+    const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
+    if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
+    p->have_tpl = 1;
+    if (dataset_load(&p->ds, cfg, err) < 0) { pipeline_free(p); return -1; }
+    p->have_ds = 1;
+    return 0;
+}
+
+void pipeline_free(hone_pipeline *p) {
+    if (p->have_ds) dataset_free(&p->ds);
+    if (p->have_tpl) chat_template_free(&p->tpl);
+    if (p->tok) tokenizer_free(p->tok);
+    if (p->tok_dir[0]) hone_remove_tree(p->tok_dir, NULL);
+    if (p->model.data) model_free(&p->model);
+    memset(p, 0, sizeof *p);
+}
+
+/* number of tokens of text[0..len) */
+static int count_tokens(const hone_tokenizer *tok, const char *text, size_t len, hone_error *err) {
+    int32_t *ids;
+    size_t n;
+    if (tokenizer_encode(tok, text, len, 0, &ids, &n, err) < 0) return -1;
+    free(ids);
+    return (int)n;
+}
+
+static int tokenize_sft(hone_pipeline *p, const hone_train_config *cfg, const hone_sft_example *e, hone_tok_example *out,
+                        hone_error *err) {
+    chat_text ct;
+    memset(out, 0, sizeof *out);
+    int eos = tokenizer_eos_id(p->tok);
+    const char *eos_text = eos >= 0 ? tokenizer_id_to_token(p->tok, eos) : NULL;
+    /* plain text is a document: the tokenizer's special tokens, then EOS (as TRL) */
+    if (chat_render_sft(&p->tpl, e, eos_text, &ct, err) < 0) return -1;
+    size_t n;
+    int rc = 0;
+    if (tokenizer_encode(p->tok, ct.text, ct.len, e->is_text, &out->ids, &n, err) < 0) { chat_text_free(&ct); return -1; }
+    out->n = (int)n;
+    out->mask = calloc(n + 1, 1);
+    int train_spans = !e->is_text && (cfg->assistant_only_loss || (e->n_prompt > 0 && cfg->completion_only_loss != 0) ||
+                                      cfg->completion_only_loss == 1);
+    if (!train_spans) memset(out->mask, 1, n);
+    else {
+        /* tokens between the token counts of text[:start] and text[:end] (TRL: the
+         * prompt's tokenization is a prefix of the full one) */
+        for (int s = 0; s < ct.n_spans && rc == 0; s++) {
+            int a = count_tokens(p->tok, ct.text, ct.spans[s].start, err), b = count_tokens(p->tok, ct.text, ct.spans[s].end, err);
+            if (a < 0 || b < 0) { rc = -1; break; }
+            for (int j = a; j < b && j < (int)n; j++) out->mask[j] = 1;
+        }
+    }
+    chat_text_free(&ct);
+    if (rc) { free(out->ids); free(out->mask); }
+    return rc;
+}
+
+static int tokenize_split(hone_pipeline *p, const hone_train_config *cfg, const hone_sft_example *ex, long n, hone_tok_example **out,
+                          hone_error *err) {
+    *out = calloc(n ? n : 1, sizeof(hone_tok_example));
+    for (long i = 0; i < n; i++)
+        if (tokenize_sft(p, cfg, &ex[i], &(*out)[i], err) < 0) {
+            const char *path = cfg->datasets[ex[i].source].path;
+            hone_fail_prefix(err, "%s:%ld", path, ex[i].line);
+            pipeline_free_examples(*out, i);
+            *out = NULL;
+            return -1;
+        }
+    return 0;
+}
+
+int pipeline_sft_examples(hone_pipeline *p, const hone_train_config *cfg, hone_tok_example **train, long *n_train,
+                          hone_tok_example **eval, long *n_eval, hone_error *err) {
+    if (tokenize_split(p, cfg, p->ds.sft_train, p->ds.n_train, train, err) < 0) return -1;
+    if (tokenize_split(p, cfg, p->ds.sft_eval, p->ds.n_eval, eval, err) < 0) { pipeline_free_examples(*train, p->ds.n_train); return -1; }
+    *n_train = p->ds.n_train;
+    *n_eval = p->ds.n_eval;
+    long cut = 0;
+    for (long i = 0; i < *n_train; i++) cut += cfg->max_length > 0 && (*train)[i].n > cfg->max_length;
+    if (cut) fprintf(stderr, "sft: %ld of %ld training examples are longer than max_length %ld and will be truncated (%s)\n", cut,
+                     *n_train, cfg->max_length, cfg->truncation_mode ? cfg->truncation_mode : "keep_start");
+    return 0;
+}
+
+void pipeline_free_examples(hone_tok_example *ex, long n) {
+    for (long i = 0; ex && i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
+    free(ex);
+}
+
+static int32_t *dup_ids(const int32_t *x, int n) {
+    int32_t *y = malloc(sizeof(int32_t) * (n > 0 ? n : 1));
+    if (n > 0) memcpy(y, x, sizeof(int32_t) * n);
+    return y;
+}
+
+static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const hone_dpo_example *ex, long n, hone_tok_pair **out,
+                          long *nout, long *dropped, long *truncated, hone_error *err) {
+    *out = calloc(n ? n : 1, sizeof(hone_tok_pair));
+    long k = 0;
+    for (long i = 0; i < n; i++) {
+        chat_dpo_text dt;
+        /* text-form pairs end with EOS as TRL appends it; appended here as the EOS id, since
+         * a tokenizer whose EOS is a normalized added token would not read "</s>" text back */
+        if (chat_render_dpo(&p->tpl, &ex[i], ex[i].is_text ? "" : NULL, &dt, err) < 0)
+            return hone_fail_prefix(err, "%s:%ld", cfg->datasets[ex[i].source].path, ex[i].line);
+        int32_t *pi, *ci, *ri;
+        size_t np, nc, nr;
+        int add = tokenizer_add_bos(p->tok) && ex[i].is_text; /* rendered templates carry their BOS text */
+        if (tokenizer_encode(p->tok, dt.prompt, dt.prompt_len, add, &pi, &np, err) < 0 ||
+            tokenizer_encode(p->tok, dt.chosen, dt.chosen_len, add, &ci, &nc, err) < 0 ||
+            tokenizer_encode(p->tok, dt.rejected, dt.rejected_len, add, &ri, &nr, err) < 0) {
+            chat_dpo_text_free(&dt);
+            return -1;
+        }
+        chat_dpo_text_free(&dt);
+        int eos = tokenizer_eos_id(p->tok);
+        if (ex[i].is_text && eos >= 0) {
+            if (nc == 0 || ci[nc - 1] != eos) { ci = realloc(ci, sizeof(int32_t) * (nc + 1)); ci[nc++] = eos; }
+            if (nr == 0 || ri[nr - 1] != eos) { ri = realloc(ri, sizeof(int32_t) * (nr + 1)); ri[nr++] = eos; }
+        }
+        /* the prompt: the longest common token prefix of prompt, chosen and rejected (TRL) */
+        size_t P = 0;
+        while (P < np && P < nc && P < nr && pi[P] == ci[P] && pi[P] == ri[P]) P++;
+        hone_tok_pair *q = &(*out)[k];
+        long mp = cfg->max_prompt_length, mcl = cfg->max_completion_length, ml = cfg->max_length;
+        int pstart = 0, plen = (int)P;
+        if (mp > 0 && plen > mp) { pstart = plen - (int)mp; plen = (int)mp; (*truncated)++; } /* keep the prompt's end */
+        int lc = (int)(nc - P), lr = (int)(nr - P);
+        if (mcl > 0) { if (lc > mcl) { lc = (int)mcl; (*truncated)++; } if (lr > mcl) { lr = (int)mcl; (*truncated)++; } }
+        if (ml > 0 && plen >= ml) { (*dropped)++; free(pi); free(ci); free(ri); continue; }
+        if (ml > 0) {
+            if (plen + lc > ml) { lc = (int)ml - plen; (*truncated)++; }
+            if (plen + lr > ml) { lr = (int)ml - plen; (*truncated)++; }
+        }
+        if (lc <= 0 || lr <= 0) {
+            fprintf(stderr, "dpo: %s:%ld: empty %s completion, pair skipped\n", cfg->datasets[ex[i].source].path, ex[i].line,
+                    lc <= 0 ? "chosen" : "rejected");
+            (*dropped)++;
+            free(pi); free(ci); free(ri);
+            continue;
+        }
+        if (lc == lr && !memcmp(ci + P, ri + P, sizeof(int32_t) * lc))
+            fprintf(stderr, "dpo: %s:%ld: chosen equals rejected (the pair carries no preference)\n", cfg->datasets[ex[i].source].path,
+                    ex[i].line);
+        q->prompt = dup_ids(pi + pstart, plen);
+        q->np = plen;
+        q->chosen = dup_ids(ci + P, lc);
+        q->nc = lc;
+        q->rejected = dup_ids(ri + P, lr);
+        q->nr = lr;
+        free(pi); free(ci); free(ri);
+        k++;
+    }
+    *nout = k;
+    return 0;
+}
+
+int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_pair **train, long *n_train,
+                       hone_tok_pair **eval, long *n_eval, hone_error *err) {
+    long dropped = 0, truncated = 0;
+    if (tokenize_pairs(p, cfg, p->ds.dpo_train, p->ds.n_train, train, n_train, &dropped, &truncated, err) < 0) return -1;
+    if (tokenize_pairs(p, cfg, p->ds.dpo_eval, p->ds.n_eval, eval, n_eval, &dropped, &truncated, err) < 0) return -1;
+    if (dropped || truncated)
+        fprintf(stderr, "dpo: %ld pair(s) dropped (prompt alone reaches max_length, or an empty completion), %ld sequence(s) truncated\n",
+                dropped, truncated);
+    return 0;
+}
+
+void pipeline_free_pairs(hone_tok_pair *pairs, long n) {
+    for (long i = 0; pairs && i < n; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
+    free(pairs);
+}
+
+long pipeline_warmup(const hone_train_config *cfg, long total) {
+    if (cfg->warmup_steps >= 1) return (long)cfg->warmup_steps;
+    if (cfg->warmup_steps > 0) return (long)ceil(cfg->warmup_steps * total);
+    if (cfg->warmup_ratio > 0) return (long)ceil(cfg->warmup_ratio * total);
+    return 0;
+}
+
+int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total, hone_trainer *t, hone_error *err) {
+    int sched = sched_from_name(cfg->lr_scheduler_type, err);
+    if (sched < 0) return -1;
+    if (trainer_init(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
+                     cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
+        return -1;
+    t->save_total_limit = cfg->save_total_limit;
+    return 0;
+}
+
+int pipeline_resume(hone_trainer *t, const hone_train_config *cfg, double *extra, int n_extra, hone_error *err) {
+    const char *r = cfg->resume_from_checkpoint;
+    if (!r || !*r) return 0;
+    char dir[4096];
+    if (!strcmp(r, "last") || !strcmp(r, "true")) {
+        if (trainer_find_last_checkpoint(cfg->output_dir, dir, sizeof dir) < 0) {
+            fprintf(stderr, "resume_from_checkpoint: no checkpoint in %s, starting fresh\n", cfg->output_dir);
+            return 0;
+        }
+    } else snprintf(dir, sizeof dir, "%s", r);
+    if (trainer_load_checkpoint(t, dir, extra, n_extra, err) < 0) return -1;
+    fprintf(stderr, "resumed from %s at step %ld\n", dir, t->step);
+    return 0;
+}

@@ -1,0 +1,47 @@
+/* train/pipeline.h — the glue `hone sft` and `hone dpo` share: loading the model,
+ * tokenizer and chat template named by a training configuration (adding chat
+ * tokens and growing the embeddings when asked), turning dataset rows into
+ * tokenized examples (with the trained-token masks TRL would build), and a
+ * trainer set up from the configuration's optimisation keys. */
+#ifndef HONE_PIPELINE_H
+#define HONE_PIPELINE_H
+#include "chat/template.h"
+#include "data/dataset.h"
+#include "train/dpo.h"
+#include "train/sft.h"
+#include "tokenizer/tokenizer.h"
+#include "train/train_config.h"
+
+typedef struct hone_pipeline {
+    hone_model model;
+    hone_tokenizer *tok;
+    chat_template tpl;
+    int have_tpl;
+    char tok_dir[4096];     /* staging dir holding the (possibly extended) tokenizer files */
+    hone_dataset ds;
+    int have_ds;
+} hone_pipeline;
+
+/* Loads model, tokenizer, template (and datasets) for cfg; adds chat tokens. */
+int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err);
+void pipeline_free(hone_pipeline *p);
+
+/* Tokenized SFT examples of the train and eval splits (owned arrays; free with
+ * pipeline_free_examples). Reports truncation/drops on stderr. */
+int pipeline_sft_examples(hone_pipeline *p, const hone_train_config *cfg, hone_tok_example **train, long *n_train,
+                          hone_tok_example **eval, long *n_eval, hone_error *err);
+void pipeline_free_examples(hone_tok_example *ex, long n);
+/* Tokenized DPO pairs with TRL's truncation (max_prompt_length keeps the prompt's
+ * end, max_completion_length and max_length cut completions; prompts that alone
+ * reach max_length are dropped); counts are reported. */
+int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_pair **train, long *n_train,
+                       hone_tok_pair **eval, long *n_eval, hone_error *err);
+void pipeline_free_pairs(hone_tok_pair *pairs, long n);
+
+/* Warmup steps from warmup_steps (count, or ratio when < 1) / warmup_ratio. */
+long pipeline_warmup(const hone_train_config *cfg, long total);
+/* Trainer over p->model with cfg's optimiser, schedule and output_dir. */
+int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total, hone_trainer *t, hone_error *err);
+/* Resolves resume_from_checkpoint ("last" or a path) and loads it; 0 when none. */
+int pipeline_resume(hone_trainer *t, const hone_train_config *cfg, double *extra, int n_extra, hone_error *err);
+#endif

@@ -1,0 +1,276 @@
+/* train/sft.c — batching, the SFT training loop and evaluation (sft.h). */
+#include "train/sft.h"
+#include "base/rng.h"
+#include "base/util.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- rows ---- */
+
+typedef struct { int len; long idx; } len_idx;
+static int cmp_len_desc(const void *a, const void *b) {
+    const len_idx *x = a, *y = b;
+    if (x->len != y->len) return y->len - x->len;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_length, int packing, hone_error *err) {
+    memset(r, 0, sizeof *r);
+    r->rows = calloc(n ? n : 1, sizeof(sft_row));
+    int32_t *pool = malloc(sizeof(int32_t) * (n ? n : 1)); /* example indices, owned by rows[0].ex */
+    if (!r->rows || !pool) { free(r->rows); free(pool); return hone_fail(err, "out of memory"); }
+    for (long i = 0; i < n; i++)
+        if (ex[i].n > max_length) r->truncated++;
+    if (!packing) {
+        /* one row per example; rows with nothing to train on are dropped (as TRL) */
+        r->max_length = max_length;
+        long k = 0;
+        for (long i = 0; i < n; i++) {
+            int len = ex[i].n < max_length ? ex[i].n : max_length, any = 0;
+            for (int j = 0; j < len && !any; j++) any = ex[i].mask[j] != 0;
+            if (!any) { r->dropped++; continue; }
+            pool[k] = (int32_t)i;
+            r->rows[k].ex = pool + k;
+            r->rows[k].n_ex = 1;
+            r->rows[k].len = len;
+            if (len > r->max_len) r->max_len = len;
+            k++;
+        }
+        r->n = k;
+        if (k == 0) free(pool);
+        return 0;
+    }
+    /* best-fit decreasing (TRL's "bfd"): longest first (ties: file order), each into
+     * the open row with the least room that still fits it; among rows with equal
+     * room, the one that reached that room first; else a new row */
+    r->max_length = max_length;
+    len_idx *order = malloc(sizeof(len_idx) * (n ? n : 1));
+    for (long i = 0; i < n; i++) order[i] = (len_idx){ex[i].n < max_length ? ex[i].n : max_length, i};
+    qsort(order, n, sizeof *order, cmp_len_desc);
+    int *room = malloc(sizeof(int) * (n ? n : 1));
+    long *row_of = malloc(sizeof(long) * (n ? n : 1)), *stamp = malloc(sizeof(long) * (n ? n : 1));
+    long nrows = 0;
+    for (long k = 0; k < n; k++) {
+        if (order[k].len == 0) { row_of[k] = -1; r->dropped++; continue; }
+        long best = -1;
+        for (long j = 0; j < nrows; j++)
+            if (room[j] >= order[k].len &&
+                (best < 0 || room[j] < room[best] || (room[j] == room[best] && stamp[j] < stamp[best])))
+                best = j;
+        if (best < 0) { best = nrows++; room[best] = max_length; }
+        room[best] -= order[k].len;
+        stamp[best] = k; /* when this row reached its current room */
+        row_of[k] = best;
+    }
+    /* lay the indices out row by row, in placement order */
+    long o = 0;
+    for (long j = 0; j < nrows; j++) {
+        r->rows[j].ex = pool + o;
+        for (long k = 0; k < n; k++)
+            if (row_of[k] == j) {
+                pool[o++] = (int32_t)order[k].idx;
+                r->rows[j].n_ex++;
+                r->rows[j].len += order[k].len;
+            }
+        if (r->rows[j].len > r->max_len) r->max_len = r->rows[j].len;
+    }
+    r->n = nrows;
+    free(order); free(room); free(row_of); free(stamp);
+    return 0;
+}
+
+void sft_rows_free(sft_rows *r) {
+    if (r->rows && r->n) {
+        /* rows[].ex point into one pool that starts at the smallest address */
+        int32_t *base = r->rows[0].ex;
+        for (long i = 0; i < r->n; i++)
+            if (r->rows[i].ex < base) base = r->rows[i].ex;
+        free(base);
+    }
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
+
+void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n, const hone_tok_example *ex, int keep_end,
+                    int pad_id) {
+    int T = 1;
+    for (int i = 0; i < n; i++)
+        if (R->rows[row_idx[i]].len > T) T = R->rows[row_idx[i]].len;
+    b->B = n;
+    b->T = T;
+    batch_reset(b, pad_id);
+    int32_t *lab = malloc(sizeof(int32_t) * (R->max_length + 1));
+    for (int i = 0; i < n; i++) {
+        const sft_row *row = &R->rows[row_idx[i]];
+        int s = 0;
+        for (int k = 0; k < row->n_ex; k++) {
+            const hone_tok_example *e = &ex[row->ex[k]];
+            /* each example is cut to max_length on its own (start or end kept) */
+            int len = e->n, want = len < R->max_length ? len : R->max_length;
+            int off = keep_end && len > want ? len - want : 0;
+            for (int j = 0; j < want; j++) {
+                int nx = off + j + 1;
+                lab[j] = (j + 1 < want && e->mask[nx]) ? e->ids[nx] : HONE_IGNORE_INDEX;
+            }
+            batch_put_doc(b, i, s, e->ids + off, want, 0, lab);
+            s += want;
+        }
+    }
+    free(lab);
+}
+
+/* ---- training ---- */
+
+long sft_total_steps(const sft_opts *o, long n_rows) {
+    long mb = (n_rows + o->batch_size - 1) / o->batch_size;
+    long per_epoch = (mb + o->accum - 1) / o->accum;
+    if (per_epoch < 1) per_epoch = 1;
+    if (o->max_steps > 0) return o->max_steps;
+    return (long)ceil(o->epochs * per_epoch);
+}
+
+int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
+                 double *entropy, hone_error *err) {
+    sft_rows R;
+    if (sft_make_rows(&R, ex, n, o->max_length, 0, err) < 0) return -1;
+    int bs = o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
+    hone_acts a;
+    hone_batch b;
+    if (acts_init(&a, &m->cfg, bs, R.max_len > 0 ? R.max_len : 1, 0, 0, err) < 0) { sft_rows_free(&R); return -1; }
+    batch_alloc(&b, bs, R.max_len > 0 ? R.max_len : 1);
+    double tot = 0, cor = 0, ent = 0;
+    long nl = 0;
+    long *idx = malloc(sizeof(long) * bs);
+    for (long r0 = 0; r0 < R.n; r0 += bs) {
+        int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
+        for (int i = 0; i < nb; i++) idx[i] = r0 + i;
+        sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id);
+        model_forward(m, &a, &b);
+        tot += model_head(m, &a, &b, NULL, 1.0f, NULL);
+        for (int i = 0; i < b.B * b.T; i++)
+            if (b.labels[i] >= 0) { cor += a.tok_correct[i]; ent += a.tok_entropy[i]; nl++; }
+    }
+    free(idx);
+    *loss = nl ? tot / nl : NAN;
+    *acc = nl ? cor / nl : NAN;
+    if (entropy) *entropy = nl ? ent / nl : NAN;
+    batch_free(&b);
+    acts_free(&a);
+    sft_rows_free(&R);
+    return 0;
+}
+
+int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train, long n_train, const hone_tok_example *eval,
+              long n_eval, hone_error *err) {
+    hone_model *m = t->model;
+    sft_rows R;
+    if (sft_make_rows(&R, train, n_train, o->max_length, o->packing, err) < 0) return -1;
+    if (R.n == 0) { sft_rows_free(&R); return hone_fail(err, "no training rows"); }
+    if (R.truncated && !o->quiet) fprintf(stderr, "sft: %ld example(s) longer than max_length %d were truncated\n", R.truncated, o->max_length);
+    int bs = o->batch_size;
+    hone_acts a;
+    hone_batch b;
+    if (acts_init(&a, &m->cfg, bs, R.max_len, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); return -1; }
+    batch_alloc(&b, bs, R.max_len);
+    long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
+    int *mb_n = malloc(sizeof(int) * o->accum);
+    long mb_per_epoch = (R.n + bs - 1) / bs;
+    trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
+    const char *keys[8];
+    double vals[8];
+    double win_loss = 0, win_ent = 0, win_acc = 0;
+    long win_steps = 0, win_lab = 0; /* win_lab: micro-batches in the window */
+    int rc = 0;
+    if (o->eval_on_start && n_eval && t->step == 0) {
+        double el, ea, ee;
+        if (sft_evaluate(m, o, eval, n_eval, &el, &ea, &ee, err) < 0) { rc = -1; goto done; }
+        keys[0] = "eval_loss"; vals[0] = el; keys[1] = "eval_mean_token_accuracy"; vals[1] = ea;
+        keys[2] = "eval_entropy"; vals[2] = ee;
+        trainer_log(t, keys, vals, 3);
+    }
+    double t0 = hone_now();
+    long tok_window = 0;
+    while (t->step < t->total_steps) {
+        /* the micro-batches of this step: up to accum, not crossing the epoch end */
+        long n_lab = 0;
+        int nmb = trainer_next_microbatches(t, perm, R.n, bs, o->accum, o->seed, o->shuffle, mb_start, mb_n);
+        /* labelled tokens of the whole step: the normaliser (as num_items_in_batch) */
+        for (int k = 0; k < nmb; k++)
+            for (int i = 0; i < mb_n[k]; i++) {
+                const sft_row *row = &R.rows[perm[mb_start[k] + i]];
+                for (int e = 0; e < row->n_ex; e++) {
+                    const hone_tok_example *x = &train[row->ex[e]];
+                    int keep = x->n > o->max_length ? o->max_length : x->n;
+                    int off = o->truncate_keep_end && x->n > keep ? x->n - keep : 0;
+                    for (int j = 1; j < keep; j++) n_lab += x->mask[off + j] != 0;
+                }
+            }
+        trainer_zero_grad(t);
+        double step_loss = 0, ent = 0, cor = 0; /* ent, cor: sums of per-micro-batch means (TRL) */
+        long ntok = 0;
+        float w = n_lab ? 1.0f / (float)n_lab : 0.f;
+        for (int k = 0; k < nmb; k++) {
+            for (int i = 0; i < mb_n[k]; i++) idx[i] = perm[mb_start[k] + i];
+            sft_fill_batch(&b, &R, idx, mb_n[k], train, o->truncate_keep_end, o->pad_id);
+            model_forward(m, &a, &b);
+            step_loss += model_head(m, &a, &b, NULL, w, &t->g);
+            model_backward(m, &a, &b, &t->g);
+            double e1 = 0, c1 = 0;
+            long l1 = 0;
+            for (int s = 0; s < b.B * b.T; s++)
+                if (b.labels[s] >= 0) { e1 += a.tok_entropy[s]; c1 += a.tok_correct[s]; l1++; }
+            if (l1) { ent += e1 / l1; cor += c1 / l1; }
+        }
+        /* non-padding tokens: every slot of a real document */
+        for (int k = 0; k < nmb; k++)
+            for (int i = 0; i < mb_n[k]; i++) ntok += R.rows[perm[mb_start[k] + i]].len;
+        double lr;
+        double gn = trainer_apply(t, &lr);
+        t->tokens_seen += ntok;
+        tok_window += ntok;
+        win_loss += step_loss; win_ent += ent; win_acc += cor; win_lab += nmb; win_steps++;
+        int last = t->step == t->total_steps;
+        if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last)) {
+            double el = hone_now() - t0;
+            int k = 0;
+            keys[k] = "loss"; vals[k++] = win_loss / win_steps;
+            keys[k] = "grad_norm"; vals[k++] = gn;
+            keys[k] = "learning_rate"; vals[k++] = lr; /* the rate this step used, as transformers logs it */
+            keys[k] = "entropy"; vals[k++] = win_lab ? win_ent / win_lab : 0;
+            keys[k] = "mean_token_accuracy"; vals[k++] = win_lab ? win_acc / win_lab : 0;
+            keys[k] = "num_tokens"; vals[k++] = t->tokens_seen;
+            keys[k] = "epoch"; vals[k++] = t->epoch + (double)t->epoch_pos / mb_per_epoch;
+            keys[k] = "tokens_per_second"; vals[k++] = el > 0 ? tok_window / el : 0;
+            trainer_log(t, keys, vals, k);
+            if (!o->quiet) trainer_progress(t, win_loss / win_steps, lr, gn, el > 0 ? tok_window / el : 0);
+            win_loss = win_ent = win_acc = 0;
+            win_steps = win_lab = 0;
+            t0 = hone_now();
+            tok_window = 0;
+        }
+        if (n_eval && o->eval_steps > 0 && (t->step % o->eval_steps == 0 || last)) {
+            double el, ea, ee;
+            if (sft_evaluate(m, o, eval, n_eval, &el, &ea, &ee, err) < 0) { rc = -1; goto done; }
+            keys[0] = "eval_loss"; vals[0] = el; keys[1] = "eval_mean_token_accuracy"; vals[1] = ea;
+            keys[2] = "eval_entropy"; vals[2] = ee;
+            trainer_log(t, keys, vals, 3);
+            if (!o->quiet) fprintf(stderr, "eval at step %ld: loss %.4f accuracy %.4f\n", t->step, el, ea);
+        }
+        int stop = trainer_stop_requested(t);
+        if (t->output_dir[0] && ((o->save_steps > 0 && t->step % o->save_steps == 0 && !last) || stop)) {
+            if (trainer_save_checkpoint(t, err) < 0) { rc = -1; goto done; }
+        }
+        if (stop) {
+            if (!o->quiet) fprintf(stderr, "stopped by signal %d after step %ld; checkpoint saved\n", stop, t->step);
+            rc = 1;
+            goto done;
+        }
+    }
+done:
+    free(perm); free(idx); free(mb_start); free(mb_n);
+    batch_free(&b);
+    acts_free(&a);
+    sft_rows_free(&R);
+    return rc;
+}

@@ -1,0 +1,307 @@
+/* train/train.c — trainer state, checkpoints, metrics, progress and signals (train.h). */
+#include "train/train.h"
+#include "base/rng.h"
+#include "model/safetensors.h"
+#include "base/util.h"
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
+                 long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, hone_error *err) {
+    memset(t, 0, sizeof *t);
+    t->model = m;
+    t->grad = hone_alloc(sizeof(float) * m->num_floats, err);
+    if (!t->grad) return -1;
+    if (model_weights_view(m, t->grad, &t->g, err) < 0 || adamw_init(&t->opt, m, b1, b2, eps, wd, err) < 0) {
+        trainer_free(t);
+        return -1;
+    }
+    t->base_lr = lr; t->sched = sched; t->warmup = warmup; t->total_steps = total; t->max_grad_norm = max_grad_norm;
+    t->save_total_limit = -1;
+    snprintf(t->output_dir, sizeof t->output_dir, "%s", output_dir ? output_dir : "");
+    snprintf(t->src_dir, sizeof t->src_dir, "%s", src_dir ? src_dir : "");
+    if (output_dir && output_dir[0]) {
+        if (hone_mkdirs(output_dir, err) < 0) { trainer_free(t); return -1; }
+        char p[4096];
+        hone_path_join(p, sizeof p, output_dir, "metrics.jsonl");
+        t->metrics = fopen(p, "a");
+        if (!t->metrics) { trainer_free(t); return hone_fail(err, "%s: cannot open for appending", p); }
+    }
+    t->progress_tty = isatty(2);
+    t->t_start = hone_now();
+    return 0;
+}
+
+void trainer_free(hone_trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    weights_view_free(&t->g);
+    adamw_free(&t->opt);
+    free(t->grad);
+    memset(t, 0, sizeof *t);
+}
+
+void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->model->num_floats); }
+
+double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(t->sched, t->base_lr, step, t->warmup, t->total_steps); }
+
+double trainer_apply(hone_trainer *t, double *lr) {
+    double norm = grad_global_norm(t->grad, t->model->num_floats);
+    float scale = grad_clip_scale(norm, t->max_grad_norm);
+    double l = trainer_lr_at(t, t->step);
+    adamw_update(&t->opt, t->model, t->grad, l, scale);
+    t->step++;
+    if (lr) *lr = l;
+    return norm;
+}
+
+void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n) {
+    if (!t->metrics) return;
+    fprintf(t->metrics, "{\"step\": %ld", t->step);
+    for (int i = 0; i < n; i++) {
+        if (isfinite(vals[i])) fprintf(t->metrics, ", \"%s\": %.9g", keys[i], vals[i]);
+        else fprintf(t->metrics, ", \"%s\": null", keys[i]);
+    }
+    fprintf(t->metrics, "}\n");
+    fflush(t->metrics);
+}
+
+void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, double tok_per_s) {
+    double el = hone_now() - t->t_start;
+    double eta = t->step > 0 ? el / t->step * (t->total_steps - t->step) : 0;
+    if (t->progress_tty) {
+        int w = 24, done = t->total_steps > 0 ? (int)(w * t->step / t->total_steps) : 0;
+        char bar[32];
+        for (int i = 0; i < w; i++) bar[i] = i < done ? '#' : '.';
+        bar[w] = 0;
+        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f lr %.3g gnorm %.3g %.0f tok/s ETA %.0fs   ", bar, t->step, t->total_steps, loss,
+                lr, gnorm, tok_per_s, eta);
+        if (t->step == t->total_steps) fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g %.0f tok/s eta %.0fs\n", t->step, t->total_steps, loss, lr,
+                gnorm, tok_per_s, eta);
+    }
+}
+
+/* ---- checkpoints ---- */
+
+typedef struct { hone_trainer *t; } ckpt_ctx;
+
+static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
+    hone_trainer *t = ((ckpt_ctx *)ctx)->t;
+    const hone_model *m = t->model;
+    int n = m->n_params;
+    st_entry *e = calloc(2 * n, sizeof(st_entry));
+    char **names = calloc(2 * n, sizeof(char *));
+    for (int i = 0; i < 2 * n; i++) {
+        const hone_param *p = &m->params[i % n];
+        names[i] = malloc(strlen(p->name) + 16);
+        sprintf(names[i], "%s.%s", i < n ? "exp_avg" : "exp_avg_sq", p->name);
+        e[i].name = names[i];
+        e[i].data = (i < n ? t->opt.m : t->opt.v) + p->offset;
+        e[i].ndim = p->ndim;
+        e[i].shape[0] = p->shape[0];
+        e[i].shape[1] = p->shape[1];
+    }
+    char path[4096];
+    hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    int rc = st_write(path, e, 2 * n, ST_F32, NULL, err);
+    for (int i = 0; i < 2 * n; i++) free(names[i]);
+    free(names);
+    free(e);
+    if (rc) return rc;
+    json_t *s = json_object();
+    json_object_set_new(s, "global_step", json_integer(t->step));
+    json_object_set_new(s, "optimizer_step", json_integer(t->opt.step));
+    json_object_set_new(s, "epoch", json_integer(t->epoch));
+    json_object_set_new(s, "epoch_position", json_integer(t->epoch_pos));
+    json_object_set_new(s, "num_tokens", json_real(t->tokens_seen));
+    json_object_set_new(s, "max_steps", json_integer(t->total_steps));
+    json_t *ex = json_array();
+    for (int i = 0; i < t->n_extra; i++) {
+        /* exact: doubles as their bit patterns */
+        uint64_t u;
+        memcpy(&u, &t->extra[i], 8);
+        char hex[32];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)u);
+        json_array_append_new(ex, json_string(hex));
+    }
+    json_object_set_new(s, "extra_state", ex);
+    char *txt = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(s);
+    hone_path_join(path, sizeof path, dir, "trainer_state.json");
+    rc = hone_write_file(path, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+static int ckpt_num(const char *name) {
+    if (strncmp(name, "checkpoint-", 11)) return -1;
+    char *end;
+    long v = strtol(name + 11, &end, 10);
+    return *end || v < 0 ? -1 : (int)v;
+}
+
+int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n) {
+    DIR *d = opendir(output_dir);
+    if (!d) return -1;
+    int best = -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (ckpt_num(e->d_name) > best) best = ckpt_num(e->d_name);
+    closedir(d);
+    if (best < 0) return -1;
+    char name[64];
+    snprintf(name, sizeof name, "checkpoint-%d", best);
+    hone_path_join(out, n, output_dir, name);
+    return 0;
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
+    char name[64], dir[4096];
+    snprintf(name, sizeof name, "checkpoint-%ld", t->step);
+    hone_path_join(dir, sizeof dir, t->output_dir, name);
+    ckpt_ctx c = {t};
+    if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, write_optimizer, &c, err) < 0) return -1;
+    if (t->save_total_limit > 0) {
+        DIR *d = opendir(t->output_dir);
+        int nums[4096], k = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)) && k < 4096)
+            if (ckpt_num(e->d_name) >= 0) nums[k++] = ckpt_num(e->d_name);
+        if (d) closedir(d);
+        qsort(nums, k, sizeof(int), cmp_int);
+        for (int i = 0; i + t->save_total_limit < k; i++) {
+            char old[4096];
+            snprintf(name, sizeof name, "checkpoint-%d", nums[i]);
+            hone_path_join(old, sizeof old, t->output_dir, name);
+            hone_remove_tree(old, NULL);
+        }
+    }
+    return 0;
+}
+
+int trainer_save_final(hone_trainer *t, hone_error *err) {
+    char dir[4096];
+    hone_path_join(dir, sizeof dir, t->output_dir, "final");
+    return model_save(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, err);
+}
+
+/* keeps only metrics lines whose "step" is <= step */
+static void truncate_metrics(hone_trainer *t, long step) {
+    if (!t->metrics) return;
+    char p[4096];
+    hone_path_join(p, sizeof p, t->output_dir, "metrics.jsonl");
+    fclose(t->metrics);
+    t->metrics = NULL;
+    char *txt;
+    size_t len;
+    if (hone_read_file(p, &txt, &len, NULL) == 0) {
+        char *out = malloc(len + 1);
+        size_t o = 0;
+        for (char *line = txt; *line;) {
+            char *nl = strchr(line, '\n');
+            size_t ll = nl ? (size_t)(nl - line + 1) : strlen(line);
+            long s = -1;
+            sscanf(line, "{\"step\": %ld", &s);
+            if (s >= 0 && s <= step) { memcpy(out + o, line, ll); o += ll; }
+            line += ll;
+        }
+        hone_write_file(p, out, o, NULL);
+        free(out);
+        free(txt);
+    }
+    t->metrics = fopen(p, "a");
+}
+
+int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
+    hone_model m2;
+    if (model_load(&m2, dir, 0, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
+    if (m2.num_floats != t->model->num_floats) { model_free(&m2); return hone_fail(err, "%s: checkpoint does not match the model", dir); }
+    memcpy(t->model->data, m2.data, sizeof(float) * m2.num_floats);
+    model_free(&m2);
+    char path[4096];
+    hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    st_file f;
+    if (st_open(&f, path, err) < 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < 2 * t->model->n_params && rc == 0; i++) {
+        const hone_param *p = &t->model->params[i % t->model->n_params];
+        char name[160];
+        snprintf(name, sizeof name, "%s.%s", i < t->model->n_params ? "exp_avg" : "exp_avg_sq", p->name);
+        const st_tensor *ts = st_find(&f, name);
+        if (!ts || st_numel(ts) != p->numel) rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size", path, name);
+        else rc = st_read_f32(&f, ts, (i < t->model->n_params ? t->opt.m : t->opt.v) + p->offset, err);
+    }
+    st_close(&f);
+    if (rc) return rc;
+    hone_path_join(path, sizeof path, dir, "trainer_state.json");
+    json_error_t je;
+    json_t *s = json_load_file(path, 0, &je);
+    if (!s) return hone_fail(err, "%s:%d: %s", path, je.line, je.text);
+    t->step = (long)json_integer_value(json_object_get(s, "global_step"));
+    t->opt.step = (long)json_integer_value(json_object_get(s, "optimizer_step"));
+    t->epoch = (long)json_integer_value(json_object_get(s, "epoch"));
+    t->epoch_pos = (long)json_integer_value(json_object_get(s, "epoch_position"));
+    t->tokens_seen = json_number_value(json_object_get(s, "num_tokens"));
+    json_t *ex = json_object_get(s, "extra_state");
+    for (int i = 0; i < n_extra && i < (int)json_array_size(ex); i++) {
+        unsigned long long u = strtoull(json_string_value(json_array_get(ex, i)), NULL, 16);
+        memcpy(&extra[i], &u, 8);
+    }
+    json_decref(s);
+    truncate_metrics(t, t->step);
+    return 0;
+}
+
+void trainer_block_signals(hone_trainer *t) {
+    sigemptyset(&t->stop_signals);
+    sigaddset(&t->stop_signals, SIGINT);
+    sigaddset(&t->stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &t->stop_signals, NULL);
+}
+
+int trainer_stop_requested(hone_trainer *t) {
+    sigset_t pend;
+    if (sigpending(&pend) != 0) return 0;
+    if (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)) {
+        int sig;
+        sigwait(&t->stop_signals, &sig);
+        return sig;
+    }
+    return 0;
+}
+
+void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle) {
+    for (long i = 0; i < n; i++) perm[i] = i;
+    if (!shuffle) return;
+    hone_rng r;
+    uint64_t s = seed;
+    for (long e = 0; e <= epoch; e++) rng_splitmix64(&s);
+    rng_seed(&r, s);
+    rng_shuffle_indices(&r, (size_t *)perm, (size_t)n);
+}
+
+int trainer_next_microbatches(hone_trainer *t, long *perm, long n_rows, int bs, int accum, uint64_t seed, int shuffle,
+                              long *start, int *count) {
+    long per_epoch = (n_rows + bs - 1) / bs;
+    int n = 0;
+    while (n < accum) {
+        if (t->epoch_pos >= per_epoch) {
+            if (n > 0) break; /* a step never spans two epochs */
+            t->epoch++;
+            t->epoch_pos = 0;
+            trainer_epoch_order(perm, n_rows, seed, t->epoch, shuffle);
+        }
+        start[n] = t->epoch_pos * bs;
+        count[n] = (int)(n_rows - start[n] < bs ? n_rows - start[n] : bs);
+        n++;
+        t->epoch_pos++;
+    }
+    return n;
+}

@@ -1,0 +1,771 @@
+/* train/train_config.c — YAML training configuration (see train_config.h): a table of keys with their
+ * type, field offset and the commands (SFT/DPO) they belong to drives loading,
+ * --set overrides, JSON dumping and docs/config.md alike. */
+#include "train/train_config.h"
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef enum {
+    T_STR,      /* string; null -> NULL */
+    T_F64,      /* number */
+    T_OPT_F64,  /* number or null (-1) */
+    T_INT,      /* int */
+    T_LONG,     /* long */
+    T_OPT_LONG, /* long or null (-1) */
+    T_BOOL,     /* true/false */
+    T_OPT_BOOL, /* true/false/null (-1) */
+    T_AUTO_BOOL,/* true/false/auto (-1) */
+    T_ENUM,     /* one string of choices */
+    T_ENUM_LIST,/* string or list of strings from choices */
+    T_F64_LIST, /* list of numbers or null */
+    T_RESUME,   /* string path or bool (true -> "last") or null */
+    T_CHAT,     /* one of choices, or an inline Jinja template */
+    T_DATASETS, /* list of sources */
+} key_type;
+
+enum { K_SFT = 1, K_DPO = 2, K_ALL = 3 };
+
+typedef struct {
+    const char *name;
+    key_type type;
+    size_t off, count_off; /* count_off: for list types, offset of the int count */
+    int kinds;
+    const char *const *choices;
+    const char *alias_of;  /* this key is another name for alias_of */
+} key_def;
+
+static const char *const sched_choices[] = {"constant", "linear", "cosine", "constant_with_warmup", NULL};
+static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
+static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
+static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
+static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
+static const char *const loss_choices[] = {"sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust",
+                                           "bco_pair", "sppo_hard", "aot", "aot_unpaired", "apo_zero",
+                                           "apo_down", "discopop", "sft", "sigmoid_norm", NULL};
+static const char *const sft_formats[] = {"auto", "prompt_completion", "messages", "conversational",
+                                          "sharegpt", "alpaca", "text", NULL};
+static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
+
+#define F(field) offsetof(hone_train_config, field)
+#define K(name, type, kinds) {#name, type, F(name), 0, kinds, NULL, NULL}
+#define KC(name, type, kinds, ch) {#name, type, F(name), 0, kinds, ch, NULL}
+#define KL(name, type, kinds, ch) {#name, type, F(name), F(n_##name), kinds, ch, NULL}
+
+static const key_def keys[] = {
+    K(model_name_or_path, T_STR, K_ALL),
+    K(output_dir, T_STR, K_ALL),
+    K(resume_from_checkpoint, T_RESUME, K_ALL),
+    K(seed, T_LONG, K_ALL),
+    K(threads, T_INT, K_ALL),
+    K(learning_rate, T_F64, K_ALL),
+    KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
+    K(warmup_steps, T_F64, K_ALL),
+    K(warmup_ratio, T_F64, K_ALL),
+    K(num_train_epochs, T_F64, K_ALL),
+    K(max_steps, T_LONG, K_ALL),
+    K(per_device_train_batch_size, T_INT, K_ALL),
+    K(per_device_eval_batch_size, T_INT, K_ALL),
+    K(gradient_accumulation_steps, T_INT, K_ALL),
+    K(max_grad_norm, T_F64, K_ALL),
+    K(weight_decay, T_F64, K_ALL),
+    K(adam_beta1, T_F64, K_ALL),
+    K(adam_beta2, T_F64, K_ALL),
+    K(adam_epsilon, T_F64, K_ALL),
+    K(gradient_checkpointing, T_BOOL, K_ALL),
+    K(logging_steps, T_F64, K_ALL),
+    KC(eval_strategy, T_ENUM, K_ALL, eval_choices),
+    K(eval_steps, T_OPT_F64, K_ALL),
+    K(eval_on_start, T_BOOL, K_ALL),
+    K(save_steps, T_F64, K_ALL),
+    K(save_total_limit, T_OPT_LONG, K_ALL),
+    KL(datasets, T_DATASETS, K_ALL, NULL),
+    K(test_size, T_F64, K_ALL),
+    K(skip_invalid_rows, T_BOOL, K_ALL),
+    KC(chat_template, T_CHAT, K_ALL, chat_choices),
+    K(add_chat_tokens, T_BOOL, K_ALL),
+    K(max_length, T_OPT_LONG, K_ALL),
+    {"max_seq_length", T_OPT_LONG, F(max_length), 0, K_ALL, NULL, "max_length"},
+    K(packing, T_BOOL, K_SFT),
+    K(completion_only_loss, T_OPT_BOOL, K_SFT),
+    K(assistant_only_loss, T_BOOL, K_SFT),
+    KC(truncation_mode, T_ENUM, K_ALL, trunc_choices),
+    K(beta, T_F64, K_DPO),
+    KL(loss_type, T_ENUM_LIST, K_DPO, loss_choices),
+    KL(loss_weights, T_F64_LIST, K_DPO, NULL),
+    K(label_smoothing, T_F64, K_DPO),
+    KC(f_divergence_type, T_ENUM, K_DPO, fdiv_choices),
+    K(f_alpha_divergence_coef, T_F64, K_DPO),
+    K(ld_alpha, T_OPT_F64, K_DPO),
+    K(use_weighting, T_BOOL, K_DPO),
+    K(rpo_alpha, T_OPT_F64, K_DPO),
+    K(discopop_tau, T_F64, K_DPO),
+    K(reference_free, T_BOOL, K_DPO),
+    K(precompute_ref_log_probs, T_BOOL, K_DPO),
+    K(ref_model_name_or_path, T_STR, K_DPO),
+    K(sync_ref_model, T_BOOL, K_DPO),
+    K(ref_model_mixup_alpha, T_F64, K_DPO),
+    K(ref_model_sync_steps, T_LONG, K_DPO),
+    K(max_prompt_length, T_OPT_LONG, K_DPO),
+    K(max_completion_length, T_OPT_LONG, K_DPO),
+    K(shared_prompt, T_AUTO_BOOL, K_DPO),
+};
+#define N_KEYS (sizeof keys / sizeof *keys)
+
+static const char *kind_name(int kind) { return kind == HONE_DPO ? "dpo" : "sft"; }
+
+/* ---------- small helpers ---------- */
+
+int config_edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64 || m > 64) return 99;
+    int d[65][65];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int c = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            /* adjacent transposition counts as one edit ("leanring") */
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
+                c = d[i - 2][j - 2] + 1;
+            d[i][j] = c;
+        }
+    return d[n][m];
+}
+
+/* Closest of names (NULL-terminated) within a tolerance that grows with length, or NULL. */
+static const char *closest(const char *s, const char *const *names) {
+    const char *best = NULL;
+    int bd = 1 << 30;
+    for (; *names; names++) {
+        int d = config_edit_distance(s, *names);
+        if (d < bd) bd = d, best = *names;
+    }
+    int tol = (int)strlen(s) / 3;
+    if (tol < 2) tol = 2;
+    return bd <= tol ? best : NULL;
+}
+
+static int set_str(char **dst, const char *v, hone_error *err) {
+    char *n = NULL;
+    if (v && !(n = strdup(v))) return hone_fail(err, "out of memory");
+    free(*dst);
+    *dst = n;
+    return 0;
+}
+
+long config_steps(double v, long total) {
+    if (v <= 0) return 0;
+    if (v < 1) return (long)ceil(v * (double)total);
+    return (long)v;
+}
+
+/* ---------- YAML node access ---------- */
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *name; /* file name, or "--set" */
+    int from_set;
+} ctx;
+
+/* "file:line:col: " prefix of a node (or "--set: " for overrides). */
+static void where(const ctx *x, const yaml_node_t *n, char *buf, size_t len) {
+    if (x->from_set) snprintf(buf, len, "--set");
+    else snprintf(buf, len, "%s:%zu:%zu", x->name, n->start_mark.line + 1, n->start_mark.column + 1);
+}
+
+static const char *scalar(const yaml_node_t *n) { return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL; }
+
+static int is_null(const yaml_node_t *n) {
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    const char *v = scalar(n);
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
+static const char *node_desc(const yaml_node_t *n, char *buf, size_t len) {
+    if (n->type == YAML_SEQUENCE_NODE) return "a list";
+    if (n->type == YAML_MAPPING_NODE) return "a mapping";
+    snprintf(buf, len, "'%.200s'", scalar(n));
+    return buf;
+}
+
+static int type_error(const ctx *x, const yaml_node_t *n, const char *key, const char *expected, hone_error *err) {
+    char w[512], d[256];
+    where(x, n, w, sizeof w);
+    return hone_fail(err, "%s: %s: expected %s, got %s", w, key, expected, node_desc(n, d, sizeof d));
+}
+
+static int parse_f64(const yaml_node_t *n, double *out) {
+    const char *s = scalar(n);
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_long(const yaml_node_t *n, long *out) {
+    const char *s = scalar(n);
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const yaml_node_t *n, int *out) {
+    const char *s = scalar(n);
+    if (!s || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return -1;
+    static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes", "on", "On", NULL};
+    static const char *const f[] = {"false", "False", "FALSE", "no", "No", "off", "Off", NULL};
+    for (int i = 0; t[i]; i++) if (!strcmp(s, t[i])) return *out = 1, 0;
+    for (int i = 0; f[i]; i++) if (!strcmp(s, f[i])) return *out = 0, 0;
+    return -1;
+}
+
+static int in_choices(const char *s, const char *const *choices) {
+    for (; *choices; choices++) if (!strcmp(s, *choices)) return 1;
+    return 0;
+}
+
+static int choice_error(const ctx *x, const yaml_node_t *n, const char *key, const char *v,
+                        const char *const *choices, hone_error *err) {
+    char w[512], list[512] = "";
+    where(x, n, w, sizeof w);
+    for (const char *const *c = choices; *c; c++) {
+        if (c != choices) strncat(list, ", ", sizeof list - strlen(list) - 1);
+        strncat(list, *c, sizeof list - strlen(list) - 1);
+    }
+    const char *s = closest(v, choices);
+    if (s) return hone_fail(err, "%s: %s: unknown value '%s' (did you mean '%s'?; one of %s)", w, key, v, s, list);
+    return hone_fail(err, "%s: %s: unknown value '%s' (expected one of %s)", w, key, v, list);
+}
+
+/* ---------- datasets ---------- */
+
+static void source_free(hone_data_source *s) {
+    free(s->path);
+    free(s->format);
+    free(s->split);
+    for (int i = 0; i < s->n_columns; i++) free(s->columns[i].ours), free(s->columns[i].theirs);
+    free(s->columns);
+    memset(s, 0, sizeof *s);
+}
+
+static void sources_free(hone_data_source *s, int n) {
+    for (int i = 0; i < n; i++) source_free(&s[i]);
+    free(s);
+}
+
+static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source *s, hone_error *err) {
+    char w[512];
+    memset(s, 0, sizeof *s);
+    s->number_of_samples = -1;
+    s->ratio = -1;
+    if (!x->from_set) s->line = (int)n->start_mark.line + 1, s->column = (int)n->start_mark.column + 1;
+    if (n->type == YAML_SCALAR_NODE && !is_null(n)) { /* shorthand: just a path */
+        if (!(s->path = strdup(scalar(n))) || !(s->format = strdup("auto"))) return hone_fail(err, "out of memory");
+        return 0;
+    }
+    if (n->type != YAML_MAPPING_NODE) return type_error(x, n, "datasets", "a mapping {path: ..., format: ...}", err);
+    static const char *const skeys[] = {"path", "format", "columns", "number_of_samples", "ratio", "split", NULL};
+    const char *const *formats = kind == HONE_DPO ? dpo_formats : sft_formats;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(x->doc, p->key), *v = yaml_document_get_node(x->doc, p->value);
+        const char *ks = scalar(k);
+        where(x, k, w, sizeof w);
+        if (!ks) return hone_fail(err, "%s: datasets: keys must be strings", w);
+        if (!strcmp(ks, "path") || !strcmp(ks, "format") || !strcmp(ks, "split")) {
+            if (v->type != YAML_SCALAR_NODE || is_null(v)) return type_error(x, v, ks, "a string", err);
+            const char *vs = scalar(v);
+            if (!strcmp(ks, "format") && !in_choices(vs, formats)) return choice_error(x, v, "format", vs, formats, err);
+            static const char *const splits[] = {"train", "eval", NULL};
+            if (!strcmp(ks, "split") && !in_choices(vs, splits)) return choice_error(x, v, "split", vs, splits, err);
+            char **dst = ks[0] == 'p' ? &s->path : ks[0] == 'f' ? &s->format : &s->split;
+            if (set_str(dst, vs, err)) return -1;
+        } else if (!strcmp(ks, "number_of_samples")) {
+            if (parse_long(v, &s->number_of_samples) || s->number_of_samples < 0)
+                return type_error(x, v, ks, "a non-negative integer", err);
+        } else if (!strcmp(ks, "ratio")) {
+            if (parse_f64(v, &s->ratio) || s->ratio <= 0) return type_error(x, v, ks, "a positive number", err);
+        } else if (!strcmp(ks, "columns")) {
+            if (v->type != YAML_MAPPING_NODE) return type_error(x, v, ks, "a mapping {our_name: their_name}", err);
+            int m = (int)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+            if (!(s->columns = calloc(m ? m : 1, sizeof *s->columns))) return hone_fail(err, "out of memory");
+            for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+                yaml_node_t *ck = yaml_document_get_node(x->doc, q->key), *cv = yaml_document_get_node(x->doc, q->value);
+                if (!scalar(ck) || !scalar(cv) || is_null(cv)) return type_error(x, cv, "columns", "a string", err);
+                hone_column_map *c = &s->columns[s->n_columns++];
+                if (!(c->ours = strdup(scalar(ck))) || !(c->theirs = strdup(scalar(cv)))) return hone_fail(err, "out of memory");
+            }
+        } else {
+            const char *sug = closest(ks, skeys);
+            if (sug) return hone_fail(err, "%s: datasets: unknown key '%s' (did you mean '%s'?)", w, ks, sug);
+            return hone_fail(err, "%s: datasets: unknown key '%s' (expected path, format, columns, number_of_samples, ratio, split)", w, ks);
+        }
+    }
+    where(x, n, w, sizeof w);
+    if (!s->path) return hone_fail(err, "%s: datasets: entry has no 'path'", w);
+    if (s->number_of_samples >= 0 && s->ratio >= 0)
+        return hone_fail(err, "%s: datasets: give number_of_samples or ratio, not both", w);
+    if (!s->format && !(s->format = strdup("auto"))) return hone_fail(err, "out of memory");
+    return 0;
+}
+
+/* ---------- applying one key ---------- */
+
+static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err) {
+    void *p = (char *)c + k->off;
+    const char *key = k->name;
+    int b;
+    switch (k->type) {
+    case T_STR:
+        if (is_null(n)) return set_str(p, NULL, err);
+        if (n->type != YAML_SCALAR_NODE) return type_error(x, n, key, "a string", err);
+        return set_str(p, scalar(n), err);
+    case T_F64:
+        if (parse_f64(n, p)) return type_error(x, n, key, "a number", err);
+        return 0;
+    case T_OPT_F64:
+        if (is_null(n)) return *(double *)p = -1, 0;
+        if (parse_f64(n, p)) return type_error(x, n, key, "a number or null", err);
+        return 0;
+    case T_INT: {
+        long v;
+        if (parse_long(n, &v) || v < -2147483647L || v > 2147483647L) return type_error(x, n, key, "an integer", err);
+        *(int *)p = (int)v;
+        return 0;
+    }
+    case T_LONG:
+        if (parse_long(n, p)) return type_error(x, n, key, "an integer", err);
+        return 0;
+    case T_OPT_LONG:
+        if (is_null(n)) return *(long *)p = -1, 0;
+        if (parse_long(n, p)) return type_error(x, n, key, "an integer or null", err);
+        return 0;
+    case T_BOOL:
+        if (parse_bool(n, &b)) return type_error(x, n, key, "true or false", err);
+        *(int *)p = b;
+        return 0;
+    case T_OPT_BOOL:
+        if (is_null(n)) return *(int *)p = -1, 0;
+        if (parse_bool(n, &b)) return type_error(x, n, key, "true, false or null", err);
+        *(int *)p = b;
+        return 0;
+    case T_AUTO_BOOL:
+        if (scalar(n) && !strcmp(scalar(n), "auto")) return *(int *)p = -1, 0;
+        if (parse_bool(n, &b)) return type_error(x, n, key, "true, false or auto", err);
+        *(int *)p = b;
+        return 0;
+    case T_ENUM:
+        if (n->type != YAML_SCALAR_NODE || is_null(n)) return type_error(x, n, key, "a string", err);
+        if (!in_choices(scalar(n), k->choices)) return choice_error(x, n, key, scalar(n), k->choices, err);
+        return set_str(p, scalar(n), err);
+    case T_CHAT:
+        if (n->type != YAML_SCALAR_NODE || is_null(n)) return type_error(x, n, key, "a string", err);
+        /* an inline Jinja template is recognised by its delimiters */
+        if (!strstr(scalar(n), "{{") && !strstr(scalar(n), "{%") && !in_choices(scalar(n), k->choices))
+            return choice_error(x, n, key, scalar(n), k->choices, err);
+        return set_str(p, scalar(n), err);
+    case T_RESUME:
+        if (is_null(n)) return set_str(p, NULL, err);
+        if (!parse_bool(n, &b)) return set_str(p, b ? "last" : NULL, err);
+        if (n->type != YAML_SCALAR_NODE) return type_error(x, n, key, "a checkpoint path or true/false", err);
+        return set_str(p, scalar(n), err);
+    case T_ENUM_LIST: {
+        int *cnt = (int *)((char *)c + k->count_off);
+        int m = n->type == YAML_SEQUENCE_NODE ? (int)(n->data.sequence.items.top - n->data.sequence.items.start) : 1;
+        if (n->type == YAML_MAPPING_NODE || is_null(n) || m == 0)
+            return type_error(x, n, key, "a string or a non-empty list of strings", err);
+        char **list = calloc(m, sizeof *list);
+        if (!list) return hone_fail(err, "out of memory");
+        for (int i = 0; i < m; i++) {
+            yaml_node_t *it = n->type == YAML_SEQUENCE_NODE ? yaml_document_get_node(x->doc, n->data.sequence.items.start[i]) : n;
+            int bad = it->type != YAML_SCALAR_NODE ? type_error(x, it, key, "a string", err)
+                    : !in_choices(scalar(it), k->choices) ? choice_error(x, it, key, scalar(it), k->choices, err) : 0;
+            if (bad || !(list[i] = strdup(scalar(it)))) {
+                for (int j = 0; j < i; j++) free(list[j]);
+                free(list);
+                return bad ? -1 : hone_fail(err, "out of memory");
+            }
+        }
+        char ***dst = p;
+        for (int j = 0; j < *cnt; j++) free((*dst)[j]);
+        free(*dst);
+        *dst = list;
+        *cnt = m;
+        return 0;
+    }
+    case T_F64_LIST: {
+        int *cnt = (int *)((char *)c + k->count_off);
+        double **dst = p;
+        if (is_null(n)) { free(*dst); *dst = NULL; *cnt = 0; return 0; }
+        if (n->type != YAML_SEQUENCE_NODE) return type_error(x, n, key, "a list of numbers", err);
+        int m = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+        double *v = calloc(m ? m : 1, sizeof *v);
+        if (!v) return hone_fail(err, "out of memory");
+        for (int i = 0; i < m; i++)
+            if (parse_f64(yaml_document_get_node(x->doc, n->data.sequence.items.start[i]), &v[i])) {
+                free(v);
+                return type_error(x, yaml_document_get_node(x->doc, n->data.sequence.items.start[i]), key, "a number", err);
+            }
+        free(*dst);
+        *dst = v;
+        *cnt = m;
+        return 0;
+    }
+    case T_DATASETS: {
+        if (n->type != YAML_SEQUENCE_NODE) return type_error(x, n, key, "a list of {path, format, ...}", err);
+        int m = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+        hone_data_source *s = calloc(m ? m : 1, sizeof *s);
+        if (!s) return hone_fail(err, "out of memory");
+        for (int i = 0; i < m; i++)
+            if (parse_source(x, yaml_document_get_node(x->doc, n->data.sequence.items.start[i]), c->kind, &s[i], err)) {
+                sources_free(s, i + 1);
+                return -1;
+            }
+        sources_free(c->datasets, c->n_datasets);
+        c->datasets = s;
+        c->n_datasets = m;
+        return 0;
+    }
+    }
+    return hone_fail(err, "internal: bad key type");
+}
+
+/* TRL / transformers keys that configs written for TRL carry but that change nothing
+ * in hone: accepted (and listed in c->ignored for the log) when their value is the one
+ * hone's behaviour matches, or any value where `value` is NULL. */
+static const struct { const char *name, *value; } compat_keys[] = {
+    {"report_to", NULL}, {"run_name", NULL}, {"logging_dir", NULL}, {"logging_strategy", "steps"},
+    {"save_strategy", "steps"}, {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
+    {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
+    {"disable_tqdm", NULL}, {"overwrite_output_dir", NULL}, {"do_train", NULL}, {"do_eval", NULL},
+    {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
+    {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
+    {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
+    {"shuffle_dataset", "false"}, {"disable_dropout", "true"}, {"trust_remote_code", "false"},
+};
+
+/* 1: an ignorable compatibility key (recorded), 0: not one, -1: one with a value hone cannot honour. */
+static int compat_key(hone_train_config *c, const char *name, const yaml_node_t *v, const char *w, hone_error *err) {
+    for (size_t i = 0; i < sizeof compat_keys / sizeof *compat_keys; i++) {
+        if (strcmp(compat_keys[i].name, name)) continue;
+        const char *want = compat_keys[i].value, *got = scalar(v);
+        int b;
+        if (want && (!got || (strcmp(got, want) && !(!parse_bool(v, &b) && b == !strcmp(want, "true") && (!strcmp(want, "true") || !strcmp(want, "false"))))))
+            return hone_fail(err, "%s: %s: hone supports only '%s' here (got %s)", w, name, want, got ? got : "a list or mapping");
+        char **nk = realloc(c->ignored, sizeof *nk * (size_t)(c->n_ignored + 1));
+        if (!nk) return hone_fail(err, "out of memory");
+        c->ignored = nk;
+        if (!(c->ignored[c->n_ignored] = strdup(name))) return hone_fail(err, "out of memory");
+        c->n_ignored++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Finds key for kind; on failure writes "unknown key" with a suggestion. */
+static const key_def *find_key(const char *name, int kind, const char *w, hone_error *err) {
+    int mask = kind == HONE_DPO ? K_DPO : K_SFT;
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!strcmp(keys[i].name, name)) {
+            if (keys[i].kinds & mask) return &keys[i];
+            hone_fail(err, "%s: key '%s' is for hone %s, not hone %s", w, name, kind_name(kind == HONE_DPO ? HONE_SFT : HONE_DPO), kind_name(kind));
+            return NULL;
+        }
+    const char *names[N_KEYS + 1];
+    int m = 0;
+    for (size_t i = 0; i < N_KEYS; i++) if (keys[i].kinds & mask) names[m++] = keys[i].name;
+    names[m] = NULL;
+    const char *s = closest(name, names);
+    if (s) hone_fail(err, "%s: unknown key '%s' (did you mean '%s'?)", w, name, s);
+    else hone_fail(err, "%s: unknown key '%s' (see docs/config.md)", w, name);
+    return NULL;
+}
+
+/* ---------- public API ---------- */
+
+int config_defaults(hone_train_config *c, int kind, hone_error *err) {
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->seed = 42;
+    c->learning_rate = kind == HONE_DPO ? 1e-6 : 2e-5;
+    c->num_train_epochs = 3.0;
+    c->max_steps = -1;
+    c->per_device_train_batch_size = 8;
+    c->per_device_eval_batch_size = 8;
+    c->gradient_accumulation_steps = 1;
+    c->max_grad_norm = 1.0;
+    c->adam_beta1 = 0.9;
+    c->adam_beta2 = 0.999;
+    c->adam_epsilon = 1e-8;
+    c->gradient_checkpointing = 1;
+    c->logging_steps = 10;
+    c->eval_steps = -1;
+    c->save_steps = 500;
+    c->save_total_limit = -1;
+    c->max_length = 1024;
+    c->completion_only_loss = -1;
+    c->beta = 0.1;
+    c->f_alpha_divergence_coef = 0.5;
+    c->ld_alpha = -1;
+    c->rpo_alpha = -1;
+    c->discopop_tau = 0.05;
+    c->ref_model_mixup_alpha = 0.6;
+    c->ref_model_sync_steps = 512;
+    c->max_prompt_length = -1;
+    c->max_completion_length = -1;
+    c->shared_prompt = -1;
+    c->n_loss_type = 1;
+    c->loss_type = calloc(1, sizeof *c->loss_type);
+    if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
+        !(c->lr_scheduler_type = strdup("linear")) || !(c->eval_strategy = strdup("no")) ||
+        !(c->chat_template = strdup("auto")) || !(c->truncation_mode = strdup("keep_start")) ||
+        !(c->f_divergence_type = strdup("reverse_kl"))) {
+        config_free(c);
+        return hone_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+void config_free(hone_train_config *c) {
+    if (!c) return;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *k = &keys[i];
+        if (k->alias_of) continue;
+        void *p = (char *)c + k->off;
+        switch (k->type) {
+        case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: free(*(char **)p); break;
+        case T_F64_LIST: free(*(double **)p); break;
+        case T_ENUM_LIST:
+            for (int j = 0; j < c->n_loss_type; j++) free(c->loss_type[j]);
+            free(c->loss_type);
+            break;
+        case T_DATASETS: sources_free(c->datasets, c->n_datasets); break;
+        default: break;
+        }
+    }
+    free(c->source);
+    for (int i = 0; i < c->n_ignored; i++) free(c->ignored[i]);
+    free(c->ignored);
+    memset(c, 0, sizeof *c);
+}
+
+static int load_doc(hone_train_config *c, yaml_parser_t *parser, const char *name, hone_error *err) {
+    yaml_document_t doc;
+    if (!yaml_parser_load(parser, &doc))
+        return hone_fail(err, "%s:%zu:%zu: YAML syntax error: %s%s%s", name, parser->problem_mark.line + 1,
+                         parser->problem_mark.column + 1, parser->problem ? parser->problem : "unknown",
+                         parser->context ? " " : "", parser->context ? parser->context : "");
+    int rc = 0;
+    ctx x = {&doc, name, 0};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    char w[512];
+    if (!root) goto done; /* empty file: all defaults */
+    if (root->type != YAML_MAPPING_NODE) {
+        where(&x, root, w, sizeof w);
+        rc = hone_fail(err, "%s: expected a mapping of key: value at the top level", w);
+        goto done;
+    }
+    const key_def *seen[N_KEYS] = {0};
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top && !rc; p++) {
+        yaml_node_t *k = yaml_document_get_node(&doc, p->key), *v = yaml_document_get_node(&doc, p->value);
+        where(&x, k, w, sizeof w);
+        if (!scalar(k)) { rc = hone_fail(err, "%s: keys must be strings", w); break; }
+        int compat = compat_key(c, scalar(k), v, w, err);
+        if (compat) { rc = compat < 0 ? -1 : 0; continue; }
+        const key_def *kd = find_key(scalar(k), c->kind, w, err);
+        if (!kd) { rc = -1; break; }
+        /* a key given twice (or a key and its alias) is almost always a mistake */
+        size_t slot = 0;
+        for (size_t i = 0; i < N_KEYS; i++) if (keys[i].off == kd->off) { slot = i; break; }
+        if (seen[slot]) { rc = hone_fail(err, "%s: key '%s' given twice (also as '%s')", w, scalar(k), seen[slot]->name); break; }
+        seen[slot] = kd;
+        rc = apply(c, kd, &x, v, err);
+    }
+done:
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+int config_load_string(hone_train_config *c, const char *yaml, const char *name, int kind, hone_error *err) {
+    if (config_defaults(c, kind, err)) return -1;
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) { config_free(c); return hone_fail(err, "out of memory"); }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    int rc = load_doc(c, &parser, name, err);
+    yaml_parser_delete(&parser);
+    if (rc) config_free(c);
+    else if (!(c->source = strdup(name))) { config_free(c); return hone_fail(err, "out of memory"); }
+    return rc;
+}
+
+int config_load(hone_train_config *c, const char *path, int kind, hone_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hone_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (config_defaults(c, kind, err)) { fclose(f); return -1; }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) { fclose(f); config_free(c); return hone_fail(err, "out of memory"); }
+    yaml_parser_set_input_file(&parser, f);
+    int rc = load_doc(c, &parser, path, err);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    if (rc) config_free(c);
+    else if (!(c->source = strdup(path))) { config_free(c); return hone_fail(err, "out of memory"); }
+    return rc;
+}
+
+int config_set(hone_train_config *c, const char *key, const char *value, hone_error *err) {
+    char w[512];
+    snprintf(w, sizeof w, "--set %s", key);
+    const key_def *kd = find_key(key, c->kind, "--set", err);
+    if (!kd) return -1;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) return hone_fail(err, "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)value, strlen(value));
+    int ok = yaml_parser_load(&parser, &doc);
+    int stringy = kd->type == T_STR || kd->type == T_CHAT || kd->type == T_RESUME;
+    if (ok && stringy && yaml_document_get_root_node(&doc) &&
+        yaml_document_get_root_node(&doc)->type != YAML_SCALAR_NODE) {
+        yaml_document_delete(&doc);
+        ok = 0;
+    }
+    if (!ok && stringy) { /* not YAML (e.g. an inline Jinja template): take the text as it is */
+        yaml_document_initialize(&doc, NULL, NULL, NULL, 1, 1);
+        yaml_document_add_scalar(&doc, NULL, (yaml_char_t *)value, (int)strlen(value), YAML_SINGLE_QUOTED_SCALAR_STYLE);
+        ok = 1;
+    }
+    if (!ok) {
+        hone_fail(err, "--set %s=%s: not a valid YAML value: %s", key, value, parser.problem ? parser.problem : "?");
+        yaml_parser_delete(&parser);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    int rc;
+    if (!root) { /* empty value: a null scalar */
+        yaml_document_delete(&doc);
+        yaml_document_initialize(&doc, NULL, NULL, NULL, 1, 1);
+        yaml_document_add_scalar(&doc, NULL, (yaml_char_t *)"", 0, YAML_PLAIN_SCALAR_STYLE);
+        root = yaml_document_get_root_node(&doc);
+    }
+    ctx x = {&doc, "--set", 1};
+    rc = apply(c, kd, &x, root, err);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int config_set_arg(hone_train_config *c, const char *kv, hone_error *err) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return hone_fail(err, "--set %s: expected key=value", kv);
+    char key[128];
+    size_t n = (size_t)(eq - kv);
+    if (n >= sizeof key) return hone_fail(err, "--set: key too long");
+    memcpy(key, kv, n);
+    key[n] = 0;
+    return config_set(c, key, eq + 1, err);
+}
+
+int config_validate(const hone_train_config *c, hone_error *err) {
+    const char *src = c->source ? c->source : "config";
+    if (!c->model_name_or_path || !*c->model_name_or_path)
+        return hone_fail(err, "%s: model_name_or_path is required", src);
+    if (c->n_datasets == 0) return hone_fail(err, "%s: datasets: at least one source is required", src);
+    if (c->per_device_train_batch_size < 1 || c->per_device_eval_batch_size < 1)
+        return hone_fail(err, "%s: per_device_*_batch_size must be >= 1", src);
+    if (c->gradient_accumulation_steps < 1) return hone_fail(err, "%s: gradient_accumulation_steps must be >= 1", src);
+    if (c->learning_rate < 0) return hone_fail(err, "%s: learning_rate must be >= 0", src);
+    if (c->max_steps <= 0 && c->max_steps != -1) return hone_fail(err, "%s: max_steps must be > 0 or -1", src);
+    if (c->max_steps == -1 && c->num_train_epochs <= 0) return hone_fail(err, "%s: num_train_epochs must be > 0 when max_steps is -1", src);
+    if (c->test_size < 0) return hone_fail(err, "%s: test_size must be >= 0", src);
+    if (c->warmup_steps < 0 || c->warmup_ratio < 0 || c->warmup_ratio > 1)
+        return hone_fail(err, "%s: warmup_steps must be >= 0 and warmup_ratio in [0, 1]", src);
+    if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
+        return hone_fail(err, "%s: adam_beta1 and adam_beta2 must be in [0, 1)", src);
+    if (c->max_length == 0 || c->max_length < -1) return hone_fail(err, "%s: max_length must be > 0 or null", src);
+    if (c->packing && c->max_length < 0) return hone_fail(err, "%s: packing needs max_length", src);
+    if (c->kind == HONE_DPO) {
+        if (c->loss_weights && c->n_loss_weights != c->n_loss_type)
+            return hone_fail(err, "%s: loss_weights has %d entries but loss_type has %d", src, c->n_loss_weights, c->n_loss_type);
+        if (c->ld_alpha != -1 && (c->ld_alpha < 0 || c->ld_alpha > 1)) return hone_fail(err, "%s: ld_alpha must be in [0, 1]", src);
+        if (c->label_smoothing < 0 || c->label_smoothing >= 0.5) return hone_fail(err, "%s: label_smoothing must be in [0, 0.5)", src);
+        if (c->beta <= 0 && !(c->n_loss_type == 1 && !strcmp(c->loss_type[0], "sft")))
+            return hone_fail(err, "%s: beta must be > 0", src);
+        if (c->precompute_ref_log_probs && c->sync_ref_model)
+            return hone_fail(err, "%s: precompute_ref_log_probs and sync_ref_model cannot be used together", src);
+        if (c->reference_free && c->sync_ref_model)
+            return hone_fail(err, "%s: reference_free and sync_ref_model cannot be used together", src);
+    }
+    return 0;
+}
+
+int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
+    json_t *o = json_object();
+    if (!o) return hone_fail(err, "out of memory");
+    json_object_set_new(o, "command", json_string(kind_name(c->kind)));
+    int mask = c->kind == HONE_DPO ? K_DPO : K_SFT;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *k = &keys[i];
+        if (k->alias_of || !(k->kinds & mask)) continue;
+        const void *p = (const char *)c + k->off;
+        json_t *v = NULL;
+        switch (k->type) {
+        case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: {
+            const char *s = *(char *const *)p;
+            v = s ? json_string(s) : json_null();
+            break;
+        }
+        case T_F64: v = json_real(*(const double *)p); break;
+        case T_OPT_F64: v = *(const double *)p == -1 ? json_null() : json_real(*(const double *)p); break;
+        case T_INT: v = json_integer(*(const int *)p); break;
+        case T_LONG: v = json_integer(*(const long *)p); break;
+        case T_OPT_LONG: v = *(const long *)p == -1 ? json_null() : json_integer(*(const long *)p); break;
+        case T_BOOL: v = json_boolean(*(const int *)p); break;
+        case T_OPT_BOOL: v = *(const int *)p == -1 ? json_null() : json_boolean(*(const int *)p); break;
+        case T_AUTO_BOOL: v = *(const int *)p == -1 ? json_string("auto") : json_boolean(*(const int *)p); break;
+        case T_ENUM_LIST:
+            v = json_array();
+            for (int j = 0; j < c->n_loss_type; j++) json_array_append_new(v, json_string(c->loss_type[j]));
+            break;
+        case T_F64_LIST:
+            if (!c->loss_weights) { v = json_null(); break; }
+            v = json_array();
+            for (int j = 0; j < c->n_loss_weights; j++) json_array_append_new(v, json_real(c->loss_weights[j]));
+            break;
+        case T_DATASETS:
+            v = json_array();
+            for (int j = 0; j < c->n_datasets; j++) {
+                const hone_data_source *s = &c->datasets[j];
+                json_t *d = json_object(), *cols = json_object();
+                json_object_set_new(d, "path", json_string(s->path));
+                json_object_set_new(d, "format", json_string(s->format));
+                json_object_set_new(d, "split", json_string(s->split ? s->split : "train"));
+                for (int q = 0; q < s->n_columns; q++) json_object_set_new(cols, s->columns[q].ours, json_string(s->columns[q].theirs));
+                json_object_set_new(d, "columns", cols);
+                if (s->number_of_samples >= 0) json_object_set_new(d, "number_of_samples", json_integer(s->number_of_samples));
+                if (s->ratio >= 0) json_object_set_new(d, "ratio", json_real(s->ratio));
+                json_array_append_new(v, d);
+            }
+            break;
+        }
+        json_object_set_new(o, k->name, v ? v : json_null());
+    }
+    int rc = json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    fputc('\n', f);
+    json_decref(o);
+    if (rc) return hone_fail(err, "cannot write config JSON");
+    return 0;
+}

@@ -1,0 +1,138 @@
+/* train/train_config.h — the training configuration of `hone sft` and `hone dpo`.
+ * (Named train_config.h because config.h is the header ./configure generates.)
+ * One YAML file (libyaml) whose keys follow TRL's SFTConfig / DPOConfig and
+ * transformers' TrainingArguments names, plus `--set key=value` overrides parsed with
+ * the same type checks. Defaults equal TRL 1.16's where TRL has the key (see
+ * docs/config.md for every key). Errors name file:line:column, suggest the closest
+ * known key for an unknown one, and say what type was expected.
+ *
+ * Ownership: every string and array inside hone_train_config is owned by it and freed
+ * by config_free; the struct itself is the caller's (stack or heap). Typical use:
+ *     hone_train_config c;
+ *     if (config_load(&c, path, HONE_SFT, &err)) ...           // defaults + file
+ *     if (config_set(&c, "learning_rate", "1e-4", &err)) ...   // each --set
+ *     if (config_validate(&c, &err)) ...                       // required keys, ranges
+ *     ... config_free(&c); */
+#ifndef HONE_TRAIN_CONFIG_H
+#define HONE_TRAIN_CONFIG_H
+#include "base/error.h"
+#include <stdio.h>
+
+enum { HONE_SFT = 0, HONE_DPO = 1 };
+
+/* One entry of `columns:`: our field name -> the row's key (e.g. completion -> text). */
+typedef struct hone_column_map {
+    char *ours, *theirs;
+} hone_column_map;
+
+/* One entry of `datasets:`. */
+typedef struct hone_data_source {
+    char *path;                  /* .jsonl, .json, or either + .gz; required */
+    char *format;                /* "auto" (default) or a format name, see dataset.h */
+    char *split;                 /* "train" (default: goes through test_size) or "eval" (eval only) */
+    hone_column_map *columns;    /* (n_columns) */
+    int n_columns;
+    long number_of_samples;      /* -1 = unset (all rows) */
+    double ratio;                /* -1 = unset; fraction of the source's rows (may exceed 1: repeats) */
+    int line, column;            /* where the entry starts in the YAML file (1-based), 0 for --set */
+} hone_data_source;
+
+typedef struct hone_train_config {
+    int kind;                    /* HONE_SFT or HONE_DPO */
+    char *source;                /* the YAML path it was loaded from, or NULL */
+    char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
+                                    (report_to, run_name, bf16: false, ...): print them in the log */
+    int n_ignored;
+
+    /* model and run */
+    char *model_name_or_path;    /* required (config_validate) */
+    char *output_dir;            /* "trainer_output" */
+    char *resume_from_checkpoint;/* NULL, a checkpoint dir, or "last" (YAML `true`) */
+    long seed;                   /* 42 */
+    int threads;                 /* 0 = all cores (HONE_THREADS / hwloc) */
+
+    /* optimisation */
+    double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
+    char *lr_scheduler_type;     /* constant | linear (default) | cosine | constant_with_warmup */
+    double warmup_steps;         /* 0; >= 1 steps, in (0,1) a ratio of total steps (transformers 5) */
+    double warmup_ratio;         /* 0; kept for older configs, used when warmup_steps is 0 */
+    double num_train_epochs;     /* 3.0 */
+    long max_steps;              /* -1 = from epochs */
+    int per_device_train_batch_size; /* 8 */
+    int per_device_eval_batch_size;  /* 8 */
+    int gradient_accumulation_steps; /* 1 */
+    double max_grad_norm;        /* 1.0; 0 disables clipping */
+    double weight_decay;         /* 0.0 */
+    double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
+    int gradient_checkpointing;  /* 1 (TRL's default) */
+
+    /* logging, evaluation, checkpoints; a steps value < 1 is a ratio of total steps */
+    double logging_steps;        /* 10 */
+    char *eval_strategy;         /* no (default) | steps | epoch */
+    double eval_steps;           /* -1 = None: same as logging_steps */
+    int eval_on_start;           /* 0 */
+    double save_steps;           /* 500 */
+    long save_total_limit;       /* -1 = None: keep all */
+
+    /* data */
+    hone_data_source *datasets;  /* (n_datasets) */
+    int n_datasets;
+    double test_size;            /* 0 = no split; < 1 fraction, >= 1 row count */
+    int skip_invalid_rows;       /* 0: stop on the first malformed row */
+    char *chat_template;         /* auto (default) | chatml | llama2 | llama3 | gemma | zephyr | model | inline Jinja */
+    int add_chat_tokens;         /* 0 */
+    long max_length;             /* 1024; alias max_seq_length; -1 = None */
+    int packing;                 /* 0 */
+    int completion_only_loss;    /* -1 = None (TRL: on for prompt/completion data), 0, 1 */
+    int assistant_only_loss;     /* 0 */
+    char *truncation_mode;       /* keep_start (default) | keep_end */
+
+    /* DPO */
+    double beta;                 /* 0.1 */
+    char **loss_type;            /* (n_loss_type) default ["sigmoid"] */
+    int n_loss_type;
+    double *loss_weights;        /* (n_loss_weights) NULL = all 1.0 */
+    int n_loss_weights;
+    double label_smoothing;      /* 0 */
+    char *f_divergence_type;     /* reverse_kl (default) | forward_kl | js_divergence | alpha_divergence */
+    double f_alpha_divergence_coef; /* 0.5 */
+    double ld_alpha;             /* -1 = None */
+    int use_weighting;           /* 0 */
+    double rpo_alpha;            /* -1 = None */
+    double discopop_tau;         /* 0.05 */
+    int reference_free;          /* 0 */
+    int precompute_ref_log_probs;/* 0 */
+    char *ref_model_name_or_path;/* NULL = model_name_or_path */
+    int sync_ref_model;          /* 0 */
+    double ref_model_mixup_alpha;/* 0.6 */
+    long ref_model_sync_steps;   /* 512 */
+    long max_prompt_length;      /* -1 = None */
+    long max_completion_length;  /* -1 = None */
+    int shared_prompt;           /* -1 = auto (default), 0, 1: hone's one-pass prompt batching */
+} hone_train_config;
+
+/* Fills c with the defaults of `kind` (owned strings allocated). Returns 0, -1 on OOM. */
+int config_defaults(hone_train_config *c, int kind, hone_error *err);
+/* config_defaults then the keys of the YAML file at path. On failure c is freed. */
+int config_load(hone_train_config *c, const char *path, int kind, hone_error *err);
+/* Same, from an in-memory YAML string; `name` is used in messages in place of a path. */
+int config_load_string(hone_train_config *c, const char *yaml, const char *name, int kind, hone_error *err);
+/* One override: value is parsed as a YAML scalar / flow sequence / flow mapping
+ * ("1e-4", "true", "[sigmoid, sft]", "[{path: a.jsonl, ratio: 0.5}]") and type-checked
+ * like the file. On failure c is unchanged apart from nothing; returns -1. */
+int config_set(hone_train_config *c, const char *key, const char *value, hone_error *err);
+/* Parses "key=value" (the --set argument form) and calls config_set. */
+int config_set_arg(hone_train_config *c, const char *key_eq_value, hone_error *err);
+/* Checks what can only be checked once all keys are in: model_name_or_path and at
+ * least one dataset present, positive batch sizes, loss_weights length, etc. */
+int config_validate(const hone_train_config *c, hone_error *err);
+/* Writes every key (resolved values) as one pretty JSON object (for output_dir/config.json). */
+int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err);
+void config_free(hone_train_config *c);
+
+/* Resolves a *_steps value (< 1 = ratio of total) to a step count: ceil(v * total) or (long)v. */
+long config_steps(double v, long total_steps);
+/* Levenshtein distance, exported for suggestions elsewhere (CLI flags, formats). */
+int config_edit_distance(const char *a, const char *b);
+
+#endif
