@@ -340,7 +340,7 @@ static size_t pieces_of(const char *js, const char *s) {
     hone_error err;
     tok_ws w;
     size_t n = 0;
-    CHECK(j && tok_comp_parse(&c, j, 1, "t", NULL, &err) == 0, "%s", js);
+    CHECK(j && tok_comp_parse(&c, j, 1, "t", &err) == 0, "%s", js);
     tok_ws_init(&w);
     tok_pieces_push(&w.pa, s, strlen(s));
     if (tok_pretokenize(&c, &w, 1, &err) == 0) n = w.pa.n;

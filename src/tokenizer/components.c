@@ -1,7 +1,7 @@
 /* tokenizer/components.c — reads the normalizer, pre_tokenizer, post_processor and decoder
  * objects of a tokenizer.json into tok_comp trees. Anything hone does not implement is
  * an error naming the component and the file, never a silent fallback. */
-#include "tokenizer/internal.h"
+#include "tokenizer/components.h"
 #include <string.h>
 
 enum { FAM_NORM, FAM_PRE, FAM_POST, FAM_DEC };
@@ -40,7 +40,7 @@ static int parse_list(tok_comp *c, json_t *arr, int fam, const char *what, hone_
     c->sub = calloc((size_t)c->nsub + 1, sizeof *c->sub);
     if (!c->sub) return hone_fail(err, "out of memory");
     for (int i = 0; i < c->nsub; i++)
-        if (tok_comp_parse(&c->sub[i], json_array_get(arr, (size_t)i), fam, what, NULL, err)) return -1;
+        if (tok_comp_parse(&c->sub[i], json_array_get(arr, (size_t)i), fam, what, err)) return -1;
     return 0;
 }
 
@@ -86,8 +86,7 @@ static int prepend_scheme(json_t *j) {
     return get_bool(j, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
 }
 
-int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, const struct hone_tokenizer *tok,
-                   hone_error *err) {
+int tok_comp_parse(tok_comp *c, json_t *j, int fam, const char *what, hone_error *err) {
     memset(c, 0, sizeof *c);
     if (!j || json_is_null(j)) return 0;
     const char *type = json_string_value(json_object_get(j, "type"));

@@ -1,7 +1,7 @@
 /* tokenizer/decode.c — decoders: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip,
  * Sequence. Each maps a list of token strings to a new list (the reference's
  * decode_chain); the caller concatenates the final list. */
-#include "tokenizer/internal.h"
+#include "tokenizer/components.h"
 #include <string.h>
 
 static int dec_bytelevel(tok_pieces *in, tok_pieces *out) {

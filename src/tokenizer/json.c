@@ -2,8 +2,9 @@
  * tokenizer.json (model.vocab, model.merges: 262k + 515k entries for Gemma), which
  * jansson parses too slowly for a sub-second load; everything else goes through jansson.
  * Also the JSON string writer used for --jsonl output and for saving. */
-#include "tokenizer/internal.h"
+#include "tokenizer/json.h"
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *tok_json_skip_ws(const char *p, const char *e) {

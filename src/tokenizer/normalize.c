@@ -1,7 +1,7 @@
 /* tokenizer/normalize.c — normalizers: Sequence, Prepend, Replace, NFC/NFD/NFKC/NFKD (utf8proc),
  * Lowercase, Strip, StripAccents. Each maps a whole (valid UTF-8) string to a new string; offsets are
  * never needed because hone only returns ids. */
-#include "tokenizer/internal.h"
+#include "tokenizer/components.h"
 #include <string.h>
 #include <utf8proc.h>
 

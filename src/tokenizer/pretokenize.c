@@ -3,7 +3,7 @@
  * Punctuation, Whitespace, WhitespaceSplit, Sequence. Each turns the piece list w->pa into a new one (via w->pb), following the
  * reference's split semantics: a list of (span, is_match) events covering the piece,
  * merged per behavior, empty pieces dropped. */
-#include "tokenizer/internal.h"
+#include "tokenizer/components.h"
 #include <string.h>
 
 const uint16_t tok_byte_to_cp[256] = {

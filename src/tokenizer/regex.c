@@ -3,7 +3,7 @@
  * unassigned for this PCRE2, so \p{X} for the general categories the pre-tokenizer patterns
  * use is widened with the code points the reference puts in X and PCRE2 does not (found code
  * point by code point over U+0001..U+3FFFF at development time). */
-#include "tokenizer/internal.h"
+#include "tokenizer/components.h"
 #include <string.h>
 
 static const struct { const char *name, *extra; } class_extra[] = {

@@ -6,7 +6,10 @@
  * TemplateProcessing adding BOS; decoder Replace/ByteFallback/Fuse/Strip.
  * The protobuf reader knows only the fields it needs (field numbers from
  * sentencepiece_model.proto) and skips the rest. */
-#include "tokenizer/internal.h"
+#include "tokenizer/spm.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/json.h"
+#include "tokenizer/vocab.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -128,20 +131,6 @@ static int merge_cmp(const void *a, const void *b) {
 
 static const char *id_piece(const spm_model *m, int32_t id) {
     return id >= 0 && id < m->n ? tok_vocab_str(&m->v, id) : NULL;
-}
-
-static int write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return hone_fail(err, "%s: %s", path, strerror(errno));
-    int bad = fwrite(b->p, 1, b->n, f) != b->n;
-    if (fclose(f) || bad) return hone_fail(err, "%s: write failed", path);
-    return 0;
-}
-
-int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err) {
-    return write_file(dir, name, b, err);
 }
 
 #define PUT(s) tok_buf_put(&o, s, strlen(s))
@@ -285,7 +274,7 @@ int spm_convert(const char *model_path, const char *out_dir, hone_error *err) {
     int rc = spm_convert_mem(model_path, &json, &cfg, err);
     if (!rc) {
         if (mkdir(out_dir, 0755) && errno != EEXIST) rc = hone_fail(err, "%s: %s", out_dir, strerror(errno));
-        else rc = write_file(out_dir, "tokenizer.json", &json, err) || write_file(out_dir, "tokenizer_config.json", &cfg, err) ? -1 : 0;
+        else rc = tok_write_file(out_dir, "tokenizer.json", &json, err) || tok_write_file(out_dir, "tokenizer_config.json", &cfg, err) ? -1 : 0;
     }
     tok_buf_free(&json);
     tok_buf_free(&cfg);

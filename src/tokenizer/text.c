@@ -1,7 +1,9 @@
 /* tokenizer/text.c — growable buffers and the UTF-8 / Unicode predicates the tokenizer needs,
  * each matching the Rust definition the reference library uses (char::is_whitespace,
  * regex \w, char::is_numeric, String::from_utf8_lossy). */
-#include "tokenizer/internal.h"
+#include "tokenizer/text.h"
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <utf8proc.h>
 
@@ -226,4 +228,14 @@ int tok_is_punctuation(int32_t c) {
 int tok_is_mark(int32_t c) {
     utf8proc_category_t k = utf8proc_category(c);
     return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+}
+
+int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return hone_fail(err, "%s: %s", path, strerror(errno));
+    int bad = fwrite(b->p, 1, b->n, f) != b->n;
+    if (fclose(f) || bad) return hone_fail(err, "%s: write failed", path);
+    return 0;
 }

@@ -18,26 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- scratch -------------------------------------------------------------------------- */
-int tok_ws_init(tok_ws *w) {
-    memset(w, 0, sizeof *w);
-    w->md = pcre2_match_data_create(32, NULL);
-    return w->md ? 0 : -1;
-}
-
-void tok_ws_free(tok_ws *w) {
-    tok_pieces_free(&w->pa);
-    tok_pieces_free(&w->pb);
-    tok_buf_free(&w->norm);
-    tok_buf_free(&w->norm2);
-    if (w->md) pcre2_match_data_free(w->md);
-    if (w->mctx) pcre2_match_context_free(w->mctx);
-    if (w->jit) pcre2_jit_stack_free(w->jit);
-    free(w->syms); free(w->heap); free(w->ev); free(w->out);
-    free(w->cache); tok_buf_free(&w->ckeys); free(w->cids);
-    memset(w, 0, sizeof *w);
-}
-
+/* ---- the workspace pool ------------------------------------------------------------- */
 tok_ws *tok_ws_get(const hone_tokenizer *ctok) {
     hone_tokenizer *tok = (hone_tokenizer *)ctok; /* only the pool is touched */
     tok_ws *w = NULL;
@@ -57,18 +38,6 @@ void tok_ws_put(const hone_tokenizer *ctok, tok_ws *w) {
     if (tok->npool < TOK_POOL_MAX) { tok->pool[tok->npool++] = w; w = NULL; }
     pthread_mutex_unlock(&tok->pool_mu);
     if (w) { tok_ws_free(w); free(w); }
-}
-
-int tok_ws_emit(tok_ws *w, int32_t id) {
-    if (w->nout == w->cout) {
-        size_t c = w->cout ? w->cout * 2 : 256;
-        int32_t *p = realloc(w->out, c * sizeof *p);
-        if (!p) return -1;
-        w->out = p;
-        w->cout = c;
-    }
-    w->out[w->nout++] = id;
-    return 0;
 }
 
 /* ---- added-token trie ----------------------------------------------------------------- */
@@ -608,10 +577,10 @@ int tokenizer_load_json(hone_tokenizer **out, const char *js, size_t len, const 
         }
     }
     if (load_model(tok, json_object_get(tok->root, "model"), js, span, what, err)) goto fail;
-    if (tok_comp_parse(&tok->normalizer, json_object_get(tok->root, "normalizer"), 0, what, tok, err) ||
-        tok_comp_parse(&tok->pretok, json_object_get(tok->root, "pre_tokenizer"), 1, what, tok, err) ||
-        tok_comp_parse(&tok->post, json_object_get(tok->root, "post_processor"), 2, what, tok, err) ||
-        tok_comp_parse(&tok->decoder, json_object_get(tok->root, "decoder"), 3, what, tok, err))
+    if (tok_comp_parse(&tok->normalizer, json_object_get(tok->root, "normalizer"), 0, what, err) ||
+        tok_comp_parse(&tok->pretok, json_object_get(tok->root, "pre_tokenizer"), 1, what, err) ||
+        tok_comp_parse(&tok->post, json_object_get(tok->root, "post_processor"), 2, what, err) ||
+        tok_comp_parse(&tok->decoder, json_object_get(tok->root, "decoder"), 3, what, err))
         goto fail;
     if (load_added(tok, json_object_get(tok->root, "added_tokens"), what, err) || tok_refresh_added(tok, err)) goto fail;
     tok->byte_level = has_bytelevel(&tok->pretok);
