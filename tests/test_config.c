@@ -33,13 +33,13 @@ static void test_good_sft_file(void) {
     CHECK(!strcmp(c.lr_scheduler_type, "cosine") && c.warmup_ratio == 0.1, "sched");
     CHECK(c.max_length == 256, "alias max_seq_length -> max_length: %ld", c.max_length);
     CHECK(c.completion_only_loss == 1 && c.gradient_checkpointing == 0 && c.add_chat_tokens == 1, "bools");
-    CHECK(c.eval_steps == 20 && c.save_total_limit == 2 && c.seed == 1234 && c.test_size == 0.2, "ints");
-    CHECK(c.n_datasets == 2, "n_datasets %d", c.n_datasets);
-    if (c.n_datasets == 2) {
-        CHECK(!strcmp(c.datasets[0].format, "alpaca") && c.datasets[0].number_of_samples == 500 && c.datasets[0].ratio == -1, "ds0");
-        CHECK(c.datasets[1].n_columns == 2 && !strcmp(c.datasets[1].columns[1].ours, "completion") &&
-              !strcmp(c.datasets[1].columns[1].theirs, "text") && c.datasets[1].ratio == 0.5, "ds1 columns");
-        CHECK(c.datasets[1].line == 26, "ds1 line %d", c.datasets[1].line);
+    CHECK(c.eval_steps == 20 && c.save_total_limit == 2 && c.seed == 1234 && c.data.test_size == 0.2, "ints");
+    CHECK(c.data.n_datasets == 2, "n_datasets %d", c.data.n_datasets);
+    if (c.data.n_datasets == 2) {
+        CHECK(!strcmp(c.data.datasets[0].format, "alpaca") && c.data.datasets[0].number_of_samples == 500 && c.data.datasets[0].ratio == -1, "ds0");
+        CHECK(c.data.datasets[1].n_columns == 2 && !strcmp(c.data.datasets[1].columns[1].ours, "completion") &&
+              !strcmp(c.data.datasets[1].columns[1].theirs, "text") && c.data.datasets[1].ratio == 0.5, "ds1 columns");
+        CHECK(c.data.datasets[1].line == 26, "ds1 line %d", c.data.datasets[1].line);
     }
     CHECK(config_validate(&c, &err) == 0, "%s", err.msg);
     FILE *f = tmpfile();
@@ -63,7 +63,7 @@ static void test_good_dpo_file(void) {
     CHECK(c.beta == 0.2 && c.n_loss_type == 2 && !strcmp(c.loss_type[1], "sft"), "loss_type");
     CHECK(c.n_loss_weights == 2 && c.loss_weights[1] == 0.5, "weights");
     CHECK(c.precompute_ref_log_probs == 1 && c.max_prompt_length == 384 && !strcmp(c.truncation_mode, "keep_end"), "dpo");
-    CHECK(c.shared_prompt == -1 && c.n_datasets == 2 && !strcmp(c.datasets[1].split, "eval"), "ds");
+    CHECK(c.shared_prompt == -1 && c.data.n_datasets == 2 && !strcmp(c.data.datasets[1].split, "eval"), "ds");
     CHECK(config_validate(&c, &err) == 0, "%s", err.msg);
     /* a single string is a one-element list */
     CHECK(config_set(&c, "loss_type", "ipo", &err) == 0 && c.n_loss_type == 1 && !strcmp(c.loss_type[0], "ipo"), "%s", err.msg);
@@ -124,8 +124,8 @@ static void test_set_overrides(void) {
     CHECK(config_set_arg(&c, "packing=true", &err) == 0 && c.packing == 1, "bool");
     CHECK(config_set_arg(&c, "resume_from_checkpoint=true", &err) == 0 && !strcmp(c.resume_from_checkpoint, "last"), "resume");
     CHECK(config_set_arg(&c, "output_dir=", &err) == 0 && c.output_dir == NULL, "empty -> null");
-    CHECK(config_set_arg(&c, "datasets=[{path: b.json, format: alpaca, ratio: 2}]", &err) == 0 && c.n_datasets == 1 &&
-          !strcmp(c.datasets[0].path, "b.json") && c.datasets[0].ratio == 2, "%s", err.msg);
+    CHECK(config_set_arg(&c, "datasets=[{path: b.json, format: alpaca, ratio: 2}]", &err) == 0 && c.data.n_datasets == 1 &&
+          !strcmp(c.data.datasets[0].path, "b.json") && c.data.datasets[0].ratio == 2, "%s", err.msg);
     CHECK(config_set_arg(&c, "chat_template={% for m in messages %}{{ m.content }}{% endfor %}", &err) == 0, "inline jinja: %s", err.msg);
     CHECK(config_set_arg(&c, "chat_template={{ messages[0].content }}", &err) == 0 && !strcmp(c.chat_template, "{{ messages[0].content }}"), "%s", err.msg);
     CHECK(config_set_arg(&c, "learning_rate=abc", &err) != 0 && has(err.msg, "--set: learning_rate: expected a number, got 'abc'"), "%s", err.msg);

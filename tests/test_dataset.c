@@ -3,6 +3,7 @@
  * tests/reference/dataset_implicit.py), .gz reading, mixtures, ratios, shuffle
  * determinism, the eval split, and malformed rows reported as file:line. */
 #include "data/dataset.h"
+#include "train/train_config.h"
 #include "test.h"
 #include <jansson.h>
 #include <unistd.h>
@@ -13,7 +14,7 @@ static int load(hone_dataset *ds, int kind, hone_error *err, const char *const *
     if (config_defaults(&c, kind, err)) return -1;
     for (; *sets; sets++)
         if (config_set_arg(&c, *sets, err)) { config_free(&c); return -1; }
-    int rc = dataset_load(ds, &c, err);
+    int rc = dataset_load(ds, &c.data, c.kind, c.seed, err);
     config_free(&c);
     return rc;
 }

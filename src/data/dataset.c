@@ -565,27 +565,27 @@ static size_t *select_rows(long n, long k, hone_rng *rng) {
     return sel;
 }
 
-int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) {
+int dataset_load(hone_dataset *ds, const hone_data_options *o, int kind, long seed, hone_error *err) {
     memset(ds, 0, sizeof *ds);
-    ds->kind = c->kind;
-    size_t esz = c->kind == HONE_DPO ? sizeof(hone_dpo_example) : sizeof(hone_sft_example);
-    if (c->n_datasets == 0) return hone_fail(err, "datasets: no sources given");
+    ds->kind = kind;
+    size_t esz = kind == HONE_DPO ? sizeof(hone_dpo_example) : sizeof(hone_sft_example);
+    if (o->n_datasets == 0) return hone_fail(err, "datasets: no sources given");
     if (!(ds->arena = arena_new()) ||
-        !(ds->sources = arena_alloc(ds->arena, (size_t)c->n_datasets * sizeof *ds->sources))) {
+        !(ds->sources = arena_alloc(ds->arena, (size_t)o->n_datasets * sizeof *ds->sources))) {
         dataset_free(ds);
         return hone_fail(err, "out of memory");
     }
-    ds->n_sources = c->n_datasets;
+    ds->n_sources = o->n_datasets;
     /* pools: train-split rows, eval-split rows (selected, as example copies) */
     unsigned char *pool[2] = {NULL, NULL};
     long npool[2] = {0, 0};
     int rc = 0;
-    for (int s = 0; s < c->n_datasets && !rc; s++) {
-        const hone_data_source *src = &c->datasets[s];
+    for (int s = 0; s < o->n_datasets && !rc; s++) {
+        const hone_data_source *src = &o->datasets[s];
         hone_source_report *rep = &ds->sources[s];
         void *ex = NULL;
         long n = 0;
-        if (dataset_read_source(ds, src, s, c->skip_invalid_rows, &ex, &n, rep, err)) { rc = -1; break; }
+        if (dataset_read_source(ds, src, s, o->skip_invalid_rows, &ex, &n, rep, err)) { rc = -1; break; }
         ds->n_skipped += rep->rows_skipped;
         ds->n_identical += rep->rows_identical;
         if (n == 0) {
@@ -600,7 +600,7 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
                : src->ratio >= 0 ? (long)llround(src->ratio * (double)n) : n;
         /* each source draws from its own stream so adding a source leaves the others' picks alone */
         hone_rng rng;
-        rng_seed(&rng, (uint64_t)c->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(s + 1)));
+        rng_seed(&rng, (uint64_t)seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(s + 1)));
         size_t *sel = select_rows(n, k, &rng);
         int which = src->split && !strcmp(src->split, "eval");
         unsigned char *np = realloc(pool[which], (size_t)(npool[which] + k + 1) * esz);
@@ -617,16 +617,16 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
         free(sel), free(ex);
     }
     long n = npool[0], n_eval = 0;
-    if (!rc && c->test_size > 0) {
-        n_eval = c->test_size < 1 ? (long)ceil(c->test_size * (double)n) : (long)c->test_size;
-        if (n_eval >= n) rc = hone_fail(err, "test_size %g leaves no training rows out of %ld", c->test_size, n);
+    if (!rc && o->test_size > 0) {
+        n_eval = o->test_size < 1 ? (long)ceil(o->test_size * (double)n) : (long)o->test_size;
+        if (n_eval >= n) rc = hone_fail(err, "test_size %g leaves no training rows out of %ld", o->test_size, n);
         else {
             size_t *perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
             unsigned char *sh = malloc((size_t)(n ? n : 1) * esz);
             if (!perm || !sh) rc = hone_fail(err, "out of memory");
             else {
                 hone_rng rng;
-                rng_seed(&rng, (uint64_t)c->seed);
+                rng_seed(&rng, (uint64_t)seed);
                 for (long i = 0; i < n; i++) perm[i] = (size_t)i;
                 rng_shuffle_indices(&rng, perm, (size_t)n);
                 for (long i = 0; i < n; i++) memcpy(sh + (size_t)i * esz, pool[0] + perm[i] * esz, esz);
@@ -646,7 +646,7 @@ int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err) 
             if (ds->n_train) memcpy(tr, pool[0], (size_t)ds->n_train * esz);
             if (n_eval) memcpy(ev, pool[0] + (size_t)ds->n_train * esz, (size_t)n_eval * esz);
             if (npool[1]) memcpy(ev + (size_t)n_eval * esz, pool[1], (size_t)npool[1] * esz);
-            if (c->kind == HONE_DPO) ds->dpo_train = (void *)tr, ds->dpo_eval = (void *)ev;
+            if (kind == HONE_DPO) ds->dpo_train = (void *)tr, ds->dpo_eval = (void *)ev;
             else ds->sft_train = (void *)tr, ds->sft_eval = (void *)ev;
         }
     }

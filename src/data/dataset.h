@@ -17,7 +17,7 @@
 #ifndef HONE_DATASET_H
 #define HONE_DATASET_H
 #include "base/error.h"
-#include "train/train_config.h"
+#include "data/options.h"
 #include <stdio.h>
 
 /* Row formats (the `format:` names of the config). */
@@ -96,14 +96,15 @@ typedef struct hone_dataset {
     struct hone_arena *arena;         /* owns everything above */
 } hone_dataset;
 
-/* Loads every source of c->datasets (format, columns, number_of_samples/ratio, split),
+/* Loads every source of o->datasets (format, columns, number_of_samples/ratio, split)
+ * as rows of `kind` (HONE_SFT or HONE_DPO),
  * mixes them, and splits test_size off for evaluation. Order: each source's selected
  * rows in file order, sources in list order; when test_size > 0 the mixture is
  * shuffled with the seed (Fisher-Yates, rng.h) and the first part becomes train, the
  * rest eval (as datasets' train_test_split: n_eval = ceil(test_size * n) for a
  * fraction, or test_size rows). Sources with split: eval go to eval whole.
  * Relative paths are taken from the working directory. */
-int dataset_load(hone_dataset *ds, const hone_train_config *c, hone_error *err);
+int dataset_load(hone_dataset *ds, const hone_data_options *o, int kind, long seed, hone_error *err);
 void dataset_free(hone_dataset *ds);
 /* Prints one line per source (path, format, read/valid/skipped/selected) and the
  * train/eval totals, for the run log. */

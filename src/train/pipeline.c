@@ -24,7 +24,7 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
     const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
     if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
     p->have_tpl = 1;
-    if (dataset_load(&p->ds, cfg, err) < 0) { pipeline_free(p); return -1; }
+    if (dataset_load(&p->ds, &cfg->data, cfg->kind, cfg->seed, err) < 0) { pipeline_free(p); return -1; }
     p->have_ds = 1;
     return 0;
 }
@@ -82,7 +82,7 @@ static int tokenize_split(hone_pipeline *p, const hone_train_config *cfg, const 
     *out = calloc(n ? n : 1, sizeof(hone_tok_example));
     for (long i = 0; i < n; i++)
         if (tokenize_sft(p, cfg, &ex[i], &(*out)[i], err) < 0) {
-            const char *path = cfg->datasets[ex[i].source].path;
+            const char *path = cfg->data.datasets[ex[i].source].path;
             hone_fail_prefix(err, "%s:%ld", path, ex[i].line);
             pipeline_free_examples(*out, i);
             *out = NULL;
@@ -124,7 +124,7 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
         /* text-form pairs end with EOS as TRL appends it; appended here as the EOS id, since
          * a tokenizer whose EOS is a normalized added token would not read "</s>" text back */
         if (chat_render_dpo(&p->tpl, &ex[i], ex[i].is_text ? "" : NULL, &dt, err) < 0)
-            return hone_fail_prefix(err, "%s:%ld", cfg->datasets[ex[i].source].path, ex[i].line);
+            return hone_fail_prefix(err, "%s:%ld", cfg->data.datasets[ex[i].source].path, ex[i].line);
         int32_t *pi, *ci, *ri;
         size_t np, nc, nr;
         int add = tokenizer_add_bos(p->tok) && ex[i].is_text; /* rendered templates carry their BOS text */
@@ -155,14 +155,14 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
             if (plen + lr > ml) { lr = (int)ml - plen; (*truncated)++; }
         }
         if (lc <= 0 || lr <= 0) {
-            fprintf(stderr, "dpo: %s:%ld: empty %s completion, pair skipped\n", cfg->datasets[ex[i].source].path, ex[i].line,
+            fprintf(stderr, "dpo: %s:%ld: empty %s completion, pair skipped\n", cfg->data.datasets[ex[i].source].path, ex[i].line,
                     lc <= 0 ? "chosen" : "rejected");
             (*dropped)++;
             free(pi); free(ci); free(ri);
             continue;
         }
         if (lc == lr && !memcmp(ci + P, ri + P, sizeof(int32_t) * lc))
-            fprintf(stderr, "dpo: %s:%ld: chosen equals rejected (the pair carries no preference)\n", cfg->datasets[ex[i].source].path,
+            fprintf(stderr, "dpo: %s:%ld: chosen equals rejected (the pair carries no preference)\n", cfg->data.datasets[ex[i].source].path,
                     ex[i].line);
         q->prompt = dup_ids(pi + pstart, plen);
         q->np = plen;

@@ -56,6 +56,9 @@ static const char *const dpo_formats[] = {"auto", "standard", "conversational", 
 #define K(name, type, kinds) {#name, type, F(name), 0, kinds, NULL, NULL}
 #define KC(name, type, kinds, ch) {#name, type, F(name), 0, kinds, ch, NULL}
 #define KL(name, type, kinds, ch) {#name, type, F(name), F(n_##name), kinds, ch, NULL}
+/* keys of the embedded data options (data/options.h) */
+#define KD(name, type, kinds) {#name, type, F(data.name), 0, kinds, NULL, NULL}
+#define KDL(name, type, kinds, ch) {#name, type, F(data.name), F(data.n_##name), kinds, ch, NULL}
 
 static const key_def keys[] = {
     K(model_name_or_path, T_STR, K_ALL),
@@ -84,9 +87,9 @@ static const key_def keys[] = {
     K(eval_on_start, T_BOOL, K_ALL),
     K(save_steps, T_F64, K_ALL),
     K(save_total_limit, T_OPT_LONG, K_ALL),
-    KL(datasets, T_DATASETS, K_ALL, NULL),
-    K(test_size, T_F64, K_ALL),
-    K(skip_invalid_rows, T_BOOL, K_ALL),
+    KDL(datasets, T_DATASETS, K_ALL, NULL),
+    KD(test_size, T_F64, K_ALL),
+    KD(skip_invalid_rows, T_BOOL, K_ALL),
     KC(chat_template, T_CHAT, K_ALL, chat_choices),
     K(add_chat_tokens, T_BOOL, K_ALL),
     K(max_length, T_OPT_LONG, K_ALL),
@@ -435,9 +438,9 @@ static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node
                 sources_free(s, i + 1);
                 return -1;
             }
-        sources_free(c->datasets, c->n_datasets);
-        c->datasets = s;
-        c->n_datasets = m;
+        sources_free(c->data.datasets, c->data.n_datasets);
+        c->data.datasets = s;
+        c->data.n_datasets = m;
         return 0;
     }
     }
@@ -553,7 +556,7 @@ void config_free(hone_train_config *c) {
             for (int j = 0; j < c->n_loss_type; j++) free(c->loss_type[j]);
             free(c->loss_type);
             break;
-        case T_DATASETS: sources_free(c->datasets, c->n_datasets); break;
+        case T_DATASETS: sources_free(c->data.datasets, c->data.n_datasets); break;
         default: break;
         }
     }
@@ -683,14 +686,14 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     const char *src = c->source ? c->source : "config";
     if (!c->model_name_or_path || !*c->model_name_or_path)
         return hone_fail(err, "%s: model_name_or_path is required", src);
-    if (c->n_datasets == 0) return hone_fail(err, "%s: datasets: at least one source is required", src);
+    if (c->data.n_datasets == 0) return hone_fail(err, "%s: datasets: at least one source is required", src);
     if (c->per_device_train_batch_size < 1 || c->per_device_eval_batch_size < 1)
         return hone_fail(err, "%s: per_device_*_batch_size must be >= 1", src);
     if (c->gradient_accumulation_steps < 1) return hone_fail(err, "%s: gradient_accumulation_steps must be >= 1", src);
     if (c->learning_rate < 0) return hone_fail(err, "%s: learning_rate must be >= 0", src);
     if (c->max_steps <= 0 && c->max_steps != -1) return hone_fail(err, "%s: max_steps must be > 0 or -1", src);
     if (c->max_steps == -1 && c->num_train_epochs <= 0) return hone_fail(err, "%s: num_train_epochs must be > 0 when max_steps is -1", src);
-    if (c->test_size < 0) return hone_fail(err, "%s: test_size must be >= 0", src);
+    if (c->data.test_size < 0) return hone_fail(err, "%s: test_size must be >= 0", src);
     if (c->warmup_steps < 0 || c->warmup_ratio < 0 || c->warmup_ratio > 1)
         return hone_fail(err, "%s: warmup_steps must be >= 0 and warmup_ratio in [0, 1]", src);
     if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
@@ -747,8 +750,8 @@ int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
             break;
         case T_DATASETS:
             v = json_array();
-            for (int j = 0; j < c->n_datasets; j++) {
-                const hone_data_source *s = &c->datasets[j];
+            for (int j = 0; j < c->data.n_datasets; j++) {
+                const hone_data_source *s = &c->data.datasets[j];
                 json_t *d = json_object(), *cols = json_object();
                 json_object_set_new(d, "path", json_string(s->path));
                 json_object_set_new(d, "format", json_string(s->format));

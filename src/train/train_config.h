@@ -16,26 +16,8 @@
 #ifndef HONE_TRAIN_CONFIG_H
 #define HONE_TRAIN_CONFIG_H
 #include "base/error.h"
+#include "data/options.h"
 #include <stdio.h>
-
-enum { HONE_SFT = 0, HONE_DPO = 1 };
-
-/* One entry of `columns:`: our field name -> the row's key (e.g. completion -> text). */
-typedef struct hone_column_map {
-    char *ours, *theirs;
-} hone_column_map;
-
-/* One entry of `datasets:`. */
-typedef struct hone_data_source {
-    char *path;                  /* .jsonl, .json, or either + .gz; required */
-    char *format;                /* "auto" (default) or a format name, see dataset.h */
-    char *split;                 /* "train" (default: goes through test_size) or "eval" (eval only) */
-    hone_column_map *columns;    /* (n_columns) */
-    int n_columns;
-    long number_of_samples;      /* -1 = unset (all rows) */
-    double ratio;                /* -1 = unset; fraction of the source's rows (may exceed 1: repeats) */
-    int line, column;            /* where the entry starts in the YAML file (1-based), 0 for --set */
-} hone_data_source;
 
 typedef struct hone_train_config {
     int kind;                    /* HONE_SFT or HONE_DPO */
@@ -75,10 +57,7 @@ typedef struct hone_train_config {
     long save_total_limit;       /* -1 = None: keep all */
 
     /* data */
-    hone_data_source *datasets;  /* (n_datasets) */
-    int n_datasets;
-    double test_size;            /* 0 = no split; < 1 fraction, >= 1 row count */
-    int skip_invalid_rows;       /* 0: stop on the first malformed row */
+    hone_data_options data;      /* datasets, test_size, skip_invalid_rows (data/options.h) */
     char *chat_template;         /* auto (default) | chatml | llama2 | llama3 | gemma | zephyr | model | inline Jinja */
     int add_chat_tokens;         /* 0 */
     long max_length;             /* 1024; alias max_seq_length; -1 = None */
