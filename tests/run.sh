@@ -1,12 +1,16 @@
 #!/bin/sh
 # run.sh — runs every test binary and sums their RESULT lines into the final
 # "N passed, N failed, N skipped". A binary that crashes or prints no RESULT
-# line counts as one failure. Usage: run.sh "QEMU-PREFIX" BIN...
+# line counts as one failure. Usage: run.sh "QEMU-PREFIX" BIN... (a *.sh entry is a
+# script run with the source directory as its argument).
 qemu=$1; shift
 p=0; f=0; s=0
 for t in "$@"; do
   echo "== $t"
-  out=$($qemu "./$t" 2>&1); rc=$?
+  case $t in
+    *.sh) out=$(sh "$t" "${HONE_SRCDIR:-.}" 2>&1); rc=$? ;;  # source checks (check_layers.sh)
+    *) out=$($qemu "./$t" 2>&1); rc=$? ;;
+  esac
   printf '%s\n' "$out" | grep -v '^RESULT ' | sed 's/^/  /'
   r=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -n 1)
   if [ -z "$r" ]; then
