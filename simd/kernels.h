@@ -1,4 +1,9 @@
-/* kernels.h — the kernel table: every numeric inner loop hone runs goes through
+/* simd/ — every numeric inner loop: the kernel table (this header), its scalar
+ *   reference, one file per ISA built with its own flags (AVX2, AVX-512, NEON), the
+ *   blocked GEMM driver and run-time dispatch. Below model/; may include base/ (today
+ *   it needs nothing). Intrinsics live only here.
+ *
+ * simd/kernels.h — the kernel table: every numeric inner loop hone runs goes through
  * one of these function pointers. The table is filled once at start-up
  * (kernels_init) with the scalar reference, then overwritten by the best ISA the
  * CPU and OS support (CPUID + XGETBV); HONE_ISA=scalar|avx2|avx512|neon forces a

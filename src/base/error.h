@@ -1,4 +1,9 @@
-/* base/error.h — how library code reports failure.
+/* base/ — the ground floor, with no model knowledge: errors (this header is the
+ *   folder's main one), files and atomic writes, arenas, the one seeded PRNG, threads,
+ *   hwloc topology and NUMA placement. May include nothing of hone (system libraries only);
+ *   every other folder builds on it.
+ *
+ * base/error.h — how library code reports failure.
  * Every fallible function takes a `hone_error *` (may be NULL) and returns 0 on
  * success or -1 on failure after writing a one-line message naming the file,
  * field or line and what is wrong. Only main() prints and exits. */

@@ -1,4 +1,8 @@
-/* chat/template.h — conversations to text, with the byte ranges to train on.
+/* chat/ — conversations to text: the built-in chat formats and the Jinja subset that
+ *   runs tokenizer_config.json templates (this header is the folder's entry point;
+ *   jinja.h the engine). May include base/ and data/ (for the message type).
+ *
+ * chat/template.h — conversations to text, with the byte ranges to train on.
  * Built-in formats render without Jinja, byte for byte as these templates do under
  * transformers (fixture: tests/fixtures/chat/chat_templates.json):
  *   chatml  the seed pipeline's: <|im_start|>{role}\n{content}<|im_end|>\n, user and

@@ -1,4 +1,9 @@
-/* cli/commands.h — one entry point per CLI command, each in its own src/cmd_*.c.
+/* cli/ — the `hone` program: main.c, one cmd_*.c per command (this header lists
+ *   them), and gen_cli.h, what the generating commands share (options, loading a model
+ *   with its tokenizer and template). The top: may include every folder; nothing
+ *   includes it but main.c and the tests.
+ *
+ * cli/commands.h — one entry point per CLI command, each in its own cli/cmd_*.c.
  * argv[0] is the command name; returns the process exit status. */
 #ifndef HONE_COMMANDS_H
 #define HONE_COMMANDS_H

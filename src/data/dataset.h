@@ -1,4 +1,9 @@
-/* data/dataset.h — training rows for `hone sft` and `hone dpo`, read from JSONL, JSON
+/* data/ — training rows: JSONL/JSON(.gz) reading, the row formats of TRL, ShareGPT and
+ *   Alpaca, mixtures, ratios and the seeded eval split (this header), with options.h for
+ *   what it takes from a configuration. May include base/ only: it neither tokenizes
+ *   nor renders templates, and knows nothing of the training configuration.
+ *
+ * data/dataset.h — training rows for `hone sft` and `hone dpo`, read from JSONL, JSON
  * arrays, or either gzipped, in the row shapes of TRL, ShareGPT and Alpaca, and
  * normalised to one in-memory form:
  *   conversation  = list of (role, content) messages

@@ -1,4 +1,8 @@
-/* generate/generate.h — inference: a KV-cache engine and text generation.
+/* generate/ — inference: the KV-cache engine on weight panels and transformers-compatible
+ *   sampling (this header). May include base/, simd/, model/, tokenizer/, data/, chat/;
+ *   not train/ (a sibling) or cli/.
+ *
+ * generate/generate.h — inference: a KV-cache engine and text generation.
  *
  *   engine    the model plus a KV cache of max_B sequence slots x max_T positions,
  *             allocated once. engine_forward runs any set of token rows (each row:

@@ -1,4 +1,10 @@
-/* model/model.h — a decoder-only transformer of the Llama or Gemma family.
+/* model/ — the model itself: config.json and the parameter table (this header),
+ *   safetensors and llama2.c import, the batch layout, every layer as a forward/backward
+ *   pair, the backend interface and its CPU implementation, the whole-model forward,
+ *   loss head and backward. May include base/ and simd/; knows nothing of tokenizers,
+ *   data or training loops.
+ *
+ * model/model.h — a decoder-only transformer of the Llama or Gemma family.
  * The configuration comes from a Hugging Face config.json; all parameters live
  * in one fp32 allocation carved into named tensors (HF names and layouts:
  * Linear weights are (out, in)). hone_weights is a typed view over any buffer of

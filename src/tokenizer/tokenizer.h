@@ -1,4 +1,9 @@
-/* tokenizer/tokenizer.h — Hugging Face `tokenizer.json` tokenizers (BPE models), token-for-token
+/* tokenizer/ — text <-> ids: tokenizer.json pipelines (normalizers, pre-tokenizers,
+ *   BPE, decoders, post-processors), added tokens, saving, SentencePiece conversion.
+ *   This header is the public API; internal.h and the headers under it are the folder's
+ *   own. May include base/ only.
+ *
+ * tokenizer/tokenizer.h — Hugging Face `tokenizer.json` tokenizers (BPE models), token-for-token
  * equal to the reference `tokenizers` library. See docs/tokenizer.md for the supported
  * components and the rule for bytes that are not valid UTF-8.
  *

@@ -1,4 +1,9 @@
-/* train/train.h — what SFT and DPO training share: the trainer state (model, gradients,
+/* train/ — training: the YAML configuration, AdamW and schedules, the trainer (this
+ *   header), SFT, the DPO losses and loop, and pipeline.h, which wires a run from a
+ *   configuration. May include base/, simd/, model/, tokenizer/, data/, chat/; not
+ *   generate/ (a sibling) or cli/.
+ *
+ * train/train.h — what SFT and DPO training share: the trainer state (model, gradients,
  * AdamW, schedule, step counter), checkpoints (a Hugging Face model directory
  * plus optimizer.safetensors and trainer_state.json, written atomically),
  * metrics.jsonl, the progress line, and clean stops on SIGINT/SIGTERM (the
