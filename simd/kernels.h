@@ -10,7 +10,7 @@
  * path. It is the only mutable global in hone.
  *
  * Conventions: row-major fp32; "row" kernels work on one row and are called by
- * src/ops.c from inside its own OpenMP loops; gemm_f32 threads internally and must
+ * the layers (src/model/layers.c) from inside their own OpenMP loops; gemm_f32 threads internally and must
  * never be called from inside a parallel region. Results never depend on the
  * number of threads. Pointers need not be aligned. */
 #ifndef HONE_KERNELS_H

@@ -1,4 +1,4 @@
-/* test_dpo_loss.c — src/dpo_loss.c against TRL 1.16's own loss code (tests/fixtures/dpo_loss.json,
+/* test_dpo_loss.c — src/train/dpo_loss.c against TRL 1.16's own loss code (tests/fixtures/dpo_loss.json,
  * written by tests/reference/dpo_loss_ref.py: loss, per-token gradients by torch autograd and
  * metrics, float64, for every loss type and option), plus central finite differences of the
  * gradients in double, permutation invariance, and the error cases.

@@ -1,4 +1,4 @@
-/* test_generate.c — the inference engine and sampling (src/generate.h):
+/* test_generate.c — the inference engine and sampling (src/generate/generate.h):
  * KV-cache logits equal the training forward's, greedy stories260K text, seeded
  * sampling is reproducible, the logits processors equal transformers' (fixture from
  * tests/reference/sampling_ref.py), stop strings and streaming, batched generation

@@ -1,4 +1,4 @@
-/* test_threads.c — thread placement (src/threads.c) on synthetic hwloc
+/* test_threads.c — thread placement (src/base/threads.c) on synthetic hwloc
  * topologies, since the test machine has one NUMA node: one thread per
  * physical core (not per hardware thread), threads dealt round-robin over the
  * NUMA nodes onto cores of their own node, HONE_THREADS and an explicit

@@ -1,4 +1,4 @@
-"""Reference renderings for hone's chat templates (src/chat_template.c, src/jinja*.c).
+"""Reference renderings for hone's chat templates (src/chat/template.c, src/chat/jinja*.c).
 
 Renders a fixed set of conversations, with add_generation_prompt false and true, through
 transformers' own chat-template renderer (transformers.utils.chat_template_utils.

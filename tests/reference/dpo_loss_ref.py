@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dpo_loss_ref.py — writes tests/fixtures/dpo_loss.json, the reference for src/dpo_loss.c.
+"""dpo_loss_ref.py — writes tests/fixtures/dpo_loss.json, the reference for src/train/dpo_loss.c.
 
 Runs TRL's own DPO loss code, `DPOTrainer._compute_loss` from the installed TRL (1.16), on random
 per-token completion log-probabilities for every loss type and option combination, and records the
