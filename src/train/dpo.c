@@ -310,7 +310,9 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     return rc;
 }
 
-static void log_eval(hone_trainer *t, const dpo_step_result *r) {
+/* start: the evaluation before training, which (as in transformers) does not step
+ * reduce_lr_on_plateau. */
+static void log_eval(hone_trainer *t, const dpo_step_result *r, int start) {
     const char *names[24];
     double vals[24];
     int k = result_metrics(r, names, vals);
@@ -325,6 +327,7 @@ static void log_eval(hone_trainer *t, const dpo_step_result *r) {
         v2[i + 1] = vals[i];
     }
     trainer_log(t, keys, v2, k + 1);
+    if (!start) trainer_eval_done(t, keys, v2, k + 1);
 }
 
 int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_tok_pair *train, long n_train,
@@ -349,7 +352,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     if (o->eval_on_start && n_eval && t->step == 0) {
         dpo_step_result r;
         if (dpo_evaluate(m, ref, o, eval, n_eval, eval_refs, &r, err) < 0) { rc = -1; goto done; }
-        log_eval(t, &r);
+        log_eval(t, &r, 1);
     }
     double t0 = hone_now();
     long tok_window = 0;
@@ -402,7 +405,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
         if (n_eval && o->eval_steps > 0 && (t->step % o->eval_steps == 0 || last)) {
             dpo_step_result r;
             if (dpo_evaluate(m, ref, o, eval, n_eval, eval_refs, &r, err) < 0) { rc = -1; goto done; }
-            log_eval(t, &r);
+            log_eval(t, &r, 0);
             if (!o->quiet)
                 fprintf(stderr, "eval at step %ld: loss %.4f rewards/accuracies %.3f rewards/margins %.4f\n", t->step, r.loss,
                         r.m.rewards_accuracies, r.m.rewards_margins);

@@ -1,4 +1,4 @@
-/* train/optim.c — AdamW, schedules, clipping (optim.h). */
+/* train/optim.c — AdamW and clipping (optim.h). */
 #include "train/optim.h"
 #include "simd/kernels.h"
 #include "model/layers.h"
@@ -39,25 +39,6 @@ void adamw_update(hone_adamw *o, hone_model *m, const float *g, double lr, float
                           (float)o->eps, wd, bc1, bc2, gscale);
         }
     }
-}
-
-int sched_from_name(const char *name, hone_error *err) {
-    if (!name || !strcmp(name, "linear")) return HONE_SCHED_LINEAR;
-    if (!strcmp(name, "constant")) return HONE_SCHED_CONSTANT;
-    if (!strcmp(name, "cosine")) return HONE_SCHED_COSINE;
-    if (!strcmp(name, "constant_with_warmup")) return HONE_SCHED_CONSTANT_WARMUP;
-    return hone_fail(err, "lr_scheduler_type: '%s' is not one of constant, linear, cosine, constant_with_warmup", name);
-}
-
-double sched_lr(int kind, double base, long step, long warmup, long total) {
-    double s = (double)step;
-    if (kind == HONE_SCHED_CONSTANT) return base;
-    if (step < warmup) return base * s / (double)(warmup > 1 ? warmup : 1);
-    if (kind == HONE_SCHED_CONSTANT_WARMUP) return base;
-    double span = (double)(total - warmup > 1 ? total - warmup : 1);
-    if (kind == HONE_SCHED_LINEAR) return base * fmax(0.0, (double)(total - step) / span);
-    double progress = (s - warmup) / span;
-    return base * fmax(0.0, 0.5 * (1.0 + cos(M_PI * 0.5 * 2.0 * progress)));
 }
 
 double grad_global_norm(const float *g, size_t n) { return sqrt(layers_sumsq(g, n)); }

@@ -1,5 +1,5 @@
 /* train/optim.h — AdamW (decoupled weight decay, bias correction, as torch.optim.AdamW),
- * the learning-rate schedules of transformers' get_scheduler, and global-norm
+ * and global-norm
  * gradient clipping (torch.nn.utils.clip_grad_norm_). Moments are laid out like
  * the parameters (model.h), so checkpoints store them as two more tensors sets. */
 #ifndef HONE_OPTIM_H
@@ -18,12 +18,6 @@ void adamw_free(hone_adamw *o);
 /* One update of every parameter with gradient g (laid out like m->data), after
  * scaling g by gscale. Norm and bias parameters get no weight decay. */
 void adamw_update(hone_adamw *o, hone_model *m, const float *g, double lr, float gscale);
-
-enum { HONE_SCHED_CONSTANT, HONE_SCHED_LINEAR, HONE_SCHED_COSINE, HONE_SCHED_CONSTANT_WARMUP };
-int sched_from_name(const char *name, hone_error *err);
-/* Learning rate for optimizer step `step` (0-based: the lr used by the update
- * that makes step+1), as transformers' LambdaLR schedules compute it. */
-double sched_lr(int kind, double base_lr, long step, long warmup, long total);
 
 /* L2 norm over all gradients (double accumulation, fixed order) and the factor
  * clip_grad_norm_ would scale them by (1 when max_norm <= 0 or within bounds). */

@@ -255,6 +255,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
             keys[0] = "eval_loss"; vals[0] = el; keys[1] = "eval_mean_token_accuracy"; vals[1] = ea;
             keys[2] = "eval_entropy"; vals[2] = ee;
             trainer_log(t, keys, vals, 3);
+            trainer_eval_done(t, keys, vals, 3);
             if (!o->quiet) fprintf(stderr, "eval at step %ld: loss %.4f accuracy %.4f\n", t->step, el, ea);
         }
         int stop = trainer_stop_requested(t);

@@ -20,7 +20,7 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
         trainer_free(t);
         return -1;
     }
-    t->base_lr = lr; t->sched = sched; t->warmup = warmup; t->total_steps = total; t->max_grad_norm = max_grad_norm;
+    t->base_lr = lr; sched_init(&t->sched, sched, lr, warmup, total); t->warmup = warmup; t->total_steps = total; t->max_grad_norm = max_grad_norm;
     t->save_total_limit = -1;
     snprintf(t->output_dir, sizeof t->output_dir, "%s", output_dir ? output_dir : "");
     snprintf(t->src_dir, sizeof t->src_dir, "%s", src_dir ? src_dir : "");
@@ -46,7 +46,14 @@ void trainer_free(hone_trainer *t) {
 
 void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->model->num_floats); }
 
-double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(t->sched, t->base_lr, step, t->warmup, t->total_steps); }
+double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(&t->sched, t->base_lr, step); }
+
+void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *vals, int n) {
+    if (t->sched.kind != HONE_SCHED_PLATEAU) return;
+    const char *want = t->plateau_metric[0] ? t->plateau_metric : "eval_loss";
+    for (int i = 0; i < n; i++)
+        if (!strcmp(keys[i], want)) sched_plateau_step(&t->sched, vals[i]);
+}
 
 double trainer_apply(hone_trainer *t, double *lr) {
     double norm = grad_global_norm(t->grad, t->model->num_floats);
@@ -130,6 +137,18 @@ static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
         json_array_append_new(ex, json_string(hex));
     }
     json_object_set_new(s, "extra_state", ex);
+    if (t->sched.kind == HONE_SCHED_PLATEAU) {
+        /* reduce_lr_on_plateau's running state: the rate and best metric as exact bits */
+        char lr[32], best[32];
+        uint64_t u;
+        memcpy(&u, &t->sched.cur_lr, 8);
+        snprintf(lr, sizeof lr, "%016llx", (unsigned long long)u);
+        memcpy(&u, &t->sched.best, 8);
+        snprintf(best, sizeof best, "%016llx", (unsigned long long)u);
+        json_object_set_new(s, "lr_scheduler", json_pack("{s:s, s:s, s:I, s:I, s:I}", "lr", lr, "best", best, "num_bad_epochs",
+                                                         (json_int_t)t->sched.num_bad, "cooldown_counter",
+                                                         (json_int_t)t->sched.cooldown_counter, "evaluations", (json_int_t)t->sched.evals));
+    }
     char *txt = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(s);
     hone_path_join(path, sizeof path, dir, "trainer_state.json");
@@ -253,6 +272,18 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
     for (int i = 0; i < n_extra && i < (int)json_array_size(ex); i++) {
         unsigned long long u = strtoull(json_string_value(json_array_get(ex, i)), NULL, 16);
         memcpy(&extra[i], &u, 8);
+    }
+    json_t *ls = json_object_get(s, "lr_scheduler");
+    if (t->sched.kind == HONE_SCHED_PLATEAU && ls) {
+        const char *lr = json_string_value(json_object_get(ls, "lr")), *best = json_string_value(json_object_get(ls, "best"));
+        if (!lr || !best) { json_decref(s); return hone_fail(err, "%s: lr_scheduler: lr and best must be hex strings", path); }
+        uint64_t u = strtoull(lr, NULL, 16);
+        memcpy(&t->sched.cur_lr, &u, 8);
+        u = strtoull(best, NULL, 16);
+        memcpy(&t->sched.best, &u, 8);
+        t->sched.num_bad = (long)json_integer_value(json_object_get(ls, "num_bad_epochs"));
+        t->sched.cooldown_counter = (long)json_integer_value(json_object_get(ls, "cooldown_counter"));
+        t->sched.evals = (long)json_integer_value(json_object_get(ls, "evaluations"));
     }
     json_decref(s);
     truncate_metrics(t, t->step);

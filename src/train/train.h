@@ -12,6 +12,7 @@
 #define HONE_TRAIN_H
 #include "model/model.h"
 #include "train/optim.h"
+#include "train/schedule.h"
 #include "model/transformer.h"
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ typedef struct hone_trainer {
     float *grad;             /* (num_floats) gradient buffer, owned */
     hone_weights g;          /* view over grad */
     hone_adamw opt;
-    int sched;               /* HONE_SCHED_* */
+    hone_sched sched;        /* the lr schedule (and reduce_lr_on_plateau's state) */
     double base_lr;
     long warmup, total_steps;
     double max_grad_norm;
@@ -38,6 +39,7 @@ typedef struct hone_trainer {
     /* opaque extra state saved with checkpoints (DPO running stats); caller-owned */
     const double *extra;
     int n_extra;
+    char plateau_metric[64];  /* reduce_lr_on_plateau's metric (metric_for_best_model): "eval_loss" */
 } hone_trainer;
 
 int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
@@ -49,6 +51,9 @@ void trainer_zero_grad(hone_trainer *t);
 double trainer_apply(hone_trainer *t, double *lr);
 /* Learning rate the next update will use / the one transformers logs after a step. */
 double trainer_lr_at(const hone_trainer *t, long step);
+/* After an evaluation: feeds reduce_lr_on_plateau its metric (eval_<metric_name>, from
+ * the n logged keys/vals); no-op for the other schedules. */
+void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *vals, int n);
 
 /* Appends one JSON object line: {"step": s, key: value, ...}. keys/vals: n pairs. */
 void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n);

@@ -27,6 +27,7 @@ typedef enum {
     T_RESUME,   /* string path or bool (true -> "last") or null */
     T_CHAT,     /* one of choices, or an inline Jinja template */
     T_DATASETS, /* list of sources */
+    T_KWARGS,   /* a mapping of scalars (or its JSON text), kept as JSON text */
 } key_type;
 
 enum { K_SFT = 1, K_DPO = 2, K_ALL = 3 };
@@ -40,7 +41,9 @@ typedef struct {
     const char *alias_of;  /* this key is another name for alias_of */
 } key_def;
 
-static const char *const sched_choices[] = {"constant", "linear", "cosine", "constant_with_warmup", NULL};
+static const char *const sched_choices[] = {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                                            "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
+                                            "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", NULL};
 static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
@@ -68,6 +71,8 @@ static const key_def keys[] = {
     K(threads, T_INT, K_ALL),
     K(learning_rate, T_F64, K_ALL),
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
+    K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
+    K(metric_for_best_model, T_STR, K_ALL),
     K(warmup_steps, T_F64, K_ALL),
     K(warmup_ratio, T_F64, K_ALL),
     K(num_train_epochs, T_F64, K_ALL),
@@ -328,6 +333,52 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
 
 /* ---------- applying one key ---------- */
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* A flat JSON object as compact text with sorted keys and each real in its shortest
+ * round-tripping form (0.1, not 0.10000000000000001), as Python's json writes it; malloc'd. */
+static char *kwargs_text(json_t *o) {
+    if (!o) return NULL;
+    size_t n = json_object_size(o), cap = 64, len = 0;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    char *out = malloc(cap);
+    if (!names || !out) { free(names); free(out); return NULL; }
+    const char *key;
+    json_t *v;
+    size_t i = 0;
+    json_object_foreach(o, key, v) names[i++] = key;
+    qsort(names, n, sizeof *names, cmp_str);
+    out[len++] = '{';
+    for (i = 0; i < n; i++) {
+        v = json_object_get(o, names[i]);
+        char num[40];
+        json_t *ks = json_string(names[i]);
+        char *kt = json_dumps(ks, JSON_ENCODE_ANY), *vt = NULL;
+        json_decref(ks);
+        if (json_is_real(v)) {
+            double d = json_real_value(v);
+            for (int prec = 1; prec <= 17; prec++) {
+                snprintf(num, sizeof num, "%.*g", prec, d);
+                if (strtod(num, NULL) == d) break;
+            }
+            vt = strdup(num);
+        } else {
+            vt = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        }
+        size_t need = len + (kt ? strlen(kt) : 0) + (vt ? strlen(vt) : 0) + 4;
+        char *grown = need > cap ? realloc(out, cap = need * 2) : out;
+        if (!kt || !vt || !grown) { free(kt); free(vt); free(names); free(grown ? grown : out); return NULL; }
+        out = grown;
+        len += (size_t)sprintf(out + len, "%s%s:%s", i ? "," : "", kt, vt);
+        free(kt);
+        free(vt);
+    }
+    out[len++] = '}';
+    out[len] = 0;
+    free(names);
+    return out;
+}
+
 static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err) {
     void *p = (char *)c + k->off;
     const char *key = k->name;
@@ -427,6 +478,38 @@ static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node
         *dst = v;
         *cnt = m;
         return 0;
+    }
+    case T_KWARGS: {
+        json_t *o = NULL;
+        if (is_null(n)) return set_str(p, NULL, err);
+        if (n->type == YAML_SCALAR_NODE) {
+            /* transformers also takes the JSON text of the mapping */
+            json_error_t je;
+            o = json_loads(scalar(n), 0, &je);
+            if (!o || !json_is_object(o)) { json_decref(o); return type_error(x, n, key, "a mapping (or its JSON text)", err); }
+        } else if (n->type == YAML_MAPPING_NODE) {
+            o = json_object();
+            for (yaml_node_pair_t *it = n->data.mapping.pairs.start; o && it < n->data.mapping.pairs.top; it++) {
+                yaml_node_t *kn = yaml_document_get_node(x->doc, it->key), *vn = yaml_document_get_node(x->doc, it->value);
+                if (!scalar(kn) || !scalar(vn)) { json_decref(o); return type_error(x, vn, key, "a mapping of numbers and strings", err); }
+                double d;
+                int b;
+                json_t *v = is_null(vn) ? json_null()
+                          : !parse_bool(vn, &b) ? json_boolean(b)
+                          : vn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !parse_f64(vn, &d)
+                              ? (d == floor(d) && fabs(d) < 1e15 && !strpbrk(scalar(vn), ".eE") ? json_integer((json_int_t)d) : json_real(d))
+                              : json_string(scalar(vn));
+                json_object_set_new(o, scalar(kn), v);
+            }
+        } else {
+            return type_error(x, n, key, "a mapping", err);
+        }
+        char *txt = kwargs_text(o);
+        json_decref(o);
+        if (!txt) return hone_fail(err, "out of memory");
+        int rc = set_str(p, txt, err);
+        free(txt);
+        return rc;
     }
     case T_DATASETS: {
         if (n->type != YAML_SEQUENCE_NODE) return type_error(x, n, key, "a list of {path, format, ...}", err);
@@ -550,7 +633,7 @@ void config_free(hone_train_config *c) {
         if (k->alias_of) continue;
         void *p = (char *)c + k->off;
         switch (k->type) {
-        case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: free(*(char **)p); break;
+        case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: case T_KWARGS: free(*(char **)p); break;
         case T_F64_LIST: free(*(double **)p); break;
         case T_ENUM_LIST:
             for (int j = 0; j < c->n_loss_type; j++) free(c->loss_type[j]);
@@ -696,6 +779,8 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->data.test_size < 0) return hone_fail(err, "%s: test_size must be >= 0", src);
     if (c->warmup_steps < 0 || c->warmup_ratio < 0 || c->warmup_ratio > 1)
         return hone_fail(err, "%s: warmup_steps must be >= 0 and warmup_ratio in [0, 1]", src);
+    if (c->lr_scheduler_type && !strcmp(c->lr_scheduler_type, "reduce_lr_on_plateau") && !strcmp(c->eval_strategy, "no"))
+        return hone_fail(err, "%s: lr_scheduler_type reduce_lr_on_plateau needs evaluations (eval_strategy steps or epoch)", src);
     if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
         return hone_fail(err, "%s: adam_beta1 and adam_beta2 must be in [0, 1)", src);
     if (c->max_length == 0 || c->max_length < -1) return hone_fail(err, "%s: max_length must be > 0 or null", src);
@@ -729,6 +814,11 @@ int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
         case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: {
             const char *s = *(char *const *)p;
             v = s ? json_string(s) : json_null();
+            break;
+        }
+        case T_KWARGS: {
+            const char *s = *(char *const *)p;
+            v = s ? json_loads(s, 0, NULL) : json_object();
             break;
         }
         case T_F64: v = json_real(*(const double *)p); break;

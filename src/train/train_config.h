@@ -35,7 +35,9 @@ typedef struct hone_train_config {
 
     /* optimisation */
     double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
-    char *lr_scheduler_type;     /* constant | linear (default) | cosine | constant_with_warmup */
+    char *lr_scheduler_type;     /* linear (default) or any of transformers' SchedulerType names but greedy */
+    char *lr_scheduler_kwargs;   /* NULL or the JSON text of the mapping (schedule.h checks its keys) */
+    char *metric_for_best_model; /* NULL = "loss": the metric reduce_lr_on_plateau watches (eval_ prefixed) */
     double warmup_steps;         /* 0; >= 1 steps, in (0,1) a ratio of total steps (transformers 5) */
     double warmup_ratio;         /* 0; kept for older configs, used when warmup_steps is 0 */
     double num_train_epochs;     /* 3.0 */
