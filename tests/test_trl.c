@@ -84,7 +84,9 @@ static void compare_metrics(const char *dir, const char *case_name, json_t *expe
         json_t *got = json_loads(line, 0, NULL);
         if (!got) continue;
         long step = (long)json_integer_value(json_object_get(got, "step"));
-        json_t *want = json_array_get(steps, step - 1);
+        json_t *want = NULL, *e;
+        size_t ei;
+        json_array_foreach(steps, ei, e) if (json_integer_value(json_object_get(e, "step")) == step) want = e;
         if (!want || !json_object_get(got, "loss")) { json_decref(got); continue; }
         const char *k;
         json_t *v;
@@ -127,8 +129,12 @@ static void sft_case(const char *name) {
     }
     sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2), .accum = (int)num(cfg, "gradient_accumulation_steps", 1),
                   .packing = json_is_true(json_object_get(cfg, "packing")), .max_length = (int)num(cfg, "max_length", 1024),
-                  .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1, .logging_steps = 1,
+                  .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1,
+                  .logging_steps = (long)num(cfg, "logging_steps", 1), .logging_first_step = json_is_true(json_object_get(cfg, "logging_first_step")),
                   .pad_id = (int)num(cfg, "pad_token_id", 0), .quiet = 1};
+    const char *lt = json_string_value(json_object_get(cfg, "loss_type"));
+    o.head_loss.kind = lt && !strcmp(lt, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL;
+    o.head_loss.label_smoothing = (float)num(cfg, "label_smoothing_factor", 0);
     o.eval_batch_size = o.batch_size;
     const char *dir = test_tmpdir("trl");
     hone_trainer t;
@@ -227,6 +233,9 @@ static void test_sft_completion_only(void) { sft_case("sft_completion_only"); }
 static void test_sft_packing(void) { sft_case("sft_packing"); }
 static void test_sft_packing_completion_only(void) { sft_case("sft_packing_completion_only"); }
 static void test_sft_stories260K(void) { sft_case("sft_stories260K"); }
+static void test_sft_dft(void) { sft_case("sft_dft"); }
+static void test_sft_label_smoothing(void) { sft_case("sft_label_smoothing"); }
+static void test_sft_logging_first_step(void) { sft_case("sft_logging_first_step"); }
 
 static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_exo_pair", "dpo_nca_pair", "dpo_robust",
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
@@ -240,6 +249,9 @@ int main(void) {
     TEST_RUN(test_sft_packing);
     TEST_RUN(test_sft_packing_completion_only);
     TEST_RUN(test_sft_stories260K);
+    TEST_RUN(test_sft_dft);
+    TEST_RUN(test_sft_label_smoothing);
+    TEST_RUN(test_sft_logging_first_step);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {
         char name[128];
         snprintf(name, sizeof name, "test_%s", dpo_cases[i]);

@@ -53,7 +53,11 @@ static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
                   .truncate_keep_end = cfg->truncation_mode && !strcmp(cfg->truncation_mode, "keep_end"), .shuffle = 1,
                   .seed = (uint64_t)cfg->seed, .epochs = cfg->num_train_epochs, .max_steps = cfg->max_steps,
                   .eval_on_start = cfg->eval_on_start, .grad_ckpt = cfg->gradient_checkpointing,
-                  .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0};
+                  .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0,
+                  .logging_first_step = cfg->logging_first_step,
+                  .head_loss = {.kind = !strcmp(cfg->sft_loss_type, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL,
+                                .label_smoothing = (float)cfg->label_smoothing_factor},
+                  .neftune_alpha = cfg->neftune_noise_alpha > 0 ? cfg->neftune_noise_alpha : 0};
     sft_rows R;
     if (sft_make_rows(&R, train, ntr, o.max_length, o.packing, err) < 0) return -1;
     long rows = R.n;
@@ -114,6 +118,7 @@ static int run_dpo(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
     o.sync_ref_model = cfg->sync_ref_model;
     o.ref_model_mixup_alpha = cfg->ref_model_mixup_alpha;
     o.ref_model_sync_steps = cfg->ref_model_sync_steps;
+    o.logging_first_step = cfg->logging_first_step;
     long total = dpo_total_steps(&o, ntr);
     o.logging_steps = config_steps(cfg->logging_steps, total);
     o.save_steps = config_steps(cfg->save_steps, total);

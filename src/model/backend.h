@@ -15,6 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The per-token loss the LM head computes (SFTConfig.loss_type, label_smoothing_factor). */
+enum { HONE_LOSS_NLL = 0, HONE_LOSS_DFT = 1 };
+typedef struct hone_head_loss {
+    int kind;               /* HONE_LOSS_NLL or HONE_LOSS_DFT */
+    float label_smoothing;  /* transformers' LabelSmoother epsilon (NLL only); 0 = off */
+} hone_head_loss;
+
 typedef struct hone_backend {
     const char *name;   /* "cpu", "cuda" */
     int device_memory;  /* 1: tensors are not addressable from the host */
@@ -54,9 +61,13 @@ typedef struct hone_backend {
     /* Per row i of logits (n, V) with label labels[i]: log p(label), entropy, argmax == label,
      * sum of logits, and (lssp non-NULL) logsumexp(2z) - 2 logsumexp(z), into host arrays
      * at index out_idx[i]; with coef non-NULL the row is replaced by
-     * coef[out_idx[i]] * (softmax - onehot(label)) — the gradient of coef * -logp. */
+     * coef[out_idx[i]] * (softmax - onehot(label)) — the gradient of coef * -logp.
+     * loss: the per-token loss (head.h's HONE_LOSS_*: -logp; DFT -logp * p with p detached;
+     * label smoothing (1 - eps) * -logp + eps * mean_v(-log p_v)) into loss_term[out_idx[i]],
+     * and the row's gradient is that loss's. */
     void (*ce_rows)(float *logits, int n, int V, const int32_t *labels, const int32_t *out_idx, const float *coef,
-                    float coef_const, float *logp, float *entropy, float *correct, float *logit_sum, float *lssp);
+                    float coef_const, float *logp, float *entropy, float *correct, float *logit_sum, float *lssp,
+                    const hone_head_loss *loss, float *loss_term);
 } hone_backend;
 
 const hone_backend *backend_cpu(void);

@@ -29,7 +29,10 @@ static void cpu_scatter_rows(float *dst, const float *src, const int32_t *rows, 
 }
 
 static void cpu_ce_rows(float *logits, int n, int V, const int32_t *labels, const int32_t *out_idx, const float *coef,
-                        float coef_const, float *logp, float *entropy, float *correct, float *logit_sum, float *lssp) {
+                        float coef_const, float *logp, float *entropy, float *correct, float *logit_sum, float *lssp,
+                        const hone_head_loss *loss, float *loss_term) {
+    int dft = loss && loss->kind == HONE_LOSS_DFT;
+    float eps = loss ? loss->label_smoothing : 0.f;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         int s = out_idx[i], lab = labels[i];
@@ -45,7 +48,27 @@ static void cpu_ce_rows(float *logits, int n, int V, const int32_t *labels, cons
             for (int v = 0; v < V; v++) acc += exp(2.0 * lg[v] - m2);
             lssp[s] = (float)(m2 + log(acc) - 2.0 * st[1]);
         }
-        if (coef || coef_const != 0.f) hone_kt.ce_bwd(lg, lg, V, st[1], lab, coef ? coef[s] : coef_const);
+        float c = coef ? coef[s] : coef_const, lt = -logp[s];
+        if (dft) {
+            /* TRL's DFT: -logp * exp(logp).detach(): the NLL gradient scaled by p */
+            float p = expf(logp[s]);
+            lt = lt * p;
+            c *= p;
+        } else if (eps > 0.f) {
+            /* LabelSmoother: (1 - eps) * nll + eps * sum_v(-log p_v) / V, and
+             * sum_v -log p_v = V * lse - sum_v z_v */
+            lt = (1.f - eps) * lt + eps * (st[1] - st[4] / (float)V);
+        }
+        if (loss_term) loss_term[s] = lt;
+        if (coef || coef_const != 0.f) {
+            hone_kt.ce_bwd(lg, lg, V, st[1], lab, c);
+            if (eps > 0.f && !dft) {
+                /* gradient of the smoothing term: c * (softmax - 1/V) - the NLL part was scaled by (1 - eps) */
+                float u = c * eps / (float)V;
+                lg[lab] += c * eps;
+                for (int v = 0; v < V; v++) lg[v] -= u;
+            }
+        }
     }
 }
 

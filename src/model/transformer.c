@@ -6,6 +6,7 @@
 #include "model/backend.h"
 #include "model/layers.h"
 #include "base/util.h"
+#include "base/rng.h"
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ static size_t layout(hone_acts *a, const hone_model_config *c, int B, int T, int
     a->tok_correct = carve(&cv, N);
     a->tok_logit_sum = carve(&cv, N);
     a->tok_lssp = carve(&cv, N);
+    a->tok_loss = carve(&cv, N);
     a->rows = (int32_t *)carve(&cv, N);
     a->row_labels = (int32_t *)carve(&cv, N);
     int ch = head_chunk_rows(c, (int)N);
@@ -130,6 +132,19 @@ static void layer_forward(const hone_model *m, hone_acts *a, const hone_batch *b
     be->residual_add(x_out, la->xm, (size_t)N * C);
 }
 
+/* NEFTune (transformers' neftune_post_forward_hook): uniform noise in +-alpha / sqrt(T * C)
+ * on the embedding module's output, during training only. T is the batch's padded length, as
+ * the hook's output.size(1); the embeddings are already multiplied by Gemma's sqrt(C), which
+ * the hook's noise precedes, so the noise is scaled too. The draws come from hone's PRNG in
+ * slot order (the same bits at any thread count), a new stream for every forward. */
+static void neftune_noise(hone_acts *a, int N, int T, int C, float scale) {
+    hone_rng r;
+    rng_seed(&r, a->neftune_seed + 0x9e3779b97f4a7c15ULL * ++a->neftune_calls);
+    float mag = (float)(a->neftune_alpha / sqrt((double)T * C));
+    float *x = a->layers[0].x;
+    for (size_t i = 0; i < (size_t)N * C; i++) x[i] += scale * (mag * (2.f * rng_uniform_f32(&r) - 1.f));
+}
+
 void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b) {
     assert(!m->panels && !m->hollow); /* an engine's layout, or released matrices */
     const hone_backend *be = m->be;
@@ -137,6 +152,7 @@ void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b) {
     int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
     be->embedding_forward(a->layers[0].x, m->w.embed, b->tokens, N, C, scale);
+    if (a->train && a->neftune_alpha > 0) neftune_noise(a, N, b->T, C, scale);
     be->rope_tables(a->cos, a->sin, b->pos, m->rope_inv_freq, N, c->head_dim);
     for (int l = 0; l < L; l++) {
         float *out = l + 1 < L ? a->layers[l + 1].x : a->x_final;
@@ -168,8 +184,9 @@ double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const 
         be->gather_rows(a->head_x, a->xf, rows, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, a->head_logits, V);
         be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
-                    a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL);
-        for (int i = 0; i < nc; i++) loss -= (double)(w ? w[rows[i]] : wscale) * a->tok_logp[rows[i]];
+                    a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL, &a->head_loss,
+                    a->tok_loss);
+        for (int i = 0; i < nc; i++) loss += (double)(w ? w[rows[i]] : wscale) * a->tok_loss[rows[i]];
         if (g) {
             be->gemm(0, 0, nc, C, V, a->head_logits, V, m->w.lm_head, C, 0.f, a->head_dx, C);
             be->scatter_rows(a->dxf, a->head_dx, rows, nc, C);

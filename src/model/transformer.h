@@ -12,6 +12,7 @@
  * layer's activations during the backward pass. */
 #ifndef HONE_TRANSFORMER_H
 #define HONE_TRANSFORMER_H
+#include "model/backend.h"
 #include "model/batch.h"
 #include "model/model.h"
 
@@ -47,7 +48,12 @@ typedef struct hone_acts {
     float *tok_correct;     /* (N) 1 when argmax == label */
     float *tok_logit_sum;   /* (N) sum of the V logits */
     float *tok_lssp;        /* (N) logsumexp(2z) - 2 logsumexp(z), when want_lssp (WPO) */
+    float *tok_loss;        /* (N) the per-token loss head_loss asks for (-logp by default) */
     int want_lssp;
+    hone_head_loss head_loss;  /* zero: NLL; SFT's loss_type dft / label_smoothing_factor */
+    float neftune_alpha;       /* > 0 (training acts): NEFTune noise added to the embeddings */
+    uint64_t neftune_seed;     /* with neftune_calls, seeds each forward's noise (deterministic) */
+    uint64_t neftune_calls;
     int32_t *rows;          /* (N) labelled slots, in order */
     int32_t *row_labels;    /* (N) their labels */
     float *head_x;          /* (chunk, C) gathered xf rows */
@@ -73,9 +79,10 @@ size_t acts_plan_bytes(const hone_model_config *c, int B, int T, int train, int 
 void acts_free(hone_acts *a);
 
 void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b);
-/* Returns sum_t w_t * -logp_t over labelled slots (w: (N) or NULL for the constant
- * wscale). g: NULL for forward only; else gradients are accumulated into g and
- * a->dxf is written for model_backward. */
+/* Returns sum_t w_t * loss_t over labelled slots (w: (N) or NULL for the constant
+ * wscale), loss_t = -logp_t unless a->head_loss asks for DFT or label smoothing.
+ * g: NULL for forward only; else gradients are accumulated into g and a->dxf is
+ * written for model_backward. */
 double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const float *w, float wscale, hone_weights *g);
 void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone_weights *g);
 /* Full logits (n_rows, V) of the given slots (after model_forward). */

@@ -347,6 +347,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     if (t->extra == NULL && t->n_extra == 0) { t->extra = extra; t->n_extra = 3; }
     const char *names[32];
     double vals[32], win[32] = {0}, win_loss = 0;
+    long win_steps = 0; /* optimizer steps since the last log (since the start, or a resume) */
     long win_mb = 0;
     int rc = 0, k = 0;
     if (o->eval_on_start && n_eval && t->step == 0) {
@@ -381,8 +382,8 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
             for (size_t i = 0; i < m->num_floats; i++) ref->data[i] = ref->data[i] * (1.0f - al) + m->data[i] * al;
         }
         int last = t->step == t->total_steps;
-        long steps_in_window = o->logging_steps > 0 ? (t->step % o->logging_steps ? t->step % o->logging_steps : o->logging_steps) : 1;
-        if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last)) {
+        long steps_in_window = ++win_steps;
+        if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last || (o->logging_first_step && t->step == 1))) {
             const char *keys[36];
             double v[36];
             int q = 0;
@@ -398,6 +399,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
             if (!o->quiet) trainer_progress(t, win_loss / steps_in_window, lr, gn, el > 0 ? tok_window / el : 0);
             memset(win, 0, sizeof win);
             win_loss = 0;
+            win_steps = 0;
             win_mb = 0;
             t0 = hone_now();
             tok_window = 0;

@@ -30,6 +30,7 @@ typedef struct dpo_opts {
     double epochs;
     long max_steps;
     long logging_steps, eval_steps, save_steps;
+    int logging_first_step;   /* also log after step 1 */
     int eval_on_start;
     int grad_ckpt;
     int pad_id;

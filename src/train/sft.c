@@ -138,6 +138,7 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
     hone_acts a;
     hone_batch b;
     if (acts_init(&a, &m->cfg, bs, R.max_len > 0 ? R.max_len : 1, 0, 0, err) < 0) { sft_rows_free(&R); return -1; }
+    a.head_loss = o->head_loss;
     batch_alloc(&b, bs, R.max_len > 0 ? R.max_len : 1);
     double tot = 0, cor = 0, ent = 0;
     long nl = 0;
@@ -172,6 +173,9 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     hone_acts a;
     hone_batch b;
     if (acts_init(&a, &m->cfg, bs, R.max_len, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); return -1; }
+    a.head_loss = o->head_loss;
+    a.neftune_alpha = (float)(o->neftune_alpha > 0 ? o->neftune_alpha : 0);
+    a.neftune_seed = o->seed ^ 0x6e6566746e756e65ULL; /* "neftune": a stream of its own */
     batch_alloc(&b, bs, R.max_len);
     long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
     int *mb_n = malloc(sizeof(int) * o->accum);
@@ -231,7 +235,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         tok_window += ntok;
         win_loss += step_loss; win_ent += ent; win_acc += cor; win_lab += nmb; win_steps++;
         int last = t->step == t->total_steps;
-        if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last)) {
+        if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last || (o->logging_first_step && t->step == 1))) {
             double el = hone_now() - t0;
             int k = 0;
             keys[k] = "loss"; vals[k++] = win_loss / win_steps;

@@ -28,6 +28,9 @@ typedef struct sft_opts {
     int grad_ckpt;
     int pad_id;
     int quiet;
+    int logging_first_step; /* also log after step 1 (transformers' logging_first_step) */
+    hone_head_loss head_loss; /* loss_type nll | dft, label_smoothing_factor (training and evaluation, as TRL) */
+    double neftune_alpha;   /* > 0: NEFTune noise on the embeddings during training (neftune_noise_alpha) */
 } sft_opts;
 
 /* A row is one example, or several packed ones. */

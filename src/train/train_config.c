@@ -45,6 +45,7 @@ static const char *const sched_choices[] = {"linear", "cosine", "cosine_with_res
                                             "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
                                             "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", NULL};
 static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
+static const char *const sft_loss_choices[] = {"nll", "dft", "chunked_nll", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
 static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
@@ -87,6 +88,7 @@ static const key_def keys[] = {
     K(adam_epsilon, T_F64, K_ALL),
     K(gradient_checkpointing, T_BOOL, K_ALL),
     K(logging_steps, T_F64, K_ALL),
+    K(logging_first_step, T_BOOL, K_ALL),
     KC(eval_strategy, T_ENUM, K_ALL, eval_choices),
     K(eval_steps, T_OPT_F64, K_ALL),
     K(eval_on_start, T_BOOL, K_ALL),
@@ -101,6 +103,9 @@ static const key_def keys[] = {
     {"max_seq_length", T_OPT_LONG, F(max_length), 0, K_ALL, NULL, "max_length"},
     K(packing, T_BOOL, K_SFT),
     K(completion_only_loss, T_OPT_BOOL, K_SFT),
+    {"loss_type", T_ENUM, F(sft_loss_type), 0, K_SFT, sft_loss_choices, NULL}, /* DPO's loss_type is below */
+    K(label_smoothing_factor, T_F64, K_SFT),
+    K(neftune_noise_alpha, T_OPT_F64, K_SFT),
     K(assistant_only_loss, T_BOOL, K_SFT),
     KC(truncation_mode, T_ENUM, K_ALL, trunc_choices),
     K(beta, T_F64, K_DPO),
@@ -565,12 +570,16 @@ static int compat_key(hone_train_config *c, const char *name, const yaml_node_t 
 /* Finds key for kind; on failure writes "unknown key" with a suggestion. */
 static const key_def *find_key(const char *name, int kind, const char *w, hone_error *err) {
     int mask = kind == HONE_DPO ? K_DPO : K_SFT;
+    int other = 0; /* the name exists for the other command only (a name may have one entry per command) */
     for (size_t i = 0; i < N_KEYS; i++)
         if (!strcmp(keys[i].name, name)) {
             if (keys[i].kinds & mask) return &keys[i];
-            hone_fail(err, "%s: key '%s' is for hone %s, not hone %s", w, name, kind_name(kind == HONE_DPO ? HONE_SFT : HONE_DPO), kind_name(kind));
-            return NULL;
+            other = 1;
         }
+    if (other) {
+        hone_fail(err, "%s: key '%s' is for hone %s, not hone %s", w, name, kind_name(kind == HONE_DPO ? HONE_SFT : HONE_DPO), kind_name(kind));
+        return NULL;
+    }
     const char *names[N_KEYS + 1];
     int m = 0;
     for (size_t i = 0; i < N_KEYS; i++) if (keys[i].kinds & mask) names[m++] = keys[i].name;
@@ -607,6 +616,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->beta = 0.1;
     c->f_alpha_divergence_coef = 0.5;
     c->ld_alpha = -1;
+    c->neftune_noise_alpha = -1;
     c->rpo_alpha = -1;
     c->discopop_tau = 0.05;
     c->ref_model_mixup_alpha = 0.6;
@@ -617,7 +627,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->n_loss_type = 1;
     c->loss_type = calloc(1, sizeof *c->loss_type);
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
-        !(c->lr_scheduler_type = strdup("linear")) || !(c->eval_strategy = strdup("no")) ||
+        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->eval_strategy = strdup("no")) ||
         !(c->chat_template = strdup("auto")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
@@ -785,6 +795,13 @@ int config_validate(const hone_train_config *c, hone_error *err) {
         return hone_fail(err, "%s: adam_beta1 and adam_beta2 must be in [0, 1)", src);
     if (c->max_length == 0 || c->max_length < -1) return hone_fail(err, "%s: max_length must be > 0 or null", src);
     if (c->packing && c->max_length < 0) return hone_fail(err, "%s: packing needs max_length", src);
+    if (c->kind == HONE_SFT) {
+        if (c->label_smoothing_factor < 0 || c->label_smoothing_factor >= 1)
+            return hone_fail(err, "%s: label_smoothing_factor must be in [0, 1)", src);
+        if (c->label_smoothing_factor > 0 && !strcmp(c->sft_loss_type, "dft"))
+            return hone_fail(err, "%s: label_smoothing_factor has no effect with loss_type dft (TRL applies it to nll only)", src);
+        if (c->neftune_noise_alpha != -1 && c->neftune_noise_alpha < 0) return hone_fail(err, "%s: neftune_noise_alpha must be >= 0 or null", src);
+    }
     if (c->kind == HONE_DPO) {
         if (c->loss_weights && c->n_loss_weights != c->n_loss_type)
             return hone_fail(err, "%s: loss_weights has %d entries but loss_type has %d", src, c->n_loss_weights, c->n_loss_type);

@@ -52,6 +52,7 @@ typedef struct hone_train_config {
 
     /* logging, evaluation, checkpoints; a steps value < 1 is a ratio of total steps */
     double logging_steps;        /* 10 */
+    int logging_first_step;      /* 0; also log after the first optimizer step */
     char *eval_strategy;         /* no (default) | steps | epoch */
     double eval_steps;           /* -1 = None: same as logging_steps */
     int eval_on_start;           /* 0 */
@@ -67,6 +68,9 @@ typedef struct hone_train_config {
     int completion_only_loss;    /* -1 = None (TRL: on for prompt/completion data), 0, 1 */
     int assistant_only_loss;     /* 0 */
     char *truncation_mode;       /* keep_start (default) | keep_end */
+    char *sft_loss_type;         /* SFT `loss_type`: nll (default) | dft (TRL's Dynamic Fine-Tuning); chunked_nll = nll */
+    double label_smoothing_factor; /* 0; SFT: transformers' LabelSmoother epsilon */
+    double neftune_noise_alpha;  /* -1 = None; SFT: NEFTune embedding noise alpha */
 
     /* DPO */
     double beta;                 /* 0.1 */

@@ -90,6 +90,18 @@ CASES = {
     "sft_epochs_partial_accum": ("tiny-llama", lambda: tiny_data(18, 5), dict(
         completion_only_loss=False, packing=False, max_length=24, max_steps=-1, num_train_epochs=2,
         lr_scheduler_type="linear", warmup_steps=1, **dict(EVAL, eval_steps=5)), lambda: tiny_data(8, 105)),
+    # SFTConfig.loss_type dft (Dynamic Fine-Tuning), in training and evaluation
+    "sft_dft": ("tiny-llama", lambda: tiny_data(80, 6), dict(
+        completion_only_loss=True, packing=False, max_length=24, loss_type="dft",
+        lr_scheduler_type="linear", warmup_steps=2, **EVAL), lambda: tiny_data(16, 106)),
+    # TrainingArguments.label_smoothing_factor (transformers' LabelSmoother), in training and evaluation
+    "sft_label_smoothing": ("tiny-llama", lambda: tiny_data(80, 7), dict(
+        completion_only_loss=False, packing=False, max_length=24, label_smoothing_factor=0.1,
+        lr_scheduler_type="cosine", warmup_steps=2, **EVAL), lambda: tiny_data(16, 107)),
+    # logging_first_step with logging_steps 5: logs at 1, 5, 10, ...; the second window averages steps 2-5
+    "sft_logging_first_step": ("tiny-llama", lambda: tiny_data(80, 8), dict(
+        completion_only_loss=True, packing=False, max_length=24, logging_steps=5, logging_first_step=True,
+        lr_scheduler_type="linear", warmup_steps=0), None),
     "sft_stories260K": ("stories260K", lambda: stories_data(80), dict(
         completion_only_loss=False, packing=False, max_length=32,
         lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4), None),
