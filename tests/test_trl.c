@@ -132,6 +132,8 @@ static void sft_case(const char *name) {
                   .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1,
                   .logging_steps = (long)num(cfg, "logging_steps", 1), .logging_first_step = json_is_true(json_object_get(cfg, "logging_first_step")),
                   .pad_id = (int)num(cfg, "pad_token_id", 0), .quiet = 1};
+    const char *ps = json_string_value(json_object_get(cfg, "packing_strategy"));
+    o.packing_strategy = ps && !strcmp(ps, "wrapped") ? SFT_PACK_WRAPPED : ps && !strcmp(ps, "bfd_split") ? SFT_PACK_BFD_SPLIT : SFT_PACK_BFD;
     const char *lt = json_string_value(json_object_get(cfg, "loss_type"));
     o.head_loss.kind = lt && !strcmp(lt, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL;
     o.head_loss.label_smoothing = (float)num(cfg, "label_smoothing_factor", 0);
@@ -234,6 +236,9 @@ static void test_sft_packing(void) { sft_case("sft_packing"); }
 static void test_sft_packing_completion_only(void) { sft_case("sft_packing_completion_only"); }
 static void test_sft_stories260K(void) { sft_case("sft_stories260K"); }
 static void test_sft_dft(void) { sft_case("sft_dft"); }
+static void test_sft_packing_wrapped(void) { sft_case("sft_packing_wrapped"); }
+static void test_sft_packing_bfd_split(void) { sft_case("sft_packing_bfd_split"); }
+static void test_sft_packing_groups(void) { sft_case("sft_packing_groups"); }
 static void test_sft_label_smoothing(void) { sft_case("sft_label_smoothing"); }
 static void test_sft_logging_first_step(void) { sft_case("sft_logging_first_step"); }
 
@@ -250,6 +255,9 @@ int main(void) {
     TEST_RUN(test_sft_packing_completion_only);
     TEST_RUN(test_sft_stories260K);
     TEST_RUN(test_sft_dft);
+    TEST_RUN(test_sft_packing_wrapped);
+    TEST_RUN(test_sft_packing_bfd_split);
+    TEST_RUN(test_sft_packing_groups);
     TEST_RUN(test_sft_label_smoothing);
     TEST_RUN(test_sft_logging_first_step);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {

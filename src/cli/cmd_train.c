@@ -55,6 +55,8 @@ static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
                   .eval_on_start = cfg->eval_on_start, .grad_ckpt = cfg->gradient_checkpointing,
                   .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0,
                   .logging_first_step = cfg->logging_first_step,
+                  .packing_strategy = !strcmp(cfg->packing_strategy, "wrapped") ? SFT_PACK_WRAPPED
+                                    : !strcmp(cfg->packing_strategy, "bfd_split") ? SFT_PACK_BFD_SPLIT : SFT_PACK_BFD,
                   .head_loss = {.kind = !strcmp(cfg->sft_loss_type, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL,
                                 .label_smoothing = (float)cfg->label_smoothing_factor},
                   .neftune_alpha = cfg->neftune_noise_alpha > 0 ? cfg->neftune_noise_alpha : 0};
@@ -142,9 +144,12 @@ static int run_dpo(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
             if (hone_file_exists(path) && dpo_ref_logps_load(&rtr, path, ntr, NULL) == 0) {
                 fprintf(stderr, "dpo: reusing %s\n", path);
             } else {
+                /* TRL: precompute_ref_batch_size, else the training batch size for training pairs */
+                o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.batch_size;
                 if ((rc = dpo_precompute_ref(&ref, &o, train, ntr, &rtr, err)) < 0) goto out;
                 if ((rc = dpo_ref_logps_save(&rtr, path, err)) < 0) goto out;
             }
+            o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.eval_batch_size;
             if ((rc = dpo_precompute_ref(&ref, &o, eval, nev, &rev, err)) < 0) goto out;
             model_free(&ref);
             have_ref = 0;

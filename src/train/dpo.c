@@ -191,7 +191,7 @@ int dpo_precompute_ref(hone_model *ref, const dpo_opts *o, const hone_tok_pair *
     out->n = n;
     out->chosen = calloc(n ? n : 1, sizeof(double));
     out->rejected = calloc(n ? n : 1, sizeof(double));
-    int bs = o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
+    int bs = o->precompute_batch_size > 0 ? o->precompute_batch_size : o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
     dpo_ws ws;
     if (dpo_ws_init(&ws, &ref->cfg, o, bs, pairs, n, 0, 0, err) < 0) return -1;
     long *idx = malloc(sizeof(long) * bs);

@@ -31,6 +31,7 @@ typedef struct dpo_opts {
     long max_steps;
     long logging_steps, eval_steps, save_steps;
     int logging_first_step;   /* also log after step 1 */
+    int precompute_batch_size; /* > 0: rows per batch of dpo_precompute_ref (else the eval batch size) */
     int eval_on_start;
     int grad_ckpt;
     int pad_id;

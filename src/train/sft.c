@@ -15,41 +15,15 @@ static int cmp_len_desc(const void *a, const void *b) {
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_length, int packing, hone_error *err) {
-    memset(r, 0, sizeof *r);
-    r->rows = calloc(n ? n : 1, sizeof(sft_row));
-    int32_t *pool = malloc(sizeof(int32_t) * (n ? n : 1)); /* example indices, owned by rows[0].ex */
-    if (!r->rows || !pool) { free(r->rows); free(pool); return hone_fail(err, "out of memory"); }
-    for (long i = 0; i < n; i++)
-        if (ex[i].n > max_length) r->truncated++;
-    if (!packing) {
-        /* one row per example; rows with nothing to train on are dropped (as TRL) */
-        r->max_length = max_length;
-        long k = 0;
-        for (long i = 0; i < n; i++) {
-            int len = ex[i].n < max_length ? ex[i].n : max_length, any = 0;
-            for (int j = 0; j < len && !any; j++) any = ex[i].mask[j] != 0;
-            if (!any) { r->dropped++; continue; }
-            pool[k] = (int32_t)i;
-            r->rows[k].ex = pool + k;
-            r->rows[k].n_ex = 1;
-            r->rows[k].len = len;
-            if (len > r->max_len) r->max_len = len;
-            k++;
-        }
-        r->n = k;
-        if (k == 0) free(pool);
-        return 0;
-    }
-    /* best-fit decreasing (TRL's "bfd"): longest first (ties: file order), each into
-     * the open row with the least room that still fits it; among rows with equal
-     * room, the one that reached that room first; else a new row */
-    r->max_length = max_length;
-    len_idx *order = malloc(sizeof(len_idx) * (n ? n : 1));
-    for (long i = 0; i < n; i++) order[i] = (len_idx){ex[i].n < max_length ? ex[i].n : max_length, i};
+/* Best-fit decreasing (TRL's "bfd") of examples [lo, hi) into rows appended at r->rows[r->n]
+ * (indices laid out from pool + *o): longest first (ties: file order), each into the open
+ * row with the least room that still fits it; among rows with equal room, the one that
+ * reached that room first; else a new row. Empty examples are dropped (counted). */
+static void bfd_group(sft_rows *r, const hone_tok_example *ex, long lo, long hi, int max_length, int32_t *pool, long *o,
+                      len_idx *order, int *room, long *row_of, long *stamp) {
+    long n = hi - lo;
+    for (long i = 0; i < n; i++) order[i] = (len_idx){ex[lo + i].n < max_length ? ex[lo + i].n : max_length, lo + i};
     qsort(order, n, sizeof *order, cmp_len_desc);
-    int *room = malloc(sizeof(int) * (n ? n : 1));
-    long *row_of = malloc(sizeof(long) * (n ? n : 1)), *stamp = malloc(sizeof(long) * (n ? n : 1));
     long nrows = 0;
     for (long k = 0; k < n; k++) {
         if (order[k].len == 0) { row_of[k] = -1; r->dropped++; continue; }
@@ -64,20 +38,144 @@ int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_lengt
         row_of[k] = best;
     }
     /* lay the indices out row by row, in placement order */
-    long o = 0;
     for (long j = 0; j < nrows; j++) {
-        r->rows[j].ex = pool + o;
+        sft_row *row = &r->rows[r->n + j];
+        row->ex = pool + *o;
         for (long k = 0; k < n; k++)
             if (row_of[k] == j) {
-                pool[o++] = (int32_t)order[k].idx;
-                r->rows[j].n_ex++;
-                r->rows[j].len += order[k].len;
+                pool[(*o)++] = (int32_t)order[k].idx;
+                row->n_ex++;
+                row->len += order[k].len;
             }
-        if (r->rows[j].len > r->max_len) r->max_len = r->rows[j].len;
+        if (row->len > r->max_len) r->max_len = row->len;
     }
-    r->n = nrows;
+    r->n += nrows;
+}
+
+int sft_make_rows_grouped(sft_rows *r, const hone_tok_example *ex, long n, int max_length, int mode, const long *group_end,
+                          long n_groups, hone_error *err) {
+    memset(r, 0, sizeof *r);
+    r->rows = calloc(n ? n : 1, sizeof(sft_row));
+    int32_t *pool = malloc(sizeof(int32_t) * (n ? n : 1)); /* example indices, owned by rows[0].ex */
+    if (!r->rows || !pool) { free(r->rows); free(pool); return hone_fail(err, "out of memory"); }
+    r->max_length = max_length;
+    if (mode != SFT_ROWS_BFD) {
+        /* one row per example; SFT_ROWS_SINGLE drops rows with nothing to train on (as TRL
+         * does when not packing) and counts the truncated ones */
+        long k = 0;
+        for (long i = 0; i < n; i++) {
+            int len = ex[i].n < max_length ? ex[i].n : max_length, any = mode == SFT_ROWS_WHOLE;
+            if (mode == SFT_ROWS_SINGLE && ex[i].n > max_length) r->truncated++;
+            for (int j = 0; j < len && !any; j++) any = ex[i].mask[j] != 0;
+            if (!any) { r->dropped++; continue; }
+            pool[k] = (int32_t)i;
+            r->rows[k].ex = pool + k;
+            r->rows[k].n_ex = 1;
+            r->rows[k].len = len;
+            if (len > r->max_len) r->max_len = len;
+            k++;
+        }
+        r->n = k;
+        if (k == 0) free(pool);
+        return 0;
+    }
+    for (long i = 0; i < n; i++)
+        if (ex[i].n > max_length) r->truncated++;
+    len_idx *order = malloc(sizeof(len_idx) * (n ? n : 1));
+    int *room = malloc(sizeof(int) * (n ? n : 1));
+    long *row_of = malloc(sizeof(long) * (n ? n : 1)), *stamp = malloc(sizeof(long) * (n ? n : 1));
+    if (!order || !room || !row_of || !stamp) {
+        free(order); free(room); free(row_of); free(stamp); free(r->rows); free(pool);
+        memset(r, 0, sizeof *r);
+        return hone_fail(err, "out of memory");
+    }
+    long o = 0, lo = 0;
+    for (long g = 0; g < n_groups; g++) {
+        bfd_group(r, ex, lo, group_end[g], max_length, pool, &o, order, room, row_of, stamp);
+        lo = group_end[g];
+    }
+    if (r->n == 0) free(pool);
     free(order); free(room); free(row_of); free(stamp);
     return 0;
+}
+
+int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_length, int packing, hone_error *err) {
+    /* TRL packs inside datasets.map batches of SFT_PACK_GROUP examples */
+    long ng = (n + SFT_PACK_GROUP - 1) / SFT_PACK_GROUP;
+    long *ends = malloc(sizeof(long) * (ng ? ng : 1));
+    if (!ends) return hone_fail(err, "out of memory");
+    for (long g = 0; g < ng; g++) ends[g] = (g + 1) * SFT_PACK_GROUP < n ? (g + 1) * SFT_PACK_GROUP : n;
+    int rc = sft_make_rows_grouped(r, ex, n, max_length, packing ? SFT_ROWS_BFD : SFT_ROWS_SINGLE, ends, ng, err);
+    free(ends);
+    return rc;
+}
+
+int sft_pack_examples(const hone_tok_example *ex, long n, int max_length, int strategy, hone_tok_example **out, long *n_out,
+                      long **group_end, long *n_groups, hone_error *err) {
+    *out = NULL, *n_out = 0, *group_end = NULL, *n_groups = 0;
+    if (strategy == SFT_PACK_BFD) return 0;
+    long ng = (n + SFT_PACK_GROUP - 1) / SFT_PACK_GROUP, cap = 0;
+    /* the pieces: wrapped, ceil(group tokens / L) per group; bfd_split, ceil(len / L) per example */
+    for (long g = 0; g < ng; g++) {
+        long lo = g * SFT_PACK_GROUP, hi = lo + SFT_PACK_GROUP < n ? lo + SFT_PACK_GROUP : n, tok = 0;
+        for (long i = lo; i < hi; i++) {
+            tok += ex[i].n;
+            if (strategy == SFT_PACK_BFD_SPLIT) cap += (ex[i].n + max_length - 1) / max_length;
+        }
+        if (strategy == SFT_PACK_WRAPPED) cap += (tok + max_length - 1) / max_length;
+    }
+    hone_tok_example *o = calloc(cap ? cap : 1, sizeof *o);
+    long *ends = malloc(sizeof(long) * (ng ? ng : 1)), k = 0;
+    if (!o || !ends) { free(o); free(ends); return hone_fail(err, "out of memory"); }
+    for (long g = 0; g < ng; g++) {
+        long lo = g * SFT_PACK_GROUP, hi = lo + SFT_PACK_GROUP < n ? lo + SFT_PACK_GROUP : n;
+        if (strategy == SFT_PACK_BFD_SPLIT) {
+            for (long i = lo; i < hi; i++)
+                for (int s = 0; s < ex[i].n; s += max_length) {
+                    int len = ex[i].n - s < max_length ? ex[i].n - s : max_length;
+                    o[k].ids = malloc(sizeof(int32_t) * len);
+                    o[k].mask = malloc(len);
+                    if (!o[k].ids || !o[k].mask) goto oom;
+                    memcpy(o[k].ids, ex[i].ids + s, sizeof(int32_t) * len);
+                    memcpy(o[k].mask, ex[i].mask + s, len);
+                    o[k++].n = len;
+                }
+        } else {
+            /* wrapped: the group's token stream, cut every max_length tokens */
+            long i = lo;
+            int pos = 0; /* position inside ex[i] */
+            while (i < hi) {
+                long avail = 0;
+                for (long q = i; q < hi && avail < max_length; q++) avail += ex[q].n - (q == i ? pos : 0);
+                int len = avail < max_length ? (int)avail : max_length;
+                if (len == 0) break;
+                o[k].ids = malloc(sizeof(int32_t) * len);
+                o[k].mask = malloc(len);
+                if (!o[k].ids || !o[k].mask) goto oom;
+                for (int f = 0; f < len;) {
+                    int take = ex[i].n - pos < len - f ? ex[i].n - pos : len - f;
+                    memcpy(o[k].ids + f, ex[i].ids + pos, sizeof(int32_t) * take);
+                    memcpy(o[k].mask + f, ex[i].mask + pos, take);
+                    f += take, pos += take;
+                    if (pos == ex[i].n) i++, pos = 0;
+                }
+                o[k++].n = len;
+                while (i < hi && ex[i].n == 0) i++;
+            }
+        }
+        ends[g] = k;
+    }
+    *out = o, *n_out = k, *group_end = ends, *n_groups = ng;
+    return 0;
+oom:
+    sft_free_examples(o, cap);
+    free(ends);
+    return hone_fail(err, "out of memory");
+}
+
+void sft_free_examples(hone_tok_example *ex, long n) {
+    for (long i = 0; ex && i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
+    free(ex);
 }
 
 void sft_rows_free(sft_rows *r) {
@@ -166,13 +264,26 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
               long n_eval, hone_error *err) {
     hone_model *m = t->model;
     sft_rows R;
-    if (sft_make_rows(&R, train, n_train, o->max_length, o->packing, err) < 0) return -1;
-    if (R.n == 0) { sft_rows_free(&R); return hone_fail(err, "no training rows"); }
+    hone_tok_example *packed = NULL;
+    long n_packed = 0, *gend = NULL, ng = 0;
+    if (o->packing && sft_pack_examples(train, n_train, o->max_length, o->packing_strategy, &packed, &n_packed, &gend, &ng, err) < 0)
+        return -1;
+    if (packed) {
+        /* from here on the wrapped chunks / split fragments are the examples */
+        train = packed, n_train = n_packed;
+        int rc = sft_make_rows_grouped(&R, train, n_train, o->max_length,
+                                       o->packing_strategy == SFT_PACK_WRAPPED ? SFT_ROWS_WHOLE : SFT_ROWS_BFD, gend, ng, err);
+        free(gend);
+        if (rc < 0) { sft_free_examples(packed, n_packed); return -1; }
+    } else if (sft_make_rows(&R, train, n_train, o->max_length, o->packing, err) < 0) {
+        return -1;
+    }
+    if (R.n == 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return hone_fail(err, "no training rows"); }
     if (R.truncated && !o->quiet) fprintf(stderr, "sft: %ld example(s) longer than max_length %d were truncated\n", R.truncated, o->max_length);
     int bs = o->batch_size;
     hone_acts a;
     hone_batch b;
-    if (acts_init(&a, &m->cfg, bs, R.max_len, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); return -1; }
+    if (acts_init(&a, &m->cfg, bs, R.max_len, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return -1; }
     a.head_loss = o->head_loss;
     a.neftune_alpha = (float)(o->neftune_alpha > 0 ? o->neftune_alpha : 0);
     a.neftune_seed = o->seed ^ 0x6e6566746e756e65ULL; /* "neftune": a stream of its own */
@@ -277,5 +388,6 @@ done:
     batch_free(&b);
     acts_free(&a);
     sft_rows_free(&R);
+    sft_free_examples(packed, n_packed);
     return rc;
 }

@@ -17,6 +17,7 @@ typedef struct hone_tok_example {
 typedef struct sft_opts {
     int batch_size, eval_batch_size, accum;
     int packing;
+    int packing_strategy;   /* SFT_PACK_*: bfd (default), wrapped, bfd_split */
     int max_length;         /* rows are cut to this many tokens (counted in the log) */
     int truncate_keep_end;  /* keep the end instead of the start */
     int shuffle;            /* shuffle rows each epoch from the seed (1), or file order (0) */
@@ -49,8 +50,27 @@ typedef struct sft_rows {
     int max_length; /* the cut applied to each example */
 } sft_rows;
 
-/* Builds rows from examples: one per example, or BFD packing when packing. */
+/* Builds rows from examples: one per example, or BFD packing when packing (inside groups
+ * of SFT_PACK_GROUP consecutive examples: TRL packs each datasets.map batch on its own). */
+#define SFT_PACK_GROUP 1000
 int sft_make_rows(sft_rows *r, const hone_tok_example *ex, long n, int max_length, int packing, hone_error *err);
+/* Row modes: one row per example (dropping those with nothing to train on, as TRL without
+ * packing), BFD inside each group [group_end[g-1], group_end[g]), or one row per example
+ * keeping every one (wrapped chunks). */
+enum { SFT_ROWS_SINGLE = 0, SFT_ROWS_BFD = 1, SFT_ROWS_WHOLE = 2 };
+int sft_make_rows_grouped(sft_rows *r, const hone_tok_example *ex, long n, int max_length, int mode, const long *group_end,
+                          long n_groups, hone_error *err);
+
+/* packing_strategy (TRL's names) */
+enum { SFT_PACK_BFD = 0, SFT_PACK_WRAPPED = 1, SFT_PACK_BFD_SPLIT = 2 };
+/* The examples packing works on, for wrapped and bfd_split: wrapped concatenates each group's
+ * examples (ids and masks) and cuts the stream into max_length chunks (the last of a group
+ * shorter), each a document of its own; bfd_split cuts each example longer than max_length
+ * into max_length fragments (the last shorter). *out (owned, free with sft_free_examples),
+ * with *group_end (owned) the chunks' group bounds. For bfd (or no packing) *out is NULL. */
+int sft_pack_examples(const hone_tok_example *ex, long n, int max_length, int strategy, hone_tok_example **out, long *n_out,
+                      long **group_end, long *n_groups, hone_error *err);
+void sft_free_examples(hone_tok_example *ex, long n);
 void sft_rows_free(sft_rows *r);
 /* Fills batch b (allocated for at least n rows x max len) with rows rows[0..n). */
 void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n, const hone_tok_example *ex, int keep_end,

@@ -46,6 +46,7 @@ static const char *const sched_choices[] = {"linear", "cosine", "cosine_with_res
                                             "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", NULL};
 static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
 static const char *const sft_loss_choices[] = {"nll", "dft", "chunked_nll", NULL};
+static const char *const pack_choices[] = {"bfd", "wrapped", "bfd_split", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
 static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
@@ -102,6 +103,7 @@ static const key_def keys[] = {
     K(max_length, T_OPT_LONG, K_ALL),
     {"max_seq_length", T_OPT_LONG, F(max_length), 0, K_ALL, NULL, "max_length"},
     K(packing, T_BOOL, K_SFT),
+    KC(packing_strategy, T_ENUM, K_SFT, pack_choices),
     K(completion_only_loss, T_OPT_BOOL, K_SFT),
     {"loss_type", T_ENUM, F(sft_loss_type), 0, K_SFT, sft_loss_choices, NULL}, /* DPO's loss_type is below */
     K(label_smoothing_factor, T_F64, K_SFT),
@@ -120,6 +122,7 @@ static const key_def keys[] = {
     K(discopop_tau, T_F64, K_DPO),
     K(reference_free, T_BOOL, K_DPO),
     K(precompute_ref_log_probs, T_BOOL, K_DPO),
+    K(precompute_ref_batch_size, T_OPT_LONG, K_DPO),
     K(ref_model_name_or_path, T_STR, K_DPO),
     K(sync_ref_model, T_BOOL, K_DPO),
     K(ref_model_mixup_alpha, T_F64, K_DPO),
@@ -617,6 +620,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->f_alpha_divergence_coef = 0.5;
     c->ld_alpha = -1;
     c->neftune_noise_alpha = -1;
+    c->precompute_ref_batch_size = -1;
     c->rpo_alpha = -1;
     c->discopop_tau = 0.05;
     c->ref_model_mixup_alpha = 0.6;
@@ -627,7 +631,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->n_loss_type = 1;
     c->loss_type = calloc(1, sizeof *c->loss_type);
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
-        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->eval_strategy = strdup("no")) ||
+        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) ||
         !(c->chat_template = strdup("auto")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
@@ -811,6 +815,8 @@ int config_validate(const hone_train_config *c, hone_error *err) {
             return hone_fail(err, "%s: beta must be > 0", src);
         if (c->precompute_ref_log_probs && c->sync_ref_model)
             return hone_fail(err, "%s: precompute_ref_log_probs and sync_ref_model cannot be used together", src);
+        if (c->precompute_ref_batch_size == 0 || c->precompute_ref_batch_size < -1)
+            return hone_fail(err, "%s: precompute_ref_batch_size must be >= 1 or null", src);
         if (c->reference_free && c->sync_ref_model)
             return hone_fail(err, "%s: reference_free and sync_ref_model cannot be used together", src);
     }

@@ -65,6 +65,7 @@ typedef struct hone_train_config {
     int add_chat_tokens;         /* 0 */
     long max_length;             /* 1024; alias max_seq_length; -1 = None */
     int packing;                 /* 0 */
+    char *packing_strategy;      /* bfd (default) | wrapped | bfd_split (TRL's names) */
     int completion_only_loss;    /* -1 = None (TRL: on for prompt/completion data), 0, 1 */
     int assistant_only_loss;     /* 0 */
     char *truncation_mode;       /* keep_start (default) | keep_end */
@@ -87,6 +88,7 @@ typedef struct hone_train_config {
     double discopop_tau;         /* 0.05 */
     int reference_free;          /* 0 */
     int precompute_ref_log_probs;/* 0 */
+    long precompute_ref_batch_size; /* -1 = None: the training (eval) batch size for the training (eval) pairs */
     char *ref_model_name_or_path;/* NULL = model_name_or_path */
     int sync_ref_model;          /* 0 */
     double ref_model_mixup_alpha;/* 0.6 */

@@ -90,6 +90,18 @@ CASES = {
     "sft_epochs_partial_accum": ("tiny-llama", lambda: tiny_data(18, 5), dict(
         completion_only_loss=False, packing=False, max_length=24, max_steps=-1, num_train_epochs=2,
         lr_scheduler_type="linear", warmup_steps=1, **dict(EVAL, eval_steps=5)), lambda: tiny_data(8, 105)),
+    # packing_strategy wrapped: the token stream cut every max_length tokens, documents crossed (no padding_free)
+    "sft_packing_wrapped": ("tiny-llama", lambda: tiny_data(120, 9), dict(
+        completion_only_loss=True, packing=True, packing_strategy="wrapped", max_length=32,
+        lr_scheduler_type="linear", warmup_steps=2), None),
+    # packing_strategy bfd_split: examples longer than max_length split into fragments, then BFD
+    "sft_packing_bfd_split": ("tiny-llama", lambda: tiny_data(120, 10), dict(
+        completion_only_loss=False, packing=True, packing_strategy="bfd_split", max_length=16,
+        lr_scheduler_type="constant", warmup_steps=0), None),
+    # more than 1000 examples: TRL packs each datasets.map batch of 1000 on its own
+    "sft_packing_groups": ("tiny-llama", lambda: tiny_data(1100, 11), dict(
+        completion_only_loss=False, packing=True, packing_strategy="bfd", max_length=64, max_steps=4,
+        per_device_train_batch_size=8, lr_scheduler_type="constant", warmup_steps=0), None),
     # SFTConfig.loss_type dft (Dynamic Fine-Tuning), in training and evaluation
     "sft_dft": ("tiny-llama", lambda: tiny_data(80, 6), dict(
         completion_only_loss=True, packing=False, max_length=24, loss_type="dft",
@@ -152,9 +164,10 @@ def run_case(name):
         packed = []
         for r in trainer.train_dataset:
             pos = []
-            for L in r["seq_lengths"]:
+            seq_lengths = r["seq_lengths"] if "seq_lengths" in r else [len(r["input_ids"])]  # wrapped: one document
+            for L in seq_lengths:
                 pos += list(range(L))
-            packed.append({"input_ids": r["input_ids"], "labels": r["labels"], "seq_lengths": r["seq_lengths"],
+            packed.append({"input_ids": r["input_ids"], "labels": r["labels"], "seq_lengths": seq_lengths,
                            "position_ids": pos})
     trainer.train()
     n_train = len(trainer.train_dataset)
