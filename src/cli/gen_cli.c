@@ -78,7 +78,7 @@ int gen_args_parse(gen_args *a, int argc, char **argv, int *i, hone_error *err) 
         else if (v && (!strcmp(v, "bfloat16") || !strcmp(v, "bf16"))) a->weights = HONE_WEIGHTS_BF16;
         else return hone_fail(err, "--dtype: expected auto, float32 or bfloat16, got '%s'", v ? v : "(nothing)");
     } else if (!strcmp(o, "--threads")) {
-        if (parse_int(o, v, 1, 256, &x, err) < 0) return -1;
+        if (parse_int(o, v, 1, HONE_MAX_THREADS, &x, err) < 0) return -1;
         a->threads = (int)x;
     } else {
         return 0;
@@ -108,7 +108,11 @@ void gen_args_help(FILE *f) {
 
 int gen_threads_init(int threads, hone_error *err) {
     hone_topology topo;
-    return threads_init(&topo, threads, 1, err);
+    if (threads_init(&topo, threads, 1, err) < 0) return -1;
+    if (topo.requested != topo.threads)
+        fprintf(stderr, "warning: %d threads requested, using %d (hone runs at most %d)\n", topo.requested, topo.threads,
+                HONE_MAX_THREADS);
+    return 0;
 }
 
 static void add_stop_id(gen_model *g, int id) {
