@@ -87,9 +87,10 @@ int gen_args_parse(gen_args *a, int argc, char **argv, int *i, hone_error *err) 
     return sampling_check(&a->o.s, err) < 0 ? -1 : 1;
 }
 
-void gen_args_help(FILE *f) {
+void gen_args_help(FILE *f, const gen_args *defaults) {
     fprintf(f, "Generation options:\n"
-               "  --max-new-tokens N      tokens to generate at most (default 128)\n"
+               "  --max-new-tokens N      tokens to generate at most (default %d)\n", defaults->o.max_new_tokens);
+    fprintf(f, 
                "  --temperature T         0 = greedy (default); > 0 samples\n"
                "  --top-k K               keep the K most likely tokens (0 = off)\n"
                "  --top-p P               keep the smallest set with probability >= P (1 = off)\n"
