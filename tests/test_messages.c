@@ -246,6 +246,20 @@ static void test_output_dir_unwritable(void) {
 
 /* ---- smaller things ---- */
 
+/* hone chat on the stories260K directory reading turns.txt; stderr in out_text. */
+static int chat_run(const char *opts) {
+    char cmd[1500], p[400];
+    snprintf(cmd, sizeof cmd, "cd %s && %s chat %s --chat-template chatml --max-new-tokens 4 %s <turns.txt >chat.out 2>chat.err", work,
+             getenv("HONE_BIN"), model_dir, opts);
+    int st = system(cmd), rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    snprintf(p, sizeof p, "%s/chat.err", work);
+    char *t = NULL;
+    out_text[0] = 0;
+    if (hone_read_file(p, &t, NULL, NULL) == 0) { snprintf(out_text, sizeof out_text, "%s", t); free(t); }
+    CHECK(rc == 0, "hone chat %s: exit %d:\n%s", opts, rc, out_text);
+    return rc;
+}
+
 static void test_chat_help_and_dropped_turns(void) {
     int rc = hone(NULL, "chat --help");
     if (rc < 0) return;
@@ -254,19 +268,14 @@ static void test_chat_help_and_dropped_turns(void) {
     rc = hone(NULL, "generate --help");
     CHECK(rc == 0 && has("(default 128)"), "generate --help:\n%s", out_text);
     if (!need_model()) return;
-    /* six turns of ~12 tokens each in a context of 48: old turns must go, said once */
+    /* six turns of ~25 tokens each (chatml spelled out by a 512-piece vocabulary) in a
+     * context of 128: from the third turn on old turns must go, said once */
     put("turns.txt", "Tom went to the park with his dog.\nLily saw a big red ball.\nThey played all day.\n"
                      "The sun was hot.\nThey went home.\nMom made soup.\n");
-    char cmd[900];
-    snprintf(cmd, sizeof cmd, "cd %s && %s chat %s --chat-template chatml --max-context 48 --max-new-tokens 4 <turns.txt >chat.out 2>chat.err",
-             work, getenv("HONE_BIN"), model_dir);
-    rc = system(cmd);
-    char p[400];
-    snprintf(p, sizeof p, "%s/chat.err", work);
-    char *t = NULL;
-    out_text[0] = 0;
-    if (hone_read_file(p, &t, NULL, NULL) == 0) { snprintf(out_text, sizeof out_text, "%s", t); free(t); }
-    CHECK(rc == 0 && count("dropping the oldest turns") == 1, "exit %d, want the note once:\n%s", rc, out_text);
+    if (chat_run("--max-context 128") < 0) return;
+    CHECK(count("dropping the oldest turns") == 1 && !has("longer than the context"), "want the note once:\n%s", out_text);
+    /* a message alone longer than the context is refused and the chat goes on (and frees it) */
+    CHECK(chat_run("--max-context 24") == 0 && has("the message is longer than the context (24 tokens)"), "%s", out_text);
 }
 
 static void test_eval_progress(void) {

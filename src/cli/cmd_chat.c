@@ -114,7 +114,12 @@ int cmd_chat(int argc, char **argv) {
             n--;
             if (gen_encode_chat(&g, hist, n, &ids, &nid, &err) < 0) { fprintf(stderr, "hone chat: %s\n", err.msg); return 1; }
         }
-        if (nid >= e.max_T) { fprintf(stderr, "hone chat: the message is longer than the context (%d tokens)\n", e.max_T); free(ids); n--; continue; }
+        if (nid >= e.max_T) {
+            fprintf(stderr, "hone chat: the message is longer than the context (%d tokens)\n", e.max_T);
+            free(ids);
+            free((char *)hist[--n].content);
+            continue;
+        }
         hone_gen_output out;
         const int32_t *pp = ids;
         double t0 = hone_now();
