@@ -104,6 +104,34 @@ static void test_errors(void) {
     expect_error("optim: sgd\n", HONE_SFT, "optim: hone supports only 'adamw_torch' here (got sgd)");
 }
 
+/* Settings out of range are errors at the value's file:line:col (issue 13), and a
+ * failed --set leaves the key as it was; config_validate checks the same rules for
+ * values set in code. */
+static void test_ranges(void) {
+    expect_error("seed: 1\nlogging_steps: 0\n", HONE_SFT, "t.yaml:2:16: logging_steps: must be > 0 (a value below 1 is a ratio of the total steps), got 0");
+    expect_error("logging_steps: -3\n", HONE_DPO, "t.yaml:1:16: logging_steps: must be > 0");
+    expect_error("save_steps: 0\n", HONE_SFT, "t.yaml:1:13: save_steps: must be > 0");
+    expect_error("threads: -1\n", HONE_SFT, "t.yaml:1:10: threads: must be >= 0 (0 = all cores), got -1");
+    expect_error("adam_epsilon: -1.0e-8\n", HONE_SFT, "t.yaml:1:15: adam_epsilon: must be >= 0, got -1.0e-8");
+    expect_error("weight_decay: -0.01\n", HONE_DPO, "t.yaml:1:15: weight_decay: must be >= 0, got -0.01");
+    expect_error("max_grad_norm: -1\n", HONE_SFT, "t.yaml:1:16: max_grad_norm: must be >= 0 (0 disables clipping), got -1");
+    expect_error("learning_rate: -1e-5\n", HONE_SFT, "t.yaml:1:16: learning_rate: must be >= 0");
+    hone_train_config c;
+    hone_error err = {{0}};
+    CHECK(config_load_string(&c, "model_name_or_path: m\ndatasets: [a.jsonl]\nmax_grad_norm: 0\nadam_epsilon: 0\nthreads: 0\n"
+                                 "logging_steps: 0.1\nsave_steps: 0.5\n", "t.yaml", HONE_SFT, &err) == 0,
+          "boundary values refused: %s", err.msg);
+    CHECK(config_validate(&c, &err) == 0, "%s", err.msg);
+    CHECK(config_set(&c, "save_steps", "-1", &err) != 0 && has(err.msg, "--set: save_steps: must be > 0"), "%s", err.msg);
+    CHECK(c.save_steps == 0.5, "save_steps after a refused --set: %g", c.save_steps);
+    c.logging_steps = 0; /* set in code: config_validate catches it */
+    CHECK(config_validate(&c, &err) != 0 && has(err.msg, "t.yaml: logging_steps must be > 0"), "%s", err.msg);
+    c.logging_steps = 1;
+    c.threads = -4;
+    CHECK(config_validate(&c, &err) != 0 && has(err.msg, "threads must be >= 0 (0 = all cores), got -4"), "%s", err.msg);
+    config_free(&c);
+}
+
 static void test_compat_keys(void) {
     hone_train_config c;
     hone_error err = {{0}};
@@ -154,6 +182,7 @@ int main(void) {
     TEST_RUN(test_good_sft_file);
     TEST_RUN(test_good_dpo_file);
     TEST_RUN(test_errors);
+    TEST_RUN(test_ranges);
     TEST_RUN(test_compat_keys);
     TEST_RUN(test_set_overrides);
     TEST_RUN(test_validate);

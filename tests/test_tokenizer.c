@@ -423,12 +423,11 @@ static void test_spm_stories260k(void) {
     CHECK(system(cmd) == 0, "cleanup");
 }
 
-/* llama2's tokenizer.model converts into a tokenizer that encodes the corpus as
- * llama2/tokenizer.json does, except the 45 texts with U+00A0: the shared file spells
- * the four U+00A0 pieces of the model (ids 8655, 17891, 20246, 30081) with plain spaces,
- * which its normalizer makes unreachable, and dropped three merges with them (its
- * README); the conversion keeps them as SentencePiece does (checked against the
- * SentencePiece fixture). */
+/* llama2's tokenizer.model converts into a tokenizer that encodes every corpus line
+ * (all 1651) as llama2/tokenizer.json does, the 45 lines with U+00A0 included: the
+ * shared tokenizer.json spells the four U+00A0 pieces (ids 8655, 17891, 20246, 30081)
+ * and their three merges as tokenizer.model does (../shared/README.md), so nothing is
+ * left out. The SentencePiece fixture is checked as well. */
 static void test_spm_llama2(void) {
     const char *mp = test_shared("tokenizers/llama2/tokenizer.model"), *ep = test_shared("tokenizers/llama2/expected.dev.jsonl");
     corpus c;
@@ -439,18 +438,20 @@ static void test_spm_llama2(void) {
     hone_tokenizer *tok;
     CHECK(tokenizer_load(&tok, dir, &err) == 0, "%s", err.msg);
     if (tok) {
-        size_t n, ok = 0, nbsp = 0;
+        size_t n, ok = 0, nbsp = 0, nbsp_ok = 0;
         char *buf = slurp(ep, &n), **exp;
         size_t ne = lines_of(buf, n, &exp);
         tok_buf line = {0};
+        CHECK(ne == c.n && ne == 1651, "expected.dev.jsonl has %zu lines, the corpus %zu (want 1651 each)", ne, c.n);
         for (size_t i = 0; i < ne && i < c.n; i++) {
-            if (memmem(c.text[i], c.len[i], "\xC2\xA0", 2)) { nbsp++; continue; }
+            int has_nbsp = memmem(c.text[i], c.len[i], "\xC2\xA0", 2) != NULL;
+            nbsp += has_nbsp;
             CHECK(tok_jsonl_line(tok, c.text[i], c.len[i], &line, &err) == 0, "%s", err.msg);
-            if (!strcmp(line.p, exp[i])) ok++;
-            else CHECK(0, "line %zu differs:\n      got  %.200s\n      want %.200s", i + 1, line.p, exp[i]);
+            if (!strcmp(line.p, exp[i])) ok++, nbsp_ok += has_nbsp;
+            else CHECK(0, "line %zu%s differs:\n      got  %.200s\n      want %.200s", i + 1, has_nbsp ? " (U+00A0)" : "", line.p, exp[i]);
         }
-        printf("    converted llama2: %zu / %zu lines exact (%zu lines with U+00A0 checked against SentencePiece instead)\n", ok,
-               ne - nbsp, nbsp);
+        printf("    converted llama2: %zu / %zu lines exact (%zu / %zu of the lines with U+00A0)\n", ok, ne, nbsp_ok, nbsp);
+        CHECK(nbsp == 45, "the corpus has %zu lines with U+00A0 (want 45, ../shared/README.md)", nbsp);
         check_spm_fixture(tok, "llama2");
         tok_buf_free(&line);
         free(exp);

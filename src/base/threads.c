@@ -66,7 +66,8 @@ static void plan_from(hone_topology *topo, hwloc_topology_t t, int requested) {
         const char *e = getenv("HONE_THREADS");
         n = e && atoi(e) > 0 ? atoi(e) : topo->cores;
     }
-    if (n > 256) n = 256;
+    topo->requested = n;
+    if (n > HONE_MAX_THREADS) n = HONE_MAX_THREADS;
     topo->threads = n;
     /* Round-robin over NUMA nodes, then over the cores of each node, so that
      * thread t's first-touched memory lands on its own node. */

@@ -6,13 +6,17 @@
 #include "base/error.h"
 #include <stddef.h>
 
+#define HONE_MAX_THREADS 256 /* the most threads hone runs (size of the placement tables) */
+
 typedef struct hone_topology {
     int packages, numa_nodes, cores, pus;
     long l1d, l2, l3;        /* bytes per cache, 0 when unknown */
     int threads;             /* threads hone uses */
+    int requested;           /* threads asked for (argument, else HONE_THREADS, else cores) before
+                                the HONE_MAX_THREADS cap: callers warn when it differs from threads */
     char cpu_model[128];
-    int core_of_thread[256]; /* logical index of the core thread t is pinned to */
-    int numa_of_thread[256]; /* NUMA node of that core */
+    int core_of_thread[HONE_MAX_THREADS]; /* logical index of the core thread t is pinned to */
+    int numa_of_thread[HONE_MAX_THREADS]; /* NUMA node of that core */
 } hone_topology;
 
 /* Discovers the machine (or a synthetic topology string / XML file given in

@@ -12,15 +12,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#define CHAT_MAX_NEW_TOKENS 256 /* longer than generate's default: answers in a conversation run on */
+
+/* gen_args defaults for chat (used by the options and by --help alike). */
+static void chat_defaults(gen_args *a) {
+    gen_args_defaults(a);
+    a->o.max_new_tokens = CHAT_MAX_NEW_TOKENS;
+    a->chat_template = "auto";
+}
+
 static void usage(FILE *f) {
     fprintf(f, "Usage: hone chat MODEL_DIR [--system TEXT] [--stats] [options]\n\n"
                "Reads one user message per line, answers with the model (streamed), keeps the history.\n"
                "The chat template is the model's own (--chat-template auto, the default) or the one named.\n"
                "The KV cache keeps the conversation: each turn runs only its new tokens.\n"
+               "When the conversation outgrows the context (--max-context, default the model's, at most\n"
+               "4096), the oldest turns are dropped (the system message is kept); a note on standard\n"
+               "error says so the first time.\n"
                "--stats prints, after each answer, the prompt tokens, how many came from the cache,\n"
                "the tokens generated and the time (on standard error).\n"
                "Ctrl-D leaves; an empty line is ignored; /reset clears the history.\n");
-    gen_args_help(f);
+    gen_args d;
+    chat_defaults(&d);
+    gen_args_help(f, &d);
 }
 
 static void on_piece(void *ctx, int seq, const char *p, size_t n) {
@@ -31,9 +45,7 @@ static void on_piece(void *ctx, int seq, const char *p, size_t n) {
 
 int cmd_chat(int argc, char **argv) {
     gen_args a;
-    gen_args_defaults(&a);
-    a.o.max_new_tokens = 256;
-    a.chat_template = "auto";
+    chat_defaults(&a);
     const char *model = NULL, *system = NULL;
     int stats = 0;
     hone_error err = {{0}};
@@ -63,7 +75,7 @@ int cmd_chat(int argc, char **argv) {
     hone_gen_options o;
     gen_options_for(&o, &a, &g);
     o.reuse_prefix = 1; /* each turn runs only what the cache lacks: the new messages */
-    int cap = 64, n = 0, interactive = isatty(0);
+    int cap = 64, n = 0, interactive = isatty(0), told_dropped = 0;
     gen_msg *hist = malloc(sizeof *hist * cap);
     char *line = NULL;
     size_t lcap = 0;
@@ -93,13 +105,21 @@ int cmd_chat(int argc, char **argv) {
         if (gen_encode_chat(&g, hist, n, &ids, &nid, &err) < 0) { fprintf(stderr, "hone chat: %s\n", err.msg); rc = 1; break; }
         /* forget the oldest turns when the conversation outgrows the context */
         while (nid + 16 >= e.max_T && n - base > 1) {
+            if (!told_dropped++)
+                fprintf(stderr, "hone chat: the conversation outgrew the context (%d tokens): dropping the oldest turns "
+                                "(said once; --max-context sets the context)\n", e.max_T);
             free(ids);
             free((char *)hist[base].content);
             memmove(hist + base, hist + base + 1, sizeof *hist * (size_t)(n - base - 1));
             n--;
             if (gen_encode_chat(&g, hist, n, &ids, &nid, &err) < 0) { fprintf(stderr, "hone chat: %s\n", err.msg); return 1; }
         }
-        if (nid >= e.max_T) { fprintf(stderr, "hone chat: the message is longer than the context (%d tokens)\n", e.max_T); free(ids); n--; continue; }
+        if (nid >= e.max_T) {
+            fprintf(stderr, "hone chat: the message is longer than the context (%d tokens)\n", e.max_T);
+            free(ids);
+            free((char *)hist[--n].content);
+            continue;
+        }
         hone_gen_output out;
         const int32_t *pp = ids;
         double t0 = hone_now();

@@ -17,7 +17,9 @@ static void usage(FILE *f) {
                "Answers every {\"prompt\": ...} row with every model (same settings and seed) and writes\n"
                "DIR/compare.md, DIR/compare.html and DIR/compare.jsonl (default DIR: compare).\n"
                "Example: hone compare --models base=out/base sft=out/sft dpo=out/dpo --prompts p.jsonl\n");
-    gen_args_help(f);
+    gen_args d;
+    gen_args_defaults(&d);
+    gen_args_help(f, &d);
 }
 
 /* Markdown table cell: pipes escaped, newlines as <br>, HTML specials escaped. */

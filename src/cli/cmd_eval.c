@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "chat/template.h"
 #include "data/dataset.h"
 
@@ -30,6 +31,7 @@ static void usage(FILE *f) {
                "margin and the mean rewards (--ref none: reference-free, ref_logp = 0); --out writes one JSON\n"
                "line of log-probs and rewards per pair.\n"
                "--perplexity: {\"text\"} rows; prints exp(mean negative log-likelihood per predicted token).\n"
+               "Progress (pairs or sequences scored, elapsed time, ETA) goes to standard error.\n"
                "Options:\n"
                "  --beta B               DPO beta (default 0.1)\n"
                "  --chat-template NAME   template for conversational rows (default auto: the model's, else chatml)\n"
@@ -42,8 +44,36 @@ static void usage(FILE *f) {
 /* One scored sequence: tokens, and the first position whose token is scored. */
 typedef struct { int32_t *ids; int n, first; } scored;
 
+/* The progress line on stderr, like training's: a bar redrawn in place on a terminal,
+ * else a line every 10 s, and always one when a pass ends. Units are sequences; shown
+ * as pairs (2 sequences each) or sequences (perplexity windows). */
+typedef struct {
+    const char *pass;  /* "model", "reference", "perplexity" */
+    const char *unit;  /* "pairs" or "sequences" */
+    int per_unit;      /* sequences per unit */
+    long pass_done, pass_total, done, total; /* sequences: this pass, and over all passes */
+    double t0, last;
+    int tty;
+} eval_progress;
+
+static void progress_show(eval_progress *p, long add) {
+    p->pass_done += add;
+    p->done += add;
+    double now = hone_now(), el = now - p->t0;
+    int end = p->pass_done >= p->pass_total;
+    if (!end && now - p->last < (p->tty ? 0.5 : 10.0)) return;
+    p->last = now;
+    double eta = p->done > 0 ? el / p->done * (p->total - p->done) : 0;
+    fprintf(stderr, "%seval: %s %ld/%ld %s, %.0fs elapsed, ETA %.0fs%s", p->tty ? "\r" : "", p->pass, p->pass_done / p->per_unit,
+            p->pass_total / p->per_unit, p->unit, el, eta, p->tty && !end ? "   " : "\n");
+}
+
 /* Sum of log p over tokens [first, n) of each sequence; results in logp (n_seq). */
-static int score(const hone_model *m, scored *seqs, int n_seq, int bs, double *logp, long *count, hone_error *err) {
+static int score(const hone_model *m, scored *seqs, int n_seq, int bs, double *logp, long *count, eval_progress *pr,
+                 const char *pass, hone_error *err) {
+    pr->pass = pass;
+    pr->pass_done = 0;
+    pr->pass_total = n_seq;
     int T = 1;
     for (int i = 0; i < n_seq; i++) T = seqs[i].n > T ? seqs[i].n : T;
     hone_acts a;
@@ -72,6 +102,7 @@ static int score(const hone_model *m, scored *seqs, int n_seq, int bs, double *l
             if (count) count[s0 + r] = c;
         }
         batch_free(&b);
+        progress_show(pr, nb);
     }
     free(labels);
     acts_free(&a);
@@ -202,7 +233,10 @@ int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "hone eval: --ref %s has a vocabulary of %d, the model %d\n", ref, rm.cfg.vocab_size, g.m.cfg.vocab_size);
             goto done;
         }
-        if (score(&g.m, seqs, 2 * n, bs, lp, NULL, &err) < 0 || (!ref_free && score(&rm, seqs, 2 * n, bs, lp + 2 * n, NULL, &err) < 0)) {
+        eval_progress pr = {.unit = "pairs", .per_unit = 2, .total = (ref_free ? 2L : 4L) * n, .t0 = hone_now(), .tty = isatty(2)};
+        pr.last = pr.t0;
+        if (score(&g.m, seqs, 2 * n, bs, lp, NULL, &pr, "model", &err) < 0 ||
+            (!ref_free && score(&rm, seqs, 2 * n, bs, lp + 2 * n, NULL, &pr, "reference", &err) < 0)) {
             fprintf(stderr, "hone eval: %s\n", err.msg);
             goto done;
         }
@@ -264,7 +298,9 @@ int cmd_eval(int argc, char **argv) {
         lp = calloc(n_seqs ? n_seqs : 1, sizeof *lp);
         cnt = calloc(n_seqs ? n_seqs : 1, sizeof *cnt);
         if (!lp || !cnt) { fprintf(stderr, "hone eval: out of memory\n"); goto done; }
-        if (score(&g.m, seqs, n_seqs, bs, lp, cnt, &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
+        eval_progress pr = {.unit = "sequences", .per_unit = 1, .total = n_seqs, .t0 = hone_now(), .tty = isatty(2)};
+        pr.last = pr.t0;
+        if (score(&g.m, seqs, n_seqs, bs, lp, cnt, &pr, "perplexity", &err) < 0) { fprintf(stderr, "hone eval: %s\n", err.msg); goto done; }
         double nll = 0;
         long tokens = 0;
         for (int i = 0; i < n_seqs; i++) { nll -= lp[i]; tokens += cnt[i]; }

@@ -14,7 +14,9 @@ static void usage(FILE *f) {
                "--prompts reads {\"prompt\": ...} rows and prints one JSON line per prompt:\n"
                "{\"prompt\", \"completion\", \"prompt_tokens\", \"completion_tokens\", \"finish\"}.\n"
                "  --no-stream             print the completion once it is finished\n");
-    gen_args_help(f);
+    gen_args d;
+    gen_args_defaults(&d);
+    gen_args_help(f, &d);
 }
 
 static void on_piece(void *ctx, int seq, const char *p, size_t n) {

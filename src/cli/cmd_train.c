@@ -2,6 +2,7 @@
  * optional --set overrides, then load, tokenize, train, evaluate, checkpoint and
  * write output_dir/final. */
 #include "cli/commands.h"
+#include "cli/gen_cli.h"
 #include "simd/kernels.h"
 #include "train/pipeline.h"
 #include "base/threads.h"
@@ -181,11 +182,10 @@ static int cmd_train(int argc, char **argv, int kind) {
     hone_train_config cfg;
     if (setup(argc, argv, kind, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); return 1; }
     kernels_init();
-    hone_topology topo;
     hone_trainer t;
     memset(&t, 0, sizeof t);
     trainer_block_signals(&t); /* before any thread exists, so every thread inherits it */
-    if (threads_init(&topo, cfg.threads, 1, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
+    if (gen_threads_init(cfg.threads, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
     hone_pipeline p;
     if (pipeline_init(&p, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
     dataset_report(&p.ds, stderr);

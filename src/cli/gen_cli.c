@@ -78,7 +78,7 @@ int gen_args_parse(gen_args *a, int argc, char **argv, int *i, hone_error *err) 
         else if (v && (!strcmp(v, "bfloat16") || !strcmp(v, "bf16"))) a->weights = HONE_WEIGHTS_BF16;
         else return hone_fail(err, "--dtype: expected auto, float32 or bfloat16, got '%s'", v ? v : "(nothing)");
     } else if (!strcmp(o, "--threads")) {
-        if (parse_int(o, v, 1, 256, &x, err) < 0) return -1;
+        if (parse_int(o, v, 1, HONE_MAX_THREADS, &x, err) < 0) return -1;
         a->threads = (int)x;
     } else {
         return 0;
@@ -87,9 +87,10 @@ int gen_args_parse(gen_args *a, int argc, char **argv, int *i, hone_error *err) 
     return sampling_check(&a->o.s, err) < 0 ? -1 : 1;
 }
 
-void gen_args_help(FILE *f) {
+void gen_args_help(FILE *f, const gen_args *defaults) {
     fprintf(f, "Generation options:\n"
-               "  --max-new-tokens N      tokens to generate at most (default 128)\n"
+               "  --max-new-tokens N      tokens to generate at most (default %d)\n", defaults->o.max_new_tokens);
+    fprintf(f, 
                "  --temperature T         0 = greedy (default); > 0 samples\n"
                "  --top-k K               keep the K most likely tokens (0 = off)\n"
                "  --top-p P               keep the smallest set with probability >= P (1 = off)\n"
@@ -108,7 +109,11 @@ void gen_args_help(FILE *f) {
 
 int gen_threads_init(int threads, hone_error *err) {
     hone_topology topo;
-    return threads_init(&topo, threads, 1, err);
+    if (threads_init(&topo, threads, 1, err) < 0) return -1;
+    if (topo.requested != topo.threads)
+        fprintf(stderr, "warning: %d threads requested, using %d (hone runs at most %d)\n", topo.requested, topo.threads,
+                HONE_MAX_THREADS);
+    return 0;
 }
 
 static void add_stop_id(gen_model *g, int id) {
@@ -118,18 +123,25 @@ static void add_stop_id(gen_model *g, int id) {
     if (g->n_stop_ids < 16) g->stop_ids[g->n_stop_ids++] = id;
 }
 
-/* eos_token_id of generation_config.json: an integer or a list. */
-static void add_generation_config_eos(gen_model *g) {
+/* eos_token_id of generation_config.json: an integer or a list. A special token id
+ * outside the vocabulary is an error (it would never be produced, so generation would
+ * never stop on it, or start from a token the model has no row for). */
+static int add_generation_config_eos(gen_model *g, hone_error *err) {
     char path[1100];
     hone_path_join(path, sizeof path, g->dir, "generation_config.json");
     json_t *root = json_load_file(path, 0, NULL);
-    if (!root) return;
+    if (!root) return 0;
+    if (model_check_token_ids(root, g->m.cfg.vocab_size, path, err) < 0) {
+        json_decref(root);
+        return -1;
+    }
     json_t *e = json_object_get(root, "eos_token_id");
     if (json_is_integer(e)) add_stop_id(g, (int)json_integer_value(e));
     size_t i;
     json_t *x;
     if (json_is_array(e)) json_array_foreach(e, i, x) if (json_is_integer(x)) add_stop_id(g, (int)json_integer_value(x));
     json_decref(root);
+    return 0;
 }
 
 int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *err) {
@@ -143,7 +155,10 @@ int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *
     }
     add_stop_id(g, g->m.cfg.eos_token_id);
     add_stop_id(g, tokenizer_eos_id(g->tok));
-    add_generation_config_eos(g);
+    if (add_generation_config_eos(g, err) < 0) {
+        gen_model_free(g);
+        return -1;
+    }
     /* end-of-turn tokens of the common chat formats, when the vocabulary has them as special tokens */
     const char *eot[] = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "<|eom_id|>"};
     for (size_t i = 0; i < sizeof eot / sizeof *eot; i++) {

@@ -25,9 +25,11 @@ void gen_args_defaults(gen_args *a);
 /* Consumes the option at argv[*i] (and its value) when it is one of gen_args';
  * returns 1 when consumed, 0 when not ours, -1 on a bad value (err set). */
 int gen_args_parse(gen_args *a, int argc, char **argv, int *i, hone_error *err);
-/* The help text of those options. */
-void gen_args_help(FILE *f);
-/* Sets up the thread count (hwloc placement). */
+/* The help text of those options, with the command's defaults (after its own changes to
+ * gen_args_defaults', so help and behaviour come from the same values). */
+void gen_args_help(FILE *f, const gen_args *defaults);
+/* Sets up the thread count (hwloc placement); warns on stderr when the count asked
+ * for (threads, else HONE_THREADS) is above HONE_MAX_THREADS and was capped. */
 int gen_threads_init(int threads, hone_error *err);
 
 typedef struct gen_model {

@@ -85,11 +85,14 @@ static const char *json_type_name(const json_t *v) {
 static int field(reader *r, json_t *row, const char *ours, int required, json_t **out) {
     const char *theirs = col(r, ours);
     json_t *v = json_object_get(row, theirs);
+    const char *how = v ? "field '%s' is null" : "missing field '%s'";
     if (v && json_is_null(v)) v = NULL;
     *out = v;
     if (!v && required) {
-        if (strcmp(theirs, ours)) return bad(r, "missing field '%s' (mapped from %s)", theirs, ours);
-        return bad(r, "missing field '%s'", theirs);
+        char what[300];
+        snprintf(what, sizeof what, how, theirs);
+        if (strcmp(theirs, ours)) return bad(r, "%s (mapped from %s)", what, ours);
+        return bad(r, "%s", what);
     }
     return 0;
 }
@@ -153,8 +156,11 @@ static int message(reader *r, json_t *m, int sharegpt, const char *what, hone_me
     json_t *role = json_object_get(m, rk), *content = json_object_get(m, ck);
     if (!role && !content && sharegpt) role = json_object_get(m, "role"), content = json_object_get(m, "content");
     if (!role && !content && !sharegpt) role = json_object_get(m, "from"), content = json_object_get(m, "value"), sharegpt = 1;
-    if (!json_is_string(role)) return bad(r, "%s: missing or non-string '%s'", what, rk);
-    if (!content || json_is_null(content)) return bad(r, "%s: missing '%s'", what, ck);
+    if (!role) return bad(r, "%s: missing '%s'", what, rk);
+    if (json_is_null(role)) return bad(r, "%s: '%s' is null", what, rk);
+    if (!json_is_string(role)) return bad(r, "%s: '%s' must be a string, got %s", what, rk, json_type_name(role));
+    if (!content) return bad(r, "%s: missing '%s'", what, ck);
+    if (json_is_null(content)) return bad(r, "%s: '%s' is null", what, ck);
     const char *rs = json_string_value(role);
     if (sharegpt) {
         const char *mapped = sharegpt_role(rs);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* Reads one line of any length into *buf (grown as needed). Returns its length
@@ -112,6 +113,10 @@ done:
 }
 
 int jsonrows_read(const char *path, jsonrows_fn fn, void *ud, hone_error *err) {
+    /* zlib opens a directory and then fails on the first read, which reads as corrupt data */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return hone_fail(err, "%s: is a directory, not a data file (expected .jsonl, .json or .jsonl.gz)", path);
     gzFile g = gzopen(path, "rb");
     if (!g) return hone_fail(err, "%s: cannot open: %s", path, strerror(errno));
     gzbuffer(g, 1 << 17);

@@ -40,6 +40,24 @@ static int get_bool(json_t *o, const char *k, int def, int *out, const char *pat
     return 0;
 }
 
+int model_check_token_ids(const json_t *o, int vocab_size, const char *path, hone_error *err) {
+    static const char *const keys[] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    for (int k = 0; k < 3; k++) {
+        json_t *v = json_object_get(o, keys[k]);
+        size_t n = json_is_array(v) ? json_array_size(v) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *x = json_is_array(v) ? json_array_get(v, i) : v;
+            if (!json_is_integer(x)) continue; /* absent or null: none; other types fail where read */
+            json_int_t id = json_integer_value(x);
+            /* -1 is the conventional "none" */
+            if (id < -1 || id >= vocab_size)
+                return hone_fail(err, "%s: field '%s': token id %lld is outside the vocabulary (0 to %d)", path, keys[k], (long long)id,
+                                 vocab_size - 1);
+        }
+    }
+    return 0;
+}
+
 int model_config_parse(hone_model_config *c, const char *text, const char *path, hone_error *err) {
     memset(c, 0, sizeof *c);
     json_error_t je;
@@ -95,6 +113,14 @@ int model_config_parse(hone_model_config *c, const char *text, const char *path,
         goto out;
     }
     if (c->head_dim % 2 || c->head_dim > 512) { hone_fail(err, "%s: head_dim %d must be even and at most 512", path, c->head_dim); goto out; }
+    /* values that would give NaN / inf activations or an empty context, or special
+     * tokens the embedding has no row for: refused here rather than at generation */
+    if (!(eps > 0)) { hone_fail(err, "%s: field 'rms_norm_eps': must be > 0, got %g", path, eps); goto out; }
+    if (c->max_position_embeddings <= 0) {
+        hone_fail(err, "%s: field 'max_position_embeddings': must be > 0, got %d", path, c->max_position_embeddings);
+        goto out;
+    }
+    if (model_check_token_ids(o, c->vocab_size, path, err) < 0) goto out;
     int attn_bias = 0;
     if (get_bool(o, "attention_bias", 0, &attn_bias, path, err)) goto out;
     c->qkv_bias = qwen2 ? 1 : attn_bias;
@@ -125,6 +151,7 @@ int model_config_parse(hone_model_config *c, const char *text, const char *path,
         if (get_num(rp, "rope_theta", c->rope_theta, &c->rope_theta, path, err)) goto out;
         if (!json_is_object(rs)) rs = rp;
     }
+    if (!(c->rope_theta > 0)) { hone_fail(err, "%s: field 'rope_theta': must be > 0, got %g", path, c->rope_theta); goto out; }
     c->rope_type = HONE_ROPE_DEFAULT;
     if (json_is_object(rs)) {
         json_t *t = json_object_get(rs, "rope_type");

@@ -44,9 +44,16 @@ typedef struct hone_model_config {
     char torch_dtype[16];
 } hone_model_config;
 
-/* Parses config.json text; `path` names the file in errors. */
+/* Parses config.json text; `path` names the file in errors. Refuses sizes <= 0,
+ * rms_norm_eps / rope_theta <= 0, max_position_embeddings <= 0 and special token ids
+ * outside the vocabulary. */
 int model_config_parse(hone_model_config *c, const char *json_text, const char *path, hone_error *err);
 int model_config_load(hone_model_config *c, const char *path, hone_error *err);
+/* Checks bos_token_id, eos_token_id (an integer or a list) and pad_token_id of the JSON
+ * object o (config.json, generation_config.json): each absent, null, -1 or in [0, vocab_size).
+ * Returns 0, or -1 with "path: field 'eos_token_id': token id N is outside the vocabulary". */
+struct json_t;
+int model_check_token_ids(const struct json_t *o, int vocab_size, const char *path, hone_error *err);
 /* Writes config.json text (caller frees) in Hugging Face form. */
 char *model_config_to_json(const hone_model_config *c);
 /* Number of parameters. */

@@ -114,9 +114,9 @@ static int spm_parse(spm_model *m, const uint8_t *data, size_t n, const char *pa
             }
         }
     }
+    if (m->n == 0) return hone_fail(err, "%s: not a SentencePiece model (it has no pieces)", path);
     if (m->model_type != 2)
         return hone_fail(err, "%s: SentencePiece model type %d is not BPE (2); only BPE models convert", path, m->model_type);
-    if (m->n == 0) return hone_fail(err, "%s: the model has no pieces", path);
     return 0;
 }
 
@@ -148,8 +148,12 @@ int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone
     char chunk[65536];
     size_t k;
     while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (tok_buf_put(&data, chunk, k)) { fclose(f); return hone_fail(err, "out of memory"); }
+        if (tok_buf_put(&data, chunk, k)) { fclose(f); free(data.p); return hone_fail(err, "out of memory"); }
+    int read_errno = ferror(f) ? errno : 0; /* e.g. EISDIR: fopen accepts a directory */
     fclose(f);
+    if (read_errno) { free(data.p); return hone_fail(err, "%s: cannot read: %s", model_path, strerror(read_errno)); }
+    /* (an empty buffer has no bytes to point at: stop before the parser does arithmetic on NULL) */
+    if (data.n == 0) return hone_fail(err, "%s: the file is empty, not a SentencePiece model", model_path);
     if (spm_parse(&m, (const uint8_t *)data.p, data.n, model_path, err)) goto out;
     const char *unk = id_piece(&m, m.unk_id), *bos = id_piece(&m, m.bos_id), *eos = id_piece(&m, m.eos_id);
     if (!unk) { hone_fail(err, "%s: unk_id %d is not a piece", model_path, m.unk_id); goto out; }

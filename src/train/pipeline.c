@@ -1,6 +1,7 @@
 /* train/pipeline.c — configuration-driven setup shared by sft and dpo (pipeline.h). */
 #include "train/pipeline.h"
 #include "base/util.h"
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,15 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         if (V > p->model.cfg.vocab_size && model_resize_vocab(&p->model, V, err) < 0) { pipeline_free(p); return -1; }
     }
     /* the tokenizer as trained (maybe extended) is what checkpoints carry */
-    snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", cfg->output_dir ? cfg->output_dir : ".", (int)getpid());
-    if (hone_mkdirs(p->tok_dir, err) < 0 || tokenizer_save(p->tok, p->tok_dir, err) < 0) { pipeline_free(p); return -1; }
+    const char *out = cfg->output_dir ? cfg->output_dir : ".";
+    snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", out, (int)getpid());
+    if (hone_mkdirs(p->tok_dir, err) < 0) { /* name the directory the user gave, not our staging one */
+        int e = errno;
+        p->tok_dir[0] = 0;
+        pipeline_free(p);
+        return hone_fail(err, "output_dir '%s': cannot create files there: %s", out, strerror(e));
+    }
+    if (tokenizer_save(p->tok, p->tok_dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "output_dir '%s'", out); }
     const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
     if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
     p->have_tpl = 1;

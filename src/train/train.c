@@ -263,14 +263,29 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
     json_error_t je;
     json_t *s = json_load_file(path, 0, &je);
     if (!s) return hone_fail(err, "%s:%d: %s", path, je.line, je.text);
-    t->step = (long)json_integer_value(json_object_get(s, "global_step"));
-    t->opt.step = (long)json_integer_value(json_object_get(s, "optimizer_step"));
-    t->epoch = (long)json_integer_value(json_object_get(s, "epoch"));
-    t->epoch_pos = (long)json_integer_value(json_object_get(s, "epoch_position"));
-    t->tokens_seen = json_number_value(json_object_get(s, "num_tokens"));
+    /* every field this resume reads must be there: a default of 0 would silently restart */
+    static const char *const fields[] = {"global_step", "optimizer_step", "epoch", "epoch_position"};
+    long *dst[] = {&t->step, &t->opt.step, &t->epoch, &t->epoch_pos};
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        json_t *v = json_is_object(s) ? json_object_get(s, fields[i]) : NULL;
+        if (!v) rc = hone_fail(err, "%s: field '%s' is missing", path, fields[i]);
+        else if (!json_is_integer(v) || json_integer_value(v) < 0)
+            rc = hone_fail(err, "%s: field '%s' must be a non-negative integer", path, fields[i]);
+        else *dst[i] = (long)json_integer_value(v);
+    }
     json_t *ex = json_object_get(s, "extra_state");
-    for (int i = 0; i < n_extra && i < (int)json_array_size(ex); i++) {
-        unsigned long long u = strtoull(json_string_value(json_array_get(ex, i)), NULL, 16);
+    if (rc == 0 && !json_is_number(json_object_get(s, "num_tokens")))
+        rc = hone_fail(err, "%s: field 'num_tokens' is missing or not a number", path);
+    if (rc == 0 && n_extra > 0 && (int)json_array_size(ex) < n_extra)
+        rc = hone_fail(err, "%s: field 'extra_state' must list %d values", path, n_extra);
+    if (rc == 0 && t->total_steps > 0 && t->step > t->total_steps)
+        rc = hone_fail(err, "%s: the checkpoint is at step %ld, beyond the %ld step(s) of this run (max_steps or num_train_epochs)", path,
+                       t->step, t->total_steps);
+    if (rc == 0) t->tokens_seen = json_number_value(json_object_get(s, "num_tokens"));
+    for (int i = 0; rc == 0 && i < n_extra; i++) {
+        const char *hex = json_string_value(json_array_get(ex, i));
+        if (!hex) { rc = hone_fail(err, "%s: extra_state[%d] must be a string", path, i); break; }
+        unsigned long long u = strtoull(hex, NULL, 16);
         memcpy(&extra[i], &u, 8);
     }
     json_t *ls = json_object_get(s, "lr_scheduler");
@@ -286,6 +301,7 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
         t->sched.evals = (long)json_integer_value(json_object_get(ls, "evaluations"));
     }
     json_decref(s);
+    if (rc) return rc;
     truncate_metrics(t, t->step);
     return 0;
 }

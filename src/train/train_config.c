@@ -339,6 +339,36 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
     return 0;
 }
 
+/* ---------- ranges ---------- */
+
+/* Numeric keys with a lower bound: checked where a key is read (with its file:line:col)
+ * and again by config_validate (for values set in code). */
+static const struct { const char *key; double min; int strict; const char *rule; } ranges[] = {
+    {"threads", 0, 0, ">= 0 (0 = all cores)"},
+    {"learning_rate", 0, 0, ">= 0"},
+    {"warmup_steps", 0, 0, ">= 0"},
+    {"max_grad_norm", 0, 0, ">= 0 (0 disables clipping)"},
+    {"weight_decay", 0, 0, ">= 0"},
+    {"adam_epsilon", 0, 0, ">= 0"},
+    {"logging_steps", 0, 1, "> 0 (a value below 1 is a ratio of the total steps)"},
+    {"save_steps", 0, 1, "> 0 (a value below 1 is a ratio of the total steps)"},
+};
+
+static double key_number(const hone_train_config *c, const key_def *k) {
+    const void *p = (const char *)c + k->off;
+    return k->type == T_INT ? *(const int *)p : k->type == T_LONG ? (double)*(const long *)p : *(const double *)p;
+}
+
+/* The rule k's value in c breaks ("> 0 ..."), or NULL when it is in range (or k has none). */
+static const char *range_broken(const hone_train_config *c, const key_def *k) {
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++) {
+        if (strcmp(ranges[i].key, k->name)) continue;
+        double v = key_number(c, k);
+        return v < ranges[i].min || (ranges[i].strict && v == ranges[i].min) ? ranges[i].rule : NULL;
+    }
+    return NULL;
+}
+
 /* ---------- applying one key ---------- */
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
@@ -387,7 +417,7 @@ static char *kwargs_text(json_t *o) {
     return out;
 }
 
-static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err) {
+static int apply_value(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err) {
     void *p = (char *)c + k->off;
     const char *key = k->name;
     int b;
@@ -536,6 +566,23 @@ static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node
     }
     }
     return hone_fail(err, "internal: bad key type");
+}
+
+/* apply_value, then the key's range: a value out of range is an error at its
+ * file:line:col, and the key keeps its previous value. */
+static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err) {
+    if (k->type != T_INT && k->type != T_LONG && k->type != T_F64) return apply_value(c, k, x, n, err);
+    char old[sizeof(double) > sizeof(long) ? sizeof(double) : sizeof(long)];
+    void *p = (char *)c + k->off;
+    size_t size = k->type == T_INT ? sizeof(int) : k->type == T_LONG ? sizeof(long) : sizeof(double);
+    memcpy(old, p, size);
+    if (apply_value(c, k, x, n, err)) return -1;
+    const char *rule = range_broken(c, k);
+    if (!rule) return 0;
+    memcpy(p, old, size);
+    char w[512];
+    where(x, n, w, sizeof w);
+    return hone_fail(err, "%s: %s: must be %s, got %s", w, k->name, rule, scalar(n));
 }
 
 /* TRL / transformers keys that configs written for TRL carry but that change nothing
@@ -787,7 +834,10 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->per_device_train_batch_size < 1 || c->per_device_eval_batch_size < 1)
         return hone_fail(err, "%s: per_device_*_batch_size must be >= 1", src);
     if (c->gradient_accumulation_steps < 1) return hone_fail(err, "%s: gradient_accumulation_steps must be >= 1", src);
-    if (c->learning_rate < 0) return hone_fail(err, "%s: learning_rate must be >= 0", src);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const char *rule = keys[i].kinds & (c->kind == HONE_DPO ? K_DPO : K_SFT) ? range_broken(c, &keys[i]) : NULL;
+        if (rule) return hone_fail(err, "%s: %s must be %s, got %g", src, keys[i].name, rule, key_number(c, &keys[i]));
+    }
     if (c->max_steps <= 0 && c->max_steps != -1) return hone_fail(err, "%s: max_steps must be > 0 or -1", src);
     if (c->max_steps == -1 && c->num_train_epochs <= 0) return hone_fail(err, "%s: num_train_epochs must be > 0 when max_steps is -1", src);
     if (c->data.test_size < 0) return hone_fail(err, "%s: test_size must be >= 0", src);

@@ -113,7 +113,7 @@ int config_set_arg(hone_train_config *c, const char *key_eq_value, hone_error *e
 /* Checks what can only be checked once all keys are in: model_name_or_path and at
  * least one dataset present, positive batch sizes, loss_weights length, etc. */
 int config_validate(const hone_train_config *c, hone_error *err);
-/* Writes every key (resolved values) as one pretty JSON object (for output_dir/config.json). */
+/* Writes every key (resolved values) as one pretty JSON object (for output_dir/hone_config.json). */
 int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err);
 void config_free(hone_train_config *c);
 
