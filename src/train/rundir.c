@@ -148,16 +148,21 @@ static int list_checkpoints(const char *dir, int remove, char *last, size_t n) {
     return k;
 }
 
-static int check_resume(hone_rundir *r, const char *dir, hone_error *err) {
+static int check_resume(hone_rundir *r, hone_error *err) {
     char p[4096], *saved = NULL;
     size_t len;
     hone_path_join(p, sizeof p, r->resume, "hone_config.json");
     if (hone_read_file(p, &saved, &len, NULL) < 0) {
-        /* checkpoints of older hone versions: the run's own copy */
-        hone_path_join(p, sizeof p, dir, "hone_config.json");
+        /* checkpoints of older hone versions: the copy in the run directory that holds it */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", r->resume);
+        char *sl = strrchr(parent, '/');
+        if (sl) *sl = 0;
+        else snprintf(parent, sizeof parent, ".");
+        hone_path_join(p, sizeof p, parent, "hone_config.json");
         if (hone_read_file(p, &saved, &len, NULL) < 0) {
             fprintf(stderr, "warning: resume_from_checkpoint: neither %s nor %s has a hone_config.json: cannot check that it "
-                            "belongs to this configuration\n", r->resume, dir);
+                            "belongs to this configuration\n", r->resume, parent);
             return 0;
         }
     }
@@ -234,7 +239,7 @@ int rundir_open(hone_rundir *r, const hone_train_config *cfg, hone_error *err) {
         if (!hone_is_dir(res)) { hone_fail(err, "resume_from_checkpoint: %s is not a checkpoint directory", res); goto fail; }
         snprintf(r->resume, sizeof r->resume, "%s", res);
     }
-    if (r->resume[0] ? check_resume(r, dir, err) < 0 : prepare_fresh(r, cfg, err) < 0) goto fail;
+    if (r->resume[0] ? check_resume(r, err) < 0 : prepare_fresh(r, cfg, err) < 0) goto fail;
     hone_path_join(p, sizeof p, dir, "hone_config.json");
     if (hone_write_file(p, r->config_json, strlen(r->config_json), err) < 0) goto fail;
     return 0;
