@@ -53,12 +53,17 @@ void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->
 
 double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(t->sched, t->base_lr, step, t->warmup, t->total_steps); }
 
+/* clips by norm, updates, advances the step; returns the learning rate used */
+static double update(hone_trainer *t, double norm) {
+    double l = trainer_lr_at(t, t->step);
+    adamw_update(&t->opt, t->model, t->grad, l, grad_clip_scale(norm, t->max_grad_norm));
+    t->step++;
+    return l;
+}
+
 double trainer_apply(hone_trainer *t, double *lr) {
     double norm = grad_global_norm(t->grad, t->model->num_floats);
-    float scale = grad_clip_scale(norm, t->max_grad_norm);
-    double l = trainer_lr_at(t, t->step);
-    adamw_update(&t->opt, t->model, t->grad, l, scale);
-    t->step++;
+    double l = update(t, norm);
     if (lr) *lr = l;
     return norm;
 }
@@ -86,11 +91,7 @@ int trainer_step(hone_trainer *t, double loss, double *gnorm, double *lr, hone_e
                 "(no trained tokens? a frozen or saturated loss?)\n",
                 t->progress_tty ? "\n" : "", t->step + 2 - TRAINER_FLAT_STEPS, t->step + 1, loss);
     }
-    float scale = grad_clip_scale(norm, t->max_grad_norm);
-    double l = trainer_lr_at(t, t->step);
-    adamw_update(&t->opt, t->model, t->grad, l, scale);
-    t->step++;
-    *lr = l;
+    *lr = update(t, norm);
     return 0;
 }
 
