@@ -11,7 +11,8 @@
  *   another configuration names what differs; stale temporary directories of dead
  *   processes go at start-up, and an interrupted replacement of final/ is undone;
  *   the log: SFT's truncation notice once, checkpoint saves with their time, a DPO
- *   warning with the share of pairs dropped for length. */
+ *   warning with the share of pairs dropped for length; DPO's precomputed reference
+ *   log-probs reused only by a run of the same configuration. */
 #include "base/util.h"
 #include "model/model.h"
 #include "simd/kernels.h"
@@ -490,8 +491,9 @@ static void test_sft_log_lines(void) {
 }
 
 /* DPO: pairs dropped for length give a warning with their share and the lengths that
- * would keep them */
-static void test_dpo_drop_warning(void) {
+ * would keep them; precomputed reference log-probs are reused by a fresh run of the
+ * same configuration only, never by one with another */
+static void test_dpo_drop_warning_and_ref_cache(void) {
     if (!setup_root()) return;
     const char *dir = test_tmpdir("dpolog");
     char yaml[600], log[600], data[600];
@@ -504,7 +506,7 @@ static void test_dpo_drop_warning(void) {
     snprintf(yaml, sizeof yaml, "%s/dpo.yaml", dir);
     f = fopen(yaml, "w");
     fprintf(f, "model_name_or_path: %s/model\noutput_dir: %s/out\nmax_steps: 1\nmax_length: 12\nper_device_train_batch_size: 2\n"
-               "threads: 1\ngradient_checkpointing: false\ndatasets:\n  - path: %s\n", g_root, dir, data);
+               "threads: 1\ngradient_checkpointing: false\nprecompute_ref_log_probs: true\ndatasets:\n  - path: %s\n", g_root, dir, data);
     fclose(f);
     snprintf(log, sizeof log, "%s/log", dir);
     int rc = run_hone(log, 120, "dpo", yaml, NULL);
@@ -513,6 +515,11 @@ static void test_dpo_drop_warning(void) {
     CHECK(txt && strstr(txt, "warning: dpo: 8 of 10 pairs (80.0%) dropped") && strstr(txt, "would keep them"),
           "no warning with the share dropped:\n%s", txt ? txt : "");
     free(txt);
+    rc = run_hone(log, 120, "dpo", yaml, NULL);
+    CHECK(rc == 0 && file_has(log, "reusing"), "the same configuration: exit %d, reference log-probs not reused", rc);
+    rc = run_hone(log, 120, "dpo", yaml, "--set", "beta=0.2", NULL);
+    CHECK(rc == 0 && !file_has(log, "reusing") && file_has(log, "removed ref_logps_train.safetensors"),
+          "another configuration: exit %d, the earlier reference log-probs were reused", rc);
     hone_remove_tree(dir, NULL);
 }
 
@@ -529,7 +536,7 @@ int main(void) {
     TEST_RUN(test_output_dir_reuse);
     TEST_RUN(test_output_dir_locked);
     TEST_RUN(test_sft_log_lines);
-    TEST_RUN(test_dpo_drop_warning);
+    TEST_RUN(test_dpo_drop_warning_and_ref_cache);
     if (g_root[0]) hone_remove_tree(g_root, NULL);
     return test_finish();
 }
