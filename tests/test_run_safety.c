@@ -1,7 +1,7 @@
 /* test_run_safety.c — a training run's safety, tested the way the CLI runs: the built
  * `hone` (HONE_BIN, set by `make check`; the cases skip without it) is spawned on
  * stories260K (../shared) converted to a model directory, with small generated data.
- *   SIGTERM / SIGINT mid-run: a checkpoint, exit status 143 / 130, within 20 s
+ *   SIGTERM / SIGINT mid-run: a checkpoint, exit status 143 / 130, within 10 s
  *   (the child is killed with SIGKILL past that, so a hang fails instead of hanging);
  *   a huge learning rate: an error naming the step, exit 1, no final/, and every
  *   checkpoint left has finite weights;
@@ -182,7 +182,7 @@ static pid_t start_long_run(const char *dir, char *yaml, size_t n) {
 }
 
 /* starts a long run, waits for its first logged step, sends sig and expects exit
- * status 128 + sig within 20 s and a checkpoint of the step it stopped at */
+ * status 128 + sig within 10 s and a checkpoint of the step it stopped at */
 static void stop_with(int sig, const char *tag) {
     const char *dir = test_tmpdir(tag);
     char yaml[600], log[600], out[600];
@@ -191,7 +191,7 @@ static void stop_with(int sig, const char *tag) {
     snprintf(out, sizeof out, "%s/out", dir);
     kill(pid, sig);
     double took;
-    int rc = wait_for(pid, 20, &took);
+    int rc = wait_for(pid, 10, &took);
     CHECK(rc == 128 + sig, "%s: exit status %d after %.1f s (-1: still running, killed), want %d", strsignal(sig), rc, took, 128 + sig);
     int ck = last_checkpoint(out);
     CHECK(ck >= 1, "%s: no checkpoint written", strsignal(sig));
