@@ -206,7 +206,7 @@ static void test_resume(void) {
     dpo_precompute_ref(&ref, &o, pairs, 12, &refs, &err);
     hone_trainer t;
     trainer_init(&t, &pol, d2, NULL, 5e-3, HONE_SCHED_LINEAR, 0, 3, 0.9, 0.999, 1e-8, 0.0, 1.0, &err);
-    trainer_block_signals(&t);
+    trainer_block_signals();
     raise(SIGINT);
     int rc = dpo_train(&t, NULL, &o, pairs, 12, &refs, NULL, 0, NULL, &err);
     CHECK(rc == 1 && t.step == 1, "stop: rc %d step %ld", rc, t.step);

@@ -60,12 +60,13 @@ static int count(const char *part) {
     return n;
 }
 
-/* An SFT configuration on the stories260K directory; `extra` adds or overrides keys. */
+/* An SFT configuration on the stories260K directory; `extra` adds or overrides keys. Every
+ * case writes to run/, so each fresh run replaces the previous case's (overwrite_output_dir). */
 static void sft_config(const char *name, const char *extra) {
     char y[4096];
     snprintf(y, sizeof y,
              "model_name_or_path: %s\noutput_dir: run\ndatasets: [rows.jsonl]\nmax_length: 64\n"
-             "per_device_train_batch_size: 2\nchat_template: chatml\nlogging_steps: 1\n%s",
+             "per_device_train_batch_size: 2\nchat_template: chatml\nlogging_steps: 1\noverwrite_output_dir: true\n%s",
              model_dir, extra);
     put(name, y);
 }

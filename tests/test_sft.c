@@ -147,7 +147,7 @@ static void test_resume_bitwise(void) {
     model_load(&m, test_src("tests/fixtures/models/tiny-llama"), 0, &err);
     hone_trainer t;
     trainer_init(&t, &m, d2, NULL, 1e-2, HONE_SCHED_LINEAR, 1, 6, 0.9, 0.999, 1e-8, 0.01, 1.0, &err);
-    trainer_block_signals(&t);
+    trainer_block_signals();
     raise(SIGTERM);
     int rc = sft_train(&t, &o, ex, 40, NULL, 0, &err);
     CHECK(rc == 1 && t.step == 1, "expected a stop after step 1, got rc %d at step %ld", rc, t.step);

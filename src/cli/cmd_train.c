@@ -5,6 +5,7 @@
 #include "cli/gen_cli.h"
 #include "simd/kernels.h"
 #include "train/pipeline.h"
+#include "train/rundir.h"
 #include "base/threads.h"
 #include "base/util.h"
 #include <stdio.h>
@@ -18,8 +19,12 @@ static void usage(FILE *f, const char *cmd) {
             "each --set overrides one key with the same type checks, e.g. --set learning_rate=1e-4\n"
             "--set 'loss_type=[sigmoid, sft]'. Progress goes to stderr, every logged value to\n"
             "output_dir/metrics.jsonl, checkpoints to output_dir/checkpoint-N, and the trained model\n"
-            "to output_dir/final. SIGINT/SIGTERM finish the current step, save a checkpoint and exit;\n"
-            "resume_from_checkpoint: true continues bitwise where it stopped.\n",
+            "to output_dir/final. SIGINT/SIGTERM finish the current step, save a checkpoint and exit\n"
+            "with status 130/143; resume_from_checkpoint: true continues bitwise where it stopped, after\n"
+            "checking that the checkpoint was trained with the same configuration. A fresh run refuses an\n"
+            "output_dir that holds checkpoints unless overwrite_output_dir: true, and only one run at a\n"
+            "time may write an output_dir. A non-finite loss or gradient norm stops the run (exit 1)\n"
+            "without saving the diverged model.\n",
             cmd, strcmp(cmd, "sft") ? "Direct Preference Optimization (TRL's DPOTrainer)" : "supervised fine-tuning (TRL's SFTTrainer)");
 }
 
@@ -36,15 +41,10 @@ static int setup(int argc, char **argv, int kind, hone_train_config *cfg, hone_e
         }
     }
     if (config_validate(cfg, err) < 0) { config_free(cfg); return -1; }
-    if (hone_mkdirs(cfg->output_dir, err) < 0) { config_free(cfg); return -1; }
-    char p[4096];
-    hone_path_join(p, sizeof p, cfg->output_dir, "hone_config.json");
-    FILE *f = fopen(p, "w");
-    if (f) { config_dump_json(cfg, f, NULL); fclose(f); }
     return 0;
 }
 
-static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, hone_error *err) {
+static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *t, hone_pipeline *p, hone_error *err) {
     hone_tok_example *train = NULL, *eval = NULL;
     long ntr = 0, nev = 0;
     if (pipeline_sft_examples(p, cfg, &train, &ntr, &eval, &nev, err) < 0) return -1;
@@ -73,7 +73,8 @@ static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
     o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
     if (!eval_on) o.eval_on_start = 0;
     int rc = pipeline_trainer(p, cfg, total, t, err);
-    if (rc == 0) rc = pipeline_resume(t, cfg, NULL, 0, err);
+    if (rc == 0) t->config_json = rd->config_json;
+    if (rc == 0) rc = pipeline_resume(t, rd->resume, NULL, 0, err);
     if (rc == 0) {
         fprintf(stderr, "sft: %ld training rows (%ld examples), %ld eval examples, %ld steps, %d thread(s), isa %s\n", rows, ntr, nev,
                 total, threads_count(), hone_kt.isa);
@@ -84,7 +85,7 @@ static int run_sft(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
     return rc;
 }
 
-static int run_dpo(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, hone_error *err) {
+static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *t, hone_pipeline *p, hone_error *err) {
     hone_tok_pair *train = NULL, *eval = NULL;
     long ntr = 0, nev = 0;
     hone_model ref;
@@ -158,7 +159,8 @@ static int run_dpo(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
         }
     }
     if ((rc = pipeline_trainer(p, cfg, total, t, err)) < 0) goto out;
-    if ((rc = pipeline_resume(t, cfg, NULL, 0, err)) < 0) goto out;
+    t->config_json = rd->config_json;
+    if ((rc = pipeline_resume(t, rd->resume, NULL, 0, err)) < 0) goto out;
     fprintf(stderr, "dpo: %ld training pairs, %ld eval pairs, %ld steps, %s layout, reference %s, %d thread(s), isa %s\n", ntr, nev,
             total, o.shared_prompt ? "shared-prompt" : "two-row", cfg->reference_free ? "none" : have_refs ? "precomputed" : "model",
             threads_count(), hone_kt.isa);
@@ -181,17 +183,23 @@ static int cmd_train(int argc, char **argv, int kind) {
     hone_error err = {{0}};
     hone_train_config cfg;
     if (setup(argc, argv, kind, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); return 1; }
+    /* output_dir first: locked, cleaned, checked against a resume, before any slow loading */
+    hone_rundir rd;
+    if (rundir_open(&rd, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
     kernels_init();
     hone_trainer t;
     memset(&t, 0, sizeof t);
-    trainer_block_signals(&t); /* before any thread exists, so every thread inherits it */
-    if (gen_threads_init(cfg.threads, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
+    trainer_block_signals(); /* before any thread exists, so every thread inherits it */
     hone_pipeline p;
-    if (pipeline_init(&p, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
+    if (gen_threads_init(cfg.threads, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
+        fprintf(stderr, "hone %s: %s\n", name, err.msg);
+        rundir_close(&rd);
+        config_free(&cfg);
+        return 1;
+    }
     dataset_report(&p.ds, stderr);
-    sigset_t sigs = t.stop_signals;
-    int rc = kind == HONE_SFT ? run_sft(&cfg, &t, &p, &err) : run_dpo(&cfg, &t, &p, &err);
-    t.stop_signals = sigs;
+    int rc = kind == HONE_SFT ? run_sft(&cfg, &rd, &t, &p, &err) : run_dpo(&cfg, &rd, &t, &p, &err);
+    int stopped_by = rc == 1 ? t.stop_signal : 0;
     if (rc == 0 && t.model) {
         if (trainer_save_final(&t, &err) < 0) rc = -1;
         else fprintf(stderr, "%s: wrote %s/final\n", name, cfg.output_dir);
@@ -199,8 +207,10 @@ static int cmd_train(int argc, char **argv, int kind) {
     if (rc < 0) fprintf(stderr, "hone %s: %s\n", name, err.msg);
     if (t.model) trainer_free(&t);
     pipeline_free(&p);
+    rundir_close(&rd);
     config_free(&cfg);
-    return rc < 0 ? 1 : rc == 1 ? 130 : 0;
+    /* stopped by a signal: 128 + its number, as a shell reports it (130 SIGINT, 143 SIGTERM) */
+    return rc < 0 ? 1 : stopped_by ? 128 + stopped_by : 0;
 }
 
 int cmd_sft(int argc, char **argv) { return cmd_train(argc, argv, HONE_SFT); }

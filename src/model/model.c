@@ -529,13 +529,22 @@ int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
     if (rc == 0 && extra) rc = extra(tmp, ctx, err);
     if (rc == 0) {
         hone_fsync_dir(tmp);
-        hone_remove_tree(dir, NULL);
-        if (rename(tmp, dir) != 0) rc = hone_fail(err, "%s: cannot rename the finished directory into place", dir);
-        else {
+        /* an existing dir is set aside, not deleted, until the new one is in place: a
+         * crash in between leaves dir.old-PID, which the next training run renames back
+         * (train/rundir.c) */
+        char old[4096];
+        snprintf(old, sizeof old, "%s.old-%d", dir, (int)getpid());
+        hone_remove_tree(old, NULL);
+        int aside = rename(dir, old) == 0;
+        if (rename(tmp, dir) != 0) {
+            rc = hone_fail(err, "%s: cannot rename the finished directory into place", dir);
+            if (aside) rename(old, dir);
+        } else {
             char parent[4096];
             snprintf(parent, sizeof parent, "%s", dir);
             char *sl = strrchr(parent, '/');
             if (sl) { *sl = 0; hone_fsync_dir(parent[0] ? parent : "/"); }
+            if (aside) hone_remove_tree(old, NULL);
         }
     }
     if (rc) hone_remove_tree(tmp, NULL);

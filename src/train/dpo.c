@@ -360,6 +360,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     while (t->step < t->total_steps) {
         int nmb = trainer_next_microbatches(t, perm, n_train, bs, o->accum, o->seed, o->shuffle, starts, counts);
         trainer_zero_grad(t);
+        double step_loss = 0;
         for (int j = 0; j < nmb; j++) {
             dpo_step_result r;
             if (dpo_micro_batch(&ws, m, &t->g, ref, o, &state, train, perm + starts[j], counts[j], train_refs, 1.0f / nmb, &r, err) < 0) {
@@ -368,14 +369,15 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
             }
             k = result_metrics(&r, names, vals);
             for (int i = 0; i < k; i++) win[i] += vals[i];
-            win_loss += r.loss / nmb;
+            step_loss += r.loss / nmb;
             win_mb++;
             t->tokens_seen += r.n_tokens;
             tok_window += r.n_tokens;
         }
         extra[0] = state.mean; extra[1] = state.var; extra[2] = state.count;
-        double lr;
-        double gn = trainer_apply(t, &lr);
+        win_loss += step_loss;
+        double lr, gn;
+        if (trainer_step(t, step_loss, &gn, &lr, err) < 0) { rc = -1; goto done; }
         if (o->sync_ref_model && ref && o->ref_model_sync_steps > 0 && t->step % o->ref_model_sync_steps == 0) {
             /* TRL's SyncRefModelCallback: ref = alpha * policy + (1 - alpha) * ref */
             float al = (float)o->ref_model_mixup_alpha;
@@ -412,14 +414,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
                 fprintf(stderr, "eval at step %ld: loss %.4f rewards/accuracies %.3f rewards/margins %.4f\n", t->step, r.loss,
                         r.m.rewards_accuracies, r.m.rewards_margins);
         }
-        int stop = trainer_stop_requested(t);
-        if (t->output_dir[0] && ((o->save_steps > 0 && t->step % o->save_steps == 0 && !last) || stop))
-            if (trainer_save_checkpoint(t, err) < 0) { rc = -1; goto done; }
-        if (stop) {
-            if (!o->quiet) fprintf(stderr, "stopped by signal %d after step %ld; checkpoint saved\n", stop, t->step);
-            rc = 1;
-            goto done;
-        }
+        if ((rc = trainer_end_step(t, o->save_steps, o->quiet, err)) != 0) goto done;
     }
 done:
     if (t->extra == extra) { t->extra = NULL; t->n_extra = 0; }

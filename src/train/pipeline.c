@@ -123,8 +123,16 @@ static int32_t *dup_ids(const int32_t *x, int n) {
     return y;
 }
 
+/* counts of what TRL's truncation did to the pairs */
+typedef struct {
+    long dropped_len;   /* the prompt alone reaches max_length */
+    long longest_plen;  /* the longest such prompt (after max_prompt_length) */
+    long dropped_empty; /* an empty completion */
+    long truncated;     /* sequences cut */
+} pair_cuts;
+
 static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const hone_dpo_example *ex, long n, hone_tok_pair **out,
-                          long *nout, long *dropped, long *truncated, hone_error *err) {
+                          long *nout, pair_cuts *cuts, hone_error *err) {
     *out = calloc(n ? n : 1, sizeof(hone_tok_pair));
     long k = 0;
     for (long i = 0; i < n; i++) {
@@ -154,18 +162,23 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
         hone_tok_pair *q = &(*out)[k];
         long mp = cfg->max_prompt_length, mcl = cfg->max_completion_length, ml = cfg->max_length;
         int pstart = 0, plen = (int)P;
-        if (mp > 0 && plen > mp) { pstart = plen - (int)mp; plen = (int)mp; (*truncated)++; } /* keep the prompt's end */
+        if (mp > 0 && plen > mp) { pstart = plen - (int)mp; plen = (int)mp; cuts->truncated++; } /* keep the prompt's end */
         int lc = (int)(nc - P), lr = (int)(nr - P);
-        if (mcl > 0) { if (lc > mcl) { lc = (int)mcl; (*truncated)++; } if (lr > mcl) { lr = (int)mcl; (*truncated)++; } }
-        if (ml > 0 && plen >= ml) { (*dropped)++; free(pi); free(ci); free(ri); continue; }
+        if (mcl > 0) { if (lc > mcl) { lc = (int)mcl; cuts->truncated++; } if (lr > mcl) { lr = (int)mcl; cuts->truncated++; } }
+        if (ml > 0 && plen >= ml) {
+            cuts->dropped_len++;
+            if (plen > cuts->longest_plen) cuts->longest_plen = plen;
+            free(pi); free(ci); free(ri);
+            continue;
+        }
         if (ml > 0) {
-            if (plen + lc > ml) { lc = (int)ml - plen; (*truncated)++; }
-            if (plen + lr > ml) { lr = (int)ml - plen; (*truncated)++; }
+            if (plen + lc > ml) { lc = (int)ml - plen; cuts->truncated++; }
+            if (plen + lr > ml) { lr = (int)ml - plen; cuts->truncated++; }
         }
         if (lc <= 0 || lr <= 0) {
             fprintf(stderr, "dpo: %s:%ld: empty %s completion, pair skipped\n", cfg->data.datasets[ex[i].source].path, ex[i].line,
                     lc <= 0 ? "chosen" : "rejected");
-            (*dropped)++;
+            cuts->dropped_empty++;
             free(pi); free(ci); free(ri);
             continue;
         }
@@ -187,12 +200,17 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
 
 int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_pair **train, long *n_train,
                        hone_tok_pair **eval, long *n_eval, hone_error *err) {
-    long dropped = 0, truncated = 0;
-    if (tokenize_pairs(p, cfg, p->ds.dpo_train, p->ds.n_train, train, n_train, &dropped, &truncated, err) < 0) return -1;
-    if (tokenize_pairs(p, cfg, p->ds.dpo_eval, p->ds.n_eval, eval, n_eval, &dropped, &truncated, err) < 0) return -1;
-    if (dropped || truncated)
-        fprintf(stderr, "dpo: %ld pair(s) dropped (prompt alone reaches max_length, or an empty completion), %ld sequence(s) truncated\n",
-                dropped, truncated);
+    pair_cuts c = {0};
+    if (tokenize_pairs(p, cfg, p->ds.dpo_train, p->ds.n_train, train, n_train, &c, err) < 0) return -1;
+    if (tokenize_pairs(p, cfg, p->ds.dpo_eval, p->ds.n_eval, eval, n_eval, &c, err) < 0) return -1;
+    long all = p->ds.n_train + p->ds.n_eval;
+    if (c.dropped_len)
+        fprintf(stderr,
+                "warning: dpo: %ld of %ld pairs (%.1f%%) dropped because the prompt alone reaches max_length %ld; max_length %ld "
+                "(the longest such prompt + 1) or max_prompt_length %ld would keep them\n",
+                c.dropped_len, all, 100.0 * c.dropped_len / (all ? all : 1), cfg->max_length, c.longest_plen + 1, cfg->max_length - 1);
+    if (c.dropped_empty || c.truncated)
+        fprintf(stderr, "dpo: %ld pair(s) dropped for an empty completion, %ld sequence(s) truncated\n", c.dropped_empty, c.truncated);
     return 0;
 }
 
@@ -222,17 +240,9 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
     return 0;
 }
 
-int pipeline_resume(hone_trainer *t, const hone_train_config *cfg, double *extra, int n_extra, hone_error *err) {
-    const char *r = cfg->resume_from_checkpoint;
-    if (!r || !*r) return 0;
-    char dir[4096];
-    if (!strcmp(r, "last") || !strcmp(r, "true")) {
-        if (trainer_find_last_checkpoint(cfg->output_dir, dir, sizeof dir) < 0) {
-            fprintf(stderr, "resume_from_checkpoint: no checkpoint in %s, starting fresh\n", cfg->output_dir);
-            return 0;
-        }
-    } else snprintf(dir, sizeof dir, "%s", r);
-    if (trainer_load_checkpoint(t, dir, extra, n_extra, err) < 0) return -1;
-    fprintf(stderr, "resumed from %s at step %ld\n", dir, t->step);
+int pipeline_resume(hone_trainer *t, const char *checkpoint, double *extra, int n_extra, hone_error *err) {
+    if (!checkpoint || !*checkpoint) return 0;
+    if (trainer_load_checkpoint(t, checkpoint, extra, n_extra, err) < 0) return -1;
+    fprintf(stderr, "resumed from %s at step %ld\n", checkpoint, t->step);
     return 0;
 }

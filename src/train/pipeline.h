@@ -42,6 +42,7 @@ void pipeline_free_pairs(hone_tok_pair *pairs, long n);
 long pipeline_warmup(const hone_train_config *cfg, long total);
 /* Trainer over p->model with cfg's optimiser, schedule and output_dir. */
 int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total, hone_trainer *t, hone_error *err);
-/* Resolves resume_from_checkpoint ("last" or a path) and loads it; 0 when none. */
-int pipeline_resume(hone_trainer *t, const hone_train_config *cfg, double *extra, int n_extra, hone_error *err);
+/* Loads the checkpoint a run resumes from (rundir_open resolved and checked it);
+ * NULL or "" for a fresh run. */
+int pipeline_resume(hone_trainer *t, const char *checkpoint, double *extra, int n_extra, hone_error *err);
 #endif

@@ -279,7 +279,6 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         return -1;
     }
     if (R.n == 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return hone_fail(err, "no training rows"); }
-    if (R.truncated && !o->quiet) fprintf(stderr, "sft: %ld example(s) longer than max_length %d were truncated\n", R.truncated, o->max_length);
     int bs = o->batch_size;
     hone_acts a;
     hone_batch b;
@@ -340,8 +339,8 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         /* non-padding tokens: every slot of a real document */
         for (int k = 0; k < nmb; k++)
             for (int i = 0; i < mb_n[k]; i++) ntok += R.rows[perm[mb_start[k] + i]].len;
-        double lr;
-        double gn = trainer_apply(t, &lr);
+        double lr, gn;
+        if (trainer_step(t, step_loss, &gn, &lr, err) < 0) { rc = -1; goto done; }
         t->tokens_seen += ntok;
         tok_window += ntok;
         win_loss += step_loss; win_ent += ent; win_acc += cor; win_lab += nmb; win_steps++;
@@ -373,15 +372,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
             trainer_eval_done(t, keys, vals, 3);
             if (!o->quiet) fprintf(stderr, "eval at step %ld: loss %.4f accuracy %.4f\n", t->step, el, ea);
         }
-        int stop = trainer_stop_requested(t);
-        if (t->output_dir[0] && ((o->save_steps > 0 && t->step % o->save_steps == 0 && !last) || stop)) {
-            if (trainer_save_checkpoint(t, err) < 0) { rc = -1; goto done; }
-        }
-        if (stop) {
-            if (!o->quiet) fprintf(stderr, "stopped by signal %d after step %ld; checkpoint saved\n", stop, t->step);
-            rc = 1;
-            goto done;
-        }
+        if ((rc = trainer_end_step(t, o->save_steps, o->quiet, err)) != 0) goto done;
     }
 done:
     free(perm); free(idx); free(mb_start); free(mb_n);

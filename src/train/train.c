@@ -1,13 +1,18 @@
-/* train/train.c — trainer state, checkpoints, metrics, progress and signals (train.h). */
+/* train/train.c — trainer state, checkpoints, metrics, progress, signals and the
+ * step guards (train.h). */
 #include "train/train.h"
 #include "base/rng.h"
 #include "model/safetensors.h"
 #include "base/util.h"
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
@@ -55,14 +60,46 @@ void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *v
         if (!strcmp(keys[i], want)) sched_plateau_step(&t->sched, vals[i]);
 }
 
+/* clips by norm, updates, advances the step; returns the learning rate used */
+static double update(hone_trainer *t, double norm) {
+    double l = trainer_lr_at(t, t->step);
+    adamw_update(&t->opt, t->model, t->grad, l, grad_clip_scale(norm, t->max_grad_norm));
+    t->step++;
+    return l;
+}
+
 double trainer_apply(hone_trainer *t, double *lr) {
     double norm = grad_global_norm(t->grad, t->model->num_floats);
-    float scale = grad_clip_scale(norm, t->max_grad_norm);
-    double l = trainer_lr_at(t, t->step);
-    adamw_update(&t->opt, t->model, t->grad, l, scale);
-    t->step++;
+    double l = update(t, norm);
     if (lr) *lr = l;
     return norm;
+}
+
+int trainer_step(hone_trainer *t, double loss, double *gnorm, double *lr, hone_error *err) {
+    double norm = grad_global_norm(t->grad, t->model->num_floats);
+    *gnorm = norm;
+    if (!isfinite(loss) || !isfinite(norm)) {
+        char last[4096] = "";
+        const char *since = t->output_dir[0] && trainer_find_last_checkpoint(t->output_dir, last, sizeof last) == 0 ? last : NULL;
+        return hone_fail(err,
+                         "step %ld: the %s is not finite (loss %g, grad norm %g): training diverged; stopped without saving "
+                         "this model (%s%s); try a lower learning_rate or max_grad_norm",
+                         t->step + 1, isfinite(loss) ? "gradient norm" : "loss", loss, norm,
+                         since ? "the last good checkpoint is " : "no checkpoint was written", since ? since : "");
+    }
+    /* exactly zero gradients and a loss that does not move: nothing is being learned */
+    if (norm == 0 && t->flat_steps > 0 && loss == t->flat_loss) t->flat_steps++;
+    else t->flat_steps = norm == 0;
+    t->flat_loss = loss;
+    if (t->flat_steps == TRAINER_FLAT_STEPS && !t->flat_warned) {
+        t->flat_warned = 1;
+        fprintf(stderr,
+                "%swarning: steps %ld-%ld: the gradient norm is exactly 0 and the loss stays %g: nothing is being learned "
+                "(no trained tokens? a frozen or saturated loss?)\n",
+                t->progress_tty ? "\n" : "", t->step + 2 - TRAINER_FLAT_STEPS, t->step + 1, loss);
+    }
+    *lr = update(t, norm);
+    return 0;
 }
 
 void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n) {
@@ -84,13 +121,17 @@ void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, dou
         char bar[32];
         for (int i = 0; i < w; i++) bar[i] = i < done ? '#' : '.';
         bar[w] = 0;
-        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f lr %.3g gnorm %.3g %.0f tok/s ETA %.0fs   ", bar, t->step, t->total_steps, loss,
+        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f lr %.3g gnorm %.3g %.0f tok/s ETA %.0fs", bar, t->step, t->total_steps, loss,
                 lr, gnorm, tok_per_s, eta);
-        if (t->step == t->total_steps) fputc('\n', stderr);
     } else {
-        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g %.0f tok/s eta %.0fs\n", t->step, t->total_steps, loss, lr,
+        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g %.0f tok/s eta %.0fs", t->step, t->total_steps, loss, lr,
                 gnorm, tok_per_s, eta);
     }
+    /* a window that held a checkpoint save is slower: say why */
+    if (t->save_secs > 0) fprintf(stderr, " (incl. checkpoint save %.1fs)", t->save_secs);
+    t->save_secs = 0;
+    if (!t->progress_tty || t->step == t->total_steps) fputc('\n', stderr);
+    else fputs("   ", stderr);
 }
 
 /* ---- checkpoints ---- */
@@ -154,6 +195,11 @@ static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
     hone_path_join(path, sizeof path, dir, "trainer_state.json");
     rc = hone_write_file(path, txt, strlen(txt), err);
     free(txt);
+    /* the configuration travels with the checkpoint, so a resume can check it (rundir.h) */
+    if (rc == 0 && t->config_json) {
+        hone_path_join(path, sizeof path, dir, "hone_config.json");
+        rc = hone_write_file(path, t->config_json, strlen(t->config_json), err);
+    }
     return rc;
 }
 
@@ -181,34 +227,69 @@ int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n) {
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
+/* -1 naming the first non-finite value of x (laid out like the parameters) */
+static int check_finite(const hone_trainer *t, const float *x, const char *what, const char *dir, hone_error *err) {
+    const hone_model *m = t->model;
+    for (int i = 0; i < m->n_params; i++) {
+        const float *p = x + m->params[i].offset;
+        for (size_t j = 0; j < m->params[i].numel; j++)
+            if (!isfinite(p[j]))
+                return hone_fail(err, "step %ld: %s of '%s' holds %g at element %zu: %s is not saved", t->step, what,
+                                 m->params[i].name, p[j], j, dir);
+    }
+    return 0;
+}
+
 int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     char name[64], dir[4096];
     snprintf(name, sizeof name, "checkpoint-%ld", t->step);
     hone_path_join(dir, sizeof dir, t->output_dir, name);
+    if (check_finite(t, t->model->data, "the weight", dir, err) < 0 || check_finite(t, t->opt.m, "the Adam moment exp_avg", dir, err) < 0 ||
+        check_finite(t, t->opt.v, "the Adam moment exp_avg_sq", dir, err) < 0)
+        return -1;
+    double t0 = hone_now();
     ckpt_ctx c = {t};
     if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, write_optimizer, &c, err) < 0) return -1;
     if (t->save_total_limit > 0) {
+        /* the oldest go first; the one just written (the newest good one) always stays,
+         * even when stale higher-numbered ones from elsewhere sit beside it */
         DIR *d = opendir(t->output_dir);
         int nums[4096], k = 0;
         struct dirent *e;
         while (d && (e = readdir(d)) && k < 4096)
-            if (ckpt_num(e->d_name) >= 0) nums[k++] = ckpt_num(e->d_name);
+            if (ckpt_num(e->d_name) >= 0 && ckpt_num(e->d_name) != t->step) nums[k++] = ckpt_num(e->d_name);
         if (d) closedir(d);
         qsort(nums, k, sizeof(int), cmp_int);
-        for (int i = 0; i + t->save_total_limit < k; i++) {
+        for (int i = 0; i + t->save_total_limit - 1 < k; i++) {
             char old[4096];
             snprintf(name, sizeof name, "checkpoint-%d", nums[i]);
             hone_path_join(old, sizeof old, t->output_dir, name);
             hone_remove_tree(old, NULL);
         }
     }
+    double dt = hone_now() - t0;
+    t->save_secs += dt;
+    fprintf(stderr, "%ssaved %s in %.1fs\n", t->progress_tty ? "\n" : "", dir, dt);
     return 0;
 }
 
 int trainer_save_final(hone_trainer *t, hone_error *err) {
     char dir[4096];
     hone_path_join(dir, sizeof dir, t->output_dir, "final");
+    if (check_finite(t, t->model->data, "the weight", dir, err) < 0) return -1;
     return model_save(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, err);
+}
+
+int trainer_end_step(hone_trainer *t, long save_steps, int quiet, hone_error *err) {
+    int last = t->step == t->total_steps;
+    int stop = trainer_stop_requested(t);
+    if (t->output_dir[0] && ((save_steps > 0 && t->step % save_steps == 0 && !last) || stop))
+        if (trainer_save_checkpoint(t, err) < 0) return -1;
+    if (!stop) return 0;
+    if (!quiet)
+        fprintf(stderr, "stopped by %s after step %ld%s\n", stop == SIGINT ? "SIGINT" : "SIGTERM", t->step,
+                t->output_dir[0] ? "; checkpoint saved" : "");
+    return 1;
 }
 
 /* keeps only metrics lines whose "step" is <= step */
@@ -306,22 +387,29 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
     return 0;
 }
 
-void trainer_block_signals(hone_trainer *t) {
-    sigemptyset(&t->stop_signals);
-    sigaddset(&t->stop_signals, SIGINT);
-    sigaddset(&t->stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &t->stop_signals, NULL);
+/* The set is built where it is used, never kept in the trainer: trainer_init
+ * zeroes the trainer, and a zeroed set made the old sigwait wait for ever. */
+static void stop_set(sigset_t *s) {
+    sigemptyset(s);
+    sigaddset(s, SIGINT);
+    sigaddset(s, SIGTERM);
+}
+
+void trainer_block_signals(void) {
+    sigset_t s;
+    stop_set(&s);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
 }
 
 int trainer_stop_requested(hone_trainer *t) {
-    sigset_t pend;
-    if (sigpending(&pend) != 0) return 0;
-    if (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)) {
-        int sig;
-        sigwait(&t->stop_signals, &sig);
-        return sig;
-    }
-    return 0;
+    sigset_t s;
+    stop_set(&s);
+    struct timespec zero = {0, 0};
+    int sig;
+    /* a zero timeout: takes a pending one, never waits */
+    while ((sig = sigtimedwait(&s, NULL, &zero)) < 0 && errno == EINTR) {}
+    if (sig > 0) t->stop_signal = sig;
+    return sig > 0 ? sig : 0;
 }
 
 void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle) {

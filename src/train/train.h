@@ -6,15 +6,17 @@
  * train/train.h — what SFT and DPO training share: the trainer state (model, gradients,
  * AdamW, schedule, step counter), checkpoints (a Hugging Face model directory
  * plus optimizer.safetensors and trainer_state.json, written atomically),
- * metrics.jsonl, the progress line, and clean stops on SIGINT/SIGTERM (the
- * signals are blocked and polled between steps, so a step always finishes). */
+ * metrics.jsonl, the progress line, clean stops on SIGINT/SIGTERM (the
+ * signals are blocked and polled between steps, so a step always finishes), and
+ * the guards of a step: a non-finite loss or gradient norm stops the run, a
+ * non-finite model is never saved, and a run that learns nothing is pointed out. */
 #ifndef HONE_TRAIN_H
 #define HONE_TRAIN_H
 #include "model/model.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 #include "model/transformer.h"
-#include <signal.h>
+#include <signal.h> /* SIGINT, SIGTERM: what trainer_stop_requested returns */
 #include <stdio.h>
 
 typedef struct hone_trainer {
@@ -32,10 +34,16 @@ typedef struct hone_trainer {
     char output_dir[2048];
     char src_dir[2048];      /* tokenizer files to copy into checkpoints */
     FILE *metrics;           /* output_dir/metrics.jsonl, appended */
-    sigset_t stop_signals;
+    int stop_signal;         /* the signal that stopped the run (trainer_stop_requested), or 0 */
     int progress_tty;
     double t_start;
+    double save_secs;        /* checkpoint time since the last progress line (shown there) */
     long save_total_limit;
+    const char *config_json; /* resolved configuration, copied into each checkpoint as
+                                hone_config.json (resume checks it); borrowed, may be NULL */
+    long flat_steps;         /* consecutive steps with grad norm 0 and an unchanged loss */
+    double flat_loss;
+    int flat_warned;
     /* opaque extra state saved with checkpoints (DPO running stats); caller-owned */
     const double *extra;
     int n_extra;
@@ -47,8 +55,19 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
 void trainer_free(hone_trainer *t);
 void trainer_zero_grad(hone_trainer *t);
 /* Clips, updates, advances the step; returns the pre-clip gradient norm and
- * stores the learning rate used in *lr. */
+ * stores the learning rate used in *lr. No guards (benchmarks); see trainer_step. */
 double trainer_apply(hone_trainer *t, double *lr);
+/* The guarded update after a step's gradients are in: fails (-1, naming the step,
+ * leaving the weights untouched) when loss or gradient norm is not finite; else
+ * applies like trainer_apply, storing the norm in *gnorm and the rate in *lr, and
+ * warns once when the gradient norm has been exactly 0 and the loss unchanged
+ * for TRAINER_FLAT_STEPS steps in a row. */
+#define TRAINER_FLAT_STEPS 10
+int trainer_step(hone_trainer *t, double loss, double *gnorm, double *lr, hone_error *err);
+/* After a step's logging and evaluation: polls for SIGINT/SIGTERM, saves a
+ * checkpoint when save_steps says so (not after the last step: final/ follows) or
+ * when stopping. Returns 0 to go on, 1 when stopped by a signal, -1 on error. */
+int trainer_end_step(hone_trainer *t, long save_steps, int quiet, hone_error *err);
 /* Learning rate the next update will use / the one transformers logs after a step. */
 double trainer_lr_at(const hone_trainer *t, long step);
 /* After an evaluation: feeds reduce_lr_on_plateau its metric (eval_<metric_name>, from
@@ -60,19 +79,23 @@ void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, i
 /* Progress line on stderr (bar on a TTY, plain line otherwise). */
 void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, double tok_per_s);
 
-/* Writes output_dir/checkpoint-<step> atomically and prunes to save_total_limit. */
+/* Writes output_dir/checkpoint-<step> atomically (refusing non-finite weights or
+ * moments), logs it and its time on stderr, and prunes to save_total_limit: the
+ * oldest go, never the one just written. */
 int trainer_save_checkpoint(hone_trainer *t, hone_error *err);
 /* Restores weights, moments, step, data position and extra state from a
  * checkpoint directory; truncates metrics.jsonl to the entries up to that step. */
 int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err);
 /* Finds output_dir's newest checkpoint-N (for resume_from_checkpoint: true/last). */
 int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n);
-/* Writes output_dir/final (model + tokenizer). */
+/* Writes output_dir/final (model + tokenizer), refusing non-finite weights. */
 int trainer_save_final(hone_trainer *t, hone_error *err);
 
-/* Blocks SIGINT/SIGTERM (call before threads start) and reports whether one
- * arrived since (consuming it). */
-void trainer_block_signals(hone_trainer *t);
+/* Blocks SIGINT/SIGTERM in the calling thread (call before threads start, so
+ * every thread inherits the mask). Needs no trainer: the set is fixed. */
+void trainer_block_signals(void);
+/* Whether SIGINT/SIGTERM arrived since (consuming it, never waiting): returns
+ * the signal number, also kept in t->stop_signal, or 0. */
 int trainer_stop_requested(hone_trainer *t);
 /* Row order of one epoch: a permutation seeded by (seed, epoch), or identity. */
 void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle);

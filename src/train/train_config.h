@@ -30,6 +30,7 @@ typedef struct hone_train_config {
     char *model_name_or_path;    /* required (config_validate) */
     char *output_dir;            /* "trainer_output" */
     char *resume_from_checkpoint;/* NULL, a checkpoint dir, or "last" (YAML `true`) */
+    int overwrite_output_dir;    /* 0; 1: a fresh run may replace the checkpoints of an earlier one */
     long seed;                   /* 42 */
     int threads;                 /* 0 = all cores (HONE_THREADS / hwloc) */
 
