@@ -207,6 +207,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
                      cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
+    snprintf(t->save_dtype, sizeof t->save_dtype, "%s", cfg->save_dtype ? cfg->save_dtype : "float32");
     return 0;
 }
 

@@ -167,7 +167,8 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     snprintf(name, sizeof name, "checkpoint-%ld", t->step);
     hone_path_join(dir, sizeof dir, t->output_dir, name);
     ckpt_ctx c = {t};
-    if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, write_optimizer, &c, err) < 0) return -1;
+    /* fp32 whatever the base's dtype: these are the master weights resume continues from */
+    if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, "float32", write_optimizer, &c, err) < 0) return -1;
     if (t->save_total_limit > 0) {
         DIR *d = opendir(t->output_dir);
         int nums[4096], k = 0;
@@ -189,7 +190,8 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
 int trainer_save_final(hone_trainer *t, hone_error *err) {
     char dir[4096];
     hone_path_join(dir, sizeof dir, t->output_dir, "final");
-    return model_save(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, err);
+    return model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, t->save_dtype[0] ? t->save_dtype : "float32", NULL, NULL,
+                         err);
 }
 
 /* keeps only metrics lines whose "step" is <= step */

@@ -42,6 +42,7 @@ typedef struct {
 
 static const char *const sched_choices[] = {"constant", "linear", "cosine", "constant_with_warmup", NULL};
 static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
+static const char *const dtype_choices[] = {"float32", "bfloat16", "float16", "auto", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
 static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
@@ -87,6 +88,7 @@ static const key_def keys[] = {
     K(eval_on_start, T_BOOL, K_ALL),
     K(save_steps, T_F64, K_ALL),
     K(save_total_limit, T_OPT_LONG, K_ALL),
+    KC(save_dtype, T_ENUM, K_ALL, dtype_choices),
     KDL(datasets, T_DATASETS, K_ALL, NULL),
     KD(test_size, T_F64, K_ALL),
     KD(skip_invalid_rows, T_BOOL, K_ALL),
@@ -535,7 +537,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->loss_type = calloc(1, sizeof *c->loss_type);
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
         !(c->lr_scheduler_type = strdup("linear")) || !(c->eval_strategy = strdup("no")) ||
-        !(c->chat_template = strdup("auto")) || !(c->truncation_mode = strdup("keep_start")) ||
+        !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
         return hone_fail(err, "out of memory");

@@ -55,6 +55,7 @@ typedef struct hone_train_config {
     int eval_on_start;           /* 0 */
     double save_steps;           /* 500 */
     long save_total_limit;       /* -1 = None: keep all */
+    char *save_dtype;            /* final/'s tensors: float32 (default) | bfloat16 | float16 | auto (the base's stored dtype) */
 
     /* data */
     hone_data_options data;      /* datasets, test_size, skip_invalid_rows (data/options.h) */
