@@ -8,12 +8,13 @@
    spaces, newlines), every later corpus text containing "</s>", and a few written cases. Fixture:
    tests/fixtures/hf_files/autotok_<name>.jsonl, one line per text: {"line": N} (0-based corpus line) or
    {"text": T}, and "ids".
-2. For each built-in chat template, takes a directory hone trained (`hone sft`, 1 step, written by this
-   script through the hone binary: final/ of a stories260K run with chat_template NAME) and writes
-   AutoTokenizer.from_pretrained(final).apply_chat_template(messages, tokenize=True) for a few
-   conversations to tests/fixtures/hf_files/chat_<name>.jsonl ({"messages", "add_generation_prompt",
-   "ids"}), plus final/generation_config.json's bos/eos/pad as transformers reads them
-   (GenerationConfig.from_pretrained) in tests/fixtures/hf_files/generation_<name>.json.
+2. For each built-in chat template NAME, trains with the hone binary (`hone sft`, 1 step on the
+   converted stories260K and tests/fixtures/hf_files/chat_train.jsonl, chat_template NAME; test_hf_files.c
+   runs the same configuration) and writes tests/fixtures/hf_files/chat_<NAME>.jsonl: a first line with
+   final/'s chat_template and the bos/eos/pad ids GenerationConfig.from_pretrained(final) reads, then
+   one line per rendering: AutoTokenizer.from_pretrained(final).apply_chat_template(messages,
+   tokenize=True, add_generation_prompt=G) as {"messages", "add_generation_prompt", "ids"}, for the
+   first five conversations of tests/fixtures/chat/chat_templates.json.
 
 usage: autotok_ref.py [--hone PATH]   (default: ./hone of the repository root, built)
 """
@@ -71,12 +72,65 @@ def autotok(hone):
               f"{sum(len(r['ids']) for r in rows)} ids")
 
 
+TEMPLATES = ["chatml", "llama2", "llama3", "gemma", "zephyr"]
+TRAIN_ROWS = [
+    {"messages": [{"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi there."}]},
+    {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me a story."},
+                  {"role": "assistant", "content": "Once upon a time."}]},
+]
+
+
+def sft_yaml(model_dir, out_dir, data, template):
+    """The configuration test_hf_files.c also writes: one SFT step on data with chat_template."""
+    return (f"model_name_or_path: {model_dir}\noutput_dir: {out_dir}\ndatasets:\n  - path: {data}\n"
+            f"chat_template: {template}\nmax_steps: 1\nper_device_train_batch_size: 2\nsave_steps: 0\nseed: 1\n")
+
+
+def chat(hone):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    data = os.path.join(OUT, "chat_train.jsonl")
+    write_jsonl(data, TRAIN_ROWS)
+    tmp = tempfile.mkdtemp(prefix="hone-chatfinal-")
+    base = os.path.join(tmp, "stories260K")
+    subprocess.run([hone, "convert", "llama2c", os.path.join(SHARED, "models", "stories260K", "stories260K.bin"), base,
+                    "--tokenizer", TOKENIZERS["stories260K"]], check=True, capture_output=True)
+    with open(os.path.join(ROOT, "tests", "fixtures", "chat", "chat_templates.json")) as f:
+        convs = json.load(f)["conversations"][:5]  # strictly alternating after an optional system turn (llama2 / gemma raise otherwise)
+    for name in TEMPLATES:
+        out = os.path.join(tmp, name)
+        yaml = os.path.join(tmp, name + ".yaml")
+        with open(yaml, "w") as f:
+            f.write(sft_yaml(base, out, data, name))
+        subprocess.run([hone, "sft", yaml], check=True, capture_output=True)
+        final = os.path.join(out, "final")
+        tk = AutoTokenizer.from_pretrained(final)
+        rows = []
+        for conv in convs:
+            for gen in (False, True):
+                if gen and conv[-1]["role"] == "assistant":
+                    continue
+                ids = tk.apply_chat_template(conv, tokenize=True, add_generation_prompt=gen)
+                if hasattr(ids, "keys"):
+                    ids = ids["input_ids"]
+                rows.append({"messages": conv, "add_generation_prompt": gen, "ids": list(ids)})
+        g = GenerationConfig.from_pretrained(final)
+        with open(os.path.join(final, "tokenizer_config.json")) as f:
+            template = json.load(f)["chat_template"]
+        head = {"template": name, "chat_template": template, "bos_token_id": g.bos_token_id,
+                "eos_token_id": g.eos_token_id, "pad_token_id": g.pad_token_id}
+        write_jsonl(os.path.join(OUT, f"chat_{name}.jsonl"), [head] + rows)
+        print(f"chat_{name}: {len(rows)} renderings via apply_chat_template on hone's final/, "
+              f"eos {g.eos_token_id}, {sum(len(r['ids']) for r in rows)} ids")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hone", default=os.path.join(ROOT, "hone"))
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     autotok(os.path.abspath(a.hone))
+    chat(os.path.abspath(a.hone))
 
 
 if __name__ == "__main__":
