@@ -134,12 +134,7 @@ static int run_dpo(hone_train_config *cfg, hone_trainer *t, hone_pipeline *p, ho
             char path[4096];
             hone_path_join(path, sizeof path, cfg->output_dir, "ref_logps_train.safetensors");
             fprintf(stderr, "dpo: precomputing reference log-probs of %ld + %ld pairs\n", ntr, nev);
-            if (hone_file_exists(path) && dpo_ref_logps_load(&rtr, path, ntr, NULL) == 0) {
-                fprintf(stderr, "dpo: reusing %s\n", path);
-            } else {
-                if ((rc = dpo_precompute_ref(&ref, &o, train, ntr, &rtr, err)) < 0) goto out;
-                if ((rc = dpo_ref_logps_save(&rtr, path, err)) < 0) goto out;
-            }
+            if ((rc = dpo_ref_logps_cached(&ref, &o, train, ntr, path, &rtr, err)) < 0) goto out;
             if ((rc = dpo_precompute_ref(&ref, &o, eval, nev, &rev, err)) < 0) goto out;
             model_free(&ref);
             have_ref = 0;
