@@ -134,8 +134,12 @@ static void chat_case(const char *name) {
     model_free(&m);
     if (rc) { CHECK(0, "%s", err.msg); return; }
     FILE *f = fopen(yaml, "w");
+    /* chatml_added: chatml with add_chat_tokens (the saved tokenizer gains two special tokens) */
+    int added = strstr(name, "_added") != NULL;
+    const char *tpl = added ? "chatml" : name;
     fprintf(f, "model_name_or_path: %s\noutput_dir: %s\ndatasets:\n  - path: %s\nchat_template: %s\nmax_steps: 1\n"
-               "per_device_train_batch_size: 2\nsave_steps: 0\nseed: 1\n", base, out, test_src("tests/fixtures/hf_files/chat_train.jsonl"), name);
+               "per_device_train_batch_size: 2\nsave_steps: 0\nseed: 1\n%s", base, out, test_src("tests/fixtures/hf_files/chat_train.jsonl"), tpl,
+            added ? "add_chat_tokens: true\n" : "");
     fclose(f);
     char *argv[] = {"sft", yaml, NULL};
     CHECK(cmd_sft(2, argv) == 0, "%s: hone sft failed", name);
@@ -157,7 +161,7 @@ static void chat_case(const char *name) {
     /* hone's ids: the template as trained (the built-in) and as written (final/'s Jinja) */
     hone_tokenizer *tok = NULL;
     chat_template trained, written;
-    if (tokenizer_load(&tok, final, &err) < 0 || chat_template_load(&trained, name, final, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    if (tokenizer_load(&tok, final, &err) < 0 || chat_template_load(&trained, tpl, final, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
     if (chat_template_load(&written, "model", final, &err) < 0) { CHECK(0, "%s", err.msg); chat_template_free(&trained); goto out; }
     int n = (int)json_array_size(rows), ok = 0;
     for (int i = 1; i < n; i++) {
@@ -179,6 +183,7 @@ out:
 }
 
 static void test_chat_chatml(void) { chat_case("chatml"); }
+static void test_chat_chatml_added(void) { chat_case("chatml_added"); }
 static void test_chat_llama2(void) { chat_case("llama2"); }
 static void test_chat_llama3(void) { chat_case("llama3"); }
 static void test_chat_gemma(void) { chat_case("gemma"); }
@@ -189,6 +194,7 @@ int main(void) {
     TEST_RUN(test_autotok_stories260K);
     TEST_RUN(test_autotok_llama2);
     TEST_RUN(test_chat_chatml);
+    TEST_RUN(test_chat_chatml_added);
     TEST_RUN(test_chat_llama2);
     TEST_RUN(test_chat_llama3);
     TEST_RUN(test_chat_gemma);

@@ -8,7 +8,7 @@
    spaces, newlines), every later corpus text containing "</s>", and a few written cases. Fixture:
    tests/fixtures/hf_files/autotok_<name>.jsonl, one line per text: {"line": N} (0-based corpus line) or
    {"text": T}, and "ids".
-2. For each built-in chat template NAME, trains with the hone binary (`hone sft`, 1 step on the
+2. For each built-in chat template NAME (and chatml with add_chat_tokens: chatml_added), trains with the hone binary (`hone sft`, 1 step on the
    converted stories260K and tests/fixtures/hf_files/chat_train.jsonl, chat_template NAME; test_hf_files.c
    runs the same configuration) and writes tests/fixtures/hf_files/chat_<NAME>.jsonl: a first line with
    final/'s chat_template and the bos/eos/pad ids GenerationConfig.from_pretrained(final) reads, then
@@ -72,7 +72,7 @@ def autotok(hone):
               f"{sum(len(r['ids']) for r in rows)} ids")
 
 
-TEMPLATES = ["chatml", "llama2", "llama3", "gemma", "zephyr"]
+TEMPLATES = ["chatml", "chatml_added", "llama2", "llama3", "gemma", "zephyr"]  # _added: add_chat_tokens: true
 TRAIN_ROWS = [
     {"messages": [{"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi there."}]},
     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me a story."},
@@ -80,10 +80,12 @@ TRAIN_ROWS = [
 ]
 
 
-def sft_yaml(model_dir, out_dir, data, template):
-    """The configuration test_hf_files.c also writes: one SFT step on data with chat_template."""
+def sft_yaml(model_dir, out_dir, data, case):
+    """The configuration test_hf_files.c also writes: one SFT step on data with the case's chat_template
+    (chatml_added: chatml with add_chat_tokens, so the saved tokenizer has two added special tokens)."""
     return (f"model_name_or_path: {model_dir}\noutput_dir: {out_dir}\ndatasets:\n  - path: {data}\n"
-            f"chat_template: {template}\nmax_steps: 1\nper_device_train_batch_size: 2\nsave_steps: 0\nseed: 1\n")
+            f"chat_template: {case.split('_')[0]}\nmax_steps: 1\nper_device_train_batch_size: 2\nsave_steps: 0\nseed: 1\n"
+            + ("add_chat_tokens: true\n" if case.endswith("_added") else ""))
 
 
 def chat(hone):
