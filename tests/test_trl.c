@@ -7,6 +7,7 @@
  * relative 1e-4; learning_rate relative 1e-6; accuracies, num_tokens and epoch
  * absolute 1e-6. */
 #include "model/convert.h"
+#include "model/safetensors.h"
 #include "train/dpo.h"
 #include "simd/kernels.h"
 #include "train/sft.h"
@@ -112,13 +113,12 @@ static void compare_metrics(const char *dir, const char *case_name, json_t *expe
     printf("    %s: %d steps, worst relative error %.2e (%s)\n", case_name, matched, worst, worst_key);
 }
 
-static void sft_case(const char *name) {
-    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
-    hone_model m;
-    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
-    int n = (int)json_array_size(data), comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
-    hone_tok_example *ex = calloc(n, sizeof *ex);
-    for (int i = 0; i < n; i++) {
+/* the case's rows as hone examples (TRL's completion mask when completion_only_loss) */
+static hone_tok_example *sft_examples(json_t *cfg, json_t *data, int *n) {
+    int comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
+    *n = (int)json_array_size(data);
+    hone_tok_example *ex = calloc(*n, sizeof *ex);
+    for (int i = 0; i < *n; i++) {
         json_t *r = json_array_get(data, i);
         int nm;
         ex[i].ids = ids_of(json_object_get(r, "input_ids"), &ex[i].n);
@@ -127,6 +127,10 @@ static void sft_case(const char *name) {
         for (int j = 0; j < ex[i].n; j++) ex[i].mask[j] = comp_only ? (uint8_t)cm[j] : 1;
         free(cm);
     }
+    return ex;
+}
+
+static sft_opts sft_opts_of(json_t *cfg) {
     sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2), .accum = (int)num(cfg, "gradient_accumulation_steps", 1),
                   .packing = json_is_true(json_object_get(cfg, "packing")), .max_length = (int)num(cfg, "max_length", 1024),
                   .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1,
@@ -138,16 +142,172 @@ static void sft_case(const char *name) {
     o.head_loss.kind = lt && !strcmp(lt, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL;
     o.head_loss.label_smoothing = (float)num(cfg, "label_smoothing_factor", 0);
     o.eval_batch_size = o.batch_size;
+    return o;
+}
+
+static int trainer_of(hone_trainer *t, hone_model *m, const char *dir, json_t *cfg, long max_steps) {
+    hone_error err;
+    int rc = trainer_init(t, m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
+                          max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
+                          num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), &err);
+    CHECK(rc == 0, "%s", err.msg);
+    return rc;
+}
+
+static void sft_case(const char *name) {
+    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
+    hone_model m;
+    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
+    int n;
+    hone_tok_example *ex = sft_examples(cfg, data, &n);
+    sft_opts o = sft_opts_of(cfg);
     const char *dir = test_tmpdir("trl");
     hone_trainer t;
     hone_error err;
-    CHECK(trainer_init(&t, &m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
-                       o.max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
-                       num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), &err) == 0, "%s", err.msg);
-    CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
-    trainer_free(&t);
+    if (trainer_of(&t, &m, dir, cfg, o.max_steps) == 0) {
+        CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
+        trainer_free(&t);
+    }
     compare_metrics(dir, name, exp);
     hone_remove_tree(dir, NULL);
+    for (int i = 0; i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
+    free(ex);
+    model_free(&m);
+    json_decref(cfg); json_decref(exp); json_decref(data);
+}
+
+/* dtype of the first tensor of dir/model.safetensors, and config.json's torch_dtype */
+static int saved_dtype(const char *dir, char *cfg_dtype, size_t n) {
+    char p[4096];
+    hone_path_join(p, sizeof p, dir, "model.safetensors");
+    st_file f;
+    hone_error err;
+    if (st_open(&f, p, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    int dt = f.tensors[0].dtype;
+    st_close(&f);
+    hone_model_config c;
+    hone_path_join(p, sizeof p, dir, "config.json");
+    if (model_config_load(&c, p, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    snprintf(cfg_dtype, n, "%s", c.torch_dtype);
+    return dt;
+}
+
+/* Trains a copy of base (loaded from base_dir) steps 1..3 in one run (checkpoint-2 on the way)
+ * and again as checkpoint-2 + resume + step 3: the parameters after both must be bitwise equal.
+ * Returns the uninterrupted run's final parameters (caller frees) and leaves its output in dir_a. */
+static float *train_and_resume(const char *base_dir, json_t *cfg, hone_tok_example *ex, int n, const char *dir_a, const char *what) {
+    hone_model a, b;
+    hone_error err;
+    hone_trainer t;
+    sft_opts o = sft_opts_of(cfg);
+    o.save_steps = 2;
+    float *out = NULL;
+    if (model_load(&a, base_dir, 0, &err) < 0) { CHECK(0, "%s", err.msg); return NULL; }
+    if (trainer_of(&t, &a, dir_a, cfg, o.max_steps) < 0) { model_free(&a); return NULL; }
+    CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
+    CHECK(trainer_save_final(&t, &err) == 0, "%s", err.msg);
+    trainer_free(&t);
+    char ck[4096], dt[16];
+    hone_path_join(ck, sizeof ck, dir_a, "checkpoint-2");
+    CHECK(saved_dtype(ck, dt, sizeof dt) == ST_F32 && !strcmp(dt, "float32"), "%s: checkpoint-2 is not stored in float32 (%s)", what, dt);
+    const char *dir_b = test_tmpdir("trl-resume");
+    if (model_load(&b, base_dir, 0, &err) == 0) {
+        if (trainer_of(&t, &b, dir_b, cfg, o.max_steps) == 0) {
+            CHECK(trainer_load_checkpoint(&t, ck, NULL, 0, &err) == 0, "%s", err.msg);
+            CHECK(t.step == 2, "%s: resumed at step %ld", what, t.step);
+            CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
+            trainer_free(&t);
+            size_t diff = 0;
+            for (size_t i = 0; i < a.num_floats; i++) diff += memcmp(&a.data[i], &b.data[i], sizeof(float)) != 0;
+            CHECK(diff == 0, "%s: 2 steps + resume + 1 step differs from 3 steps in %zu of %zu parameters", what, diff, a.num_floats);
+            printf("    %s: 3 steps == 2 steps + resume + 1 step, bitwise (%zu parameters)\n", what, a.num_floats);
+        }
+        model_free(&b);
+    } else CHECK(0, "%s", err.msg);
+    hone_remove_tree(dir_b, NULL);
+    out = malloc(sizeof(float) * a.num_floats);
+    memcpy(out, a.data, sizeof(float) * a.num_floats);
+    model_free(&a);
+    return out;
+}
+
+/* A bf16-stored model (tests/reference/bf16_ref.py) trains on fp32 master weights: final/ is fp32
+ * and its update (final - initial) equals TRL's fp32 run's within 1e-4 relative, per tensor in the
+ * l2 norm (fp32 rounding of weights near 1 alone is ~2e-5 of a 3-step update of 3e-3; single
+ * elements whose gradient nearly cancels reach ~1e-3 through Adam's g / sqrt(v)); checkpoints are fp32 and
+ * resume is bitwise, for the bf16 base and for the same base stored as f16; save_dtype: auto writes
+ * the base's dtype. */
+static void sft_bf16_case(const char *name) {
+    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
+    hone_model m;
+    hone_error err;
+    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
+    CHECK(!strcmp(m.stored_dtype, "bfloat16"), "%s: the fixture model is stored as %s, not bfloat16", name, m.stored_dtype);
+    const char *base = test_src(json_string_value(json_object_get(cfg, "model")));
+    int n;
+    hone_tok_example *ex = sft_examples(cfg, data, &n);
+    const char *dir = test_tmpdir("trl-bf16");
+    float *w = train_and_resume(base, cfg, ex, n, dir, name);
+    compare_metrics(dir, name, exp);
+    /* final/: fp32 by default, equal to TRL's weights */
+    char fin[4096], p[1024], dt[16];
+    hone_path_join(fin, sizeof fin, dir, "final");
+    CHECK(saved_dtype(fin, dt, sizeof dt) == ST_F32 && !strcmp(dt, "float32"), "%s: final/ is not float32 (%s)", name, dt);
+    hone_model f;
+    snprintf(p, sizeof p, "tests/fixtures/trl/%s/update.safetensors", name);
+    st_file u;
+    if (w && model_load(&f, fin, 0, &err) == 0) {
+        CHECK(st_open(&u, test_src(p), &err) == 0, "%s", err.msg);
+        double worst = 0, worst_el = 0;
+        const char *worst_name = "";
+        for (int i = 0; i < m.n_params; i++) {
+            const hone_param *q = &m.params[i];
+            const st_tensor *ts = st_find(&u, q->name);
+            if (!ts || st_numel(ts) != q->numel) { CHECK(0, "%s: update of '%s' missing", name, q->name); continue; }
+            float *d = malloc(sizeof(float) * q->numel);
+            st_read_f32(&u, ts, d, &err);
+            double big = 0, dev = 0, bitdiff = 0, n2 = 0, e2 = 0;
+            for (size_t j = 0; j < q->numel; j++) {
+                float fin_w = f.data[q->offset + j], init = m.data[q->offset + j];
+                double e = (double)(fin_w - init) - d[j];
+                big = fmax(big, fabs(d[j]));
+                dev = fmax(dev, fabs(e));
+                n2 += (double)d[j] * d[j]; e2 += e * e;
+                bitdiff += memcmp(&fin_w, &w[q->offset + j], sizeof(float)) != 0;
+            }
+            CHECK(bitdiff == 0, "%s: final/ '%s' differs from the trained weights", name, q->name);
+            double rel = n2 > 0 ? sqrt(e2 / n2) : sqrt(e2);
+            CHECK(rel <= 1e-4, "%s '%s': update differs from TRL's by %.3g relative (l2; largest element %.3g of %.3g)", name, q->name,
+                  rel, dev, big);
+            if (rel > worst) { worst = rel; worst_name = q->name; }
+            worst_el = fmax(worst_el, big > 0 ? dev / big : 0);
+            free(d);
+        }
+        st_close(&u);
+        printf("    %s: final/ update vs TRL's, worst l2 relative %.2e (%s); worst element %.2e of the largest update\n", name, worst,
+               worst_name, worst_el);
+        model_free(&f);
+    } else CHECK(0, "%s", err.msg);
+    /* save_dtype: auto writes the base's dtype */
+    hone_trainer t;
+    if (trainer_of(&t, &m, dir, cfg, 0) == 0) {
+        snprintf(t.save_dtype, sizeof t.save_dtype, "auto");
+        CHECK(trainer_save_final(&t, &err) == 0, "%s", err.msg);
+        CHECK(saved_dtype(fin, dt, sizeof dt) == ST_BF16 && !strcmp(dt, "bfloat16"), "%s: save_dtype auto wrote %s", name, dt);
+        trainer_free(&t);
+    }
+    hone_remove_tree(dir, NULL);
+    /* the same base stored in f16: resume bitwise too */
+    const char *d16 = test_tmpdir("trl-f16");
+    char b16[4096];
+    hone_path_join(b16, sizeof b16, d16, "base");
+    CHECK(model_save_ex(&m, b16, NULL, "float16", NULL, NULL, &err) == 0, "%s", err.msg);
+    char run[4096], what[160];
+    hone_path_join(run, sizeof run, d16, "run");
+    snprintf(what, sizeof what, "%s stored as f16", name);
+    free(train_and_resume(b16, cfg, ex, n, run, what));
+    hone_remove_tree(d16, NULL);
+    free(w);
     for (int i = 0; i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
     free(ex);
     model_free(&m);
@@ -241,6 +401,8 @@ static void test_sft_packing_bfd_split(void) { sft_case("sft_packing_bfd_split")
 static void test_sft_packing_groups(void) { sft_case("sft_packing_groups"); }
 static void test_sft_label_smoothing(void) { sft_case("sft_label_smoothing"); }
 static void test_sft_logging_first_step(void) { sft_case("sft_logging_first_step"); }
+static void test_sft_bf16_llama32(void) { sft_bf16_case("sft_bf16_llama32"); }
+static void test_sft_bf16_gemma(void) { sft_bf16_case("sft_bf16_gemma"); }
 
 static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_exo_pair", "dpo_nca_pair", "dpo_robust",
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
@@ -260,6 +422,8 @@ int main(void) {
     TEST_RUN(test_sft_packing_groups);
     TEST_RUN(test_sft_label_smoothing);
     TEST_RUN(test_sft_logging_first_step);
+    TEST_RUN(test_sft_bf16_llama32);
+    TEST_RUN(test_sft_bf16_gemma);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {
         char name[128];
         snprintf(name, sizeof name, "test_%s", dpo_cases[i]);

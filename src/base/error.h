@@ -1,6 +1,6 @@
 /* base/ — the ground floor, with no model knowledge: errors (this header is the
  *   folder's main one), files and atomic writes, arenas, the one seeded PRNG, threads,
- *   hwloc topology and NUMA placement. May include nothing of hone (system libraries only);
+ *   hwloc topology and NUMA placement, SHA-256. May include nothing of hone (system libraries only);
  *   every other folder builds on it.
  *
  * base/error.h — how library code reports failure.

@@ -68,7 +68,7 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     sft_rows_free(&R);
     long total = sft_total_steps(&o, rows);
     o.logging_steps = config_steps(cfg->logging_steps, total);
-    o.save_steps = config_steps(cfg->save_steps, total);
+    o.save_steps = strcmp(cfg->save_strategy, "no") ? config_steps(cfg->save_steps, total) : 0;
     int eval_on = nev > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
     o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
     if (!eval_on) o.eval_on_start = 0;
@@ -125,7 +125,7 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     o.logging_first_step = cfg->logging_first_step;
     long total = dpo_total_steps(&o, ntr);
     o.logging_steps = config_steps(cfg->logging_steps, total);
-    o.save_steps = config_steps(cfg->save_steps, total);
+    o.save_steps = strcmp(cfg->save_strategy, "no") ? config_steps(cfg->save_steps, total) : 0;
     int eval_on = nev > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
     o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
     if (!eval_on) o.eval_on_start = 0;
@@ -143,14 +143,9 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
             char path[4096];
             hone_path_join(path, sizeof path, cfg->output_dir, "ref_logps_train.safetensors");
             fprintf(stderr, "dpo: precomputing reference log-probs of %ld + %ld pairs\n", ntr, nev);
-            if (hone_file_exists(path) && dpo_ref_logps_load(&rtr, path, ntr, NULL) == 0) {
-                fprintf(stderr, "dpo: reusing %s\n", path);
-            } else {
-                /* TRL: precompute_ref_batch_size, else the training batch size for training pairs */
-                o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.batch_size;
-                if ((rc = dpo_precompute_ref(&ref, &o, train, ntr, &rtr, err)) < 0) goto out;
-                if ((rc = dpo_ref_logps_save(&rtr, path, err)) < 0) goto out;
-            }
+            /* TRL: precompute_ref_batch_size, else the training batch size for training pairs */
+            o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.batch_size;
+            if ((rc = dpo_ref_logps_cached(&ref, &o, train, ntr, path, &rtr, err)) < 0) goto out;
             o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.eval_batch_size;
             if ((rc = dpo_precompute_ref(&ref, &o, eval, nev, &rev, err)) < 0) goto out;
             model_free(&ref);

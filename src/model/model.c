@@ -416,6 +416,9 @@ static int load_from_file(hone_model *m, const char *path, char *seen, hone_erro
             break;
         }
         if (st_read_f32(&f, t, m->data + p->offset, err) < 0) { rc = -1; break; }
+        if (!m->stored_dtype[0]) /* the stored precision, for save_dtype: auto */
+            snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s",
+                     t->dtype == ST_BF16 ? "bfloat16" : t->dtype == ST_F16 ? "float16" : "float32");
         seen[p - m->params] = 1;
     }
     st_close(&f);
@@ -480,6 +483,7 @@ int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err
         }
     }
     if (rc) model_free(m);
+    else if (!m->stored_dtype[0]) snprintf(m->stored_dtype, sizeof m->stored_dtype, "float32");
     return rc;
 }
 
@@ -489,20 +493,33 @@ static const char *tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json
                                         "tokenizer.model", "generation_config.json", "chat_template.jinja"};
 
 int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_error *err) {
-    return model_save_ex(m, dir, src_dir, NULL, NULL, err);
+    return model_save_ex(m, dir, src_dir, "float32", NULL, NULL, err);
 }
 
-int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
+int model_save_dtype(const hone_model *m, const char *dtype) {
+    if (dtype && !strcmp(dtype, "auto")) dtype = m->stored_dtype[0] ? m->stored_dtype : "float32";
+    if (!dtype || !strcmp(dtype, "float32")) return ST_F32;
+    if (!strcmp(dtype, "bfloat16")) return ST_BF16;
+    if (!strcmp(dtype, "float16")) return ST_F16;
+    return -1;
+}
+
+int model_save_ex(const hone_model *m, const char *dir, const char *src_dir, const char *dtype,
                   int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err) {
     if (m->panels || m->hollow)
         return hone_fail(err, "%s: this model's matrices were %s for an inference engine; it cannot be saved", dir,
                          m->panels ? "permuted" : "released");
+    int st_dtype = model_save_dtype(m, dtype);
+    if (st_dtype < 0) return hone_fail(err, "%s: save dtype '%s' is not float32, bfloat16, float16 or auto", dir, dtype);
     char tmp[4096], path[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", dir, (int)getpid());
     hone_remove_tree(tmp, NULL);
     if (hone_mkdirs(tmp, err) < 0) return -1;
     int rc = 0;
-    char *cfg = model_config_to_json(&m->cfg);
+    hone_model_config written = m->cfg; /* config.json names the dtype of the tensors written */
+    snprintf(written.torch_dtype, sizeof written.torch_dtype, "%s",
+             st_dtype == ST_BF16 ? "bfloat16" : st_dtype == ST_F16 ? "float16" : "float32");
+    char *cfg = model_config_to_json(&written);
     hone_path_join(path, sizeof path, tmp, "config.json");
     rc = hone_write_file(path, cfg, strlen(cfg), err);
     free(cfg);
@@ -516,7 +533,7 @@ int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
             e[i].shape[1] = m->params[i].shape[1];
         }
         hone_path_join(path, sizeof path, tmp, "model.safetensors");
-        rc = st_write(path, e, m->n_params, !strcmp(m->cfg.torch_dtype, "bfloat16") ? ST_BF16 : ST_F32, "{\"format\":\"pt\"}", err);
+        rc = st_write(path, e, m->n_params, st_dtype, "{\"format\":\"pt\"}", err);
         free(e);
     }
     for (size_t i = 0; rc == 0 && src_dir && i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
@@ -575,6 +592,7 @@ int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err) {
             for (int j = 0; j < C; j++) mats[k][(size_t)r * C + j] = (float)(mean[j] / oldV);
         free(mean);
     }
+    memcpy(n.stored_dtype, m->stored_dtype, sizeof n.stored_dtype);
     model_free(m);
     *m = n;
     /* the weights view points into n's data; it moved with the struct copy */

@@ -103,6 +103,9 @@ typedef struct hone_model {
                          * the model then: model_forward and model_save refuse it */
     int hollow;         /* 1: an engine with its own bf16 copy released the memory of these fp32
                          * matrices (engine_drop_model_matrices): likewise engine-only */
+    char stored_dtype[16]; /* what model_load read: "float32", "bfloat16" or "float16" (the first
+                         * floating tensor's dtype); "float32" for a model built in memory.
+                         * The parameters themselves are always fp32 (master weights). */
 } hone_model;
 
 /* Builds the parameter table and allocates zeroed parameters. */
@@ -121,12 +124,16 @@ void model_init_random(hone_model *m, uint64_t seed, float std);
 /* Loads a Hugging Face model directory (config.json + model.safetensors or a
  * sharded index). check_finite: reject NaN/Inf weights. */
 int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err);
-/* Writes config.json + model.safetensors (fp32, or bf16 when dtype == "bfloat16")
- * into dir (created); tokenizer files present in src_dir are copied along.
- * The directory appears atomically (written as dir.tmp-*, then renamed). */
+/* Writes config.json + model.safetensors in fp32 into dir (created); tokenizer files
+ * present in src_dir are copied along. The directory appears atomically (written as
+ * dir.tmp-*, then renamed). */
 int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_error *err);
-/* Same, calling extra(tmp_dir) to add files (optimizer state, ...) before the
- * directory is renamed into place. */
-int model_save_ex(const hone_model *m, const char *dir, const char *src_dir,
+/* Same, with the tensors stored as dtype: "float32" (or NULL), "bfloat16", "float16", or
+ * "auto" (m->stored_dtype, the dtype the model was loaded in); config.json's torch_dtype
+ * names what was written. extra (or NULL) is called with the temporary directory to add
+ * files (optimizer state, ...) before it is renamed into place. */
+int model_save_ex(const hone_model *m, const char *dir, const char *src_dir, const char *dtype,
                   int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err);
+/* The ST_* dtype a save dtype name stands for (see model_save_ex), or -1 when unknown. */
+int model_save_dtype(const hone_model *m, const char *dtype);
 #endif

@@ -72,6 +72,9 @@ int tokenizer_save(const hone_tokenizer *tok, const char *dir, hone_error *err) 
     }
     json_object_set_new(root, "added_tokens", arr);
     json_object_set_new(cfg, "added_tokens_decoder", dec);
+    /* tokenizer.json is hone's tokenizer exactly; a model-specific class would make transformers
+     * rebuild it from that class's rules instead */
+    json_object_set_new(cfg, "tokenizer_class", json_string(HONE_TOKENIZER_HF_CLASS));
     if (tok->chat_template && !json_object_get(cfg, "chat_template")) /* e.g. read from chat_template.jinja */
         json_object_set_new(cfg, "chat_template", json_string(tok->chat_template));
     json_t *model = json_object_get(root, "model");

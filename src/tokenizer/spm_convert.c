@@ -259,7 +259,9 @@ int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone
     PUTS(unk);
     PUT(",\n  \"pad_token\": ");
     if (id_piece(&m, m.pad_id)) PUTS(id_piece(&m, m.pad_id)); else PUT("null");
-    PUT(",\n  \"clean_up_tokenization_spaces\": false,\n  \"legacy\": true,\n  \"tokenizer_class\": \"LlamaTokenizer\"\n}\n");
+    /* the class that loads tokenizer.json as is: with "LlamaTokenizer", transformers 5 rebuilds the
+     * pipeline from its own rules (repeated spaces, "</s>" inside text tokenize differently) */
+    PUT(",\n  \"clean_up_tokenization_spaces\": false,\n  \"legacy\": true,\n  \"tokenizer_class\": \"" HONE_TOKENIZER_HF_CLASS "\"\n}\n");
     *config = o;
     memset(&o, 0, sizeof o);
     rc = 0;

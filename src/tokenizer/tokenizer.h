@@ -57,11 +57,15 @@ const char *tokenizer_chat_template(const hone_tokenizer *tok);
  * with its existing id; others get new ids from vocab_size up. Returns the number of
  * tokens newly registered, or -1. */
 int tokenizer_add_special_tokens(hone_tokenizer *tok, const char *const *tokens, int n, hone_error *err);
+/* The tokenizer_class hone writes into tokenizer_config.json: the class transformers loads
+ * tokenizer.json with as is (TokenizersBackend in transformers 5, which maps this name to it). */
+#define HONE_TOKENIZER_HF_CLASS "PreTrainedTokenizerFast"
 /* Writes dir/tokenizer.json and dir/tokenizer_config.json (loadable by HF `tokenizers` and hone). */
 int tokenizer_save(const hone_tokenizer *tok, const char *dir, hone_error *err);
 
 /* SentencePiece BPE .model → dir/tokenizer.json + dir/tokenizer_config.json, converted as
- * transformers' LlamaConverter converts a slow Llama tokenizer. */
+ * transformers' LlamaConverter converts a slow Llama tokenizer (tokenizer_class
+ * HONE_TOKENIZER_HF_CLASS, so that transformers reads the tokenizer.json written). */
 int spm_convert(const char *model_path, const char *out_dir, hone_error *err);
 
 #endif

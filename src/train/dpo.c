@@ -1,8 +1,10 @@
 /* train/dpo.c — DPO batches, reference log-probs, training loop (dpo.h). */
 #include "train/dpo.h"
 #include "model/safetensors.h"
+#include "base/sha256.h"
 #include "base/util.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,17 +224,55 @@ void dpo_ref_logps_free(dpo_ref_logps *r) {
     memset(r, 0, sizeof *r);
 }
 
-int dpo_ref_logps_save(const dpo_ref_logps *r, const char *path, hone_error *err) {
-    /* doubles stored as pairs of floats would lose bits: store as two F32 views of the same bytes */
-    st_entry e[2] = {{.name = "ref_chosen_logps_f64", .data = r->chosen, .ndim = 1, .shape = {2 * r->n}, .is_int = 1},
-                     {.name = "ref_rejected_logps_f64", .data = r->rejected, .ndim = 1, .shape = {2 * r->n}, .is_int = 1}};
-    return st_write(path, e, 2, ST_F32, "{\"format\":\"hone-ref-logps\",\"encoding\":\"f64-as-i32-pairs\"}", err);
+static void hash_i32(hone_sha256 *h, const int32_t *x, int n) {
+    int32_t k = n;
+    sha256_update(h, &k, sizeof k);
+    if (n > 0) sha256_update(h, x, sizeof(int32_t) * (size_t)n);
 }
 
-int dpo_ref_logps_load(dpo_ref_logps *r, const char *path, long n, hone_error *err) {
+void dpo_ref_cache_key(const hone_model *ref, const dpo_opts *o, const hone_tok_pair *pairs, long n, uint8_t key[32]) {
+    hone_sha256 h;
+    sha256_init(&h);
+    sha256_update(&h, "hone-ref-logps-v1", 17);
+    /* the reference model: its config.json and every parameter as loaded (vocabulary growth included) */
+    char *cfg = model_config_to_json(&ref->cfg);
+    if (cfg) sha256_update(&h, cfg, strlen(cfg));
+    free(cfg);
+    sha256_update(&h, ref->data, sizeof(float) * ref->num_floats);
+    /* the rows as the reference sees them: tokenizer, template, data and max lengths all act through these ids */
+    sha256_update(&h, &n, sizeof n);
+    for (long i = 0; i < n; i++) {
+        hash_i32(&h, pairs[i].prompt, pairs[i].np);
+        hash_i32(&h, pairs[i].chosen, pairs[i].nc);
+        hash_i32(&h, pairs[i].rejected, pairs[i].nr);
+    }
+    /* how they are summed and batched (ld_alpha weighs the tail; layout and batch size fix the rounding) */
+    double ld = o->loss.ld_alpha_set ? o->loss.ld_alpha : 1.0;
+    int lay[3] = {o->shared_prompt, o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size, o->pad_id};
+    sha256_update(&h, &ld, sizeof ld);
+    sha256_update(&h, lay, sizeof lay);
+    sha256_final(&h, key);
+}
+
+int dpo_ref_logps_save(const dpo_ref_logps *r, const char *path, const uint8_t key[32], hone_error *err) {
+    /* doubles stored as pairs of floats would lose bits: store as two F32 views of the same bytes */
+    char meta[160], hex[65];
+    sha256_hex(key, hex);
+    snprintf(meta, sizeof meta, "{\"format\":\"hone-ref-logps\",\"encoding\":\"f64-as-i32-pairs\",\"key_sha256\":\"%s\"}", hex);
+    st_entry e[3] = {{.name = "ref_chosen_logps_f64", .data = r->chosen, .ndim = 1, .shape = {2 * r->n}, .is_int = 1},
+                     {.name = "ref_rejected_logps_f64", .data = r->rejected, .ndim = 1, .shape = {2 * r->n}, .is_int = 1},
+                     {.name = "key_sha256", .data = key, .ndim = 1, .shape = {8}, .is_int = 1}};
+    return st_write(path, e, 3, ST_F32, meta, err);
+}
+
+int dpo_ref_logps_load(dpo_ref_logps *r, const char *path, long n, const uint8_t key[32], hone_error *err) {
     st_file f;
     if (st_open(&f, path, err) < 0) return -1;
-    const st_tensor *c = st_find(&f, "ref_chosen_logps_f64"), *j = st_find(&f, "ref_rejected_logps_f64");
+    const st_tensor *c = st_find(&f, "ref_chosen_logps_f64"), *j = st_find(&f, "ref_rejected_logps_f64"), *k = st_find(&f, "key_sha256");
+    if (!k || k->nbytes != 32 || memcmp(f.data + k->offset, key, 32)) {
+        st_close(&f);
+        return hone_fail(err, "%s: computed for another reference model, data set, tokenizer, template or length settings", path);
+    }
     if (!c || !j || st_numel(c) != (size_t)(2 * n) || st_numel(j) != (size_t)(2 * n)) {
         st_close(&f);
         return hone_fail(err, "%s: reference log-probs do not match this data set (%ld pairs expected)", path, n);
@@ -244,6 +284,22 @@ int dpo_ref_logps_load(dpo_ref_logps *r, const char *path, long n, hone_error *e
     memcpy(r->rejected, f.data + j->offset, sizeof(double) * n);
     st_close(&f);
     return 0;
+}
+
+int dpo_ref_logps_cached(hone_model *ref, const dpo_opts *o, const hone_tok_pair *pairs, long n, const char *path,
+                         dpo_ref_logps *out, hone_error *err) {
+    uint8_t key[32];
+    dpo_ref_cache_key(ref, o, pairs, n, key);
+    if (hone_file_exists(path)) {
+        hone_error why = {{0}};
+        if (dpo_ref_logps_load(out, path, n, key, &why) == 0) {
+            fprintf(stderr, "dpo: reusing reference log-probs from %s\n", path);
+            return 0;
+        }
+        fprintf(stderr, "dpo: recomputing reference log-probs: %s\n", why.msg);
+    }
+    if (dpo_precompute_ref(ref, o, pairs, n, out, err) < 0) return -1;
+    return dpo_ref_logps_save(out, path, key, err);
 }
 
 /* ---- training ---- */

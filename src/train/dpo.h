@@ -52,9 +52,18 @@ typedef struct dpo_ref_logps {
 int dpo_precompute_ref(hone_model *ref, const dpo_opts *o, const hone_tok_pair *pairs, long n, dpo_ref_logps *out,
                        hone_error *err);
 void dpo_ref_logps_free(dpo_ref_logps *r);
-/* Saves / loads precomputed reference log-probs (safetensors) so a run keeps them. */
-int dpo_ref_logps_save(const dpo_ref_logps *r, const char *path, hone_error *err);
-int dpo_ref_logps_load(dpo_ref_logps *r, const char *path, long n, hone_error *err);
+/* The key of precomputed reference log-probs: SHA-256 of everything they depend on — the
+ * reference model (config and parameters), the tokenized pairs (so the data, tokenizer, chat
+ * template and length settings), ld_alpha and the batch layout. */
+void dpo_ref_cache_key(const hone_model *ref, const dpo_opts *o, const hone_tok_pair *pairs, long n, uint8_t key[32]);
+/* Saves / loads precomputed reference log-probs (safetensors, with their key) so a run keeps
+ * them; loading fails, saying why, unless the stored key and pair count match. */
+int dpo_ref_logps_save(const dpo_ref_logps *r, const char *path, const uint8_t key[32], hone_error *err);
+int dpo_ref_logps_load(dpo_ref_logps *r, const char *path, long n, const uint8_t key[32], hone_error *err);
+/* Reuses path when its key matches, else computes the log-probs with ref and (re)writes path;
+ * stderr says which, and why a present file was not reused. */
+int dpo_ref_logps_cached(hone_model *ref, const dpo_opts *o, const hone_tok_pair *pairs, long n, const char *path,
+                         dpo_ref_logps *out, hone_error *err);
 
 typedef struct dpo_step_result {
     double loss;

@@ -249,7 +249,8 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
         return -1;
     double t0 = hone_now();
     ckpt_ctx c = {t};
-    if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, write_optimizer, &c, err) < 0) return -1;
+    /* fp32 whatever the base's dtype: these are the master weights resume continues from */
+    if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, "float32", write_optimizer, &c, err) < 0) return -1;
     if (t->save_total_limit > 0) {
         /* the oldest go first; the one just written (the newest good one) always stays,
          * even when stale higher-numbered ones from elsewhere sit beside it */
@@ -277,7 +278,8 @@ int trainer_save_final(hone_trainer *t, hone_error *err) {
     char dir[4096];
     hone_path_join(dir, sizeof dir, t->output_dir, "final");
     if (check_finite(t, t->model->data, "the weight", dir, err) < 0) return -1;
-    return model_save(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, err);
+    return model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, t->save_dtype[0] ? t->save_dtype : "float32", NULL, NULL,
+                         err);
 }
 
 int trainer_end_step(hone_trainer *t, long save_steps, int quiet, hone_error *err) {

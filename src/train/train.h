@@ -44,6 +44,8 @@ typedef struct hone_trainer {
     long flat_steps;         /* consecutive steps with grad norm 0 and an unchanged loss */
     double flat_loss;
     int flat_warned;
+    char save_dtype[16];     /* final/'s tensors: float32 (default, also when empty), bfloat16, float16
+                              * or auto (the base's stored dtype); checkpoints are always float32 */
     /* opaque extra state saved with checkpoints (DPO running stats); caller-owned */
     const double *extra;
     int n_extra;
@@ -88,7 +90,7 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err);
 int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err);
 /* Finds output_dir's newest checkpoint-N (for resume_from_checkpoint: true/last). */
 int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n);
-/* Writes output_dir/final (model + tokenizer), refusing non-finite weights. */
+/* Writes output_dir/final (model + tokenizer) in t->save_dtype, refusing non-finite weights. */
 int trainer_save_final(hone_trainer *t, hone_error *err);
 
 /* Blocks SIGINT/SIGTERM in the calling thread (call before threads start, so

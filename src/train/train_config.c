@@ -45,8 +45,10 @@ static const char *const sched_choices[] = {"linear", "cosine", "cosine_with_res
                                             "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
                                             "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", NULL};
 static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
+static const char *const save_choices[] = {"steps", "no", NULL};
 static const char *const sft_loss_choices[] = {"nll", "dft", "chunked_nll", NULL};
 static const char *const pack_choices[] = {"bfd", "wrapped", "bfd_split", NULL};
+static const char *const dtype_choices[] = {"float32", "bfloat16", "float16", "auto", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
 static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
@@ -94,8 +96,10 @@ static const key_def keys[] = {
     KC(eval_strategy, T_ENUM, K_ALL, eval_choices),
     K(eval_steps, T_OPT_F64, K_ALL),
     K(eval_on_start, T_BOOL, K_ALL),
+    KC(save_strategy, T_ENUM, K_ALL, save_choices),
     K(save_steps, T_F64, K_ALL),
     K(save_total_limit, T_OPT_LONG, K_ALL),
+    KC(save_dtype, T_ENUM, K_ALL, dtype_choices),
     KDL(datasets, T_DATASETS, K_ALL, NULL),
     KD(test_size, T_F64, K_ALL),
     KD(skip_invalid_rows, T_BOOL, K_ALL),
@@ -591,7 +595,7 @@ static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node
  * hone's behaviour matches, or any value where `value` is NULL. */
 static const struct { const char *name, *value; } compat_keys[] = {
     {"report_to", NULL}, {"run_name", NULL}, {"logging_dir", NULL}, {"logging_strategy", "steps"},
-    {"save_strategy", "steps"}, {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
+    {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
     {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
     {"disable_tqdm", NULL}, {"do_train", NULL}, {"do_eval", NULL},
     {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
@@ -679,8 +683,8 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->n_loss_type = 1;
     c->loss_type = calloc(1, sizeof *c->loss_type);
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
-        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) ||
-        !(c->chat_template = strdup("auto")) || !(c->truncation_mode = strdup("keep_start")) ||
+        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->save_strategy = strdup("steps")) ||
+        !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
         return hone_fail(err, "out of memory");

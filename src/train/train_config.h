@@ -57,8 +57,10 @@ typedef struct hone_train_config {
     char *eval_strategy;         /* no (default) | steps | epoch */
     double eval_steps;           /* -1 = None: same as logging_steps */
     int eval_on_start;           /* 0 */
+    char *save_strategy;         /* steps (default) | no: no checkpoints (a stop signal still saves one) */
     double save_steps;           /* 500 */
     long save_total_limit;       /* -1 = None: keep all */
+    char *save_dtype;            /* final/'s tensors: float32 (default) | bfloat16 | float16 | auto (the base's stored dtype) */
 
     /* data */
     hone_data_options data;      /* datasets, test_size, skip_invalid_rows (data/options.h) */
