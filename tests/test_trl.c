@@ -68,54 +68,70 @@ static int sched_of(json_t *cfg) {
     return sched_from_name(json_string_value(json_object_get(cfg, "lr_scheduler_type")), &err);
 }
 
-/* compares hone's metrics.jsonl with TRL's logged steps */
+/* the tolerance of one metric (the file comment) */
+static void tolerance(const char *k, double *tol_abs, double *tol_rel) {
+    *tol_abs = 0, *tol_rel = 1e-4;
+    if (!strncmp(k, "eval_", 5)) k += 5;
+    if (!strncmp(k, "rewards/", 8) || !strncmp(k, "logits/", 7)) *tol_abs = 1e-5;
+    if (!strcmp(k, "learning_rate")) { *tol_rel = 1e-6; *tol_abs = 1e-12; }
+    if (!strcmp(k, "num_tokens") || !strcmp(k, "epoch") || strstr(k, "accurac")) { *tol_rel = 0; *tol_abs = 1e-6; }
+}
+
+/* compares hone's metrics.jsonl with TRL's logged steps and, when the case has
+ * them, its evaluations (eval_loss and every eval_ metric hone computes; TRL's
+ * eval_num_tokens and epoch are bookkeeping hone's eval lines do not repeat) */
 static void compare_metrics(const char *dir, const char *case_name, json_t *expected) {
     char p[1024];
     hone_path_join(p, sizeof p, dir, "metrics.jsonl");
     FILE *f = fopen(p, "r");
     if (!f) { CHECK(0, "%s: no metrics written", case_name); return; }
-    json_t *steps = json_object_get(expected, "steps");
+    json_t *steps = json_object_get(expected, "steps"), *evals = json_object_get(expected, "eval");
     char *line = NULL;
     size_t cap = 0;
-    int matched = 0;
+    int matched = 0, matched_eval = 0;
     double worst = 0;
     const char *worst_key = "";
     while (getline(&line, &cap, f) > 0) {
         json_t *got = json_loads(line, 0, NULL);
         if (!got) continue;
         long step = (long)json_integer_value(json_object_get(got, "step"));
-        json_t *want = json_array_get(steps, step - 1);
-        if (!want || !json_object_get(got, "loss")) { json_decref(got); continue; }
+        json_t *want = NULL;
+        int is_eval = json_object_get(got, "eval_loss") != NULL;
+        if (is_eval) {
+            for (size_t i = 0; i < json_array_size(evals) && !want; i++)
+                if ((long)json_number_value(json_object_get(json_array_get(evals, i), "step")) == step) want = json_array_get(evals, i);
+        } else if (json_object_get(got, "loss"))
+            want = json_array_get(steps, step - 1);
+        if (!want) { json_decref(got); continue; }
         const char *k;
         json_t *v;
         json_object_foreach(want, k, v) {
             if (!strcmp(k, "step") || !json_is_number(v)) continue;
+            if (is_eval && (!strcmp(k, "epoch") || !strcmp(k, "eval_num_tokens"))) continue;
             json_t *gv = json_object_get(got, k);
             CHECK(gv != NULL, "%s step %ld: hone does not log '%s'", case_name, step, k);
             if (!gv) continue;
             double a = json_number_value(gv), b = json_number_value(v), d = fabs(a - b), rel = d / fmax(fabs(b), 1e-30);
-            double tol_abs = 0, tol_rel = 1e-4;
-            if (!strncmp(k, "rewards/", 8) || !strncmp(k, "logits/", 7)) tol_abs = 1e-5;
-            if (!strcmp(k, "learning_rate")) { tol_rel = 1e-6; tol_abs = 1e-12; }
-            if (!strcmp(k, "num_tokens") || !strcmp(k, "epoch") || strstr(k, "accurac")) { tol_rel = 0; tol_abs = 1e-6; }
+            double tol_abs, tol_rel;
+            tolerance(k, &tol_abs, &tol_rel);
             CHECK(d <= tol_abs + tol_rel * fabs(b), "%s step %ld %s: hone %.9g TRL %.9g", case_name, step, k, a, b);
             if (tol_rel > 0 && tol_abs == 0 && rel > worst) { worst = rel; worst_key = k; }
         }
-        matched++;
+        if (is_eval) matched_eval++;
+        else matched++;
         json_decref(got);
     }
     free(line);
     fclose(f);
     CHECK(matched == (int)json_array_size(steps), "%s: %d of %zu steps compared", case_name, matched, json_array_size(steps));
-    printf("    %s: %d steps, worst relative error %.2e (%s)\n", case_name, matched, worst, worst_key);
+    CHECK(matched_eval == (int)json_array_size(evals), "%s: %d of %zu evaluations compared", case_name, matched_eval,
+          json_array_size(evals));
+    printf("    %s: %d steps, %d evaluations, worst relative error %.2e (%s)\n", case_name, matched, matched_eval, worst, worst_key);
 }
 
-static void sft_case(const char *name) {
-    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
-    hone_model m;
-    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
-    int n = (int)json_array_size(data), comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
-    hone_tok_example *ex = calloc(n, sizeof *ex);
+static hone_tok_example *sft_examples(json_t *data, int comp_only) {
+    int n = (int)json_array_size(data);
+    hone_tok_example *ex = calloc(n ? n : 1, sizeof *ex);
     for (int i = 0; i < n; i++) {
         json_t *r = json_array_get(data, i);
         int nm;
@@ -125,25 +141,80 @@ static void sft_case(const char *name) {
         for (int j = 0; j < ex[i].n; j++) ex[i].mask[j] = comp_only ? (uint8_t)cm[j] : 1;
         free(cm);
     }
+    return ex;
+}
+static void free_examples(hone_tok_example *ex, int n) {
+    for (int i = 0; ex && i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
+    free(ex);
+}
+/* eval batch size, steps and on-start from a case's config (0 when it has no eval) */
+static void eval_opts(json_t *cfg, int *bs, long *steps, int *on_start) {
+    int on = json_is_string(json_object_get(cfg, "eval_strategy")) && strcmp(json_string_value(json_object_get(cfg, "eval_strategy")), "no");
+    *bs = on ? (int)num(cfg, "per_device_eval_batch_size", 0) : 0;
+    *steps = on ? (long)num(cfg, "eval_steps", 0) : 0;
+    *on_start = on && json_is_true(json_object_get(cfg, "eval_on_start"));
+}
+static int trainer_of(hone_trainer *t, hone_model *m, json_t *cfg, long max_steps, const char *dir, hone_error *err) {
+    return trainer_init(t, m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
+                        max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
+                        num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), err);
+}
+/* trains m on the examples and compares every logged value with the case's */
+static void sft_run(const char *name, json_t *cfg, json_t *exp, hone_model *m, const sft_opts *o, const hone_tok_example *ex, int n,
+                    const hone_tok_example *eex, int ne) {
+    const char *dir = test_tmpdir("trl");
+    hone_trainer t;
+    hone_error err;
+    CHECK(trainer_of(&t, m, cfg, o->max_steps, dir, &err) == 0, "%s", err.msg);
+    CHECK(sft_train(&t, o, ex, n, eex, ne, &err) == 0, "%s", err.msg);
+    trainer_free(&t);
+    compare_metrics(dir, name, exp);
+    hone_remove_tree(dir, NULL);
+}
+
+static void sft_case(const char *name) {
+    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
+    hone_model m;
+    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
+    int n = (int)json_array_size(data), comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
+    hone_tok_example *ex = sft_examples(data, comp_only);
+    json_t *edata = json_object_get(exp, "eval") ? load_jsonl(name, "eval.jsonl") : NULL;
+    int ne = (int)json_array_size(edata);
+    hone_tok_example *eex = ne ? sft_examples(edata, comp_only) : NULL;
     sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2), .accum = (int)num(cfg, "gradient_accumulation_steps", 1),
                   .packing = json_is_true(json_object_get(cfg, "packing")), .max_length = (int)num(cfg, "max_length", 1024),
                   .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1, .logging_steps = 1,
                   .pad_id = (int)num(cfg, "pad_token_id", 0), .quiet = 1};
-    o.eval_batch_size = o.batch_size;
-    const char *dir = test_tmpdir("trl");
-    hone_trainer t;
-    hone_error err;
-    CHECK(trainer_init(&t, &m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
-                       o.max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
-                       num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), &err) == 0, "%s", err.msg);
-    CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
-    trainer_free(&t);
-    compare_metrics(dir, name, exp);
-    hone_remove_tree(dir, NULL);
-    for (int i = 0; i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
-    free(ex);
+    eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
+    if (!o.eval_batch_size) o.eval_batch_size = o.batch_size;
+    sft_run(name, cfg, exp, &m, &o, ex, n, eex, ne);
+    free_examples(ex, n);
+    free_examples(eex, ne);
     model_free(&m);
-    json_decref(cfg); json_decref(exp); json_decref(data);
+    json_decref(cfg); json_decref(exp); json_decref(data); json_decref(edata);
+}
+
+/* pairs with TRL's truncation: prompts >= max_length dropped, rows cut at max_length */
+static hone_tok_pair *dpo_pairs(json_t *data, int maxlen, int *count) {
+    int n = (int)json_array_size(data), k = 0;
+    hone_tok_pair *pairs = calloc(n ? n : 1, sizeof *pairs);
+    for (int i = 0; i < n; i++) {
+        json_t *r = json_array_get(data, i);
+        hone_tok_pair *p = &pairs[k];
+        p->prompt = ids_of(json_object_get(r, "prompt_input_ids"), &p->np);
+        p->chosen = ids_of(json_object_get(r, "chosen_input_ids"), &p->nc);
+        p->rejected = ids_of(json_object_get(r, "rejected_input_ids"), &p->nr);
+        if (p->np >= maxlen) { free(p->prompt); free(p->chosen); free(p->rejected); continue; }
+        if (p->np + p->nc > maxlen) p->nc = maxlen - p->np;
+        if (p->np + p->nr > maxlen) p->nr = maxlen - p->np;
+        k++;
+    }
+    *count = k;
+    return pairs;
+}
+static void free_pairs(hone_tok_pair *pairs, int k) {
+    for (int i = 0; pairs && i < k; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
+    free(pairs);
 }
 
 static void dpo_case(const char *name) {
@@ -173,7 +244,7 @@ static void dpo_case(const char *name) {
     if (json_is_number(json_object_get(cfg, "ld_alpha"))) { o.loss.ld_alpha_set = 1; o.loss.ld_alpha = num(cfg, "ld_alpha", 0); }
     int ref_free = json_is_true(json_object_get(cfg, "reference_free")), pre = json_is_true(json_object_get(cfg, "precompute_ref_log_probs"));
     o.loss.reference_free = 0;
-    o.batch_size = o.eval_batch_size = (int)num(cfg, "per_device_train_batch_size", 2);
+    o.batch_size = (int)num(cfg, "per_device_train_batch_size", 2);
     o.accum = (int)num(cfg, "gradient_accumulation_steps", 1);
     o.shared_prompt = 1;
     o.max_steps = (long)num(cfg, "max_steps", 1);
@@ -184,42 +255,39 @@ static void dpo_case(const char *name) {
     o.ref_model_mixup_alpha = num(cfg, "ref_model_mixup_alpha", 0.6);
     o.ref_model_sync_steps = (long)num(cfg, "ref_model_sync_steps", 512);
     CHECK(dpo_loss_opts_validate(&o.loss, &err) == 0, "%s", err.msg);
-    /* data with TRL's truncation: prompts >= max_length dropped, rows cut at max_length */
-    int n = (int)json_array_size(data), maxlen = (int)num(cfg, "max_length", 1 << 30), k = 0;
-    hone_tok_pair *pairs = calloc(n, sizeof *pairs);
-    for (int i = 0; i < n; i++) {
-        json_t *r = json_array_get(data, i);
-        hone_tok_pair *p = &pairs[k];
-        p->prompt = ids_of(json_object_get(r, "prompt_input_ids"), &p->np);
-        p->chosen = ids_of(json_object_get(r, "chosen_input_ids"), &p->nc);
-        p->rejected = ids_of(json_object_get(r, "rejected_input_ids"), &p->nr);
-        if (p->np >= maxlen) { free(p->prompt); free(p->chosen); free(p->rejected); continue; }
-        if (p->np + p->nc > maxlen) p->nc = maxlen - p->np;
-        if (p->np + p->nr > maxlen) p->nr = maxlen - p->np;
-        k++;
-    }
-    dpo_ref_logps refs = {0};
+    int maxlen = (int)num(cfg, "max_length", 1 << 30), k, ke = 0;
+    eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
+    if (!o.eval_batch_size) o.eval_batch_size = o.batch_size;
+    hone_tok_pair *pairs = dpo_pairs(data, maxlen, &k), *epairs = NULL;
+    json_t *edata = json_object_get(exp, "eval") ? load_jsonl(name, "eval.jsonl") : NULL;
+    if (edata) epairs = dpo_pairs(edata, maxlen, &ke);
+    dpo_ref_logps refs = {0}, erefs = {0};
     if (ref_free) {
         refs.n = k;
         refs.chosen = calloc(k, sizeof(double));
         refs.rejected = calloc(k, sizeof(double));
-    } else if (pre) CHECK(dpo_precompute_ref(&ref, &o, pairs, k, &refs, &err) == 0, "%s", err.msg);
+        erefs.n = ke;
+        erefs.chosen = calloc(ke + 1, sizeof(double));
+        erefs.rejected = calloc(ke + 1, sizeof(double));
+    } else if (pre) {
+        CHECK(dpo_precompute_ref(&ref, &o, pairs, k, &refs, &err) == 0, "%s", err.msg);
+        CHECK(dpo_precompute_ref(&ref, &o, epairs, ke, &erefs, &err) == 0, "%s", err.msg);
+    }
     const char *dir = test_tmpdir("trl");
     hone_trainer t;
-    CHECK(trainer_init(&t, &m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
-                       o.max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
-                       num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), &err) == 0, "%s", err.msg);
-    CHECK(dpo_train(&t, (ref_free || pre) ? NULL : &ref, &o, pairs, k, (ref_free || pre) ? &refs : NULL, NULL, 0, NULL, &err) == 0,
-          "%s", err.msg);
+    CHECK(trainer_of(&t, &m, cfg, o.max_steps, dir, &err) == 0, "%s", err.msg);
+    CHECK(dpo_train(&t, (ref_free || pre) ? NULL : &ref, &o, pairs, k, (ref_free || pre) ? &refs : NULL, epairs, ke,
+                    (ref_free || pre) ? &erefs : NULL, &err) == 0, "%s", err.msg);
     trainer_free(&t);
     compare_metrics(dir, name, exp);
     hone_remove_tree(dir, NULL);
     dpo_ref_logps_free(&refs);
-    for (int i = 0; i < k; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
-    free(pairs);
+    dpo_ref_logps_free(&erefs);
+    free_pairs(pairs, k);
+    free_pairs(epairs, ke);
     model_free(&m);
     model_free(&ref);
-    json_decref(cfg); json_decref(exp); json_decref(data);
+    json_decref(cfg); json_decref(exp); json_decref(data); json_decref(edata);
 }
 
 static void test_sft_full(void) { sft_case("sft_full"); }

@@ -276,7 +276,7 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     const char *names[24];
     double vals[24], sum[24] = {0}, loss = 0;
     int k = 0, rc = 0;
-    long nb_total = 0;
+    long nb_total = 0, rows = 0;
     dpo_loss_state st;
     dpo_loss_state_init(&st);
     dpo_step_result r;
@@ -287,13 +287,16 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
         if (rc) break;
         k = result_metrics(&r, names, vals);
         for (int i = 0; i < k; i++) sum[i] += vals[i];
-        loss += r.loss;
+        loss += nb * r.loss;
+        rows += nb;
         nb_total++;
     }
     memset(res, 0, sizeof *res);
     if (!rc && nb_total) {
-        /* plain average over eval batches, as TRL */
-        res->loss = loss / nb_total;
+        /* the metrics: plain averages over eval batches (TRL's _metrics); the loss: the
+         * batches' losses weighted by their rows (transformers repeats each batch's loss
+         * per row and accelerate trims the last batch's repeats to its rows) */
+        res->loss = loss / rows;
         res->m.rewards_chosen = sum[0] / nb_total;
         res->m.rewards_rejected = sum[1] / nb_total;
         res->m.rewards_accuracies = sum[2] / nb_total;

@@ -133,28 +133,39 @@ long sft_total_steps(const sft_opts *o, long n_rows) {
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err) {
     sft_rows R;
-    if (sft_make_rows(&R, ex, n, o->max_length, 0, err) < 0) return -1;
+    /* packed as training is (TRL's eval_packing defaults to packing) */
+    if (sft_make_rows(&R, ex, n, o->max_length, o->packing, err) < 0) return -1;
     int bs = o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
     hone_acts a;
     hone_batch b;
     if (acts_init(&a, &m->cfg, bs, R.max_len > 0 ? R.max_len : 1, 0, 0, err) < 0) { sft_rows_free(&R); return -1; }
     batch_alloc(&b, bs, R.max_len > 0 ? R.max_len : 1);
-    double tot = 0, cor = 0, ent = 0;
-    long nl = 0;
+    /* as transformers + TRL reduce: each batch's loss is its own token mean, and eval_loss
+     * their mean weighted by the batch's rows (Trainer repeats a batch's loss per row and
+     * accelerate trims the last batch's repeats to its rows); accuracy and entropy are
+     * plain means of the per-batch token means (TRL's _metrics) */
+    double loss_rows = 0, acc_sum = 0, ent_sum = 0;
+    long rows = 0, batches = 0;
     long *idx = malloc(sizeof(long) * bs);
     for (long r0 = 0; r0 < R.n; r0 += bs) {
         int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id);
         model_forward(m, &a, &b);
-        tot += model_head(m, &a, &b, NULL, 1.0f, NULL);
+        double tot = model_head(m, &a, &b, NULL, 1.0f, NULL), cor = 0, ent = 0;
+        long nl = 0;
         for (int i = 0; i < b.B * b.T; i++)
             if (b.labels[i] >= 0) { cor += a.tok_correct[i]; ent += a.tok_entropy[i]; nl++; }
+        loss_rows += nb * (tot / (nl > 0 ? nl : 1)); /* TRL clamps the token count at 1 */
+        acc_sum += nl ? cor / nl : 0;
+        ent_sum += nl ? ent / nl : 0;
+        rows += nb;
+        batches++;
     }
     free(idx);
-    *loss = nl ? tot / nl : NAN;
-    *acc = nl ? cor / nl : NAN;
-    if (entropy) *entropy = nl ? ent / nl : NAN;
+    *loss = rows ? loss_rows / rows : NAN;
+    *acc = batches ? acc_sum / batches : NAN;
+    if (entropy) *entropy = batches ? ent_sum / batches : NAN;
     batch_free(&b);
     acts_free(&a);
     sft_rows_free(&R);

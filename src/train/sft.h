@@ -60,7 +60,9 @@ long sft_total_steps(const sft_opts *o, long n_rows);
  * checkpoint). Returns 0, -1 on error, 1 when stopped by a signal. */
 int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train, long n_train, const hone_tok_example *eval,
               long n_eval, hone_error *err);
-/* Evaluation loss and token accuracy over examples (no gradients). */
+/* Evaluation loss, token accuracy and entropy over examples (no gradients), in
+ * batches of eval_batch_size, reduced as transformers + TRL do: loss = per-batch token
+ * means weighted by the batch's rows; accuracy, entropy = plain means over batches. */
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err);
 #endif
