@@ -9,6 +9,7 @@
 #include "model/convert.h"
 #include "train/dpo.h"
 #include "simd/kernels.h"
+#include "train/pipeline.h"
 #include "train/sft.h"
 #include "test.h"
 #include "base/util.h"
@@ -217,6 +218,73 @@ static void free_pairs(hone_tok_pair *pairs, int k) {
     free(pairs);
 }
 
+/* A case whose rows are raw text (tests/reference/sft_ref.py's RAW cases): hone's own
+ * pipeline (dataset, tokenizer, EOS, completion mask) must make TRL's token ids and
+ * trained-token masks exactly (tokenized.jsonl, eval_tokenized.jsonl; rows cut at
+ * max_length as TRL's preparation cuts them), then train and evaluate as TRL did. */
+static void compare_tokenized(const char *name, const char *file, const hone_tok_example *ex, long n, int max_length) {
+    json_t *want = load_jsonl(name, file);
+    CHECK((long)json_array_size(want) == n, "%s %s: %ld rows, TRL %zu", name, file, n, json_array_size(want));
+    for (long i = 0; i < n && i < (long)json_array_size(want); i++) {
+        int nw, nm;
+        int32_t *w = ids_of(json_object_get(json_array_get(want, i), "input_ids"), &nw);
+        int32_t *m = ids_of(json_object_get(json_array_get(want, i), "completion_mask"), &nm);
+        int len = ex[i].n < max_length ? ex[i].n : max_length, same = len == nw;
+        for (int j = 0; same && j < nw; j++) same = ex[i].ids[j] == w[j] && ex[i].mask[j] == (uint8_t)m[j];
+        CHECK(same, "%s %s row %ld: hone's %d tokens (last id %d) differ from TRL's %d (last id %d)", name, file, i, len,
+              len ? ex[i].ids[len - 1] : -1, nw, nw ? w[nw - 1] : -1);
+        free(w); free(m);
+    }
+    json_decref(want);
+}
+
+static void pipeline_case(const char *name) {
+    const char *bin = test_shared("models/stories260K/stories260K.bin"), *spm = test_shared("models/stories260K/tok512.model");
+    if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return; }
+    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json");
+    if (!cfg || !exp) { json_decref(cfg); json_decref(exp); return; }
+    hone_error err = {{0}};
+    hone_model m0;
+    const char *dir = test_tmpdir("trlpipe");
+    char mdir[600], yaml[8192], data[1100], edata[1200];
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(data, sizeof data, "%s", test_src("tests/fixtures/trl/"));
+    snprintf(edata, sizeof edata, "%s%s/eval.jsonl", data, name);
+    snprintf(data + strlen(data), sizeof data - strlen(data), "%s/data.jsonl", name);
+    if (convert_llama2c_load(&m0, bin, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    int rc = model_save(&m0, mdir, NULL, &err);
+    model_free(&m0);
+    if (rc < 0 || spm_convert(spm, mdir, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    int max_length = (int)num(cfg, "max_length", 1024);
+    snprintf(yaml, sizeof yaml,
+             "model_name_or_path: '%s'\noutput_dir: '%s/out'\nmax_length: %d\n"
+             "datasets:\n  - {path: '%s'}\n  - {path: '%s', split: eval}\n",
+             mdir, dir, max_length, data, edata);
+    hone_train_config c;
+    if (config_load_string(&c, yaml, name, HONE_SFT, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    hone_pipeline p;
+    if (pipeline_init(&p, &c, &err) < 0) { CHECK(0, "%s", err.msg); config_free(&c); goto out; }
+    hone_tok_example *ex = NULL, *eex = NULL;
+    long n = 0, ne = 0;
+    if (pipeline_sft_examples(&p, &c, &ex, &n, &eex, &ne, &err) < 0) CHECK(0, "%s", err.msg);
+    else {
+        compare_tokenized(name, "tokenized.jsonl", ex, n, max_length);
+        compare_tokenized(name, "eval_tokenized.jsonl", eex, ne, max_length);
+        sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2),
+                      .accum = (int)num(cfg, "gradient_accumulation_steps", 1), .max_length = max_length, .shuffle = 0,
+                      .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1, .logging_steps = 1, .quiet = 1};
+        eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
+        sft_run(name, cfg, exp, &p.model, &o, ex, (int)n, eex, (int)ne);
+        pipeline_free_examples(ex, n);
+        pipeline_free_examples(eex, ne);
+    }
+    pipeline_free(&p);
+    config_free(&c);
+out:
+    hone_remove_tree(dir, NULL);
+    json_decref(cfg); json_decref(exp);
+}
+
 static void dpo_case(const char *name) {
     json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
     hone_model m, ref;
@@ -295,6 +363,8 @@ static void test_sft_completion_only(void) { sft_case("sft_completion_only"); }
 static void test_sft_packing(void) { sft_case("sft_packing"); }
 static void test_sft_packing_completion_only(void) { sft_case("sft_packing_completion_only"); }
 static void test_sft_stories260K(void) { sft_case("sft_stories260K"); }
+static void test_sft_text_stories260K(void) { pipeline_case("sft_text_stories260K"); }
+static void test_sft_prompt_completion_stories260K(void) { pipeline_case("sft_prompt_completion_stories260K"); }
 
 static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_exo_pair", "dpo_nca_pair", "dpo_robust",
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
@@ -308,6 +378,8 @@ int main(void) {
     TEST_RUN(test_sft_packing);
     TEST_RUN(test_sft_packing_completion_only);
     TEST_RUN(test_sft_stories260K);
+    TEST_RUN(test_sft_text_stories260K);
+    TEST_RUN(test_sft_prompt_completion_stories260K);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {
         char name[128];
         snprintf(name, sizeof name, "test_%s", dpo_cases[i]);
