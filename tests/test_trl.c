@@ -184,10 +184,17 @@ static void sft_case(const char *name) {
     hone_tok_example *eex = ne ? sft_examples(edata, comp_only) : NULL;
     sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2), .accum = (int)num(cfg, "gradient_accumulation_steps", 1),
                   .packing = json_is_true(json_object_get(cfg, "packing")), .max_length = (int)num(cfg, "max_length", 1024),
-                  .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1, .logging_steps = 1,
+                  .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = num(cfg, "num_train_epochs", 1),
+                  .drop_last = json_is_true(json_object_get(cfg, "dataloader_drop_last")), .logging_steps = 1,
                   .pad_id = (int)num(cfg, "pad_token_id", 0), .quiet = 1};
     eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
     if (!o.eval_batch_size) o.eval_batch_size = o.batch_size;
+    sft_rows R;
+    hone_error err;
+    if (o.max_steps <= 0 && sft_make_rows(&R, ex, n, o.max_length, o.packing, &err) == 0) { /* from the epochs */
+        o.max_steps = sft_total_steps(&o, R.n);
+        sft_rows_free(&R);
+    }
     sft_run(name, cfg, exp, &m, &o, ex, n, eex, ne);
     free_examples(ex, n);
     free_examples(eex, ne);
@@ -257,7 +264,7 @@ static void pipeline_case(const char *name) {
     if (rc < 0 || spm_convert(spm, mdir, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
     int max_length = (int)num(cfg, "max_length", 1024);
     snprintf(yaml, sizeof yaml,
-             "model_name_or_path: '%s'\noutput_dir: '%s/out'\nmax_length: %d\n"
+             "model_name_or_path: '%s'\noutput_dir: '%s/out'\nmax_length: %d\ntrain_sampling_strategy: sequential\n"
              "datasets:\n  - {path: '%s'}\n  - {path: '%s', split: eval}\n",
              mdir, dir, max_length, data, edata);
     hone_train_config c;
@@ -271,7 +278,8 @@ static void pipeline_case(const char *name) {
         compare_tokenized(name, "tokenized.jsonl", ex, n, max_length);
         compare_tokenized(name, "eval_tokenized.jsonl", eex, ne, max_length);
         sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2),
-                      .accum = (int)num(cfg, "gradient_accumulation_steps", 1), .max_length = max_length, .shuffle = 0,
+                      .accum = (int)num(cfg, "gradient_accumulation_steps", 1), .max_length = max_length,
+                      .shuffle = pipeline_shuffle(&c), .seed = pipeline_data_seed(&c), /* sequential: TRL's batches */
                       .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1, .logging_steps = 1, .quiet = 1};
         eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
         sft_run(name, cfg, exp, &p.model, &o, ex, (int)n, eex, (int)ne);
@@ -363,6 +371,8 @@ static void test_sft_completion_only(void) { sft_case("sft_completion_only"); }
 static void test_sft_packing(void) { sft_case("sft_packing"); }
 static void test_sft_packing_completion_only(void) { sft_case("sft_packing_completion_only"); }
 static void test_sft_stories260K(void) { sft_case("sft_stories260K"); }
+static void test_sft_epochs_partial_accum(void) { sft_case("sft_epochs_partial_accum"); }
+static void test_sft_drop_last(void) { sft_case("sft_drop_last"); }
 static void test_sft_text_stories260K(void) { pipeline_case("sft_text_stories260K"); }
 static void test_sft_prompt_completion_stories260K(void) { pipeline_case("sft_prompt_completion_stories260K"); }
 
@@ -378,6 +388,8 @@ int main(void) {
     TEST_RUN(test_sft_packing);
     TEST_RUN(test_sft_packing_completion_only);
     TEST_RUN(test_sft_stories260K);
+    TEST_RUN(test_sft_epochs_partial_accum);
+    TEST_RUN(test_sft_drop_last);
     TEST_RUN(test_sft_text_stories260K);
     TEST_RUN(test_sft_prompt_completion_stories260K);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {

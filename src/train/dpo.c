@@ -249,7 +249,7 @@ int dpo_ref_logps_load(dpo_ref_logps *r, const char *path, long n, hone_error *e
 /* ---- training ---- */
 
 long dpo_total_steps(const dpo_opts *o, long n_pairs) {
-    long mb = (n_pairs + o->batch_size - 1) / o->batch_size;
+    long mb = trainer_batches_per_epoch(n_pairs, o->batch_size, o->drop_last);
     long per_epoch = (mb + o->accum - 1) / o->accum;
     if (per_epoch < 1) per_epoch = 1;
     if (o->max_steps > 0) return o->max_steps;
@@ -282,6 +282,7 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     dpo_step_result r;
     for (long r0 = 0; r0 < n && !rc; r0 += bs) {
         int nb = (int)(n - r0 < bs ? n - r0 : bs);
+        if (nb < bs && o->drop_last) break;
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         rc = dpo_micro_batch(&ws, m, NULL, ref, o, &st, pairs, idx, nb, refs, 1.0f, &r, err);
         if (rc) break;
@@ -335,11 +336,14 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
               hone_error *err) {
     hone_model *m = t->model;
     int bs = o->batch_size;
+    if (o->drop_last && n_train < bs)
+        return hone_fail(err, "dataloader_drop_last: %ld training pairs make no full batch of %d", n_train, bs);
     dpo_ws ws;
     if (dpo_ws_init(&ws, &m->cfg, o, bs, train, n_train, ref != NULL && !train_refs, 1, err) < 0) return -1;
     long *perm = malloc(sizeof(long) * (n_train ? n_train : 1)), *starts = malloc(sizeof(long) * o->accum);
     int *counts = malloc(sizeof(int) * o->accum);
-    long mb_per_epoch = (n_train + bs - 1) / bs;
+    long mb_per_epoch = trainer_batches_per_epoch(n_train, bs, o->drop_last);
+    t->drop_last = o->drop_last;
     trainer_epoch_order(perm, n_train, o->seed, t->epoch, o->shuffle);
     dpo_loss_state state;
     dpo_loss_state_init(&state);

@@ -25,8 +25,9 @@ typedef struct dpo_opts {
     dpo_loss_opts loss;
     int batch_size, eval_batch_size, accum;
     int shared_prompt;     /* 1: shared layout, 0: pairs */
-    int shuffle;
-    uint64_t seed;
+    int shuffle;           /* shuffle pairs each epoch from the seed (1), or file order (0) */
+    int drop_last;         /* leave out each epoch's and the evaluation's last partial batch */
+    uint64_t seed;         /* data order */
     double epochs;
     long max_steps;
     long logging_steps, eval_steps, save_steps;

@@ -24,7 +24,7 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
     const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
     if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
     p->have_tpl = 1;
-    if (dataset_load(&p->ds, &cfg->data, cfg->kind, cfg->seed, err) < 0) { pipeline_free(p); return -1; }
+    if (dataset_load(&p->ds, &cfg->data, cfg->kind, (long)pipeline_data_seed(cfg), err) < 0) { pipeline_free(p); return -1; }
     p->have_ds = 1;
     return 0;
 }
@@ -235,6 +235,14 @@ int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_
 void pipeline_free_pairs(hone_tok_pair *pairs, long n) {
     for (long i = 0; pairs && i < n; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
     free(pairs);
+}
+
+uint64_t pipeline_data_seed(const hone_train_config *cfg) {
+    return (uint64_t)(cfg->data_seed >= 0 ? cfg->data_seed : cfg->seed);
+}
+
+int pipeline_shuffle(const hone_train_config *cfg) {
+    return !cfg->train_sampling_strategy || strcmp(cfg->train_sampling_strategy, "sequential") != 0;
 }
 
 long pipeline_warmup(const hone_train_config *cfg, long total) {

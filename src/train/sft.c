@@ -122,8 +122,26 @@ void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n
 
 /* ---- training ---- */
 
+/* TRL's shuffle_dataset: the rows in one seeded order (hone's generator: not the order
+ * of datasets.shuffle) before the epochs' own order */
+static void shuffle_rows(sft_rows *R, uint64_t seed) {
+    size_t *perm = malloc(sizeof(size_t) * R->n);
+    sft_row *rows = malloc(sizeof(sft_row) * R->n);
+    if (!perm || !rows) { free(perm); free(rows); return; }
+    hone_rng r;
+    uint64_t s = seed ^ 0x5348554646ULL; /* a stream of its own, apart from the epochs' */
+    rng_splitmix64(&s);
+    rng_seed(&r, s);
+    for (long i = 0; i < R->n; i++) perm[i] = (size_t)i;
+    rng_shuffle_indices(&r, perm, (size_t)R->n);
+    for (long i = 0; i < R->n; i++) rows[i] = R->rows[perm[i]];
+    memcpy(R->rows, rows, sizeof(sft_row) * R->n);
+    free(rows);
+    free(perm);
+}
+
 long sft_total_steps(const sft_opts *o, long n_rows) {
-    long mb = (n_rows + o->batch_size - 1) / o->batch_size;
+    long mb = trainer_batches_per_epoch(n_rows, o->batch_size, o->drop_last);
     long per_epoch = (mb + o->accum - 1) / o->accum;
     if (per_epoch < 1) per_epoch = 1;
     if (o->max_steps > 0) return o->max_steps;
@@ -149,6 +167,7 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
     long *idx = malloc(sizeof(long) * bs);
     for (long r0 = 0; r0 < R.n; r0 += bs) {
         int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
+        if (nb < bs && o->drop_last) break;
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id);
         model_forward(m, &a, &b);
@@ -178,6 +197,12 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     sft_rows R;
     if (sft_make_rows(&R, train, n_train, o->max_length, o->packing, err) < 0) return -1;
     if (R.n == 0) { sft_rows_free(&R); return hone_fail(err, "no training rows"); }
+    if (o->drop_last && R.n < o->batch_size) {
+        sft_rows_free(&R);
+        return hone_fail(err, "dataloader_drop_last: %ld training rows make no full batch of %d", R.n, o->batch_size);
+    }
+    if (o->shuffle_once) shuffle_rows(&R, o->seed);
+    t->drop_last = o->drop_last;
     if (R.truncated && !o->quiet) fprintf(stderr, "sft: %ld example(s) longer than max_length %d were truncated\n", R.truncated, o->max_length);
     int bs = o->batch_size;
     hone_acts a;
@@ -186,7 +211,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     batch_alloc(&b, bs, R.max_len);
     long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
     int *mb_n = malloc(sizeof(int) * o->accum);
-    long mb_per_epoch = (R.n + bs - 1) / bs;
+    long mb_per_epoch = trainer_batches_per_epoch(R.n, bs, o->drop_last);
     trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
     const char *keys[8];
     double vals[8];

@@ -20,7 +20,9 @@ typedef struct sft_opts {
     int max_length;         /* rows are cut to this many tokens (counted in the log) */
     int truncate_keep_end;  /* keep the end instead of the start */
     int shuffle;            /* shuffle rows each epoch from the seed (1), or file order (0) */
-    uint64_t seed;
+    int shuffle_once;       /* shuffle the rows once before training, from the seed (TRL's shuffle_dataset) */
+    int drop_last;          /* leave out each epoch's and the evaluation's last partial batch */
+    uint64_t seed;          /* data order */
     double epochs;
     long max_steps;         /* > 0 overrides epochs */
     long logging_steps, eval_steps, save_steps; /* 0: never */

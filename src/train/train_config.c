@@ -42,6 +42,7 @@ typedef struct {
 
 static const char *const sched_choices[] = {"constant", "linear", "cosine", "constant_with_warmup", NULL};
 static const char *const eval_choices[] = {"no", "steps", "epoch", NULL};
+static const char *const sampling_choices[] = {"random", "sequential", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
 static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
@@ -81,6 +82,10 @@ static const key_def keys[] = {
     K(adam_beta2, T_F64, K_ALL),
     K(adam_epsilon, T_F64, K_ALL),
     K(gradient_checkpointing, T_BOOL, K_ALL),
+    KC(train_sampling_strategy, T_ENUM, K_ALL, sampling_choices),
+    K(data_seed, T_OPT_LONG, K_ALL),
+    K(dataloader_drop_last, T_BOOL, K_ALL),
+    K(shuffle_dataset, T_BOOL, K_SFT),
     K(logging_steps, T_F64, K_ALL),
     KC(eval_strategy, T_ENUM, K_ALL, eval_choices),
     K(eval_steps, T_OPT_F64, K_ALL),
@@ -458,7 +463,7 @@ static const struct { const char *name, *value; } compat_keys[] = {
     {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
     {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
     {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
-    {"shuffle_dataset", "false"}, {"disable_dropout", "true"}, {"trust_remote_code", "false"},
+    {"disable_dropout", "true"}, {"trust_remote_code", "false"},
 };
 
 /* 1: an ignorable compatibility key (recorded), 0: not one, -1: one with a value hone cannot honour. */
@@ -476,6 +481,12 @@ static int compat_key(hone_train_config *c, const char *name, const yaml_node_t 
         c->n_ignored++;
         return 1;
     }
+    return 0;
+}
+
+static int is_compat_key(const char *name) {
+    for (size_t i = 0; i < sizeof compat_keys / sizeof *compat_keys; i++)
+        if (!strcmp(compat_keys[i].name, name)) return 1;
     return 0;
 }
 
@@ -515,6 +526,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->adam_beta2 = 0.999;
     c->adam_epsilon = 1e-8;
     c->gradient_checkpointing = 1;
+    c->data_seed = -1;
     c->logging_steps = 10;
     c->eval_steps = -1;
     c->save_steps = 500;
@@ -535,6 +547,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->loss_type = calloc(1, sizeof *c->loss_type);
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
         !(c->lr_scheduler_type = strdup("linear")) || !(c->eval_strategy = strdup("no")) ||
+        !(c->train_sampling_strategy = strdup("random")) ||
         !(c->chat_template = strdup("auto")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
@@ -633,14 +646,16 @@ int config_load(hone_train_config *c, const char *path, int kind, hone_error *er
 int config_set(hone_train_config *c, const char *key, const char *value, hone_error *err) {
     char w[512];
     snprintf(w, sizeof w, "--set %s", key);
-    const key_def *kd = find_key(key, c->kind, "--set", err);
-    if (!kd) return -1;
+    /* the keys a file accepts, the ignorable TRL ones included (bf16=false) */
+    int compat = is_compat_key(key);
+    const key_def *kd = compat ? NULL : find_key(key, c->kind, "--set", err);
+    if (!compat && !kd) return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) return hone_fail(err, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)value, strlen(value));
     int ok = yaml_parser_load(&parser, &doc);
-    int stringy = kd->type == T_STR || kd->type == T_CHAT || kd->type == T_RESUME;
+    int stringy = kd && (kd->type == T_STR || kd->type == T_CHAT || kd->type == T_RESUME);
     if (ok && stringy && yaml_document_get_root_node(&doc) &&
         yaml_document_get_root_node(&doc)->type != YAML_SCALAR_NODE) {
         yaml_document_delete(&doc);
@@ -665,7 +680,7 @@ int config_set(hone_train_config *c, const char *key, const char *value, hone_er
         root = yaml_document_get_root_node(&doc);
     }
     ctx x = {&doc, "--set", 1};
-    rc = apply(c, kd, &x, root, err);
+    rc = kd ? apply(c, kd, &x, root, err) : compat_key(c, key, root, "--set", err) < 0 ? -1 : 0;
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return rc;

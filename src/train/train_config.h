@@ -48,6 +48,12 @@ typedef struct hone_train_config {
     double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
     int gradient_checkpointing;  /* 1 (TRL's default) */
 
+    /* data order (transformers' TrainingArguments, TRL's SFTConfig) */
+    char *train_sampling_strategy; /* random (default: reshuffled each epoch) | sequential (file order) */
+    long data_seed;              /* -1 = None: seed; seeds the data order and the test_size split */
+    int dataloader_drop_last;    /* 0; 1: drop each epoch's (and the evaluation's) last partial batch */
+    int shuffle_dataset;         /* 0 (SFT): 1 shuffles the prepared rows once, from seed (TRL) */
+
     /* logging, evaluation, checkpoints; a steps value < 1 is a ratio of total steps */
     double logging_steps;        /* 10 */
     char *eval_strategy;         /* no (default) | steps | epoch */

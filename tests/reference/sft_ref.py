@@ -115,6 +115,12 @@ CASES = {
     "sft_stories260K": ("stories260K", lambda: stories_data(80), dict(
         completion_only_loss=False, packing=False, max_length=32,
         lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4), None),
+    # dataloader_drop_last: 19 rows in batches of 2 (the 10th, partial, is dropped every epoch; so are
+    # the 7 eval rows' last one); 2 epochs of 5 steps, the 5th of each a single micro-batch
+    "sft_drop_last": ("tiny-llama", lambda: tiny_data(19, 6), dict(
+        completion_only_loss=False, packing=False, max_length=24, max_steps=-1, num_train_epochs=2,
+        dataloader_drop_last=True, lr_scheduler_type="linear", warmup_steps=1, **dict(EVAL, eval_steps=5)),
+        lambda: tiny_data(7, 106)),
     # raw rows through TRL's own dataset preparation (hone's pipeline tokenizes them in the test);
     # 7 eval rows in batches of 2: the last eval batch is partial
     "sft_text_stories260K": ("stories260K", lambda: stories_raw(40, "text"), dict(

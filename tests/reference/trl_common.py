@@ -178,5 +178,6 @@ def case_config(name, trainer_cls, model_name, trainer, tok, args, n_rows):
         "optimizer": optimizer_facts(trainer), "num_train_rows": len(trainer.train_dataset), "num_data_rows": n_rows,
         "max_steps_resolved": trainer.state.max_steps,
         "warmup_steps_resolved": args.get_warmup_steps(trainer.state.max_steps), "dropout": 0.0, "logging_steps": 1,
-        "train_sampling_strategy": "sequential", "dataloader_drop_last": False, "gradient_checkpointing": False,
+        "train_sampling_strategy": "sequential", "dataloader_drop_last": bool(args.dataloader_drop_last),
+        "gradient_checkpointing": False,
     }
