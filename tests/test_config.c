@@ -1,7 +1,9 @@
 /* test_config.c — YAML training configuration: defaults, good files, every error
  * kind with its message, --set overrides and aliases. */
 #include "test.h"
+#include "train/pipeline.h"
 #include "train/train_config.h"
+#include <jansson.h>
 
 static int has(const char *msg, const char *part) { return strstr(msg, part) != NULL; }
 
@@ -164,6 +166,69 @@ static void test_set_overrides(void) {
     config_free(&c);
 }
 
+/* --set takes every key a file takes: each key of the resolved configuration (its
+ * JSON dump) set back to its own value, and the ignorable TRL keys (bf16=false). */
+static void set_every_key(int kind) {
+    hone_train_config c;
+    hone_error err = {{0}};
+    CHECK(config_load_string(&c, "model_name_or_path: m\ndatasets: [{path: a.jsonl, columns: {prompt: q}}]\n", "t.yaml", kind, &err) == 0,
+          "%s", err.msg);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(config_dump_json(&c, f, &err) == 0, "%s", err.msg);
+    fclose(f);
+    json_t *j = json_loads(buf, 0, NULL);
+    free(buf);
+    CHECK(j != NULL && json_object_size(j) > 35, "dump has %zu keys", json_object_size(j));
+    const char *k;
+    json_t *v;
+    int n = 0;
+    json_object_foreach(j, k, v) {
+        if (!strcmp(k, "command")) continue; /* which command it was, not a key */
+        char *val = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        CHECK(config_set(&c, k, val, &err) == 0, "--set %s=%s: %s", k, val, err.msg);
+        free(val);
+        n++;
+    }
+    json_decref(j);
+    const char *compat[] = {"bf16=false", "fp16=false", "report_to=none", "optim=adamw_torch", "dataset_text_field=text",
+                            "disable_dropout=true", "run_name=x"};
+    for (size_t i = 0; i < sizeof compat / sizeof *compat; i++)
+        CHECK(config_set_arg(&c, compat[i], &err) == 0, "--set %s: %s", compat[i], err.msg);
+    CHECK(c.n_ignored == 7, "%d ignored keys recorded", c.n_ignored);
+    CHECK(config_set_arg(&c, "bf16=true", &err) != 0 && has(err.msg, "--set: bf16: hone supports only 'false' here (got true)"), "%s", err.msg);
+    printf("    %s: %d keys set back through --set\n", kind == HONE_SFT ? "sft" : "dpo", n);
+    config_free(&c);
+}
+static void test_set_accepts_every_key(void) {
+    set_every_key(HONE_SFT);
+    set_every_key(HONE_DPO);
+}
+
+/* the data-order keys (transformers / TRL names) */
+static void test_data_order_keys(void) {
+    hone_train_config c;
+    hone_error err = {{0}};
+    CHECK(config_defaults(&c, HONE_SFT, &err) == 0 && !strcmp(c.train_sampling_strategy, "random") && c.data_seed == -1 &&
+          c.dataloader_drop_last == 0 && c.shuffle_dataset == 0, "defaults");
+    config_free(&c);
+    int rc = config_load_string(&c, "train_sampling_strategy: sequential\ndata_seed: 7\ndataloader_drop_last: true\nshuffle_dataset: true\n",
+                                "t.yaml", HONE_SFT, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    if (!rc) {
+        CHECK(!strcmp(c.train_sampling_strategy, "sequential") && c.data_seed == 7 && c.dataloader_drop_last == 1 && c.shuffle_dataset == 1 &&
+              c.n_ignored == 0, "values");
+        CHECK(pipeline_shuffle(&c) == 0 && pipeline_data_seed(&c) == 7, "sequential: no shuffling; data_seed seeds the data");
+        config_set(&c, "train_sampling_strategy", "random", &err);
+        config_set(&c, "data_seed", "null", &err);
+        CHECK(pipeline_shuffle(&c) == 1 && pipeline_data_seed(&c) == 42, "random: shuffled; data_seed null: seed");
+        config_free(&c);
+    }
+    expect_error("train_sampling_strategy: sequentail\n", HONE_SFT, "did you mean 'sequential'?");
+    expect_error("shuffle_dataset: true\n", HONE_DPO, "key 'shuffle_dataset' is for hone sft, not hone dpo");
+}
+
 static void test_validate(void) {
     hone_train_config c;
     hone_error err = {{0}};
@@ -185,6 +250,8 @@ int main(void) {
     TEST_RUN(test_ranges);
     TEST_RUN(test_compat_keys);
     TEST_RUN(test_set_overrides);
+    TEST_RUN(test_set_accepts_every_key);
+    TEST_RUN(test_data_order_keys);
     TEST_RUN(test_validate);
     return test_finish();
 }

@@ -40,10 +40,11 @@ static void test_sft_prompt_completion_columns(void) {
     if (rc) return;
     CHECK(ds.n_train == 3 && ds.n_eval == 0, "n %ld %ld", ds.n_train, ds.n_eval);
     hone_sft_example *e = &ds.sft_train[1];
-    CHECK(e->conv.n == 2 && e->n_prompt == 1 && streq(e->conv.msgs[0].role, "user") && streq(e->conv.msgs[1].role, "assistant"), "shape");
-    CHECK(streq(e->conv.msgs[0].content, "  Explain photosynthesis in one sentence.  "), "content kept as is (the template strips)");
+    /* string prompt and completion: TRL's standard form, kept as raw text (no template) */
+    CHECK(e->is_text && e->completion && e->n_prompt == 0, "shape");
+    CHECK(streq(e->text, "  Explain photosynthesis in one sentence.  "), "content kept as is");
     CHECK(ds.sft_train[2].line == 4, "line %ld (blank line counted)", ds.sft_train[2].line);
-    CHECK(streq(ds.sft_train[2].conv.msgs[1].content, "Guten Morgen \xf0\x9f\x8c\x9e"), "utf-8");
+    CHECK(streq(ds.sft_train[2].completion, "Guten Morgen \xf0\x9f\x8c\x9e"), "utf-8");
     dataset_free(&ds);
     /* without the mapping, auto cannot tell the format from prompt/text/seed_data... it finds "text" */
     const char *sets2[] = {one_source("tests/fixtures/data/sft_prompt_completion.jsonl", NULL), NULL};

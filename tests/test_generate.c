@@ -1,8 +1,9 @@
 /* test_generate.c — the inference engine and sampling (src/generate/generate.h):
  * KV-cache logits equal the training forward's, greedy stories260K text, seeded
  * sampling is reproducible, the logits processors equal transformers' (fixture from
- * tests/reference/sampling_ref.py), stop strings and streaming, batched generation
- * equals one prompt at a time, bf16 weights equal fp32 on the same values. */
+ * tests/reference/sampling_ref.py), stop strings and streaming, byte-fallback pieces
+ * stream as whole UTF-8 characters, batched generation equals one prompt at a time,
+ * bf16 weights equal fp32 on the same values. */
 #include "cli/commands.h"
 #include "model/convert.h"
 #include "cli/gen_cli.h"
@@ -155,6 +156,104 @@ static void test_stories_greedy_and_stop_strings(void) {
 out:
     tokenizer_free(tok);
     model_free(&m);
+}
+
+/* Whole UTF-8 characters only (no stray continuation byte, no cut sequence). */
+static int utf8_whole(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!k || i + k > n) return 0;
+        for (size_t j = 1; j < k; j++)
+            if (((unsigned char)s[i + j] & 0xC0) != 0x80) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+typedef struct { stream_buf sb; int bad; } utf8_stream;
+static void on_piece_utf8(void *ctx, int seq, const char *p, size_t n) {
+    utf8_stream *u = ctx;
+    if (!utf8_whole(p, n)) u->bad++;
+    on_piece(&u->sb, seq, p, n);
+}
+
+/* A "bigram" model that must produce a given chain of tokens greedily: one layer with
+ * zero weights (attention and MLP add nothing), so the logits depend on the current
+ * token only; embedding row chain[i] is one-hot on dim i and lm_head row chain[i+1]
+ * reads that dim. */
+static int chain_model(hone_model *m, int V, const int32_t *chain, int n, hone_error *err) {
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": %d, \"hidden_size\": 64,"
+             " \"intermediate_size\": 64, \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 4,"
+             " \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": false}", V);
+    hone_model_config c;
+    if (model_config_parse(&c, cfg, "chain", err) < 0 || model_init(m, &c, err) < 0) return -1;
+    for (int i = 0; i < 64; i++) m->w.norm[i] = 1.0f;
+    for (int i = 0; i + 1 < n; i++) {
+        m->w.embed[(size_t)chain[i] * 64 + i] = 1.0f;
+        m->w.lm_head[(size_t)chain[i + 1] * 64 + i] = 10.0f;
+    }
+    return 0;
+}
+
+/* Byte-fallback pieces forced after a prompt that ends in a byte token (<0x0A>, as a
+ * ChatML prompt does): "—" (<0xE2><0x80><0x94>), " and", "é" (<0xC3><0xA9>), "🙂"
+ * (<0xF0><0x9F><0x99><0x82>). The completion is the characters exactly, every streamed
+ * piece is whole UTF-8, the pieces add up to the text; cut inside a character by
+ * max_new_tokens, the text still is valid UTF-8 (U+FFFD for the incomplete bytes). */
+static void check_byte_stream(hone_tokenizer *tok, const char *what) {
+    const char *pieces[] = {"<0x0A>", "<0xE2>", "<0x80>", "<0x94>", "\xE2\x96\x81" "and", "<0xC3>", "<0xA9>",
+                            "<0xF0>", "<0x9F>", "<0x99>", "<0x82>", "</s>"};
+    enum { N = sizeof pieces / sizeof *pieces };
+    int32_t chain[N + 1];
+    chain[0] = tokenizer_token_to_id(tok, "<s>");
+    for (int i = 0; i < N; i++) {
+        chain[i + 1] = tokenizer_token_to_id(tok, pieces[i]);
+        if (chain[i + 1] < 0) { CHECK(0, "%s: no token '%s'", what, pieces[i]); return; }
+    }
+    hone_error err = {{0}};
+    hone_model m;
+    if (chain_model(&m, tokenizer_vocab_size(tok), chain, N + 1, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    hone_engine e;
+    if (engine_init(&e, &m, 1, 64, 0, &err) < 0) { CHECK(0, "%s", err.msg); model_free(&m); return; }
+    hone_gen_options o;
+    gen_options_defaults(&o);
+    o.max_new_tokens = 20;
+    o.stop_ids = &chain[N];
+    o.n_stop_ids = 1;
+    const int32_t *pr[1] = {chain};
+    int pl[1] = {2}; /* <s> <0x0A> */
+    const char *want = "\xE2\x80\x94 and\xC3\xA9\xF0\x9F\x99\x82";
+    for (int cut = 0; cut < 2; cut++) {
+        hone_gen_output g;
+        utf8_stream u = {{{0}, 0, 0}, 0};
+        if (cut) o.max_new_tokens = 9; /* ends after <0xF0><0x9F> */
+        CHECK(generate_run(&e, tok, &o, 1, pr, pl, on_piece_utf8, &u, &g, &err) == 0, "%s", err.msg);
+        CHECK(g.n_tokens == (cut ? 9 : N - 1), "%s: %d tokens", what, g.n_tokens);
+        if (!cut) CHECK(g.text && !strcmp(g.text, want), "%s: text '%s', want '%s'", what, g.text ? g.text : "", want);
+        else CHECK(g.text && !strncmp(g.text, want, 7) && utf8_whole(g.text, g.text_len), "%s: cut text '%s'", what, g.text ? g.text : "");
+        CHECK(u.bad == 0, "%s: %d streamed pieces are not whole UTF-8 characters", what, u.bad);
+        CHECK(u.sb.len == g.text_len && !memcmp(u.sb.buf, g.text, g.text_len), "%s: streamed '%s' != final '%s'", what, u.sb.buf,
+              g.text ? g.text : "");
+        gen_output_free(&g);
+    }
+    engine_free(&e);
+    model_free(&m);
+}
+
+static void test_byte_fallback_utf8_stream(void) {
+    const char *spm = test_shared("models/stories260K/tok512.model"), *l2 = test_shared("tokenizers/llama2/tokenizer.json");
+    if (!spm || !l2) { test_skip("../shared tokenizers are absent"); return; }
+    hone_error err = {{0}};
+    hone_tokenizer *tok = NULL;
+    if (tokenizer_load(&tok, spm, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    check_byte_stream(tok, "stories260K");
+    tokenizer_free(tok);
+    if (tokenizer_load(&tok, l2, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    check_byte_stream(tok, "llama2");
+    tokenizer_free(tok);
 }
 
 static void test_stop_string_helpers(void) {
@@ -706,6 +805,7 @@ int main(void) {
     TEST_RUN(test_stop_string_helpers);
     TEST_RUN(test_batched_equals_single_and_seed);
     TEST_RUN(test_stories_greedy_and_stop_strings);
+    TEST_RUN(test_byte_fallback_utf8_stream);
     TEST_RUN(test_cli_rows_and_json);
     TEST_RUN(test_commands_end_to_end);
     return test_finish();

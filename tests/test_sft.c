@@ -3,7 +3,7 @@
  *   1e-6 * max|g|; weights after 4 steps: 1e-5 * max|w|),
  *   1 thread == 2 threads (bitwise), interrupted + resumed == uninterrupted
  *   (bitwise weights and identical metrics.jsonl), packing rows by best-fit
- *   decreasing, and the loss going down. */
+ *   decreasing, shuffle_dataset and dataloader_drop_last, and the loss going down. */
 #include "simd/kernels.h"
 #include "train/sft.h"
 #include "test.h"
@@ -185,6 +185,30 @@ static void test_packing_rows(void) {
     for (int i = 0; i < 7; i++) { free(ex[i].ids); free(ex[i].mask); }
 }
 
+/* shuffle_dataset: the rows in one seeded order before training (another first
+ * batch than file order, the same on every run); dataloader_drop_last: an epoch of
+ * 42 rows in batches of 8 is 5 micro-batches, not 6. */
+static void test_shuffle_once_and_drop_last(void) {
+    hone_tok_example *ex = make_examples(42, 21);
+    sft_opts o = base_opts();
+    o.shuffle = 0;
+    o.max_steps = 2; /* step 1 is the warmup's (learning rate 0) */
+    const char *d = test_tmpdir("shuf");
+    size_t n;
+    float *plain = train_copy(&o, ex, 42, d, &n, NULL, NULL);
+    o.shuffle_once = 1;
+    float *a = train_copy(&o, ex, 42, d, &n, NULL, NULL), *b = train_copy(&o, ex, 42, d, &n, NULL, NULL);
+    CHECK(plain && a && b && memcmp(plain, a, n * sizeof(float)) != 0, "shuffle_dataset changed nothing");
+    CHECK(a && b && !memcmp(a, b, n * sizeof(float)), "shuffle_dataset is not reproducible");
+    free(plain); free(a); free(b);
+    o.max_steps = -1;
+    CHECK(sft_total_steps(&o, 42) == 6, "6 steps without drop_last, got %ld", sft_total_steps(&o, 42));
+    o.drop_last = 1;
+    CHECK(sft_total_steps(&o, 42) == 5, "5 steps with drop_last, got %ld", sft_total_steps(&o, 42));
+    hone_remove_tree(d, NULL);
+    free_examples(ex, 42);
+}
+
 static void test_loss_decreases(void) {
     hone_tok_example *ex = make_examples(32, 14);
     sft_opts o = base_opts();
@@ -211,6 +235,7 @@ int main(void) {
     TEST_RUN(test_accumulation_equivalence);
     TEST_RUN(test_threads_bitwise);
     TEST_RUN(test_resume_bitwise);
+    TEST_RUN(test_shuffle_once_and_drop_last);
     TEST_RUN(test_loss_decreases);
     return test_finish();
 }

@@ -10,6 +10,7 @@
 #include "model/safetensors.h"
 #include "train/dpo.h"
 #include "simd/kernels.h"
+#include "train/pipeline.h"
 #include "train/sft.h"
 #include "test.h"
 #include "base/util.h"
@@ -69,56 +70,74 @@ static int sched_of(json_t *cfg) {
     return sched_from_name(json_string_value(json_object_get(cfg, "lr_scheduler_type")), &err);
 }
 
-/* compares hone's metrics.jsonl with TRL's logged steps */
+/* the tolerance of one metric (the file comment) */
+static void tolerance(const char *k, double *tol_abs, double *tol_rel) {
+    *tol_abs = 0, *tol_rel = 1e-4;
+    if (!strncmp(k, "eval_", 5)) k += 5;
+    if (!strncmp(k, "rewards/", 8) || !strncmp(k, "logits/", 7)) *tol_abs = 1e-5;
+    if (!strcmp(k, "learning_rate")) { *tol_rel = 1e-6; *tol_abs = 1e-12; }
+    if (!strcmp(k, "num_tokens") || !strcmp(k, "epoch") || strstr(k, "accurac")) { *tol_rel = 0; *tol_abs = 1e-6; }
+}
+
+/* compares hone's metrics.jsonl with TRL's logged steps and, when the case has
+ * them, its evaluations (eval_loss and every eval_ metric hone computes; TRL's
+ * eval_num_tokens and epoch are bookkeeping hone's eval lines do not repeat) */
 static void compare_metrics(const char *dir, const char *case_name, json_t *expected) {
     char p[1024];
     hone_path_join(p, sizeof p, dir, "metrics.jsonl");
     FILE *f = fopen(p, "r");
     if (!f) { CHECK(0, "%s: no metrics written", case_name); return; }
-    json_t *steps = json_object_get(expected, "steps");
+    json_t *steps = json_object_get(expected, "steps"), *evals = json_object_get(expected, "eval");
     char *line = NULL;
     size_t cap = 0;
-    int matched = 0;
+    int matched = 0, matched_eval = 0;
     double worst = 0;
     const char *worst_key = "";
     while (getline(&line, &cap, f) > 0) {
         json_t *got = json_loads(line, 0, NULL);
         if (!got) continue;
         long step = (long)json_integer_value(json_object_get(got, "step"));
-        json_t *want = NULL, *e;
-        size_t ei;
-        json_array_foreach(steps, ei, e) if (json_integer_value(json_object_get(e, "step")) == step) want = e;
-        if (!want || !json_object_get(got, "loss")) { json_decref(got); continue; }
+        json_t *want = NULL;
+        int is_eval = json_object_get(got, "eval_loss") != NULL;
+        if (is_eval) {
+            for (size_t i = 0; i < json_array_size(evals) && !want; i++)
+                if ((long)json_number_value(json_object_get(json_array_get(evals, i), "step")) == step) want = json_array_get(evals, i);
+        } else if (json_object_get(got, "loss")) {
+            /* by step: logging_steps > 1 and logging_first_step log only some steps */
+            for (size_t i = 0; i < json_array_size(steps) && !want; i++)
+                if ((long)json_number_value(json_object_get(json_array_get(steps, i), "step")) == step) want = json_array_get(steps, i);
+        }
+        if (!want) { json_decref(got); continue; }
         const char *k;
         json_t *v;
         json_object_foreach(want, k, v) {
             if (!strcmp(k, "step") || !json_is_number(v)) continue;
+            if (is_eval && (!strcmp(k, "epoch") || !strcmp(k, "eval_num_tokens"))) continue;
             json_t *gv = json_object_get(got, k);
             CHECK(gv != NULL, "%s step %ld: hone does not log '%s'", case_name, step, k);
             if (!gv) continue;
             double a = json_number_value(gv), b = json_number_value(v), d = fabs(a - b), rel = d / fmax(fabs(b), 1e-30);
-            double tol_abs = 0, tol_rel = 1e-4;
-            if (!strncmp(k, "rewards/", 8) || !strncmp(k, "logits/", 7)) tol_abs = 1e-5;
-            if (!strcmp(k, "learning_rate")) { tol_rel = 1e-6; tol_abs = 1e-12; }
-            if (!strcmp(k, "num_tokens") || !strcmp(k, "epoch") || strstr(k, "accurac")) { tol_rel = 0; tol_abs = 1e-6; }
+            double tol_abs, tol_rel;
+            tolerance(k, &tol_abs, &tol_rel);
             CHECK(d <= tol_abs + tol_rel * fabs(b), "%s step %ld %s: hone %.9g TRL %.9g", case_name, step, k, a, b);
             if (tol_rel > 0 && tol_abs == 0 && rel > worst) { worst = rel; worst_key = k; }
         }
-        matched++;
+        if (is_eval) matched_eval++;
+        else matched++;
         json_decref(got);
     }
     free(line);
     fclose(f);
     CHECK(matched == (int)json_array_size(steps), "%s: %d of %zu steps compared", case_name, matched, json_array_size(steps));
-    printf("    %s: %d steps, worst relative error %.2e (%s)\n", case_name, matched, worst, worst_key);
+    CHECK(matched_eval == (int)json_array_size(evals), "%s: %d of %zu evaluations compared", case_name, matched_eval,
+          json_array_size(evals));
+    printf("    %s: %d steps, %d evaluations, worst relative error %.2e (%s)\n", case_name, matched, matched_eval, worst, worst_key);
 }
 
-/* the case's rows as hone examples (TRL's completion mask when completion_only_loss) */
-static hone_tok_example *sft_examples(json_t *cfg, json_t *data, int *n) {
-    int comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
-    *n = (int)json_array_size(data);
-    hone_tok_example *ex = calloc(*n, sizeof *ex);
-    for (int i = 0; i < *n; i++) {
+static hone_tok_example *sft_examples(json_t *data, int comp_only) {
+    int n = (int)json_array_size(data);
+    hone_tok_example *ex = calloc(n ? n : 1, sizeof *ex);
+    for (int i = 0; i < n; i++) {
         json_t *r = json_array_get(data, i);
         int nm;
         ex[i].ids = ids_of(json_object_get(r, "input_ids"), &ex[i].n);
@@ -129,11 +148,41 @@ static hone_tok_example *sft_examples(json_t *cfg, json_t *data, int *n) {
     }
     return ex;
 }
+static void free_examples(hone_tok_example *ex, int n) {
+    for (int i = 0; ex && i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
+    free(ex);
+}
+/* eval batch size, steps and on-start from a case's config (0 when it has no eval) */
+static void eval_opts(json_t *cfg, int *bs, long *steps, int *on_start) {
+    int on = json_is_string(json_object_get(cfg, "eval_strategy")) && strcmp(json_string_value(json_object_get(cfg, "eval_strategy")), "no");
+    *bs = on ? (int)num(cfg, "per_device_eval_batch_size", 0) : 0;
+    *steps = on ? (long)num(cfg, "eval_steps", 0) : 0;
+    *on_start = on && json_is_true(json_object_get(cfg, "eval_on_start"));
+}
+static int trainer_of(hone_trainer *t, hone_model *m, json_t *cfg, long max_steps, const char *dir, hone_error *err) {
+    return trainer_init(t, m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
+                        max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
+                        num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), err);
+}
+/* trains m on the examples and compares every logged value with the case's */
+static void sft_run(const char *name, json_t *cfg, json_t *exp, hone_model *m, const sft_opts *o, const hone_tok_example *ex, int n,
+                    const hone_tok_example *eex, int ne) {
+    const char *dir = test_tmpdir("trl");
+    hone_trainer t;
+    hone_error err;
+    CHECK(trainer_of(&t, m, cfg, o->max_steps, dir, &err) == 0, "%s", err.msg);
+    CHECK(sft_train(&t, o, ex, n, eex, ne, &err) == 0, "%s", err.msg);
+    trainer_free(&t);
+    compare_metrics(dir, name, exp);
+    hone_remove_tree(dir, NULL);
+}
 
+/* the training options of a case's config (no evaluation) */
 static sft_opts sft_opts_of(json_t *cfg) {
     sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2), .accum = (int)num(cfg, "gradient_accumulation_steps", 1),
                   .packing = json_is_true(json_object_get(cfg, "packing")), .max_length = (int)num(cfg, "max_length", 1024),
-                  .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1,
+                  .shuffle = 0, .max_steps = (long)num(cfg, "max_steps", 1), .epochs = num(cfg, "num_train_epochs", 1),
+                  .drop_last = json_is_true(json_object_get(cfg, "dataloader_drop_last")),
                   .logging_steps = (long)num(cfg, "logging_steps", 1), .logging_first_step = json_is_true(json_object_get(cfg, "logging_first_step")),
                   .pad_id = (int)num(cfg, "pad_token_id", 0), .quiet = 1};
     const char *ps = json_string_value(json_object_get(cfg, "packing_strategy"));
@@ -141,39 +190,126 @@ static sft_opts sft_opts_of(json_t *cfg) {
     const char *lt = json_string_value(json_object_get(cfg, "loss_type"));
     o.head_loss.kind = lt && !strcmp(lt, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL;
     o.head_loss.label_smoothing = (float)num(cfg, "label_smoothing_factor", 0);
+    json_t *ep = json_object_get(cfg, "eval_packing");
+    o.eval_packing = json_is_boolean(ep) ? (json_is_true(ep) ? 1 : -1) : 0;
     o.eval_batch_size = o.batch_size;
     return o;
-}
-
-static int trainer_of(hone_trainer *t, hone_model *m, const char *dir, json_t *cfg, long max_steps) {
-    hone_error err;
-    int rc = trainer_init(t, m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
-                          max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
-                          num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), &err);
-    CHECK(rc == 0, "%s", err.msg);
-    return rc;
 }
 
 static void sft_case(const char *name) {
     json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
     hone_model m;
     if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
-    int n;
-    hone_tok_example *ex = sft_examples(cfg, data, &n);
+    int n = (int)json_array_size(data), comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
+    hone_tok_example *ex = sft_examples(data, comp_only);
+    json_t *edata = json_object_get(exp, "eval") ? load_jsonl(name, "eval.jsonl") : NULL;
+    int ne = (int)json_array_size(edata);
+    hone_tok_example *eex = ne ? sft_examples(edata, comp_only) : NULL;
     sft_opts o = sft_opts_of(cfg);
-    const char *dir = test_tmpdir("trl");
-    hone_trainer t;
+    eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
+    if (!o.eval_batch_size) o.eval_batch_size = o.batch_size;
+    sft_rows R;
     hone_error err;
-    if (trainer_of(&t, &m, dir, cfg, o.max_steps) == 0) {
-        CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
-        trainer_free(&t);
+    if (o.max_steps <= 0 && sft_make_rows(&R, ex, n, o.max_length, o.packing, &err) == 0) { /* from the epochs */
+        o.max_steps = sft_total_steps(&o, R.n);
+        sft_rows_free(&R);
     }
-    compare_metrics(dir, name, exp);
-    hone_remove_tree(dir, NULL);
-    for (int i = 0; i < n; i++) { free(ex[i].ids); free(ex[i].mask); }
-    free(ex);
+    sft_run(name, cfg, exp, &m, &o, ex, n, eex, ne);
+    free_examples(ex, n);
+    free_examples(eex, ne);
     model_free(&m);
-    json_decref(cfg); json_decref(exp); json_decref(data);
+    json_decref(cfg); json_decref(exp); json_decref(data); json_decref(edata);
+}
+
+/* pairs with TRL's truncation: prompts >= max_length dropped, rows cut at max_length */
+static hone_tok_pair *dpo_pairs(json_t *data, int maxlen, int *count) {
+    int n = (int)json_array_size(data), k = 0;
+    hone_tok_pair *pairs = calloc(n ? n : 1, sizeof *pairs);
+    for (int i = 0; i < n; i++) {
+        json_t *r = json_array_get(data, i);
+        hone_tok_pair *p = &pairs[k];
+        p->prompt = ids_of(json_object_get(r, "prompt_input_ids"), &p->np);
+        p->chosen = ids_of(json_object_get(r, "chosen_input_ids"), &p->nc);
+        p->rejected = ids_of(json_object_get(r, "rejected_input_ids"), &p->nr);
+        if (p->np >= maxlen) { free(p->prompt); free(p->chosen); free(p->rejected); continue; }
+        if (p->np + p->nc > maxlen) p->nc = maxlen - p->np;
+        if (p->np + p->nr > maxlen) p->nr = maxlen - p->np;
+        k++;
+    }
+    *count = k;
+    return pairs;
+}
+static void free_pairs(hone_tok_pair *pairs, int k) {
+    for (int i = 0; pairs && i < k; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
+    free(pairs);
+}
+
+/* A case whose rows are raw text (tests/reference/sft_ref.py's RAW cases): hone's own
+ * pipeline (dataset, tokenizer, EOS, completion mask) must make TRL's token ids and
+ * trained-token masks exactly (tokenized.jsonl, eval_tokenized.jsonl; rows cut at
+ * max_length as TRL's preparation cuts them), then train and evaluate as TRL did. */
+static void compare_tokenized(const char *name, const char *file, const hone_tok_example *ex, long n, int max_length) {
+    json_t *want = load_jsonl(name, file);
+    CHECK((long)json_array_size(want) == n, "%s %s: %ld rows, TRL %zu", name, file, n, json_array_size(want));
+    for (long i = 0; i < n && i < (long)json_array_size(want); i++) {
+        int nw, nm;
+        int32_t *w = ids_of(json_object_get(json_array_get(want, i), "input_ids"), &nw);
+        int32_t *m = ids_of(json_object_get(json_array_get(want, i), "completion_mask"), &nm);
+        int len = ex[i].n < max_length ? ex[i].n : max_length, same = len == nw;
+        for (int j = 0; same && j < nw; j++) same = ex[i].ids[j] == w[j] && ex[i].mask[j] == (uint8_t)m[j];
+        CHECK(same, "%s %s row %ld: hone's %d tokens (last id %d) differ from TRL's %d (last id %d)", name, file, i, len,
+              len ? ex[i].ids[len - 1] : -1, nw, nw ? w[nw - 1] : -1);
+        free(w); free(m);
+    }
+    json_decref(want);
+}
+
+static void pipeline_case(const char *name) {
+    const char *bin = test_shared("models/stories260K/stories260K.bin"), *spm = test_shared("models/stories260K/tok512.model");
+    if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return; }
+    json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json");
+    if (!cfg || !exp) { json_decref(cfg); json_decref(exp); return; }
+    hone_error err = {{0}};
+    hone_model m0;
+    const char *dir = test_tmpdir("trlpipe");
+    char mdir[600], yaml[8192], data[1100], edata[1200];
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(data, sizeof data, "%s", test_src("tests/fixtures/trl/"));
+    snprintf(edata, sizeof edata, "%s%s/eval.jsonl", data, name);
+    snprintf(data + strlen(data), sizeof data - strlen(data), "%s/data.jsonl", name);
+    if (convert_llama2c_load(&m0, bin, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    int rc = model_save(&m0, mdir, NULL, &err);
+    model_free(&m0);
+    if (rc < 0 || spm_convert(spm, mdir, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    int max_length = (int)num(cfg, "max_length", 1024);
+    snprintf(yaml, sizeof yaml,
+             "model_name_or_path: '%s'\noutput_dir: '%s/out'\nmax_length: %d\ntrain_sampling_strategy: sequential\n"
+             "datasets:\n  - {path: '%s'}\n  - {path: '%s', split: eval}\n",
+             mdir, dir, max_length, data, edata);
+    hone_train_config c;
+    if (config_load_string(&c, yaml, name, HONE_SFT, &err) < 0) { CHECK(0, "%s", err.msg); goto out; }
+    hone_pipeline p;
+    if (pipeline_init(&p, &c, &err) < 0) { CHECK(0, "%s", err.msg); config_free(&c); goto out; }
+    hone_tok_example *ex = NULL, *eex = NULL;
+    long n = 0, ne = 0;
+    if (pipeline_sft_examples(&p, &c, &ex, &n, &eex, &ne, &err) < 0) CHECK(0, "%s", err.msg);
+    else {
+        compare_tokenized(name, "tokenized.jsonl", ex, n, max_length);
+        compare_tokenized(name, "eval_tokenized.jsonl", eex, ne, max_length);
+        sft_opts o = {.batch_size = (int)num(cfg, "per_device_train_batch_size", 2),
+                      .accum = (int)num(cfg, "gradient_accumulation_steps", 1), .max_length = max_length,
+                      .shuffle = pipeline_shuffle(&c), .seed = pipeline_data_seed(&c), /* sequential: TRL's batches */
+                      .max_steps = (long)num(cfg, "max_steps", 1), .epochs = 1, .logging_steps = 1, .quiet = 1};
+        eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
+        sft_run(name, cfg, exp, &p.model, &o, ex, (int)n, eex, (int)ne);
+        pipeline_free_examples(ex, n);
+        pipeline_free_examples(eex, ne);
+    }
+    pipeline_free(&p);
+    config_free(&c);
+out:
+    hone_remove_tree(dir, NULL);
+    json_decref(cfg); json_decref(exp);
 }
 
 /* dtype of the first tensor of dir/model.safetensors, and config.json's torch_dtype */
@@ -203,7 +339,7 @@ static float *train_and_resume(const char *base_dir, json_t *cfg, hone_tok_examp
     o.save_steps = 2;
     float *out = NULL;
     if (model_load(&a, base_dir, 0, &err) < 0) { CHECK(0, "%s", err.msg); return NULL; }
-    if (trainer_of(&t, &a, dir_a, cfg, o.max_steps) < 0) { model_free(&a); return NULL; }
+    if (trainer_of(&t, &a, cfg, o.max_steps, dir_a, &err) < 0) { CHECK(0, "%s", err.msg); model_free(&a); return NULL; }
     CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
     CHECK(trainer_save_final(&t, &err) == 0, "%s", err.msg);
     trainer_free(&t);
@@ -212,7 +348,7 @@ static float *train_and_resume(const char *base_dir, json_t *cfg, hone_tok_examp
     CHECK(saved_dtype(ck, dt, sizeof dt) == ST_F32 && !strcmp(dt, "float32"), "%s: checkpoint-2 is not stored in float32 (%s)", what, dt);
     const char *dir_b = test_tmpdir("trl-resume");
     if (model_load(&b, base_dir, 0, &err) == 0) {
-        if (trainer_of(&t, &b, dir_b, cfg, o.max_steps) == 0) {
+        if (trainer_of(&t, &b, cfg, o.max_steps, dir_b, &err) == 0) {
             CHECK(trainer_load_checkpoint(&t, ck, NULL, 0, &err) == 0, "%s", err.msg);
             CHECK(t.step == 2, "%s: resumed at step %ld", what, t.step);
             CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
@@ -244,8 +380,8 @@ static void sft_bf16_case(const char *name) {
     if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
     CHECK(!strcmp(m.stored_dtype, "bfloat16"), "%s: the fixture model is stored as %s, not bfloat16", name, m.stored_dtype);
     const char *base = test_src(json_string_value(json_object_get(cfg, "model")));
-    int n;
-    hone_tok_example *ex = sft_examples(cfg, data, &n);
+    int n = (int)json_array_size(data);
+    hone_tok_example *ex = sft_examples(data, json_is_true(json_object_get(cfg, "completion_only_loss")));
     const char *dir = test_tmpdir("trl-bf16");
     float *w = train_and_resume(base, cfg, ex, n, dir, name);
     compare_metrics(dir, name, exp);
@@ -290,7 +426,7 @@ static void sft_bf16_case(const char *name) {
     } else CHECK(0, "%s", err.msg);
     /* save_dtype: auto writes the base's dtype */
     hone_trainer t;
-    if (trainer_of(&t, &m, dir, cfg, 0) == 0) {
+    if (trainer_of(&t, &m, cfg, 0, dir, &err) == 0) {
         snprintf(t.save_dtype, sizeof t.save_dtype, "auto");
         CHECK(trainer_save_final(&t, &err) == 0, "%s", err.msg);
         CHECK(saved_dtype(fin, dt, sizeof dt) == ST_BF16 && !strcmp(dt, "bfloat16"), "%s: save_dtype auto wrote %s", name, dt);
@@ -341,7 +477,7 @@ static void dpo_case(const char *name) {
     if (json_is_number(json_object_get(cfg, "ld_alpha"))) { o.loss.ld_alpha_set = 1; o.loss.ld_alpha = num(cfg, "ld_alpha", 0); }
     int ref_free = json_is_true(json_object_get(cfg, "reference_free")), pre = json_is_true(json_object_get(cfg, "precompute_ref_log_probs"));
     o.loss.reference_free = 0;
-    o.batch_size = o.eval_batch_size = (int)num(cfg, "per_device_train_batch_size", 2);
+    o.batch_size = (int)num(cfg, "per_device_train_batch_size", 2);
     o.accum = (int)num(cfg, "gradient_accumulation_steps", 1);
     o.shared_prompt = 1;
     o.max_steps = (long)num(cfg, "max_steps", 1);
@@ -352,42 +488,39 @@ static void dpo_case(const char *name) {
     o.ref_model_mixup_alpha = num(cfg, "ref_model_mixup_alpha", 0.6);
     o.ref_model_sync_steps = (long)num(cfg, "ref_model_sync_steps", 512);
     CHECK(dpo_loss_opts_validate(&o.loss, &err) == 0, "%s", err.msg);
-    /* data with TRL's truncation: prompts >= max_length dropped, rows cut at max_length */
-    int n = (int)json_array_size(data), maxlen = (int)num(cfg, "max_length", 1 << 30), k = 0;
-    hone_tok_pair *pairs = calloc(n, sizeof *pairs);
-    for (int i = 0; i < n; i++) {
-        json_t *r = json_array_get(data, i);
-        hone_tok_pair *p = &pairs[k];
-        p->prompt = ids_of(json_object_get(r, "prompt_input_ids"), &p->np);
-        p->chosen = ids_of(json_object_get(r, "chosen_input_ids"), &p->nc);
-        p->rejected = ids_of(json_object_get(r, "rejected_input_ids"), &p->nr);
-        if (p->np >= maxlen) { free(p->prompt); free(p->chosen); free(p->rejected); continue; }
-        if (p->np + p->nc > maxlen) p->nc = maxlen - p->np;
-        if (p->np + p->nr > maxlen) p->nr = maxlen - p->np;
-        k++;
-    }
-    dpo_ref_logps refs = {0};
+    int maxlen = (int)num(cfg, "max_length", 1 << 30), k, ke = 0;
+    eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
+    if (!o.eval_batch_size) o.eval_batch_size = o.batch_size;
+    hone_tok_pair *pairs = dpo_pairs(data, maxlen, &k), *epairs = NULL;
+    json_t *edata = json_object_get(exp, "eval") ? load_jsonl(name, "eval.jsonl") : NULL;
+    if (edata) epairs = dpo_pairs(edata, maxlen, &ke);
+    dpo_ref_logps refs = {0}, erefs = {0};
     if (ref_free) {
         refs.n = k;
         refs.chosen = calloc(k, sizeof(double));
         refs.rejected = calloc(k, sizeof(double));
-    } else if (pre) CHECK(dpo_precompute_ref(&ref, &o, pairs, k, &refs, &err) == 0, "%s", err.msg);
+        erefs.n = ke;
+        erefs.chosen = calloc(ke + 1, sizeof(double));
+        erefs.rejected = calloc(ke + 1, sizeof(double));
+    } else if (pre) {
+        CHECK(dpo_precompute_ref(&ref, &o, pairs, k, &refs, &err) == 0, "%s", err.msg);
+        CHECK(dpo_precompute_ref(&ref, &o, epairs, ke, &erefs, &err) == 0, "%s", err.msg);
+    }
     const char *dir = test_tmpdir("trl");
     hone_trainer t;
-    CHECK(trainer_init(&t, &m, dir, NULL, num(cfg, "learning_rate", 1e-3), sched_of(cfg), (long)num(cfg, "warmup_steps_resolved", 0),
-                       o.max_steps, num(cfg, "adam_beta1", 0.9), num(cfg, "adam_beta2", 0.999), num(cfg, "adam_epsilon", 1e-8),
-                       num(cfg, "weight_decay", 0), num(cfg, "max_grad_norm", 1), &err) == 0, "%s", err.msg);
-    CHECK(dpo_train(&t, (ref_free || pre) ? NULL : &ref, &o, pairs, k, (ref_free || pre) ? &refs : NULL, NULL, 0, NULL, &err) == 0,
-          "%s", err.msg);
+    CHECK(trainer_of(&t, &m, cfg, o.max_steps, dir, &err) == 0, "%s", err.msg);
+    CHECK(dpo_train(&t, (ref_free || pre) ? NULL : &ref, &o, pairs, k, (ref_free || pre) ? &refs : NULL, epairs, ke,
+                    (ref_free || pre) ? &erefs : NULL, &err) == 0, "%s", err.msg);
     trainer_free(&t);
     compare_metrics(dir, name, exp);
     hone_remove_tree(dir, NULL);
     dpo_ref_logps_free(&refs);
-    for (int i = 0; i < k; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
-    free(pairs);
+    dpo_ref_logps_free(&erefs);
+    free_pairs(pairs, k);
+    free_pairs(epairs, ke);
     model_free(&m);
     model_free(&ref);
-    json_decref(cfg); json_decref(exp); json_decref(data);
+    json_decref(cfg); json_decref(exp); json_decref(data); json_decref(edata);
 }
 
 static void test_sft_full(void) { sft_case("sft_full"); }
@@ -396,6 +529,7 @@ static void test_sft_packing(void) { sft_case("sft_packing"); }
 static void test_sft_packing_completion_only(void) { sft_case("sft_packing_completion_only"); }
 static void test_sft_stories260K(void) { sft_case("sft_stories260K"); }
 static void test_sft_dft(void) { sft_case("sft_dft"); }
+static void test_sft_packing_eval_unpacked(void) { sft_case("sft_packing_eval_unpacked"); }
 static void test_sft_packing_wrapped(void) { sft_case("sft_packing_wrapped"); }
 static void test_sft_packing_bfd_split(void) { sft_case("sft_packing_bfd_split"); }
 static void test_sft_packing_groups(void) { sft_case("sft_packing_groups"); }
@@ -403,6 +537,10 @@ static void test_sft_label_smoothing(void) { sft_case("sft_label_smoothing"); }
 static void test_sft_logging_first_step(void) { sft_case("sft_logging_first_step"); }
 static void test_sft_bf16_llama32(void) { sft_bf16_case("sft_bf16_llama32"); }
 static void test_sft_bf16_gemma(void) { sft_bf16_case("sft_bf16_gemma"); }
+static void test_sft_epochs_partial_accum(void) { sft_case("sft_epochs_partial_accum"); }
+static void test_sft_drop_last(void) { sft_case("sft_drop_last"); }
+static void test_sft_text_stories260K(void) { pipeline_case("sft_text_stories260K"); }
+static void test_sft_prompt_completion_stories260K(void) { pipeline_case("sft_prompt_completion_stories260K"); }
 
 static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_exo_pair", "dpo_nca_pair", "dpo_robust",
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
@@ -417,6 +555,7 @@ int main(void) {
     TEST_RUN(test_sft_packing_completion_only);
     TEST_RUN(test_sft_stories260K);
     TEST_RUN(test_sft_dft);
+    TEST_RUN(test_sft_packing_eval_unpacked);
     TEST_RUN(test_sft_packing_wrapped);
     TEST_RUN(test_sft_packing_bfd_split);
     TEST_RUN(test_sft_packing_groups);
@@ -424,6 +563,10 @@ int main(void) {
     TEST_RUN(test_sft_logging_first_step);
     TEST_RUN(test_sft_bf16_llama32);
     TEST_RUN(test_sft_bf16_gemma);
+    TEST_RUN(test_sft_epochs_partial_accum);
+    TEST_RUN(test_sft_drop_last);
+    TEST_RUN(test_sft_text_stories260K);
+    TEST_RUN(test_sft_prompt_completion_stories260K);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {
         char name[128];
         snprintf(name, sizeof name, "test_%s", dpo_cases[i]);

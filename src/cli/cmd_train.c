@@ -51,11 +51,13 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     sft_opts o = {.batch_size = cfg->per_device_train_batch_size, .eval_batch_size = cfg->per_device_eval_batch_size,
                   .accum = cfg->gradient_accumulation_steps, .packing = cfg->packing,
                   .max_length = cfg->max_length > 0 ? (int)cfg->max_length : 1 << 20,
-                  .truncate_keep_end = cfg->truncation_mode && !strcmp(cfg->truncation_mode, "keep_end"), .shuffle = 1,
-                  .seed = (uint64_t)cfg->seed, .epochs = cfg->num_train_epochs, .max_steps = cfg->max_steps,
+                  .truncate_keep_end = cfg->truncation_mode && !strcmp(cfg->truncation_mode, "keep_end"),
+                  .shuffle = pipeline_shuffle(cfg), .shuffle_once = cfg->shuffle_dataset, .drop_last = cfg->dataloader_drop_last,
+                  .seed = pipeline_data_seed(cfg), .epochs = cfg->num_train_epochs, .max_steps = cfg->max_steps,
                   .eval_on_start = cfg->eval_on_start, .grad_ckpt = cfg->gradient_checkpointing,
                   .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0,
                   .logging_first_step = cfg->logging_first_step,
+                  .eval_packing = cfg->eval_packing < 0 ? 0 : cfg->eval_packing ? 1 : -1,
                   .packing_strategy = !strcmp(cfg->packing_strategy, "wrapped") ? SFT_PACK_WRAPPED
                                     : !strcmp(cfg->packing_strategy, "bfd_split") ? SFT_PACK_BFD_SPLIT : SFT_PACK_BFD,
                   .head_loss = {.kind = !strcmp(cfg->sft_loss_type, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL,
@@ -112,8 +114,9 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     o.eval_batch_size = cfg->per_device_eval_batch_size;
     o.accum = cfg->gradient_accumulation_steps;
     o.shared_prompt = cfg->shared_prompt != 0; /* auto: on (never more work than two rows per pair) */
-    o.shuffle = 1;
-    o.seed = (uint64_t)cfg->seed;
+    o.shuffle = pipeline_shuffle(cfg);
+    o.drop_last = cfg->dataloader_drop_last;
+    o.seed = pipeline_data_seed(cfg);
     o.epochs = cfg->num_train_epochs;
     o.max_steps = cfg->max_steps;
     o.eval_on_start = cfg->eval_on_start;

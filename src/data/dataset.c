@@ -282,6 +282,11 @@ static int sft_row(reader *r, json_t *row, hone_sft_example *ex) {
     case FMT_PROMPT_COMPLETION: {
         hone_conv p, c;
         if (field(r, row, "prompt", 1, &v) || field(r, row, "completion", 1, &w) || optional_system(r, row, &system)) return -1;
+        if (json_is_string(v) && json_is_string(w) && !system) { /* TRL's standard form: raw text, no template */
+            ex->is_text = 1;
+            return (ex->text = str_value(r, v, col(r, "prompt"), 0)) && (ex->completion = str_value(r, w, col(r, "completion"), 0))
+                       ? 0 : -1;
+        }
         if (messages(r, v, 0, col(r, "prompt"), "user", &p) || messages(r, w, 0, col(r, "completion"), "assistant", &c)) return -1;
         if (concat(r, system, &p, &c, &ex->conv)) return -1;
         ex->n_prompt = ex->conv.n - c.n;

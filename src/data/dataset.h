@@ -54,8 +54,11 @@ typedef struct hone_conv {
 } hone_conv;
 
 typedef struct hone_sft_example {
-    int is_text;          /* 1: plain text (format text): `text`, no template, every token trained */
-    const char *text;     /* is_text only */
+    int is_text;          /* 1: raw text, no chat template, EOS appended (TRL's non-conversational forms):
+                             `text` alone (format text, every token trained), or `text` + `completion`
+                             (string prompt/completion rows: the completion follows the prompt as is) */
+    const char *text;     /* is_text only: the text, or the prompt when completion is set */
+    const char *completion; /* is_text only: NULL, or the completion of a string prompt/completion row */
     hone_conv conv;       /* !is_text */
     int n_prompt;         /* > 0: conv.msgs[0..n_prompt) is the prompt and the rest the completion
                              (TRL's prompt-completion: completion_only_loss masks the prompt);

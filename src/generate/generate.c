@@ -8,6 +8,7 @@
 #include "model/layers.h"
 #include "base/util.h"
 #include <assert.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,7 +535,6 @@ typedef struct {
     uint8_t *seen;    /* (V) ids in prompt + completion, for the repetition penalty */
     size_t emitted;   /* text bytes already streamed */
     int32_t *dec;     /* (max_new_tokens + 1) the prompt's last token, then the completion */
-    size_t ctx_len;   /* bytes the prompt's last token decodes to alone */
 } gen_seq;
 
 static int is_stop_id(const hone_gen_options *o, int32_t t) {
@@ -549,6 +549,49 @@ static void stream_to(gen_seq *s, hone_gen_output *out, size_t end, hone_stream_
     if (end > s->emitted) s->emitted = end;
 }
 
+/* The completion's text: decoded after the prompt's last token, then that token's own
+ * text removed, so that the completion keeps the leading space a SentencePiece decoder
+ * strips at the start of a text. When the two do not split cleanly (that token is a byte
+ * that merges with the completion's first byte-fallback pieces, or decodes to U+FFFD
+ * alone), the completion is decoded alone, as transformers does. Always valid UTF-8. */
+static int completion_text(const hone_tokenizer *tok, const int32_t *dec, int n, char **text, size_t *len, hone_error *err) {
+    char *pre = NULL, *full = NULL;
+    size_t np = 0, nf = 0;
+    if (tokenizer_decode(tok, dec, 1, 1, &pre, &np, err) < 0) return -1;
+    if (tokenizer_decode(tok, dec, (size_t)n + 1, 1, &full, &nf, err) < 0) { free(pre); return -1; }
+    int clean = nf >= np && !memcmp(full, pre, np) && !memmem(pre, np, "\xEF\xBF\xBD", 3);
+    free(pre);
+    if (clean) {
+        memmove(full, full + np, nf - np + 1);
+        *text = full, *len = nf - np;
+        return 0;
+    }
+    free(full);
+    return tokenizer_decode(tok, dec + 1, (size_t)n, 1, text, len, err);
+}
+
+/* Whether id is a byte-fallback piece "<0xNN>": a run of them decodes as one group
+ * (valid UTF-8, or one U+FFFD per byte), so the text of a trailing run may still change. */
+static int is_byte_token(const hone_tokenizer *tok, int32_t id) {
+    const char *p = tokenizer_id_to_token(tok, id);
+    return p && strlen(p) == 6 && !strncmp(p, "<0x", 3) && isxdigit((unsigned char)p[3]) && isxdigit((unsigned char)p[4]) && p[5] == '>';
+}
+
+/* Bytes at the end of the text that are not final yet (held back while streaming, as
+ * transformers' TextStreamer holds back text that may still change): trailing U+FFFD
+ * (an incomplete character whose bytes are still to come) and the text of a trailing
+ * run of k byte-fallback pieces (k bytes when they form whole characters: a further
+ * byte would join their group and change it). The result ends on a character boundary. */
+static size_t unsettled_tail(const hone_tokenizer *tok, const hone_gen_output *out, size_t end) {
+    const char *t = out->text;
+    size_t hold = 0, k = 0;
+    while (end - hold >= 3 && !memcmp(t + end - hold - 3, "\xEF\xBF\xBD", 3)) hold += 3;
+    for (int i = out->n_tokens - 1; i >= 0 && is_byte_token(tok, out->tokens[i]); i--) k++;
+    if (k > hold) hold = k < end ? k : end;
+    while (hold < end && ((unsigned char)t[end - hold] & 0xC0) == 0x80) hold++; /* never inside a character */
+    return hold;
+}
+
 /* Appends token t chosen for s; returns 1 when the sequence is finished. */
 static int gen_accept(hone_engine *e, const hone_tokenizer *tok, const hone_gen_options *o, gen_seq *s,
                       hone_gen_output *out, int32_t t, hone_stream_fn stream, void *ctx, hone_error *err) {
@@ -560,16 +603,10 @@ static int gen_accept(hone_engine *e, const hone_tokenizer *tok, const hone_gen_
     } else {
         s->seen[t] = 1;
         if (tok) {
-            /* decoded after the prompt's last token, then that token's text removed: the
-             * completion keeps the leading space a SentencePiece decoder strips at the start */
             char *text = NULL;
             size_t len = 0;
             s->dec[out->n_tokens] = t;
-            if (tokenizer_decode(tok, s->dec, out->n_tokens + 1, 1, &text, &len, err) < 0) return -1;
-            if (s->ctx_len && len >= s->ctx_len) {
-                memmove(text, text + s->ctx_len, len - s->ctx_len + 1);
-                len -= s->ctx_len;
-            }
+            if (completion_text(tok, s->dec, out->n_tokens, &text, &len, err) < 0) return -1;
             free(out->text);
             out->text = text;
             out->text_len = len;
@@ -589,9 +626,9 @@ static int gen_accept(hone_engine *e, const hone_tokenizer *tok, const hone_gen_
     if (!out->text) return done;
     size_t end = out->text_len;
     if (!done) {
-        end -= gen_stop_holdback(out->text, end, o->stop_strings, o->n_stop_strings);
-        /* a trailing U+FFFD may be an incomplete UTF-8 sequence still to come */
-        if (end >= 3 && !memcmp(out->text + end - 3, "\xEF\xBF\xBD", 3)) end -= 3;
+        size_t hold = gen_stop_holdback(out->text, end, o->stop_strings, o->n_stop_strings), u = unsettled_tail(tok, out, end);
+        end -= hold > u ? hold : u;
+        while (end > s->emitted && ((unsigned char)out->text[end] & 0xC0) == 0x80) end--;
     }
     stream_to(s, out, end, stream, ctx);
     return done;
@@ -638,11 +675,6 @@ int generate_run(hone_engine *e, const hone_tokenizer *tok, const hone_gen_optio
             s->prompt = next++;
             s->dec = dec + (size_t)b * (o->max_new_tokens + 1);
             s->dec[0] = prompts[s->prompt][prompt_lens[s->prompt] - 1];
-            if (tok) {
-                char *ct = NULL;
-                if (tokenizer_decode(tok, s->dec, 1, 1, &ct, &s->ctx_len, err) < 0) goto done;
-                free(ct);
-            }
             rng_seed(&s->rng, o->seed);
             for (int j = 0; j < prompt_lens[s->prompt]; j++) s->seen[prompts[s->prompt][j]] = 1;
             if (o->reuse_prefix) { /* skip what the slot's cache already holds; the last token is always run */

@@ -151,15 +151,18 @@ typedef struct hone_gen_options {
 typedef struct hone_gen_output {
     int32_t *tokens;  /* (n_tokens) generated ids, the stop token included when one ended it */
     int n_tokens;
-    char *text;       /* decoded completion (special tokens skipped, cut at a stop string) */
+    char *text;       /* decoded completion, valid UTF-8 (special tokens skipped, cut at a stop string;
+                       * decoded after the prompt's last token so a leading space is kept) */
     size_t text_len;
     int finish;       /* HONE_FINISH_* */
     int prompt_tokens;
     int cached_tokens; /* prompt tokens found in the cache (reuse_prefix), not recomputed */
 } hone_gen_output;
 
-/* Called with each new piece of completion text as it becomes final (text that could
- * still turn into a stop string is held back). seq indexes the prompts. */
+/* Called with each new piece of completion text as it becomes final: whole UTF-8
+ * characters only, held back while they could still change (an incomplete character,
+ * a trailing run of byte-fallback pieces that a further byte would join) or turn into
+ * a stop string; the pieces add up to the final text. seq indexes the prompts. */
 typedef void (*hone_stream_fn)(void *ctx, int seq, const char *piece, size_t len);
 
 void gen_options_defaults(hone_gen_options *o);

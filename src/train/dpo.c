@@ -305,7 +305,7 @@ int dpo_ref_logps_cached(hone_model *ref, const dpo_opts *o, const hone_tok_pair
 /* ---- training ---- */
 
 long dpo_total_steps(const dpo_opts *o, long n_pairs) {
-    long mb = (n_pairs + o->batch_size - 1) / o->batch_size;
+    long mb = trainer_batches_per_epoch(n_pairs, o->batch_size, o->drop_last);
     long per_epoch = (mb + o->accum - 1) / o->accum;
     if (per_epoch < 1) per_epoch = 1;
     if (o->max_steps > 0) return o->max_steps;
@@ -332,24 +332,28 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     const char *names[24];
     double vals[24], sum[24] = {0}, loss = 0;
     int k = 0, rc = 0;
-    long nb_total = 0;
+    long nb_total = 0, rows = 0;
     dpo_loss_state st;
     dpo_loss_state_init(&st);
     dpo_step_result r;
     for (long r0 = 0; r0 < n && !rc; r0 += bs) {
         int nb = (int)(n - r0 < bs ? n - r0 : bs);
+        if (nb < bs && o->drop_last) break;
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         rc = dpo_micro_batch(&ws, m, NULL, ref, o, &st, pairs, idx, nb, refs, 1.0f, &r, err);
         if (rc) break;
         k = result_metrics(&r, names, vals);
         for (int i = 0; i < k; i++) sum[i] += vals[i];
-        loss += r.loss;
+        loss += nb * r.loss;
+        rows += nb;
         nb_total++;
     }
     memset(res, 0, sizeof *res);
     if (!rc && nb_total) {
-        /* plain average over eval batches, as TRL */
-        res->loss = loss / nb_total;
+        /* the metrics: plain averages over eval batches (TRL's _metrics); the loss: the
+         * batches' losses weighted by their rows (transformers repeats each batch's loss
+         * per row and accelerate trims the last batch's repeats to its rows) */
+        res->loss = loss / rows;
         res->m.rewards_chosen = sum[0] / nb_total;
         res->m.rewards_rejected = sum[1] / nb_total;
         res->m.rewards_accuracies = sum[2] / nb_total;
@@ -391,11 +395,14 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
               hone_error *err) {
     hone_model *m = t->model;
     int bs = o->batch_size;
+    if (o->drop_last && n_train < bs)
+        return hone_fail(err, "dataloader_drop_last: %ld training pairs make no full batch of %d", n_train, bs);
     dpo_ws ws;
     if (dpo_ws_init(&ws, &m->cfg, o, bs, train, n_train, ref != NULL && !train_refs, 1, err) < 0) return -1;
     long *perm = malloc(sizeof(long) * (n_train ? n_train : 1)), *starts = malloc(sizeof(long) * o->accum);
     int *counts = malloc(sizeof(int) * o->accum);
-    long mb_per_epoch = (n_train + bs - 1) / bs;
+    long mb_per_epoch = trainer_batches_per_epoch(n_train, bs, o->drop_last);
+    t->drop_last = o->drop_last;
     trainer_epoch_order(perm, n_train, o->seed, t->epoch, o->shuffle);
     dpo_loss_state state;
     dpo_loss_state_init(&state);

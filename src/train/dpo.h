@@ -25,8 +25,9 @@ typedef struct dpo_opts {
     dpo_loss_opts loss;
     int batch_size, eval_batch_size, accum;
     int shared_prompt;     /* 1: shared layout, 0: pairs */
-    int shuffle;
-    uint64_t seed;
+    int shuffle;           /* shuffle pairs each epoch from the seed (1), or file order (0) */
+    int drop_last;         /* leave out each epoch's and the evaluation's last partial batch */
+    uint64_t seed;         /* data order */
     double epochs;
     long max_steps;
     long logging_steps, eval_steps, save_steps;
@@ -101,7 +102,8 @@ long dpo_total_steps(const dpo_opts *o, long n_pairs);
 int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_tok_pair *train, long n_train,
               const dpo_ref_logps *train_refs, const hone_tok_pair *eval, long n_eval, const dpo_ref_logps *eval_refs,
               hone_error *err);
-/* Evaluation over pairs: mean loss and metrics. */
+/* Evaluation over pairs in batches of eval_batch_size: the loss averaged over batches
+ * weighted by their pairs, the metrics plain means over batches (transformers + TRL). */
 int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_tok_pair *pairs, long n,
                  const dpo_ref_logps *refs, dpo_step_result *res, hone_error *err);
 #endif

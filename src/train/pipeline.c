@@ -148,7 +148,7 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
     if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
     p->have_tpl = 1;
     if (write_chat_files(p, cfg, err) < 0) { pipeline_free(p); return -1; }
-    if (dataset_load(&p->ds, &cfg->data, cfg->kind, cfg->seed, err) < 0) { pipeline_free(p); return -1; }
+    if (dataset_load(&p->ds, &cfg->data, cfg->kind, (long)pipeline_data_seed(cfg), err) < 0) { pipeline_free(p); return -1; }
     p->have_ds = 1;
     return 0;
 }
@@ -171,21 +171,65 @@ static int count_tokens(const hone_tokenizer *tok, const char *text, size_t len,
     return (int)n;
 }
 
+/* Encodes text[0..len) (with BOS when the tokenizer adds it) and appends the EOS id.
+ * TRL appends the EOS *text* unless the text already ends with it; the id is appended
+ * here since a tokenizer whose EOS is a normalized added token (Llama-2, stories260K)
+ * would read "</s>" back as the pieces "</", "s", ">" rather than the token. */
+static int encode_with_eos(const hone_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n, hone_error *err) {
+    int eos = tokenizer_eos_id(tok);
+    const char *et = eos >= 0 ? tokenizer_id_to_token(tok, eos) : NULL;
+    size_t ne = et ? strlen(et) : 0;
+    if (ne && len >= ne && !memcmp(text + len - ne, et, ne)) len -= ne; /* already ends with EOS: not twice */
+    if (tokenizer_encode(tok, text, len, 1, ids, n, err) < 0) return -1;
+    if (eos < 0) return 0;
+    int32_t *g = realloc(*ids, sizeof(int32_t) * (*n + 1));
+    if (!g) { free(*ids); *ids = NULL; return hone_fail(err, "out of memory"); }
+    *ids = g;
+    (*ids)[(*n)++] = eos;
+    return 0;
+}
+
+/* TRL's non-conversational rows: `text` (language modelling, every token trained) or a
+ * string prompt + completion concatenated as is; the completion starts where the tokens
+ * of the prompt alone and of the whole row first differ (TRL's common_prefix_length) */
+static int tokenize_sft_text(hone_pipeline *p, const hone_train_config *cfg, const hone_sft_example *e, hone_tok_example *out,
+                             hone_error *err) {
+    size_t nt = strlen(e->text), nc = e->completion ? strlen(e->completion) : 0, n;
+    char *s = malloc(nt + nc + 1);
+    if (!s) return hone_fail(err, "out of memory");
+    memcpy(s, e->text, nt);
+    if (nc) memcpy(s + nt, e->completion, nc);
+    s[nt + nc] = 0;
+    int rc = encode_with_eos(p->tok, s, nt + nc, &out->ids, &n, err);
+    free(s);
+    if (rc < 0) return -1;
+    out->n = (int)n;
+    out->mask = malloc(n + 1);
+    if (!out->mask) { free(out->ids); out->ids = NULL; return hone_fail(err, "out of memory"); }
+    memset(out->mask, 1, n);
+    if (e->completion && cfg->completion_only_loss != 0) {
+        int32_t *pi;
+        size_t np, k = 0;
+        if (tokenizer_encode(p->tok, e->text, nt, 1, &pi, &np, err) < 0) { free(out->ids); free(out->mask); return -1; }
+        while (k < np && k < n && pi[k] == out->ids[k]) k++;
+        memset(out->mask, 0, k);
+        free(pi);
+    }
+    return 0;
+}
+
 static int tokenize_sft(hone_pipeline *p, const hone_train_config *cfg, const hone_sft_example *e, hone_tok_example *out,
                         hone_error *err) {
     chat_text ct;
     memset(out, 0, sizeof *out);
-    int eos = tokenizer_eos_id(p->tok);
-    const char *eos_text = eos >= 0 ? tokenizer_id_to_token(p->tok, eos) : NULL;
-    /* plain text is a document: the tokenizer's special tokens, then EOS (as TRL) */
-    if (chat_render_sft(&p->tpl, e, eos_text, &ct, err) < 0) return -1;
+    if (e->is_text) return tokenize_sft_text(p, cfg, e, out, err);
+    if (chat_render_sft(&p->tpl, e, NULL, &ct, err) < 0) return -1;
     size_t n;
     int rc = 0;
-    if (tokenizer_encode(p->tok, ct.text, ct.len, e->is_text, &out->ids, &n, err) < 0) { chat_text_free(&ct); return -1; }
+    if (tokenizer_encode(p->tok, ct.text, ct.len, 0, &out->ids, &n, err) < 0) { chat_text_free(&ct); return -1; }
     out->n = (int)n;
     out->mask = calloc(n + 1, 1);
-    int train_spans = !e->is_text && (cfg->assistant_only_loss || (e->n_prompt > 0 && cfg->completion_only_loss != 0) ||
-                                      cfg->completion_only_loss == 1);
+    int train_spans = cfg->assistant_only_loss || (e->n_prompt > 0 && cfg->completion_only_loss != 0) || cfg->completion_only_loss == 1;
     if (!train_spans) memset(out->mask, 1, n);
     else {
         /* tokens between the token counts of text[:start] and text[:end] (TRL: the
@@ -333,6 +377,14 @@ int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_
 void pipeline_free_pairs(hone_tok_pair *pairs, long n) {
     for (long i = 0; pairs && i < n; i++) { free(pairs[i].prompt); free(pairs[i].chosen); free(pairs[i].rejected); }
     free(pairs);
+}
+
+uint64_t pipeline_data_seed(const hone_train_config *cfg) {
+    return (uint64_t)(cfg->data_seed >= 0 ? cfg->data_seed : cfg->seed);
+}
+
+int pipeline_shuffle(const hone_train_config *cfg) {
+    return !cfg->train_sampling_strategy || strcmp(cfg->train_sampling_strategy, "sequential") != 0;
 }
 
 long pipeline_warmup(const hone_train_config *cfg, long total) {

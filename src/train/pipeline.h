@@ -38,6 +38,10 @@ int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_
                        hone_tok_pair **eval, long *n_eval, hone_error *err);
 void pipeline_free_pairs(hone_tok_pair *pairs, long n);
 
+/* The seed of the data order and the eval split: data_seed, else seed (transformers). */
+uint64_t pipeline_data_seed(const hone_train_config *cfg);
+/* Whether each epoch reshuffles the rows: train_sampling_strategy random (not sequential). */
+int pipeline_shuffle(const hone_train_config *cfg);
 /* Warmup steps from warmup_steps (count, or ratio when < 1) / warmup_ratio. */
 long pipeline_warmup(const hone_train_config *cfg, long total);
 /* Trainer over p->model with cfg's optimiser, schedule and output_dir. */

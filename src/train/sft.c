@@ -220,43 +220,98 @@ void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n
 
 /* ---- training ---- */
 
+/* TRL's shuffle_dataset: the rows in one seeded order (hone's generator: not the order
+ * of datasets.shuffle) before the epochs' own order */
+static void shuffle_rows(sft_rows *R, uint64_t seed) {
+    size_t *perm = malloc(sizeof(size_t) * R->n);
+    sft_row *rows = malloc(sizeof(sft_row) * R->n);
+    if (!perm || !rows) { free(perm); free(rows); return; }
+    hone_rng r;
+    uint64_t s = seed ^ 0x5348554646ULL; /* a stream of its own, apart from the epochs' */
+    rng_splitmix64(&s);
+    rng_seed(&r, s);
+    for (long i = 0; i < R->n; i++) perm[i] = (size_t)i;
+    rng_shuffle_indices(&r, perm, (size_t)R->n);
+    for (long i = 0; i < R->n; i++) rows[i] = R->rows[perm[i]];
+    memcpy(R->rows, rows, sizeof(sft_row) * R->n);
+    free(rows);
+    free(perm);
+}
+
 long sft_total_steps(const sft_opts *o, long n_rows) {
-    long mb = (n_rows + o->batch_size - 1) / o->batch_size;
+    long mb = trainer_batches_per_epoch(n_rows, o->batch_size, o->drop_last);
     long per_epoch = (mb + o->accum - 1) / o->accum;
     if (per_epoch < 1) per_epoch = 1;
     if (o->max_steps > 0) return o->max_steps;
     return (long)ceil(o->epochs * per_epoch);
 }
 
+/* Rows for training or evaluation: with packing, the strategy's examples first (wrapped
+ * chunks or split fragments, *packed: owned, to free with sft_free_examples; the rows index
+ * them), else ex itself (*packed NULL). */
+static int rows_for(const sft_opts *o, int packing, const hone_tok_example *ex, long n, sft_rows *R, hone_tok_example **packed,
+                    long *n_packed, hone_error *err) {
+    long *gend = NULL, ng = 0;
+    *packed = NULL, *n_packed = 0;
+    if (packing && sft_pack_examples(ex, n, o->max_length, o->packing_strategy, packed, n_packed, &gend, &ng, err) < 0) return -1;
+    if (!*packed) return sft_make_rows(R, ex, n, o->max_length, packing, err);
+    /* from here on the wrapped chunks / split fragments are the examples */
+    int rc = sft_make_rows_grouped(R, *packed, *n_packed, o->max_length,
+                                   o->packing_strategy == SFT_PACK_WRAPPED ? SFT_ROWS_WHOLE : SFT_ROWS_BFD, gend, ng, err);
+    free(gend);
+    if (rc < 0) { sft_free_examples(*packed, *n_packed); *packed = NULL; }
+    return rc;
+}
+
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err) {
     sft_rows R;
-    if (sft_make_rows(&R, ex, n, o->max_length, 0, err) < 0) return -1;
+    /* eval_packing: TRL's default (None, 0 here) packs evaluation as training is */
+    hone_tok_example *packed = NULL;
+    long n_packed = 0;
+    if (rows_for(o, o->eval_packing ? o->eval_packing > 0 : o->packing, ex, n, &R, &packed, &n_packed, err) < 0) return -1;
+    if (packed) ex = packed;
     int bs = o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
     hone_acts a;
     hone_batch b;
-    if (acts_init(&a, &m->cfg, bs, R.max_len > 0 ? R.max_len : 1, 0, 0, err) < 0) { sft_rows_free(&R); return -1; }
+    if (acts_init(&a, &m->cfg, bs, R.max_len > 0 ? R.max_len : 1, 0, 0, err) < 0) {
+        sft_rows_free(&R);
+        sft_free_examples(packed, n_packed);
+        return -1;
+    }
     a.head_loss = o->head_loss;
     batch_alloc(&b, bs, R.max_len > 0 ? R.max_len : 1);
-    double tot = 0, cor = 0, ent = 0;
-    long nl = 0;
+    /* as transformers + TRL reduce: each batch's loss is its own token mean, and eval_loss
+     * their mean weighted by the batch's rows (Trainer repeats a batch's loss per row and
+     * accelerate trims the last batch's repeats to its rows); accuracy and entropy are
+     * plain means of the per-batch token means (TRL's _metrics) */
+    double loss_rows = 0, acc_sum = 0, ent_sum = 0;
+    long rows = 0, batches = 0;
     long *idx = malloc(sizeof(long) * bs);
     for (long r0 = 0; r0 < R.n; r0 += bs) {
         int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
+        if (nb < bs && o->drop_last) break;
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id);
         model_forward(m, &a, &b);
-        tot += model_head(m, &a, &b, NULL, 1.0f, NULL);
+        double tot = model_head(m, &a, &b, NULL, 1.0f, NULL), cor = 0, ent = 0;
+        long nl = 0;
         for (int i = 0; i < b.B * b.T; i++)
             if (b.labels[i] >= 0) { cor += a.tok_correct[i]; ent += a.tok_entropy[i]; nl++; }
+        loss_rows += nb * (tot / (nl > 0 ? nl : 1)); /* TRL clamps the token count at 1 */
+        acc_sum += nl ? cor / nl : 0;
+        ent_sum += nl ? ent / nl : 0;
+        rows += nb;
+        batches++;
     }
     free(idx);
-    *loss = nl ? tot / nl : NAN;
-    *acc = nl ? cor / nl : NAN;
-    if (entropy) *entropy = nl ? ent / nl : NAN;
+    *loss = rows ? loss_rows / rows : NAN;
+    *acc = batches ? acc_sum / batches : NAN;
+    if (entropy) *entropy = batches ? ent_sum / batches : NAN;
     batch_free(&b);
     acts_free(&a);
     sft_rows_free(&R);
+    sft_free_examples(packed, n_packed);
     return 0;
 }
 
@@ -265,20 +320,17 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     hone_model *m = t->model;
     sft_rows R;
     hone_tok_example *packed = NULL;
-    long n_packed = 0, *gend = NULL, ng = 0;
-    if (o->packing && sft_pack_examples(train, n_train, o->max_length, o->packing_strategy, &packed, &n_packed, &gend, &ng, err) < 0)
-        return -1;
-    if (packed) {
-        /* from here on the wrapped chunks / split fragments are the examples */
-        train = packed, n_train = n_packed;
-        int rc = sft_make_rows_grouped(&R, train, n_train, o->max_length,
-                                       o->packing_strategy == SFT_PACK_WRAPPED ? SFT_ROWS_WHOLE : SFT_ROWS_BFD, gend, ng, err);
-        free(gend);
-        if (rc < 0) { sft_free_examples(packed, n_packed); return -1; }
-    } else if (sft_make_rows(&R, train, n_train, o->max_length, o->packing, err) < 0) {
-        return -1;
-    }
+    long n_packed = 0;
+    if (rows_for(o, o->packing, train, n_train, &R, &packed, &n_packed, err) < 0) return -1;
+    if (packed) train = packed, n_train = n_packed;
     if (R.n == 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return hone_fail(err, "no training rows"); }
+    if (o->drop_last && R.n < o->batch_size) {
+        sft_rows_free(&R);
+        sft_free_examples(packed, n_packed);
+        return hone_fail(err, "dataloader_drop_last: %ld training rows make no full batch of %d", R.n, o->batch_size);
+    }
+    if (o->shuffle_once) shuffle_rows(&R, o->seed);
+    t->drop_last = o->drop_last;
     int bs = o->batch_size;
     hone_acts a;
     hone_batch b;
@@ -289,7 +341,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     batch_alloc(&b, bs, R.max_len);
     long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
     int *mb_n = malloc(sizeof(int) * o->accum);
-    long mb_per_epoch = (R.n + bs - 1) / bs;
+    long mb_per_epoch = trainer_batches_per_epoch(R.n, bs, o->drop_last);
     trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
     const char *keys[8];
     double vals[8];

@@ -18,10 +18,13 @@ typedef struct sft_opts {
     int batch_size, eval_batch_size, accum;
     int packing;
     int packing_strategy;   /* SFT_PACK_*: bfd (default), wrapped, bfd_split */
+    int eval_packing;       /* evaluation rows: 0 = packed as training is (TRL's None), 1 = packed, -1 = not */
     int max_length;         /* rows are cut to this many tokens (counted in the log) */
     int truncate_keep_end;  /* keep the end instead of the start */
     int shuffle;            /* shuffle rows each epoch from the seed (1), or file order (0) */
-    uint64_t seed;
+    int shuffle_once;       /* shuffle the rows once before training, from the seed (TRL's shuffle_dataset) */
+    int drop_last;          /* leave out each epoch's and the evaluation's last partial batch */
+    uint64_t seed;          /* data order */
     double epochs;
     long max_steps;         /* > 0 overrides epochs */
     long logging_steps, eval_steps, save_steps; /* 0: never */
@@ -83,7 +86,9 @@ long sft_total_steps(const sft_opts *o, long n_rows);
  * checkpoint). Returns 0, -1 on error, 1 when stopped by a signal. */
 int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train, long n_train, const hone_tok_example *eval,
               long n_eval, hone_error *err);
-/* Evaluation loss and token accuracy over examples (no gradients). */
+/* Evaluation loss, token accuracy and entropy over examples (no gradients), in
+ * batches of eval_batch_size, reduced as transformers + TRL do: loss = per-batch token
+ * means weighted by the batch's rows; accuracy, entropy = plain means over batches. */
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err);
 #endif

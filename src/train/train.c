@@ -424,9 +424,13 @@ void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuf
     rng_shuffle_indices(&r, (size_t *)perm, (size_t)n);
 }
 
+long trainer_batches_per_epoch(long n_rows, int bs, int drop_last) {
+    return drop_last ? n_rows / bs : (n_rows + bs - 1) / bs;
+}
+
 int trainer_next_microbatches(hone_trainer *t, long *perm, long n_rows, int bs, int accum, uint64_t seed, int shuffle,
                               long *start, int *count) {
-    long per_epoch = (n_rows + bs - 1) / bs;
+    long per_epoch = trainer_batches_per_epoch(n_rows, bs, t->drop_last);
     int n = 0;
     while (n < accum) {
         if (t->epoch_pos >= per_epoch) {

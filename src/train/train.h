@@ -30,6 +30,7 @@ typedef struct hone_trainer {
     double max_grad_norm;
     long step;               /* optimizer steps done */
     long epoch, epoch_pos;   /* data position: epoch and micro-batch index within it */
+    int drop_last;           /* an epoch ends before its last partial micro-batch (dataloader_drop_last) */
     double tokens_seen;      /* num_tokens metric: input tokens (non-padding) processed */
     char output_dir[2048];
     char src_dir[2048];      /* tokenizer files to copy into checkpoints */
@@ -101,8 +102,12 @@ void trainer_block_signals(void);
 int trainer_stop_requested(hone_trainer *t);
 /* Row order of one epoch: a permutation seeded by (seed, epoch), or identity. */
 void trainer_epoch_order(long *perm, long n, uint64_t seed, long epoch, int shuffle);
+/* Micro-batches per epoch of n_rows in batches of bs: the last partial one counted,
+ * or dropped with drop_last (as a DataLoader's drop_last). */
+long trainer_batches_per_epoch(long n_rows, int bs, int drop_last);
 /* The micro-batches of the next optimizer step: up to accum of bs rows each,
- * never crossing the end of an epoch (a new epoch reorders perm). Writes each
+ * never crossing the end of an epoch (a new epoch reorders perm; t->drop_last
+ * leaves out its last partial micro-batch). Writes each
  * one's first position in perm and its row count; returns how many. */
 int trainer_next_microbatches(hone_trainer *t, long *perm, long n_rows, int bs, int accum, uint64_t seed, int shuffle,
                               long *start, int *count);

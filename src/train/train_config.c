@@ -49,6 +49,7 @@ static const char *const save_choices[] = {"steps", "no", NULL};
 static const char *const sft_loss_choices[] = {"nll", "dft", "chunked_nll", NULL};
 static const char *const pack_choices[] = {"bfd", "wrapped", "bfd_split", NULL};
 static const char *const dtype_choices[] = {"float32", "bfloat16", "float16", "auto", NULL};
+static const char *const sampling_choices[] = {"random", "sequential", NULL};
 static const char *const trunc_choices[] = {"keep_start", "keep_end", NULL};
 static const char *const fdiv_choices[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence", NULL};
 static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3", "gemma", "zephyr", "model", NULL};
@@ -91,6 +92,10 @@ static const key_def keys[] = {
     K(adam_beta2, T_F64, K_ALL),
     K(adam_epsilon, T_F64, K_ALL),
     K(gradient_checkpointing, T_BOOL, K_ALL),
+    KC(train_sampling_strategy, T_ENUM, K_ALL, sampling_choices),
+    K(data_seed, T_OPT_LONG, K_ALL),
+    K(dataloader_drop_last, T_BOOL, K_ALL),
+    K(shuffle_dataset, T_BOOL, K_SFT),
     K(logging_steps, T_F64, K_ALL),
     K(logging_first_step, T_BOOL, K_ALL),
     KC(eval_strategy, T_ENUM, K_ALL, eval_choices),
@@ -109,6 +114,7 @@ static const key_def keys[] = {
     {"max_seq_length", T_OPT_LONG, F(max_length), 0, K_ALL, NULL, "max_length"},
     K(packing, T_BOOL, K_SFT),
     KC(packing_strategy, T_ENUM, K_SFT, pack_choices),
+    K(eval_packing, T_OPT_BOOL, K_SFT),
     K(completion_only_loss, T_OPT_BOOL, K_SFT),
     {"loss_type", T_ENUM, F(sft_loss_type), 0, K_SFT, sft_loss_choices, NULL}, /* DPO's loss_type is below */
     K(label_smoothing_factor, T_F64, K_SFT),
@@ -601,7 +607,7 @@ static const struct { const char *name, *value; } compat_keys[] = {
     {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
     {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
     {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
-    {"shuffle_dataset", "false"}, {"disable_dropout", "true"}, {"trust_remote_code", "false"},
+    {"disable_dropout", "true"}, {"trust_remote_code", "false"},
 };
 
 /* 1: an ignorable compatibility key (recorded), 0: not one, -1: one with a value hone cannot honour. */
@@ -619,6 +625,12 @@ static int compat_key(hone_train_config *c, const char *name, const yaml_node_t 
         c->n_ignored++;
         return 1;
     }
+    return 0;
+}
+
+static int is_compat_key(const char *name) {
+    for (size_t i = 0; i < sizeof compat_keys / sizeof *compat_keys; i++)
+        if (!strcmp(compat_keys[i].name, name)) return 1;
     return 0;
 }
 
@@ -662,6 +674,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->adam_beta2 = 0.999;
     c->adam_epsilon = 1e-8;
     c->gradient_checkpointing = 1;
+    c->data_seed = -1;
     c->logging_steps = 10;
     c->eval_steps = -1;
     c->save_steps = 500;
@@ -672,6 +685,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->f_alpha_divergence_coef = 0.5;
     c->ld_alpha = -1;
     c->neftune_noise_alpha = -1;
+    c->eval_packing = -1;
     c->precompute_ref_batch_size = -1;
     c->rpo_alpha = -1;
     c->discopop_tau = 0.05;
@@ -683,7 +697,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->n_loss_type = 1;
     c->loss_type = calloc(1, sizeof *c->loss_type);
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
-        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->save_strategy = strdup("steps")) ||
+        !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->train_sampling_strategy = strdup("random")) || !(c->save_strategy = strdup("steps")) ||
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
@@ -782,14 +796,16 @@ int config_load(hone_train_config *c, const char *path, int kind, hone_error *er
 int config_set(hone_train_config *c, const char *key, const char *value, hone_error *err) {
     char w[512];
     snprintf(w, sizeof w, "--set %s", key);
-    const key_def *kd = find_key(key, c->kind, "--set", err);
-    if (!kd) return -1;
+    /* the keys a file accepts, the ignorable TRL ones included (bf16=false) */
+    int compat = is_compat_key(key);
+    const key_def *kd = compat ? NULL : find_key(key, c->kind, "--set", err);
+    if (!compat && !kd) return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) return hone_fail(err, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)value, strlen(value));
     int ok = yaml_parser_load(&parser, &doc);
-    int stringy = kd->type == T_STR || kd->type == T_CHAT || kd->type == T_RESUME;
+    int stringy = kd && (kd->type == T_STR || kd->type == T_CHAT || kd->type == T_RESUME);
     if (ok && stringy && yaml_document_get_root_node(&doc) &&
         yaml_document_get_root_node(&doc)->type != YAML_SCALAR_NODE) {
         yaml_document_delete(&doc);
@@ -814,7 +830,7 @@ int config_set(hone_train_config *c, const char *key, const char *value, hone_er
         root = yaml_document_get_root_node(&doc);
     }
     ctx x = {&doc, "--set", 1};
-    rc = apply(c, kd, &x, root, err);
+    rc = kd ? apply(c, kd, &x, root, err) : compat_key(c, key, root, "--set", err) < 0 ? -1 : 0;
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return rc;

@@ -51,6 +51,12 @@ typedef struct hone_train_config {
     double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
     int gradient_checkpointing;  /* 1 (TRL's default) */
 
+    /* data order (transformers' TrainingArguments, TRL's SFTConfig) */
+    char *train_sampling_strategy; /* random (default: reshuffled each epoch) | sequential (file order) */
+    long data_seed;              /* -1 = None: seed; seeds the data order and the test_size split */
+    int dataloader_drop_last;    /* 0; 1: drop each epoch's (and the evaluation's) last partial batch */
+    int shuffle_dataset;         /* 0 (SFT): 1 shuffles the prepared rows once, from seed (TRL) */
+
     /* logging, evaluation, checkpoints; a steps value < 1 is a ratio of total steps */
     double logging_steps;        /* 10 */
     int logging_first_step;      /* 0; also log after the first optimizer step */
@@ -69,6 +75,7 @@ typedef struct hone_train_config {
     long max_length;             /* 1024; alias max_seq_length; -1 = None */
     int packing;                 /* 0 */
     char *packing_strategy;      /* bfd (default) | wrapped | bfd_split (TRL's names) */
+    int eval_packing;            /* -1 = None: as packing; 0, 1 */
     int completion_only_loss;    /* -1 = None (TRL: on for prompt/completion data), 0, 1 */
     int assistant_only_loss;     /* 0 */
     char *truncation_mode;       /* keep_start (default) | keep_end */

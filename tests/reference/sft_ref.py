@@ -71,6 +71,28 @@ def common_prefix(a, b):
     return k
 
 
+def stories_raw(n, form, offset=0):
+    """Rows as users write them, for the pipeline cases (hone tokenizes them itself): `text` rows
+    (format text) or string `prompt` / `completion` rows, from STORIES_PAIRS.  A few rows exercise
+    the edges: one text already ending in "</s>" (TRL appends no second EOS), a prompt cut inside a
+    word (its last tokens merge with the completion's: the completion starts where the token
+    sequences first differ), and non-ASCII characters (byte-fallback pieces)."""
+    rows = []
+    for i in range(offset, offset + n):
+        p, c = STORIES_PAIRS[i % len(STORIES_PAIRS)]
+        if i >= len(STORIES_PAIRS):
+            p = STORIES_PAIRS[(i * 3 + 1) % len(STORIES_PAIRS)][0]
+        if i % 7 == 3:
+            c = c[:-1] + " at the caf\u00e9 \u2014 yum."
+        if i % 11 == 5:
+            p, c = p + c[:3], c[3:]
+        if form == "text":
+            rows.append({"text": p + c + ("</s>" if i % 13 == 6 else "")})
+        else:
+            rows.append({"prompt": p, "completion": c})
+    return rows
+
+
 EVAL = dict(eval_strategy="steps", eval_steps=10, eval_on_start=True, per_device_eval_batch_size=2)
 
 CASES = {
@@ -102,6 +124,10 @@ CASES = {
     "sft_packing_groups": ("tiny-llama", lambda: tiny_data(1100, 11), dict(
         completion_only_loss=False, packing=True, packing_strategy="bfd", max_length=64, max_steps=4,
         per_device_train_batch_size=8, lr_scheduler_type="constant", warmup_steps=0), None),
+    # eval_packing False with packing: training rows packed, evaluation rows one example each
+    "sft_packing_eval_unpacked": ("tiny-llama", lambda: tiny_data(96, 12), dict(
+        completion_only_loss=False, packing=True, packing_strategy="bfd", max_length=32, eval_packing=False,
+        lr_scheduler_type="constant", warmup_steps=0, **dict(EVAL, eval_steps=5)), lambda: tiny_data(24, 112)),
     # SFTConfig.loss_type dft (Dynamic Fine-Tuning), in training and evaluation
     "sft_dft": ("tiny-llama", lambda: tiny_data(80, 6), dict(
         completion_only_loss=True, packing=False, max_length=24, loss_type="dft",
@@ -117,7 +143,24 @@ CASES = {
     "sft_stories260K": ("stories260K", lambda: stories_data(80), dict(
         completion_only_loss=False, packing=False, max_length=32,
         lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4), None),
+    # dataloader_drop_last: 19 rows in batches of 2 (the 10th, partial, is dropped every epoch; so are
+    # the 7 eval rows' last one); 2 epochs of 5 steps, the 5th of each a single micro-batch
+    "sft_drop_last": ("tiny-llama", lambda: tiny_data(19, 6), dict(
+        completion_only_loss=False, packing=False, max_length=24, max_steps=-1, num_train_epochs=2,
+        dataloader_drop_last=True, lr_scheduler_type="linear", warmup_steps=1, **dict(EVAL, eval_steps=5)),
+        lambda: tiny_data(7, 106)),
+    # raw rows through TRL's own dataset preparation (hone's pipeline tokenizes them in the test);
+    # 7 eval rows in batches of 2: the last eval batch is partial
+    "sft_text_stories260K": ("stories260K", lambda: stories_raw(40, "text"), dict(
+        completion_only_loss=None, packing=False, max_length=32, max_steps=10,
+        lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4, **dict(EVAL, eval_steps=5)),
+        lambda: stories_raw(7, "text", 40)),
+    "sft_prompt_completion_stories260K": ("stories260K", lambda: stories_raw(40, "prompt_completion"), dict(
+        completion_only_loss=None, packing=False, max_length=32, max_steps=10,
+        lr_scheduler_type="cosine", warmup_steps=0, learning_rate=5e-4, **dict(EVAL, eval_steps=5)),
+        lambda: stories_raw(7, "prompt_completion", 40)),
 }
+RAW = ("sft_text_stories260K", "sft_prompt_completion_stories260K")
 
 COMMON = dict(
     learning_rate=1e-3, per_device_train_batch_size=2, gradient_accumulation_steps=2, max_grad_norm=1.0,
@@ -140,7 +183,13 @@ def run_case(name):
     hp.update(over)
     args = SFTConfig(**C.base_args(C.tmpdir(), **hp))
     model = C.load_model(model_path)
-    tok = C.id_tokenizer(model.config.vocab_size)
+    if name in RAW:
+        tok, sp = C.stories_tokenizer()
+        texts = [t for r in rows + eval_fn() for t in (r.get("text"), r.get("prompt"),
+                 r.get("prompt", "") + r.get("completion", "")) if t and "</s>" not in t]
+        C.check_stories_ids(tok, sp, texts)
+    else:
+        tok = C.id_tokenizer(model.config.vocab_size)
     batches = []
 
     class Trainer(SFTTrainer):
@@ -181,6 +230,12 @@ def run_case(name):
         config["num_eval_rows"] = len(trainer.eval_dataset)
     if packed is not None:
         extra["packed.jsonl"] = packed
+    if name in RAW:  # what TRL's preparation made of the rows: hone's pipeline must make the same
+        def tokenized(ds):  # the trained tokens: labels != -100 (TRL folds completion_mask into labels)
+            return [{"input_ids": r["input_ids"], "completion_mask": [int(x != -100) for x in r["labels"]]} for r in ds]
+        extra["tokenized.jsonl"] = tokenized(trainer.train_dataset)
+        extra["eval_tokenized.jsonl"] = tokenized(trainer.eval_dataset)
+        config["completion_only_loss"] = bool(trainer.completion_only_loss)
     d = C.write_case(name, rows, config, expected, extra)
     l = rec.logs
     print(f"{name}: {len(l)} steps, {n_train} train rows, loss {l[0]['loss']:.5f} -> {l[-1]['loss']:.5f}, "

@@ -35,6 +35,46 @@ def id_tokenizer(vocab_size):
                                    unk_token="<0>")
 
 
+def stories_tokenizer():
+    """stories260K's tok512.model as the fast tokenizer transformers 5 builds for a Llama-2-style
+    SentencePiece model (LlamaTokenizer: Prepend + Replace normalizer, BPE with byte fallback, BOS
+    added, ByteFallback decoder), built here from the SentencePiece vocabulary and scores with
+    transformers' SentencePieceExtractor rule for the merges (no protobuf needed).  Its special tokens
+    are not normalized, as in the LlamaTokenizer transformers 5 loads for such a model, so TRL's
+    `text + eos_token` ends in the EOS id 2.  Callers check its ids against SentencePiece itself
+    (`check_stories_ids`)."""
+    import sentencepiece as spm
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(SHARED, "models", "stories260K", "tok512.model"))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    merges = []
+    for piece, pid in vocab.items():
+        if sp.is_control(pid) or sp.is_unknown(pid) or sp.is_byte(pid):
+            continue
+        splits = sorted((vocab[piece[:k]], vocab[piece[k:]], piece[:k], piece[k:]) for k in range(1, len(piece))
+                        if piece[:k] in vocab and piece[k:] in vocab)
+        merges += [(-sp.get_score(pid), pid, a, b) for _, _, a, b in splits]
+    merges.sort()
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[(a, b) for _, _, a, b in merges], unk_token="<unk>", fuse_unk=True,
+                              byte_fallback=True))
+    tk.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tk.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                    decoders.Strip(" ", 1, 0)])
+    tk.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok.pad_token = tok.eos_token  # TRL's default when the tokenizer has none
+    return tok, sp
+
+
+def check_stories_ids(tok, sp, texts):
+    """The tokenizer equals SentencePiece on these texts (BOS + sp.encode), or the fixture would be wrong."""
+    for t in texts:
+        a, b = tok(t)["input_ids"], [1] + sp.encode(t)
+        assert a == b, f"stories tokenizer differs from SentencePiece on {t!r}: {a} vs {b}"
+
+
 def ids_to_text(ids):
     return "".join(f"<{i}>" for i in ids)
 
@@ -138,5 +178,6 @@ def case_config(name, trainer_cls, model_name, trainer, tok, args, n_rows):
         "optimizer": optimizer_facts(trainer), "num_train_rows": len(trainer.train_dataset), "num_data_rows": n_rows,
         "max_steps_resolved": trainer.state.max_steps,
         "warmup_steps_resolved": args.get_warmup_steps(trainer.state.max_steps), "dropout": 0.0, "logging_steps": 1,
-        "train_sampling_strategy": "sequential", "dataloader_drop_last": False, "gradient_checkpointing": False,
+        "train_sampling_strategy": "sequential", "dataloader_drop_last": bool(args.dataloader_drop_last),
+        "gradient_checkpointing": False,
     }
