@@ -5,11 +5,16 @@
  *   alpha / sqrt(T * C) (times Gemma-style embedding scale when present: none for this
  *   model), its mean |noise| is half of that within 3%, evaluation sees none, and a run is
  *   bitwise the same at 1 and 2 threads and different from a run without noise.
+ *   eos_token: text rows end with its id instead of the tokenizer's EOS (stories260K:
+ *   <unk> = 0 instead of </s> = 2); a token outside the vocabulary is an error naming it.
+ *   chat_template_path: a Jinja file, or a tokenizer directory, replaces chat_template.
  *   Keys: SFT's loss_type (nll | dft) next to DPO's list-valued loss_type,
  *   label_smoothing_factor / neftune_noise_alpha only for sft, their ranges. */
 #include "simd/kernels.h"
 #include "train/sft.h"
 #include "train/train_config.h"
+#include "train/pipeline.h"
+#include "model/convert.h"
 #include "test.h"
 #include "base/util.h"
 #include <omp.h>
@@ -128,10 +133,99 @@ static void test_option_keys(void) {
     config_free(&c);
 }
 
+/* stories260K as a Hugging Face directory under dir/model; 0 when ../shared is absent */
+static int stories_dir(const char *dir, char *mdir, size_t n) {
+    const char *bin = test_shared("models/stories260K/stories260K.bin"), *spm = test_shared("models/stories260K/tok512.model");
+    if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return 0; }
+    hone_model m;
+    hone_error err = {0};
+    snprintf(mdir, n, "%s/model", dir);
+    if (convert_llama2c_load(&m, bin, &err) < 0) { CHECK(0, "%s", err.msg); return 0; }
+    int rc = model_save(&m, mdir, NULL, &err);
+    model_free(&m);
+    if (rc < 0 || spm_convert(spm, mdir, &err) < 0) { CHECK(0, "%s", err.msg); return 0; }
+    return 1;
+}
+
+/* the last id of the first training example of a text-format run, or -1 on error (err) */
+static int last_id(const char *dir, const char *mdir, const char *extra, hone_error *err) {
+    char yaml[4096], data[1100];
+    snprintf(data, sizeof data, "%s/rows.jsonl", dir);
+    FILE *f = fopen(data, "w");
+    fputs("{\"text\": \"Lily had a red ball.\"}\n{\"text\": \"Tom saw a big tree.\"}\n", f);
+    fclose(f);
+    snprintf(yaml, sizeof yaml, "model_name_or_path: '%s'\noutput_dir: '%s/out'\ndatasets:\n  - {path: '%s', format: text}\n%s", mdir, dir,
+             data, extra);
+    hone_train_config c;
+    if (config_load_string(&c, yaml, "t.yaml", HONE_SFT, err) < 0) return -1;
+    hone_pipeline p;
+    int id = -1;
+    if (pipeline_init(&p, &c, err) == 0) {
+        hone_tok_example *ex = NULL, *eex = NULL;
+        long n = 0, ne = 0;
+        if (pipeline_sft_examples(&p, &c, &ex, &n, &eex, &ne, err) == 0 && n > 0) id = ex[0].ids[ex[0].n - 1];
+        pipeline_free_examples(ex, n);
+        pipeline_free_examples(eex, ne);
+        pipeline_free(&p);
+    }
+    config_free(&c);
+    return id;
+}
+
+static void test_eos_token(void) {
+    const char *dir = test_tmpdir("eostok");
+    char mdir[600];
+    if (!stories_dir(dir, mdir, sizeof mdir)) return;
+    hone_error err = {0};
+    int a = last_id(dir, mdir, "", &err);
+    CHECK(a == 2, "default: last id %d, want </s> = 2 (%s)", a, err.msg);
+    int b = last_id(dir, mdir, "eos_token: '<unk>'\n", &err);
+    CHECK(b == 0, "eos_token <unk>: last id %d, want 0 (%s)", b, err.msg);
+    int c = last_id(dir, mdir, "eos_token: '<nope>'\n", &err);
+    CHECK(c < 0 && strstr(err.msg, "eos_token: '<nope>' is not a token"), "unknown eos_token: %d, '%s'", c, err.msg);
+    hone_remove_tree(dir, NULL);
+}
+
+static void test_chat_template_path(void) {
+    const char *dir = test_tmpdir("tplpath");
+    char mdir[600], jf[700], yaml[4096], data[700];
+    if (!stories_dir(dir, mdir, sizeof mdir)) return;
+    snprintf(data, sizeof data, "%s/rows.jsonl", dir);
+    FILE *f = fopen(data, "w");
+    fputs("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]}\n", f);
+    fclose(f);
+    snprintf(jf, sizeof jf, "%s/t.jinja", dir);
+    f = fopen(jf, "w");
+    fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}", f);
+    fclose(f);
+    hone_error err = {0};
+    hone_message msgs[2] = {{"user", "hi"}, {"assistant", "yo"}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(yaml, sizeof yaml, "model_name_or_path: '%s'\noutput_dir: '%s/out'\nchat_template: chatml\nchat_template_path: '%s'\n"
+                 "datasets:\n  - {path: '%s'}\n", mdir, dir, k == 0 ? jf : "/nonexistent.jinja", data);
+        hone_train_config c;
+        CHECK(config_load_string(&c, yaml, "t.yaml", HONE_SFT, &err) == 0, "%s", err.msg);
+        hone_pipeline p;
+        int rc = pipeline_init(&p, &c, &err);
+        if (k == 0) {
+            chat_text t;
+            CHECK(rc == 0 && chat_render(&p.tpl, msgs, 2, 0, &t, &err) == 0 && !strcmp(t.text, "<user>hi<assistant>yo"),
+                  "chat_template_path file: rc %d, '%s'", rc, rc == 0 ? t.text : err.msg);
+            if (rc == 0) { chat_text_free(&t); pipeline_free(&p); }
+        } else {
+            CHECK(rc < 0 && strstr(err.msg, "chat_template_path /nonexistent.jinja"), "missing file: %s", err.msg);
+        }
+        config_free(&c);
+    }
+    hone_remove_tree(dir, NULL);
+}
+
 int main(void) {
     kernels_init();
     TEST_RUN(test_neftune_noise);
     TEST_RUN(test_neftune_training);
     TEST_RUN(test_option_keys);
+    TEST_RUN(test_eos_token);
+    TEST_RUN(test_chat_template_path);
     return test_finish();
 }

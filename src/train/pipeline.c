@@ -105,7 +105,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
     hone_path_join(base, sizeof base, cfg->model_name_or_path, "generation_config.json");
     json_t *gc = hone_file_exists(base) ? json_load_file(base, 0, &je) : NULL;
     if (!gc) gc = json_object();
-    int bos = tokenizer_bos_id(p->tok), eos = tokenizer_eos_id(p->tok), pad = tokenizer_pad_id(p->tok);
+    int bos = tokenizer_bos_id(p->tok), eos = p->eos_id, pad = tokenizer_pad_id(p->tok);
     int stop = p->tpl.stop && p->tpl.stop[0] ? tokenizer_token_to_id(p->tok, p->tpl.stop) : -1;
     json_object_set_new(gc, "bos_token_id", bos >= 0 ? json_integer(bos) : json_null());
     if (stop >= 0 && stop != eos) {
@@ -144,8 +144,37 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         return hone_fail(err, "output_dir '%s': cannot create files there: %s", out, strerror(e));
     }
     if (tokenizer_save(p->tok, p->tok_dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "output_dir '%s'", out); }
-    const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
-    if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
+    /* eos_token (TRL): the token rows end with, instead of the tokenizer's EOS */
+    p->eos_id = tokenizer_eos_id(p->tok);
+    if (cfg->eos_token) {
+        p->eos_id = tokenizer_token_to_id(p->tok, cfg->eos_token);
+        if (p->eos_id < 0) {
+            pipeline_free(p);
+            return hone_fail(err, "eos_token: '%s' is not a token of %s's tokenizer (add it, e.g. with add_chat_tokens, or pick "
+                                  "one of its tokens)", cfg->eos_token, dir);
+        }
+    }
+    if (cfg->chat_template_path) {
+        /* TRL's chat_template_path: a tokenizer directory (its tokenizer_config.json's
+         * template) or a Jinja file; it takes the place of chat_template */
+        const char *cp = cfg->chat_template_path;
+        int rc;
+        if (hone_is_dir(cp)) {
+            rc = chat_template_load(&p->tpl, "model", cp, err);
+        } else {
+            char *src = NULL;
+            int b = tokenizer_bos_id(p->tok);
+            rc = hone_read_file(cp, &src, NULL, err);
+            if (rc == 0)
+                rc = chat_template_from_jinja(&p->tpl, src, b >= 0 ? tokenizer_id_to_token(p->tok, b) : NULL,
+                                              p->eos_id >= 0 ? tokenizer_id_to_token(p->tok, p->eos_id) : NULL, err);
+            free(src);
+        }
+        if (rc < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template_path %s", cp); }
+    } else {
+        const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
+        if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
+    }
     p->have_tpl = 1;
     if (write_chat_files(p, cfg, err) < 0) { pipeline_free(p); return -1; }
     if (dataset_load(&p->ds, &cfg->data, cfg->kind, (long)pipeline_data_seed(cfg), err) < 0) { pipeline_free(p); return -1; }
@@ -175,8 +204,8 @@ static int count_tokens(const hone_tokenizer *tok, const char *text, size_t len,
  * TRL appends the EOS *text* unless the text already ends with it; the id is appended
  * here since a tokenizer whose EOS is a normalized added token (Llama-2, stories260K)
  * would read "</s>" back as the pieces "</", "s", ">" rather than the token. */
-static int encode_with_eos(const hone_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n, hone_error *err) {
-    int eos = tokenizer_eos_id(tok);
+static int encode_with_eos(const hone_tokenizer *tok, int eos, const char *text, size_t len, int32_t **ids, size_t *n,
+                           hone_error *err) {
     const char *et = eos >= 0 ? tokenizer_id_to_token(tok, eos) : NULL;
     size_t ne = et ? strlen(et) : 0;
     if (ne && len >= ne && !memcmp(text + len - ne, et, ne)) len -= ne; /* already ends with EOS: not twice */
@@ -200,7 +229,7 @@ static int tokenize_sft_text(hone_pipeline *p, const hone_train_config *cfg, con
     memcpy(s, e->text, nt);
     if (nc) memcpy(s + nt, e->completion, nc);
     s[nt + nc] = 0;
-    int rc = encode_with_eos(p->tok, s, nt + nc, &out->ids, &n, err);
+    int rc = encode_with_eos(p->tok, p->eos_id, s, nt + nc, &out->ids, &n, err);
     free(s);
     if (rc < 0) return -1;
     out->n = (int)n;
@@ -311,7 +340,7 @@ static int tokenize_pairs(hone_pipeline *p, const hone_train_config *cfg, const 
             return -1;
         }
         chat_dpo_text_free(&dt);
-        int eos = tokenizer_eos_id(p->tok);
+        int eos = p->eos_id;
         if (ex[i].is_text && eos >= 0) {
             if (nc == 0 || ci[nc - 1] != eos) { ci = realloc(ci, sizeof(int32_t) * (nc + 1)); ci[nc++] = eos; }
             if (nr == 0 || ri[nr - 1] != eos) { ri = realloc(ri, sizeof(int32_t) * (nr + 1)); ri[nr++] = eos; }

@@ -20,6 +20,7 @@ typedef struct hone_pipeline {
     char tok_dir[4096];     /* staging dir holding the (possibly extended) tokenizer files */
     hone_dataset ds;
     int have_ds;
+    int32_t eos_id;         /* the EOS rows end with: eos_token's id, else the tokenizer's (-1: none) */
 } hone_pipeline;
 
 /* Loads model, tokenizer, template (and datasets) for cfg; adds chat tokens. */

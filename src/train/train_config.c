@@ -115,6 +115,8 @@ static const key_def keys[] = {
     K(packing, T_BOOL, K_SFT),
     KC(packing_strategy, T_ENUM, K_SFT, pack_choices),
     K(eval_packing, T_OPT_BOOL, K_SFT),
+    K(eos_token, T_STR, K_SFT),
+    K(chat_template_path, T_STR, K_SFT),
     K(completion_only_loss, T_OPT_BOOL, K_SFT),
     {"loss_type", T_ENUM, F(sft_loss_type), 0, K_SFT, sft_loss_choices, NULL}, /* DPO's loss_type is below */
     K(label_smoothing_factor, T_F64, K_SFT),
