@@ -190,6 +190,8 @@ static sft_opts sft_opts_of(json_t *cfg) {
     const char *lt = json_string_value(json_object_get(cfg, "loss_type"));
     o.head_loss.kind = lt && !strcmp(lt, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL;
     o.head_loss.label_smoothing = (float)num(cfg, "label_smoothing_factor", 0);
+    o.padding_free = json_is_true(json_object_get(cfg, "padding_free"));
+    o.pad_to_multiple_of = (int)num(cfg, "pad_to_multiple_of", 0);
     json_t *ep = json_object_get(cfg, "eval_packing");
     o.eval_packing = json_is_boolean(ep) ? (json_is_true(ep) ? 1 : -1) : 0;
     o.eval_batch_size = o.batch_size;
@@ -529,6 +531,7 @@ static void test_sft_packing(void) { sft_case("sft_packing"); }
 static void test_sft_packing_completion_only(void) { sft_case("sft_packing_completion_only"); }
 static void test_sft_stories260K(void) { sft_case("sft_stories260K"); }
 static void test_sft_dft(void) { sft_case("sft_dft"); }
+static void test_sft_padding_free(void) { sft_case("sft_padding_free"); }
 static void test_sft_packing_eval_unpacked(void) { sft_case("sft_packing_eval_unpacked"); }
 static void test_sft_packing_wrapped(void) { sft_case("sft_packing_wrapped"); }
 static void test_sft_packing_bfd_split(void) { sft_case("sft_packing_bfd_split"); }
@@ -555,6 +558,7 @@ int main(void) {
     TEST_RUN(test_sft_packing_completion_only);
     TEST_RUN(test_sft_stories260K);
     TEST_RUN(test_sft_dft);
+    TEST_RUN(test_sft_padding_free);
     TEST_RUN(test_sft_packing_eval_unpacked);
     TEST_RUN(test_sft_packing_wrapped);
     TEST_RUN(test_sft_packing_bfd_split);

@@ -57,6 +57,8 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
                   .eval_on_start = cfg->eval_on_start, .grad_ckpt = cfg->gradient_checkpointing,
                   .pad_id = tokenizer_pad_id(p->tok) >= 0 ? tokenizer_pad_id(p->tok) : 0,
                   .logging_first_step = cfg->logging_first_step,
+                  .padding_free = cfg->padding_free,
+                  .pad_to_multiple_of = cfg->pad_to_multiple_of > 1 ? (int)cfg->pad_to_multiple_of : 0,
                   .eval_packing = cfg->eval_packing < 0 ? 0 : cfg->eval_packing ? 1 : -1,
                   .packing_strategy = !strcmp(cfg->packing_strategy, "wrapped") ? SFT_PACK_WRAPPED
                                     : !strcmp(cfg->packing_strategy, "bfd_split") ? SFT_PACK_BFD_SPLIT : SFT_PACK_BFD,

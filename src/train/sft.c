@@ -190,18 +190,27 @@ void sft_rows_free(sft_rows *r) {
     memset(r, 0, sizeof *r);
 }
 
+static int round_up(int n, int m) { return m > 1 ? (n + m - 1) / m * m : n; }
+
 void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n, const hone_tok_example *ex, int keep_end,
-                    int pad_id) {
+                    int pad_id, int flat, int multiple) {
     int T = 1;
-    for (int i = 0; i < n; i++)
-        if (R->rows[row_idx[i]].len > T) T = R->rows[row_idx[i]].len;
-    b->B = n;
-    b->T = T;
+    if (flat) {
+        T = 0;
+        for (int i = 0; i < n; i++) T += R->rows[row_idx[i]].len;
+        if (T < 1) T = 1;
+    } else {
+        for (int i = 0; i < n; i++)
+            if (R->rows[row_idx[i]].len > T) T = R->rows[row_idx[i]].len;
+    }
+    b->B = flat ? 1 : n;
+    b->T = round_up(T, multiple); /* pad_to_multiple_of: padding slots, ignored by the loss */
     batch_reset(b, pad_id);
     int32_t *lab = malloc(sizeof(int32_t) * (R->max_length + 1));
+    int s = 0;
     for (int i = 0; i < n; i++) {
         const sft_row *row = &R->rows[row_idx[i]];
-        int s = 0;
+        if (!flat) s = 0;
         for (int k = 0; k < row->n_ex; k++) {
             const hone_tok_example *e = &ex[row->ex[k]];
             /* each example is cut to max_length on its own (start or end kept) */
@@ -211,7 +220,7 @@ void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n
                 int nx = off + j + 1;
                 lab[j] = (j + 1 < want && e->mask[nx]) ? e->ids[nx] : HONE_IGNORE_INDEX;
             }
-            batch_put_doc(b, i, s, e->ids + off, want, 0, lab);
+            batch_put_doc(b, flat ? 0 : i, s, e->ids + off, want, 0, lab);
             s += want;
         }
     }
@@ -246,6 +255,12 @@ long sft_total_steps(const sft_opts *o, long n_rows) {
     return (long)ceil(o->epochs * per_epoch);
 }
 
+/* Whether a batch is flattened into one row (padding_free), as TRL's collator does when
+ * asked and always for bfd / bfd_split packing: no padding slots, the same numbers. */
+static int sft_flat(const sft_opts *o, int packing) {
+    return o->padding_free || (packing && o->packing_strategy != SFT_PACK_WRAPPED);
+}
+
 /* Rows for training or evaluation: with packing, the strategy's examples first (wrapped
  * chunks or split fragments, *packed: owned, to free with sft_free_examples; the rows index
  * them), else ex itself (*packed NULL). */
@@ -274,13 +289,14 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
     int bs = o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
     hone_acts a;
     hone_batch b;
-    if (acts_init(&a, &m->cfg, bs, R.max_len > 0 ? R.max_len : 1, 0, 0, err) < 0) {
+    int cap = round_up(R.max_len > 0 ? R.max_len : 1, o->pad_to_multiple_of);
+    if (acts_init(&a, &m->cfg, bs, cap, 0, 0, err) < 0) {
         sft_rows_free(&R);
         sft_free_examples(packed, n_packed);
         return -1;
     }
     a.head_loss = o->head_loss;
-    batch_alloc(&b, bs, R.max_len > 0 ? R.max_len : 1);
+    batch_alloc(&b, bs, cap);
     /* as transformers + TRL reduce: each batch's loss is its own token mean, and eval_loss
      * their mean weighted by the batch's rows (Trainer repeats a batch's loss per row and
      * accelerate trims the last batch's repeats to its rows); accuracy and entropy are
@@ -292,7 +308,8 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
         int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
         if (nb < bs && o->drop_last) break;
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
-        sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id);
+        sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id, sft_flat(o, o->eval_packing ? o->eval_packing > 0 : o->packing),
+                       o->pad_to_multiple_of);
         model_forward(m, &a, &b);
         double tot = model_head(m, &a, &b, NULL, 1.0f, NULL), cor = 0, ent = 0;
         long nl = 0;
@@ -334,11 +351,12 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     int bs = o->batch_size;
     hone_acts a;
     hone_batch b;
-    if (acts_init(&a, &m->cfg, bs, R.max_len, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return -1; }
+    int cap = round_up(R.max_len, o->pad_to_multiple_of);
+    if (acts_init(&a, &m->cfg, bs, cap, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return -1; }
     a.head_loss = o->head_loss;
     a.neftune_alpha = (float)(o->neftune_alpha > 0 ? o->neftune_alpha : 0);
     a.neftune_seed = o->seed ^ 0x6e6566746e756e65ULL; /* "neftune": a stream of its own */
-    batch_alloc(&b, bs, R.max_len);
+    batch_alloc(&b, bs, cap);
     long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
     int *mb_n = malloc(sizeof(int) * o->accum);
     long mb_per_epoch = trainer_batches_per_epoch(R.n, bs, o->drop_last);
@@ -378,7 +396,7 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         float w = n_lab ? 1.0f / (float)n_lab : 0.f;
         for (int k = 0; k < nmb; k++) {
             for (int i = 0; i < mb_n[k]; i++) idx[i] = perm[mb_start[k] + i];
-            sft_fill_batch(&b, &R, idx, mb_n[k], train, o->truncate_keep_end, o->pad_id);
+            sft_fill_batch(&b, &R, idx, mb_n[k], train, o->truncate_keep_end, o->pad_id, sft_flat(o, o->packing), o->pad_to_multiple_of);
             model_forward(m, &a, &b);
             step_loss += model_head(m, &a, &b, NULL, w, &t->g);
             model_backward(m, &a, &b, &t->g);
@@ -388,9 +406,15 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
                 if (b.labels[s] >= 0) { e1 += a.tok_entropy[s]; c1 += a.tok_correct[s]; l1++; }
             if (l1) { ent += e1 / l1; cor += c1 / l1; }
         }
-        /* non-padding tokens: every slot of a real document */
-        for (int k = 0; k < nmb; k++)
-            for (int i = 0; i < mb_n[k]; i++) ntok += R.rows[perm[mb_start[k] + i]].len;
+        /* num_tokens as TRL counts it: the attention mask's ones (every slot of a real
+         * document), or with padding-free batches the flattened row's length, which
+         * includes pad_to_multiple_of's padding */
+        int flat = sft_flat(o, o->packing);
+        for (int k = 0; k < nmb; k++) {
+            long mb = 0;
+            for (int i = 0; i < mb_n[k]; i++) mb += R.rows[perm[mb_start[k] + i]].len;
+            ntok += flat ? round_up((int)mb, o->pad_to_multiple_of) : mb;
+        }
         double lr, gn;
         if (trainer_step(t, step_loss, &gn, &lr, err) < 0) { rc = -1; goto done; }
         t->tokens_seen += ntok;

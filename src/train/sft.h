@@ -19,6 +19,8 @@ typedef struct sft_opts {
     int packing;
     int packing_strategy;   /* SFT_PACK_*: bfd (default), wrapped, bfd_split */
     int eval_packing;       /* evaluation rows: 0 = packed as training is (TRL's None), 1 = packed, -1 = not */
+    int padding_free;       /* batches flattened into one row (also implied by bfd / bfd_split packing, as TRL) */
+    int pad_to_multiple_of; /* > 1: batch lengths rounded up to a multiple (padding, no effect on the numbers) */
     int max_length;         /* rows are cut to this many tokens (counted in the log) */
     int truncate_keep_end;  /* keep the end instead of the start */
     int shuffle;            /* shuffle rows each epoch from the seed (1), or file order (0) */
@@ -75,9 +77,11 @@ int sft_pack_examples(const hone_tok_example *ex, long n, int max_length, int st
                       long **group_end, long *n_groups, hone_error *err);
 void sft_free_examples(hone_tok_example *ex, long n);
 void sft_rows_free(sft_rows *r);
-/* Fills batch b (allocated for at least n rows x max len) with rows rows[0..n). */
+/* Fills batch b (allocated for at least n rows x max len, rounded up to multiple) with rows
+ * rows[0..n); flat: all of them one after the other in a single row (padding-free: B = 1,
+ * T = their total length); T is rounded up to a multiple of `multiple` when > 1. */
 void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n, const hone_tok_example *ex, int keep_end,
-                    int pad_id);
+                    int pad_id, int flat, int multiple);
 
 
 /* Total optimizer steps for these options and row count. */

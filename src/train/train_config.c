@@ -116,6 +116,8 @@ static const key_def keys[] = {
     KC(packing_strategy, T_ENUM, K_SFT, pack_choices),
     K(eval_packing, T_OPT_BOOL, K_SFT),
     K(eos_token, T_STR, K_SFT),
+    K(padding_free, T_BOOL, K_ALL),
+    K(pad_to_multiple_of, T_OPT_LONG, K_SFT),
     K(chat_template_path, T_STR, K_SFT),
     K(completion_only_loss, T_OPT_BOOL, K_SFT),
     {"loss_type", T_ENUM, F(sft_loss_type), 0, K_SFT, sft_loss_choices, NULL}, /* DPO's loss_type is below */
@@ -688,6 +690,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->ld_alpha = -1;
     c->neftune_noise_alpha = -1;
     c->eval_packing = -1;
+    c->pad_to_multiple_of = -1;
     c->precompute_ref_batch_size = -1;
     c->rpo_alpha = -1;
     c->discopop_tau = 0.05;
@@ -873,6 +876,8 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->max_length == 0 || c->max_length < -1) return hone_fail(err, "%s: max_length must be > 0 or null", src);
     if (c->packing && c->max_length < 0) return hone_fail(err, "%s: packing needs max_length", src);
     if (c->kind == HONE_SFT) {
+        if (c->pad_to_multiple_of == 0 || c->pad_to_multiple_of < -1 || c->pad_to_multiple_of > 65536)
+            return hone_fail(err, "%s: pad_to_multiple_of must be in [1, 65536] or null", src);
         if (c->label_smoothing_factor < 0 || c->label_smoothing_factor >= 1)
             return hone_fail(err, "%s: label_smoothing_factor must be in [0, 1)", src);
         if (c->label_smoothing_factor > 0 && !strcmp(c->sft_loss_type, "dft"))

@@ -78,6 +78,8 @@ typedef struct hone_train_config {
     int eval_packing;            /* -1 = None: as packing; 0, 1 */
     char *eos_token;             /* NULL: the tokenizer's; SFT: the token rows end with */
     char *chat_template_path;    /* NULL; SFT: a tokenizer directory or Jinja file whose template replaces chat_template */
+    int padding_free;            /* 0; SFT: each micro-batch flattened into one row (no padding); DPO: no effect */
+    long pad_to_multiple_of;     /* -1 = None (TRL's "auto" on CPU); SFT: batch lengths rounded up */
     int completion_only_loss;    /* -1 = None (TRL: on for prompt/completion data), 0, 1 */
     int assistant_only_loss;     /* 0 */
     char *truncation_mode;       /* keep_start (default) | keep_end */

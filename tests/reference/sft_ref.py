@@ -128,6 +128,10 @@ CASES = {
     "sft_packing_eval_unpacked": ("tiny-llama", lambda: tiny_data(96, 12), dict(
         completion_only_loss=False, packing=True, packing_strategy="bfd", max_length=32, eval_packing=False,
         lr_scheduler_type="constant", warmup_steps=0, **dict(EVAL, eval_steps=5)), lambda: tiny_data(24, 112)),
+    # padding_free without packing: each micro-batch flattened into one row; pad_to_multiple_of pads it
+    "sft_padding_free": ("tiny-llama", lambda: tiny_data(80, 13), dict(
+        completion_only_loss=True, packing=False, padding_free=True, pad_to_multiple_of=8, max_length=None,
+        lr_scheduler_type="linear", warmup_steps=2, **EVAL), lambda: tiny_data(16, 113)),
     # SFTConfig.loss_type dft (Dynamic Fine-Tuning), in training and evaluation
     "sft_dft": ("tiny-llama", lambda: tiny_data(80, 6), dict(
         completion_only_loss=True, packing=False, max_length=24, loss_type="dft",
