@@ -244,7 +244,12 @@ int trainer_read_state(hone_trainer *t, const char *json_text, size_t len, const
     t->tokens_seen = json_number_value(json_object_get(s, "num_tokens"));
     json_t *ex = json_object_get(s, "extra_state");
     for (int i = 0; i < n_extra && i < (int)json_array_size(ex); i++) {
-        unsigned long long u = strtoull(json_string_value(json_array_get(ex, i)), NULL, 16);
+        const char *hex = json_string_value(json_array_get(ex, i));
+        if (!hex) { /* a hand-edited file: was strtoull(NULL) */
+            json_decref(s);
+            return hone_fail(err, "%s: extra_state[%d] is not a hex string", path, i);
+        }
+        unsigned long long u = strtoull(hex, NULL, 16);
         memcpy(&extra[i], &u, 8);
     }
     json_decref(s);
