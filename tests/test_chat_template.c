@@ -416,6 +416,9 @@ static void test_hostile_bounds(void) {
     expect_error("{% set ns = namespace(s='') %}{% for i in range(1000000) %}{% set ns.s = ns.s ~ ('x' * 100000) %}{% endfor %}",
                  "the render needs more than 512 MiB");
     expect_error("{{ range(3) | tojson(indent=100000) }}", "indent 100000");
+    /* walking a long list inside a loop, with nothing built: was 10^12 steps uncounted */
+    expect_error("{% set l = [''] * 1000000 %}{% for i in l %}{{ l | join }}{{ l | select | list | length }}{% endfor %}",
+                 "more than 10000000 steps");
 }
 
 int main(void) {

@@ -673,7 +673,9 @@ static int call_value(R *r, scope *s, jv f, jv *args, const char **kw, int n, in
 
 /* Iterable items of v as a list (dict: keys; str: characters). */
 static int iter_list(R *r, jv v, jlist **out, int line) {
-    if (v.t == V_LIST) { *out = v.l; return 0; }
+    /* every caller walks the items (join, select, map, for ...): charged here, so that a
+     * loop over a long list that joins it each time is bounded too */
+    if (v.t == V_LIST) { *out = v.l; return charge(r, v.l->n); }
     jlist *l = list_new(r, 0);
     if (v.t == V_DICT) for (int i = 0; i < v.d->n; i++) list_push(r, l, vcstr(v.d->k[i]));
     else if (v.t == V_STR) {
@@ -684,7 +686,7 @@ static int iter_list(R *r, jv v, jlist **out, int line) {
         }
     } else if (v.t != V_UNDEF) return rerr(r, line, "'%s' object is not iterable", type_name(v));
     *out = l;
-    return 0;
+    return charge(r, l->n);
 }
 
 static int arith(R *r, int op, jv a, jv b, jv *out, int line) {
