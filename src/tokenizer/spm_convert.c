@@ -58,6 +58,7 @@ typedef struct {
 } spm_model;
 
 static int spm_parse(spm_model *m, const uint8_t *data, size_t n, const char *path, hone_error *err) {
+    if (n == 0) return hone_fail(err, "%s: empty file, not a SentencePiece model", path); /* and data may be NULL */
     pb b = {data, data + n}, s;
     uint32_t f, wt;
     uint64_t v;
