@@ -174,7 +174,7 @@ int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone
             mg[nmg++] = (spm_merge){sc, l, r};
         }
     }
-    qsort(mg, nmg, sizeof *mg, merge_cmp);
+    if (nmg) qsort(mg, nmg, sizeof *mg, merge_cmp); /* mg is NULL when no piece splits in two */
 
     /* tokenizer.json */
     PUT("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
