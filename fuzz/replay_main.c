@@ -2,7 +2,7 @@
  * with one fuzz_T.c (FUZZ_TARGET "T"), it feeds every file of fuzz/corpus/T (the seed
  * corpus, which must exist) and fuzz/crashes/T (inputs that once crashed, if any) to
  * LLVMFuzzerTestOneInput, each as a malloc'd copy of exactly its size. A crash, a
- * sanitizer report or a hang kills the binary, which tests/run.sh counts as a failure;
+ * sanitizer report (UBSan's too) or a hang kills the binary, which tests/run.sh counts as a failure;
  * the file being replayed is named on stderr first. */
 #include <dirent.h>
 #include <signal.h>
@@ -13,6 +13,11 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Under ./configure --enable-sanitize, undefined behaviour fails the replay as it fails
+ * the fuzzer (UBSan reads this hook; other builds never call it). */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
 
 static char current[4096];
 
