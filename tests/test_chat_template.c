@@ -2,10 +2,15 @@
  * tests/fixtures/chat/chat_templates.json (made by tests/reference/chat_templates.py)
  * rendered by the C built-ins, by the Jinja subset from the same template source, and
  * for the ../shared tokenizer_config.json templates through `model`; assistant spans;
- * TRL's SFT prompt/completion and DPO layouts. */
+ * TRL's SFT prompt/completion and DPO layouts; hostile templates (issue 13), each
+ * rendered in a forked child, end in an error, not a crash or a hang. */
 #include "chat/template.h"
 #include "test.h"
 #include <jansson.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 static json_t *fixture(void) {
     json_error_t je;
@@ -272,6 +277,150 @@ static void test_errors(void) {
     chat_template_free(&t);
 }
 
+/* Loads and renders src in a forked child, so that a crash or a hang on the old code
+ * fails the check instead of killing this binary. Returns 0 when the child rendered,
+ * 1 when it reported an error (its message in msg), -1 when it died or hung (what
+ * happened in msg). */
+static int render_isolated(const char *src, char *out, size_t cap, double *secs) {
+    int fd[2];
+    if (pipe(fd)) return snprintf(out, cap, "pipe failed"), -1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        alarm(60); /* a hang on the old code: the child dies of SIGALRM */
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves terabytes of address space */
+        struct rlimit lim = {(rlim_t)3 << 30, (rlim_t)3 << 30}; /* and unbounded memory: it fails to allocate */
+        setrlimit(RLIMIT_AS, &lim);
+#endif
+        chat_template t;
+        hone_error err = {{0}};
+        hone_message m[2] = {{"user", "hi"}, {"assistant", "yo"}};
+        chat_text o;
+        int rc = chat_template_from_jinja(&t, src, "<s>", "</s>", &err);
+        if (!rc) {
+            rc = chat_render(&t, m, 2, 0, &o, &err);
+            chat_template_free(&t);
+        }
+        char buf[1024];
+        int n = snprintf(buf, sizeof buf, "%d%s", rc ? 1 : 0, rc ? err.msg : (o.len < 900 ? o.text : "(long)"));
+        if (write(fd[1], buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1)) < 0) _exit(3);
+        if (!rc) chat_text_free(&o);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[1024];
+    ssize_t n = 0, k;
+    while (n < (ssize_t)sizeof buf - 1 && (k = read(fd[0], buf + n, sizeof buf - 1 - (size_t)n)) > 0) n += k;
+    close(fd[0]);
+    buf[n] = 0;
+    int st;
+    waitpid(pid, &st, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (secs) *secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) || n < 1) {
+        snprintf(out, cap, "child %s %d", WIFSIGNALED(st) ? "killed by signal" : "exited with", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        return -1;
+    }
+    snprintf(out, cap, "%s", buf + 1);
+    return buf[0] - '0';
+}
+
+/* Expects src to fail with an error containing want (and naming the chat template). */
+static void expect_error(const char *src, const char *want) {
+    char msg[1024];
+    double secs = 0;
+    int rc = render_isolated(src, msg, sizeof msg, &secs);
+    CHECK(rc == 1 && strstr(msg, want) && strstr(msg, "chat template line"), "%.80s: want an error with '%s', got rc %d '%s' (%.1f s)",
+          src, want, rc, msg, secs);
+}
+
+static void expect_text(const char *src, const char *want) {
+    char msg[1024];
+    int rc = render_isolated(src, msg, sizeof msg, NULL);
+    CHECK(rc == 0 && !strcmp(msg, want), "%.80s: want '%s', got rc %d '%s'", src, want, rc, msg);
+}
+
+/* issue 13 defect 2: {% raw %} whose endraw has no '{' before it computed a negative length. */
+static void test_hostile_raw_block(void) {
+    expect_error("{% raw %}abc endraw %}", "unterminated raw block");
+    expect_error("{% raw %}", "unterminated raw block");
+    expect_error("{% raw %}{{ x }}{% endraw", "unterminated raw block");
+    expect_text("a{% raw %}{{ x }}{% endraw %}b", "a{{ x }}b");
+    /* as jinja2 3.1: '-' strips the body's whitespace and the text after the tag */
+    expect_text("a{% raw -%}  x {{y}}  {%- endraw %} b", "ax {{y}} b");
+    expect_text("a{% raw %} x {%- endraw -%}  b", "a xb");
+}
+
+/* issue 13 defect 2: integer arithmetic traps (SIGFPE) and overflow are errors. */
+static void test_hostile_integers(void) {
+    expect_error("{{ (-9223372036854775807 - 1) // -1 }}", "integer overflow in '//'");
+    expect_text("{{ (-9223372036854775807 - 1) % -1 }}", "0"); /* Python: 0 */
+    expect_text("{{ 7 // -1 }} {{ -7 // 2 }} {{ -7 % 3 }}", "-7 -4 2");
+    expect_error("{{ 9223372036854775807 + 1 }}", "integer overflow in '+'");
+    expect_error("{{ -9223372036854775807 - 2 }}", "integer overflow in '-'");
+    expect_error("{{ 4294967296 * 4294967296 }}", "integer overflow in '*'");
+    expect_error("{{ -(-9223372036854775807 - 1) }}", "integer overflow in '-'");
+    expect_error("{{ (-9223372036854775807 - 1) | abs }}", "integer overflow in 'abs'");
+    expect_text("{{ (-9223372036854775807 - 1) is divisibleby(-1) }}", "True");
+    expect_error("{{ 99999999999999999999 }}", "integer literal beyond 64 bits");
+    expect_error("{{ 1e300 | int }}", "beyond 64-bit");
+}
+
+/* issue 13 defect 2: 2 ** 10**18 looped for ever; now squaring, with overflow an error. */
+static void test_hostile_power(void) {
+    double secs = 0;
+    char msg[1024];
+    int rc = render_isolated("{{ 2 ** 1000000000000000000 }}", msg, sizeof msg, &secs);
+    CHECK(rc == 1 && strstr(msg, "integer overflow in '**'") && secs < 10, "rc %d '%s' after %.1f s", rc, msg, secs);
+    expect_text("{{ 2 ** 62 }} {{ 3 ** 39 }} {{ (-1) ** 1000000000000000001 }} {{ 0 ** 0 }} {{ 2 ** -1 }}",
+                "4611686018427387904 4052555153018976267 -1 1 0.5");
+    expect_error("{{ 3 ** 40 }}", "integer overflow in '**'");
+}
+
+/* issue 13 defect 2: 10,000 nested parentheses overflowed the parser's stack. */
+static void test_hostile_nesting(void) {
+    static char src[2 * 10000 + 16];
+    char *o = src;
+    o += sprintf(o, "{{ ");
+    for (int i = 0; i < 10000; i++) *o++ = '(';
+    *o++ = '1';
+    for (int i = 0; i < 10000; i++) *o++ = ')';
+    sprintf(o, " }}");
+    expect_error(src, "nested deeper than 200 levels");
+    o = src;
+    o += sprintf(o, "{{ ");
+    for (int i = 0; i < 10000; i++) *o++ = '-';
+    sprintf(o, "1 }}");
+    expect_error(src, "nested deeper than 200 levels");
+    o = src;
+    for (int i = 0; i < 2000; i++) o += sprintf(o, "{%% if 1 %%}");
+    expect_error(src, "nested deeper than 200 levels");
+    expect_text("{{ ((((((((((1)))))))))) }}", "1");
+    /* the renderer: a macro that calls itself, a value that holds itself */
+    expect_error("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "nested deeper than 200 levels");
+    expect_error("{% set ns = namespace(x=1) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}",
+                 "a value nested deeper than 200 levels");
+    expect_error("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns | tojson }}", "tojson: a value nested deeper than 200 levels");
+    expect_error("{% set a = namespace() %}{% set b = namespace() %}{% set a.x = a %}{% set b.x = b %}{{ a == b }}",
+                 "comparing values nested deeper than 200 levels");
+}
+
+/* issue 13: loop iterations, output size and memory are bounded per render. */
+static void test_hostile_bounds(void) {
+    expect_error("{% set l = range(100000) %}{% for i in l %}{% for j in l %}{% endfor %}{% endfor %}", "more than 10000000 steps");
+    expect_error("{% for i in range(1000) %}{{ 'x' * 1000000 }}{% endfor %}", "the output exceeds 64 MiB");
+    expect_error("{{ 'x' * 100000000 }}", "is too long");
+    expect_text("{{ ('' * 1000000000000000000) | length }}{{ ([] * 1000000000000000000) | length }}", "00");
+    expect_error("{% set ns = namespace(s='') %}{% for i in range(1000000) %}{% set ns.s = ns.s ~ ('x' * 100000) %}{% endfor %}",
+                 "the render needs more than 512 MiB");
+    expect_error("{{ range(3) | tojson(indent=100000) }}", "indent 100000");
+    /* walking a long list inside a loop, with nothing built: was 10^12 steps uncounted */
+    expect_error("{% set l = [''] * 1000000 %}{% for i in l %}{{ l | join }}{{ l | select | list | length }}{% endfor %}",
+                 "more than 10000000 steps");
+}
+
 int main(void) {
     TEST_RUN(test_builtin_formats);
     TEST_RUN(test_jinja_matches_transformers);
@@ -281,5 +430,10 @@ int main(void) {
     TEST_RUN(test_builtin_spans_are_trl_completions);
     TEST_RUN(test_sft_and_dpo_layouts);
     TEST_RUN(test_errors);
+    TEST_RUN(test_hostile_raw_block);
+    TEST_RUN(test_hostile_integers);
+    TEST_RUN(test_hostile_power);
+    TEST_RUN(test_hostile_nesting);
+    TEST_RUN(test_hostile_bounds);
     return test_finish();
 }

@@ -5,6 +5,7 @@
  * the template's arena; jinja_eval.c renders it. */
 #include "chat/jinja_ast.h"
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,9 @@ typedef struct {
     int tp;           /* parser: current token in items[pos] */
     hone_error *err;
     int failed;
+    int depth;        /* nesting of expressions and blocks, bounded by JINJA_MAX_DEPTH */
+    const char *lpos; /* line_at's memo: line number lline starts before lpos */
+    int lline;
     jinja_template *t;
 } P;
 
@@ -57,10 +61,18 @@ static int perr(P *p, int line, const char *fmt, ...) {
     return hone_fail(p->err, "chat template line %d: %s", line, m);
 }
 
-static int line_at(const char *src, const char *q) {
-    int l = 1;
-    for (const char *s = src; s < q; s++) l += *s == '\n';
-    return l;
+/* Line of q; items are cut in source order, so counting goes on from the last call
+ * (linear in the template, not quadratic). */
+static int line_at(P *p, const char *q) {
+    if (!p->lpos || q < p->lpos) p->lpos = p->src, p->lline = 1;
+    for (; p->lpos < q; p->lpos++) p->lline += *p->lpos == '\n';
+    return p->lline;
+}
+
+/* Bounds recursion: 10,000 nested parentheses must give an error, not overflow the stack. */
+static int enter(P *p) {
+    if (++p->depth <= JINJA_MAX_DEPTH) return 0;
+    return perr(p, p->items[p->pos].line, "nested deeper than %d levels", JINJA_MAX_DEPTH);
 }
 
 static item *push_item(P *p) {
@@ -109,10 +121,17 @@ static const char *lex_tag(P *p, const char *s, char close, int line, item *it, 
                             ((d[1] == '+' || d[1] == '-') && isdigit((unsigned char)d[2]))));
             char *e;
             if (is_float) k->t = T_FLOAT, k->f = strtod(s, &e), s = e;
-            else k->t = T_INT, k->i = strtoll(s, &e, 10), s = e;
+            else {
+                errno = 0;
+                k->t = T_INT, k->i = strtoll(s, &e, 10), s = e;
+                if (errno == ERANGE) { perr(p, line, "integer literal beyond 64 bits"); return NULL; }
+            }
         } else if (*s == '"' || *s == '\'') {
             char q = *s++;
-            char *buf = arena_alloc(p->a, strlen(s) + 1), *o = buf;
+            const char *t = s; /* the literal's extent: escapes never grow, so it sizes the copy */
+            while (*t && *t != q) t += t[0] == '\\' && t[1] ? 2 : 1;
+            char *buf = arena_alloc(p->a, (size_t)(t - s) + 1), *o = buf;
+            if (!buf) { perr(p, line, "out of memory"); return NULL; }
             while (*s && *s != q) {
                 if (*s == '\\' && s[1]) {
                     s++;
@@ -169,6 +188,24 @@ static const char *lex_tag(P *p, const char *s, char close, int line, item *it, 
     return s;
 }
 
+/* The {% endraw %} tag (with optional '-'/'+' modifiers) at or after s: its '{', and in
+ * *after the position past its '%}'; NULL when there is none. */
+static const char *find_endraw(const char *s, const char **after) {
+    for (const char *q = s; (q = strstr(q, "{%")); q++) {
+        const char *r = q + 2;
+        if (*r == '-' || *r == '+') r++;
+        while (isspace((unsigned char)*r)) r++;
+        if (strncmp(r, "endraw", 6)) continue;
+        r += 6;
+        while (isspace((unsigned char)*r)) r++;
+        if (*r == '-' || *r == '+') r++;
+        if (r[0] != '%' || r[1] != '}') continue;
+        *after = r + 2;
+        return q;
+    }
+    return NULL;
+}
+
 /* Cuts the source into text / output / statement items with the whitespace rules. */
 static int lex(P *p) {
     const char *s = p->src;
@@ -196,10 +233,10 @@ static int lex(P *p) {
         if (te > tb) {
             item *it = push_item(p);
             if (!it) return perr(p, 0, "out of memory");
-            it->t = I_TEXT, it->text = tb, it->len = (size_t)(te - tb), it->line = line_at(p->src, tb);
+            it->t = I_TEXT, it->text = tb, it->len = (size_t)(te - tb), it->line = line_at(p, tb);
         }
         if (!q) break;
-        int line = line_at(p->src, q);
+        int line = line_at(p, q);
         const char *b = q + 2 + (q[2] == '-' || q[2] == '+');
         int strip_after = 0;
         if (q[1] == '#') {
@@ -213,16 +250,16 @@ static int lex(P *p) {
             const char *r = b;
             while (*r == ' ' || *r == '\t') r++;
             if (q[1] == '%' && !strncmp(r, "raw", 3) && !isalnum((unsigned char)r[3])) {
-                const char *e = strstr(r, "%}"), *end = e ? strstr(e, "endraw") : NULL;
-                const char *open = end;
-                while (open && open > e && *open != '{') open--;
-                const char *close = end ? strstr(end, "%}") : NULL;
-                if (!e || !end || !close) return perr(p, line, "unterminated raw block");
+                const char *e = strstr(r, "%}"), *close = NULL, *open = e ? find_endraw(e + 2, &close) : NULL;
+                if (!open) return perr(p, line, "unterminated raw block ('{%% raw %%}' without '{%% endraw %%}')");
+                const char *rb = e + 2, *re = open;
+                if (e[-1] == '-') while (rb < re && isspace((unsigned char)*rb)) rb++;
+                if (open[2] == '-') while (re > rb && isspace((unsigned char)re[-1])) re--;
                 item *it = push_item(p);
                 if (!it) return perr(p, line, "out of memory");
-                it->t = I_TEXT, it->text = e + 2, it->len = (size_t)(open - (e + 2)), it->line = line;
-                s = close + 2;
-                trim_nl = 1, strip_next = 0;
+                it->t = I_TEXT, it->text = rb, it->len = (size_t)(re - rb), it->line = line;
+                s = close;
+                trim_nl = 1, strip_next = close[-3] == '-';
                 continue;
             }
             item *it = push_item(p);
@@ -339,7 +376,8 @@ static jexpr *parse_primary(P *p) {
                 while (is_op(p, ",")) {
                     adv(p);
                     if (is_op(p, ")")) break;
-                    if (n == 64 || !(items[n++] = parse_expr(p))) return NULL;
+                    if (n == 64) { perr(p, cur_line(p), "tuple too long"); return NULL; }
+                    if (!(items[n++] = parse_expr(p))) return NULL;
                 }
                 l->nargs = n;
                 l->negate = 1; /* a tuple: prints as (a, b) */
@@ -479,6 +517,7 @@ static jexpr *parse_filter_expr(P *p, jexpr *e) {
 
 static jexpr *parse_unary(P *p, int with_filter) {
     jexpr *e;
+    if (enter(p)) return NULL;
     if (is_op(p, "-") || is_op(p, "+")) {
         int neg = is_op(p, "-");
         adv(p);
@@ -487,6 +526,7 @@ static jexpr *parse_unary(P *p, int with_filter) {
     } else {
         e = parse_postfix(p, parse_primary(p));
     }
+    p->depth--;
     return with_filter ? parse_filter_expr(p, e) : e;
 }
 
@@ -549,7 +589,8 @@ static jexpr *parse_not(P *p) {
     if (is_name(p, "not")) {
         adv(p);
         jexpr *e = mk(p, E_NOT);
-        if (!e || !(e->a = parse_not(p))) return NULL;
+        if (!e || enter(p) || !(e->a = parse_not(p))) return NULL;
+        p->depth--;
         return e;
     }
     return parse_compare(p);
@@ -568,7 +609,15 @@ static jexpr *parse_or(P *p) {
 }
 
 /* The conditional expression: a if c [else b]. */
+static jexpr *parse_cond(P *p);
 static jexpr *parse_expr(P *p) {
+    if (enter(p)) return NULL;
+    jexpr *e = parse_cond(p);
+    p->depth--;
+    return e;
+}
+
+static jexpr *parse_cond(P *p) {
     jexpr *e = parse_or(p);
     while (e && is_name(p, "if")) {
         adv(p);
@@ -618,7 +667,15 @@ static const char *stmt_name(P *p) {
     return k->t == T_NAME ? k->s : "";
 }
 
+static int parse_stmt1(P *p, jnode **out);
 static int parse_stmt(P *p, jnode **out) {
+    if (enter(p)) return -1;
+    int rc = parse_stmt1(p, out);
+    p->depth--;
+    return rc;
+}
+
+static int parse_stmt1(P *p, jnode **out) {
     const char *kw = stmt_name(p);
     int line = cur_line(p);
     p->tp = 1;

@@ -16,6 +16,21 @@
 #include "base/error.h"
 #include <stddef.h>
 
+/* Bounds on one template: chat templates come with downloaded models, so a hostile or
+ * broken one must end in an error naming the chat template and its line, never in a
+ * crash, a hang or unbounded memory. Integers are 64-bit: where Python's would grow
+ * past that, the render stops with "integer overflow". */
+#define JINJA_MAX_DEPTH 200             /* nesting: expressions and blocks (parse), calls and values (render) */
+#ifndef JINJA_MAX_STEPS                 /* (the fuzz build makes the next three smaller) */
+#define JINJA_MAX_STEPS 10000000LL      /* per render: evaluations, loop iterations, elements built, bytes/64 scanned */
+#endif
+#ifndef JINJA_MAX_OUTPUT
+#define JINJA_MAX_OUTPUT ((size_t)64 << 20) /* bytes: the output, and any one string value */
+#endif
+#ifndef JINJA_MAX_MEMORY
+#define JINJA_MAX_MEMORY ((size_t)512 << 20) /* bytes of values one render may build */
+#endif
+
 typedef struct jinja_template jinja_template;
 
 /* One chat message as the template sees it: {"role": ..., "content": ...}. */

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE /* memmem */
 #endif
 #include "chat/jinja_ast.h"
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +66,9 @@ typedef struct {
     int failed;
     int flow;  /* 1 break, 2 continue */
     int depth;
+    int line;        /* of the expression being evaluated, for errors raised by helpers */
+    long long steps; /* work done, bounded by JINJA_MAX_STEPS */
+    size_t bytes;    /* arena bytes handed out, bounded by JINJA_MAX_MEMORY */
     scope *root;
 } R;
 
@@ -82,6 +86,45 @@ static int rerr(R *r, int line, const char *fmt, ...) {
     return hone_fail(r->err, "chat template line %d: %s", line, m);
 }
 
+/* ---------- bounds ----------
+ * An error is sticky (r->failed): helpers that cannot return one set it, and eval and
+ * exec_node turn it into a failed render at the next step. */
+
+static int charge(R *r, long long n) {
+    r->steps += n;
+    if (r->steps <= JINJA_MAX_STEPS) return 0;
+    return rerr(r, r->line, "the render takes more than %lld steps (a loop that does not end?)", JINJA_MAX_STEPS);
+}
+
+static void *ralloc(R *r, size_t n) {
+    r->bytes += n;
+    if (r->bytes > JINJA_MAX_MEMORY) rerr(r, r->line, "the render needs more than %zu MiB", JINJA_MAX_MEMORY >> 20);
+    return arena_alloc(r->a, n); /* still handed out: callers go on until the next check */
+}
+
+static void *rzalloc(R *r, size_t n) {
+    void *q = ralloc(r, n);
+    if (q) memset(q, 0, n);
+    return q;
+}
+
+static char *rstrndup(R *r, const char *s, size_t n) {
+    char *q = ralloc(r, n + 1);
+    if (q) memcpy(q, s, n), q[n] = 0;
+    return q;
+}
+
+/* Operations on a string scan it (length, find, in, strip, indexing by code point):
+ * charged by its size, so that a loop over a huge string cannot run for hours. */
+static int charge_scan(R *r, jv v) {
+    if (v.t == V_FUNC && v.fn.self) v = *v.fn.self;
+    return v.t == V_STR ? charge(r, (long long)(v.s.n / 64)) : 0;
+}
+
+static int overflow(R *r, int line, const char *op) {
+    return rerr(r, line, "integer overflow in '%s' (hone's integers are 64-bit)", op);
+}
+
 /* ---------- small constructors ---------- */
 
 static jv vstr(const char *s, size_t n) { jv v = {.t = V_STR}; v.s.s = s, v.s.n = n; return v; }
@@ -91,15 +134,15 @@ static jv vbool(int b) { jv v = {.t = V_BOOL}; v.b = !!b; return v; }
 static jv vfloat(double f) { jv v = {.t = V_FLOAT}; v.f = f; return v; }
 
 static jlist *list_new(R *r, int cap) {
-    jlist *l = arena_zalloc(r->a, sizeof *l);
-    if (l && cap) l->v = arena_alloc(r->a, sizeof(jv) * (size_t)cap), l->cap = cap;
+    jlist *l = rzalloc(r, sizeof *l);
+    if (l && cap) l->v = ralloc(r, sizeof(jv) * (size_t)cap), l->cap = cap;
     return l;
 }
 
 static void list_push(R *r, jlist *l, jv v) {
     if (l->n == l->cap) {
         int nc = l->cap ? l->cap * 2 : 8;
-        jv *nv = arena_alloc(r->a, sizeof(jv) * (size_t)nc);
+        jv *nv = ralloc(r, sizeof(jv) * (size_t)nc);
         if (l->n) memcpy(nv, l->v, sizeof(jv) * (size_t)l->n);
         l->v = nv, l->cap = nc;
     }
@@ -120,18 +163,20 @@ static void dict_set(R *r, jdict *d, const char *k, size_t kn, jv v) {
     if (slot) { *slot = v; return; }
     if (d->n == d->cap) {
         int nc = d->cap ? d->cap * 2 : 8;
-        const char **nk = arena_alloc(r->a, sizeof *nk * (size_t)nc);
-        jv *nv = arena_alloc(r->a, sizeof *nv * (size_t)nc);
+        const char **nk = ralloc(r, sizeof *nk * (size_t)nc);
+        jv *nv = ralloc(r, sizeof *nv * (size_t)nc);
         if (d->n) memcpy(nk, d->k, sizeof *nk * (size_t)d->n), memcpy(nv, d->v, sizeof *nv * (size_t)d->n);
         d->k = nk, d->v = nv, d->cap = nc;
     }
-    d->k[d->n] = arena_strndup(r->a, k, kn);
+    d->k[d->n] = rstrndup(r, k, kn);
     d->v[d->n++] = v;
 }
 
 /* ---------- output buffer ---------- */
 
 static int emit(R *r, const char *s, size_t n) {
+    if (r->failed) return -1;
+    if (n > JINJA_MAX_OUTPUT - r->len) return rerr(r, r->line, "the output exceeds %zu MiB", JINJA_MAX_OUTPUT >> 20);
     if (r->len + n + 1 > r->cap) {
         size_t nc = r->cap ? r->cap * 2 : 4096;
         while (nc < r->len + n + 1) nc *= 2;
@@ -149,14 +194,18 @@ static int emit(R *r, const char *s, size_t n) {
 typedef struct {
     char *s;
     size_t n, cap;
+    int bad;   /* 1: longer than JINJA_MAX_OUTPUT or out of memory, 2: nested too deep */
+    int depth; /* repr's nesting */
 } sbuf;
 
 static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->bad) return;
+    if (n > JINJA_MAX_OUTPUT - b->n) { b->bad = 1; return; }
     if (b->n + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 256;
         while (nc < b->n + n + 1) nc *= 2;
         char *ns = realloc(b->s, nc);
-        if (!ns) return;
+        if (!ns) { b->bad = 1; return; }
         b->s = ns, b->cap = nc;
     }
     memcpy(b->s + b->n, s, n);
@@ -165,9 +214,17 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 }
 static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
+/* An sbuf's failure as the render's error (0 when it has none). */
+static int sb_check(R *r, const sbuf *b) {
+    if (!b->bad) return 0;
+    if (b->bad == 2) return rerr(r, r->line, "a value nested deeper than %d levels", JINJA_MAX_DEPTH);
+    return rerr(r, r->line, "a string longer than %zu MiB", JINJA_MAX_OUTPUT >> 20);
+}
+
 /* Moves an sbuf into an arena string value. */
 static jv sb_value(R *r, sbuf *b) {
-    jv v = vstr(arena_strndup(r->a, b->s ? b->s : "", b->n), b->n);
+    if (sb_check(r, b)) b->n = 0;
+    jv v = vstr(rstrndup(r, b->s ? b->s : "", b->n), b->n);
     free(b->s);
     return v;
 }
@@ -280,7 +337,14 @@ static void str_of(sbuf *b, jv v) {
     }
 }
 
+static void repr1(sbuf *b, jv v, int top);
 static void repr(sbuf *b, jv v, int top) {
+    if (++b->depth > JINJA_MAX_DEPTH) b->bad = 2;
+    if (!b->bad) repr1(b, v, top);
+    b->depth--;
+}
+
+static void repr1(sbuf *b, jv v, int top) {
     if (v.t == V_STR) {
         int dq = memchr(v.s.s, '\'', v.s.n) && !memchr(v.s.s, '"', v.s.n);
         char q = dq ? '"' : '\'';
@@ -335,6 +399,8 @@ static jv to_str(R *r, jv v) {
 /* JSON as Python's json.dumps(ensure_ascii=False, indent=indent). */
 static int to_json(R *r, sbuf *b, jv v, int indent, int level, int line) {
     char tmp[64];
+    if (level > JINJA_MAX_DEPTH) return rerr(r, line, "tojson: a value nested deeper than %d levels", JINJA_MAX_DEPTH);
+    if (b->bad) return sb_check(r, b);
     switch (v.t) {
     case V_NONE: sb_str(b, "null"); return 0;
     case V_BOOL: sb_str(b, v.b ? "true" : "false"); return 0;
@@ -371,7 +437,7 @@ static int to_json(R *r, sbuf *b, jv v, int indent, int level, int line) {
                 for (int k = 0; k < indent * (level + 1); k++) sb_str(b, " ");
             }
             if (!isl) {
-                to_json(r, b, vcstr(v.d->k[i]), indent, level + 1, line);
+                if (to_json(r, b, vcstr(v.d->k[i]), indent, level + 1, line)) return -1;
                 sb_str(b, ": ");
             }
             if (to_json(r, b, isl ? v.l->v[i] : v.d->v[i], indent, level + 1, line)) return -1;
@@ -406,7 +472,7 @@ static int truthy(jv v) {
 static int is_num(jv v) { return v.t == V_INT || v.t == V_FLOAT || v.t == V_BOOL; }
 static double num(jv v) { return v.t == V_FLOAT ? v.f : v.t == V_INT ? (double)v.i : (double)v.b; }
 
-static int equal(jv a, jv b) {
+static int equal(R *r, jv a, jv b) {
     if (is_num(a) && is_num(b)) {
         if (a.t != V_FLOAT && b.t != V_FLOAT) return (a.t == V_INT ? a.i : a.b) == (b.t == V_INT ? b.i : b.b);
         return num(a) == num(b);
@@ -415,17 +481,22 @@ static int equal(jv a, jv b) {
     switch (a.t) {
     case V_UNDEF: case V_NONE: return 1;
     case V_STR: return a.s.n == b.s.n && !memcmp(a.s.s, b.s.s, a.s.n);
-    case V_LIST:
-        if (a.l->n != b.l->n) return 0;
-        for (int i = 0; i < a.l->n; i++) if (!equal(a.l->v[i], b.l->v[i])) return 0;
-        return 1;
-    case V_DICT:
-        if (a.d->n != b.d->n) return 0;
-        for (int i = 0; i < a.d->n; i++) {
-            jv *o = dict_find(b.d, a.d->k[i], strlen(a.d->k[i]));
-            if (!o || !equal(a.d->v[i], *o)) return 0;
+    case V_LIST: case V_DICT: {
+        int n = a.t == V_LIST ? a.l->n : a.d->n, eq = 1;
+        if (n != (a.t == V_LIST ? b.l->n : b.d->n)) return 0;
+        if (a.t == V_LIST ? a.l == b.l : a.d == b.d) return 1;
+        /* a namespace can hold itself: bound the walk */
+        if (++r->depth > JINJA_MAX_DEPTH) return rerr(r, r->line, "comparing values nested deeper than %d levels", JINJA_MAX_DEPTH), 0;
+        for (int i = 0; i < n && eq && !charge(r, 1); i++) {
+            if (a.t == V_LIST) eq = equal(r, a.l->v[i], b.l->v[i]);
+            else {
+                jv *o = dict_find(b.d, a.d->k[i], strlen(a.d->k[i]));
+                eq = o && equal(r, a.d->v[i], *o);
+            }
         }
-        return 1;
+        r->depth--;
+        return eq && !r->failed;
+    }
     case V_FUNC: return a.fn.id == b.fn.id;
     case V_MACRO: return a.macro == b.macro;
     default: return 0;
@@ -451,7 +522,7 @@ static const char *type_name(jv v) {
 /* ---------- scopes ---------- */
 
 static scope *scope_new(R *r, scope *parent) {
-    scope *s = arena_zalloc(r->a, sizeof *s);
+    scope *s = rzalloc(r, sizeof *s);
     if (s) s->parent = parent;
     return s;
 }
@@ -461,8 +532,8 @@ static void scope_set(R *r, scope *s, const char *name, jv v) {
         if (!strcmp(s->names[i], name)) { s->vals[i] = v; return; }
     if (s->n == s->cap) {
         int nc = s->cap ? s->cap * 2 : 8;
-        const char **nn = arena_alloc(r->a, sizeof *nn * (size_t)nc);
-        jv *nv = arena_alloc(r->a, sizeof *nv * (size_t)nc);
+        const char **nn = ralloc(r, sizeof *nn * (size_t)nc);
+        jv *nv = ralloc(r, sizeof *nv * (size_t)nc);
         if (s->n) memcpy(nn, s->names, sizeof *nn * (size_t)s->n), memcpy(nv, s->vals, sizeof *nv * (size_t)s->n);
         s->names = nn, s->vals = nv, s->cap = nc;
     }
@@ -492,7 +563,7 @@ static jv lookup(scope *s, const char *name) {
 static jv method(R *r, jv self, int id) {
     jv f = {.t = V_FUNC};
     f.fn.id = id;
-    f.fn.self = arena_alloc(r->a, sizeof(jv));
+    f.fn.self = ralloc(r, sizeof(jv));
     *f.fn.self = self;
     return f;
 }
@@ -541,7 +612,7 @@ static int get_item(R *r, jv obj, jv key, jv *out, int line) {
         }
         return 0;
     }
-    if (obj.t == V_STR && key.t == V_STR) { *out = get_attr(r, obj, arena_strndup(r->a, key.s.s, key.s.n)); return 0; }
+    if (obj.t == V_STR && key.t == V_STR) { *out = get_attr(r, obj, rstrndup(r, key.s.s, key.s.n)); return 0; }
     if (obj.t == V_UNDEF) return 0;
     return 0;
 }
@@ -568,17 +639,27 @@ static jv do_slice(R *r, jv obj, jv a, jv b, jv c) {
     if (obj.t == V_LIST) {
         slice_indices(obj.l->n, a, b, c, &start, &stop, &step);
         jlist *l = list_new(r, 0);
-        for (long long i = start; step > 0 ? i < stop : i > stop; i += step) list_push(r, l, obj.l->v[i]);
+        for (long long i = start; step > 0 ? i < stop : i > stop;) {
+            if (charge(r, 1)) break;
+            list_push(r, l, obj.l->v[i]);
+            if (__builtin_add_overflow(i, step, &i)) break;
+        }
         return vlist(l);
     }
     if (obj.t == V_STR) {
         long long n = cp_count(obj.s.s, obj.s.n);
         slice_indices(n, a, b, c, &start, &stop, &step);
+        /* code point offsets once: linear, where cp_offset per character was quadratic */
+        size_t *off = malloc(sizeof *off * (size_t)(n + 1));
+        if (!off) { rerr(r, r->line, "out of memory"); return UNDEF; }
+        for (long long k = 0, o = 0; k <= n; k++) off[k] = (size_t)o, o += k < n ? (long long)u8len((const unsigned char *)obj.s.s + o, obj.s.n - o) : 0;
         sbuf sb = {0};
-        for (long long i = start; step > 0 ? i < stop : i > stop; i += step) {
-            size_t o = cp_offset(obj.s.s, obj.s.n, i);
-            sb_put(&sb, obj.s.s + o, u8len((const unsigned char *)obj.s.s + o, obj.s.n - o));
+        for (long long i = start; step > 0 ? i < stop : i > stop;) {
+            if (charge(r, 1)) break;
+            sb_put(&sb, obj.s.s + off[i], off[i + 1] - off[i]);
+            if (__builtin_add_overflow(i, step, &i)) break;
         }
+        free(off);
         return sb_value(r, &sb);
     }
     return UNDEF;
@@ -592,7 +673,9 @@ static int call_value(R *r, scope *s, jv f, jv *args, const char **kw, int n, in
 
 /* Iterable items of v as a list (dict: keys; str: characters). */
 static int iter_list(R *r, jv v, jlist **out, int line) {
-    if (v.t == V_LIST) { *out = v.l; return 0; }
+    /* every caller walks the items (join, select, map, for ...): charged here, so that a
+     * loop over a long list that joins it each time is bounded too */
+    if (v.t == V_LIST) { *out = v.l; return charge(r, v.l->n); }
     jlist *l = list_new(r, 0);
     if (v.t == V_DICT) for (int i = 0; i < v.d->n; i++) list_push(r, l, vcstr(v.d->k[i]));
     else if (v.t == V_STR) {
@@ -603,13 +686,14 @@ static int iter_list(R *r, jv v, jlist **out, int line) {
         }
     } else if (v.t != V_UNDEF) return rerr(r, line, "'%s' object is not iterable", type_name(v));
     *out = l;
-    return 0;
+    return charge(r, l->n);
 }
 
 static int arith(R *r, int op, jv a, jv b, jv *out, int line) {
     if (op == OP_CONCAT) {
         jv sa = to_str(r, a), sb2 = to_str(r, b);
-        char *buf = arena_alloc(r->a, sa.s.n + sb2.s.n + 1);
+        if (sb2.s.n > JINJA_MAX_OUTPUT - sa.s.n) return rerr(r, line, "a string longer than %zu MiB", JINJA_MAX_OUTPUT >> 20);
+        char *buf = ralloc(r, sa.s.n + sb2.s.n + 1);
         memcpy(buf, sa.s.s, sa.s.n), memcpy(buf + sa.s.n, sb2.s.s, sb2.s.n), buf[sa.s.n + sb2.s.n] = 0;
         *out = vstr(buf, sa.s.n + sb2.s.n);
         return 0;
@@ -623,6 +707,14 @@ static int arith(R *r, int op, jv a, jv b, jv *out, int line) {
         return 0;
     }
     if (op == OP_MUL && (a.t == V_STR || a.t == V_LIST) && b.t == V_INT) {
+        long long each = a.t == V_STR ? (long long)a.s.n : a.l->n;
+        if (b.i > 0 && each > 0 && b.i > (long long)(a.t == V_STR ? JINJA_MAX_OUTPUT : 1000000) / each)
+            return rerr(r, line, "%s * %lld is too long", a.t == V_STR ? "string" : "list", b.i);
+        if (each == 0 || b.i <= 0) { /* empty: no loop over a huge count */
+            *out = a.t == V_STR ? vstr("", 0) : vlist(list_new(r, 0));
+            return 0;
+        }
+        if (charge(r, a.t == V_STR ? b.i * each / 64 : b.i * each)) return -1;
         if (a.t == V_STR) {
             sbuf sb = {0};
             for (long long i = 0; i < b.i; i++) sb_put(&sb, a.s.s, a.s.n);
@@ -639,10 +731,20 @@ static int arith(R *r, int op, jv a, jv b, jv *out, int line) {
     int ints = a.t != V_FLOAT && b.t != V_FLOAT;
     long long x = a.t == V_INT ? a.i : a.b, y = b.t == V_INT ? b.i : b.b;
     double fx = num(a), fy = num(b);
+    long long z;
     switch (op) {
-    case OP_ADD: *out = ints ? vint(x + y) : vfloat(fx + fy); return 0;
-    case OP_SUB: *out = ints ? vint(x - y) : vfloat(fx - fy); return 0;
-    case OP_MUL: *out = ints ? vint(x * y) : vfloat(fx * fy); return 0;
+    case OP_ADD:
+        if (ints && __builtin_add_overflow(x, y, &z)) return overflow(r, line, "+");
+        *out = ints ? vint(z) : vfloat(fx + fy);
+        return 0;
+    case OP_SUB:
+        if (ints && __builtin_sub_overflow(x, y, &z)) return overflow(r, line, "-");
+        *out = ints ? vint(z) : vfloat(fx - fy);
+        return 0;
+    case OP_MUL:
+        if (ints && __builtin_mul_overflow(x, y, &z)) return overflow(r, line, "*");
+        *out = ints ? vint(z) : vfloat(fx * fy);
+        return 0;
     case OP_DIV:
         if (fy == 0) return rerr(r, line, "division by zero");
         *out = vfloat(fx / fy);
@@ -651,6 +753,11 @@ static int arith(R *r, int op, jv a, jv b, jv *out, int line) {
     case OP_MOD:
         if (fy == 0) return rerr(r, line, "division by zero");
         if (ints) {
+            if (y == -1) { /* x / -1 traps for the smallest x */
+                if (op == OP_FLOORDIV && x == LLONG_MIN) return overflow(r, line, "//");
+                *out = vint(op == OP_MOD ? 0 : -x);
+                return 0;
+            }
             long long q = x / y, m = x % y;
             if (m && ((m < 0) != (y < 0))) q--, m += y;
             *out = vint(op == OP_MOD ? m : q);
@@ -660,9 +767,12 @@ static int arith(R *r, int op, jv a, jv b, jv *out, int line) {
         }
         return 0;
     case OP_POW:
-        if (ints && y >= 0) {
-            long long p = 1;
-            for (long long i = 0; i < y; i++) p *= x;
+        if (ints && y >= 0) { /* by squaring: 2 ** 10**18 is 60 steps to an overflow, not 10**18 */
+            long long p = 1, base = x;
+            for (unsigned long long e = (unsigned long long)y; e; e >>= 1) {
+                if ((e & 1) && __builtin_mul_overflow(p, base, &p)) return overflow(r, line, "**");
+                if (e > 1 && __builtin_mul_overflow(base, base, &base)) return overflow(r, line, "**");
+            }
             *out = vint(p);
         } else *out = vfloat(pow(fx, fy));
         return 0;
@@ -679,7 +789,8 @@ static int contains(jv hay, jv needle, int *res, int line, R *r) {
         return 0;
     }
     if (hay.t == V_LIST) {
-        for (int i = 0; i < hay.l->n; i++) if (equal(hay.l->v[i], needle)) { *res = 1; break; }
+        if (charge(r, hay.l->n)) return -1;
+        for (int i = 0; i < hay.l->n; i++) if (equal(r, hay.l->v[i], needle)) { *res = 1; break; }
         return 0;
     }
     if (hay.t == V_DICT) {
@@ -723,6 +834,7 @@ static int apply_filter(R *r, scope *s, const char *name, jv v, jv *args, const 
     }
     if (!strcmp(name, "tojson")) {
         jv ind = arg(args, kw, n, 0, "indent");
+        if (ind.t == V_INT && (ind.i < 0 || ind.i > 64)) return rerr(r, line, "tojson: indent %lld is not in 0..64", ind.i);
         sbuf b = {0};
         if (to_json(r, &b, v, ind.t == V_INT ? (int)ind.i : -1, 0, line)) { free(b.s); return -1; }
         *out = sb_value(r, &b);
@@ -740,17 +852,19 @@ static int apply_filter(R *r, scope *s, const char *name, jv v, jv *args, const 
         return call_value(r, s, method(r, to_str(r, v), id), NULL, NULL, 0, line, out);
     }
     if (!strcmp(name, "replace")) return call_value(r, s, method(r, to_str(r, v), M_REPLACE), args, kw, n, line, out);
-    if (!strcmp(name, "int")) {
-        if (v.t == V_STR) *out = vint(strtoll(v.s.s, NULL, 10));
-        else *out = is_num(v) ? vint((long long)num(v)) : vint(0);
+    if (!strcmp(name, "int")) { /* a string value may be a slice: parse a terminated copy */
+        if (v.t == V_STR) *out = vint(strtoll(rstrndup(r, v.s.s, v.s.n), NULL, 10));
+        else if (v.t == V_FLOAT && !(v.f > -9.2e18 && v.f < 9.2e18)) return rerr(r, line, "int of %g: beyond 64-bit integers", v.f);
+        else *out = is_num(v) ? vint(v.t == V_FLOAT ? (long long)v.f : v.t == V_INT ? v.i : v.b) : vint(0);
         return 0;
     }
     if (!strcmp(name, "float")) {
-        *out = v.t == V_STR ? vfloat(strtod(v.s.s, NULL)) : is_num(v) ? vfloat(num(v)) : vfloat(0);
+        *out = v.t == V_STR ? vfloat(strtod(rstrndup(r, v.s.s, v.s.n), NULL)) : is_num(v) ? vfloat(num(v)) : vfloat(0);
         return 0;
     }
     if (!strcmp(name, "abs")) {
         if (!is_num(v)) return rerr(r, line, "abs of '%s'", type_name(v));
+        if (v.t == V_INT && v.i == LLONG_MIN) return overflow(r, line, "abs");
         *out = v.t == V_FLOAT ? vfloat(fabs(v.f)) : vint(llabs(v.t == V_INT ? v.i : v.b));
         return 0;
     }
@@ -778,7 +892,7 @@ static int apply_filter(R *r, scope *s, const char *name, jv v, jv *args, const 
         for (int i = 0; i < l->n; i++) {
             if (i && sep.t == V_STR) sb_put(&b, sep.s.s, sep.s.n);
             jv it = l->v[i];
-            if (attr.t == V_STR) it = get_attr(r, it, arena_strndup(r->a, attr.s.s, attr.s.n));
+            if (attr.t == V_STR) it = get_attr(r, it, rstrndup(r, attr.s.s, attr.s.n));
             str_of(&b, it);
         }
         *out = sb_value(r, &b);
@@ -797,12 +911,12 @@ static int apply_filter(R *r, scope *s, const char *name, jv v, jv *args, const 
             jv it = l->v[i], x = it;
             if (attr) {
                 if (a0.t != V_STR) return rerr(r, line, "%s needs an attribute name", name);
-                x = get_attr(r, it, arena_strndup(r->a, a0.s.s, a0.s.n));
+                x = get_attr(r, it, rstrndup(r, a0.s.s, a0.s.n));
             }
             int ok;
             jv tn = n > off ? args[off] : UNDEF;
             if (tn.t == V_STR) {
-                if (apply_test(r, arena_strndup(r->a, tn.s.s, tn.s.n), x, args + off + 1, NULL, n - off - 1, &ok, line)) return -1;
+                if (apply_test(r, rstrndup(r, tn.s.s, tn.s.n), x, args + off + 1, NULL, n - off - 1, &ok, line)) return -1;
             } else ok = truthy(x);
             if (ok == want) list_push(r, o, it);
         }
@@ -815,9 +929,9 @@ static int apply_filter(R *r, scope *s, const char *name, jv v, jv *args, const 
         jv attr = arg(args, kw, n, -1, "attribute");
         for (int i = 0; i < l->n; i++) {
             jv x;
-            if (attr.t == V_STR) x = get_attr(r, l->v[i], arena_strndup(r->a, attr.s.s, attr.s.n));
+            if (attr.t == V_STR) x = get_attr(r, l->v[i], rstrndup(r, attr.s.s, attr.s.n));
             else if (a0.t == V_STR) {
-                if (apply_filter(r, s, arena_strndup(r->a, a0.s.s, a0.s.n), l->v[i], args + 1, kw ? kw + 1 : NULL, n - 1, &x, line)) return -1;
+                if (apply_filter(r, s, rstrndup(r, a0.s.s, a0.s.n), l->v[i], args + 1, kw ? kw + 1 : NULL, n - 1, &x, line)) return -1;
             } else return rerr(r, line, "map needs a filter name or attribute=");
             list_push(r, o, x);
         }
@@ -829,7 +943,8 @@ static int apply_filter(R *r, scope *s, const char *name, jv v, jv *args, const 
         jlist *o = list_new(r, 0);
         for (int i = 0; i < l->n; i++) {
             int dup = 0;
-            for (int j = 0; j < o->n && !dup; j++) dup = equal(o->v[j], l->v[i]);
+            if (charge(r, 1 + o->n)) return -1;
+            for (int j = 0; j < o->n && !dup; j++) dup = equal(r, o->v[j], l->v[i]);
             if (!dup) list_push(r, o, l->v[i]);
         }
         *out = vlist(o);
@@ -859,9 +974,9 @@ static int apply_test(R *r, const char *name, jv v, jv *args, const char **kw, i
         *res = (v.i % 2 == 0) == (name[0] == 'e');
     } else if (!strcmp(name, "divisibleby")) {
         if (v.t != V_INT || a0.t != V_INT || !a0.i) return rerr(r, line, "divisibleby needs integers");
-        *res = v.i % a0.i == 0;
-    } else if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==") || !strcmp(name, "sameas")) *res = equal(v, a0);
-    else if (!strcmp(name, "ne") || !strcmp(name, "!=")) *res = !equal(v, a0);
+        *res = a0.i == -1 || v.i % a0.i == 0; /* LLONG_MIN % -1 traps */
+    } else if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==") || !strcmp(name, "sameas")) *res = equal(r, v, a0);
+    else if (!strcmp(name, "ne") || !strcmp(name, "!=")) *res = !equal(r, v, a0);
     else if (!strcmp(name, "lt") || !strcmp(name, "gt") || !strcmp(name, "le") || !strcmp(name, "ge")) {
         int o = order(v, a0);
         if (o == -2) return rerr(r, line, "'%s' not supported between '%s' and '%s'", name, type_name(v), type_name(a0));
@@ -931,7 +1046,7 @@ static int str_method(R *r, int id, jv self, jv *args, const char **kw, int n, j
         return 0;
     }
     case M_UPPER: case M_LOWER: case M_TITLE: case M_CAPITALIZE: {
-        char *o = arena_strndup(r->a, s, len);
+        char *o = rstrndup(r, s, len);
         int start = 1;
         for (size_t i = 0; i < len; i++) {
             char c = o[i];
@@ -1008,7 +1123,7 @@ static int call_value(R *r, scope *s, jv f, jv *args, const char **kw, int n, in
         size_t sl = r->len, sc = r->cap;
         r->out = NULL, r->len = r->cap = 0;
         int rc = exec_body(r, ms, &m->body);
-        jv res = vstr(arena_strndup(r->a, r->out ? r->out : "", r->len), r->len);
+        jv res = vstr(rstrndup(r, r->out ? r->out : "", r->len), r->len);
         free(r->out);
         r->out = so, r->len = sl, r->cap = sc;
         if (rc) return -1;
@@ -1028,13 +1143,13 @@ static int call_value(R *r, scope *s, jv f, jv *args, const char **kw, int n, in
         time_t now = time(NULL);
         struct tm tm;
         localtime_r(&now, &tm);
-        size_t k = strftime(buf, sizeof buf, arena_strndup(r->a, a0.s.s, a0.s.n), &tm);
-        *out = vstr(arena_strndup(r->a, buf, k), k);
+        size_t k = strftime(buf, sizeof buf, rstrndup(r, a0.s.s, a0.s.n), &tm);
+        *out = vstr(rstrndup(r, buf, k), k);
         return 0;
     }
     case F_NAMESPACE:
     case F_DICT: {
-        jdict *d = arena_zalloc(r->a, sizeof *d);
+        jdict *d = rzalloc(r, sizeof *d);
         d->ns = f.fn.id == F_NAMESPACE;
         for (int i = 0; i < n; i++)
             if (kw && kw[i]) dict_set(r, d, kw[i], strlen(kw[i]), args[i]);
@@ -1050,9 +1165,11 @@ static int call_value(R *r, scope *s, jv f, jv *args, const char **kw, int n, in
         else lo = a0.t == V_INT ? a0.i : 0, hi = a1.t == V_INT ? a1.i : 0;
         if (a2.t == V_INT && a2.i) st = a2.i;
         jlist *l = list_new(r, 0);
-        for (long long i = lo; st > 0 ? i < hi : i > hi; i += st) {
+        for (long long i = lo; st > 0 ? i < hi : i > hi;) {
             if (l->n > 1000000) return rerr(r, line, "range too large");
+            if (charge(r, 1)) return -1;
             list_push(r, l, vint(i));
+            if (__builtin_add_overflow(i, st, &i)) break;
         }
         *out = vlist(l);
         return 0;
@@ -1085,7 +1202,7 @@ static int call_value(R *r, scope *s, jv f, jv *args, const char **kw, int n, in
 }
 
 static int eval_args(R *r, scope *s, const jexpr *e, jv **out) {
-    *out = arena_alloc(r->a, sizeof(jv) * (size_t)(e->nargs + 1));
+    *out = ralloc(r, sizeof(jv) * (size_t)(e->nargs + 1));
     for (int i = 0; i < e->nargs; i++)
         if (eval(r, s, e->args[i], &(*out)[i])) return -1;
     return 0;
@@ -1094,8 +1211,10 @@ static int eval_args(R *r, scope *s, const jexpr *e, jv **out) {
 static int eval(R *r, scope *s, const jexpr *e, jv *out) {
     jv a, b, c, *args;
     int res;
-    if (++r->depth > 500) return rerr(r, e->line, "expression nesting too deep");
-    int rc = 0;
+    if (++r->depth > JINJA_MAX_DEPTH) return rerr(r, e->line, "calls or expressions nested deeper than %d levels", JINJA_MAX_DEPTH);
+    r->line = e->line;
+    int rc = charge(r, 1);
+    if (rc) return -1;
     switch (e->kind) {
     case E_STR: *out = vstr(e->name, e->len); break;
     case E_INT: *out = vint(e->i); break;
@@ -1108,7 +1227,7 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
         *out = get_attr(r, a, e->name); /* a missing attribute is undefined, as in jinja2 */
         break;
     case E_ITEM:
-        if ((rc = eval(r, s, e->a, &a)) || (rc = eval(r, s, e->b, &b))) break;
+        if ((rc = eval(r, s, e->a, &a)) || (rc = eval(r, s, e->b, &b)) || (rc = charge_scan(r, a))) break;
         rc = get_item(r, a, b, out, e->line);
         break;
     case E_SLICE:
@@ -1120,15 +1239,15 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
         *out = do_slice(r, a, b, c, st);
         break;
     case E_CALL:
-        if ((rc = eval(r, s, e->a, &a)) || (rc = eval_args(r, s, e, &args))) break;
+        if ((rc = eval(r, s, e->a, &a)) || (rc = eval_args(r, s, e, &args)) || (rc = charge_scan(r, a))) break;
         rc = call_value(r, s, a, args, e->kwnames, e->nargs, e->line, out);
         break;
     case E_FILTER:
-        if ((rc = eval(r, s, e->a, &a)) || (rc = eval_args(r, s, e, &args))) break;
+        if ((rc = eval(r, s, e->a, &a)) || (rc = eval_args(r, s, e, &args)) || (rc = charge_scan(r, a))) break;
         rc = apply_filter(r, s, e->name, a, args, e->kwnames, e->nargs, out, e->line);
         break;
     case E_TEST:
-        if ((rc = eval(r, s, e->a, &a)) || (rc = eval_args(r, s, e, &args))) break;
+        if ((rc = eval(r, s, e->a, &a)) || (rc = eval_args(r, s, e, &args)) || (rc = charge_scan(r, a))) break;
         if (!(rc = apply_test(r, e->name, a, args, e->kwnames, e->nargs, &res, e->line))) *out = vbool(res != e->negate);
         break;
     case E_NOT:
@@ -1138,6 +1257,7 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
     case E_POS:
         if ((rc = eval(r, s, e->a, &a))) break;
         if (!is_num(a)) { rc = rerr(r, e->line, "bad operand type for unary %c: '%s'", e->kind == E_NEG ? '-' : '+', type_name(a)); break; }
+        if (e->kind == E_NEG && a.t == V_INT && a.i == LLONG_MIN) { rc = overflow(r, e->line, "-"); break; }
         *out = e->kind == E_POS ? a : a.t == V_FLOAT ? vfloat(-a.f) : vint(-(a.t == V_INT ? a.i : a.b));
         break;
     case E_COND:
@@ -1155,7 +1275,7 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
         break;
     }
     case E_DICT: {
-        jdict *d = arena_zalloc(r->a, sizeof *d);
+        jdict *d = rzalloc(r, sizeof *d);
         for (int i = 0; i < e->nargs && !rc; i++) {
             if ((rc = eval(r, s, e->keys[i], &a)) || (rc = eval(r, s, e->args[i], &b))) break;
             a = to_str(r, a);
@@ -1171,10 +1291,10 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
             else rc = eval(r, s, e->b, out);
             break;
         }
-        if ((rc = eval(r, s, e->a, &a)) || (rc = eval(r, s, e->b, &b))) break;
+        if ((rc = eval(r, s, e->a, &a)) || (rc = eval(r, s, e->b, &b)) || (rc = charge_scan(r, a)) || (rc = charge_scan(r, b))) break;
         switch (e->op) {
-        case OP_EQ: *out = vbool(equal(a, b)); break;
-        case OP_NE: *out = vbool(!equal(a, b)); break;
+        case OP_EQ: *out = vbool(equal(r, a, b)); break;
+        case OP_NE: *out = vbool(!equal(r, a, b)); break;
         case OP_LT: case OP_LE: case OP_GT: case OP_GE: {
             int o = order(a, b);
             if (o == -2) { rc = rerr(r, e->line, "cannot compare '%s' and '%s'", type_name(a), type_name(b)); break; }
@@ -1190,7 +1310,8 @@ static int eval(R *r, scope *s, const jexpr *e, jv *out) {
         break;
     }
     r->depth--;
-    return rc;
+    r->line = e->line;
+    return rc || r->failed ? -1 : 0;
 }
 
 /* ---------- statements ---------- */
@@ -1212,8 +1333,10 @@ static int exec_for(R *r, scope *s, const jnode *n) {
         l = kept;
     }
     if (l->n == 0) return exec_body(r, s, &n->els);
+    jdict *loop = NULL;
     for (int i = 0; i < l->n; i++) {
         jv item = l->v[i];
+        if (charge(r, 1)) return -1;
         if (n->ntargets == 1) scope_set(r, ls, n->targets[0], item);
         else {
             jlist *parts;
@@ -1221,7 +1344,7 @@ static int exec_for(R *r, scope *s, const jnode *n) {
             if (parts->n != n->ntargets) return rerr(r, n->line, "cannot unpack %d values into %d names", parts->n, n->ntargets);
             for (int k = 0; k < n->ntargets; k++) scope_set(r, ls, n->targets[k], parts->v[k]);
         }
-        jdict *loop = arena_zalloc(r->a, sizeof *loop);
+        if (!loop) loop = rzalloc(r, sizeof *loop); /* one object updated in place, as jinja2's */
         dict_set(r, loop, "index", 5, vint(i + 1));
         dict_set(r, loop, "index0", 6, vint(i));
         dict_set(r, loop, "revindex", 8, vint(l->n - i));
@@ -1241,13 +1364,15 @@ static int exec_for(R *r, scope *s, const jnode *n) {
 
 static int exec_node(R *r, scope *s, const jnode *n) {
     jv v;
+    if (r->failed) return -1;
+    r->line = n->line;
     switch (n->kind) {
     case S_TEXT: return emit(r, n->text, n->len);
     case S_OUT: {
         if (eval(r, s, n->e, &v)) return -1;
         sbuf b = {0};
         str_of(&b, v);
-        int rc = emit(r, b.s ? b.s : "", b.n);
+        int rc = sb_check(r, &b) ? -1 : emit(r, b.s ? b.s : "", b.n);
         free(b.s);
         return rc;
     }
@@ -1280,7 +1405,7 @@ static int exec_node(R *r, scope *s, const jnode *n) {
         size_t sl = r->len, sc = r->cap;
         r->out = NULL, r->len = r->cap = 0;
         int rc = exec_body(r, s, &n->body);
-        v = vstr(arena_strndup(r->a, r->out ? r->out : "", r->len), r->len);
+        v = vstr(rstrndup(r, r->out ? r->out : "", r->len), r->len);
         free(r->out);
         r->out = so, r->len = sl, r->cap = sc;
         if (rc) return -1;
@@ -1315,7 +1440,7 @@ static int exec_node(R *r, scope *s, const jnode *n) {
 
 static int exec_body(R *r, scope *s, const jbody *b) {
     for (int i = 0; i < b->n; i++) {
-        if (exec_node(r, s, b->nodes[i])) return -1;
+        if (exec_node(r, s, b->nodes[i]) || r->failed) return -1;
         if (r->flow) return 0;
     }
     return 0;
@@ -1341,6 +1466,7 @@ int jinja_render_chat(const jinja_template *t, const jinja_chat_vars *v, char **
     if (v->eos_token) scope_set(&r, r.root, "eos_token", vcstr(v->eos_token));
     int rc = exec_body(&r, r.root, &t->root);
     if (!rc && !r.out) rc = emit(&r, "", 0);
+    if (r.failed) rc = -1;
     arena_free(r.a);
     if (rc) {
         free(r.out);

@@ -108,6 +108,14 @@ int model_config_parse(hone_model_config *c, const char *text, const char *path,
     if (get_int(o, "head_dim", c->num_heads ? c->hidden_size / c->num_heads : 0, &c->head_dim, path, err)) goto out;
     if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 ||
         c->head_dim <= 0 || c->num_kv_heads <= 0) { hone_fail(err, "%s: sizes must be positive", path); goto out; }
+    /* far above any released model; a hostile file must not size the parameter table */
+    if (c->num_layers > 4096 || c->num_heads > 4096 || c->vocab_size > 1 << 24 || c->hidden_size > 1 << 18 ||
+        c->intermediate_size > 1 << 20) {
+        hone_fail(err, "%s: sizes beyond hone's limits (num_hidden_layers %d <= 4096, num_attention_heads %d <= 4096, "
+                  "vocab_size %d <= 2^24, hidden_size %d <= 2^18, intermediate_size %d <= 2^20)", path, c->num_layers,
+                  c->num_heads, c->vocab_size, c->hidden_size, c->intermediate_size);
+        goto out;
+    }
     if (c->num_heads % c->num_kv_heads) {
         hone_fail(err, "%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c->num_heads, c->num_kv_heads);
         goto out;

@@ -58,6 +58,7 @@ typedef struct {
 } spm_model;
 
 static int spm_parse(spm_model *m, const uint8_t *data, size_t n, const char *path, hone_error *err) {
+    if (n == 0) return hone_fail(err, "%s: empty file, not a SentencePiece model", path); /* and data may be NULL */
     pb b = {data, data + n}, s;
     uint32_t f, wt;
     uint64_t v;
@@ -177,7 +178,7 @@ int spm_convert_mem(const char *model_path, tok_buf *json, tok_buf *config, hone
             mg[nmg++] = (spm_merge){sc, l, r};
         }
     }
-    qsort(mg, nmg, sizeof *mg, merge_cmp);
+    if (nmg) qsort(mg, nmg, sizeof *mg, merge_cmp); /* mg is NULL when no piece splits in two */
 
     /* tokenizer.json */
     PUT("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");

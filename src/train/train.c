@@ -321,30 +321,24 @@ static void truncate_metrics(hone_trainer *t, long step) {
     t->metrics = fopen(p, "a");
 }
 
-int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
-    hone_model m2;
-    if (model_load(&m2, dir, 0, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
-    if (m2.num_floats != t->model->num_floats) { model_free(&m2); return hone_fail(err, "%s: checkpoint does not match the model", dir); }
-    memcpy(t->model->data, m2.data, sizeof(float) * m2.num_floats);
-    model_free(&m2);
-    char path[4096];
-    hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    st_file f;
-    if (st_open(&f, path, err) < 0) return -1;
+int trainer_read_optimizer(hone_trainer *t, const st_file *f, const char *path, hone_error *err) {
     int rc = 0;
     for (int i = 0; i < 2 * t->model->n_params && rc == 0; i++) {
         const hone_param *p = &t->model->params[i % t->model->n_params];
         char name[160];
         snprintf(name, sizeof name, "%s.%s", i < t->model->n_params ? "exp_avg" : "exp_avg_sq", p->name);
-        const st_tensor *ts = st_find(&f, name);
+        const st_tensor *ts = st_find(f, name);
         if (!ts || st_numel(ts) != p->numel) rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size", path, name);
-        else rc = st_read_f32(&f, ts, (i < t->model->n_params ? t->opt.m : t->opt.v) + p->offset, err);
+        else rc = st_read_f32(f, ts, (i < t->model->n_params ? t->opt.m : t->opt.v) + p->offset, err);
     }
-    st_close(&f);
-    if (rc) return rc;
-    hone_path_join(path, sizeof path, dir, "trainer_state.json");
+    return rc;
+}
+
+int trainer_read_state(hone_trainer *t, const char *json_text, size_t len, const char *path, double *extra, int n_extra,
+                       hone_error *err) {
+    int rc = 0;
     json_error_t je;
-    json_t *s = json_load_file(path, 0, &je);
+    json_t *s = json_loadb(json_text, len, 0, &je);
     if (!s) return hone_fail(err, "%s:%d: %s", path, je.line, je.text);
     /* every field this resume reads must be there: a default of 0 would silently restart */
     static const char *const fields[] = {"global_step", "optimizer_step", "epoch", "epoch_position"};
@@ -367,12 +361,12 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
     if (rc == 0) t->tokens_seen = json_number_value(json_object_get(s, "num_tokens"));
     for (int i = 0; rc == 0 && i < n_extra; i++) {
         const char *hex = json_string_value(json_array_get(ex, i));
-        if (!hex) { rc = hone_fail(err, "%s: extra_state[%d] must be a string", path, i); break; }
+        if (!hex) { rc = hone_fail(err, "%s: extra_state[%d] is not a hex string", path, i); break; }
         unsigned long long u = strtoull(hex, NULL, 16);
         memcpy(&extra[i], &u, 8);
     }
     json_t *ls = json_object_get(s, "lr_scheduler");
-    if (t->sched.kind == HONE_SCHED_PLATEAU && ls) {
+    if (rc == 0 && t->sched.kind == HONE_SCHED_PLATEAU && ls) {
         const char *lr = json_string_value(json_object_get(ls, "lr")), *best = json_string_value(json_object_get(ls, "best"));
         if (!lr || !best) { json_decref(s); return hone_fail(err, "%s: lr_scheduler: lr and best must be hex strings", path); }
         uint64_t u = strtoull(lr, NULL, 16);
@@ -384,6 +378,28 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
         t->sched.evals = (long)json_integer_value(json_object_get(ls, "evaluations"));
     }
     json_decref(s);
+    return rc;
+}
+
+int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
+    hone_model m2;
+    if (model_load(&m2, dir, 0, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
+    if (m2.num_floats != t->model->num_floats) { model_free(&m2); return hone_fail(err, "%s: checkpoint does not match the model", dir); }
+    memcpy(t->model->data, m2.data, sizeof(float) * m2.num_floats);
+    model_free(&m2);
+    char path[4096];
+    hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    st_file f;
+    if (st_open(&f, path, err) < 0) return -1;
+    int rc = trainer_read_optimizer(t, &f, path, err);
+    st_close(&f);
+    if (rc) return rc;
+    hone_path_join(path, sizeof path, dir, "trainer_state.json");
+    size_t len;
+    char *txt;
+    if (hone_read_file(path, &txt, &len, err) < 0) return -1;
+    rc = trainer_read_state(t, txt, len, path, extra, n_extra, err);
+    free(txt);
     if (rc) return rc;
     truncate_metrics(t, t->step);
     return 0;

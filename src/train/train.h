@@ -13,6 +13,7 @@
 #ifndef HONE_TRAIN_H
 #define HONE_TRAIN_H
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 #include "model/transformer.h"
@@ -89,6 +90,12 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err);
 /* Restores weights, moments, step, data position and extra state from a
  * checkpoint directory; truncates metrics.jsonl to the entries up to that step. */
 int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err);
+/* Its two readers of outside input besides the model (also the fuzz targets' entry
+ * points): the AdamW moments from optimizer.safetensors (f; path names it in errors),
+ * and the step, data position and extra state from trainer_state.json text. */
+int trainer_read_optimizer(hone_trainer *t, const st_file *f, const char *path, hone_error *err);
+int trainer_read_state(hone_trainer *t, const char *json_text, size_t len, const char *path, double *extra, int n_extra,
+                       hone_error *err);
 /* Finds output_dir's newest checkpoint-N (for resume_from_checkpoint: true/last). */
 int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n);
 /* Writes output_dir/final (model + tokenizer) in t->save_dtype, refusing non-finite weights. */
