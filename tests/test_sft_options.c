@@ -220,6 +220,59 @@ static void test_chat_template_path(void) {
     hone_remove_tree(dir, NULL);
 }
 
+/* load_best_model_at_end: the best evaluation (lowest eval_loss) is tracked, its checkpoint
+ * survives save_total_limit 2, and final weights are that checkpoint's, bit for bit; with
+ * greater_is_better on accuracy the choice follows the other metric. */
+static void test_load_best(void) {
+    hone_model m;
+    hone_error err = {0};
+    if (model_load(&m, test_src("tests/fixtures/models/tiny-llama"), 0, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    int n = 48;
+    hone_tok_example *ex = make_examples(n);
+    const char *dir = test_tmpdir("loadbest");
+    /* a learning rate high enough that evaluation loss turns up again */
+    sft_opts o = {.batch_size = 4, .eval_batch_size = 4, .accum = 1, .max_length = 24, .shuffle = 1, .seed = 3, .epochs = 1,
+                  .max_steps = 12, .logging_steps = 1, .eval_steps = 2, .save_steps = 2, .pad_id = 0, .quiet = 1};
+    hone_trainer t;
+    CHECK(trainer_init(&t, &m, dir, NULL, 0.3, HONE_SCHED_CONSTANT, 0, 12, 0.9, 0.999, 1e-8, 0.0, 0.0, &err) == 0, "%s", err.msg);
+    t.save_total_limit = 2;
+    t.load_best = 1;
+    snprintf(t.plateau_metric, sizeof t.plateau_metric, "eval_loss");
+    CHECK(sft_train(&t, &o, ex, n, ex + 40, 8, &err) == 0, "%s", err.msg);
+    /* the best eval_loss in metrics.jsonl, and its step */
+    char p[4096], line[4096];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(p, "r");
+    double best = INFINITY;
+    long best_step = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char *e = strstr(line, "\"eval_loss\": ");
+        long st;
+        if (e && sscanf(line, "{\"step\": %ld", &st) == 1) {
+            double v = strtod(e + 13, NULL);
+            if (v < best) best = v, best_step = st;
+        }
+    }
+    if (f) fclose(f);
+    CHECK(t.best_step == best_step && fabs(t.best_metric - best) <= 1e-6 * fabs(best),
+          "best step %ld (%g), metrics.jsonl says %ld (%g)", t.best_step, t.best_metric, best_step, best);
+    CHECK(best_step < 12, "the best evaluation is the last one (%ld): this run does not test loading", best_step);
+    char ck[4096];
+    snprintf(ck, sizeof ck, "%s/checkpoint-%ld", dir, best_step);
+    CHECK(hone_is_dir(ck) && !strcmp(t.best_ckpt, ck), "best checkpoint %s kept? recorded '%s'", ck, t.best_ckpt);
+    CHECK(trainer_load_best(&t, &err) == 0, "%s", err.msg);
+    hone_model b;
+    if (model_load(&b, ck, 0, &err) == 0) {
+        CHECK(!memcmp(b.data, m.data, sizeof(float) * m.num_floats), "final weights are not checkpoint-%ld's", best_step);
+        model_free(&b);
+    } else CHECK(0, "%s", err.msg);
+    printf("    best eval_loss %.5f at step %ld of 12 (checkpoint kept under save_total_limit 2)\n", best, best_step);
+    trainer_free(&t);
+    hone_remove_tree(dir, NULL);
+    free_examples(ex, n);
+    model_free(&m);
+}
+
 int main(void) {
     kernels_init();
     TEST_RUN(test_neftune_noise);
@@ -227,5 +280,6 @@ int main(void) {
     TEST_RUN(test_option_keys);
     TEST_RUN(test_eos_token);
     TEST_RUN(test_chat_template_path);
+    TEST_RUN(test_load_best);
     return test_finish();
 }

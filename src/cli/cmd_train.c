@@ -201,7 +201,7 @@ static int cmd_train(int argc, char **argv, int kind) {
     int rc = kind == HONE_SFT ? run_sft(&cfg, &rd, &t, &p, &err) : run_dpo(&cfg, &rd, &t, &p, &err);
     int stopped_by = rc == 1 ? t.stop_signal : 0;
     if (rc == 0 && t.model) {
-        if (trainer_save_final(&t, &err) < 0) rc = -1;
+        if (trainer_load_best(&t, &err) < 0 || trainer_save_final(&t, &err) < 0) rc = -1;
         else fprintf(stderr, "%s: wrote %s/final\n", name, cfg.output_dir);
     }
     if (rc < 0) fprintf(stderr, "hone %s: %s\n", name, err.msg);

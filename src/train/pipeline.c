@@ -434,6 +434,9 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";
     snprintf(t->plateau_metric, sizeof t->plateau_metric, "%s%s", strncmp(mb, "eval_", 5) ? "eval_" : "", mb);
+    size_t ml = strlen(mb);
+    t->greater_is_better = cfg->greater_is_better >= 0 ? cfg->greater_is_better : !(ml >= 4 && !strcmp(mb + ml - 4, "loss"));
+    t->load_best = cfg->load_best_model_at_end;
     snprintf(t->save_dtype, sizeof t->save_dtype, "%s", cfg->save_dtype ? cfg->save_dtype : "float32");
     return 0;
 }

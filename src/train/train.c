@@ -54,10 +54,48 @@ void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->
 double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(&t->sched, t->base_lr, step); }
 
 void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *vals, int n) {
-    if (t->sched.kind != HONE_SCHED_PLATEAU) return;
     const char *want = t->plateau_metric[0] ? t->plateau_metric : "eval_loss";
-    for (int i = 0; i < n; i++)
-        if (!strcmp(keys[i], want)) sched_plateau_step(&t->sched, vals[i]);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(keys[i], want)) continue;
+        sched_plateau_step(&t->sched, vals[i]);
+        /* transformers' _determine_best_metric: strictly better than the best so far */
+        if (t->best_step == 0) t->best_metric = t->greater_is_better ? -INFINITY : INFINITY;
+        if (t->greater_is_better ? vals[i] > t->best_metric : vals[i] < t->best_metric) {
+            t->best_metric = vals[i];
+            t->best_step = t->step;
+        }
+    }
+}
+
+static int ckpt_num(const char *name);
+
+int trainer_load_best(hone_trainer *t, hone_error *err) {
+    if (!t->load_best || !t->best_ckpt[0]) return 0;
+    if (t->best_step != t->step) {
+        hone_model b;
+        if (model_load(&b, t->best_ckpt, 0, err) < 0) return hone_fail_prefix(err, "load_best_model_at_end");
+        if (b.num_floats != t->model->num_floats) {
+            model_free(&b);
+            return hone_fail(err, "load_best_model_at_end: %s does not match the model", t->best_ckpt);
+        }
+        memcpy(t->model->data, b.data, sizeof(float) * b.num_floats);
+        model_free(&b);
+        fprintf(stderr, "load_best_model_at_end: loaded %s (%s %.6g)\n", t->best_ckpt, t->plateau_metric, t->best_metric);
+    }
+    if (t->save_total_limit == 1) {
+        /* transformers keeps only the best checkpoint when the limit is 1 */
+        DIR *d = opendir(t->output_dir);
+        struct dirent *e;
+        char keep[64], old[4096];
+        snprintf(keep, sizeof keep, "checkpoint-%ld", t->best_step);
+        while (d && (e = readdir(d)))
+            if (ckpt_num(e->d_name) >= 0 && strcmp(e->d_name, keep)) {
+                hone_path_join(old, sizeof old, t->output_dir, e->d_name);
+                hone_remove_tree(old, NULL);
+            }
+        if (d) closedir(d);
+    }
+    return 0;
 }
 
 /* clips by norm, updates, advances the step; returns the learning rate used */
@@ -178,6 +216,16 @@ static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
         json_array_append_new(ex, json_string(hex));
     }
     json_object_set_new(s, "extra_state", ex);
+    if (t->best_step > 0) {
+        char bm[32];
+        uint64_t u;
+        memcpy(&u, &t->best_metric, 8);
+        snprintf(bm, sizeof bm, "%016llx", (unsigned long long)u);
+        json_object_set_new(s, "best_metric", json_real(t->best_metric));
+        json_object_set_new(s, "best_metric_bits", json_string(bm));
+        json_object_set_new(s, "best_global_step", json_integer(t->best_step));
+        json_object_set_new(s, "best_model_checkpoint", t->best_ckpt[0] ? json_string(t->best_ckpt) : json_null());
+    }
     if (t->sched.kind == HONE_SCHED_PLATEAU) {
         /* reduce_lr_on_plateau's running state: the rate and best metric as exact bits */
         char lr[32], best[32];
@@ -247,6 +295,13 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     if (check_finite(t, t->model->data, "the weight", dir, err) < 0 || check_finite(t, t->opt.m, "the Adam moment exp_avg", dir, err) < 0 ||
         check_finite(t, t->opt.v, "the Adam moment exp_avg_sq", dir, err) < 0)
         return -1;
+    if (t->best_step > 0) {
+        /* transformers: the best step's checkpoint, once it exists, is best_model_checkpoint */
+        char bn[64], bd[4096];
+        snprintf(bn, sizeof bn, "checkpoint-%ld", t->best_step);
+        hone_path_join(bd, sizeof bd, t->output_dir, bn);
+        if (t->best_step == t->step || hone_is_dir(bd)) snprintf(t->best_ckpt, sizeof t->best_ckpt, "%s", bd);
+    }
     double t0 = hone_now();
     ckpt_ctx c = {t};
     /* fp32 whatever the base's dtype: these are the master weights resume continues from */
@@ -258,10 +313,14 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
         int nums[4096], k = 0;
         struct dirent *e;
         while (d && (e = readdir(d)) && k < 4096)
-            if (ckpt_num(e->d_name) >= 0 && ckpt_num(e->d_name) != t->step) nums[k++] = ckpt_num(e->d_name);
+            if (ckpt_num(e->d_name) >= 0 && ckpt_num(e->d_name) != t->step &&
+                !(t->best_ckpt[0] && ckpt_num(e->d_name) == t->best_step)) /* the best one stays too (transformers) */
+                nums[k++] = ckpt_num(e->d_name);
         if (d) closedir(d);
         qsort(nums, k, sizeof(int), cmp_int);
-        for (int i = 0; i + t->save_total_limit - 1 < k; i++) {
+        int keep = (int)t->save_total_limit - 1 - (t->best_ckpt[0] && t->best_step != t->step);
+        if (keep < 0) keep = 0; /* limit 1 and a best checkpoint: the best and the newest stay */
+        for (int i = 0; i + keep < k; i++) {
             char old[4096];
             snprintf(name, sizeof name, "checkpoint-%d", nums[i]);
             hone_path_join(old, sizeof old, t->output_dir, name);
@@ -364,6 +423,14 @@ int trainer_read_state(hone_trainer *t, const char *json_text, size_t len, const
         if (!hex) { rc = hone_fail(err, "%s: extra_state[%d] is not a hex string", path, i); break; }
         unsigned long long u = strtoull(hex, NULL, 16);
         memcpy(&extra[i], &u, 8);
+    }
+    json_t *bs = json_object_get(s, "best_metric_bits"), *bg = json_object_get(s, "best_global_step");
+    if (rc == 0 && json_is_string(bs) && json_is_integer(bg)) {
+        uint64_t u = strtoull(json_string_value(bs), NULL, 16);
+        memcpy(&t->best_metric, &u, 8);
+        t->best_step = (long)json_integer_value(bg);
+        const char *bc = json_string_value(json_object_get(s, "best_model_checkpoint"));
+        snprintf(t->best_ckpt, sizeof t->best_ckpt, "%s", bc && hone_is_dir(bc) ? bc : "");
     }
     json_t *ls = json_object_get(s, "lr_scheduler");
     if (rc == 0 && t->sched.kind == HONE_SCHED_PLATEAU && ls) {

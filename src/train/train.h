@@ -51,7 +51,12 @@ typedef struct hone_trainer {
     /* opaque extra state saved with checkpoints (DPO running stats); caller-owned */
     const double *extra;
     int n_extra;
-    char plateau_metric[64];  /* reduce_lr_on_plateau's metric (metric_for_best_model): "eval_loss" */
+    char plateau_metric[64];  /* metric_for_best_model as logged ("eval_loss"): reduce_lr_on_plateau's and the best model's */
+    int greater_is_better;    /* for the best model: 1 when a higher metric is better */
+    int load_best;            /* load_best_model_at_end: trainer_load_best before final/ */
+    double best_metric;       /* best evaluation so far (+-inf before the first) */
+    long best_step;           /* the step it was at, 0: none yet */
+    char best_ckpt[4096];     /* checkpoint-<best_step> once saved (transformers' best_model_checkpoint), "" none */
 } hone_trainer;
 
 int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
@@ -77,6 +82,10 @@ double trainer_lr_at(const hone_trainer *t, long step);
 /* After an evaluation: feeds reduce_lr_on_plateau its metric (eval_<metric_name>, from
  * the n logged keys/vals); no-op for the other schedules. */
 void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *vals, int n);
+/* load_best_model_at_end: loads the weights of the best checkpoint (best_ckpt) into the
+ * model, unless the model is already the best (best at the last step) or there is none;
+ * with save_total_limit 1, removes every other checkpoint (as transformers). */
+int trainer_load_best(hone_trainer *t, hone_error *err);
 
 /* Appends one JSON object line: {"step": s, key: value, ...}. keys/vals: n pairs. */
 void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n);

@@ -79,6 +79,8 @@ static const key_def keys[] = {
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
     K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
     K(metric_for_best_model, T_STR, K_ALL),
+    K(load_best_model_at_end, T_BOOL, K_ALL),
+    K(greater_is_better, T_OPT_BOOL, K_ALL),
     K(warmup_steps, T_F64, K_ALL),
     K(warmup_ratio, T_F64, K_ALL),
     K(num_train_epochs, T_F64, K_ALL),
@@ -690,6 +692,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->ld_alpha = -1;
     c->neftune_noise_alpha = -1;
     c->eval_packing = -1;
+    c->greater_is_better = -1;
     c->pad_to_multiple_of = -1;
     c->precompute_ref_batch_size = -1;
     c->rpo_alpha = -1;
@@ -869,6 +872,16 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->data.test_size < 0) return hone_fail(err, "%s: test_size must be >= 0", src);
     if (c->warmup_steps < 0 || c->warmup_ratio < 0 || c->warmup_ratio > 1)
         return hone_fail(err, "%s: warmup_steps must be >= 0 and warmup_ratio in [0, 1]", src);
+    if (c->load_best_model_at_end) {
+        /* transformers' rules: the best model must be a checkpoint of an evaluated step */
+        if (strcmp(c->eval_strategy, "steps") || strcmp(c->save_strategy, "steps"))
+            return hone_fail(err, "%s: load_best_model_at_end needs eval_strategy and save_strategy both 'steps' (got %s and %s)", src,
+                             c->eval_strategy, c->save_strategy);
+        double ev = c->eval_steps > 0 ? c->eval_steps : c->logging_steps;
+        if (ev >= 1 && c->save_steps >= 1 && fmod(c->save_steps, ev) != 0)
+            return hone_fail(err, "%s: load_best_model_at_end needs save_steps (%g) to be a multiple of eval_steps (%g)", src,
+                             c->save_steps, ev);
+    }
     if (c->lr_scheduler_type && !strcmp(c->lr_scheduler_type, "reduce_lr_on_plateau") && !strcmp(c->eval_strategy, "no"))
         return hone_fail(err, "%s: lr_scheduler_type reduce_lr_on_plateau needs evaluations (eval_strategy steps or epoch)", src);
     if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)

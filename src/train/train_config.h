@@ -38,7 +38,9 @@ typedef struct hone_train_config {
     double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
     char *lr_scheduler_type;     /* linear (default) or any of transformers' SchedulerType names but greedy */
     char *lr_scheduler_kwargs;   /* NULL or the JSON text of the mapping (schedule.h checks its keys) */
-    char *metric_for_best_model; /* NULL = "loss": the metric reduce_lr_on_plateau watches (eval_ prefixed) */
+    char *metric_for_best_model; /* NULL = "loss": the metric reduce_lr_on_plateau and the best model watch (eval_ prefixed) */
+    int load_best_model_at_end;  /* 0; final/ holds the best checkpoint's weights */
+    int greater_is_better;       /* -1 = None: true unless the metric's name ends in "loss" */
     double warmup_steps;         /* 0; >= 1 steps, in (0,1) a ratio of total steps (transformers 5) */
     double warmup_ratio;         /* 0; kept for older configs, used when warmup_steps is 0 */
     double num_train_epochs;     /* 3.0 */
