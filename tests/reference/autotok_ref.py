@@ -84,7 +84,7 @@ def sft_yaml(model_dir, out_dir, data, case):
     """The configuration test_hf_files.c also writes: one SFT step on data with the case's chat_template
     (chatml_added: chatml with add_chat_tokens, so the saved tokenizer has two added special tokens)."""
     return (f"model_name_or_path: {model_dir}\noutput_dir: {out_dir}\ndatasets:\n  - path: {data}\n"
-            f"chat_template: {case.split('_')[0]}\nmax_steps: 1\nper_device_train_batch_size: 2\nsave_steps: 0\nseed: 1\n"
+            f"chat_template: {case.split('_')[0]}\nmax_steps: 1\nper_device_train_batch_size: 2\nsave_strategy: \"no\"\nseed: 1\n"
             + ("add_chat_tokens: true\n" if case.endswith("_added") else ""))
 
 
