@@ -7,6 +7,7 @@
  *   the in-memory sha256 of the whole file where sha256sum is missing);
  *   a run stopped by SIGTERM: "running" while it trains, then "stopped", exit status 143;
  *   a run failing on a bad data row: "failed", exit status 1, the error naming the file;
+ *   DPO with a reference model elsewhere: its files listed and hashed;
  *   the progress line's H:MM:SS elapsed and ETA in the log. */
 #include "base/sha256.h"
 #include "base/util.h"
@@ -237,10 +238,48 @@ static void test_failure_recorded(void) {
     hone_remove_tree(dir, NULL);
 }
 
+/* DPO with a reference model in another directory: its files are listed and hashed too */
+static void test_dpo_reference_hashed(void) {
+    if (!setup_root()) return;
+    const char *dir = test_tmpdir("manifest-dpo");
+    char yaml[600], log[600], data[600], cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp -r '%s/model' '%s/ref'", g_root, dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(data, sizeof data, "%s/pairs.jsonl", dir);
+    FILE *f = fopen(data, "w");
+    for (int i = 0; i < 4; i++) fprintf(f, "{\"prompt\": \"Once upon a time\", \"chosen\": \" Lily ran.\", \"rejected\": \" zq %d.\"}\n", i);
+    fclose(f);
+    snprintf(yaml, sizeof yaml, "%s/dpo.yaml", dir);
+    f = fopen(yaml, "w");
+    fprintf(f, "model_name_or_path: %s/model\nref_model_name_or_path: %s/ref\noutput_dir: %s/out\nmax_steps: 1\nmax_length: 16\n"
+               "per_device_train_batch_size: 2\nthreads: 1\ngradient_checkpointing: false\ndatasets:\n  - path: %s\n",
+            g_root, dir, dir, data);
+    fclose(f);
+    snprintf(log, sizeof log, "%s/log", dir);
+    char *args[] = {"dpo", yaml, NULL};
+    int rc = run(log, 60, args);
+    CHECK(rc == 0, "hone dpo: exit %d", rc);
+    json_t *m = load_manifest(dir), *x;
+    CHECK(has_status(m, "completed", 0) && !strcmp(str_of(m, "command"), "dpo"), "status '%s'", m ? str_of(m, "status") : "");
+    size_t i;
+    int ref = 0, pairs = 0;
+    json_array_foreach(json_object_get(m, "files"), i, x) {
+        char want[65];
+        reference_sha256(str_of(x, "path"), want);
+        int ok = !strcmp(want, str_of(x, "sha256"));
+        ref += ok && !strcmp(str_of(x, "role"), "ref_model") && strstr(str_of(x, "path"), "/ref/model.safetensors") != NULL;
+        pairs += ok && !strcmp(str_of(x, "role"), "data") && strstr(str_of(x, "path"), "pairs.jsonl") != NULL;
+    }
+    CHECK(ref == 1 && pairs == 1, "the reference's model.safetensors (%d) or pairs.jsonl (%d) is not hashed correctly", ref, pairs);
+    json_decref(m);
+    hone_remove_tree(dir, NULL);
+}
+
 int main(void) {
     TEST_RUN(test_same_config_same_manifest_same_bits);
     TEST_RUN(test_sigterm_recorded);
     TEST_RUN(test_failure_recorded);
+    TEST_RUN(test_dpo_reference_hashed);
     if (g_root[0]) hone_remove_tree(g_root, NULL);
     return test_finish();
 }
