@@ -18,6 +18,7 @@
 #include "simd/kernels.h"
 #include "train/rundir.h"
 #include "train/train.h"
+#include "spawn.h"
 #include "test.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,43 +33,6 @@ static const char *hone_bin(void) {
     return b && access(b, X_OK) == 0 ? b : NULL;
 }
 
-/* starts argv with stdout and stderr to log (stdin from /dev/null) */
-static pid_t spawn(char *const argv[], const char *log) {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644), in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0) _exit(126);
-        dup2(in, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* exit status of pid within secs (128 + n when killed by signal n), or -1 after a
- * SIGKILL when it had not ended by then */
-static int wait_for(pid_t pid, double secs, double *took) {
-    double t0 = hone_now();
-    int st;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) break;
-        if (hone_now() - t0 > secs) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            if (took) *took = hone_now() - t0;
-            return -1;
-        }
-        usleep(20000);
-    }
-    if (took) *took = hone_now() - t0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* runs hone with args (NULL-terminated) to completion; exit status, -1 on timeout */
 static int run_hone(const char *log, double secs, ...) {
     char *argv[32];
@@ -80,7 +44,7 @@ static int run_hone(const char *log, double secs, ...) {
     while (n < 31 && (a = va_arg(ap, char *))) argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
-    return wait_for(spawn(argv, log), secs, NULL);
+    return test_wait(test_spawn(argv, log), secs, NULL);
 }
 
 static char *slurp(const char *path) {
@@ -174,7 +138,7 @@ static pid_t start_long_run(const char *dir, char *yaml, size_t n) {
     snprintf(log, sizeof log, "%s/log", dir);
     snprintf(metrics, sizeof metrics, "%s/out/metrics.jsonl", dir);
     char *argv[] = {(char *)hone_bin(), "sft", yaml, NULL};
-    pid_t pid = spawn(argv, log);
+    pid_t pid = test_spawn(argv, log);
     double t0 = hone_now();
     while (count_lines(metrics) < 1 && hone_now() - t0 < 120) usleep(50000);
     CHECK(count_lines(metrics) >= 1, "no training step logged within 120 s");
@@ -191,7 +155,7 @@ static void stop_with(int sig, const char *tag) {
     snprintf(out, sizeof out, "%s/out", dir);
     kill(pid, sig);
     double took;
-    int rc = wait_for(pid, 10, &took);
+    int rc = test_wait(pid, 10, &took);
     CHECK(rc == 128 + sig, "%s: exit status %d after %.1f s (-1: still running, killed), want %d", strsignal(sig), rc, took, 128 + sig);
     int ck = last_checkpoint(out);
     CHECK(ck >= 1, "%s: no checkpoint written", strsignal(sig));
@@ -455,7 +419,7 @@ static void test_output_dir_locked(void) {
     snprintf(want, sizeof want, "in use by another hone run (pid %ld", (long)first);
     CHECK(rc == 1 && file_has(log2, want), "second run: exit %d (-1: it ran on), log lacks '%s'", rc, want);
     kill(first, SIGTERM);
-    rc = wait_for(first, 20, NULL);
+    rc = test_wait(first, 20, NULL);
     CHECK(rc == 143, "the first run: exit %d", rc);
     hone_remove_tree(dir, NULL);
 }

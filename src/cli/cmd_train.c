@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/gen_cli.h"
 #include "simd/kernels.h"
+#include "train/manifest.h"
 #include "train/pipeline.h"
 #include "train/rundir.h"
 #include "base/threads.h"
@@ -19,7 +20,9 @@ static void usage(FILE *f, const char *cmd) {
             "each --set overrides one key with the same type checks, e.g. --set learning_rate=1e-4\n"
             "--set 'loss_type=[sigmoid, sft]'. Progress goes to stderr, every logged value to\n"
             "output_dir/metrics.jsonl, checkpoints to output_dir/checkpoint-N, and the trained model\n"
-            "to output_dir/final. SIGINT/SIGTERM finish the current step, save a checkpoint and exit\n"
+            "to output_dir/final; output_dir/manifest.json records what produced the run (version,\n"
+            "configuration, sha256 of every input file, CPU, ISA, threads, times, exit status; see\n"
+            "docs/reproducibility.md). SIGINT/SIGTERM finish the current step, save a checkpoint and exit\n"
             "with status 130/143; resume_from_checkpoint: true continues bitwise where it stopped, after\n"
             "checking that the checkpoint was trained with the same configuration. A fresh run refuses an\n"
             "output_dir that holds checkpoints unless overwrite_output_dir: true, and only one run at a\n"
@@ -191,26 +194,35 @@ static int cmd_train(int argc, char **argv, int kind) {
     memset(&t, 0, sizeof t);
     trainer_block_signals(); /* before any thread exists, so every thread inherits it */
     hone_pipeline p;
-    if (gen_threads_init(cfg.threads, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
+    /* manifest.json says "running" before the slow loading, and records how every run ends */
+    hone_manifest man = {0};
+    if (gen_threads_init(cfg.threads, &err) < 0 || manifest_init(&man, &cfg, rd.config_json, &err) < 0 ||
+        manifest_hash_inputs(&man, &cfg, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
         fprintf(stderr, "hone %s: %s\n", name, err.msg);
+        manifest_finish(&man, 1, err.msg);
+        manifest_free(&man);
         rundir_close(&rd);
         config_free(&cfg);
         return 1;
     }
     dataset_report(&p.ds, stderr);
-    int rc = kind == HONE_SFT ? run_sft(&cfg, &rd, &t, &p, &err) : run_dpo(&cfg, &rd, &t, &p, &err);
+    int rc = manifest_hash_pipeline(&man, &p, &err);
+    if (rc == 0) rc = kind == HONE_SFT ? run_sft(&cfg, &rd, &t, &p, &err) : run_dpo(&cfg, &rd, &t, &p, &err);
     int stopped_by = rc == 1 ? t.stop_signal : 0;
     if (rc == 0 && t.model) {
         if (trainer_load_best(&t, &err) < 0 || trainer_save_final(&t, &err) < 0) rc = -1;
         else fprintf(stderr, "%s: wrote %s/final\n", name, cfg.output_dir);
     }
     if (rc < 0) fprintf(stderr, "hone %s: %s\n", name, err.msg);
+    /* stopped by a signal: 128 + its number, as a shell reports it (130 SIGINT, 143 SIGTERM) */
+    int status = rc < 0 ? 1 : stopped_by ? 128 + stopped_by : 0;
+    manifest_finish(&man, status, rc < 0 ? err.msg : NULL);
+    manifest_free(&man);
     if (t.model) trainer_free(&t);
     pipeline_free(&p);
     rundir_close(&rd);
     config_free(&cfg);
-    /* stopped by a signal: 128 + its number, as a shell reports it (130 SIGINT, 143 SIGTERM) */
-    return rc < 0 ? 1 : stopped_by ? 128 + stopped_by : 0;
+    return status;
 }
 
 int cmd_sft(int argc, char **argv) { return cmd_train(argc, argv, HONE_SFT); }

@@ -151,25 +151,37 @@ void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, i
     fflush(t->metrics);
 }
 
+/* seconds as H:MM:SS (tqdm and transformers write MM:SS under an hour; one shape is easier to read down a log) */
+static void hms(double secs, char out[32]) {
+    long s = secs > 0 && secs < 1e9 ? (long)(secs + 0.5) : 0;
+    snprintf(out, 32, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+}
+
+/* One line per logging step: on a terminal a live bar rewritten in place (\r, then the
+ * rest of the line cleared), else a plain line, so a log file reads one step per line. */
 void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, double tok_per_s) {
     double el = hone_now() - t->t_start;
     double eta = t->step > 0 ? el / t->step * (t->total_steps - t->step) : 0;
+    char e1[32], e2[32];
+    hms(el, e1);
+    hms(eta, e2);
+    int pct = t->total_steps > 0 ? (int)(100 * t->step / t->total_steps) : 0;
     if (t->progress_tty) {
-        int w = 24, done = t->total_steps > 0 ? (int)(w * t->step / t->total_steps) : 0;
+        int w = 20, done = t->total_steps > 0 ? (int)(w * t->step / t->total_steps) : 0;
         char bar[32];
-        for (int i = 0; i < w; i++) bar[i] = i < done ? '#' : '.';
+        for (int i = 0; i < w; i++) bar[i] = i < done ? '#' : ' ';
         bar[w] = 0;
-        fprintf(stderr, "\r[%s] %ld/%ld loss %.4f lr %.3g gnorm %.3g %.0f tok/s ETA %.0fs", bar, t->step, t->total_steps, loss,
-                lr, gnorm, tok_per_s, eta);
+        fprintf(stderr, "\r%3d%%|%s| %ld/%ld [%s<%s, %.0f tok/s, loss %.4f, lr %.3g, grad_norm %.3g]", pct, bar, t->step,
+                t->total_steps, e1, e2, tok_per_s, loss, lr, gnorm);
     } else {
-        fprintf(stderr, "step %ld/%ld loss %.4f lr %.3g grad_norm %.3g %.0f tok/s eta %.0fs", t->step, t->total_steps, loss, lr,
-                gnorm, tok_per_s, eta);
+        fprintf(stderr, "step %ld/%ld (%d%%) loss %.4f lr %.3g grad_norm %.3g %.0f tok/s elapsed %s eta %s", t->step,
+                t->total_steps, pct, loss, lr, gnorm, tok_per_s, e1, e2);
     }
     /* a window that held a checkpoint save is slower: say why */
     if (t->save_secs > 0) fprintf(stderr, " (incl. checkpoint save %.1fs)", t->save_secs);
     t->save_secs = 0;
     if (!t->progress_tty || t->step == t->total_steps) fputc('\n', stderr);
-    else fputs("   ", stderr);
+    else fputs("\033[K", stderr);
 }
 
 /* ---- checkpoints ---- */

@@ -1,0 +1,49 @@
+/* tests/spawn.h — running the built `hone` from a test: a child with its output in a log
+ * file, and its exit status within a time limit (so a hang fails instead of hanging).
+ * Used by test_run_safety.c and test_manifest.c. */
+#ifndef HONE_TEST_SPAWN_H
+#define HONE_TEST_SPAWN_H
+#include "base/util.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* starts argv with stdout and stderr to log (stdin from /dev/null) */
+static inline pid_t test_spawn(char *const argv[], const char *log) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644), in = open("/dev/null", O_RDONLY);
+        if (fd < 0 || in < 0) _exit(126);
+        dup2(in, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* exit status of pid within secs (128 + n when killed by signal n), or -1 after a
+ * SIGKILL when it had not ended by then; took: the seconds waited (may be NULL) */
+static inline int test_wait(pid_t pid, double secs, double *took) {
+    double t0 = hone_now();
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) break;
+        if (hone_now() - t0 > secs) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            if (took) *took = hone_now() - t0;
+            return -1;
+        }
+        usleep(20000);
+    }
+    if (took) *took = hone_now() - t0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+#endif
