@@ -2,8 +2,8 @@
  * probe_dot_bf16, kernels_peak) on every ISA this machine runs, and `hone info`
  * printing them. No speed threshold is asserted (machines are shared): the
  * probes must do the work they count (their chains checked against a scalar
- * emulation) and the measured peaks must be plausible: above 0.1 GFLOP/s and
- * below 10x the theoretical maximum from the clock (lanes x FLOPs per lane x 2
+ * emulation) and the measured peaks must be plausible: above 0.01 GFLOP/s (qemu
+ * emulates BFDOT at about 0.1) and below 10x the theoretical maximum from the clock (lanes x FLOPs per lane x 2
  * pipes x GHz, 6 GHz when the clock is unknown). */
 #include "simd/kernels.h"
 #include "test.h"
@@ -90,7 +90,8 @@ static void test_probe_bf16_counts(void) {
     }
 }
 
-/* kernels_peak on 1 and 2 threads: plausible GFLOP/s (see the top), both clocks. */
+/* kernels_peak on 1 and 2 threads: plausible GFLOP/s (see the top), both clocks.
+ * Under qemu -cpu max with a BFDOT build (-march=armv8.6-a) this runs the bf16 probe too. */
 static void test_peak_plausible(void) {
     double ghz = clock_ghz();
     for (int i = 0; i < 4; i++) {
@@ -103,7 +104,7 @@ static void test_peak_plausible(void) {
                 hone_peak p;
                 CHECK(kernels_peak(&t, bf16, nth, &p) == 0, "%s: kernels_peak failed", isas[i]);
                 CHECK(p.threads >= 1 && p.threads <= nth, "%s: %d threads ran", isas[i], p.threads);
-                CHECK(p.cpu > 0.1 && p.cpu < max * p.threads, "%s %s on %d: %.2f GFLOP/s by CPU time, plausible 0.1-%.0f",
+                CHECK(p.cpu > 0.01 && p.cpu < max * p.threads, "%s %s on %d: %.3f GFLOP/s by CPU time, plausible 0.01-%.0f",
                       isas[i], bf16 ? "bf16" : "fp32", nth, p.cpu, max * p.threads);
                 CHECK(p.wall > 0 && p.wall < max * p.threads, "%s %s on %d: %.2f GFLOP/s by the wall clock", isas[i],
                       bf16 ? "bf16" : "fp32", nth, p.wall);
