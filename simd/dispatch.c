@@ -33,6 +33,11 @@ int kernels_cpu_has(const char *isa) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1,
         avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    if (!strcmp(isa, "avx512bf16")) { /* CPUID.(7,1):EAX bit 5, with the ZMM state saved */
+        unsigned a1, b1, c1, d1;
+        if (!HONE_HAVE_AVX512 || !zmm_os || !avx512f || !__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) return 0;
+        return (a1 >> 5) & 1;
+    }
     if (!strcmp(isa, "avx2")) return HONE_HAVE_AVX2 && ymm_os && avx2 && fma && f16c;
     if (!strcmp(isa, "avx512"))
         return HONE_HAVE_AVX512 && zmm_os && avx512f && avx512dq && avx512bw && avx512vl && fma && f16c;
@@ -53,7 +58,12 @@ int kernels_get(const char *isa, hone_kernels *t) {
     if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); return 0; }
 #endif
 #if HONE_HAVE_AVX512 && defined(__x86_64__)
-    if (!strcmp(isa, "avx512")) { kernels_fill_avx2(t); kernels_fill_avx512(t); return 0; }
+    if (!strcmp(isa, "avx512")) {
+        kernels_fill_avx2(t);
+        kernels_fill_avx512(t);
+        if (!kernels_cpu_has("avx512bf16")) t->probe_dot_bf16 = NULL, t->probe_bf16_unit = NULL;
+        return 0;
+    }
 #endif
 #if HONE_HAVE_NEON && defined(__aarch64__)
     if (!strcmp(isa, "neon")) { kernels_fill_neon(t); return 0; }

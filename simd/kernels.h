@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #define HONE_PANEL 16 /* rows of a dot_panel16 panel */
+#define HONE_PROBE_CHAINS 12 /* independent register chains of the peak probes */
 
 enum { HONE_ACT_SILU = 0, HONE_ACT_GELU_TANH = 1 };
 
@@ -105,6 +106,22 @@ typedef struct hone_kernels {
     void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
     void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
     void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
+
+    /* --- register-only peak probes (hone info, bench_gemm; never on the training
+     * path): iters iterations of HONE_PROBE_CHAINS independent chains that touch no
+     * memory; each returns the FLOPs it did and writes lane 0 of chain c to out[c]
+     * (so no chain is dead code). 12 chains cover FMA latency x pipes on the x86 and
+     * Arm cores met (4 cycles x 2-3 pipes).
+     * probe_fma_f32: chain c starts at c, a = a * 0.999999f + 1e-7f (one fused
+     *   multiply-add per vector where the ISA has FMA; 2 FLOPs per lane).
+     * probe_dot_bf16: chain c starts at c, a += 0.0625 * 0.0625 + 0.0625 * 0.0625 per
+     *   fp32 lane (AVX512-BF16 vdpbf16ps, Arm BFDOT: 4 FLOPs per lane), so
+     *   out[c] = c + iters / 128 exactly while below 2^17. NULL where the CPU, OS or
+     *   build has no bf16 dot-product unit; probe_bf16_unit then is NULL too. */
+    double (*probe_fma_f32)(long iters, float *out);
+    double (*probe_dot_bf16)(long iters, float *out);
+    const char *probe_fma_unit;  /* what probe_fma_f32 runs, e.g. "zmm FMA" */
+    const char *probe_bf16_unit; /* e.g. "vdpbf16ps zmm", NULL when none */
 } hone_kernels;
 
 extern hone_kernels hone_kt;
@@ -115,10 +132,22 @@ extern hone_kernels hone_kt;
 int kernels_init(void);
 
 /* What the CPU and OS support (independent of what was chosen). */
-int kernels_cpu_has(const char *isa);
+int kernels_cpu_has(const char *isa); /* also "avx512bf16" (CPUID.(7,1):EAX bit 5) */
 /* Fills *t with the kernels of one ISA (scalar entries where the ISA has none).
  * Returns -1 if that ISA is not built or not supported here. Used by tests. */
 int kernels_get(const char *isa, hone_kernels *t);
+
+/* Measured peak of one probe of t, in GFLOP/s. */
+typedef struct hone_peak {
+    double cpu;  /* sum over threads of FLOPs / that thread's CPU time: the cores' own peak,
+                    which a busy (shared) machine does not lower */
+    double wall; /* all threads' FLOPs / wall time */
+    int threads; /* threads that ran (1 without OpenMP) */
+} hone_peak;
+/* Runs t's probe (bf16 = 0: probe_fma_f32, 1: probe_dot_bf16) on nthreads threads,
+ * each its own loop: a short calibration, then the best of 3 runs of ~25 ms
+ * (~0.1 s in all). Returns -1 (and zeroes *p) when t has no such probe. */
+int kernels_peak(const hone_kernels *t, int bf16, int nthreads, hone_peak *p);
 
 /* Per-ISA fillers (each in its own file, built with its own flags). */
 void kernels_fill_scalar(hone_kernels *t);

@@ -2,6 +2,7 @@
  * 6x16 sgemm micro-kernel for the shared driver (gemm.c) and the vector
  * kernels (bodies in kernels_vec.h, instantiated here on 8-lane __m256). */
 #include "simd/kernels.h"
+#include "simd/probe.h"
 #include "simd/gemm.h"
 #include <immintrin.h>
 #include <string.h>
@@ -155,6 +156,8 @@ CONV_LOOP(f16_to_f32_avx2, float, uint16_t, BODY_F16_F32)
 CONV_LOOP(f32_to_bf16_avx2, uint16_t, float, BODY_F32_BF16)
 CONV_LOOP(f32_to_f16_avx2, uint16_t, float, BODY_F32_F16)
 
+HONE_PROBE_FMA(probe_fma_f32_avx2, __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32, 8)
+
 void kernels_fill_avx2(hone_kernels *t) {
     t->isa = "avx2";
     t->gemm_f32 = gemm_f32_avx2;
@@ -163,4 +166,8 @@ void kernels_fill_avx2(hone_kernels *t) {
     t->f16_to_f32 = f16_to_f32_avx2;
     t->f32_to_bf16 = f32_to_bf16_avx2;
     t->f32_to_f16 = f32_to_f16_avx2;
+    t->probe_fma_f32 = probe_fma_f32_avx2;
+    t->probe_fma_unit = "ymm FMA";
+    t->probe_dot_bf16 = NULL;
+    t->probe_bf16_unit = NULL;
 }

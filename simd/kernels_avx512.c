@@ -3,6 +3,7 @@
  * (bodies in kernels_vec.h on 16-lane __m512 with masked tails).
  * Entries not set here keep the AVX2 ones (AVX-512 CPUs all have AVX2). */
 #include "simd/kernels.h"
+#include "simd/probe.h"
 #include "simd/gemm.h"
 #include <cpuid.h>
 #include <immintrin.h>
@@ -220,6 +221,17 @@ static void f32_to_f16_avx512(uint16_t *dst, const float *src, size_t n) {
     }
 }
 
+HONE_PROBE_FMA(probe_fma_f32_avx512, __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_cvtss_f32, 16)
+
+/* vdpbf16ps needs the avx512bf16 target (GCC 10+, clang 9+); dispatch.c keeps
+ * this probe only where CPUID says the CPU has AVX512-BF16. */
+#if defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10
+#define HONE_PROBE_AVX512BF16 1
+#define BF16_SET1(u) ((__m512bh)_mm512_set1_epi16((short)(u)))
+__attribute__((target("avx512bf16"))) HONE_PROBE_DOT(probe_dot_bf16_avx512, __m512, __m512bh, _mm512_set1_ps,
+                                                     BF16_SET1, _mm512_dpbf16_ps, _mm512_cvtss_f32, 16)
+#endif
+
 void kernels_fill_avx512(hone_kernels *t) {
     t->isa = "avx512";
     /* gemm: 12x32 on Intel; on AMD the AVX2 6x16 kernel already in the table
@@ -236,4 +248,10 @@ void kernels_fill_avx512(hone_kernels *t) {
     t->f16_to_f32 = f16_to_f32_avx512;
     t->f32_to_bf16 = f32_to_bf16_avx512;
     t->f32_to_f16 = f32_to_f16_avx512;
+    t->probe_fma_f32 = probe_fma_f32_avx512;
+    t->probe_fma_unit = "zmm FMA";
+#ifdef HONE_PROBE_AVX512BF16
+    t->probe_dot_bf16 = probe_dot_bf16_avx512;
+    t->probe_bf16_unit = "AVX512-BF16 vdpbf16ps zmm";
+#endif
 }

@@ -2,6 +2,7 @@
  * 8x12 sgemm micro-kernel for the shared driver (gemm.c), the vector kernels
  * (kernels_vec.h on 4-lane float32x4_t) and exact conversions. */
 #include "simd/kernels.h"
+#include "simd/probe.h"
 #include "simd/gemm.h"
 #include <arm_neon.h>
 #include <string.h>
@@ -129,6 +130,17 @@ CONV_LOOP(f16_to_f32_neon, float, uint16_t, f16x4_to_f32)
 CONV_LOOP(f32_to_bf16_neon, uint16_t, float, f32x4_to_bf16)
 CONV_LOOP(f32_to_f16_neon, uint16_t, float, f32x4_to_f16)
 
+#define NEON_LANE0(v) vgetq_lane_f32(v, 0)
+#define NEON_FMA(a, x, y) vfmaq_f32(y, a, x) /* vfmaq_f32(acc, b, c) = acc + b*c */
+HONE_PROBE_FMA(probe_fma_f32_neon, float32x4_t, vdupq_n_f32, NEON_FMA, NEON_LANE0, 4)
+/* BFDOT only where the build targets it (-march=...+bf16): hone's default aarch64
+ * build does not, so there the probe reports no bf16 unit. */
+#ifdef __ARM_FEATURE_BF16_VECTOR_ARITHMETIC
+#define NEON_BF16_SET1(u) vreinterpretq_bf16_u16(vdupq_n_u16(u))
+HONE_PROBE_DOT(probe_dot_bf16_neon, float32x4_t, bfloat16x8_t, vdupq_n_f32, NEON_BF16_SET1, vbfdotq_f32,
+               NEON_LANE0, 4)
+#endif
+
 void kernels_fill_neon(hone_kernels *t) {
     t->isa = "neon";
     t->gemm_f32 = gemm_f32_neon;
@@ -137,4 +149,10 @@ void kernels_fill_neon(hone_kernels *t) {
     t->f16_to_f32 = f16_to_f32_neon;
     t->f32_to_bf16 = f32_to_bf16_neon;
     t->f32_to_f16 = f32_to_f16_neon;
+    t->probe_fma_f32 = probe_fma_f32_neon;
+    t->probe_fma_unit = "q-register FMA";
+#ifdef __ARM_FEATURE_BF16_VECTOR_ARITHMETIC
+    t->probe_dot_bf16 = probe_dot_bf16_neon;
+    t->probe_bf16_unit = "BFDOT";
+#endif
 }

@@ -294,6 +294,21 @@ static void f32_to_f16_scalar(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = float_to_half(src[i]);
 }
 
+/* The scalar probe: one multiply and one add per chain step (no FMA is assumed
+ * without ISA flags), kept scalar (GCC would otherwise vectorize the chains). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
+static double probe_fma_f32_scalar(long iters, float *out) {
+    float a[HONE_PROBE_CHAINS], x = 0.999999f, y = 1e-7f;
+    for (int c = 0; c < HONE_PROBE_CHAINS; c++) a[c] = (float)c;
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int c = 0; c < HONE_PROBE_CHAINS; c++) a[c] = a[c] * x + y;
+    for (int c = 0; c < HONE_PROBE_CHAINS; c++) out[c] = a[c];
+    return (double)iters * HONE_PROBE_CHAINS * 2;
+}
+
 void kernels_fill_scalar(hone_kernels *t) {
     t->isa = "scalar";
     t->gemm_f32 = gemm_f32_scalar;
@@ -320,4 +335,6 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->f16_to_f32 = f16_to_f32_scalar;
     t->f32_to_bf16 = f32_to_bf16_scalar;
     t->f32_to_f16 = f32_to_f16_scalar;
+    t->probe_fma_f32 = probe_fma_f32_scalar;
+    t->probe_fma_unit = "scalar multiply-add";
 }

@@ -13,11 +13,35 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+/* The probe's peaks on 1 thread and on the thread count in use (kernels.h). */
+static void print_peaks(int threads) {
+    hone_peak p1, pn;
+    kernels_peak(&hone_kt, 0, 1, &p1);
+    printf("fp32 peak:  %.1f GFLOP/s per core", p1.cpu);
+    if (threads > 1 && kernels_peak(&hone_kt, 0, threads, &pn) == 0)
+        printf(", %.1f on %d threads", pn.cpu, pn.threads);
+    printf(" (%s, register-only, by CPU time)\n", hone_kt.probe_fma_unit);
+    if (kernels_peak(&hone_kt, 1, 1, &p1) < 0) {
+        printf("bf16 peak:  none (no bf16 dot-product unit in the %s kernels on this CPU)\n", hone_kt.isa);
+    } else {
+        printf("bf16 peak:  %.1f GFLOP/s per core", p1.cpu);
+        if (threads > 1 && kernels_peak(&hone_kt, 1, threads, &pn) == 0)
+            printf(", %.1f on %d threads", pn.cpu, pn.threads);
+        printf(" (%s, register-only, by CPU time)\n", hone_kt.probe_bf16_unit);
+    }
+    printf("bf16 training: not available yet (issue 15): `bf16: true` is refused, training runs in fp32\n");
+}
+
 int cmd_info(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("Usage: hone info\n\nPrints the CPU, the kernel ISA chosen (HONE_ISA overrides), physical cores,\n"
                "NUMA nodes and caches (hwloc), the thread count (HONE_THREADS overrides),\n"
-               "the backends built in and the versions of the libraries linked.\n");
+               "the backends built in and the versions of the libraries linked, and the\n"
+               "measured peaks of the chosen kernels (about half a second): the fp32 FMA\n"
+               "peak per core and on the thread count in use, the bf16 dot-product peak\n"
+               "(AVX512-BF16 vdpbf16ps; Arm BFDOT where the build targets it) or that the\n"
+               "CPU has none, and the bf16 training path (none yet: issue 15). Peaks are\n"
+               "register-only loops timed by CPU time (docs/performance.md).\n");
         return 0;
     }
     hone_error err = {{0}};
@@ -37,6 +61,7 @@ int cmd_info(int argc, char **argv) {
     printf("threads:    %d (OpenMP %s)\n", topo.threads, HONE_HAVE_OPENMP ? "on" : "off");
     printf("backends:   cpu (cuda toolkit %s; no CUDA backend is built yet, see gpu/README.md)%s\n",
            HONE_HAVE_CUDA ? "found" : "not found", HONE_HAVE_MPI ? ", mpi" : "");
+    print_peaks(topo.threads);
     char pcre_ver[64] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre_ver);
     uint32_t jit = 0;
