@@ -161,7 +161,8 @@ static void hms(double secs, char out[32]) {
  * rest of the line cleared), else a plain line, so a log file reads one step per line. */
 void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, double tok_per_s) {
     double el = hone_now() - t->t_start;
-    double eta = t->step > 0 ? el / t->step * (t->total_steps - t->step) : 0;
+    long done_here = t->step - t->start_step; /* steps of this process: a resumed run's clock starts at the resume */
+    double eta = done_here > 0 ? el / done_here * (t->total_steps - t->step) : 0;
     char e1[32], e2[32];
     hms(el, e1);
     hms(eta, e2);
@@ -481,6 +482,8 @@ int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int
     free(txt);
     if (rc) return rc;
     truncate_metrics(t, t->step);
+    t->start_step = t->step; /* progress and ETA count from here */
+    t->t_start = hone_now();
     return 0;
 }
 

@@ -39,6 +39,7 @@ typedef struct hone_trainer {
     int stop_signal;         /* the signal that stopped the run (trainer_stop_requested), or 0 */
     int progress_tty;
     double t_start;
+    long start_step;         /* the step this process started (or resumed) at: ETA counts from it */
     double save_secs;        /* checkpoint time since the last progress line (shown there) */
     long save_total_limit;
     const char *config_json; /* resolved configuration, copied into each checkpoint as
