@@ -17,6 +17,7 @@
 #include "model/convert.h"
 #include "test.h"
 #include "base/util.h"
+#include <jansson.h>
 #include <omp.h>
 
 static hone_tok_example *make_examples(int n) {
@@ -186,6 +187,7 @@ static void test_eos_token(void) {
     hone_remove_tree(dir, NULL);
 }
 
+#define JINJA "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
 static void test_chat_template_path(void) {
     const char *dir = test_tmpdir("tplpath");
     char mdir[600], jf[700], yaml[4096], data[700];
@@ -196,7 +198,7 @@ static void test_chat_template_path(void) {
     fclose(f);
     snprintf(jf, sizeof jf, "%s/t.jinja", dir);
     f = fopen(jf, "w");
-    fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}", f);
+    fputs(JINJA, f);
     fclose(f);
     hone_error err = {0};
     hone_message msgs[2] = {{"user", "hi"}, {"assistant", "yo"}};
@@ -211,7 +213,17 @@ static void test_chat_template_path(void) {
             chat_text t;
             CHECK(rc == 0 && chat_render(&p.tpl, msgs, 2, 0, &t, &err) == 0 && !strcmp(t.text, "<user>hi<assistant>yo"),
                   "chat_template_path file: rc %d, '%s'", rc, rc == 0 ? t.text : err.msg);
-            if (rc == 0) { chat_text_free(&t); pipeline_free(&p); }
+            if (rc == 0) {
+                /* and it is the template checkpoints and final/ carry */
+                char tc[4300];
+                snprintf(tc, sizeof tc, "%s/tokenizer_config.json", p.tok_dir);
+                json_t *j = json_load_file(tc, 0, NULL);
+                const char *ct = json_string_value(json_object_get(j, "chat_template"));
+                CHECK(ct && !strcmp(ct, JINJA), "staged tokenizer_config.json's chat_template: '%s'", ct ? ct : "(none)");
+                json_decref(j);
+                chat_text_free(&t);
+                pipeline_free(&p);
+            }
         } else {
             CHECK(rc < 0 && strstr(err.msg, "chat_template_path /nonexistent.jinja"), "missing file: %s", err.msg);
         }

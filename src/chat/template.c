@@ -260,8 +260,9 @@ int chat_template_from_jinja(chat_template *t, const char *source, const char *b
     t->bos_token = dup_or_null(bos), t->eos_token = dup_or_null(eos);
     t->stop = dup_or_null(eos);
     t->name = strdup("inline");
+    t->source = strdup(source);
     t->generation_prompt = probe_generation_prompt(t);
-    if ((bos && !t->bos_token) || (eos && !t->eos_token) || !t->name || !t->generation_prompt) {
+    if ((bos && !t->bos_token) || (eos && !t->eos_token) || !t->name || !t->source || !t->generation_prompt) {
         chat_template_free(t);
         return hone_fail(err, "out of memory");
     }
@@ -357,10 +358,85 @@ int chat_template_load(chat_template *t, const char *spec, const char *model_pat
     return hone_fail(err, "chat_template: unknown template '%s' (chatml, llama2, llama3, gemma, zephyr, model, auto, or a Jinja string)", spec);
 }
 
+/* The built-in formats as Jinja, for tokenizer_config.json's chat_template: the templates
+ * tests/reference/chat_templates.py renders and test_chat_template.c checks the C built-ins
+ * against, with @BOS@ / @EOS@ standing for the template's own bos / eos spelling. */
+static const struct { const char *name, *jinja; } builtin_jinja[] = {
+    {"chatml",
+     "{% for m in messages %}<|im_start|>{{ m.role }}"
+     "\n{{ m.content if m.role == 'assistant' else m.content.strip() }}<|im_end|>\n{% endfor %}"
+     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"},
+    {"llama2",
+     "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+     "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+     "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+     "{% endif %}{% if loop.index0 == 0 and system_message != false %}"
+     "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+     "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+     "{{ @BOS@ + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+     "{{ ' '  + content.strip() + ' ' + @EOS@ }}{% endif %}{% endfor %}"},
+    {"llama3",
+     "{% set loop_messages = messages %}{% for message in loop_messages %}"
+     "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}"
+     "{% if loop.index0 == 0 %}{% set content = @BOS@ + content %}{% endif %}{{ content }}"
+     "{% endfor %}{% if add_generation_prompt %}"
+     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"},
+    {"gemma",
+     "{{ @BOS@ }}{% if messages[0]['role'] == 'system' %}"
+     "{% set first_user_prefix = messages[0]['content'] + '\n\n' %}"
+     "{% set loop_messages = messages[1:] %}{% else %}{% set first_user_prefix = '' %}"
+     "{% set loop_messages = messages %}{% endif %}{% for message in loop_messages %}"
+     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+     "{% endif %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}"
+     "{% set role = message['role'] %}{% endif %}"
+     "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+     "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}"
+     "{{ '<start_of_turn>model\n' }}{% endif %}"},
+    {"zephyr",
+     "{% for message in messages %}\n{% if message['role'] == 'user' %}"
+     "\n{{ '<|user|>\n' + message['content'] + @EOS@ }}\n{% elif message['role'] == 'system' %}"
+     "\n{{ '<|system|>\n' + message['content'] + @EOS@ }}\n{% elif message['role'] == 'assistant' %}"
+     "\n{{ '<|assistant|>\n'  + message['content'] + @EOS@ }}\n{% endif %}"
+     "\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"},
+};
+
+/* s with each @BOS@ / @EOS@ replaced by a Jinja string literal of bos / eos (caller frees) */
+static char *jinja_with_tokens(const char *s, const char *bos, const char *eos) {
+    size_t lb = bos ? strlen(bos) : 0, le = eos ? strlen(eos) : 0, n = 0;
+    /* at most one placeholder per 5 bytes, each a quoted literal of at most twice its length */
+    char *o = malloc(strlen(s) + (strlen(s) / 5 + 1) * (2 * (lb > le ? lb : le) + 2) + 1);
+    if (!o) return NULL;
+    while (*s) {
+        int is_bos = !strncmp(s, "@BOS@", 5), is_eos = !strncmp(s, "@EOS@", 5);
+        if (is_bos || is_eos) {
+            const char *tk = is_bos ? bos : eos;
+            o[n++] = '\'';
+            for (const char *c = tk ? tk : ""; *c; c++) {
+                if (*c == '\'' || *c == '\\') o[n++] = '\\';
+                o[n++] = *c;
+            }
+            o[n++] = '\'';
+            s += 5;
+        } else o[n++] = *s++;
+    }
+    o[n] = 0;
+    return o;
+}
+
+char *chat_template_jinja(const chat_template *t) {
+    if (t->kind == CHAT_JINJA) return t->source ? strdup(t->source) : NULL;
+    for (size_t i = 0; i < sizeof builtin_jinja / sizeof *builtin_jinja; i++)
+        if (!strcmp(t->name, builtin_jinja[i].name)) return jinja_with_tokens(builtin_jinja[i].jinja, t->bos_token, t->eos_token);
+    return NULL;
+}
+
 void chat_template_free(chat_template *t) {
     if (!t) return;
     jinja_free(t->jinja);
-    free(t->bos_token), free(t->eos_token), free(t->generation_prompt), free(t->stop), free(t->name);
+    free(t->bos_token), free(t->eos_token), free(t->generation_prompt), free(t->stop), free(t->name), free(t->source);
     memset(t, 0, sizeof *t);
 }
 

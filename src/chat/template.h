@@ -39,6 +39,7 @@ typedef struct chat_template {
     char *generation_prompt;    /* e.g. "<|im_start|>assistant\n" ("" for llama2) */
     char *stop;                 /* the end-of-turn string, e.g. "<|im_end|>"; eos_token for Jinja */
     char *name;                 /* "chatml", ..., or "model" / "inline" */
+    char *source;               /* CHAT_JINJA: the Jinja text it was parsed from */
     /* NULL-terminated markup the format writes that must be single special tokens,
      * e.g. {"<|im_start|>", "<|im_end|>"} for chatml (static; NULL for Jinja templates,
      * whose tokens the model's tokenizer already has). add_chat_tokens with chatml is
@@ -76,6 +77,11 @@ typedef struct chat_dpo_text {
 int chat_template_load(chat_template *t, const char *spec, const char *model_path, hone_error *err);
 /* A Jinja template from source with explicit bos/eos (NULL: undefined). */
 int chat_template_from_jinja(chat_template *t, const char *source, const char *bos, const char *eos, hone_error *err);
+/* The template as Jinja, for a tokenizer_config.json's chat_template (malloc'd, caller
+ * frees; NULL on OOM): a Jinja template's own source, or a built-in format written as the
+ * Jinja that renders it byte for byte (tests/reference/chat_templates.py), with the
+ * template's bos / eos spellings. */
+char *chat_template_jinja(const chat_template *t);
 void chat_template_free(chat_template *t);
 
 /* Renders msgs (role/content). add_generation_prompt appends the assistant header. */

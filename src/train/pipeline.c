@@ -9,77 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The built-in formats as Jinja, for tokenizer_config.json's chat_template: the templates
- * tests/reference/chat_templates.py renders and test_chat_template.c checks the C built-ins
- * against, with @BOS@ / @EOS@ standing for the template's own bos / eos spelling. */
-static const struct { const char *name, *jinja; } builtin_jinja[] = {
-    {"chatml",
-     "{% for m in messages %}<|im_start|>{{ m.role }}"
-     "\n{{ m.content if m.role == 'assistant' else m.content.strip() }}<|im_end|>\n{% endfor %}"
-     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"},
-    {"llama2",
-     "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
-     "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
-     "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
-     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-     "{% endif %}{% if loop.index0 == 0 and system_message != false %}"
-     "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
-     "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
-     "{{ @BOS@ + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
-     "{{ ' '  + content.strip() + ' ' + @EOS@ }}{% endif %}{% endfor %}"},
-    {"llama3",
-     "{% set loop_messages = messages %}{% for message in loop_messages %}"
-     "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}"
-     "{% if loop.index0 == 0 %}{% set content = @BOS@ + content %}{% endif %}{{ content }}"
-     "{% endfor %}{% if add_generation_prompt %}"
-     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"},
-    {"gemma",
-     "{{ @BOS@ }}{% if messages[0]['role'] == 'system' %}"
-     "{% set first_user_prefix = messages[0]['content'] + '\n\n' %}"
-     "{% set loop_messages = messages[1:] %}{% else %}{% set first_user_prefix = '' %}"
-     "{% set loop_messages = messages %}{% endif %}{% for message in loop_messages %}"
-     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-     "{% endif %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}"
-     "{% set role = message['role'] %}{% endif %}"
-     "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
-     "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}"
-     "{{ '<start_of_turn>model\n' }}{% endif %}"},
-    {"zephyr",
-     "{% for message in messages %}\n{% if message['role'] == 'user' %}"
-     "\n{{ '<|user|>\n' + message['content'] + @EOS@ }}\n{% elif message['role'] == 'system' %}"
-     "\n{{ '<|system|>\n' + message['content'] + @EOS@ }}\n{% elif message['role'] == 'assistant' %}"
-     "\n{{ '<|assistant|>\n'  + message['content'] + @EOS@ }}\n{% endif %}"
-     "\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"},
-};
-
-/* s with each @BOS@ / @EOS@ replaced by a Jinja string literal of bos / eos (caller frees) */
-static char *jinja_with_tokens(const char *s, const char *bos, const char *eos) {
-    size_t lb = bos ? strlen(bos) : 0, le = eos ? strlen(eos) : 0, n = 0;
-    /* at most one placeholder per 5 bytes, each a quoted literal of at most twice its length */
-    char *o = malloc(strlen(s) + (strlen(s) / 5 + 1) * (2 * (lb > le ? lb : le) + 2) + 1);
-    if (!o) return NULL;
-    while (*s) {
-        int is_bos = !strncmp(s, "@BOS@", 5), is_eos = !strncmp(s, "@EOS@", 5);
-        if (is_bos || is_eos) {
-            const char *tk = is_bos ? bos : eos;
-            o[n++] = '\'';
-            for (const char *c = tk ? tk : ""; *c; c++) {
-                if (*c == '\'' || *c == '\\') o[n++] = '\\';
-                o[n++] = *c;
-            }
-            o[n++] = '\'';
-            s += 5;
-        } else o[n++] = *s++;
-    }
-    o[n] = 0;
-    return o;
-}
-
 /* Makes the staged tokenizer files a complete chat model for checkpoints and final/:
- * tokenizer_config.json's chat_template is the template trained with (a built-in as Jinja,
- * an inline one as given; a model's own is already there) and generation_config.json (the
+ * tokenizer_config.json's chat_template is the template trained with (chat_template_jinja:
+ * a built-in as Jinja, a Jinja one as given; the base model's own is already there) and generation_config.json (the
  * base's, if any) gets bos / eos / pad as trained, eos listing the end-of-turn token too. */
 static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
     char path[4200];
@@ -87,10 +19,8 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
     json_error_t je;
     json_t *tc = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
     if (!tc) return hone_fail(err, "%s:%d: %s", path, je.line, je.text);
-    char *src = NULL;
-    for (size_t i = 0; i < sizeof builtin_jinja / sizeof *builtin_jinja; i++)
-        if (!strcmp(p->tpl.name, builtin_jinja[i].name)) src = jinja_with_tokens(builtin_jinja[i].jinja, p->tpl.bos_token, p->tpl.eos_token);
-    if (!strcmp(p->tpl.name, "inline")) src = strdup(cfg->chat_template);
+    /* the base model's own template is already there (maybe with other named ones) */
+    char *src = strcmp(p->tpl.name, "model") || cfg->chat_template_path ? chat_template_jinja(&p->tpl) : NULL;
     int rc = 0;
     if (src) {
         json_object_set_new(tc, "chat_template", json_string(src));
