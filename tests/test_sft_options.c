@@ -111,6 +111,25 @@ static void test_neftune_training(void) {
     free(a); free(b); free(c);
 }
 
+/* The step count comes from the rows the packing strategy makes: 24 examples of 8..16
+ * tokens are ceil(total / 32) wrapped rows of 32, and 24 BFD rows when each is cut to 12
+ * (no two fit); splitting the overflow into fragments never needs fewer rows. */
+static void test_training_rows(void) {
+    hone_tok_example *ex = make_examples(24);
+    hone_error err = {0};
+    long tot = 0, rows = 0;
+    for (int i = 0; i < 24; i++) tot += ex[i].n;
+    sft_opts o = {.packing = 1, .max_length = 32, .packing_strategy = SFT_PACK_WRAPPED};
+    CHECK(sft_training_rows(&o, ex, 24, &rows, NULL, &err) == 0 && rows == (tot + 31) / 32, "wrapped: %ld rows of %ld tokens", rows, tot);
+    o.max_length = 12;
+    o.packing_strategy = SFT_PACK_BFD;
+    long bfd = 0, split = 0;
+    CHECK(sft_training_rows(&o, ex, 24, &bfd, NULL, &err) == 0 && bfd == 24, "bfd at 12: %ld rows", bfd);
+    o.packing_strategy = SFT_PACK_BFD_SPLIT;
+    CHECK(sft_training_rows(&o, ex, 24, &split, NULL, &err) == 0 && split >= bfd, "bfd_split at 12: %ld rows (bfd %ld)", split, bfd);
+    free_examples(ex, 24);
+}
+
 static void test_option_keys(void) {
     hone_train_config c;
     hone_error err = {0};
@@ -290,6 +309,7 @@ int main(void) {
     TEST_RUN(test_neftune_noise);
     TEST_RUN(test_neftune_training);
     TEST_RUN(test_option_keys);
+    TEST_RUN(test_training_rows);
     TEST_RUN(test_eos_token);
     TEST_RUN(test_chat_template_path);
     TEST_RUN(test_load_best);

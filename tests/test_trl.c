@@ -210,12 +210,9 @@ static void sft_case(const char *name) {
     sft_opts o = sft_opts_of(cfg);
     eval_opts(cfg, &o.eval_batch_size, &o.eval_steps, &o.eval_on_start);
     if (!o.eval_batch_size) o.eval_batch_size = o.batch_size;
-    sft_rows R;
+    long rows;
     hone_error err;
-    if (o.max_steps <= 0 && sft_make_rows(&R, ex, n, o.max_length, o.packing, &err) == 0) { /* from the epochs */
-        o.max_steps = sft_total_steps(&o, R.n);
-        sft_rows_free(&R);
-    }
+    if (o.max_steps <= 0 && sft_training_rows(&o, ex, n, &rows, NULL, &err) == 0) o.max_steps = sft_total_steps(&o, rows); /* from the epochs */
     sft_run(name, cfg, exp, &m, &o, ex, n, eex, ne);
     free_examples(ex, n);
     free_examples(eex, ne);

@@ -68,11 +68,9 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
                   .head_loss = {.kind = !strcmp(cfg->sft_loss_type, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL,
                                 .label_smoothing = (float)cfg->label_smoothing_factor},
                   .neftune_alpha = cfg->neftune_noise_alpha > 0 ? cfg->neftune_noise_alpha : 0};
-    sft_rows R;
-    if (sft_make_rows(&R, train, ntr, o.max_length, o.packing, err) < 0) return -1;
-    long rows = R.n;
-    if (R.dropped) fprintf(stderr, "sft: %ld example(s) have no trained tokens and are left out\n", R.dropped);
-    sft_rows_free(&R);
+    long rows, dropped;
+    if (sft_training_rows(&o, train, ntr, &rows, &dropped, err) < 0) return -1;
+    if (dropped) fprintf(stderr, "sft: %ld example(s) have no trained tokens and are left out\n", dropped);
     long total = sft_total_steps(&o, rows);
     o.logging_steps = config_steps(cfg->logging_steps, total);
     o.save_steps = strcmp(cfg->save_strategy, "no") ? config_steps(cfg->save_steps, total) : 0;

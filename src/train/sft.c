@@ -278,6 +278,18 @@ static int rows_for(const sft_opts *o, int packing, const hone_tok_example *ex, 
     return rc;
 }
 
+int sft_training_rows(const sft_opts *o, const hone_tok_example *ex, long n, long *rows, long *dropped, hone_error *err) {
+    sft_rows R;
+    hone_tok_example *packed;
+    long n_packed;
+    if (rows_for(o, o->packing, ex, n, &R, &packed, &n_packed, err) < 0) return -1;
+    *rows = R.n;
+    if (dropped) *dropped = R.dropped;
+    sft_rows_free(&R);
+    sft_free_examples(packed, n_packed);
+    return 0;
+}
+
 int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, long n, double *loss, double *acc,
                  double *entropy, hone_error *err) {
     sft_rows R;

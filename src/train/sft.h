@@ -84,6 +84,9 @@ void sft_fill_batch(hone_batch *b, const sft_rows *R, const long *row_idx, int n
                     int pad_id, int flat, int multiple);
 
 
+/* The training rows sft_train builds from these examples (packing strategy included) and
+ * how many examples they leave out: what the step count is computed from. */
+int sft_training_rows(const sft_opts *o, const hone_tok_example *ex, long n, long *rows, long *dropped, hone_error *err);
 /* Total optimizer steps for these options and row count. */
 long sft_total_steps(const sft_opts *o, long n_rows);
 /* Runs training from t->step to the end (or until a stop signal, which saves a
