@@ -47,6 +47,16 @@ static int setup(int argc, char **argv, int kind, hone_train_config *cfg, hone_e
     return 0;
 }
 
+/* The step intervals of a run of `total` steps (a value below 1 is a ratio of it): logging,
+ * saving (0: save_strategy no) and evaluation (0: none, or no evaluation rows). */
+static void intervals(const hone_train_config *cfg, long total, long n_eval, long *logging, long *save, long *eval, int *eval_on_start) {
+    int eval_on = n_eval > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
+    *logging = config_steps(cfg->logging_steps, total);
+    *save = strcmp(cfg->save_strategy, "no") ? config_steps(cfg->save_steps, total) : 0;
+    *eval = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
+    if (!eval_on) *eval_on_start = 0;
+}
+
 static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *t, hone_pipeline *p, hone_error *err) {
     hone_tok_example *train = NULL, *eval = NULL;
     long ntr = 0, nev = 0;
@@ -72,11 +82,7 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     if (sft_training_rows(&o, train, ntr, &rows, &dropped, err) < 0) return -1;
     if (dropped) fprintf(stderr, "sft: %ld example(s) have no trained tokens and are left out\n", dropped);
     long total = sft_total_steps(&o, rows);
-    o.logging_steps = config_steps(cfg->logging_steps, total);
-    o.save_steps = strcmp(cfg->save_strategy, "no") ? config_steps(cfg->save_steps, total) : 0;
-    int eval_on = nev > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
-    o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
-    if (!eval_on) o.eval_on_start = 0;
+    intervals(cfg, total, nev, &o.logging_steps, &o.save_steps, &o.eval_steps, &o.eval_on_start);
     int rc = pipeline_trainer(p, cfg, total, t, err);
     if (rc == 0) t->config_json = rd->config_json;
     if (rc == 0) rc = pipeline_resume(t, rd->resume, NULL, 0, err);
@@ -130,11 +136,7 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     o.ref_model_sync_steps = cfg->ref_model_sync_steps;
     o.logging_first_step = cfg->logging_first_step;
     long total = dpo_total_steps(&o, ntr);
-    o.logging_steps = config_steps(cfg->logging_steps, total);
-    o.save_steps = strcmp(cfg->save_strategy, "no") ? config_steps(cfg->save_steps, total) : 0;
-    int eval_on = nev > 0 && cfg->eval_strategy && strcmp(cfg->eval_strategy, "no");
-    o.eval_steps = eval_on ? config_steps(cfg->eval_steps > 0 ? cfg->eval_steps : cfg->logging_steps, total) : 0;
-    if (!eval_on) o.eval_on_start = 0;
+    intervals(cfg, total, nev, &o.logging_steps, &o.save_steps, &o.eval_steps, &o.eval_on_start);
     /* the reference: none, precomputed once (then freed), or a frozen model */
     if (cfg->reference_free) {
         rtr.n = ntr; rtr.chosen = calloc(ntr, sizeof(double)); rtr.rejected = calloc(ntr, sizeof(double));

@@ -2,6 +2,7 @@
  * each matching the Rust definition the reference library uses (char::is_whitespace,
  * regex \w, char::is_numeric, String::from_utf8_lossy). */
 #include "tokenizer/text.h"
+#include "base/util.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -232,10 +233,6 @@ int tok_is_mark(int32_t c) {
 
 int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return hone_fail(err, "%s: %s", path, strerror(errno));
-    int bad = fwrite(b->p, 1, b->n, f) != b->n;
-    if (fclose(f) || bad) return hone_fail(err, "%s: write failed", path);
-    return 0;
+    hone_path_join(path, sizeof path, dir, name);
+    return hone_write_file(path, b->p, b->n, err); /* atomic: a killed save leaves the old file */
 }

@@ -35,7 +35,7 @@ int tok_is_mark(int32_t cp);         /* general category M* (combining marks) */
 /* String.from_utf8_lossy: appends s to out replacing each maximal invalid subpart by U+FFFD. */
 int tok_utf8_lossy(tok_buf *out, const char *s, size_t n);
 
-/* Writes b to dir/name. */
+/* Writes b to dir/name atomically (base/util.h's hone_write_file). */
 int tok_write_file(const char *dir, const char *name, const tok_buf *b, hone_error *err);
 
 #endif

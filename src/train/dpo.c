@@ -468,10 +468,8 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
             win_mb = 0;
             t0 = hone_now();
             tok_window = 0;
-        } else if (!o->quiet && t->progress_tty) {
-            /* a terminal's bar moves every step, as tqdm's; logs stay at logging_steps */
-            double el = hone_now() - t0;
-            trainer_progress(t, step_loss, lr, gn, el > 0 ? tok_window / el : 0);
+        } else if (!o->quiet) {
+            trainer_progress_tick(t, step_loss, lr, gn, tok_window, t0);
         }
         if (n_eval && o->eval_steps > 0 && (t->step % o->eval_steps == 0 || last)) {
             dpo_step_result r;

@@ -185,6 +185,12 @@ void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, dou
     else fputs("\033[K", stderr);
 }
 
+void trainer_progress_tick(hone_trainer *t, double loss, double lr, double gnorm, long tokens, double t0) {
+    if (!t->progress_tty) return; /* plain logs stay at logging_steps */
+    double el = hone_now() - t0;
+    trainer_progress(t, loss, lr, gnorm, el > 0 ? tokens / el : 0);
+}
+
 /* ---- checkpoints ---- */
 
 typedef struct { hone_trainer *t; } ckpt_ctx;

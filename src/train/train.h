@@ -92,6 +92,9 @@ int trainer_load_best(hone_trainer *t, hone_error *err);
 void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n);
 /* Progress line on stderr (bar on a TTY, plain line otherwise). */
 void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, double tok_per_s);
+/* Between logging steps: on a terminal the bar moves every step, as tqdm's (tokens since
+ * time t0 give the rate); elsewhere nothing. */
+void trainer_progress_tick(hone_trainer *t, double loss, double lr, double gnorm, long tokens, double t0);
 
 /* Writes output_dir/checkpoint-<step> atomically (refusing non-finite weights or
  * moments), logs it and its time on stderr, and prunes to save_total_limit: the
