@@ -18,7 +18,7 @@ static void usage(FILE *f, const char *cmd) {
             "Usage: hone %s CONFIG.yaml [--set key=value]...\n\n"
             "Runs %s with the keys of CONFIG.yaml (TRL / transformers names, see docs/config.md);\n"
             "each --set overrides one key with the same type checks, e.g. --set learning_rate=1e-4\n"
-            "--set 'loss_type=[sigmoid, sft]'. Progress goes to stderr, every logged value to\n"
+            "--set 'lr_scheduler_kwargs={min_lr: 1e-6}'. Progress goes to stderr, every logged value to\n"
             "output_dir/metrics.jsonl, checkpoints to output_dir/checkpoint-N, and the trained model\n"
             "to output_dir/final; output_dir/manifest.json records what produced the run (version,\n"
             "configuration, sha256 of every input file, CPU, ISA, threads, times, exit status; see\n"

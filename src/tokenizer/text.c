@@ -3,8 +3,6 @@
  * regex \w, char::is_numeric, String::from_utf8_lossy). */
 #include "tokenizer/text.h"
 #include "base/util.h"
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <utf8proc.h>
 
