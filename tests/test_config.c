@@ -137,7 +137,7 @@ static void test_ranges(void) {
 static void test_compat_keys(void) {
     hone_train_config c;
     hone_error err = {{0}};
-    int rc = config_load_string(&c, "report_to: none\nbf16: false\nfp16: no\nrun_name: x\nlearning_rate: 1.0e-5\n", "t.yaml", HONE_SFT, &err);
+    int rc = config_load_string(&c, "push_to_hub: false\nbf16: false\nfp16: no\nrun_name: x\nlearning_rate: 1.0e-5\n", "t.yaml", HONE_SFT, &err);
     CHECK(rc == 0, "%s", err.msg);
     if (rc) return;
     CHECK(c.n_ignored == 4 && !strcmp(c.ignored[1], "bf16") && c.learning_rate == 1e-5, "ignored %d", c.n_ignored);
@@ -192,7 +192,7 @@ static void set_every_key(int kind) {
         n++;
     }
     json_decref(j);
-    const char *compat[] = {"bf16=false", "fp16=false", "report_to=none", "optim=adamw_torch", "dataset_text_field=text",
+    const char *compat[] = {"bf16=false", "fp16=false", "push_to_hub=false", "optim=adamw_torch", "dataset_text_field=text",
                             "disable_dropout=true", "run_name=x"};
     for (size_t i = 0; i < sizeof compat / sizeof *compat; i++)
         CHECK(config_set_arg(&c, compat[i], &err) == 0, "--set %s: %s", compat[i], err.msg);

@@ -368,6 +368,15 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
     t->greater_is_better = cfg->greater_is_better >= 0 ? cfg->greater_is_better : !(ml >= 4 && !strcmp(mb + ml - 4, "loss"));
     t->load_best = cfg->load_best_model_at_end;
     snprintf(t->save_dtype, sizeof t->save_dtype, "%s", cfg->save_dtype ? cfg->save_dtype : "float32");
+    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0]) {
+        /* transformers' TensorBoardCallback: logging_dir, else $TENSORBOARD_LOGGING_DIR, else output_dir/runs/<time>_<host> */
+        char dir[4096];
+        const char *env = getenv("TENSORBOARD_LOGGING_DIR");
+        if (cfg->logging_dir && cfg->logging_dir[0]) snprintf(dir, sizeof dir, "%s", cfg->logging_dir);
+        else if (env && env[0]) snprintf(dir, sizeof dir, "%s", env);
+        else tb_default_logdir(dir, sizeof dir, cfg->output_dir);
+        if (trainer_open_tensorboard(t, dir, err) < 0) { trainer_free(t); return -1; }
+    }
     return 0;
 }
 

@@ -76,7 +76,7 @@ int rundir_clean_stale(const char *dir) {
  * transformers allows; the schedule follows the new total, and a checkpoint already past it
  * is refused when the trainer state is read) */
 static const char *const resume_free_keys[] = {"output_dir", "resume_from_checkpoint", "overwrite_output_dir", "threads",
-                                               "logging_steps", "logging_first_step", "eval_strategy", "eval_steps",
+                                               "report_to", "logging_dir", "logging_steps", "logging_first_step", "eval_strategy", "eval_steps",
                                                "eval_on_start", "per_device_eval_batch_size", "save_steps", "save_total_limit",
                                                "max_steps", "num_train_epochs", NULL};
 

@@ -43,6 +43,7 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
 
 void trainer_free(hone_trainer *t) {
     if (t->metrics) fclose(t->metrics);
+    tb_writer_close(&t->tb);
     weights_view_free(&t->g);
     adamw_free(&t->opt);
     free(t->grad);
@@ -140,15 +141,39 @@ int trainer_step(hone_trainer *t, double loss, double *gnorm, double *lr, hone_e
     return 0;
 }
 
+int trainer_open_tensorboard(hone_trainer *t, const char *logdir, hone_error *err) {
+    tb_writer_close(&t->tb);
+    return tb_writer_open(&t->tb, logdir, tb_wall_time(), err);
+}
+
+#define LOG_MAX 64
+
 void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n) {
     if (!t->metrics) return;
+    char tagbuf[LOG_MAX][128];
+    const char *tags[LOG_MAX];
+    float fv[LOG_MAX];
+    int nt = 0;
     fprintf(t->metrics, "{\"step\": %ld", t->step);
     for (int i = 0; i < n; i++) {
-        if (isfinite(vals[i])) fprintf(t->metrics, ", \"%s\": %.9g", keys[i], vals[i]);
+        char num[40];
+        snprintf(num, sizeof num, "%.9g", vals[i]);
+        if (isfinite(vals[i])) fprintf(t->metrics, ", \"%s\": %s", keys[i], num);
         else fprintf(t->metrics, ", \"%s\": null", keys[i]);
+        if (t->tb.f && nt < LOG_MAX) {
+            tb_tag(keys[i], tagbuf[nt], sizeof tagbuf[nt]);
+            tags[nt] = tagbuf[nt];
+            /* the text just written, read back and rounded to float as a reader of both does */
+            fv[nt++] = isfinite(vals[i]) ? (float)strtod(num, NULL) : (float)vals[i];
+        }
     }
     fprintf(t->metrics, "}\n");
     fflush(t->metrics);
+    hone_error e;
+    if (t->tb.f && tb_writer_scalars(&t->tb, t->step, tb_wall_time(), tags, fv, nt, &e) < 0) {
+        fprintf(stderr, "%swarning: %s; TensorBoard logging stops here (metrics.jsonl goes on)\n", t->progress_tty ? "\n" : "", e.msg);
+        tb_writer_close(&t->tb);
+    }
 }
 
 /* seconds as H:MM:SS (tqdm and transformers write MM:SS under an hour; one shape is easier to read down a log) */

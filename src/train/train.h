@@ -17,6 +17,7 @@
 #include "train/optim.h"
 #include "train/schedule.h"
 #include "model/transformer.h"
+#include "train/tbevents.h"
 #include <signal.h> /* SIGINT, SIGTERM: what trainer_stop_requested returns */
 #include <stdio.h>
 
@@ -36,6 +37,7 @@ typedef struct hone_trainer {
     char output_dir[2048];
     char src_dir[2048];      /* tokenizer files to copy into checkpoints */
     FILE *metrics;           /* output_dir/metrics.jsonl, appended */
+    tb_writer tb;            /* report_to tensorboard: the event file (tb.f NULL when off), owned */
     int stop_signal;         /* the signal that stopped the run (trainer_stop_requested), or 0 */
     int progress_tty;
     double t_start;
@@ -88,7 +90,12 @@ void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *v
  * with save_total_limit 1, removes every other checkpoint (as transformers). */
 int trainer_load_best(hone_trainer *t, hone_error *err);
 
-/* Appends one JSON object line: {"step": s, key: value, ...}. keys/vals: n pairs. */
+/* report_to tensorboard: every later trainer_log also goes to a new event file in logdir
+ * (tbevents.h). */
+int trainer_open_tensorboard(hone_trainer *t, const char *logdir, hone_error *err);
+/* Appends one JSON object line: {"step": s, key: value, ...}. keys/vals: n pairs. With
+ * TensorBoard on, the same values as scalars: each is the float nearest the number written
+ * to metrics.jsonl (so a reader comparing the two sees equal values), tags as tbevents.h. */
 void trainer_log(hone_trainer *t, const char *const *keys, const double *vals, int n);
 /* Progress line on stderr (bar on a TTY, plain line otherwise). */
 void trainer_progress(hone_trainer *t, double loss, double lr, double gnorm, double tok_per_s);

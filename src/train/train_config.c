@@ -56,6 +56,7 @@ static const char *const chat_choices[] = {"auto", "chatml", "llama2", "llama3",
 static const char *const loss_choices[] = {"sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust",
                                            "bco_pair", "sppo_hard", "aot", "aot_unpaired", "apo_zero",
                                            "apo_down", "discopop", "sft", "sigmoid_norm", NULL};
+static const char *const report_choices[] = {"none", "jsonl", "tensorboard", "all", NULL};
 static const char *const sft_formats[] = {"auto", "prompt_completion", "messages", "conversational",
                                           "sharegpt", "alpaca", "text", NULL};
 static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
@@ -79,6 +80,8 @@ static const key_def keys[] = {
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
     K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
     K(metric_for_best_model, T_STR, K_ALL),
+    KL(report_to, T_ENUM_LIST, K_ALL, report_choices),
+    K(logging_dir, T_STR, K_ALL),
     K(load_best_model_at_end, T_BOOL, K_ALL),
     K(greater_is_better, T_OPT_BOOL, K_ALL),
     K(warmup_steps, T_F64, K_ALL),
@@ -606,7 +609,7 @@ static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node
  * in hone: accepted (and listed in c->ignored for the log) when their value is the one
  * hone's behaviour matches, or any value where `value` is NULL. */
 static const struct { const char *name, *value; } compat_keys[] = {
-    {"report_to", NULL}, {"run_name", NULL}, {"logging_dir", NULL}, {"logging_strategy", "steps"},
+    {"run_name", NULL}, {"logging_strategy", "steps"},
     {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
     {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
     {"disable_tqdm", NULL}, {"do_train", NULL}, {"do_eval", NULL},
@@ -704,13 +707,21 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->shared_prompt = -1;
     c->n_loss_type = 1;
     c->loss_type = calloc(1, sizeof *c->loss_type);
-    if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !(c->output_dir = strdup("trainer_output")) ||
+    c->n_report_to = 1;
+    c->report_to = calloc(1, sizeof *c->report_to);
+    if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !c->report_to || !(c->report_to[0] = strdup("none")) || !(c->output_dir = strdup("trainer_output")) ||
         !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->train_sampling_strategy = strdup("random")) || !(c->save_strategy = strdup("steps")) ||
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl"))) {
         config_free(c);
         return hone_fail(err, "out of memory");
     }
+    return 0;
+}
+
+int config_reports_to(const hone_train_config *c, const char *integration) {
+    for (int i = 0; i < c->n_report_to; i++)
+        if (!strcmp(c->report_to[i], integration) || (!strcmp(c->report_to[i], "all") && strcmp(integration, "none"))) return 1;
     return 0;
 }
 
@@ -723,10 +734,12 @@ void config_free(hone_train_config *c) {
         switch (k->type) {
         case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: case T_KWARGS: free(*(char **)p); break;
         case T_F64_LIST: free(*(double **)p); break;
-        case T_ENUM_LIST:
-            for (int j = 0; j < c->n_loss_type; j++) free(c->loss_type[j]);
-            free(c->loss_type);
+        case T_ENUM_LIST: {
+            char **list = *(char ***)p;
+            for (int j = 0, cnt = *(const int *)((const char *)c + k->count_off); list && j < cnt; j++) free(list[j]);
+            free(list);
             break;
+        }
         case T_DATASETS: sources_free(c->data.datasets, c->data.n_datasets); break;
         default: break;
         }
@@ -943,10 +956,12 @@ int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
         case T_BOOL: v = json_boolean(*(const int *)p); break;
         case T_OPT_BOOL: v = *(const int *)p == -1 ? json_null() : json_boolean(*(const int *)p); break;
         case T_AUTO_BOOL: v = *(const int *)p == -1 ? json_string("auto") : json_boolean(*(const int *)p); break;
-        case T_ENUM_LIST:
+        case T_ENUM_LIST: {
+            char *const *list = *(char *const *const *)p;
             v = json_array();
-            for (int j = 0; j < c->n_loss_type; j++) json_array_append_new(v, json_string(c->loss_type[j]));
+            for (int j = 0, cnt = *(const int *)((const char *)c + k->count_off); j < cnt; j++) json_array_append_new(v, json_string(list[j]));
             break;
+        }
         case T_F64_LIST:
             if (!c->loss_weights) { v = json_null(); break; }
             v = json_array();

@@ -60,6 +60,10 @@ typedef struct hone_train_config {
     int shuffle_dataset;         /* 0 (SFT): 1 shuffles the prepared rows once, from seed (TRL) */
 
     /* logging, evaluation, checkpoints; a steps value < 1 is a ratio of total steps */
+    char **report_to;            /* (n_report_to) ["none"] (transformers 5); none | jsonl | tensorboard | all:
+                                    metrics.jsonl is written whatever it says; tensorboard (or all) adds event files */
+    int n_report_to;
+    char *logging_dir;           /* NULL: $TENSORBOARD_LOGGING_DIR, else output_dir/runs/<Mon DD_HH-MM-SS>_<host> (transformers) */
     double logging_steps;        /* 10 */
     int logging_first_step;      /* 0; also log after the first optimizer step */
     char *eval_strategy;         /* no (default) | steps | epoch */
@@ -132,6 +136,8 @@ int config_validate(const hone_train_config *c, hone_error *err);
 /* Writes every key (resolved values) as one pretty JSON object (for output_dir/hone_config.json). */
 int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err);
 void config_free(hone_train_config *c);
+/* Whether report_to names integration ("tensorboard", "jsonl"), directly or through "all". */
+int config_reports_to(const hone_train_config *c, const char *integration);
 
 /* Resolves a *_steps value (< 1 = ratio of total) to a step count: ceil(v * total) or (long)v. */
 long config_steps(double v, long total_steps);
