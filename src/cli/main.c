@@ -22,6 +22,7 @@ static const command commands[] = {
     {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},
     {"compare", cmd_compare, "answer the same prompts with several models, side by side (Markdown + HTML)"},
     {"eval", cmd_eval, "preference accuracy and reward margin on held-out pairs; perplexity on text"},
+    {"report", cmd_report, "one self-contained HTML page of runs and experiments: charts, ranked trials, manifests"},
 };
 
 static void usage(FILE *f) {
