@@ -32,6 +32,7 @@ extern "C" {
 #include "data/dataset.h"       /* SFT / DPO data sets */
 #include "train/train_config.h"  /* YAML training configuration */
 #include "generate/generate.h"      /* KV-cache generation and sampling */
+#include "report/report.h"          /* hone report: runs and experiments read back, the HTML page */
 #ifdef __cplusplus
 }
 #endif

@@ -21,7 +21,8 @@ data: base
 chat: base data
 train: base simd model tokenizer data chat
 generate: base simd model tokenizer data chat
-cli: base simd model tokenizer data chat train generate
+report: base
+cli: base simd model tokenizer data chat train generate report
 '
 
 # check ROOT: sets $out to one "ROOT/file:line: what" line per violation and $bad to their count.
