@@ -70,6 +70,10 @@ static int load_metrics(report_run *run, const char *dir, hone_error *err) {
             json_error_t je;
             json_t *o = json_loadb(p, ll, 0, &je);
             json_t *st = o ? json_object_get(o, "step") : NULL;
+            if (!o && !nl) { /* an unterminated last line: a running trainer is writing it */
+                json_decref(o);
+                break;
+            }
             if (!o || !json_is_object(o)) rc = hone_fail(err, "%s:%d: bad JSON line: %s", path, line, o ? "not an object" : je.text);
             else if (!json_is_integer(st)) rc = hone_fail(err, "%s:%d: no integer \"step\"", path, line);
             else {
