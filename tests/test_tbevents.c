@@ -3,12 +3,13 @@
  *   bit-at-a-time CRC on random bytes; the TFRecord mask as TensorFlow's masked_crc32c;
  *   records written by the writer read back by this file's own decoder (length and data
  *   CRCs checked, the Event protobuf parsed field by field): file_version first, then
- *   every (tag, step, value) written, bitwise;
+ *   every (tag, step, value) written, bitwise; a text event (plugin "text", DT_STRING [1]);
  *   tags as transformers' rewrite_logs;
  *   report_to in the configuration (lists, "all", an unknown integration refused);
  *   end to end (HONE_BIN and ../shared's stories260K; skips without): an SFT run with
- *   report_to: tensorboard writes output_dir/runs/<time>_<host>/events.out.tfevents.*
- *   whose every scalar equals float(metrics.jsonl's number) exactly, one per value.
+ *   report_to: tensorboard writes output_dir/runs/<time>_<host>/events.out.tfevents.*:
+ *   the configuration as text "args", then every scalar equal to float(metrics.jsonl's
+ *   number) exactly, one per value, in order.
  * Tolerance: none anywhere (exact bytes and bits). */
 #include "train/tbevents.h"
 #include "train/train_config.h"
@@ -43,6 +44,9 @@ typedef struct {
     char tag[128];
     float value;
     int has_value;
+    char plugin[32];  /* a text summary: metadata's plugin_name ("text") */
+    int dtype, dims, dim0;
+    char *text;       /* its string_val (points into the record buffer copy; freed by the reader's caller) */
 } event;
 
 static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
@@ -71,9 +75,49 @@ static int parse_value(const uint8_t *p, const uint8_t *end, event *e) {
             memcpy(&e->value, &u, 4);
             e->has_value = 1;
             p += 4;
+        } else if (key == (9 << 3 | 2)) { /* SummaryMetadata { plugin_data (1) { plugin_name (1) } } */
+            uint64_t l1, k2, l2, k3, l3;
+            if (varint(&p, end, &l1) || p + l1 > end) return -1;
+            const uint8_t *q = p, *qe = p + l1;
+            if (varint(&q, qe, &k2) || k2 != (1 << 3 | 2) || varint(&q, qe, &l2) || q + l2 != qe) return -1;
+            if (varint(&q, qe, &k3) || k3 != (1 << 3 | 2) || varint(&q, qe, &l3) || q + l3 > qe || l3 >= sizeof e->plugin) return -1;
+            memcpy(e->plugin, q, l3);
+            p += l1;
+        } else if (key == (8 << 3 | 2)) { /* TensorProto: dtype (1), tensor_shape (2), string_val (8) */
+            uint64_t l1, k, v;
+            if (varint(&p, end, &l1) || p + l1 > end) return -1;
+            const uint8_t *q = p, *qe = p + l1;
+            while (q < qe) {
+                if (varint(&q, qe, &k)) return -1;
+                if (k == (1 << 3 | 0)) { if (varint(&q, qe, &v)) return -1; e->dtype = (int)v; }
+                else if (k == (2 << 3 | 2)) { /* TensorShapeProto { dim (2) { size (1) } } */
+                    uint64_t ls, kd, ld, ks, sz;
+                    if (varint(&q, qe, &ls) || q + ls > qe) return -1;
+                    const uint8_t *r = q, *re = q + ls;
+                    while (r < re) {
+                        if (varint(&r, re, &kd) || kd != (2 << 3 | 2) || varint(&r, re, &ld) || r + ld > re) return -1;
+                        const uint8_t *de = r + ld;
+                        if (varint(&r, de, &ks) || ks != (1 << 3 | 0) || varint(&r, de, &sz) || r != de) return -1;
+                        if (e->dims++ == 0) e->dim0 = (int)sz;
+                    }
+                    q = re;
+                } else if (k == (8 << 3 | 2)) {
+                    if (varint(&q, qe, &v) || q + v > qe) return -1;
+                    free(e->text);
+                    e->text = malloc(v + 1);
+                    memcpy(e->text, q, v);
+                    e->text[v] = 0;
+                    q += v;
+                } else return -1;
+            }
+            p += l1;
         } else return -1;
     }
     return 0;
+}
+
+static void events_free(event *ev, int n) {
+    for (int i = 0; i < n; i++) free(ev[i].text);
 }
 
 static int parse_event(const uint8_t *p, size_t n, event *e) {
@@ -219,6 +263,17 @@ static void test_writer_roundtrip(void) {
             CHECK(!memcmp(&ev[i].value, &vals[j], 4), "event %d value %g, wrote %g", i, ev[i].value, vals[j]);
         }
     }
+    /* a text event (transformers' "args"): text plugin, DT_STRING tensor of shape [1] */
+    snprintf(logdir, sizeof logdir, "%s/c", dir);
+    CHECK(tb_writer_open(&w, logdir, 1234567893.0, &err) == 0, "%s", err.msg);
+    CHECK(tb_writer_text(&w, 0, 1234567893.5, "args", "{\"a\": \"x y\"}", &err) == 0, "%s", err.msg);
+    tb_writer_close(&w);
+    CHECK(find_event_file(logdir, path, sizeof path), "no event file in %s", logdir);
+    k = read_events(path, ev, 8);
+    CHECK(k == 2 && !strcmp(ev[1].tag, "args/text_summary") && !strcmp(ev[1].plugin, "text") && ev[1].dtype == 7 && ev[1].dims == 1 &&
+              ev[1].dim0 == 1 && ev[1].text && !strcmp(ev[1].text, "{\"a\": \"x y\"}") && !ev[1].has_value && ev[1].step == 0,
+          "text event: %d events", k);
+    if (k > 0) events_free(ev, k);
     /* a too-small buffer is refused, not overrun */
     uint8_t small[8];
     CHECK(tb_encode_event(small, sizeof small, 1.0, 5, "train/loss", 1.0f) == 0, "small buffer");
@@ -274,13 +329,16 @@ static void test_sft_run_events_equal_metrics(void) {
     CHECK(find_event_file(runs, path, sizeof path), "no event file under %s", runs);
     event ev[256];
     int k = read_events(path, ev, 256);
-    CHECK(k > 1 && !strcmp(ev[0].file_version, "brain.Event:2"), "%s: %d events", path, k);
+    CHECK(k > 2 && !strcmp(ev[0].file_version, "brain.Event:2"), "%s: %d events", path, k);
+    /* then the configuration as text "args", as transformers' on_train_begin */
+    CHECK(k > 2 && !strcmp(ev[1].tag, "args/text_summary") && ev[1].text && strstr(ev[1].text, "\"report_to\": [") && strstr(ev[1].text, out),
+          "args text event");
     /* every number of metrics.jsonl, in order, is the next event */
     char mp[600];
     snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
     FILE *m = fopen(mp, "r");
     char line[4096];
-    int e = 1, values = 0;
+    int e = 2, values = 0;
     while (m && fgets(line, sizeof line, m) && k > 0) {
         json_t *o = json_loads(line, 0, NULL), *v;
         const char *key;
@@ -299,7 +357,8 @@ static void test_sft_run_events_equal_metrics(void) {
         json_decref(o);
     }
     if (m) fclose(m);
-    CHECK(values > 20 && e == k, "%d metrics values, %d events after file_version", values, k - 1);
+    CHECK(values > 20 && e == k, "%d metrics values, %d events after file_version and args", values, k - 2);
+    if (k > 0) events_free(ev, k);
     if (!test_cur_failed) hone_remove_tree(dir, NULL);
 }
 

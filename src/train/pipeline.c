@@ -376,6 +376,15 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
         else if (env && env[0]) snprintf(dir, sizeof dir, "%s", env);
         else tb_default_logdir(dir, sizeof dir, cfg->output_dir);
         if (trainer_open_tensorboard(t, dir, err) < 0) { trainer_free(t); return -1; }
+        /* as transformers' on_train_begin: the run's arguments as text "args" (here the resolved configuration) */
+        char *args = NULL;
+        size_t alen = 0;
+        FILE *mf = open_memstream(&args, &alen);
+        int rc = mf ? config_dump_json(cfg, mf, err) : hone_fail(err, "out of memory");
+        if (mf) fclose(mf);
+        if (rc == 0) rc = tb_writer_text(&t->tb, 0, tb_wall_time(), "args", args, err);
+        free(args);
+        if (rc < 0) { trainer_free(t); return -1; }
     }
     return 0;
 }

@@ -2,6 +2,7 @@
  * with a scalar Summary needs, TFRecord framing and the writer (tbevents.h). */
 #include "train/tbevents.h"
 #include "base/util.h"
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,6 +122,46 @@ size_t tb_encode_event(uint8_t *buf, size_t cap, double wall_time, long step, co
     return b.n <= cap ? b.n : 0;
 }
 
+size_t tb_encode_text_event(uint8_t *buf, size_t cap, double wall_time, long step, const char *tag, const char *text) {
+    pb b = {buf, 0, cap};
+    uint64_t u;
+    memcpy(&u, &wall_time, 8);
+    pb_key(&b, 1, 1);
+    pb_le(&b, u, 8);
+    if (step) { pb_key(&b, 2, 0); pb_varint(&b, (uint64_t)(int64_t)step); }
+    char full[256];
+    snprintf(full, sizeof full, "%s/text_summary", tag); /* SummaryWriter.add_text's tag */
+    size_t tl = strlen(full), xl = strlen(text);
+    /* SummaryMetadata { plugin_data (1): PluginData { plugin_name (1): "text" } } */
+    size_t plugin_len = 1 + 1 + 4, meta_len = 1 + varint_len(plugin_len) + plugin_len;
+    /* TensorProto { dtype (1): DT_STRING = 7, tensor_shape (2): { dim (2): { size (1): 1 } }, string_val (8): text } */
+    size_t dim_len = 2, shape_len = 1 + 1 + dim_len, tensor_len = 2 + 1 + 1 + shape_len + 1 + varint_len(xl) + xl;
+    size_t value_len = 1 + varint_len(tl) + tl + 1 + varint_len(meta_len) + meta_len + 1 + varint_len(tensor_len) + tensor_len;
+    size_t summary_len = 1 + varint_len(value_len) + value_len;
+    pb_key(&b, 5, 2);
+    pb_varint(&b, summary_len);
+    pb_key(&b, 1, 2);
+    pb_varint(&b, value_len);
+    pb_bytes(&b, 1, full, tl);
+    pb_key(&b, 9, 2); /* Value.metadata */
+    pb_varint(&b, meta_len);
+    pb_key(&b, 1, 2);
+    pb_varint(&b, plugin_len);
+    pb_bytes(&b, 1, "text", 4);
+    pb_key(&b, 8, 2); /* Value.tensor */
+    pb_varint(&b, tensor_len);
+    pb_key(&b, 1, 0);
+    pb_varint(&b, 7);
+    pb_key(&b, 2, 2);
+    pb_varint(&b, shape_len);
+    pb_key(&b, 2, 2);
+    pb_varint(&b, dim_len);
+    pb_key(&b, 1, 0);
+    pb_varint(&b, 1);
+    pb_bytes(&b, 8, text, xl);
+    return b.n <= cap ? b.n : 0;
+}
+
 int tb_write_record(FILE *f, const uint8_t *data, size_t n) {
     uint8_t head[12];
     for (int i = 0; i < 8; i++) head[i] = (uint8_t)((uint64_t)n >> (8 * i));
@@ -163,6 +204,17 @@ int tb_writer_scalars(tb_writer *w, long step, double wall_time, const char *con
     }
     if (fflush(w->f)) return hone_fail(err, "%s: write failed", w->path);
     return 0;
+}
+
+int tb_writer_text(tb_writer *w, long step, double wall_time, const char *tag, const char *text, hone_error *err) {
+    if (!w->f) return 0;
+    size_t cap = strlen(text) + strlen(tag) + 128;
+    uint8_t *buf = malloc(cap);
+    if (!buf) return hone_fail(err, "out of memory");
+    size_t n = tb_encode_text_event(buf, cap, wall_time, step, tag, text);
+    int rc = n && tb_write_record(w->f, buf, n) == 0 && fflush(w->f) == 0 ? 0 : hone_fail(err, "%s: write failed", w->path);
+    free(buf);
+    return rc;
 }
 
 void tb_writer_close(tb_writer *w) {
