@@ -330,6 +330,23 @@ static void test_cli(void) {
     hone_remove_tree(dir, NULL);
 }
 
+static void test_hparam_names(void) {
+    report_run run = {0};
+    run.hparams = json_loads("{\"beta\": 0.1, \"lr_scheduler_kwargs\": {\"min_lr\": 1e-06}, \"a.b\": \"flat\", \"loss_type\": [\"sigmoid\", \"sft\"]}", 0, NULL);
+    char v[64];
+    report_hparam_text(&run, "beta", v, sizeof v);
+    CHECK(!strcmp(v, "0.1"), "'%s'", v);
+    report_hparam_text(&run, "lr_scheduler_kwargs.min_lr", v, sizeof v);
+    CHECK(!strcmp(v, "1e-06"), "nested: '%s'", v);
+    report_hparam_text(&run, "a.b", v, sizeof v);
+    CHECK(!strcmp(v, "flat"), "flat dotted: '%s'", v);
+    report_hparam_text(&run, "loss_type", v, sizeof v);
+    CHECK(!strcmp(v, "[\"sigmoid\",\"sft\"]"), "list: '%s'", v);
+    report_hparam_text(&run, "nope.x", v, sizeof v);
+    CHECK(!strcmp(v, ""), "absent: '%s'", v);
+    json_decref(run.hparams);
+}
+
 static void test_smoothing_and_ticks(void) {
     double v[4] = {1, 2, NAN, 3}, o[4];
     report_smooth(v, o, 4, 0.6);
@@ -363,6 +380,7 @@ static void test_smoothing_and_ticks(void) {
 
 int main(void) {
     TEST_RUN(test_smoothing_and_ticks);
+    TEST_RUN(test_hparam_names);
     TEST_RUN(test_grid_with_experiment_json);
     TEST_RUN(test_grid_inferred);
     TEST_RUN(test_errors);

@@ -384,20 +384,22 @@ const report_series *report_find(const report_run *run, const char *key) {
     return NULL;
 }
 
+/* name in o: as one key, else split at a dot into a nested group's key and the rest
+ * (experiment.json's flattened names such as lr_scheduler_kwargs.min_lr) */
+static json_t *hp_lookup(json_t *o, const char *name) {
+    json_t *v = json_object_get(o, name);
+    for (const char *dot = strchr(name, '.'); !v && dot; dot = strchr(dot + 1, '.')) {
+        char part[256];
+        snprintf(part, sizeof part, "%.*s", (int)(dot - name), name);
+        json_t *sub = json_object_get(o, part);
+        if (json_is_object(sub)) v = hp_lookup(sub, dot + 1);
+    }
+    return v;
+}
+
 void report_hparam_text(const report_run *run, const char *name, char *out, size_t n) {
     out[0] = 0;
-    json_t *v = run->hparams;
-    char part[256];
-    for (const char *p = name; v && *p;) { /* dotted names walk nested groups */
-        const char *dot = strchr(p, '.');
-        size_t l = dot ? (size_t)(dot - p) : strlen(p);
-        snprintf(part, sizeof part, "%.*s", (int)l, p);
-        json_t *x = json_object_get(v, part);
-        if (!x && dot) x = json_object_get(v, name); /* a flat key with a dot in it */
-        v = x;
-        p += l + (dot ? 1 : 0);
-        if (x && x == json_object_get(run->hparams, name)) break;
-    }
+    json_t *v = run->hparams ? hp_lookup(run->hparams, name) : NULL;
     if (!v) return;
     if (json_is_string(v)) snprintf(out, n, "%s", json_string_value(v));
     else if (json_is_integer(v)) snprintf(out, n, "%lld", (long long)json_integer_value(v));

@@ -179,7 +179,7 @@ static void write_experiment(FILE *f, const hone_report *r, int ei) {
         for (int want = 1; want <= (pass ? 1 : e->n); want++)
             for (int i = 0; i < e->n; i++) {
                 const report_run *run = &r->runs[e->first + i];
-                if (pass == 0 ? run->rank != want : run->rank > 0) continue;
+                if (pass == 0 ? run->rank != want : run->rank > 0 && run->rank <= e->n) continue;
                 char v[64];
                 fprintf(f, "<tr%s><td class=\"num\">", run->rank == 1 ? " class=\"best\"" : "");
                 if (run->rank > 0) fprintf(f, "%d", run->rank);
