@@ -153,6 +153,7 @@ int report_svg_chart(FILE *f, const hone_report *r, const report_chart *c) {
     if (!isfinite(xlo)) { xlo = 0; xhi = 1; ylo = 0; yhi = 1; all_pos = 0; } /* every value null: an empty frame, said so below */
     axis x = {xlo, xhi, 0, PL, CW - PR}, y = {ylo, yhi, 0, CH - PB, PT};
     if (x.hi <= x.lo) { x.lo -= 1; x.hi += 1; }
+    else if (x.lo > 0 && x.lo <= 0.25 * x.hi) x.lo = 0; /* the axis starts at step 0 when the data nearly does */
     y.log_axis = all_pos && yhi / ylo > 100;
     if (y.log_axis) { y.lo = ylo / 1.25; y.hi = yhi * 1.25; }
     else if (yhi <= ylo) { double d = fabs(ylo) > 0 ? fabs(ylo) * 0.05 : 1; y.lo = ylo - d; y.hi = yhi + d; }
