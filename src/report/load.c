@@ -51,17 +51,11 @@ static int series_add(report_series *s, long step, double v) {
     return 0;
 }
 
-/* dir/metrics.jsonl into run's series; 1 when the file is absent (nothing read) */
-static int load_metrics(report_run *run, const char *dir, hone_error *err) {
-    char path[4096];
-    hone_path_join(path, sizeof path, dir, "metrics.jsonl");
-    if (!hone_file_exists(path)) return 1;
-    char *txt;
-    size_t len;
-    if (hone_read_file(path, &txt, &len, err) < 0) return -1;
+/* metrics.jsonl text (len bytes, path for messages) into run's series */
+static int parse_metrics(report_run *run, const char *txt, size_t len, const char *path, hone_error *err) {
     int line = 0, rc = 0;
-    for (char *p = txt; rc == 0 && p < txt + len;) {
-        char *nl = memchr(p, '\n', (size_t)(txt + len - p));
+    for (const char *p = txt; rc == 0 && p < txt + len;) {
+        const char *nl = memchr(p, '\n', (size_t)(txt + len - p));
         size_t ll = nl ? (size_t)(nl - p) : (size_t)(txt + len - p);
         line++;
         size_t k = 0;
@@ -70,10 +64,7 @@ static int load_metrics(report_run *run, const char *dir, hone_error *err) {
             json_error_t je;
             json_t *o = json_loadb(p, ll, 0, &je);
             json_t *st = o ? json_object_get(o, "step") : NULL;
-            if (!o && !nl) { /* an unterminated last line: a running trainer is writing it */
-                json_decref(o);
-                break;
-            }
+            if (!o && !nl) break; /* an unterminated last line: a running trainer is writing it */
             if (!o || !json_is_object(o)) rc = hone_fail(err, "%s:%d: bad JSON line: %s", path, line, o ? "not an object" : je.text);
             else if (!json_is_integer(st)) rc = hone_fail(err, "%s:%d: no integer \"step\"", path, line);
             else {
@@ -91,6 +82,18 @@ static int load_metrics(report_run *run, const char *dir, hone_error *err) {
         }
         p += ll + 1;
     }
+    return rc;
+}
+
+/* dir/metrics.jsonl into run's series; 1 when the file is absent (nothing read) */
+static int load_metrics(report_run *run, const char *dir, hone_error *err) {
+    char path[4096];
+    hone_path_join(path, sizeof path, dir, "metrics.jsonl");
+    if (!hone_file_exists(path)) return 1;
+    char *txt;
+    size_t len;
+    if (hone_read_file(path, &txt, &len, err) < 0) return -1;
+    int rc = parse_metrics(run, txt, len, path, err);
     free(txt);
     return rc;
 }
@@ -107,17 +110,29 @@ static int load_json(const char *dir, const char *name, json_t **out, hone_error
     return 0;
 }
 
-/* a new run read from dir; must_have_metrics: a missing metrics.jsonl is an error */
-static int add_run(hone_report *r, const char *dir, const char *name, int experiment, int must_have_metrics, hone_error *err) {
+/* a new, empty run appended to r (NULL when out of memory) */
+static report_run *new_run(hone_report *r, const char *dir, const char *name, int experiment) {
     report_run *runs = realloc(r->runs, sizeof *runs * (size_t)(r->n_runs + 1));
-    if (!runs) return oom(err);
+    if (!runs) return NULL;
     r->runs = runs;
     report_run *run = &r->runs[r->n_runs];
     memset(run, 0, sizeof *run);
     run->metric = NAN;
     run->experiment = experiment;
-    if (!(run->dir = dup_str(dir)) || !(run->name = dup_str(name))) { free(run->dir); return oom(err); }
+    if (!(run->dir = dup_str(dir)) || !(run->name = dup_str(name))) { free(run->dir); free(run->name); return NULL; }
     r->n_runs++;
+    return run;
+}
+
+int report_add_metrics_text(hone_report *r, const char *name, const char *text, size_t len, const char *path, hone_error *err) {
+    report_run *run = new_run(r, "", name, -1);
+    return run ? parse_metrics(run, text, len, path, err) : oom(err);
+}
+
+/* a new run read from dir; must_have_metrics: a missing metrics.jsonl is an error */
+static int add_run(hone_report *r, const char *dir, const char *name, int experiment, int must_have_metrics, hone_error *err) {
+    report_run *run = new_run(r, dir, name, experiment);
+    if (!run) return oom(err);
     int rc = load_metrics(run, dir, err);
     if (rc < 0) return -1;
     if (rc == 1 && must_have_metrics) return hone_fail(err, "%s: no metrics.jsonl (not a hone run directory)", dir);

@@ -268,11 +268,7 @@ static void write_compare(FILE *f, const hone_report *r) {
     fprintf(f, "</table>\n");
 }
 
-int report_write(const hone_report *r, const char *path, double smooth, const char *title, hone_error *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return hone_fail(err, "out of memory");
+void report_render(FILE *f, const hone_report *r, double smooth, const char *title) {
     char when[64];
     time_t now = time(NULL);
     struct tm tm;
@@ -294,6 +290,14 @@ int report_write(const hone_report *r, const char *path, double smooth, const ch
     write_manifests(f, r);
     if (r->compare && json_array_size(r->compare)) write_compare(f, r);
     fprintf(f, "</main>\n</body></html>\n");
+}
+
+int report_write(const hone_report *r, const char *path, double smooth, const char *title, hone_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return hone_fail(err, "out of memory");
+    report_render(f, r, smooth, title);
     if (fclose(f)) { free(buf); return hone_fail(err, "%s: cannot build the page", path); }
     int rc = hone_write_file(path, buf, len, err);
     free(buf);

@@ -62,6 +62,9 @@ typedef struct {
  * JSON on line N, an experiment.json of another format. */
 int report_load(hone_report *r, char *const *paths, int n, const char *compare_dir, hone_error *err);
 void report_free(hone_report *r);
+/* Appends a run named name parsed from metrics.jsonl text (len bytes; path names it in
+ * errors) to r, which may start zeroed (the fuzz target's entry point). */
+int report_add_metrics_text(hone_report *r, const char *name, const char *text, size_t len, const char *path, hone_error *err);
 const report_series *report_find(const report_run *run, const char *key);
 /* The run's hyperparameter value as display text into out ("" when absent). */
 void report_hparam_text(const report_run *run, const char *name, char *out, size_t n);
@@ -96,6 +99,8 @@ void report_tick_label(double v, double step, int log_axis, char *out, size_t n)
 /* Writes the whole page (title, charts, trial tables, heatmaps, manifests, compare) to path
  * atomically (temp + rename). */
 int report_write(const hone_report *r, const char *path, double smooth, const char *title, hone_error *err);
+/* The page into f (report_write's body). */
+void report_render(FILE *f, const hone_report *r, double smooth, const char *title);
 /* HTML text escaping (&, <, >, ", '). */
 void report_html_text(FILE *f, const char *s);
 #endif

@@ -35,7 +35,7 @@ static double nice_num(double x, int round_it) {
 
 int report_ticks(double lo, double hi, int want, int log_axis, double *out, int max) {
     int n = 0;
-    if (!(hi > lo) || want < 2) return 0;
+    if (!(hi > lo) || want < 2 || !isfinite(lo) || !isfinite(hi) || (log_axis && !(lo > 0))) return 0;
     if (log_axis) {
         int e0 = (int)floor(log10(lo)), e1 = (int)ceil(log10(hi));
         for (int pass = 0; pass < 2 && n < 3; pass++) {
@@ -52,6 +52,11 @@ int report_ticks(double lo, double hi, int want, int log_axis, double *out, int 
         return n;
     }
     double d = nice_num(nice_num(hi - lo, 0) / (want - 1), 1);
+    if (!(d > 0) || !isfinite(d) || fabs(lo) / d > 1e15) { /* no room for a tick between (a range below double precision) */
+        out[n++] = lo;
+        if (n < max) out[n++] = hi;
+        return n;
+    }
     double first = ceil(lo / d - 1e-9) * d;
     for (int i = 0; n < max; i++) {
         double v = first + i * d;
@@ -63,7 +68,7 @@ int report_ticks(double lo, double hi, int want, int log_axis, double *out, int 
 
 void report_tick_label(double v, double step, int log_axis, char *out, size_t n) {
     if (v == 0) { snprintf(out, n, "0"); return; }
-    if (log_axis) { snprintf(out, n, "%g", v); return; }
+    if (log_axis || !isfinite(v) || !(step > 0) || !isfinite(step)) { snprintf(out, n, "%g", v); return; }
     double a = fabs(v) > step ? fabs(v) : step;
     int ev = (int)floor(log10(fabs(v)) + 1e-9), es = (int)floor(log10(step) + 1e-9);
     if (a >= 1e-4 && a < 1e6) {
