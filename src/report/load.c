@@ -190,7 +190,8 @@ static int load_experiment_json(hone_report *r, const char *dir, json_t *j, hone
         const char *name = json_string_value(json_object_get(t, "name")), *tdir = json_string_value(json_object_get(t, "dir"));
         char nbuf[64], full[4096];
         if (!name) { snprintf(nbuf, sizeof nbuf, "trial-%03lld", (long long)json_integer_value(json_object_get(t, "id"))); name = nbuf; }
-        hone_path_join(full, sizeof full, dir, tdir ? tdir : name);
+        if (tdir && tdir[0] == '/') snprintf(full, sizeof full, "%s", tdir); /* absolute: as it is */
+        else hone_path_join(full, sizeof full, dir, tdir ? tdir : name);
         if (add_run(r, full, name, e, 0, err) < 0) return -1;
         report_run *run = &r->runs[r->n_runs - 1];
         const char *st = json_string_value(json_object_get(t, "status"));
