@@ -226,6 +226,7 @@ static void check_page(const char *html) {
         prev = at ? at : prev;
     }
     CHECK(strstr(html, "<tr class=\"best\">") != NULL, "best row marked");
+    CHECK(tab && strstr(tab, "<th>last eval_rewards/accuracies</th><th>last eval_rewards/margins</th></tr>"), "eval DPO columns");
     /* manifests and compare, escaped */
     CHECK(strstr(html, "Test &lt;CPU&gt; &amp; co") && strstr(html, "pairs.jsonl 0123456789ab</code>"), "manifest summary");
     CHECK(strstr(html, "Say &lt;b&gt;hi&lt;/b&gt; &amp; go") && strstr(html, "Hello there"), "compare answers");

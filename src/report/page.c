@@ -173,7 +173,15 @@ static void write_experiment(FILE *f, const hone_report *r, int ei) {
     for (int k = 0; k < e->n_hp; k++) { fputs("<th>", f); H(f, e->hp[k]); fputs("</th>", f); }
     fputs("<th>", f);
     H(f, e->metric);
-    fprintf(f, "</th><th>status</th><th>steps</th><th>last train loss</th></tr>\n");
+    fprintf(f, "</th><th>status</th><th>steps</th><th>last train loss</th>");
+    /* what the DPO pipeline also judges trials by: the last evaluation's accuracies and margins */
+    static const char *const extra[] = {"eval_rewards/accuracies", "eval_rewards/margins"};
+    int has[2] = {0, 0};
+    for (int x = 0; x < 2; x++) {
+        for (int i = 0; i < e->n && strcmp(extra[x], e->metric); i++) has[x] |= report_find(&r->runs[e->first + i], extra[x]) != NULL;
+        if (has[x]) { fputs("<th>last ", f); H(f, extra[x]); fputs("</th>", f); }
+    }
+    fputs("</tr>\n", f);
     /* ranked trials first (by rank), then the rest in trial order */
     for (int pass = 0; pass < 2; pass++)
         for (int want = 1; want <= (pass ? 1 : e->n); want++)
@@ -196,7 +204,13 @@ static void write_experiment(FILE *f, const hone_report *r, int ei) {
                 fprintf(f, "<td class=\"num\">%s</td><td>", v);
                 H(f, run->status[0] ? run->status : "?");
                 fmt_metric(last_value(run, "loss"), v, sizeof v);
-                fprintf(f, "</td><td class=\"num\">%ld</td><td class=\"num\">%s</td></tr>\n", run->steps, v);
+                fprintf(f, "</td><td class=\"num\">%ld</td><td class=\"num\">%s</td>", run->steps, v);
+                for (int x = 0; x < 2; x++) {
+                    if (!has[x]) continue;
+                    fmt_metric(last_value(run, extra[x]), v, sizeof v);
+                    fprintf(f, "<td class=\"num\">%s</td>", v);
+                }
+                fputs("</tr>\n", f);
             }
     fprintf(f, "</table>\n");
     if (e->n_hp == 2) {
