@@ -758,6 +758,10 @@ static int load_doc(hone_train_config *c, yaml_parser_t *parser, const char *nam
         yaml_node_t *k = yaml_document_get_node(&doc, p->key), *v = yaml_document_get_node(&doc, p->value);
         where(&x, k, w, sizeof w);
         if (!scalar(k)) { rc = hone_fail(err, "%s: keys must be strings", w); break; }
+        if (!strcmp(scalar(k), "searcher") || !strcmp(scalar(k), "hyperparameters")) {
+            c->search_blocks = 1; /* a search's blocks: train/search.h reads them */
+            continue;
+        }
         int compat = compat_key(c, scalar(k), v, w, err);
         if (compat) { rc = compat < 0 ? -1 : 0; continue; }
         const key_def *kd = find_key(scalar(k), c->kind, w, err);

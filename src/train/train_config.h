@@ -25,6 +25,8 @@ typedef struct hone_train_config {
     char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
                                     (report_to, run_name, bf16: false, ...): print them in the log */
     int n_ignored;
+    int search_blocks;           /* the file has searcher: / hyperparameters: blocks: a search
+                                    (train/search.h reads them; a trial run ignores them) */
 
     /* model and run */
     char *model_name_or_path;    /* required (config_validate) */
