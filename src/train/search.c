@@ -683,7 +683,7 @@ int search_write_experiment(const hone_search *s, const char *path, const char *
 void search_print_table(const hone_search *s, const hone_trial_result *r, FILE *f) {
     json_t *names = search_varied_names(s);
     int nn = (int)json_array_size(names), *w = calloc((size_t)nn + 1, sizeof *w), *order = calloc((size_t)s->n_trials + 1, sizeof *order);
-    int mw = (int)strlen(s->metric) > 10 ? (int)strlen(s->metric) : 10;
+    int mw = (int)strlen(s->metric) > 15 ? (int)strlen(s->metric) : 15; /* %.9g values: up to 15 characters */
     if (!w || !order) { free(w); free(order); json_decref(names); return; }
     /* each column as wide as its name and its widest value */
     char **cell = calloc((size_t)(s->n_trials * nn) + 1, sizeof *cell);
