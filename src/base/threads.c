@@ -54,7 +54,7 @@ static int load_topology(hwloc_topology_t *t, const char *desc, const char *cpus
         hwloc_bitmap_t set = hwloc_bitmap_alloc();
         int bad = !set || hwloc_bitmap_list_sscanf(set, cpuset) < 0 ||
                   !hwloc_bitmap_intersects(set, hwloc_topology_get_topology_cpuset(*t));
-        if (!bad) bad = hwloc_topology_restrict(*t, set, 0) < 0;
+        if (!bad) bad = hwloc_topology_restrict(*t, set, HWLOC_RESTRICT_FLAG_REMOVE_CPULESS) < 0;
         hwloc_bitmap_free(set);
         if (bad) {
             hwloc_topology_destroy(*t);
