@@ -240,20 +240,15 @@ static void test_rank_ties(void) {
 
 /* ---------- end to end ---------- */
 
-static const char *hone_bin(void) {
-    const char *b = getenv("HONE_BIN");
-    return b && access(b, X_OK) == 0 ? b : NULL;
-}
-
 static pid_t start(const char *log, const char *a1, const char *a2, const char *a3) {
-    char *argv[] = {(char *)hone_bin(), (char *)a1, (char *)a2, (char *)a3, NULL};
+    char *argv[] = {(char *)test_hone_bin(), (char *)a1, (char *)a2, (char *)a3, NULL};
     return test_spawn(argv, log);
 }
 
 static char g_root[256]; /* model/, sft/final, prefs.jsonl */
 
 static const char *setup_root(void) {
-    if (!hone_bin()) { test_skip("HONE_BIN is not set (make check sets it to the built hone)"); return NULL; }
+    if (!test_hone_bin()) { test_skip("HONE_BIN is not set (make check sets it to the built hone)"); return NULL; }
     const char *bin = test_shared("models/stories260K/stories260K.bin"), *spm = test_shared("models/stories260K/tok512.model");
     if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return NULL; }
     if (g_root[0]) return g_root;
@@ -261,7 +256,7 @@ static const char *setup_root(void) {
     char model[512], log[512], p[512];
     snprintf(model, sizeof model, "%s/model", r);
     snprintf(log, sizeof log, "%s/convert.log", r);
-    char *args[] = {(char *)hone_bin(), "convert", "llama2c", (char *)bin, model, "--tokenizer", (char *)spm, NULL};
+    char *args[] = {(char *)test_hone_bin(), "convert", "llama2c", (char *)bin, model, "--tokenizer", (char *)spm, NULL};
     if (test_wait(test_spawn(args, log), 60, NULL) != 0) { CHECK(0, "hone convert failed (%s)", log); return NULL; }
     snprintf(p, sizeof p, "%s/sft.jsonl", r);
     FILE *f = fopen(p, "w");
@@ -297,15 +292,6 @@ static void write_grid(const char *dir, int k, const char *hps, char *yaml, size
             g_root, dir, g_root, k,
             hps ? hps : "  beta: {type: categorical, vals: [0.1, 0.05, 0.01]}\n  learning_rate: {type: categorical, vals: [1.0e-7, 5.0e-7, 5.0e-8]}\n");
     fclose(f);
-}
-
-static int files_equal(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    int eq = hone_read_file(a, &x, &nx, NULL) == 0 && hone_read_file(b, &y, &ny, NULL) == 0 && nx == ny && !memcmp(x, y, nx);
-    free(x);
-    free(y);
-    return eq;
 }
 
 /* metrics.jsonl without its timing field (tokens_per_second), as one JSON array */
@@ -410,7 +396,7 @@ static void test_pipeline_grid_interrupted_resumed(void) {
         char wa[700], wb[700];
         snprintf(wa, sizeof wa, "%s/trial-%03d/final/model.safetensors", outa, t);
         snprintf(wb, sizeof wb, "%s/trial-%03d/final/model.safetensors", outb, t);
-        CHECK(files_equal(wa, wb), "trial-%03d: final weights differ between the uninterrupted and the resumed search", t);
+        CHECK(test_files_equal(wa, wb), "trial-%03d: final weights differ between the uninterrupted and the resumed search", t);
         snprintf(wa, sizeof wa, "%s/trial-%03d/metrics.jsonl", outa, t);
         snprintf(wb, sizeof wb, "%s/trial-%03d/metrics.jsonl", outb, t);
         json_t *ma = metrics_without_timing(wa), *mb = metrics_without_timing(wb);

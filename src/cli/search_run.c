@@ -50,19 +50,11 @@ static void trial_dir(const search_ctx *x, int t, char *out, size_t n) {
 
 /* "beta=0.1 learning_rate=5e-07": the trial's searched values */
 static void trial_label(const search_ctx *x, int t, char *out, size_t n) {
-    json_t *names = search_varied_names(&x->s), *tr = json_array_get(x->s.trials, (size_t)t);
+    json_t *names = search_varied_names(&x->s);
     out[0] = 0;
     for (size_t i = 0; i < json_array_size(names); i++) {
-        const char *name = json_string_value(json_array_get(names, i)), *dot = strchr(name, '.');
-        json_t *v;
-        if (dot) {
-            char key[256];
-            snprintf(key, sizeof key, "%.*s", (int)(dot - name), name);
-            v = json_object_get(json_object_get(tr, key), dot + 1);
-        } else {
-            v = json_object_get(tr, name);
-        }
-        char *txt = search_value_text(v);
+        const char *name = json_string_value(json_array_get(names, i));
+        char *txt = search_value_text(search_trial_value(&x->s, t, name));
         snprintf(out + strlen(out), n - strlen(out), "%s%s=%s", i ? " " : "", name, txt ? txt : "?");
         free(txt);
     }

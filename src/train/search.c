@@ -125,23 +125,13 @@ static const char *const searcher_names[] = {"grid", "random", "single", NULL};
 static const char *const hp_types[] = {"const", "categorical", "double", "log", "int", NULL};
 static const char *const reserved_keys[] = {"output_dir", "resume_from_checkpoint", "overwrite_output_dir", "threads", NULL};
 
-static const char *closest_of(const char *s, const char *const *names) {
-    const char *best = NULL;
-    int bd = 1 << 30;
-    for (; *names; names++) {
-        int d = config_edit_distance(s, *names);
-        if (d < bd) bd = d, best = *names;
-    }
-    return bd <= ((int)strlen(s) / 3 > 2 ? (int)strlen(s) / 3 : 2) ? best : NULL;
-}
-
 static int in_list(const char *s, const char *const *names) {
     for (; *names; names++) if (!strcmp(s, *names)) return 1;
     return 0;
 }
 
 static int unknown_key(const ydoc *d, const yaml_node_t *k, const char *field, const char *const *names, hone_error *err) {
-    const char *s = yscalar(k) ? yscalar(k) : "?", *c = closest_of(s, names);
+    const char *s = yscalar(k) ? yscalar(k) : "?", *c = config_closest(s, names);
     char list[256] = "";
     for (const char *const *n = names; *n; n++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", n == names ? "" : ", ", *n);
     if (c) return yfail(d, k, err, field, "unknown key '%s' (did you mean '%s'?)", s, c);
@@ -220,7 +210,7 @@ static int parse_hparam(hone_search *s, const ydoc *d, yaml_node_t *v, const cha
     char tf[300];
     snprintf(tf, sizeof tf, "%s.type", field);
     if (!ts || !in_list(ts, hp_types)) {
-        const char *c = ts ? closest_of(ts, hp_types) : NULL;
+        const char *c = ts ? config_closest(ts, hp_types) : NULL;
         if (c) return yfail(d, type, err, tf, "unknown type '%s' (did you mean '%s'?)", ts, c);
         return yfail(d, type, err, tf, "unknown type '%s' (expected const, categorical, double, log or int)", ts ? ts : "a list");
     }
@@ -588,6 +578,15 @@ json_t *search_varied_names(const hone_search *s) {
     return a;
 }
 
+json_t *search_trial_value(const hone_search *s, int t, const char *name) {
+    json_t *v = json_array_get(s->trials, (size_t)t);
+    const char *dot = strchr(name, '.');
+    if (!dot) return json_object_get(v, name);
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)(dot - name), name);
+    return json_object_get(json_object_get(v, key), dot + 1);
+}
+
 /* ---------- experiment.json ---------- */
 
 /* JSON text with reals in their shortest round-tripping form (5e-07, not 4.9999999999999998e-07) */
@@ -691,16 +690,7 @@ void search_print_table(const hone_search *s, const hone_trial_result *r, FILE *
         const char *name = json_string_value(json_array_get(names, (size_t)c));
         w[c] = (int)strlen(name);
         for (int t = 0; t < s->n_trials && cell; t++) {
-            json_t *v = json_array_get(s->trials, (size_t)t);
-            const char *dot = strchr(name, '.');
-            if (dot) {
-                char key[256];
-                snprintf(key, sizeof key, "%.*s", (int)(dot - name), name);
-                v = json_object_get(json_object_get(v, key), dot + 1);
-            } else {
-                v = json_object_get(v, name);
-            }
-            cell[t * nn + c] = search_value_text(v);
+            cell[t * nn + c] = search_value_text(search_trial_value(s, t, name));
             if (cell[t * nn + c] && (int)strlen(cell[t * nn + c]) > w[c]) w[c] = (int)strlen(cell[t * nn + c]);
         }
     }

@@ -86,6 +86,9 @@ void search_rank(hone_trial_result *r, int n, int smaller_is_better);
  * experiment.json's hyperparameter_names: a new array reference. */
 json_t *search_varied_names(const hone_search *s);
 
+/* Trial t's value of a hyperparameter by its name (key or key.sub); borrowed, NULL if none. */
+json_t *search_trial_value(const hone_search *s, int t, const char *name);
+
 /* experiment.json (docs/search.md, format version 1), written atomically to path. */
 int search_write_experiment(const hone_search *s, const char *path, const char *command, const char *config, const char *output_dir,
                             const char *status, const hone_trial_result *r, hone_error *err);

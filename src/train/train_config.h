@@ -139,5 +139,8 @@ void config_free(hone_train_config *c);
 long config_steps(double v, long total_steps);
 /* Levenshtein distance, exported for suggestions elsewhere (CLI flags, formats). */
 int config_edit_distance(const char *a, const char *b);
+/* The closest of names (NULL-terminated) to s within a tolerance that grows with its length
+ * (a third of it, at least 2 edits), or NULL: the "did you mean" of every key error. */
+const char *config_closest(const char *s, const char *const *names);
 
 #endif
