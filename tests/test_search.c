@@ -456,6 +456,45 @@ static void test_failed_trial_others_go_on(void) {
     free(text);
 }
 
+/* hone sft with a random searcher: an int, a log value and a nested lr_scheduler_kwargs entry reach
+ * each trial's resolved configuration (hone_config.json) exactly as experiment.json lists them */
+static void test_sft_random_nested(void) {
+    if (!setup_root()) return;
+    const char *d = test_tmpdir("search-sft");
+    char y[600], log[600], p[700];
+    snprintf(y, sizeof y, "%s/sft.yaml", d);
+    FILE *f = fopen(y, "w");
+    fprintf(f, "model_name_or_path: %s/model\noutput_dir: %s/out\nper_device_train_batch_size: 4\nmax_length: 24\nlogging_steps: 1\n"
+               "seed: 11\nthreads: 1\ngradient_checkpointing: false\nsave_strategy: \"no\"\nlr_scheduler_type: cosine_with_min_lr\n"
+               "lr_scheduler_kwargs: {num_cycles: 0.5, min_lr: 1.0e-9}\ndatasets: [{path: %s/sft.jsonl, format: text}]\n"
+               "searcher: {name: random, metric: loss, max_trials: 2, seed: 5}\n"
+               "hyperparameters:\n  max_steps: {type: int, minval: 2, maxval: 4}\n  learning_rate: {type: log, minval: -4, maxval: -2}\n"
+               "  lr_scheduler_kwargs:\n    min_lr: {type: categorical, vals: [1.0e-6, 1.0e-5]}\n",
+            g_root, d, g_root);
+    fclose(f);
+    snprintf(log, sizeof log, "%s/search.log", d);
+    int rc = test_wait(start(log, "sft", y, NULL), 120, NULL);
+    CHECK(rc == 0, "the SFT search: exit %d (%s)", rc, log);
+    snprintf(p, sizeof p, "%s/out/experiment.json", d);
+    json_error_t je;
+    json_t *e = json_load_file(p, 0, &je), *tr = json_object_get(e, "trials");
+    CHECK(json_array_size(tr) == 2 && !strcmp(json_string_value(json_object_get(e, "command")), "sft"), "experiment.json: %s", e ? "" : je.text);
+    for (size_t t = 0; t < json_array_size(tr); t++) {
+        json_t *h = json_object_get(json_array_get(tr, t), "hyperparameters");
+        snprintf(p, sizeof p, "%s/out/trial-%03zu/hone_config.json", d, t + 1);
+        json_t *c = json_load_file(p, 0, &je), *kw = json_object_get(c, "lr_scheduler_kwargs");
+        double want_min_lr = json_real_value(json_object_get(json_object_get(h, "lr_scheduler_kwargs"), "min_lr"));
+        CHECK(c && json_equal(json_object_get(c, "max_steps"), json_object_get(h, "max_steps")) &&
+                  json_real_value(json_object_get(c, "learning_rate")) == json_real_value(json_object_get(h, "learning_rate")) &&
+                  json_real_value(json_object_get(kw, "min_lr")) == want_min_lr && json_real_value(json_object_get(kw, "num_cycles")) == 0.5,
+              "trial-%03zu: its hone_config.json does not hold its hyperparameters", t + 1);
+        CHECK(json_integer_value(json_object_get(json_array_get(tr, t), "steps")) == json_integer_value(json_object_get(h, "max_steps")),
+              "trial-%03zu: ran %lld steps", t + 1, (long long)json_integer_value(json_object_get(json_array_get(tr, t), "steps")));
+        json_decref(c);
+    }
+    json_decref(e);
+}
+
 int main(void) {
     TEST_RUN(test_grid_spacing);
     TEST_RUN(test_nested_group);
@@ -464,5 +503,6 @@ int main(void) {
     TEST_RUN(test_rank_ties);
     TEST_RUN(test_pipeline_grid_interrupted_resumed);
     TEST_RUN(test_failed_trial_others_go_on);
+    TEST_RUN(test_sft_random_nested);
     return test_finish();
 }

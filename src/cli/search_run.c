@@ -345,7 +345,12 @@ int search_run(int kind, const char *config_path, char *const *sets, int nsets, 
     search_print_table(&x.s, x.res, stdout);
     fflush(stdout);
     int failed = 0;
-    for (int t = 0; t < x.s.n_trials; t++) failed += x.res[t].status == TRIAL_FAILED;
+    for (int t = 0; t < x.s.n_trials; t++) {
+        failed += x.res[t].status == TRIAL_FAILED;
+        if (x.res[t].status == TRIAL_COMPLETED && !x.res[t].has_metric)
+            fprintf(stderr, "search: warning: trial-%03d never logged searcher.metric '%s' (see its metrics.jsonl): it is not ranked\n", t + 1,
+                    x.s.metric);
+    }
     fprintf(stderr, "search: %s; %d failed; wrote %s\n", st, failed, x.exp_path);
     status = stop ? 128 + stop : failed ? 1 : 0;
     err.msg[0] = 0;
