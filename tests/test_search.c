@@ -421,6 +421,20 @@ static void test_pipeline_grid_interrupted_resumed(void) {
     }
     json_decref(ea);
     json_decref(eb);
+
+    /* again: nothing left to run; with another base configuration: refused, naming the key */
+    char *text = NULL;
+    rc = test_wait(start(lb2, "dpo", yb, NULL), 60, NULL);
+    hone_read_file(lb2, &text, NULL, NULL);
+    CHECK(rc == 0 && text && strstr(text, "(9 completed earlier)") && !strstr(text, "started"), "a finished search run again: exit %d: %s", rc,
+          text ? text : "");
+    free(text);
+    text = NULL;
+    rc = test_wait(start(lb2, "dpo", yb, "--set=max_steps=5"), 60, NULL);
+    hone_read_file(lb2, &text, NULL, NULL);
+    CHECK(rc == 1 && text && strstr(text, "trial-001 completed with another configuration (max_steps differ)"), "another max_steps: exit %d: %s",
+          rc, text ? text : "");
+    free(text);
 }
 
 static void test_failed_trial_others_go_on(void) {

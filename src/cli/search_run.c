@@ -37,6 +37,7 @@ typedef struct {
     const hone_train_config *base;
     hone_search s;
     hone_trial_result *res;     /* (s.n_trials) */
+    char **trial_json;          /* (s.n_trials) each trial's resolved configuration (config_json_text) */
     char exe[4096];
     char exp_path[4096];
     int threads_per_slot;       /* 0: the configuration's */
@@ -73,6 +74,7 @@ static int check_trials(search_ctx *x, hone_error *err) {
         for (int i = 0; i < n && rc == 0; i++)
             if ((rc = config_set_arg(&c, kv[i], err)) < 0) hone_fail_prefix(err, "hyperparameters.%.*s", (int)strcspn(kv[i], "="), kv[i]);
         if (rc == 0) rc = config_validate(&c, err);
+        if (rc == 0 && !(x->trial_json[t] = config_json_text(&c, err))) rc = -1;
         search_sets_free(kv, n);
         config_free(&c);
         if (rc < 0) {
@@ -107,6 +109,31 @@ static int check_earlier(search_ctx *x, hone_error *err) {
     return hone_fail(err, "output_dir %s holds an experiment.json of another search (%s): choose another output_dir, or set "
                           "overwrite_output_dir: true to start this search afresh there",
                      x->base->output_dir, parsed ? "other trials" : je.text);
+}
+
+/* a trial completed earlier is kept only when it ran the configuration it would run now (every
+ * key but where and how it ran: output_dir, resume_from_checkpoint, overwrite_output_dir, threads) */
+static int check_completed(const search_ctx *x, int t, const char *dir, hone_error *err) {
+    char p[4200], diff[512] = "";
+    hone_path_join(p, sizeof p, dir, "hone_config.json");
+    if (!hone_file_exists(p)) return 0; /* nothing to compare: its manifest's word stands */
+    json_t *saved = json_load_file(p, 0, NULL), *now = json_loads(x->trial_json[t], 0, NULL);
+    static const char *const free_keys[] = {"output_dir", "resume_from_checkpoint", "overwrite_output_dir", "threads", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(now, key, v) {
+        int skip = 0;
+        for (int i = 0; free_keys[i]; i++) skip |= !strcmp(key, free_keys[i]);
+        if (!skip && !json_equal(v, json_object_get(saved, key)))
+            snprintf(diff + strlen(diff), sizeof diff - strlen(diff), "%s%s", diff[0] ? ", " : "", key);
+    }
+    int bad = !saved || diff[0];
+    json_decref(saved);
+    json_decref(now);
+    if (!bad) return 0;
+    return hone_fail(err, "output_dir %s: trial-%03d completed with another configuration (%s differ): choose another output_dir, or "
+                          "set overwrite_output_dir: true to run this search afresh there",
+                     x->base->output_dir, t + 1, diff[0] ? diff : "its hone_config.json is not JSON; all");
 }
 
 static const char *experiment_status(const search_ctx *x, int stopped, int running) {
@@ -301,7 +328,10 @@ int search_run(int kind, const char *config_path, char *const *sets, int nsets, 
         fprintf(stderr, "hone %s: %s\n", x.name, err.msg);
         return 1;
     }
-    if (!(x.res = calloc((size_t)x.s.n_trials + 1, sizeof *x.res))) { hone_fail(&err, "out of memory"); goto out; }
+    if (!(x.res = calloc((size_t)x.s.n_trials + 1, sizeof *x.res)) || !(x.trial_json = calloc((size_t)x.s.n_trials + 1, sizeof(char *)))) {
+        hone_fail(&err, "out of memory");
+        goto out;
+    }
     for (int t = 0; t < x.s.n_trials; t++) x.res[t].exit_status = -1;
     if (check_trials(&x, &err) < 0) goto out;
     ssize_t n = readlink("/proc/self/exe", x.exe, sizeof x.exe - 1);
@@ -316,6 +346,7 @@ int search_run(int kind, const char *config_path, char *const *sets, int nsets, 
         char dir[4096];
         trial_dir(&x, t, dir, sizeof dir);
         if (!base->overwrite_output_dir && search_read_trial(dir, x.s.metric, &x.res[t], &err) < 0) goto out;
+        if (x.res[t].status == TRIAL_COMPLETED && check_completed(&x, t, dir, &err) < 0) goto out;
         if (x.res[t].status == TRIAL_COMPLETED) done++;
         else todo++;
     }
@@ -359,6 +390,8 @@ out:
     if (lock >= 0) close(lock);
     free(slots);
     if (x.res) search_results_free(x.res, x.s.n_trials);
+    for (int t = 0; x.trial_json && t < x.s.n_trials; t++) free(x.trial_json[t]);
+    free(x.trial_json);
     search_free(&x.s);
     return status;
 }

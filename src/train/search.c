@@ -471,12 +471,8 @@ int search_trial_sets(const hone_search *s, int t, const hone_train_config *base
         if (h->sub) {
             /* the base configuration's mapping, with the group's entries set */
             if (!conf) {
-                char *txt = NULL;
-                size_t len = 0;
-                FILE *m = open_memstream(&txt, &len);
-                int bad = !m || config_dump_json(base, m, err) < 0;
-                if (m) fclose(m);
-                conf = bad ? NULL : json_loads(txt, 0, NULL);
+                char *txt = config_json_text(base, err);
+                conf = txt ? json_loads(txt, 0, NULL) : NULL;
                 free(txt);
                 if (!conf) { search_sets_free(*kv, *n); *kv = NULL; *n = 0; return hone_fail(err, "cannot read the base configuration"); }
             }

@@ -979,3 +979,14 @@ int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
     if (rc) return hone_fail(err, "cannot write config JSON");
     return 0;
 }
+
+char *config_json_text(const hone_train_config *c, hone_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) { hone_fail(err, "out of memory"); return NULL; }
+    int rc = config_dump_json(c, f, err);
+    fclose(f);
+    if (rc < 0) { free(buf); return NULL; }
+    return buf;
+}

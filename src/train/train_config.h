@@ -133,6 +133,8 @@ int config_set_arg(hone_train_config *c, const char *key_eq_value, hone_error *e
 int config_validate(const hone_train_config *c, hone_error *err);
 /* Writes every key (resolved values) as one pretty JSON object (for output_dir/hone_config.json). */
 int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err);
+/* The same JSON as a malloc'd string (the caller frees), or NULL with err set. */
+char *config_json_text(const hone_train_config *c, hone_error *err);
 void config_free(hone_train_config *c);
 
 /* Resolves a *_steps value (< 1 = ratio of total) to a step count: ceil(v * total) or (long)v. */
