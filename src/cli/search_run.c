@@ -38,6 +38,7 @@ typedef struct {
     hone_search s;
     hone_trial_result *res;     /* (s.n_trials) */
     char **trial_json;          /* (s.n_trials) each trial's resolved configuration (config_json_text) */
+    json_t *names;              /* search_varied_names: the values that tell trials apart */
     char exe[4096];
     char exp_path[4096];
     int threads_per_slot;       /* 0: the configuration's */
@@ -51,15 +52,13 @@ static void trial_dir(const search_ctx *x, int t, char *out, size_t n) {
 
 /* "beta=0.1 learning_rate=5e-07": the trial's searched values */
 static void trial_label(const search_ctx *x, int t, char *out, size_t n) {
-    json_t *names = search_varied_names(&x->s);
     out[0] = 0;
-    for (size_t i = 0; i < json_array_size(names); i++) {
-        const char *name = json_string_value(json_array_get(names, i));
+    for (size_t i = 0; i < json_array_size(x->names); i++) {
+        const char *name = json_string_value(json_array_get(x->names, i));
         char *txt = search_value_text(search_trial_value(&x->s, t, name));
         snprintf(out + strlen(out), n - strlen(out), "%s%s=%s", i ? " " : "", name, txt ? txt : "?");
         free(txt);
     }
-    json_decref(names);
 }
 
 /* every trial's configuration built and validated as its process will, before anything runs */
@@ -333,6 +332,7 @@ int search_run(int kind, const char *config_path, char *const *sets, int nsets, 
         goto out;
     }
     for (int t = 0; t < x.s.n_trials; t++) x.res[t].exit_status = -1;
+    x.names = search_varied_names(&x.s);
     if (check_trials(&x, &err) < 0) goto out;
     ssize_t n = readlink("/proc/self/exe", x.exe, sizeof x.exe - 1);
     if (n <= 0) { hone_fail(&err, "cannot find the hone executable (/proc/self/exe) to run the trials"); goto out; }
@@ -392,6 +392,7 @@ out:
     if (x.res) search_results_free(x.res, x.s.n_trials);
     for (int t = 0; x.trial_json && t < x.s.n_trials; t++) free(x.trial_json[t]);
     free(x.trial_json);
+    json_decref(x.names);
     search_free(&x.s);
     return status;
 }
