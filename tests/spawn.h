@@ -1,14 +1,32 @@
 /* tests/spawn.h — running the built `hone` from a test: a child with its output in a log
  * file, and its exit status within a time limit (so a hang fails instead of hanging).
- * Used by test_run_safety.c and test_manifest.c. */
+ * Used by test_run_safety.c, test_manifest.c and test_search.c. */
 #ifndef HONE_TEST_SPAWN_H
 #define HONE_TEST_SPAWN_H
 #include "base/util.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* the built hone (HONE_BIN, which `make check` sets), or NULL */
+static inline const char *test_hone_bin(void) {
+    const char *b = getenv("HONE_BIN");
+    return b && access(b, X_OK) == 0 ? b : NULL;
+}
+
+/* whether two files hold the same bytes */
+static inline int test_files_equal(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int eq = hone_read_file(a, &x, &nx, NULL) == 0 && hone_read_file(b, &y, &ny, NULL) == 0 && nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return eq;
+}
 
 /* starts argv with stdout and stderr to log (stdin from /dev/null) */
 static inline pid_t test_spawn(char *const argv[], const char *log) {

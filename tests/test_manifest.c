@@ -15,16 +15,11 @@
 #include "test.h"
 #include <jansson.h>
 
-static const char *hone_bin(void) {
-    const char *b = getenv("HONE_BIN");
-    return b && access(b, X_OK) == 0 ? b : NULL;
-}
-
 /* starts hone with args (NULL-terminated; stdout and stderr to log) */
 static pid_t start(const char *log, char *const args[]) {
     char *argv[16];
     int n = 0;
-    argv[n++] = (char *)hone_bin();
+    argv[n++] = (char *)test_hone_bin();
     while (args[n - 1] && n < 15) { argv[n] = args[n - 1]; n++; }
     argv[n] = NULL;
     return test_spawn(argv, log);
@@ -37,7 +32,7 @@ static int run(const char *log, double secs, char *const args[]) { return finish
 static char g_root[256]; /* model/, data.jsonl */
 
 static const char *setup_root(void) {
-    if (!hone_bin()) { test_skip("HONE_BIN is not set (make check sets it to the built hone)"); return NULL; }
+    if (!test_hone_bin()) { test_skip("HONE_BIN is not set (make check sets it to the built hone)"); return NULL; }
     const char *bin = test_shared("models/stories260K/stories260K.bin"), *spm = test_shared("models/stories260K/tok512.model");
     if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return NULL; }
     if (g_root[0]) return g_root;
@@ -110,15 +105,6 @@ static void reference_sha256(const char *path, char hex[65]) {
     free(text);
 }
 
-static int files_equal(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    int eq = hone_read_file(a, &x, &nx, NULL) == 0 && hone_read_file(b, &y, &ny, NULL) == 0 && nx == ny && !memcmp(x, y, nx);
-    free(x);
-    free(y);
-    return eq;
-}
-
 static void test_same_config_same_manifest_same_bits(void) {
     if (!setup_root()) return;
     const char *dir = test_tmpdir("manifest-twice");
@@ -159,7 +145,7 @@ static void test_same_config_same_manifest_same_bits(void) {
     CHECK(json_equal(a, b), "the manifests of two runs of one configuration differ beyond times and pid:\n%s\n---\n%s", ta, tb);
     free(ta);
     free(tb);
-    CHECK(files_equal(w1, w2), "equal manifests, but the final weights differ");
+    CHECK(test_files_equal(w1, w2), "equal manifests, but the final weights differ");
 
     /* every input file: its hash recomputed independently; model and data both listed */
     json_t *files = json_object_get(a, "files");

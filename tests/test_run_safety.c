@@ -28,16 +28,11 @@
 
 /* ---- spawning hone ---- */
 
-static const char *hone_bin(void) {
-    const char *b = getenv("HONE_BIN");
-    return b && access(b, X_OK) == 0 ? b : NULL;
-}
-
 /* runs hone with args (NULL-terminated) to completion; exit status, -1 on timeout */
 static int run_hone(const char *log, double secs, ...) {
     char *argv[32];
     int n = 0;
-    argv[n++] = (char *)hone_bin();
+    argv[n++] = (char *)test_hone_bin();
     va_list ap;
     va_start(ap, secs);
     char *a;
@@ -94,7 +89,7 @@ static char g_root[256]; /* scratch root of this binary: model/, data.jsonl */
 
 /* stories260K converted by `hone convert` once; NULL (and a skip) when impossible */
 static const char *setup_root(void) {
-    if (!hone_bin()) { test_skip("HONE_BIN is not set (make check sets it to the built hone)"); return NULL; }
+    if (!test_hone_bin()) { test_skip("HONE_BIN is not set (make check sets it to the built hone)"); return NULL; }
     const char *bin = test_shared("models/stories260K/stories260K.bin"), *spm = test_shared("models/stories260K/tok512.model");
     if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return NULL; }
     if (g_root[0]) return g_root;
@@ -137,7 +132,7 @@ static pid_t start_long_run(const char *dir, char *yaml, size_t n) {
     write_config(dir, "max_steps: 1000000\nsave_steps: 1000000\n", yaml, n);
     snprintf(log, sizeof log, "%s/log", dir);
     snprintf(metrics, sizeof metrics, "%s/out/metrics.jsonl", dir);
-    char *argv[] = {(char *)hone_bin(), "sft", yaml, NULL};
+    char *argv[] = {(char *)test_hone_bin(), "sft", yaml, NULL};
     pid_t pid = test_spawn(argv, log);
     double t0 = hone_now();
     while (count_lines(metrics) < 1 && hone_now() - t0 < 120) usleep(50000);

@@ -113,6 +113,62 @@ static void test_first_touch_and_interleave(void) {
     free(p);
 }
 
+/* the NUMA node (0-based) holding PU os index pu in a "numa:N core:C pu:P" description */
+static int node_of_pu(int pu, int cores_per_node, int pus_per_core) { return pu / (cores_per_node * pus_per_core); }
+
+/* threads_partition: k disjoint sets of cores/k cores each, inside one node when they fit */
+static void test_partition_numa(void) {
+    unsetenv("HONE_CPUSET");
+    static const struct { int k, want_k, per; } cases[] = {{1, 1, 8}, {2, 2, 4}, {4, 4, 2}, {3, 3, 2}, {8, 8, 1}, {100, 8, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char sets[100][THREADS_SET_LEN];
+        int per = 0;
+        hone_error err;
+        int k = threads_partition("numa:2 core:4 pu:2", cases[c].k, sets, &per, &err);
+        CHECK(k == cases[c].want_k && per == cases[c].per, "k %d: got %d sets of %d cores, want %d of %d", cases[c].k, k, per,
+              cases[c].want_k, cases[c].per);
+        int owner[16];
+        for (int i = 0; i < 16; i++) owner[i] = -1;
+        for (int s = 0; s < k && k > 0; s++) {
+            /* parse "a-b,c" */
+            int npu = 0, node = -1, same_node = 1;
+            for (const char *p = sets[s]; *p;) {
+                int a = (int)strtol(p, (char **)&p, 10), b = a;
+                if (*p == '-') b = (int)strtol(p + 1, (char **)&p, 10);
+                for (int u = a; u <= b && u < 16; u++) {
+                    CHECK(owner[u] < 0, "k %d: PU %d in sets %d and %d", cases[c].k, u, owner[u], s);
+                    owner[u] = s;
+                    npu++;
+                    if (node < 0) node = node_of_pu(u, 4, 2);
+                    same_node &= node_of_pu(u, 4, 2) == node;
+                }
+                if (*p == ',') p++;
+            }
+            CHECK(npu == 2 * per, "k %d: set %d '%s' has %d PUs, want %d", cases[c].k, s, sets[s], npu, 2 * per);
+            CHECK(per > 4 || same_node, "k %d: set %d '%s' spans NUMA nodes although %d cores fit in one", cases[c].k, s, sets[s], per);
+        }
+    }
+}
+
+/* HONE_CPUSET restricts the plan to its PUs: the default thread count is its cores */
+static void test_cpuset_restricts(void) {
+    hone_topology tp;
+    hone_error err;
+    setenv("HONE_CPUSET", "4-7", 1);
+    unsetenv("HONE_THREADS");
+    CHECK(threads_plan(&tp, "numa:2 core:4 pu:2", 0, &err) == 0, "%s", err.msg);
+    CHECK(tp.cores == 2 && tp.threads == 2 && tp.numa_nodes == 1, "HONE_CPUSET 4-7: %d cores, %d threads, %d nodes", tp.cores, tp.threads,
+          tp.numa_nodes);
+    char sets[2][THREADS_SET_LEN];
+    int per = 0;
+    CHECK(threads_partition("numa:2 core:4 pu:2", 2, sets, &per, &err) == 2 && !strcmp(sets[0], "4-5") && !strcmp(sets[1], "6-7"),
+          "partition inside HONE_CPUSET 4-7: '%s' '%s'", sets[0], sets[1]);
+    setenv("HONE_CPUSET", "99", 1);
+    CHECK(threads_plan(&tp, "numa:2 core:4 pu:2", 0, &err) == -1 && strstr(err.msg, "HONE_CPUSET"), "a cpuset outside the machine: %s",
+          err.msg);
+    unsetenv("HONE_CPUSET");
+}
+
 int main(void) {
     TEST_RUN(test_one_thread_per_core);
     TEST_RUN(test_round_robin_numa);
@@ -120,5 +176,7 @@ int main(void) {
     TEST_RUN(test_bad_topology);
     TEST_RUN(test_this_machine);
     TEST_RUN(test_first_touch_and_interleave);
+    TEST_RUN(test_partition_numa);
+    TEST_RUN(test_cpuset_restricts);
     return test_finish();
 }

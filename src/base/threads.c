@@ -34,7 +34,9 @@ static void read_cpu_model(char *buf, size_t n) {
     fclose(f);
 }
 
-static int load_topology(hwloc_topology_t *t, const char *desc, hone_error *err) {
+/* The topology of the machine (or of desc), restricted to the PUs of cpuset (an hwloc list
+ * such as "0-3,8"; NULL or "" = all) when given. */
+static int load_topology(hwloc_topology_t *t, const char *desc, const char *cpuset, hone_error *err) {
     if (hwloc_topology_init(t) < 0) return hone_fail(err, "hwloc: cannot initialise a topology");
     if (desc && *desc) {
         int rc = strchr(desc, '/') || strstr(desc, ".xml") ? hwloc_topology_set_xml(*t, desc)
@@ -47,6 +49,17 @@ static int load_topology(hwloc_topology_t *t, const char *desc, hone_error *err)
     if (hwloc_topology_load(*t) < 0) {
         hwloc_topology_destroy(*t);
         return hone_fail(err, "hwloc: cannot load the machine topology");
+    }
+    if (cpuset && *cpuset) {
+        hwloc_bitmap_t set = hwloc_bitmap_alloc();
+        int bad = !set || hwloc_bitmap_list_sscanf(set, cpuset) < 0 ||
+                  !hwloc_bitmap_intersects(set, hwloc_topology_get_topology_cpuset(*t));
+        if (!bad) bad = hwloc_topology_restrict(*t, set, HWLOC_RESTRICT_FLAG_REMOVE_CPULESS) < 0;
+        hwloc_bitmap_free(set);
+        if (bad) {
+            hwloc_topology_destroy(*t);
+            return hone_fail(err, "HONE_CPUSET: '%s' is not a list of this machine's processing units (e.g. 0-3,8)", cpuset);
+        }
     }
     return 0;
 }
@@ -93,7 +106,7 @@ static void plan_from(hone_topology *topo, hwloc_topology_t t, int requested) {
 int threads_plan(hone_topology *topo, const char *desc, int requested, hone_error *err) {
     memset(topo, 0, sizeof *topo);
     hwloc_topology_t t;
-    if (load_topology(&t, desc, err) < 0) return -1;
+    if (load_topology(&t, desc, getenv("HONE_CPUSET"), err) < 0) return -1;
     plan_from(topo, t, requested);
     hwloc_topology_destroy(t);
     return 0;
@@ -102,10 +115,12 @@ int threads_plan(hone_topology *topo, const char *desc, int requested, hone_erro
 int threads_init(hone_topology *topo, int requested, int pin, hone_error *err) {
     memset(topo, 0, sizeof *topo);
     hwloc_topology_t t;
-    const char *desc = getenv("HONE_TOPOLOGY");
-    if (load_topology(&t, desc, err) < 0) return -1;
+    const char *desc = getenv("HONE_TOPOLOGY"), *cpuset = getenv("HONE_CPUSET");
+    if (load_topology(&t, desc, cpuset, err) < 0) return -1;
     plan_from(topo, t, requested);
     read_cpu_model(topo->cpu_model, sizeof topo->cpu_model);
+    /* the whole process (threads started later included) stays inside its cpuset */
+    if (cpuset && *cpuset && !(desc && *desc)) hwloc_set_cpubind(t, hwloc_topology_get_topology_cpuset(t), HWLOC_CPUBIND_PROCESS);
 #if HONE_HAVE_OPENMP
     omp_set_num_threads(topo->threads);
     omp_set_max_active_levels(1);
@@ -145,7 +160,7 @@ void threads_first_touch(void *p, size_t bytes) {
 
 int threads_interleave(void *p, size_t bytes, hone_error *err) {
     hwloc_topology_t t;
-    if (load_topology(&t, NULL, err) < 0) return -1;
+    if (load_topology(&t, NULL, NULL, err) < 0) return -1;
     int rc = 0;
     if (hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE) > 1 &&
         hwloc_set_area_membind(t, p, bytes, hwloc_topology_get_topology_nodeset(t), HWLOC_MEMBIND_INTERLEAVE,
@@ -153,4 +168,56 @@ int threads_interleave(void *p, size_t bytes, hone_error *err) {
         rc = hone_fail(err, "hwloc: cannot interleave %zu bytes over the NUMA nodes", bytes);
     hwloc_topology_destroy(t);
     return rc;
+}
+
+int threads_partition(const char *desc, int k, char (*sets)[THREADS_SET_LEN], int *per_set, hone_error *err) {
+    if (k < 1) return hone_fail(err, "threads_partition: %d sets", k);
+    hwloc_topology_t t;
+    if (load_topology(&t, desc, getenv("HONE_CPUSET"), err) < 0) return -1;
+    int ncores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+    int nnodes = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
+    if (ncores < 1 || ncores > 4096) { hwloc_topology_destroy(t); return hone_fail(err, "hwloc: %d cores", ncores); }
+    if (nnodes < 1) nnodes = 1;
+    if (k > ncores) k = ncores;
+    int per = ncores / k;
+    /* the cores, node by node (each core once: the node that holds it first) */
+    int order[4096], node_of[4096], used[4096] = {0}, n = 0;
+    for (int nd = 0; nd < nnodes; nd++) {
+        hwloc_obj_t node = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, nd);
+        for (int c = 0; c < ncores; c++) {
+            hwloc_obj_t core = hwloc_get_obj_by_type(t, HWLOC_OBJ_CORE, c);
+            int seen = 0;
+            for (int i = 0; i < n; i++) seen |= order[i] == c;
+            if (seen || (node && !hwloc_bitmap_intersects(core->cpuset, node->cpuset))) continue;
+            order[n] = c;
+            node_of[n++] = nd;
+        }
+    }
+    for (int c = 0; c < ncores; c++) { /* cores no node claims (no NUMA information) */
+        int seen = 0;
+        for (int i = 0; i < n; i++) seen |= order[i] == c;
+        if (!seen) { order[n] = c; node_of[n++] = 0; }
+    }
+    for (int s = 0; s < k; s++) {
+        /* the first node with `per` free cores keeps the set on one node; else any free cores in order */
+        int pick = -1;
+        for (int nd = 0; nd < nnodes && pick < 0; nd++) {
+            int f = 0;
+            for (int i = 0; i < n; i++) f += !used[i] && node_of[i] == nd;
+            if (f >= per) pick = nd;
+        }
+        hwloc_bitmap_t set = hwloc_bitmap_alloc();
+        if (!set) { hwloc_topology_destroy(t); return hone_fail(err, "out of memory"); }
+        for (int i = 0, got = 0; i < n && got < per; i++) {
+            if (used[i] || (pick >= 0 && node_of[i] != pick)) continue;
+            used[i] = 1;
+            got++;
+            hwloc_bitmap_or(set, set, hwloc_get_obj_by_type(t, HWLOC_OBJ_CORE, order[i])->cpuset);
+        }
+        hwloc_bitmap_list_snprintf(sets[s], THREADS_SET_LEN, set);
+        hwloc_bitmap_free(set);
+    }
+    hwloc_topology_destroy(t);
+    *per_set = per;
+    return k;
 }

@@ -26,11 +26,24 @@ typedef struct hone_topology {
  * round-robin so each node's memory bandwidth is used. */
 int threads_init(hone_topology *topo, int requested, int pin, hone_error *err);
 
+/* Both honour HONE_CPUSET (an hwloc list of processing units, "0-3,8", as `hone` sets it
+ * for each trial of a concurrent search): the topology is restricted to those PUs, the
+ * default thread count is the cores among them, and threads_init binds the process to them
+ * before pinning its threads inside. */
+
 /* Plans the placement only (no binding): used by threads_init and by tests on
  * synthetic topologies. `desc` is an hwloc synthetic description or NULL. */
 int threads_plan(hone_topology *topo, const char *desc, int requested, hone_error *err);
 
 int threads_count(void);
+
+/* Splits the cores (of desc, or the machine; within HONE_CPUSET when set) into k disjoint
+ * sets of equal size (cores / k; k above the core count is lowered to it), each inside one
+ * NUMA node when a node has that many free cores, else across nodes in order. Writes each
+ * set's PUs as an hwloc list ("0-3") into sets[0..k), the cores per set into *per_set, and
+ * returns the number of sets, or -1. */
+#define THREADS_SET_LEN 256
+int threads_partition(const char *desc, int k, char (*sets)[THREADS_SET_LEN], int *per_set, hone_error *err);
 
 /* First touch: zeroes [p, p + bytes) with the OpenMP threads, thread t taking
  * the t-th of threads_count() equal page-aligned shares (the split of a

@@ -3,6 +3,7 @@
  * write output_dir/final. */
 #include "cli/commands.h"
 #include "cli/gen_cli.h"
+#include "cli/search_run.h"
 #include "simd/kernels.h"
 #include "train/manifest.h"
 #include "train/pipeline.h"
@@ -28,17 +29,25 @@ static void usage(FILE *f, const char *cmd) {
             "checking that the checkpoint was trained with the same configuration. A fresh run refuses an\n"
             "output_dir that holds checkpoints unless overwrite_output_dir: true, and only one run at a\n"
             "time may write an output_dir. A non-finite loss or gradient norm stops the run (exit 1)\n"
-            "without saving the diverged model.\n",
-            cmd, strcmp(cmd, "sft") ? "Direct Preference Optimization (TRL's DPOTrainer)" : "supervised fine-tuning (TRL's SFTTrainer)");
+            "without saving the diverged model.\n\n"
+            "With a searcher: block (and hyperparameters:) CONFIG.yaml is a hyperparameter search: every trial\n"
+            "runs as `hone %s` in output_dir/trial-NNN (up to searcher.max_concurrent_trials at once, on\n"
+            "disjoint cores), the same command resumes an interrupted search, and it ends with a ranked table\n"
+            "and output_dir/experiment.json (docs/search.md). " SEARCH_TRIAL_FLAG " marks a trial's own run.\n",
+            cmd, strcmp(cmd, "sft") ? "Direct Preference Optimization (TRL's DPOTrainer)" : "supervised fine-tuning (TRL's SFTTrainer)", cmd);
 }
 
-static int setup(int argc, char **argv, int kind, hone_train_config *cfg, hone_error *err) {
+/* Loads the configuration and applies the --sets; sets[0..*nsets) keeps their texts (for a
+ * search's trials, argc entries at most) and *trial says whether this run is a search's trial. */
+static int setup(int argc, char **argv, int kind, hone_train_config *cfg, char **sets, int *nsets, int *trial, hone_error *err) {
     if (config_load(cfg, argv[1], kind, err) < 0) return -1;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-            if (config_set_arg(cfg, argv[++i], err) < 0) { config_free(cfg); return hone_fail_prefix(err, "--set"); }
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            if (config_set_arg(cfg, argv[i] + 6, err) < 0) { config_free(cfg); return hone_fail_prefix(err, "--set"); }
+        const char *kv = !strcmp(argv[i], "--set") && i + 1 < argc ? argv[++i] : !strncmp(argv[i], "--set=", 6) ? argv[i] + 6 : NULL;
+        if (kv) {
+            if (config_set_arg(cfg, kv, err) < 0) { config_free(cfg); return hone_fail_prefix(err, "--set"); }
+            sets[(*nsets)++] = (char *)kv;
+        } else if (!strcmp(argv[i], SEARCH_TRIAL_FLAG)) {
+            *trial = 1;
         } else {
             config_free(cfg);
             return hone_fail(err, "unknown option '%s' (see hone %s --help)", argv[i], kind == HONE_SFT ? "sft" : "dpo");
@@ -186,7 +195,20 @@ static int cmd_train(int argc, char **argv, int kind) {
     }
     hone_error err = {{0}};
     hone_train_config cfg;
-    if (setup(argc, argv, kind, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); return 1; }
+    char **sets = calloc((size_t)argc, sizeof *sets);
+    int nsets = 0, trial = 0;
+    if (!sets || setup(argc, argv, kind, &cfg, sets, &nsets, &trial, &err) < 0) {
+        fprintf(stderr, "hone %s: %s\n", name, sets ? err.msg : "out of memory");
+        free(sets);
+        return 1;
+    }
+    if (cfg.search_blocks && !trial) { /* a search: its trials are runs of this command (docs/search.md) */
+        int status = search_run(kind, argv[1], sets, nsets, &cfg);
+        free(sets);
+        config_free(&cfg);
+        return status;
+    }
+    free(sets);
     /* output_dir first: locked, cleaned, checked against a resume, before any slow loading */
     hone_rundir rd;
     if (rundir_open(&rd, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }

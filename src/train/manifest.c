@@ -200,6 +200,9 @@ static json_t *machine(const hone_train_config *cfg) {
         json_object_set_new(o, "cores", json_integer(topo.cores));
         json_object_set_new(o, "numa_nodes", json_integer(topo.numa_nodes));
     }
+    /* a trial of a concurrent search runs inside its share of the cores (core_of_thread indexes them) */
+    const char *set = getenv("HONE_CPUSET");
+    json_object_set_new(o, "cpuset", set && *set ? json_string(set) : json_null());
     return o;
 }
 

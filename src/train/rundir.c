@@ -111,16 +111,6 @@ int rundir_config_diff(const char *saved, const char *current, char *diff, size_
     return k;
 }
 
-static char *config_json(const hone_train_config *cfg, hone_error *err) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) { hone_fail(err, "out of memory"); return NULL; }
-    int rc = config_dump_json(cfg, f, err);
-    fclose(f);
-    if (rc < 0) { free(buf); return NULL; }
-    return buf;
-}
 
 /* removes dir/name when it is there; 1 when it was */
 static int remove_entry(const char *dir, const char *name) {
@@ -234,7 +224,7 @@ int rundir_open(hone_rundir *r, const hone_train_config *cfg, hone_error *err) {
     if (ftruncate(fd, 0) != 0 || pwrite(fd, me, (size_t)w, 0) != w) { /* the pid is only for the message above */ }
     r->lock_fd = fd;
     rundir_clean_stale(dir);
-    if (!(r->config_json = config_json(cfg, err))) goto fail;
+    if (!(r->config_json = config_json_text(cfg, err))) goto fail;
     const char *res = cfg->resume_from_checkpoint;
     if (res && (!strcmp(res, "last") || !strcmp(res, "true"))) {
         if (trainer_find_last_checkpoint(dir, r->resume, sizeof r->resume) < 0)

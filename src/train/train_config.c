@@ -176,8 +176,7 @@ int config_edit_distance(const char *a, const char *b) {
     return d[n][m];
 }
 
-/* Closest of names (NULL-terminated) within a tolerance that grows with length, or NULL. */
-static const char *closest(const char *s, const char *const *names) {
+const char *config_closest(const char *s, const char *const *names) {
     const char *best = NULL;
     int bd = 1 << 30;
     for (; *names; names++) {
@@ -283,7 +282,7 @@ static int choice_error(const ctx *x, const yaml_node_t *n, const char *key, con
         if (c != choices) strncat(list, ", ", sizeof list - strlen(list) - 1);
         strncat(list, *c, sizeof list - strlen(list) - 1);
     }
-    const char *s = closest(v, choices);
+    const char *s = config_closest(v, choices);
     if (s) return hone_fail(err, "%s: %s: unknown value '%s' (did you mean '%s'?; one of %s)", w, key, v, s, list);
     return hone_fail(err, "%s: %s: unknown value '%s' (expected one of %s)", w, key, v, list);
 }
@@ -346,7 +345,7 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
                 if (!(c->ours = strdup(scalar(ck))) || !(c->theirs = strdup(scalar(cv)))) return hone_fail(err, "out of memory");
             }
         } else {
-            const char *sug = closest(ks, skeys);
+            const char *sug = config_closest(ks, skeys);
             if (sug) return hone_fail(err, "%s: datasets: unknown key '%s' (did you mean '%s'?)", w, ks, sug);
             return hone_fail(err, "%s: datasets: unknown key '%s' (expected path, format, columns, number_of_samples, ratio, split)", w, ks);
         }
@@ -660,7 +659,7 @@ static const key_def *find_key(const char *name, int kind, const char *w, hone_e
     int m = 0;
     for (size_t i = 0; i < N_KEYS; i++) if (keys[i].kinds & mask) names[m++] = keys[i].name;
     names[m] = NULL;
-    const char *s = closest(name, names);
+    const char *s = config_closest(name, names);
     if (s) hone_fail(err, "%s: unknown key '%s' (did you mean '%s'?)", w, name, s);
     else hone_fail(err, "%s: unknown key '%s' (see docs/config.md)", w, name);
     return NULL;
@@ -771,6 +770,10 @@ static int load_doc(hone_train_config *c, yaml_parser_t *parser, const char *nam
         yaml_node_t *k = yaml_document_get_node(&doc, p->key), *v = yaml_document_get_node(&doc, p->value);
         where(&x, k, w, sizeof w);
         if (!scalar(k)) { rc = hone_fail(err, "%s: keys must be strings", w); break; }
+        if (!strcmp(scalar(k), "searcher") || !strcmp(scalar(k), "hyperparameters")) {
+            c->search_blocks = 1; /* a search's blocks: train/search.h reads them */
+            continue;
+        }
         int compat = compat_key(c, scalar(k), v, w, err);
         if (compat) { rc = compat < 0 ? -1 : 0; continue; }
         const key_def *kd = find_key(scalar(k), c->kind, w, err);
@@ -990,4 +993,15 @@ int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
     json_decref(o);
     if (rc) return hone_fail(err, "cannot write config JSON");
     return 0;
+}
+
+char *config_json_text(const hone_train_config *c, hone_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) { hone_fail(err, "out of memory"); return NULL; }
+    int rc = config_dump_json(c, f, err);
+    fclose(f);
+    if (rc < 0) { free(buf); return NULL; }
+    return buf;
 }

@@ -25,6 +25,8 @@ typedef struct hone_train_config {
     char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
                                     (report_to, run_name, bf16: false, ...): print them in the log */
     int n_ignored;
+    int search_blocks;           /* the file has searcher: / hyperparameters: blocks: a search
+                                    (train/search.h reads them; a trial run ignores them) */
 
     /* model and run */
     char *model_name_or_path;    /* required (config_validate) */
@@ -135,6 +137,8 @@ int config_set_arg(hone_train_config *c, const char *key_eq_value, hone_error *e
 int config_validate(const hone_train_config *c, hone_error *err);
 /* Writes every key (resolved values) as one pretty JSON object (for output_dir/hone_config.json). */
 int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err);
+/* The same JSON as a malloc'd string (the caller frees), or NULL with err set. */
+char *config_json_text(const hone_train_config *c, hone_error *err);
 void config_free(hone_train_config *c);
 /* Whether report_to names integration ("tensorboard", "jsonl"), directly or through "all". */
 int config_reports_to(const hone_train_config *c, const char *integration);
@@ -143,5 +147,8 @@ int config_reports_to(const hone_train_config *c, const char *integration);
 long config_steps(double v, long total_steps);
 /* Levenshtein distance, exported for suggestions elsewhere (CLI flags, formats). */
 int config_edit_distance(const char *a, const char *b);
+/* The closest of names (NULL-terminated) to s within a tolerance that grows with its length
+ * (a third of it, at least 2 edits), or NULL: the "did you mean" of every key error. */
+const char *config_closest(const char *s, const char *const *names);
 
 #endif
