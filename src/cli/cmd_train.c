@@ -44,7 +44,7 @@ static int setup(int argc, char **argv, int kind, hone_train_config *cfg, char *
     for (int i = 2; i < argc; i++) {
         const char *kv = !strcmp(argv[i], "--set") && i + 1 < argc ? argv[++i] : !strncmp(argv[i], "--set=", 6) ? argv[i] + 6 : NULL;
         if (kv) {
-            if (config_set_arg(cfg, kv, err) < 0) { config_free(cfg); return hone_fail_prefix(err, "--set"); }
+            if (config_set_arg(cfg, kv, err) < 0) { config_free(cfg); return -1; } /* its messages start with "--set" */
             sets[(*nsets)++] = (char *)kv;
         } else if (!strcmp(argv[i], SEARCH_TRIAL_FLAG)) {
             *trial = 1;
