@@ -4,6 +4,8 @@
  *   dpo_pre  sigmoid DPO, 4 pairs (prompt 128 + chosen 128 / rejected 128),
  *            reference log-probs precomputed (no reference model in memory)
  *   dpo_ref  the same with a live frozen reference model (forward each step)
+ *   sft_lora the sft step with LoRA adapters (r 16, alpha 32, dropout 0.05, all linear layers:
+ *            TRL's ModelConfig defaults on every linear) on the frozen model; PyTorch side: PEFT
  * for random-init models with SmolLM2-135M's config and a 15M llama2.c-style
  * config, on 1 and 2 threads. Every configuration runs in its own forked child
  * (hone) or its own Python process (benchmarks/train_step_ref.py), so the peak
@@ -18,7 +20,7 @@
  * child just before the steps (this machine is shared, so both see one load).
  *
  * Usage: bench_train_step [quick]        quick: 15M model only
- * Environment: BENCH_MODELS=15m,135m  BENCH_THREADS="1 2"  BENCH_MODES=sft,dpo_pre,dpo_ref
+ * Environment: BENCH_MODELS=15m,135m  BENCH_THREADS="1 2"  BENCH_MODES=sft,dpo_pre,dpo_ref,sft_lora
  *   BENCH_STEPS (timed steps, default 3 for 15M, 2 for 135M; one warm-up step first)
  *   BENCH_DPO_SHARED=1|0 (hone's DPO layout, default 1: shared prompt)
  *   BENCH_PROFILE=1 (per-phase CPU seconds of the hone step)   BENCH_NO_PY=1   BENCH_NO_PIN=1 (threads not pinned)
@@ -27,6 +29,7 @@
 #include "train/dpo.h"
 #include "simd/kernels.h"
 #include "model/model.h"
+#include "model/lora.h"
 #include "base/rng.h"
 #include "train/sft.h"
 #include "base/threads.h"
@@ -63,8 +66,8 @@ static const char *CFG_135M =
     " \"pretraining_tp\": 1, \"rms_norm_eps\": 1e-05, \"rope_scaling\": null, \"rope_theta\": 100000,"
     " \"tie_word_embeddings\": true, \"torch_dtype\": \"bfloat16\", \"use_cache\": true, \"vocab_size\": 49152}";
 
-enum { MODE_SFT, MODE_DPO_PRE, MODE_DPO_REF, MODE_GEMM, N_MODES };
-static const char *MODE_NAME[] = {"sft", "dpo_pre", "dpo_ref", "gemm"};
+enum { MODE_SFT, MODE_DPO_PRE, MODE_DPO_REF, MODE_SFT_LORA, MODE_GEMM, N_MODES };
+static const char *MODE_NAME[] = {"sft", "dpo_pre", "dpo_ref", "sft_lora", "gemm"};
 
 /* What a child sends back through its pipe. */
 typedef struct result {
@@ -136,13 +139,21 @@ static int run_gemm(result *res) {
     return 0;
 }
 
-static int run_sft(hone_model *m, int steps, int profile, result *res, hone_error *err) {
+static int run_sft(hone_model *m, int lora, int steps, int profile, result *res, hone_error *err) {
     const hone_model_config *c = &m->cfg;
     hone_trainer t;
+    hone_lora lo;
+    memset(&lo, 0, sizeof lo);
+    if (lora) {
+        hone_lora_config lc = {.r = 16, .alpha = 32, .dropout = 0.05, .targets = LORA_ALL_LINEAR};
+        if (lora_init(&lo, m, &lc, err) < 0) return -1;
+        lora_init_weights(&lo, m, 7);
+        lora_attach(m, &lo);
+    }
     if (trainer_init(&t, m, NULL, NULL, 1e-5, HONE_SCHED_CONSTANT, 0, 1000000, 0.9, 0.999, 1e-8, 0.0, 1.0, err) < 0) return -1;
     hone_acts a;
     hone_batch b;
-    if (acts_init(&a, c, ROWS, SEQ, 1, 0, err) < 0) { trainer_free(&t); return -1; }
+    if (acts_init_model(&a, m, ROWS, SEQ, 1, 0, err) < 0) { trainer_free(&t); return -1; }
     batch_alloc(&b, ROWS, SEQ);
     batch_reset(&b, 0);
     hone_rng rng;
@@ -180,6 +191,8 @@ static int run_sft(hone_model *m, int steps, int profile, result *res, hone_erro
         for (int k = 0; k < 6; k++) res->ph[k] = median(ph[k], steps);
     res->tokens = ROWS * SEQ;
     res->flops = 6.0 * (double)m->num_floats * ROWS * SEQ + 3.0 * attn_flops_fwd(c, &b);
+    if (lora) /* no weight gradient for the frozen matrices: forward + input gradient, plus the adapters' 6 */
+        res->flops = 4.0 * (double)m->num_floats * ROWS * SEQ + 6.0 * (double)lo.num_floats * ROWS * SEQ + 3.0 * attn_flops_fwd(c, &b);
     res->ok = 1;
     for (int k = 0; k < 6; k++) free(ph[k]);
     free(ts);
@@ -187,6 +200,7 @@ static int run_sft(hone_model *m, int steps, int profile, result *res, hone_erro
     batch_free(&b);
     acts_free(&a);
     trainer_free(&t);
+    if (lora) { lora_attach(m, NULL); lora_free(&lo); }
     return 0;
 }
 
@@ -301,7 +315,7 @@ static void child_main(int fd, const char *cfg_json, int mode, int nth, int step
     hone_model m;
     if (model_config_parse(&c, cfg_json, "(config)", &err) < 0 || model_init(&m, &c, &err) < 0) goto fail;
     model_init_random(&m, 42, 0.02f);
-    int rc = mode == MODE_SFT ? run_sft(&m, steps, profile, &res, &err)
+    int rc = mode == MODE_SFT || mode == MODE_SFT_LORA ? run_sft(&m, mode == MODE_SFT_LORA, steps, profile, &res, &err)
                               : run_dpo(&m, mode == MODE_DPO_REF, shared, steps, profile, &res, &err);
     model_free(&m);
     if (rc < 0) goto fail;

@@ -8,6 +8,8 @@ transformers LlamaForCausalLM built from a config.json, with torch.optim.AdamW a
            the completion tokens' log-probs, reference log-probs precomputed (computed once up front by
            the policy under no_grad, as precompute_ref_log_probs does)
   dpo_ref  the same with a live reference model (a frozen copy) run under no_grad every step
+  sft_lora the sft step on a PEFT LoRA model (r 16, alpha 32, dropout 0.05, all-linear), AdamW over the
+           adapters only
 
 --head logits (default): full logits and TRL's selective_log_softmax (gather - logsumexp), as TRL 0.x
 computed per-token log-probs; --head trl: TRL 1.16's chunked fused LM head (trl.trainer.utils.
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
-    ap.add_argument("--mode", choices=["sft", "dpo_pre", "dpo_ref"], required=True)
+    ap.add_argument("--mode", choices=["sft", "dpo_pre", "dpo_ref", "sft_lora"], required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--head", choices=["logits", "trl"], default="logits")
@@ -60,10 +62,16 @@ def main():
     model = LlamaForCausalLM(config).float()
     model.train()
     V = config.vocab_size
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    if args.mode == "sft_lora":
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.05,
+                                                 target_modules="all-linear"))
+        model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
     g = torch.Generator().manual_seed(1)
-    if args.mode == "sft":
+    if args.mode in ("sft", "sft_lora"):
         if args.head == "trl":
             add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
         ids = torch.randint(3, V, (args.rows, args.seq), generator=g)
@@ -139,7 +147,7 @@ def main():
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()

@@ -22,6 +22,7 @@ extern "C" {
 #include "model/backend.h"       /* where tensors live, how operations run */
 #include "model/batch.h"         /* hone_batch: tokens, positions, attention spans, labels */
 #include "model/transformer.h"   /* model_forward / model_head / model_backward */
+#include "model/lora.h"          /* LoRA adapters: PEFT adapter directories, merge */
 #include "train/optim.h"         /* AdamW, schedules, clipping */
 #include "train/train.h"         /* trainer: checkpoints, metrics, resume */
 #include "train/sft.h"           /* supervised fine-tuning */

@@ -1,11 +1,12 @@
 /* tests/spawn.h — running the built `hone` from a test: a child with its output in a log
  * file, and its exit status within a time limit (so a hang fails instead of hanging).
- * Used by test_run_safety.c, test_manifest.c and test_search.c. */
+ * Used by test_run_safety.c, test_manifest.c, test_search.c and test_lora_e2e.c. */
 #ifndef HONE_TEST_SPAWN_H
 #define HONE_TEST_SPAWN_H
 #include "base/util.h"
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,5 +64,19 @@ static inline int test_wait(pid_t pid, double secs, double *took) {
     }
     if (took) *took = hone_now() - t0;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* runs hone with args (NULL-terminated) to completion, output in log; exit status, -1 on timeout */
+static inline int test_run_hone(const char *log, double secs, ...) {
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)test_hone_bin();
+    va_list ap;
+    va_start(ap, secs);
+    char *a;
+    while (n < 31 && (a = va_arg(ap, char *))) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return test_wait(test_spawn(argv, log), secs, NULL);
 }
 #endif

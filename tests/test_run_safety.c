@@ -28,20 +28,6 @@
 
 /* ---- spawning hone ---- */
 
-/* runs hone with args (NULL-terminated) to completion; exit status, -1 on timeout */
-static int run_hone(const char *log, double secs, ...) {
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)test_hone_bin();
-    va_list ap;
-    va_start(ap, secs);
-    char *a;
-    while (n < 31 && (a = va_arg(ap, char *))) argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return test_wait(test_spawn(argv, log), secs, NULL);
-}
-
 static char *slurp(const char *path) {
     char *text = NULL;
     size_t len;
@@ -98,7 +84,7 @@ static const char *setup_root(void) {
     snprintf(model, sizeof model, "%s/model", r);
     snprintf(data, sizeof data, "%s/data.jsonl", r);
     snprintf(log, sizeof log, "%s/convert.log", r);
-    int rc = run_hone(log, 60, "convert", "llama2c", bin, model, "--tokenizer", spm, NULL);
+    int rc = test_run_hone(log, 60, "convert", "llama2c", bin, model, "--tokenizer", spm, NULL);
     if (rc != 0) { CHECK(0, "hone convert failed (%d)", rc); return NULL; }
     FILE *f = fopen(data, "w");
     const char *words[] = {"Tom", "Lily", "the dog", "a cat", "Ben", "the sun", "mom"};
@@ -196,7 +182,7 @@ static void test_huge_learning_rate_stops(void) {
     write_config(dir, "max_steps: 8\nsave_steps: 1\nsave_total_limit: 1\n", yaml, sizeof yaml);
     snprintf(log, sizeof log, "%s/log", dir);
     snprintf(out, sizeof out, "%s/out", dir);
-    int rc = run_hone(log, 120, "sft", yaml, "--set", "learning_rate=1e30", NULL);
+    int rc = test_run_hone(log, 120, "sft", yaml, "--set", "learning_rate=1e30", NULL);
     CHECK(rc == 1, "exit status %d, want 1", rc);
     char *txt = slurp(log);
     const char *e = txt ? strstr(txt, "training diverged") : NULL;
@@ -376,22 +362,22 @@ static void test_output_dir_reuse(void) {
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out);
     snprintf(stale, sizeof stale, "checkpoint-9.tmp-%ld", dead_pid());
     make_dir_with(out, stale, "f");
-    int rc = run_hone(log, 120, "sft", yaml, NULL);
+    int rc = test_run_hone(log, 120, "sft", yaml, NULL);
     CHECK(rc == 0, "first run: exit %d", rc);
     CHECK(!exists_in(out, stale), "the stale %s was not removed at start-up", stale);
     CHECK(exists_in(out, "checkpoint-4") && exists_in(out, "checkpoint-4/hone_config.json") && count_lines(metrics) == 6,
           "first run: checkpoint-4 with its hone_config.json, 6 metrics lines (got %d)", count_lines(metrics));
-    rc = run_hone(log, 120, "sft", yaml, NULL);
+    rc = test_run_hone(log, 120, "sft", yaml, NULL);
     CHECK(rc == 1 && file_has(log, "overwrite_output_dir") && file_has(log, "checkpoint-4"), "a fresh run over checkpoints: exit %d",
           rc);
     CHECK(count_lines(metrics) == 6 && exists_in(out, "checkpoint-4"), "the refused run changed the directory");
-    rc = run_hone(log, 120, "sft", yaml, "--set", "resume_from_checkpoint=true", "--set", "learning_rate=0.5", NULL);
+    rc = test_run_hone(log, 120, "sft", yaml, "--set", "resume_from_checkpoint=true", "--set", "learning_rate=0.5", NULL);
     CHECK(rc == 1 && file_has(log, "another configuration") && file_has(log, "learning_rate: "), "resume with another lr: exit %d",
           rc);
-    rc = run_hone(log, 120, "sft", yaml, "--set", "resume_from_checkpoint=true", "--set", "threads=2", NULL);
+    rc = test_run_hone(log, 120, "sft", yaml, "--set", "resume_from_checkpoint=true", "--set", "threads=2", NULL);
     CHECK(rc == 0 && file_has(log, "resumed from") && count_lines(metrics) == 6, "resume: exit %d, %d metrics lines", rc,
           count_lines(metrics));
-    rc = run_hone(log, 120, "sft", yaml, "--set", "overwrite_output_dir=true", "--set", "max_steps=3", "--set", "save_steps=1",
+    rc = test_run_hone(log, 120, "sft", yaml, "--set", "overwrite_output_dir=true", "--set", "max_steps=3", "--set", "save_steps=1",
                   NULL);
     CHECK(rc == 0, "overwrite: exit %d", rc);
     char *m = slurp(metrics);
@@ -409,7 +395,7 @@ static void test_output_dir_locked(void) {
     char yaml[600], log2[600];
     pid_t first = start_long_run(dir, yaml, sizeof yaml);
     snprintf(log2, sizeof log2, "%s/log2", dir);
-    int rc = run_hone(log2, 30, "sft", yaml, NULL);
+    int rc = test_run_hone(log2, 30, "sft", yaml, NULL);
     char want[64];
     snprintf(want, sizeof want, "in use by another hone run (pid %ld", (long)first);
     CHECK(rc == 1 && file_has(log2, want), "second run: exit %d (-1: it ran on), log lacks '%s'", rc, want);
@@ -435,7 +421,7 @@ static void test_sft_log_lines(void) {
     char yaml[600], log[600];
     write_config(dir, "max_steps: 4\nsave_steps: 2\n", yaml, sizeof yaml);
     snprintf(log, sizeof log, "%s/log", dir);
-    int rc = run_hone(log, 120, "sft", yaml, "--set", "max_length=8", NULL);
+    int rc = test_run_hone(log, 120, "sft", yaml, "--set", "max_length=8", NULL);
     char *txt = slurp(log);
     CHECK(rc == 0, "exit %d", rc);
     CHECK(count_in(txt, "max_length") == 1, "the truncation notice appears %d times, want once:\n%s", count_in(txt, "max_length"),
@@ -468,15 +454,15 @@ static void test_dpo_drop_warning_and_ref_cache(void) {
                "threads: 1\ngradient_checkpointing: false\nprecompute_ref_log_probs: true\ndatasets:\n  - path: %s\n", g_root, dir, data);
     fclose(f);
     snprintf(log, sizeof log, "%s/log", dir);
-    int rc = run_hone(log, 120, "dpo", yaml, NULL);
+    int rc = test_run_hone(log, 120, "dpo", yaml, NULL);
     char *txt = slurp(log);
     CHECK(rc == 0, "exit %d:\n%s", rc, txt ? txt : "");
     CHECK(txt && strstr(txt, "warning: dpo: 8 of 10 pairs (80.0%) dropped") && strstr(txt, "would keep them"),
           "no warning with the share dropped:\n%s", txt ? txt : "");
     free(txt);
-    rc = run_hone(log, 120, "dpo", yaml, NULL);
+    rc = test_run_hone(log, 120, "dpo", yaml, NULL);
     CHECK(rc == 0 && file_has(log, "reusing"), "the same configuration: exit %d, reference log-probs not reused", rc);
-    rc = run_hone(log, 120, "dpo", yaml, "--set", "beta=0.2", NULL);
+    rc = test_run_hone(log, 120, "dpo", yaml, "--set", "beta=0.2", NULL);
     CHECK(rc == 0 && !file_has(log, "reusing") && file_has(log, "removed ref_logps_train.safetensors"),
           "another configuration: exit %d, the earlier reference log-probs were reused", rc);
     hone_remove_tree(dir, NULL);

@@ -7,6 +7,7 @@
  * relative 1e-4; learning_rate relative 1e-6; accuracies, num_tokens and epoch
  * absolute 1e-6. */
 #include "model/convert.h"
+#include "model/lora.h"
 #include "model/safetensors.h"
 #include "train/dpo.h"
 #include "simd/kernels.h"
@@ -63,6 +64,29 @@ static int load_model(hone_model *m, json_t *cfg) {
     }
     if (model_load(m, test_src(path), 0, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
     return 0;
+}
+
+/* LoRA cases (config "lora_adapter"): PEFT's initial adapter, exported by the reference script,
+ * attached to the loaded model; only the adapters train */
+static hone_lora case_lora;
+static int case_has_lora;
+static int load_model_case(hone_model *m, json_t *cfg, const char *name) {
+    if (load_model(m, cfg) < 0) return -1;
+    case_has_lora = 0;
+    const char *ad = json_string_value(json_object_get(cfg, "lora_adapter"));
+    if (!ad) return 0;
+    char p[1024];
+    hone_error err;
+    snprintf(p, sizeof p, "tests/fixtures/trl/%s/%s", name, ad);
+    if (lora_load(&case_lora, m, test_src(p), &err) < 0) { CHECK(0, "%s", err.msg); model_free(m); return -1; }
+    lora_attach(m, &case_lora);
+    case_has_lora = 1;
+    return 0;
+}
+static void free_model_case(hone_model *m) {
+    if (case_has_lora) lora_free(&case_lora);
+    case_has_lora = 0;
+    model_free(m);
 }
 
 static int sched_of(json_t *cfg) {
@@ -201,7 +225,7 @@ static sft_opts sft_opts_of(json_t *cfg) {
 static void sft_case(const char *name) {
     json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
     hone_model m;
-    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
+    if (!cfg || !exp || load_model_case(&m, cfg, name) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
     int n = (int)json_array_size(data), comp_only = json_is_true(json_object_get(cfg, "completion_only_loss"));
     hone_tok_example *ex = sft_examples(data, comp_only);
     json_t *edata = json_object_get(exp, "eval") ? load_jsonl(name, "eval.jsonl") : NULL;
@@ -216,7 +240,7 @@ static void sft_case(const char *name) {
     sft_run(name, cfg, exp, &m, &o, ex, n, eex, ne);
     free_examples(ex, n);
     free_examples(eex, ne);
-    model_free(&m);
+    free_model_case(&m);
     json_decref(cfg); json_decref(exp); json_decref(data); json_decref(edata);
 }
 
@@ -452,8 +476,12 @@ static void sft_bf16_case(const char *name) {
 static void dpo_case(const char *name) {
     json_t *cfg = load_json(name, "config.json"), *exp = load_json(name, "expected.json"), *data = load_jsonl(name, "data.jsonl");
     hone_model m, ref;
-    if (!cfg || !exp || load_model(&m, cfg) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
-    load_model(&ref, cfg);
+    if (!cfg || !exp || load_model_case(&m, cfg, name) < 0) { json_decref(cfg); json_decref(exp); json_decref(data); return; }
+    int lora = case_has_lora;
+    if (lora) { /* TRL with a PEFT model and no ref_model: the policy with its adapters off */
+        ref = m;
+        lora_attach(&ref, NULL);
+    } else load_model(&ref, cfg);
     hone_error err;
     dpo_opts o;
     memset(&o, 0, sizeof o);
@@ -517,8 +545,8 @@ static void dpo_case(const char *name) {
     dpo_ref_logps_free(&erefs);
     free_pairs(pairs, k);
     free_pairs(epairs, ke);
-    model_free(&m);
-    model_free(&ref);
+    free_model_case(&m);
+    if (!lora) model_free(&ref);
     json_decref(cfg); json_decref(exp); json_decref(data); json_decref(edata);
 }
 
@@ -539,13 +567,75 @@ static void test_sft_bf16_llama32(void) { sft_bf16_case("sft_bf16_llama32"); }
 static void test_sft_bf16_gemma(void) { sft_bf16_case("sft_bf16_gemma"); }
 static void test_sft_epochs_partial_accum(void) { sft_case("sft_epochs_partial_accum"); }
 static void test_sft_drop_last(void) { sft_case("sft_drop_last"); }
+static void test_sft_lora(void) { sft_case("sft_lora"); }
+
+/* LoRA checkpoints: PEFT adapter directories plus optimizer state (no base model files, moments
+ * only for the adapters); 3 steps in one run == 2 steps + checkpoint + resume + 1 step, bitwise,
+ * with lora_dropout 0.1 (the masks follow the step, not the process) */
+static void test_sft_lora_resume(void) {
+    const char *name = "sft_lora";
+    json_t *cfg = load_json(name, "config.json"), *data = load_jsonl(name, "data.jsonl");
+    hone_model a, b;
+    hone_error err;
+    if (!cfg || load_model_case(&a, cfg, name) < 0) { json_decref(cfg); json_decref(data); return; }
+    case_lora.cfg.dropout = 0.1;
+    int n = (int)json_array_size(data);
+    hone_tok_example *ex = sft_examples(data, 1);
+    sft_opts o = sft_opts_of(cfg);
+    o.max_steps = 3;
+    o.save_steps = 2;
+    const char *dir_a = test_tmpdir("lora-a"), *dir_b = test_tmpdir("lora-b");
+    hone_trainer t;
+    CHECK(trainer_of(&t, &a, cfg, o.max_steps, dir_a, &err) == 0, "%s", err.msg);
+    CHECK(t.n_tfloats == case_lora.num_floats && t.n_tfloats < a.num_floats, "trainer covers %zu floats, adapters %zu, model %zu",
+          t.n_tfloats, case_lora.num_floats, a.num_floats);
+    CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
+    trainer_free(&t);
+    size_t nf = case_lora.num_floats;
+    float *wa = malloc(sizeof(float) * nf), *base_a = malloc(sizeof(float) * a.num_floats);
+    memcpy(wa, case_lora.data, sizeof(float) * nf);
+    memcpy(base_a, a.data, sizeof(float) * a.num_floats);
+    char ck[4096], p[4200];
+    hone_path_join(ck, sizeof ck, dir_a, "checkpoint-2");
+    hone_path_join(p, sizeof p, ck, "adapter_model.safetensors");
+    CHECK(hone_file_exists(p), "checkpoint-2 has no adapter_model.safetensors");
+    hone_path_join(p, sizeof p, ck, "model.safetensors");
+    CHECK(!hone_file_exists(p), "checkpoint-2 holds the base model");
+    hone_path_join(p, sizeof p, ck, "optimizer.safetensors");
+    st_file f;
+    if (st_open(&f, p, &err) == 0) {
+        CHECK(f.n == 2 * case_lora.n_params, "optimizer.safetensors holds %d tensors, want %d (adapters only)", f.n, 2 * case_lora.n_params);
+        st_close(&f);
+    } else CHECK(0, "%s", err.msg);
+    free_model_case(&a);
+    if (load_model_case(&b, cfg, name) == 0) {
+        case_lora.cfg.dropout = 0.1;
+        if (trainer_of(&t, &b, cfg, o.max_steps, dir_b, &err) == 0) {
+            CHECK(trainer_load_checkpoint(&t, ck, NULL, 0, &err) == 0, "%s", err.msg);
+            CHECK(t.step == 2, "resumed at step %ld", t.step);
+            CHECK(sft_train(&t, &o, ex, n, NULL, 0, &err) == 0, "%s", err.msg);
+            trainer_free(&t);
+            CHECK(!memcmp(wa, case_lora.data, sizeof(float) * nf), "3 steps differ from 2 steps + resume + 1 step");
+            CHECK(!memcmp(base_a, b.data, sizeof(float) * b.num_floats), "the frozen base differs");
+            printf("    sft_lora: 3 steps == 2 steps + resume + 1 step, bitwise (%zu adapter floats)\n", nf);
+        }
+        free_model_case(&b);
+    }
+    free(wa); free(base_a);
+    free_examples(ex, n);
+    hone_remove_tree(dir_a, NULL);
+    hone_remove_tree(dir_b, NULL);
+    json_decref(cfg); json_decref(data);
+}
+static void test_sft_lora_stories260K(void) { sft_case("sft_lora_stories260K"); }
 static void test_sft_text_stories260K(void) { pipeline_case("sft_text_stories260K"); }
 static void test_sft_prompt_completion_stories260K(void) { pipeline_case("sft_prompt_completion_stories260K"); }
 
 static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_exo_pair", "dpo_nca_pair", "dpo_robust",
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
     "dpo_sigmoid_norm", "dpo_mpo_combo", "dpo_f_forward_kl", "dpo_f_js_divergence", "dpo_f_alpha_divergence", "dpo_ld_alpha",
-    "dpo_wpo_weighting", "dpo_precompute_ref", "dpo_reference_free", "dpo_sync_ref", "dpo_stories260K"};
+    "dpo_wpo_weighting", "dpo_precompute_ref", "dpo_reference_free", "dpo_sync_ref", "dpo_stories260K",
+    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K"};
 
 int main(void) {
     kernels_init();
@@ -566,6 +656,9 @@ int main(void) {
     TEST_RUN(test_sft_bf16_gemma);
     TEST_RUN(test_sft_epochs_partial_accum);
     TEST_RUN(test_sft_drop_last);
+    TEST_RUN(test_sft_lora);
+    TEST_RUN(test_sft_lora_resume);
+    TEST_RUN(test_sft_lora_stories260K);
     TEST_RUN(test_sft_text_stories260K);
     TEST_RUN(test_sft_prompt_completion_stories260K);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {

@@ -10,6 +10,7 @@
  * (and TRL's DPOTrainer) do: text rows as prompt + completion + EOS, conversational
  * rows rendered with the chat template. */
 #include "cli/commands.h"
+#include "model/lora.h"
 #include "cli/gen_cli.h"
 #include "simd/kernels.h"
 #include "model/transformer.h"
@@ -228,7 +229,7 @@ int cmd_eval(int argc, char **argv) {
                 goto done;
             }
         int ref_free = !strcmp(ref, "none"); /* reward = beta * logp_model: the model's own preference */
-        if (!ref_free && model_load(&rm, ref, 1, &err) < 0) { fprintf(stderr, "hone eval: --ref: %s\n", err.msg); goto done; }
+        if (!ref_free && model_load_merged(&rm, ref, 1, &err) < 0) { fprintf(stderr, "hone eval: --ref: %s\n", err.msg); goto done; }
         if (!ref_free && rm.cfg.vocab_size != g.m.cfg.vocab_size) {
             fprintf(stderr, "hone eval: --ref %s has a vocabulary of %d, the model %d\n", ref, rm.cfg.vocab_size, g.m.cfg.vocab_size);
             goto done;

@@ -29,7 +29,9 @@ static void usage(FILE *f, const char *cmd) {
             "checking that the checkpoint was trained with the same configuration. A fresh run refuses an\n"
             "output_dir that holds checkpoints unless overwrite_output_dir: true, and only one run at a\n"
             "time may write an output_dir. A non-finite loss or gradient norm stops the run (exit 1)\n"
-            "without saving the diverged model.\n\n"
+            "without saving the diverged model.\n"
+            "use_peft: true (or a peft: block) trains LoRA adapters on the frozen model: checkpoints and final are PEFT\n"
+            "adapter directories (docs/lora.md); model_name_or_path may be one.\n\n"
             "With a searcher: block (and hyperparameters:) CONFIG.yaml is a hyperparameter search: every trial\n"
             "runs as `hone %s` in output_dir/trial-NNN (up to searcher.max_concurrent_trials at once, on\n"
             "disjoint cores), the same command resumes an interrupted search, and it ends with a ranked table\n"
@@ -152,11 +154,19 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
         rtr.n = ntr; rtr.chosen = calloc(ntr, sizeof(double)); rtr.rejected = calloc(ntr, sizeof(double));
         rev.n = nev; rev.chosen = calloc(nev ? nev : 1, sizeof(double)); rev.rejected = calloc(nev ? nev : 1, sizeof(double));
         have_refs = 1;
+    } else if (p->have_lora && !cfg->ref_model_name_or_path) {
+        /* TRL with a PEFT model: the reference is the policy with its adapters off — a view of
+         * the same frozen base (shared tensors, no second model in memory) */
+        ref = p->model;
+        lora_attach(&ref, NULL);
+        have_ref = 2;
     } else {
         const char *rp = cfg->ref_model_name_or_path ? cfg->ref_model_name_or_path : cfg->model_name_or_path;
-        if ((rc = model_load(&ref, rp, 1, err)) < 0) { hone_fail_prefix(err, "ref_model_name_or_path"); goto out; }
+        if ((rc = model_load_merged(&ref, rp, 1, err)) < 0) { hone_fail_prefix(err, "ref_model_name_or_path"); goto out; }
         if (ref.cfg.vocab_size < p->model.cfg.vocab_size && (rc = model_resize_vocab(&ref, p->model.cfg.vocab_size, err)) < 0) goto out;
         have_ref = 1;
+    }
+    if (have_ref && !cfg->reference_free) {
         if (cfg->precompute_ref_log_probs) {
             char path[4096];
             hone_path_join(path, sizeof path, cfg->output_dir, "ref_logps_train.safetensors");
@@ -166,7 +176,7 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
             if ((rc = dpo_ref_logps_cached(&ref, &o, train, ntr, path, &rtr, err)) < 0) goto out;
             o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.eval_batch_size;
             if ((rc = dpo_precompute_ref(&ref, &o, eval, nev, &rev, err)) < 0) goto out;
-            model_free(&ref);
+            if (have_ref == 1) model_free(&ref);
             have_ref = 0;
             have_refs = 1;
         }
@@ -175,11 +185,12 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     t->config_json = rd->config_json;
     if ((rc = pipeline_resume(t, rd->resume, NULL, 0, err)) < 0) goto out;
     fprintf(stderr, "dpo: %ld training pairs, %ld eval pairs, %ld steps, %s layout, reference %s, %d thread(s), isa %s\n", ntr, nev,
-            total, o.shared_prompt ? "shared-prompt" : "two-row", cfg->reference_free ? "none" : have_refs ? "precomputed" : "model",
+            total, o.shared_prompt ? "shared-prompt" : "two-row",
+            cfg->reference_free ? "none" : have_refs ? "precomputed" : have_ref == 2 ? "policy with adapters off" : "model",
             threads_count(), hone_kt.isa);
     rc = dpo_train(t, have_ref ? &ref : NULL, &o, train, ntr, have_refs ? &rtr : NULL, eval, nev, have_refs ? &rev : NULL, err);
 out:
-    if (have_ref) model_free(&ref);
+    if (have_ref == 1) model_free(&ref);
     dpo_ref_logps_free(&rtr);
     dpo_ref_logps_free(&rev);
     pipeline_free_pairs(train, ntr);

@@ -1,5 +1,6 @@
 /* cli/gen_cli.c — shared parts of the generation and evaluation commands (gen_cli.h). */
 #include "cli/gen_cli.h"
+#include "model/lora.h"
 #include "chat/template.h"
 #include "data/jsonrows.h"
 #include "base/threads.h"
@@ -146,9 +147,11 @@ static int add_generation_config_eos(gen_model *g, hone_error *err) {
 
 int gen_model_load(gen_model *g, const char *dir, const char *spec, hone_error *err) {
     memset(g, 0, sizeof *g);
-    snprintf(g->dir, sizeof g->dir, "%s", dir);
     if (!hone_is_dir(dir)) return hone_fail(err, "%s: not a model directory", dir);
-    if (model_load(&g->m, dir, 1, err) < 0) return -1;
+    /* a PEFT adapter directory: its base with the adapters merged in memory */
+    if (model_load_merged(&g->m, dir, 1, err) < 0) return -1;
+    lora_files_dir(dir, g->dir, sizeof g->dir); /* tokenizer, template, generation_config */
+    dir = g->dir;
     if (tokenizer_load(&g->tok, dir, err) < 0) {
         model_free(&g->m);
         return hone_fail_prefix(err, "%s: the model's tokenizer", dir);

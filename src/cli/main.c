@@ -21,6 +21,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "complete prompts with a model (KV cache, sampling, streaming, JSONL batches)"},
     {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},
     {"compare", cmd_compare, "answer the same prompts with several models, side by side (Markdown + HTML)"},
+    {"merge", cmd_merge, "fold a LoRA adapter directory into its base model (PEFT merge_and_unload) as a HF directory"},
     {"eval", cmd_eval, "preference accuracy and reward margin on held-out pairs; perplexity on text"},
     {"report", cmd_report, "one self-contained HTML page of runs and experiments: charts, ranked trials, manifests"},
 };

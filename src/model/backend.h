@@ -36,6 +36,12 @@ typedef struct hone_backend {
     void (*matmul_forward)(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
     void (*matmul_backward)(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                             int IC, int OC, int accumulate);
+    void (*lora_dropout)(float *y, const float *x, size_t n, float p, uint64_t seed);
+    void (*lora_forward)(float *out, float *su, const float *xd, const float *A, const float *B, float scale, int N, int IC,
+                         int OC, int r);
+    void (*lora_backward)(float *din, float *dA, float *dB, float *du, float *dxd, const float *dout, const float *xd,
+                          const float *su, const float *A, const float *B, float scale, int N, int IC, int OC, int r, float p,
+                          uint64_t seed);
     void (*rmsnorm_forward)(float *out, float *rstd, const float *x, const float *w, float off, float eps, int N, int C);
     void (*rmsnorm_backward)(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                              float off, int N, int C, float *scratch);

@@ -8,6 +8,7 @@
  * added in chunk order: the partition depends on N only, never on threads. */
 #define RED_CHUNKS 16
 #define COL_BLOCK 64
+#define ELT_BLOCK 4096
 
 size_t layers_reduce_floats(int C) { return (size_t)RED_CHUNKS * C; }
 
@@ -41,8 +42,56 @@ void matmul_forward(float *out, const float *in, const float *W, const float *b,
 void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
                      int OC, int accumulate) {
     if (din) hone_kt.gemm_f32(0, 0, N, IC, OC, dout, OC, W, IC, accumulate ? 1.f : 0.f, din, IC);
-    hone_kt.gemm_f32(1, 0, OC, IC, N, dout, OC, in, IC, 1.f, dW, IC);
+    if (dW) hone_kt.gemm_f32(1, 0, OC, IC, N, dout, OC, in, IC, 1.f, dW, IC);
     if (db) colsum_accumulate(db, dout, N, OC);
+}
+
+/* keep/drop of element i under seed: a counter-based hash (splitmix64's finaliser), so
+ * the mask depends on (seed, i) only, never on threads or visiting order */
+static inline float dropout_keep(uint64_t seed, size_t i, float p) {
+    uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    float u = (float)(z >> 40) * (1.0f / 16777216.0f); /* [0, 1) on 24 bits */
+    return u >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+void lora_dropout(float *y, const float *x, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += ELT_BLOCK) {
+        size_t e = i + ELT_BLOCK < n ? i + ELT_BLOCK : n;
+        for (size_t j = i; j < e; j++) y[j] = x[j] * dropout_keep(seed, j, p);
+    }
+}
+
+void lora_forward(float *out, float *su, const float *xd, const float *A, const float *B, float scale, int N, int IC, int OC,
+                  int r) {
+    hone_kt.gemm_f32(0, 1, N, r, IC, xd, IC, A, IC, 0.f, su, r);
+    size_t n = (size_t)N * r;
+    for (size_t i = 0; i < n; i++) su[i] *= scale;
+    hone_kt.gemm_f32(0, 1, N, OC, r, su, r, B, r, 1.f, out, OC);
+}
+
+void lora_backward(float *din, float *dA, float *dB, float *du, float *dxd, const float *dout, const float *xd, const float *su,
+                   const float *A, const float *B, float scale, int N, int IC, int OC, int r, float p, uint64_t seed) {
+    hone_kt.gemm_f32(1, 0, OC, r, N, dout, OC, su, r, 1.f, dB, r);
+    hone_kt.gemm_f32(0, 0, N, r, OC, dout, OC, B, r, 0.f, du, r);
+    size_t n = (size_t)N * r;
+    for (size_t i = 0; i < n; i++) du[i] *= scale;
+    hone_kt.gemm_f32(1, 0, r, IC, N, du, r, xd, IC, 1.f, dA, IC);
+    if (!din) return;
+    if (p <= 0.f) {
+        hone_kt.gemm_f32(0, 0, N, IC, r, du, r, A, IC, 1.f, din, IC);
+        return;
+    }
+    hone_kt.gemm_f32(0, 0, N, IC, r, du, r, A, IC, 0.f, dxd, IC);
+    size_t m = (size_t)N * IC;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < m; i += ELT_BLOCK) {
+        size_t e = i + ELT_BLOCK < m ? i + ELT_BLOCK : m;
+        for (size_t j = i; j < e; j++) din[j] += dxd[j] * dropout_keep(seed, j, p);
+    }
 }
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, float off, float eps, int N, int C) {
@@ -60,7 +109,7 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
             hone_kt.rmsnorm_bwd(dx + (size_t)i * C, scratch + (size_t)ch * C, dout + (size_t)i * C, x + (size_t)i * C, w, off,
                                 rstd[i], C);
     }
-    for (int ch = 0; ch < RED_CHUNKS; ch++)
+    for (int ch = 0; ch < RED_CHUNKS && dw; ch++)
         for (int j = 0; j < C; j++) dw[j] += scratch[(size_t)ch * C + j];
 }
 
@@ -122,7 +171,6 @@ void attention_backward(float *dq, float *dk, float *dv, const float *datt, cons
     }
 }
 
-#define ELT_BLOCK 4096
 void glu_forward(float *h, const float *gate, const float *up, size_t n, int act) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i += ELT_BLOCK)
@@ -145,6 +193,7 @@ void embedding_forward(float *x, const float *E, const int32_t *tokens, int N, i
 }
 
 void embedding_backward(float *dE, const float *dx, const int32_t *tokens, int N, int C, float scale) {
+    if (!dE) return; /* a frozen embedding */
     /* columns are split across threads; tokens are visited in order within each */
 #pragma omp parallel for schedule(static)
     for (int j0 = 0; j0 < C; j0 += COL_BLOCK) {

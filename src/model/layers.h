@@ -14,13 +14,27 @@ size_t layers_reduce_floats(int C);
 /* out (N, OC) = in (N, IC) @ W^T (W: (OC, IC)) + b (OC, or NULL) */
 void matmul_forward(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
 /* din (N, IC) = (accumulate ? din : 0) + dout @ W;  dW (OC, IC) += dout^T @ in;  db (OC) += sum_rows dout.
- * din may be NULL (no input gradient), db may be NULL. */
+ * din may be NULL (no input gradient), dW and db may be NULL (a frozen weight: no gradient). */
 void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
                      int OC, int accumulate);
 
+/* LoRA (PEFT's lora.Linear) on top of a linear layer: out += scale * dropout(x) A^T B^T.
+ * lora_dropout: y (n) = x * mask / (1 - p), the mask a hash of (seed, element index), so it
+ *   is the same at any thread count and can be rebuilt in the backward pass (y may be x's copy).
+ * lora_forward: su (N, r) = scale * xd (N, IC) @ A^T (A: (r, IC)), kept for the backward;
+ *   out (N, OC) += su @ B^T (B: (OC, r)).
+ * lora_backward: dB (OC, r) += dout^T @ su;  du (N, r) = scale * dout @ B (scratch);
+ *   dA (r, IC) += du^T @ xd;  din (N, IC) += mask(du @ A) / (1 - p) (dxd: (N, IC) scratch,
+ *   used only when p > 0; din may be NULL). xd is the dropped-out input the forward used. */
+void lora_dropout(float *y, const float *x, size_t n, float p, uint64_t seed);
+void lora_forward(float *out, float *su, const float *xd, const float *A, const float *B, float scale, int N, int IC, int OC,
+                  int r);
+void lora_backward(float *din, float *dA, float *dB, float *du, float *dxd, const float *dout, const float *xd, const float *su,
+                   const float *A, const float *B, float scale, int N, int IC, int OC, int r, float p, uint64_t seed);
+
 /* out (N, C) = rmsnorm(x) * (off + w); rstd (N) saved for backward */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, float off, float eps, int N, int C);
-/* dx (N, C) += d/dx;  dw (C) += ...;  scratch: layers_reduce_floats(C) floats */
+/* dx (N, C) += d/dx;  dw (C) += ... (dw may be NULL: frozen);  scratch: layers_reduce_floats(C) floats */
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, float off,
                       int N, int C, float *scratch);
 
@@ -43,7 +57,7 @@ void glu_backward(float *dgate, float *dup, const float *dh, const float *gate, 
 
 /* x (N, C) = E[tokens] * scale */
 void embedding_forward(float *x, const float *E, const int32_t *tokens, int N, int C, float scale);
-/* dE (V, C) += scatter(dx * scale), in token order (deterministic) */
+/* dE (V, C) += scatter(dx * scale), in token order (deterministic); dE NULL: nothing (frozen) */
 void embedding_backward(float *dE, const float *dx, const int32_t *tokens, int N, int C, float scale);
 
 /* y (n) += x (n) */

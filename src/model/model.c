@@ -512,6 +512,34 @@ int model_save_dtype(const hone_model *m, const char *dtype) {
     return -1;
 }
 
+typedef struct { const hone_model *m; int st_dtype; } save_ctx;
+
+static int fill_model(const char *tmp, void *vctx, hone_error *err) {
+    save_ctx *sc = vctx;
+    const hone_model *m = sc->m;
+    char path[4096];
+    hone_model_config written = m->cfg; /* config.json names the dtype of the tensors written */
+    snprintf(written.torch_dtype, sizeof written.torch_dtype, "%s",
+             sc->st_dtype == ST_BF16 ? "bfloat16" : sc->st_dtype == ST_F16 ? "float16" : "float32");
+    char *cfg = model_config_to_json(&written);
+    hone_path_join(path, sizeof path, tmp, "config.json");
+    int rc = hone_write_file(path, cfg, strlen(cfg), err);
+    free(cfg);
+    if (rc) return rc;
+    st_entry *e = calloc(m->n_params, sizeof(st_entry));
+    for (int i = 0; i < m->n_params; i++) {
+        e[i].name = m->params[i].name;
+        e[i].data = m->data + m->params[i].offset;
+        e[i].ndim = m->params[i].ndim;
+        e[i].shape[0] = m->params[i].shape[0];
+        e[i].shape[1] = m->params[i].shape[1];
+    }
+    hone_path_join(path, sizeof path, tmp, "model.safetensors");
+    rc = st_write(path, e, m->n_params, sc->st_dtype, "{\"format\":\"pt\"}", err);
+    free(e);
+    return rc;
+}
+
 int model_save_ex(const hone_model *m, const char *dir, const char *src_dir, const char *dtype,
                   int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err) {
     if (m->panels || m->hollow)
@@ -519,31 +547,17 @@ int model_save_ex(const hone_model *m, const char *dir, const char *src_dir, con
                          m->panels ? "permuted" : "released");
     int st_dtype = model_save_dtype(m, dtype);
     if (st_dtype < 0) return hone_fail(err, "%s: save dtype '%s' is not float32, bfloat16, float16 or auto", dir, dtype);
+    save_ctx sc = {m, st_dtype};
+    return model_write_dir(dir, src_dir, fill_model, &sc, extra, ctx, err);
+}
+
+int model_write_dir(const char *dir, const char *src_dir, int (*fill)(const char *tmp_dir, void *ctx, hone_error *err),
+                    void *fill_ctx, int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err) {
     char tmp[4096], path[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", dir, (int)getpid());
     hone_remove_tree(tmp, NULL);
     if (hone_mkdirs(tmp, err) < 0) return -1;
-    int rc = 0;
-    hone_model_config written = m->cfg; /* config.json names the dtype of the tensors written */
-    snprintf(written.torch_dtype, sizeof written.torch_dtype, "%s",
-             st_dtype == ST_BF16 ? "bfloat16" : st_dtype == ST_F16 ? "float16" : "float32");
-    char *cfg = model_config_to_json(&written);
-    hone_path_join(path, sizeof path, tmp, "config.json");
-    rc = hone_write_file(path, cfg, strlen(cfg), err);
-    free(cfg);
-    if (rc == 0) {
-        st_entry *e = calloc(m->n_params, sizeof(st_entry));
-        for (int i = 0; i < m->n_params; i++) {
-            e[i].name = m->params[i].name;
-            e[i].data = m->data + m->params[i].offset;
-            e[i].ndim = m->params[i].ndim;
-            e[i].shape[0] = m->params[i].shape[0];
-            e[i].shape[1] = m->params[i].shape[1];
-        }
-        hone_path_join(path, sizeof path, tmp, "model.safetensors");
-        rc = st_write(path, e, m->n_params, st_dtype, "{\"format\":\"pt\"}", err);
-        free(e);
-    }
+    int rc = fill(tmp, fill_ctx, err);
     for (size_t i = 0; rc == 0 && src_dir && i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
         char src[4096];
         hone_path_join(src, sizeof src, src_dir, tokenizer_files[i]);

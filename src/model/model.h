@@ -71,11 +71,24 @@ typedef struct hone_layer_weights {
     float *wd, *bd;      /* (C, F) down_proj */
 } hone_layer_weights;
 
+/* LoRA adapters of one layer (model/lora.h), indexed by LORA_Q .. LORA_DOWN; A == NULL
+ * where the module has no adapter */
+typedef struct hone_lora_pair {
+    float *A;            /* (r, in) lora_A */
+    float *B;            /* (out, r) lora_B */
+} hone_lora_pair;
+typedef struct hone_lora_layer {
+    hone_lora_pair mod[7];
+} hone_lora_layer;
+
 typedef struct hone_weights {
-    float *embed;               /* (V, C) */
-    hone_layer_weights *layers; /* (L) owned by the view */
+    float *embed;               /* (V, C); NULL in a gradient view: frozen */
+    hone_layer_weights *layers; /* (L) owned by the view; NULL entries in a gradient view: frozen */
     float *norm;                /* (C) */
     float *lm_head;             /* (V, C); == embed when tied */
+    hone_lora_layer *lora;      /* (L) LoRA adapters (or their gradients), NULL: none; not owned */
+    float *lora_embed;          /* (V, C) modules_to_save copy of embed (its gradient), or NULL */
+    float *lora_lm_head;        /* (V, C) modules_to_save copy of lm_head (its gradient), or NULL */
 } hone_weights;
 
 typedef struct hone_param {
@@ -88,6 +101,7 @@ typedef struct hone_param {
 } hone_param;
 
 typedef struct hone_backend hone_backend;
+struct hone_lora;
 
 typedef struct hone_model {
     hone_model_config cfg;
@@ -103,6 +117,7 @@ typedef struct hone_model {
                          * the model then: model_forward and model_save refuse it */
     int hollow;         /* 1: an engine with its own bf16 copy released the memory of these fp32
                          * matrices (engine_drop_model_matrices): likewise engine-only */
+    struct hone_lora *lora; /* attached LoRA adapters (lora_attach), or NULL; not owned */
     char stored_dtype[16]; /* what model_load read: "float32", "bfloat16" or "float16" (the first
                          * floating tensor's dtype); "float32" for a model built in memory.
                          * The parameters themselves are always fp32 (master weights). */
@@ -134,6 +149,11 @@ int model_save(const hone_model *m, const char *dir, const char *src_dir, hone_e
  * files (optimizer state, ...) before it is renamed into place. */
 int model_save_ex(const hone_model *m, const char *dir, const char *src_dir, const char *dtype,
                   int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err);
+/* Writes a directory atomically: fill(tmp, fill_ctx) writes the main files into dir.tmp-PID,
+ * the tokenizer files of src_dir (when not NULL) are copied, extra (or NULL) adds more, and
+ * the directory is renamed into place (an existing one set aside until then). */
+int model_write_dir(const char *dir, const char *src_dir, int (*fill)(const char *tmp_dir, void *ctx, hone_error *err),
+                    void *fill_ctx, int (*extra)(const char *tmp_dir, void *ctx, hone_error *err), void *ctx, hone_error *err);
 /* The ST_* dtype a save dtype name stands for (see model_save_ex), or -1 when unknown. */
 int model_save_dtype(const hone_model *m, const char *dtype);
 #endif

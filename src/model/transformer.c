@@ -5,6 +5,7 @@
 #include "simd/kernels.h"
 #include "model/backend.h"
 #include "model/layers.h"
+#include "model/lora.h"
 #include "base/util.h"
 #include "base/rng.h"
 #include <assert.h>
@@ -102,10 +103,117 @@ int acts_init(hone_acts *a, const hone_model_config *c, int B, int T, int train,
     return 0;
 }
 
+/* The LoRA buffers: su per adapted module (per layer when the training keeps every
+ * layer's activations, else one set recomputed per layer), dropout scratch, du. */
+static size_t lora_layout(hone_acts *a, const hone_model_config *c, const hone_lora *lo, int B, int T, int train, int ckpt,
+                          char *base) {
+    carver cv = {0, base};
+    size_t N = (size_t)B * T;
+    int maxin = 0, r = lo->cfg.r;
+    for (int mod = 0; mod < LORA_NMOD; mod++) {
+        int in, out;
+        lora_module_dims(c, mod, &in, &out);
+        if (in > maxin) maxin = in;
+    }
+    for (int l = 0; l < c->num_layers; l++)
+        for (int mod = 0; mod < LORA_NMOD; mod++) {
+            if (!(lo->cfg.targets >> mod & 1)) continue;
+            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : a->layers[0].lora_su[mod];
+            if (base) a->layers[l].lora_su[mod] = p;
+        }
+    float *xd = lo->cfg.dropout > 0 ? carve(&cv, N * maxin) : NULL;
+    float *dxd = lo->cfg.dropout > 0 && train ? carve(&cv, N * maxin) : NULL;
+    float *du = train ? carve(&cv, N * r) : NULL;
+    if (base) { a->lora_xd = xd; a->lora_dxd = dxd; a->lora_du = du; }
+    return cv.off;
+}
+
+size_t acts_lora_bytes(const hone_model_config *c, const hone_lora *lo, int B, int T, int train, int ckpt) {
+    if (!lo) return 0;
+    hone_acts a = {0};
+    return lora_layout(&a, c, lo, B, T, train, ckpt, NULL);
+}
+
+int acts_add_lora(hone_acts *a, const hone_model *m, hone_error *err) {
+    if (!m->lora || a->lora_mem) return 0;
+    size_t n = lora_layout(a, &m->cfg, m->lora, a->B, a->T, a->train, a->ckpt, NULL);
+    a->lora_mem = backend_cpu()->alloc(n ? n : 64, err);
+    if (!a->lora_mem) return hone_fail_prefix(err, "LoRA activations for batch %dx%d", a->B, a->T);
+    lora_layout(a, &m->cfg, m->lora, a->B, a->T, a->train, a->ckpt, a->lora_mem);
+    return 0;
+}
+
+int acts_init_model(hone_acts *a, const hone_model *m, int B, int T, int train, int ckpt, hone_error *err) {
+    if (acts_init(a, &m->cfg, B, T, train, ckpt, err) < 0) return -1;
+    if (acts_add_lora(a, m, err) < 0) { acts_free(a); return -1; }
+    return 0;
+}
+
 void acts_free(hone_acts *a) {
     free(a->layers);
+    free(a->lora_mem);
     free(a->mem);
     memset(a, 0, sizeof *a);
+}
+
+/* The adapter of module mod in layer l while adapters are on, else NULL. */
+static const hone_lora_pair *lora_pair(const hone_model *m, const hone_acts *a, int l, int mod) {
+    if (!m->lora || a->lora_off || !m->w.lora) return NULL;
+    const hone_lora_pair *p = &m->w.lora[l].mod[mod];
+    return p->A ? p : NULL;
+}
+
+static uint64_t lora_seed(const hone_acts *a, int l, int mod) {
+    uint64_t s = a->lora_seed ^ (a->lora_call * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)(l * LORA_NMOD + mod + 1) << 40);
+    return rng_splitmix64(&s);
+}
+
+/* lora_dropout's p for this pass: 0 outside training and where the trainer turns it off */
+static float lora_p(const hone_model *m, const hone_acts *a) {
+    return a->train && !a->lora_no_dropout ? (float)m->lora->cfg.dropout : 0.f;
+}
+
+/* the input the adapter sees: x, or lora_dropout(x) in scratch */
+static const float *lora_input(const hone_model *m, hone_acts *a, int l, int mod, const float *in, size_t n) {
+    float p = lora_p(m, a);
+    if (p <= 0.f) return in;
+    m->be->lora_dropout(a->lora_xd, in, n, p, lora_seed(a, l, mod));
+    return a->lora_xd;
+}
+
+/* One linear of layer l: out = in W^T + b, plus the LoRA path of module mod when it has one.
+ * The product through the frozen W is this one call (and its twin in linear_backward):
+ * the place where a base held in another dtype (bf16, int8, NF4) plugs in. */
+static void linear_forward(const hone_model *m, hone_acts *a, int l, int mod, float *out, const float *in, const float *W,
+                           const float *b, int N, int IC, int OC) {
+    m->be->matmul_forward(out, in, W, b, N, IC, OC);
+    const hone_lora_pair *p = lora_pair(m, a, l, mod);
+    if (!p) return;
+    const float *xd = lora_input(m, a, l, mod, in, (size_t)N * IC);
+    m->be->lora_forward(out, a->layers[l].lora_su[mod], xd, p->A, p->B, m->lora->scale, N, IC, OC, m->lora->cfg.r);
+}
+
+/* din = (accumulate ? din : 0) + the input gradient of linear_forward's out; weight
+ * gradients into dW, db (NULL: frozen) and the adapter's into g's LoRA view */
+static void linear_backward(const hone_model *m, hone_acts *a, const hone_weights *g, int l, int mod, float *din, float *dW,
+                            float *db, const float *dout, const float *in, const float *W, int N, int IC, int OC, int accumulate) {
+    m->be->matmul_backward(din, dW, db, dout, in, W, N, IC, OC, accumulate);
+    const hone_lora_pair *p = lora_pair(m, a, l, mod);
+    if (!p) return;
+    assert(g->lora); /* adapters on: the gradient view must hold theirs (lora_grad_view) */
+    hone_lora_pair *gp = &g->lora[l].mod[mod];
+    const float *xd = lora_input(m, a, l, mod, in, (size_t)N * IC);
+    float pd = lora_p(m, a);
+    m->be->lora_backward(din, gp->A, gp->B, a->lora_du, a->lora_dxd, dout, xd, a->layers[l].lora_su[mod], p->A, p->B,
+                         m->lora->scale, N, IC, OC, m->lora->cfg.r, pd, lora_seed(a, l, mod));
+}
+
+/* the embedding and LM head the forward uses: modules_to_save copies while adapters are on */
+static const float *embed_of(const hone_model *m, const hone_acts *a) {
+    return m->w.lora_embed && !a->lora_off ? m->w.lora_embed : m->w.embed;
+}
+static const float *lm_head_of(const hone_model *m, const hone_acts *a) {
+    return m->w.lora_lm_head && !a->lora_off ? m->w.lora_lm_head : m->w.lm_head;
 }
 
 /* x_out = layer(la->x) */
@@ -116,19 +224,19 @@ static void layer_forward(const hone_model *m, hone_acts *a, const hone_batch *b
     int N = b->B * b->T, C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim;
     int HD = H * D, KD = KV * D;
     be->rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, c->norm_offset, c->rms_norm_eps, N, C);
-    be->matmul_forward(la->q, la->ln1, W->wq, W->bq, N, C, HD);
-    be->matmul_forward(la->k, la->ln1, W->wk, W->bk, N, C, KD);
-    be->matmul_forward(la->v, la->ln1, W->wv, W->bv, N, C, KD);
+    linear_forward(m, a, l, LORA_Q, la->q, la->ln1, W->wq, W->bq, N, C, HD);
+    linear_forward(m, a, l, LORA_K, la->k, la->ln1, W->wk, W->bk, N, C, KD);
+    linear_forward(m, a, l, LORA_V, la->v, la->ln1, W->wv, W->bv, N, C, KD);
     be->rope_forward(la->q, a->cos, a->sin, N, H, D);
     be->rope_forward(la->k, a->cos, a->sin, N, KV, D);
     be->attention_forward(la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
-    be->matmul_forward(la->xm, la->att, W->wo, W->bo, N, HD, C);
+    linear_forward(m, a, l, LORA_O, la->xm, la->att, W->wo, W->bo, N, HD, C);
     be->residual_add(la->xm, la->x, (size_t)N * C);
     be->rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, c->norm_offset, c->rms_norm_eps, N, C);
-    be->matmul_forward(la->gate, la->ln2, W->wg, W->bg, N, C, F);
-    be->matmul_forward(la->up, la->ln2, W->wu, W->bu, N, C, F);
+    linear_forward(m, a, l, LORA_GATE, la->gate, la->ln2, W->wg, W->bg, N, C, F);
+    linear_forward(m, a, l, LORA_UP, la->up, la->ln2, W->wu, W->bu, N, C, F);
     be->glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
-    be->matmul_forward(x_out, la->h, W->wd, W->bd, N, F, C);
+    linear_forward(m, a, l, LORA_DOWN, x_out, la->h, W->wd, W->bd, N, F, C);
     be->residual_add(x_out, la->xm, (size_t)N * C);
 }
 
@@ -147,11 +255,13 @@ static void neftune_noise(hone_acts *a, int N, int T, int C, float scale) {
 
 void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b) {
     assert(!m->panels && !m->hollow); /* an engine's layout, or released matrices */
+    assert(!m->lora || a->lora_off || a->lora_mem); /* adapters need acts_init_model / acts_add_lora */
     const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     int N = b->B * b->T, C = c->hidden_size, L = c->num_layers;
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    be->embedding_forward(a->layers[0].x, m->w.embed, b->tokens, N, C, scale);
+    if (a->train) a->lora_call = ++a->lora_calls; /* dropout masks: new for every training forward */
+    be->embedding_forward(a->layers[0].x, embed_of(m, a), b->tokens, N, C, scale);
     if (a->train && a->neftune_alpha > 0) neftune_noise(a, N, b->T, C, scale);
     be->rope_tables(a->cos, a->sin, b->pos, m->rope_inv_freq, N, c->head_dim);
     for (int l = 0; l < L; l++) {
@@ -177,20 +287,22 @@ double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const 
             a->row_labels[nr++] = b->labels[i];
         }
     if (g) be->zero(a->dxf, sizeof(float) * (size_t)N * C);
+    /* the head's gradient: the modules_to_save copy's while adapters are on; NULL: frozen */
+    float *dlm = !g ? NULL : m->w.lora_lm_head && !a->lora_off ? g->lora_lm_head : g->lm_head;
     double loss = 0.0;
     for (int r0 = 0; r0 < nr; r0 += a->head_chunk) {
         int nc = nr - r0 < a->head_chunk ? nr - r0 : a->head_chunk;
         const int32_t *rows = a->rows + r0;
         be->gather_rows(a->head_x, a->xf, rows, nc, C);
-        be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, a->head_logits, V);
+        be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, a->head_logits, V);
         be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
                     a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL, &a->head_loss,
                     a->tok_loss);
         for (int i = 0; i < nc; i++) loss += (double)(w ? w[rows[i]] : wscale) * a->tok_loss[rows[i]];
         if (g) {
-            be->gemm(0, 0, nc, C, V, a->head_logits, V, m->w.lm_head, C, 0.f, a->head_dx, C);
+            be->gemm(0, 0, nc, C, V, a->head_logits, V, lm_head_of(m, a), C, 0.f, a->head_dx, C);
             be->scatter_rows(a->dxf, a->head_dx, rows, nc, C);
-            be->gemm(1, 0, V, C, nc, a->head_logits, V, a->head_x, C, 1.f, g->lm_head, C);
+            if (dlm) be->gemm(1, 0, V, C, nc, a->head_logits, V, a->head_x, C, 1.f, dlm, C);
         }
     }
     return loss;
@@ -203,12 +315,13 @@ void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots,
     for (int r0 = 0; r0 < n; r0 += a->head_chunk) {
         int nc = n - r0 < a->head_chunk ? n - r0 : a->head_chunk;
         be->gather_rows(a->head_x, a->xf, slots + r0, nc, C);
-        be->gemm(0, 1, nc, V, C, a->head_x, C, m->w.lm_head, C, 0.f, out + (size_t)r0 * V, V);
+        be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, out + (size_t)r0 * V, V);
     }
 }
 
 static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *b, int l, hone_layer_acts *la,
-                           hone_layer_weights *G) {
+                           const hone_weights *g) {
+    hone_layer_weights *G = &g->layers[l];
     const hone_backend *be = m->be;
     const hone_model_config *c = &m->cfg;
     const hone_layer_weights *W = &m->w.layers[l];
@@ -220,21 +333,21 @@ static void layer_backward(const hone_model *m, hone_acts *a, const hone_batch *
      * (with ckpt the whole layer was just recomputed) */
     if (!a->ckpt) be->glu_forward(la->h, la->gate, la->up, (size_t)N * F, c->act);
     /* MLP: a->dx holds d(x_out) and becomes d(xm) */
-    be->matmul_backward(a->dh, G->wd, G->bd, a->dx, la->h, W->wd, N, F, C, 0);
+    linear_backward(m, a, g, l, LORA_DOWN, a->dh, G->wd, G->bd, a->dx, la->h, W->wd, N, F, C, 0);
     be->glu_backward(a->dgate, a->dup, a->dh, la->gate, la->up, (size_t)N * F, c->act);
     if (!a->ckpt) be->rmsnorm_forward(la->ln2, la->rstd2, la->xm, W->ln2, off, c->rms_norm_eps, N, C);
-    be->matmul_backward(a->dln, G->wg, G->bg, a->dgate, la->ln2, W->wg, N, C, F, 0);
-    be->matmul_backward(a->dln, G->wu, G->bu, a->dup, la->ln2, W->wu, N, C, F, 1);
+    linear_backward(m, a, g, l, LORA_GATE, a->dln, G->wg, G->bg, a->dgate, la->ln2, W->wg, N, C, F, 0);
+    linear_backward(m, a, g, l, LORA_UP, a->dln, G->wu, G->bu, a->dup, la->ln2, W->wu, N, C, F, 1);
     be->rmsnorm_backward(a->dx, G->ln2, a->dln, la->xm, W->ln2, la->rstd2, off, N, C, a->red);
     /* attention: a->dx becomes d(x) */
-    be->matmul_backward(a->datt, G->wo, G->bo, a->dx, la->att, W->wo, N, HD, C, 0);
+    linear_backward(m, a, g, l, LORA_O, a->datt, G->wo, G->bo, a->dx, la->att, W->wo, N, HD, C, 0);
     be->attention_backward(a->dq, a->dk, a->dv, a->datt, la->att, la->lse, la->q, la->k, la->v, b, H, KV, D);
     be->rope_backward(a->dq, a->cos, a->sin, N, H, D);
     be->rope_backward(a->dk, a->cos, a->sin, N, KV, D);
     if (!a->ckpt) be->rmsnorm_forward(la->ln1, la->rstd1, la->x, W->ln1, off, c->rms_norm_eps, N, C);
-    be->matmul_backward(a->dln, G->wq, G->bq, a->dq, la->ln1, W->wq, N, C, HD, 0);
-    be->matmul_backward(a->dln, G->wk, G->bk, a->dk, la->ln1, W->wk, N, C, KD, 1);
-    be->matmul_backward(a->dln, G->wv, G->bv, a->dv, la->ln1, W->wv, N, C, KD, 1);
+    linear_backward(m, a, g, l, LORA_Q, a->dln, G->wq, G->bq, a->dq, la->ln1, W->wq, N, C, HD, 0);
+    linear_backward(m, a, g, l, LORA_K, a->dln, G->wk, G->bk, a->dk, la->ln1, W->wk, N, C, KD, 1);
+    linear_backward(m, a, g, l, LORA_V, a->dln, G->wv, G->bv, a->dv, la->ln1, W->wv, N, C, KD, 1);
     be->rmsnorm_backward(a->dx, G->ln1, a->dln, la->x, W->ln1, la->rstd1, off, N, C, a->red);
 }
 
@@ -251,8 +364,8 @@ void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone
              * goes to scratch (x_final's value is no longer needed) */
             layer_forward(m, a, b, l, la, a->dln);
         }
-        layer_backward(m, a, b, l, la, &g->layers[l]);
+        layer_backward(m, a, b, l, la, g);
     }
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
-    be->embedding_backward(g->embed, a->dx, b->tokens, N, C, scale);
+    be->embedding_backward(m->w.lora_embed && !a->lora_off ? g->lora_embed : g->embed, a->dx, b->tokens, N, C, scale);
 }

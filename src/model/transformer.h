@@ -31,6 +31,7 @@ typedef struct hone_layer_acts {
     float *gate;  /* (N, F) */
     float *up;    /* (N, F) */
     float *h;     /* (N, F) act(gate) * up */
+    float *lora_su[7]; /* (N, r) per adapted module (LORA_*): scale * dropout(x) A^T, or NULL */
 } hone_layer_acts;
 
 typedef struct hone_acts {
@@ -70,12 +71,30 @@ typedef struct hone_acts {
     float *red;             /* reduction scratch */
     void *mem;              /* the one allocation everything above is carved from */
     size_t bytes;
+    /* LoRA (model/lora.h), planned by acts_init_model when the model has adapters */
+    int lora_off;           /* 1: run the base alone (adapters and modules_to_save off: DPO's reference) */
+    int lora_no_dropout;    /* 1: lora_dropout off while training too (DPO: TRL's disable_dropout) */
+    uint64_t lora_seed;     /* lora_dropout's masks: a hash of (seed, forward number, layer, module, element) */
+    uint64_t lora_calls, lora_call; /* a training forward takes ++lora_calls as its number (trainers set lora_calls
+                             * from the step and micro-batch first, so a resume draws the same masks); a
+                             * checkpointed layer's recomputation reuses lora_call */
+    float *lora_xd;         /* (N, max in) the dropped-out input of one linear (lora_dropout > 0) */
+    float *lora_dxd;        /* (N, max in) its gradient (lora_dropout > 0, training) */
+    float *lora_du;         /* (N, r) backward scratch */
+    void *lora_mem;         /* the LoRA buffers' allocation */
 } hone_acts;
 
 /* Plans and allocates activations for batches up to B x T. train: keep what
  * backward needs; ckpt: recompute per layer instead of keeping everything. */
 int acts_init(hone_acts *a, const hone_model_config *c, int B, int T, int train, int ckpt, hone_error *err);
 size_t acts_plan_bytes(const hone_model_config *c, int B, int T, int train, int ckpt);
+/* acts_init plus what the model's LoRA adapters need (m->lora, or nothing without);
+ * acts_add_lora adds that to activations acts_init planned (no-op without adapters). */
+int acts_add_lora(hone_acts *a, const hone_model *m, hone_error *err);
+int acts_init_model(hone_acts *a, const hone_model *m, int B, int T, int train, int ckpt, hone_error *err);
+/* Bytes acts_init_model adds for LoRA adapters lo (r, targets, dropout) on config c. */
+struct hone_lora;
+size_t acts_lora_bytes(const hone_model_config *c, const struct hone_lora *lo, int B, int T, int train, int ckpt);
 void acts_free(hone_acts *a);
 
 void model_forward(const hone_model *m, hone_acts *a, const hone_batch *b);

@@ -328,6 +328,7 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     int bs = o->eval_batch_size > 0 ? o->eval_batch_size : o->batch_size;
     dpo_ws ws;
     if (dpo_ws_init(&ws, &m->cfg, o, bs, pairs, n, ref != NULL && !refs, 0, err) < 0) return -1;
+    if (acts_add_lora(&ws.acts, m, err) < 0) { dpo_ws_free(&ws); return -1; }
     long *idx = malloc(sizeof(long) * bs);
     const char *names[24];
     double vals[24], sum[24] = {0}, loss = 0;
@@ -399,6 +400,10 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
         return hone_fail(err, "dataloader_drop_last: %ld training pairs make no full batch of %d", n_train, bs);
     dpo_ws ws;
     if (dpo_ws_init(&ws, &m->cfg, o, bs, train, n_train, ref != NULL && !train_refs, 1, err) < 0) return -1;
+    if (acts_add_lora(&ws.acts, m, err) < 0) { dpo_ws_free(&ws); return -1; }
+    /* TRL's DPOTrainer with disable_dropout (its default, the only value hone takes) sets every
+     * nn.Dropout's p to 0, LoRA's included: lora_dropout stays in the adapter config, unused */
+    ws.acts.lora_no_dropout = 1;
     long *perm = malloc(sizeof(long) * (n_train ? n_train : 1)), *starts = malloc(sizeof(long) * o->accum);
     int *counts = malloc(sizeof(int) * o->accum);
     long mb_per_epoch = trainer_batches_per_epoch(n_train, bs, o->drop_last);
@@ -426,6 +431,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
         double step_loss = 0;
         for (int j = 0; j < nmb; j++) {
             dpo_step_result r;
+            ws.acts.lora_calls = ((uint64_t)t->step << 16) + (uint64_t)j; /* lora_dropout's masks: the same after a resume */
             if (dpo_micro_batch(&ws, m, &t->g, ref, o, &state, train, perm + starts[j], counts[j], train_refs, 1.0f / nmb, &r, err) < 0) {
                 rc = -1;
                 goto done;

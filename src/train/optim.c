@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int adamw_init(hone_adamw *o, const hone_model *m, double b1, double b2, double eps, double wd, hone_error *err) {
+int adamw_init(hone_adamw *o, size_t n, double b1, double b2, double eps, double wd, hone_error *err) {
     memset(o, 0, sizeof *o);
-    o->n = m->num_floats;
+    o->n = n;
     o->m = hone_alloc(sizeof(float) * o->n, err);
     o->v = hone_alloc(sizeof(float) * o->n, err);
     if (!o->m || !o->v) { adamw_free(o); return -1; }
@@ -23,19 +23,19 @@ void adamw_free(hone_adamw *o) {
     memset(o, 0, sizeof *o);
 }
 
-void adamw_update(hone_adamw *o, hone_model *m, const float *g, double lr, float gscale) {
+void adamw_update(hone_adamw *o, const hone_param *params, int n_params, float *data, const float *g, double lr, float gscale) {
     o->step++;
     float bc1 = (float)(1.0 - pow(o->b1, (double)o->step)), bc2 = (float)(1.0 - pow(o->b2, (double)o->step));
     enum { BLOCK = 1 << 14 };
-    for (int i = 0; i < m->n_params; i++) {
-        const hone_param *p = &m->params[i];
+    for (int i = 0; i < n_params; i++) {
+        const hone_param *p = &params[i];
         float wd = p->no_decay ? 0.f : (float)o->wd;
         size_t n = p->numel;
         /* fixed blocks: element-wise, so any split gives the same bits */
 #pragma omp parallel for schedule(static)
         for (size_t s = 0; s < n; s += BLOCK) {
             size_t e = s + BLOCK < n ? s + BLOCK : n, off = p->offset + s;
-            hone_kt.adamw(m->data + off, g + off, o->m + off, o->v + off, e - s, (float)lr, (float)o->b1, (float)o->b2,
+            hone_kt.adamw(data + off, g + off, o->m + off, o->v + off, e - s, (float)lr, (float)o->b1, (float)o->b2,
                           (float)o->eps, wd, bc1, bc2, gscale);
         }
     }

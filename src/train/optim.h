@@ -1,7 +1,7 @@
 /* train/optim.h — AdamW (decoupled weight decay, bias correction, as torch.optim.AdamW),
  * and global-norm
  * gradient clipping (torch.nn.utils.clip_grad_norm_). Moments are laid out like
- * the parameters (model.h), so checkpoints store them as two more tensors sets. */
+ * the trained parameters (model.h, or a LoRA run's adapters: model/lora.h), so checkpoints store them as two more tensors sets. */
 #ifndef HONE_OPTIM_H
 #define HONE_OPTIM_H
 #include "model/model.h"
@@ -13,11 +13,12 @@ typedef struct hone_adamw {
     double b1, b2, eps, wd;
 } hone_adamw;
 
-int adamw_init(hone_adamw *o, const hone_model *m, double b1, double b2, double eps, double wd, hone_error *err);
+/* Moments for n floats: the trained tensors' buffer (the model's, or a LoRA run's adapters). */
+int adamw_init(hone_adamw *o, size_t n, double b1, double b2, double eps, double wd, hone_error *err);
 void adamw_free(hone_adamw *o);
-/* One update of every parameter with gradient g (laid out like m->data), after
- * scaling g by gscale. Norm and bias parameters get no weight decay. */
-void adamw_update(hone_adamw *o, hone_model *m, const float *g, double lr, float gscale);
+/* One update of the n_params tensors of params (offsets into data, g and the moments) with
+ * gradient g, after scaling g by gscale. Tensors marked no_decay get no weight decay. */
+void adamw_update(hone_adamw *o, const hone_param *params, int n_params, float *data, const float *g, double lr, float gscale);
 
 /* L2 norm over all gradients (double accumulation, fixed order) and the factor
  * clip_grad_norm_ would scale them by (1 when max_norm <= 0 or within bounds). */

@@ -32,7 +32,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
     json_decref(tc);
     if (rc) return rc;
     char base[4200];
-    hone_path_join(base, sizeof base, cfg->model_name_or_path, "generation_config.json");
+    hone_path_join(base, sizeof base, p->model_dir, "generation_config.json");
     json_t *gc = hone_file_exists(base) ? json_load_file(base, 0, &je) : NULL;
     if (!gc) gc = json_object();
     int bos = tokenizer_bos_id(p->tok), eos = p->eos_id, pad = tokenizer_pad_id(p->tok);
@@ -53,17 +53,96 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
     return rc;
 }
 
+/* The lora_* keys as an adapter configuration. */
+static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc) {
+    memset(lc, 0, sizeof *lc);
+    lc->r = cfg->lora_r;
+    lc->alpha = cfg->lora_alpha;
+    lc->dropout = cfg->lora_dropout;
+    lc->rslora = cfg->use_rslora;
+    const char *in = cfg->init_lora_weights ? cfg->init_lora_weights : "true";
+    lc->init = !strcmp(in, "gaussian") ? LORA_INIT_GAUSSIAN : (!strcmp(in, "false") || !strcmp(in, "False")) ? LORA_INIT_FALSE : LORA_INIT_DEFAULT;
+    if (!cfg->lora_target_modules) lc->targets = (1u << LORA_Q) | (1u << LORA_V); /* PEFT's default for Llama, Gemma, Qwen2 */
+    for (int i = 0; i < cfg->n_lora_target_modules; i++)
+        lc->targets |= !strcmp(cfg->lora_target_modules[i], "all-linear") ? LORA_ALL_LINEAR
+                                                                          : 1u << lora_module_from_name(cfg->lora_target_modules[i]);
+    for (int i = 0; i < cfg->n_lora_modules_to_save; i++) {
+        if (!strcmp(cfg->lora_modules_to_save[i], "embed_tokens")) lc->save_embed = 1;
+        if (!strcmp(cfg->lora_modules_to_save[i], "lm_head")) lc->save_lm_head = 1;
+    }
+}
+
+/* the base and adapters of a LoRA run, after the vocabulary is final */
+static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapter, hone_error *err) {
+    const char *dir = cfg->model_name_or_path;
+    if (adapter) {
+        if (lora_load(&p->lora, &p->model, dir, err) < 0) return hone_fail_prefix(err, "model_name_or_path");
+        if (!cfg->use_peft) { /* continue training this adapter (is_trainable) */
+            char *rp = realpath(p->model_dir, NULL);
+            snprintf(p->lora.cfg.base_model, sizeof p->lora.cfg.base_model, "%s", rp ? rp : p->model_dir);
+            free(rp);
+            p->have_lora = 1;
+            lora_attach(&p->model, &p->lora);
+            return 0;
+        }
+        /* use_peft on an adapter: its adapters are folded into the base, fresh ones train on top */
+        int rc = lora_merge(&p->model, &p->lora, err);
+        lora_free(&p->lora);
+        if (rc < 0) return hone_fail_prefix(err, "model_name_or_path %s", dir);
+    }
+    if (!cfg->use_peft) return 0;
+    hone_lora_config lc;
+    lora_config_from(cfg, &lc);
+    /* the new adapter's base is what was loaded: model_name_or_path itself (an adapter dir
+     * then names a chain hone resolves, model_load_merged) */
+    char *rp = realpath(dir, NULL);
+    snprintf(lc.base_model, sizeof lc.base_model, "%s", rp ? rp : dir);
+    free(rp);
+    if (lora_init(&p->lora, &p->model, &lc, err) < 0) return -1;
+    lora_init_weights(&p->lora, &p->model, (uint64_t)cfg->seed ^ 0x6c6f7261696e6974ULL /* "lorainit" */);
+    p->have_lora = 1;
+    lora_attach(&p->model, &p->lora);
+    return 0;
+}
+
+/* one line on what a LoRA run trains */
+static void report_lora(const hone_pipeline *p) {
+    if (!p->have_lora) return;
+    const hone_lora *lo = &p->lora;
+    char mods[160] = "";
+    for (int i = 0; i < LORA_NMOD; i++)
+        if (lo->cfg.targets >> i & 1) snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%s", mods[0] ? "," : "", lora_module_name(i));
+    size_t n = 0;
+    for (int i = 0; i < lo->n_params; i++) n += lo->params[i].numel;
+    fprintf(stderr, "lora: r %d, alpha %g (scale %g%s) on %s%s%s; %zu trainable of %zu parameters (%.2f%%), base frozen\n", lo->cfg.r,
+            lo->cfg.alpha, lo->scale, lo->cfg.rslora ? ", rslora" : "", mods[0] ? mods : "no linear", lo->embed ? " + embed_tokens" : "",
+            lo->lm_head ? " + lm_head" : "", n, p->model.num_floats, 100.0 * n / (double)p->model.num_floats);
+}
+
 int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
     memset(p, 0, sizeof *p);
-    const char *dir = cfg->model_name_or_path;
-    if (model_load(&p->model, dir, 1, err) < 0) return -1;
-    if (tokenizer_load(&p->tok, dir, err) < 0) { model_free(&p->model); return hone_fail_prefix(err, "model_name_or_path"); }
+    const char *dir = cfg->model_name_or_path, *tdir = dir;
+    int adapter = lora_is_adapter_dir(dir);
+    snprintf(p->model_dir, sizeof p->model_dir, "%s", dir);
+    if (adapter) {
+        hone_lora_config ac;
+        if (lora_read_config(&ac, dir, err) < 0 || lora_base_dir(&ac, dir, p->model_dir, sizeof p->model_dir, err) < 0)
+            return hone_fail_prefix(err, "model_name_or_path");
+        /* the adapter's own tokenizer files when it has them (hone writes them), else the base's */
+        char tp[4200];
+        hone_path_join(tp, sizeof tp, dir, "tokenizer_config.json");
+        if (!hone_file_exists(tp)) tdir = p->model_dir;
+    }
+    if (model_load_merged(&p->model, p->model_dir, 1, err) < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
+    if (tokenizer_load(&p->tok, tdir, err) < 0) { model_free(&p->model); return hone_fail_prefix(err, "model_name_or_path"); }
     if (cfg->add_chat_tokens) {
         const char *toks[2] = {"<|im_start|>", "<|im_end|>"};
         if (tokenizer_add_special_tokens(p->tok, toks, 2, err) < 0) { pipeline_free(p); return -1; }
         int V = tokenizer_vocab_size(p->tok);
         if (V > p->model.cfg.vocab_size && model_resize_vocab(&p->model, V, err) < 0) { pipeline_free(p); return -1; }
     }
+    if (setup_lora(p, cfg, adapter, err) < 0) { pipeline_free(p); return -1; }
+    report_lora(p);
     /* the tokenizer as trained (maybe extended) is what checkpoints carry */
     const char *out = cfg->output_dir ? cfg->output_dir : ".";
     snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", out, (int)getpid());
@@ -103,7 +182,7 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         if (rc < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template_path %s", cp); }
     } else {
         const char *spec = cfg->chat_template ? cfg->chat_template : "auto";
-        if (chat_template_load(&p->tpl, spec, dir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
+        if (chat_template_load(&p->tpl, spec, tdir, err) < 0) { pipeline_free(p); return hone_fail_prefix(err, "chat_template"); }
     }
     p->have_tpl = 1;
     if (write_chat_files(p, cfg, err) < 0) { pipeline_free(p); return -1; }
@@ -117,6 +196,7 @@ void pipeline_free(hone_pipeline *p) {
     if (p->have_tpl) chat_template_free(&p->tpl);
     if (p->tok) tokenizer_free(p->tok);
     if (p->tok_dir[0]) hone_remove_tree(p->tok_dir, NULL);
+    if (p->have_lora) lora_free(&p->lora);
     if (p->model.data) model_free(&p->model);
     memset(p, 0, sizeof *p);
 }

@@ -11,9 +11,13 @@
 #include "train/sft.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train_config.h"
+#include "model/lora.h"
 
 typedef struct hone_pipeline {
-    hone_model model;
+    hone_model model;       /* the base (a LoRA run: frozen, with lora attached) */
+    hone_lora lora;         /* a LoRA run's adapters (use_peft, or a PEFT adapter dir as model_name_or_path) */
+    int have_lora;
+    char model_dir[4096];   /* the model directory loaded: model_name_or_path, or an adapter's base */
     hone_tokenizer *tok;
     chat_template tpl;
     int have_tpl;
@@ -23,7 +27,10 @@ typedef struct hone_pipeline {
     int32_t eos_id;         /* the EOS rows end with: eos_token's id, else the tokenizer's (-1: none) */
 } hone_pipeline;
 
-/* Loads model, tokenizer, template (and datasets) for cfg; adds chat tokens. */
+/* Loads model, tokenizer, template (and datasets) for cfg; adds chat tokens. A PEFT adapter
+ * directory as model_name_or_path loads its base_model_name_or_path, then the adapter: trained
+ * further without use_peft, merged into the base when use_peft asks for fresh adapters. use_peft
+ * builds adapters from the lora_* keys (PEFT's initialisation, seeded by seed) and attaches them. */
 int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err);
 void pipeline_free(hone_pipeline *p);
 

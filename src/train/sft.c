@@ -302,7 +302,7 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
     hone_acts a;
     hone_batch b;
     int cap = round_up(R.max_len > 0 ? R.max_len : 1, o->pad_to_multiple_of);
-    if (acts_init(&a, &m->cfg, bs, cap, 0, 0, err) < 0) {
+    if (acts_init_model(&a, m, bs, cap, 0, 0, err) < 0) {
         sft_rows_free(&R);
         sft_free_examples(packed, n_packed);
         return -1;
@@ -364,7 +364,8 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     hone_acts a;
     hone_batch b;
     int cap = round_up(R.max_len, o->pad_to_multiple_of);
-    if (acts_init(&a, &m->cfg, bs, cap, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return -1; }
+    if (acts_init_model(&a, m, bs, cap, 1, o->grad_ckpt, err) < 0) { sft_rows_free(&R); sft_free_examples(packed, n_packed); return -1; }
+    a.lora_seed = o->seed ^ 0x6c6f7261ULL; /* "lora": lora_dropout's stream */
     a.head_loss = o->head_loss;
     a.neftune_alpha = (float)(o->neftune_alpha > 0 ? o->neftune_alpha : 0);
     a.neftune_seed = o->seed ^ 0x6e6566746e756e65ULL; /* "neftune": a stream of its own */
@@ -409,6 +410,8 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         for (int k = 0; k < nmb; k++) {
             for (int i = 0; i < mb_n[k]; i++) idx[i] = perm[mb_start[k] + i];
             sft_fill_batch(&b, &R, idx, mb_n[k], train, o->truncate_keep_end, o->pad_id, sft_flat(o, o->packing), o->pad_to_multiple_of);
+            /* lora_dropout's masks from (step, micro-batch): the same after a resume */
+            a.lora_calls = ((uint64_t)t->step << 16) + (uint64_t)k;
             model_forward(m, &a, &b);
             step_loss += model_head(m, &a, &b, NULL, w, &t->g);
             model_backward(m, &a, &b, &t->g);

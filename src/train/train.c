@@ -1,6 +1,7 @@
 /* train/train.c — trainer state, checkpoints, metrics, progress, signals and the
  * step guards (train.h). */
 #include "train/train.h"
+#include "model/lora.h"
 #include "base/rng.h"
 #include "model/safetensors.h"
 #include "base/util.h"
@@ -19,9 +20,17 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
                  long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, hone_error *err) {
     memset(t, 0, sizeof *t);
     t->model = m;
-    t->grad = hone_alloc(sizeof(float) * m->num_floats, err);
+    if (m->lora) {
+        t->tparams = m->lora->params; t->n_tparams = m->lora->n_params;
+        t->n_tfloats = m->lora->num_floats; t->tdata = m->lora->data;
+    } else {
+        t->tparams = m->params; t->n_tparams = m->n_params;
+        t->n_tfloats = m->num_floats; t->tdata = m->data;
+    }
+    t->grad = hone_alloc(sizeof(float) * (t->n_tfloats ? t->n_tfloats : 1), err);
     if (!t->grad) return -1;
-    if (model_weights_view(m, t->grad, &t->g, err) < 0 || adamw_init(&t->opt, m, b1, b2, eps, wd, err) < 0) {
+    int vrc = m->lora ? lora_grad_view(m->lora, m, t->grad, &t->g, err) : model_weights_view(m, t->grad, &t->g, err);
+    if (vrc < 0 || adamw_init(&t->opt, t->n_tfloats, b1, b2, eps, wd, err) < 0) {
         trainer_free(t);
         return -1;
     }
@@ -44,13 +53,14 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
 void trainer_free(hone_trainer *t) {
     if (t->metrics) fclose(t->metrics);
     tb_writer_close(&t->tb);
-    weights_view_free(&t->g);
+    if (t->model && t->model->lora) lora_grad_view_free(&t->g);
+    else weights_view_free(&t->g);
     adamw_free(&t->opt);
     free(t->grad);
     memset(t, 0, sizeof *t);
 }
 
-void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->model->num_floats); }
+void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->n_tfloats); }
 
 double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(&t->sched, t->base_lr, step); }
 
@@ -69,18 +79,12 @@ void trainer_eval_done(hone_trainer *t, const char *const *keys, const double *v
 }
 
 static int ckpt_num(const char *name);
+static int load_weights(hone_trainer *t, const char *dir, hone_error *err);
 
 int trainer_load_best(hone_trainer *t, hone_error *err) {
     if (!t->load_best || !t->best_ckpt[0]) return 0;
     if (t->best_step != t->step) {
-        hone_model b;
-        if (model_load(&b, t->best_ckpt, 0, err) < 0) return hone_fail_prefix(err, "load_best_model_at_end");
-        if (b.num_floats != t->model->num_floats) {
-            model_free(&b);
-            return hone_fail(err, "load_best_model_at_end: %s does not match the model", t->best_ckpt);
-        }
-        memcpy(t->model->data, b.data, sizeof(float) * b.num_floats);
-        model_free(&b);
+        if (load_weights(t, t->best_ckpt, err) < 0) return hone_fail_prefix(err, "load_best_model_at_end");
         fprintf(stderr, "load_best_model_at_end: loaded %s (%s %.6g)\n", t->best_ckpt, t->plateau_metric, t->best_metric);
     }
     if (t->save_total_limit == 1) {
@@ -102,20 +106,20 @@ int trainer_load_best(hone_trainer *t, hone_error *err) {
 /* clips by norm, updates, advances the step; returns the learning rate used */
 static double update(hone_trainer *t, double norm) {
     double l = trainer_lr_at(t, t->step);
-    adamw_update(&t->opt, t->model, t->grad, l, grad_clip_scale(norm, t->max_grad_norm));
+    adamw_update(&t->opt, t->tparams, t->n_tparams, t->tdata, t->grad, l, grad_clip_scale(norm, t->max_grad_norm));
     t->step++;
     return l;
 }
 
 double trainer_apply(hone_trainer *t, double *lr) {
-    double norm = grad_global_norm(t->grad, t->model->num_floats);
+    double norm = grad_global_norm(t->grad, t->n_tfloats);
     double l = update(t, norm);
     if (lr) *lr = l;
     return norm;
 }
 
 int trainer_step(hone_trainer *t, double loss, double *gnorm, double *lr, hone_error *err) {
-    double norm = grad_global_norm(t->grad, t->model->num_floats);
+    double norm = grad_global_norm(t->grad, t->n_tfloats);
     *gnorm = norm;
     if (!isfinite(loss) || !isfinite(norm)) {
         char last[4096] = "";
@@ -222,12 +226,11 @@ typedef struct { hone_trainer *t; } ckpt_ctx;
 
 static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
     hone_trainer *t = ((ckpt_ctx *)ctx)->t;
-    const hone_model *m = t->model;
-    int n = m->n_params;
+    int n = t->n_tparams;
     st_entry *e = calloc(2 * n, sizeof(st_entry));
     char **names = calloc(2 * n, sizeof(char *));
     for (int i = 0; i < 2 * n; i++) {
-        const hone_param *p = &m->params[i % n];
+        const hone_param *p = &t->tparams[i % n];
         names[i] = malloc(strlen(p->name) + 16);
         sprintf(names[i], "%s.%s", i < n ? "exp_avg" : "exp_avg_sq", p->name);
         e[i].name = names[i];
@@ -319,15 +322,14 @@ int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n) {
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-/* -1 naming the first non-finite value of x (laid out like the parameters) */
+/* -1 naming the first non-finite value of x (laid out like the trained tensors) */
 static int check_finite(const hone_trainer *t, const float *x, const char *what, const char *dir, hone_error *err) {
-    const hone_model *m = t->model;
-    for (int i = 0; i < m->n_params; i++) {
-        const float *p = x + m->params[i].offset;
-        for (size_t j = 0; j < m->params[i].numel; j++)
+    for (int i = 0; i < t->n_tparams; i++) {
+        const float *p = x + t->tparams[i].offset;
+        for (size_t j = 0; j < t->tparams[i].numel; j++)
             if (!isfinite(p[j]))
                 return hone_fail(err, "step %ld: %s of '%s' holds %g at element %zu: %s is not saved", t->step, what,
-                                 m->params[i].name, p[j], j, dir);
+                                 t->tparams[i].name, p[j], j, dir);
     }
     return 0;
 }
@@ -336,7 +338,7 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     char name[64], dir[4096];
     snprintf(name, sizeof name, "checkpoint-%ld", t->step);
     hone_path_join(dir, sizeof dir, t->output_dir, name);
-    if (check_finite(t, t->model->data, "the weight", dir, err) < 0 || check_finite(t, t->opt.m, "the Adam moment exp_avg", dir, err) < 0 ||
+    if (check_finite(t, t->tdata, "the weight", dir, err) < 0 || check_finite(t, t->opt.m, "the Adam moment exp_avg", dir, err) < 0 ||
         check_finite(t, t->opt.v, "the Adam moment exp_avg_sq", dir, err) < 0)
         return -1;
     if (t->best_step > 0) {
@@ -348,8 +350,12 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     }
     double t0 = hone_now();
     ckpt_ctx c = {t};
-    /* fp32 whatever the base's dtype: these are the master weights resume continues from */
-    if (model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, "float32", write_optimizer, &c, err) < 0) return -1;
+    /* fp32 whatever the base's dtype: these are the master weights resume continues from; a
+     * LoRA run's checkpoint is a PEFT adapter directory plus the optimizer and trainer state */
+    const char *src = t->src_dir[0] ? t->src_dir : NULL;
+    if (t->model->lora ? lora_save(t->model->lora, t->model, dir, src, write_optimizer, &c, err) < 0
+                       : model_save_ex(t->model, dir, src, "float32", write_optimizer, &c, err) < 0)
+        return -1;
     if (t->save_total_limit > 0) {
         /* the oldest go first; the one just written (the newest good one) always stays,
          * even when stale higher-numbered ones from elsewhere sit beside it */
@@ -380,7 +386,8 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
 int trainer_save_final(hone_trainer *t, hone_error *err) {
     char dir[4096];
     hone_path_join(dir, sizeof dir, t->output_dir, "final");
-    if (check_finite(t, t->model->data, "the weight", dir, err) < 0) return -1;
+    if (check_finite(t, t->tdata, "the weight", dir, err) < 0) return -1;
+    if (t->model->lora) return lora_save(t->model->lora, t->model, dir, t->src_dir[0] ? t->src_dir : NULL, NULL, NULL, err);
     return model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, t->save_dtype[0] ? t->save_dtype : "float32", NULL, NULL,
                          err);
 }
@@ -426,13 +433,13 @@ static void truncate_metrics(hone_trainer *t, long step) {
 
 int trainer_read_optimizer(hone_trainer *t, const st_file *f, const char *path, hone_error *err) {
     int rc = 0;
-    for (int i = 0; i < 2 * t->model->n_params && rc == 0; i++) {
-        const hone_param *p = &t->model->params[i % t->model->n_params];
+    for (int i = 0; i < 2 * t->n_tparams && rc == 0; i++) {
+        const hone_param *p = &t->tparams[i % t->n_tparams];
         char name[160];
-        snprintf(name, sizeof name, "%s.%s", i < t->model->n_params ? "exp_avg" : "exp_avg_sq", p->name);
+        snprintf(name, sizeof name, "%s.%s", i < t->n_tparams ? "exp_avg" : "exp_avg_sq", p->name);
         const st_tensor *ts = st_find(f, name);
         if (!ts || st_numel(ts) != p->numel) rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size", path, name);
-        else rc = st_read_f32(f, ts, (i < t->model->n_params ? t->opt.m : t->opt.v) + p->offset, err);
+        else rc = st_read_f32(f, ts, (i < t->n_tparams ? t->opt.m : t->opt.v) + p->offset, err);
     }
     return rc;
 }
@@ -492,12 +499,19 @@ int trainer_read_state(hone_trainer *t, const char *json_text, size_t len, const
     return rc;
 }
 
-int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
+/* the trained tensors of checkpoint dir into the model (or its adapters) */
+static int load_weights(hone_trainer *t, const char *dir, hone_error *err) {
+    if (t->model->lora) return lora_load_weights(t->model->lora, dir, err);
     hone_model m2;
-    if (model_load(&m2, dir, 0, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
+    if (model_load(&m2, dir, 0, err) < 0) return -1;
     if (m2.num_floats != t->model->num_floats) { model_free(&m2); return hone_fail(err, "%s: checkpoint does not match the model", dir); }
     memcpy(t->model->data, m2.data, sizeof(float) * m2.num_floats);
     model_free(&m2);
+    return 0;
+}
+
+int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
+    if (load_weights(t, dir, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
     char path[4096];
     hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
     st_file f;

@@ -22,9 +22,15 @@
 #include <stdio.h>
 
 typedef struct hone_trainer {
-    hone_model *model;       /* borrowed */
-    float *grad;             /* (num_floats) gradient buffer, owned */
-    hone_weights g;          /* view over grad */
+    hone_model *model;       /* borrowed; with model->lora set (a LoRA run) only the adapters train */
+    /* the trained tensors: the model's parameters, or the LoRA adapters (and modules_to_save
+     * copies) — gradients, moments, checkpoints' optimizer state and the finite checks cover these */
+    const hone_param *tparams; /* (n_tparams) borrowed from the model or its LoRA */
+    int n_tparams;
+    size_t n_tfloats;
+    float *tdata;            /* (n_tfloats) the trained values */
+    float *grad;             /* (n_tfloats) gradient buffer, owned */
+    hone_weights g;          /* view over grad (a LoRA run: the base's entries NULL, frozen) */
     hone_adamw opt;
     hone_sched sched;        /* the lr schedule (and reduce_lr_on_plateau's state) */
     double base_lr;

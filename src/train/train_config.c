@@ -28,6 +28,7 @@ typedef enum {
     T_CHAT,     /* one of choices, or an inline Jinja template */
     T_DATASETS, /* list of sources */
     T_KWARGS,   /* a mapping of scalars (or its JSON text), kept as JSON text */
+    T_PEFT,     /* a mapping of PEFT LoraConfig keys, applied to the lora_* keys */
 } key_type;
 
 enum { K_SFT = 1, K_DPO = 2, K_ALL = 3 };
@@ -59,6 +60,11 @@ static const char *const loss_choices[] = {"sigmoid", "hinge", "ipo", "exo_pair"
 static const char *const report_choices[] = {"none", "jsonl", "tensorboard", "all", NULL};
 static const char *const sft_formats[] = {"auto", "prompt_completion", "messages", "conversational",
                                           "sharegpt", "alpaca", "text", NULL};
+static const char *const lora_target_choices[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                                                  "all-linear", NULL};
+static const char *const lora_save_choices[] = {"embed_tokens", "lm_head", NULL};
+static const char *const lora_init_choices[] = {"true", "false", "gaussian", "True", "False", NULL};
+static const char *const lora_bias_choices[] = {"none", NULL};
 static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
 
 #define F(field) offsetof(hone_train_config, field)
@@ -150,6 +156,17 @@ static const key_def keys[] = {
     K(max_prompt_length, T_OPT_LONG, K_DPO),
     K(max_completion_length, T_OPT_LONG, K_DPO),
     K(shared_prompt, T_AUTO_BOOL, K_DPO),
+    K(use_peft, T_BOOL, K_ALL),
+    K(lora_r, T_INT, K_ALL),
+    K(lora_alpha, T_F64, K_ALL),
+    K(lora_dropout, T_F64, K_ALL),
+    KL(lora_target_modules, T_ENUM_LIST, K_ALL, lora_target_choices),
+    KL(lora_modules_to_save, T_ENUM_LIST, K_ALL, lora_save_choices),
+    K(use_rslora, T_BOOL, K_ALL),
+    KC(init_lora_weights, T_ENUM, K_ALL, lora_init_choices),
+    KC(lora_bias, T_ENUM, K_ALL, lora_bias_choices),
+    K(use_dora, T_BOOL, K_ALL),
+    {"peft", T_PEFT, F(peft_block), 0, K_ALL, NULL, NULL},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
 
@@ -365,6 +382,8 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
 static const struct { const char *key; double min; int strict; const char *rule; } ranges[] = {
     {"threads", 0, 0, ">= 0 (0 = all cores)"},
     {"learning_rate", 0, 0, ">= 0"},
+    {"lora_r", 0, 1, "> 0"},
+    {"lora_dropout", 0, 0, ">= 0"},
     {"warmup_steps", 0, 0, ">= 0"},
     {"max_grad_norm", 0, 0, ">= 0 (0 disables clipping)"},
     {"weight_decay", 0, 0, ">= 0"},
@@ -436,6 +455,8 @@ static char *kwargs_text(json_t *o) {
     return out;
 }
 
+static int apply(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err);
+
 static int apply_value(hone_train_config *c, const key_def *k, const ctx *x, yaml_node_t *n, hone_error *err) {
     void *p = (char *)c + k->off;
     const char *key = k->name;
@@ -496,6 +517,14 @@ static int apply_value(hone_train_config *c, const key_def *k, const ctx *x, yam
         return set_str(p, scalar(n), err);
     case T_ENUM_LIST: {
         int *cnt = (int *)((char *)c + k->count_off);
+        if (is_null(n) && k->off != F(loss_type)) { /* the lora_* lists: null = PEFT's default */
+            char ***dst = p;
+            for (int j = 0; j < *cnt; j++) free((*dst)[j]);
+            free(*dst);
+            *dst = NULL;
+            *cnt = 0;
+            return 0;
+        }
         int m = n->type == YAML_SEQUENCE_NODE ? (int)(n->data.sequence.items.top - n->data.sequence.items.start) : 1;
         if (n->type == YAML_MAPPING_NODE || is_null(n) || m == 0)
             return type_error(x, n, key, "a string or a non-empty list of strings", err);
@@ -567,6 +596,42 @@ static int apply_value(hone_train_config *c, const key_def *k, const ctx *x, yam
         int rc = set_str(p, txt, err);
         free(txt);
         return rc;
+    }
+    case T_PEFT: {
+        /* PEFT's LoraConfig names -> the lora_* keys (same types and checks) */
+        static const char *const map[][2] = {{"r", "lora_r"}, {"lora_alpha", "lora_alpha"}, {"lora_dropout", "lora_dropout"},
+                                             {"target_modules", "lora_target_modules"}, {"modules_to_save", "lora_modules_to_save"},
+                                             {"use_rslora", "use_rslora"}, {"init_lora_weights", "init_lora_weights"},
+                                             {"bias", "lora_bias"}, {"use_dora", "use_dora"}};
+        if (is_null(n)) return 0;
+        if (n->type != YAML_MAPPING_NODE) return type_error(x, n, key, "a mapping of LoraConfig keys", err);
+        for (yaml_node_pair_t *it = n->data.mapping.pairs.start; it < n->data.mapping.pairs.top; it++) {
+            yaml_node_t *kn = yaml_document_get_node(x->doc, it->key), *vn = yaml_document_get_node(x->doc, it->value);
+            const char *name = scalar(kn);
+            char w[512];
+            where(x, kn, w, sizeof w);
+            if (!name) return hone_fail(err, "%s: peft: keys must be strings", w);
+            if (!strcmp(name, "peft_type") || !strcmp(name, "task_type")) {
+                const char *want = name[0] == 'p' ? "LORA" : "CAUSAL_LM", *got = scalar(vn);
+                if (!got || strcmp(got, want))
+                    return hone_fail(err, "%s: peft.%s: '%s' is not supported (hone trains %s)", w, name, got ? got : "?",
+                                     name[0] == 'p' ? "LoRA adapters: peft_type LORA" : "causal LMs: task_type CAUSAL_LM");
+                continue;
+            }
+            const char *ours = NULL;
+            for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+                if (!strcmp(map[i][0], name)) ours = map[i][1];
+            if (!ours)
+                return hone_fail(err, "%s: peft.%s: not a LoraConfig key hone supports (r, lora_alpha, lora_dropout, target_modules, "
+                                      "modules_to_save, use_rslora, init_lora_weights, bias, use_dora, task_type, peft_type)", w, name);
+            const key_def *kd = NULL;
+            for (size_t i = 0; i < N_KEYS; i++)
+                if (!strcmp(keys[i].name, ours)) kd = &keys[i];
+            if (apply(c, kd, x, vn, err) < 0) return -1;
+        }
+        *(int *)p = 1;
+        c->use_peft = 1;
+        return 0;
     }
     case T_DATASETS: {
         if (n->type != YAML_SEQUENCE_NODE) return type_error(x, n, key, "a list of {path, format, ...}", err);
@@ -704,6 +769,9 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     c->max_prompt_length = -1;
     c->max_completion_length = -1;
     c->shared_prompt = -1;
+    c->lora_r = 16;
+    c->lora_alpha = 32;
+    c->lora_dropout = 0.05;
     c->n_loss_type = 1;
     c->loss_type = calloc(1, sizeof *c->loss_type);
     c->n_report_to = 1;
@@ -711,7 +779,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !c->report_to || !(c->report_to[0] = strdup("none")) || !(c->output_dir = strdup("trainer_output")) ||
         !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->train_sampling_strategy = strdup("random")) || !(c->save_strategy = strdup("steps")) ||
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
-        !(c->f_divergence_type = strdup("reverse_kl"))) {
+        !(c->f_divergence_type = strdup("reverse_kl")) || !(c->init_lora_weights = strdup("true")) || !(c->lora_bias = strdup("none"))) {
         config_free(c);
         return hone_fail(err, "out of memory");
     }
@@ -734,9 +802,10 @@ void config_free(hone_train_config *c) {
         case T_STR: case T_ENUM: case T_CHAT: case T_RESUME: case T_KWARGS: free(*(char **)p); break;
         case T_F64_LIST: free(*(double **)p); break;
         case T_ENUM_LIST: {
-            char **list = *(char ***)p;
-            for (int j = 0, cnt = *(const int *)((const char *)c + k->count_off); list && j < cnt; j++) free(list[j]);
-            free(list);
+            char **l = *(char ***)p;
+            int cnt = *(int *)((char *)c + k->count_off);
+            for (int j = 0; l && j < cnt; j++) free(l[j]);
+            free(l);
             break;
         }
         case T_DATASETS: sources_free(c->data.datasets, c->data.n_datasets); break;
@@ -926,7 +995,12 @@ int config_validate(const hone_train_config *c, hone_error *err) {
             return hone_fail(err, "%s: precompute_ref_batch_size must be >= 1 or null", src);
         if (c->reference_free && c->sync_ref_model)
             return hone_fail(err, "%s: reference_free and sync_ref_model cannot be used together", src);
+        if (c->use_peft && c->sync_ref_model)
+            return hone_fail(err, "%s: sync_ref_model cannot be used with use_peft (the reference is the policy with its adapters off; "
+                                  "TRL refuses it too)", src);
     }
+    if (c->use_dora) return hone_fail(err, "%s: use_dora: DoRA adapters are not supported (hone trains plain LoRA)", src);
+    if (c->lora_dropout >= 1) return hone_fail(err, "%s: lora_dropout must be in [0, 1), got %g", src, c->lora_dropout);
     return 0;
 }
 
@@ -960,11 +1034,14 @@ int config_dump_json(const hone_train_config *c, FILE *f, hone_error *err) {
         case T_OPT_BOOL: v = *(const int *)p == -1 ? json_null() : json_boolean(*(const int *)p); break;
         case T_AUTO_BOOL: v = *(const int *)p == -1 ? json_string("auto") : json_boolean(*(const int *)p); break;
         case T_ENUM_LIST: {
-            char *const *list = *(char *const *const *)p;
+            char *const *l = *(char *const *const *)p;
+            int cnt = *(const int *)((const char *)c + k->count_off);
+            if (!l) { v = json_null(); break; }
             v = json_array();
-            for (int j = 0, cnt = *(const int *)((const char *)c + k->count_off); j < cnt; j++) json_array_append_new(v, json_string(list[j]));
+            for (int j = 0; j < cnt; j++) json_array_append_new(v, json_string(l[j]));
             break;
         }
+        case T_PEFT: v = json_null(); break; /* its values are in the lora_* keys */
         case T_F64_LIST:
             if (!c->loss_weights) { v = json_null(); break; }
             v = json_array();

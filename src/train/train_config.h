@@ -118,6 +118,21 @@ typedef struct hone_train_config {
     long max_prompt_length;      /* -1 = None */
     long max_completion_length;  /* -1 = None */
     int shared_prompt;           /* -1 = auto (default), 0, 1: hone's one-pass prompt batching */
+
+    /* LoRA (TRL ModelConfig names; a `peft:` block takes PEFT LoraConfig's names for the same) */
+    int use_peft;                /* 0; 1: train LoRA adapters on the frozen model (model/lora.h) */
+    int lora_r;                  /* 16 */
+    double lora_alpha;           /* 32 */
+    double lora_dropout;         /* 0.05 */
+    char **lora_target_modules;  /* (n_lora_target_modules) NULL = q_proj, v_proj (PEFT's default for these models) */
+    int n_lora_target_modules;
+    char **lora_modules_to_save; /* (n_lora_modules_to_save) embed_tokens, lm_head; NULL = none */
+    int n_lora_modules_to_save;
+    int use_rslora;              /* 0 */
+    char *init_lora_weights;     /* "true" (default: A kaiming-uniform, B 0) | gaussian | false */
+    char *lora_bias;             /* "none" (the only one supported) */
+    int use_dora;                /* 0; true is refused */
+    int peft_block;              /* 1 when a `peft:` mapping was given (it implies use_peft) */
 } hone_train_config;
 
 /* Fills c with the defaults of `kind` (owned strings allocated). Returns 0, -1 on OOM. */

@@ -97,10 +97,21 @@ def cases():
     out["dpo_sync_ref"] = ("tiny-llama", {"sync_ref_model": True, "ref_model_sync_steps": 3,
                                           "ref_model_mixup_alpha": 0.6}, "ref_model")
     out["dpo_stories260K"] = ("stories260K", {"learning_rate": 2e-4, "max_length": 32}, "ref_model")
+    # LoRA (issue 14): a PEFT model and no ref_model: TRL's reference is the policy with adapters off
+    out["dpo_lora"] = ("tiny-llama", {"lora": dict(r=8, lora_alpha=16, target_modules="all-linear")}, "lora")
+    out["dpo_lora_precompute"] = ("tiny-llama", {"precompute_ref_log_probs": True,
+                                                 "lora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                              use_rslora=True)}, "lora")
+    # lora_dropout 0.1 in the adapter config: DPOTrainer's disable_dropout (default) sets it to 0 in the modules
+    out["dpo_lora_dropout"] = ("tiny-llama", {"lora": dict(r=4, lora_alpha=8, lora_dropout=0.1,
+                                                           target_modules=["q_proj", "v_proj", "down_proj"])}, "lora")
+    out["dpo_lora_stories260K"] = ("stories260K", {"learning_rate": 2e-3, "max_length": 32,
+                                                   "lora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])},
+                                   "lora")
     return out
 
 
-WITH_EVAL = ("dpo_sigmoid", "dpo_precompute_ref")
+WITH_EVAL = ("dpo_sigmoid", "dpo_precompute_ref", "dpo_lora")
 EVAL = dict(eval_strategy="steps", eval_steps=5, eval_on_start=True, per_device_eval_batch_size=3)
 
 
@@ -124,8 +135,11 @@ def run_case(name, spec):
     rows = tiny_pairs(40, 7) if model_name == "tiny-llama" else stories_pairs(40)
     hp = dict(COMMON)
     hp.update(over)
+    lora = hp.pop("lora", None)
     args = DPOConfig(**C.base_args(C.tmpdir(), **hp))
     model = C.load_model(model_path)
+    if lora:
+        model = C.peft_wrap(model, lora, name, model_name)
     tok = C.id_tokenizer(model.config.vocab_size)
     ds = to_text_dataset(rows)
     eval_rows = tiny_pairs(8, 70) if name in WITH_EVAL else None
@@ -168,10 +182,16 @@ def run_case(name, spec):
     n_train = len(trainer.train_dataset)
     config = C.case_config(name, "DPOTrainer", model_name, trainer, tok, args, len(rows))
     config.update({
-        "reference": {"ref_model": "separate frozen copy of the initial policy (same weights)",
+        "reference": {"lora": "the PEFT policy with its adapters disabled (no ref_model)",
+                      "ref_model": "separate frozen copy of the initial policy (same weights)",
                       "precompute": "precompute_ref_log_probs: initial policy, one pass before training",
                       "reference_free": "reference_free (emulated: TRL 1.16 lacks it): ref logps = 0"}[ref_mode],
         "reference_mode": ref_mode, "padding_free": False, "pad_to_multiple_of": None, **hp})
+    if lora:
+        config["lora"] = lora
+        config["lora_adapter"] = "adapter"
+        if ref_mode == "lora" and hp.get("precompute_ref_log_probs"):
+            config["reference"] = "precompute_ref_log_probs on the PEFT policy with adapters disabled"
     if ref_mode == "reference_free":
         config["precompute_ref_log_probs"] = False
         config["reference_free"] = True

@@ -163,6 +163,16 @@ CASES = {
         completion_only_loss=None, packing=False, max_length=32, max_steps=10,
         lr_scheduler_type="cosine", warmup_steps=0, learning_rate=5e-4, **dict(EVAL, eval_steps=5)),
         lambda: stories_raw(7, "prompt_completion", 40)),
+    # LoRA (issue 14): all linear layers plus trainable copies of embed_tokens and lm_head (untied)
+    "sft_lora": ("tiny-llama", lambda: tiny_data(80, 14), dict(
+        completion_only_loss=True, packing=False, max_length=24, learning_rate=5e-3,
+        lr_scheduler_type="linear", warmup_steps=2, **EVAL,
+        lora=dict(r=8, lora_alpha=16, target_modules="all-linear", modules_to_save=["embed_tokens", "lm_head"])),
+        lambda: tiny_data(16, 114)),
+    "sft_lora_stories260K": ("stories260K", lambda: stories_data(80), dict(
+        completion_only_loss=False, packing=False, max_length=32, max_steps=10,
+        lr_scheduler_type="linear", warmup_steps=2, learning_rate=2e-3,
+        lora=dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])), None),
 }
 RAW = ("sft_text_stories260K", "sft_prompt_completion_stories260K")
 
@@ -185,8 +195,11 @@ def run_case(name):
     rows = data_fn()
     hp = dict(COMMON)
     hp.update(over)
+    lora = hp.pop("lora", None)
     args = SFTConfig(**C.base_args(C.tmpdir(), **hp))
     model = C.load_model(model_path)
+    if lora:
+        model = C.peft_wrap(model, lora, name, model_name)
     if name in RAW:
         tok, sp = C.stories_tokenizer()
         texts = [t for r in rows + eval_fn() for t in (r.get("text"), r.get("prompt"),
@@ -226,6 +239,9 @@ def run_case(name):
     n_train = len(trainer.train_dataset)
     config = C.case_config(name, "SFTTrainer", model_name, trainer, tok, args, len(rows))
     config.update({"padding_free": bool(trainer.padding_free), "num_train_epochs": args.num_train_epochs, **hp})
+    if lora:
+        config["lora"] = lora
+        config["lora_adapter"] = "adapter"
     expected = {"steps": rec.logs, "final_param_norms": C.param_norms(trainer.model)}
     extra = {"batches.jsonl": batches}
     if eval_rows:

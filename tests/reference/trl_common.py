@@ -111,6 +111,29 @@ def load_model(path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
 
 
+def peft_wrap(model, lora, case, model_name, seed=1234):
+    """LoRA (issue 14): wraps model with peft.get_peft_model(LoraConfig(**lora)) using PEFT's own
+    initialisation (torch seeded: A kaiming-uniform, B zero) and saves that initial adapter to
+    tests/fixtures/trl/<case>/adapter/ (PeftModel.save_pretrained; base_model_name_or_path made relative
+    to the adapter dir for the committed tiny model) so hone starts from the identical adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    pm = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **{"lora_dropout": 0.0, **lora}))
+    d = os.path.join(FIX_TRL, case, "adapter")
+    pm.save_pretrained(d)
+    readme = os.path.join(d, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    cp = os.path.join(d, "adapter_config.json")
+    with open(cp) as f:
+        ac = json.load(f)
+    ac["base_model_name_or_path"] = "../../../models/tiny-llama" if model_name == "tiny-llama" else "stories260K"
+    with open(cp, "w") as f:
+        json.dump(ac, f, indent=2, sort_keys=True)
+    return pm
+
+
 def param_norms(model):
     """L2 norm of every parameter after training (named as in model.safetensors)."""
     return {n: float(p.detach().double().norm()) for n, p in model.named_parameters()}
