@@ -1,6 +1,7 @@
 /* model/qweight.c — a frozen base held as bf16 / int8 / NF4 / FP4 (qweight.h). */
 #include "model/qweight.h"
 #include "base/util.h"
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,36 @@ int model_hold(hone_model *m, int held, int nested, hone_error *err) {
     model_free(m);
     *m = n;
     return 0;
+}
+
+void model_dir_dtype(const char *dir, char *out, size_t n) {
+    char path[4200];
+    snprintf(out, n, "%s", "");
+    hone_path_join(path, sizeof path, dir, "model.safetensors");
+    if (!hone_file_exists(path)) { /* a sharded checkpoint: its first shard */
+        char idx[4200];
+        hone_path_join(idx, sizeof idx, dir, "model.safetensors.index.json");
+        json_t *o = json_load_file(idx, 0, NULL), *wm = o ? json_object_get(o, "weight_map") : NULL;
+        const char *k;
+        json_t *v;
+        path[0] = 0;
+        json_object_foreach(wm, k, v) {
+            if (json_is_string(v) && !strchr(json_string_value(v), '/')) hone_path_join(path, sizeof path, dir, json_string_value(v));
+            break;
+        }
+        json_decref(o);
+        if (!path[0]) return;
+    }
+    st_file f;
+    if (st_open(&f, path, NULL) < 0) return;
+    for (int i = 0; i < f.n; i++) {
+        int d = f.tensors[i].dtype;
+        if (d == ST_F32 || d == ST_BF16 || d == ST_F16) {
+            snprintf(out, n, "%s", d == ST_BF16 ? "bfloat16" : d == ST_F16 ? "float16" : "float32");
+            break;
+        }
+    }
+    st_close(&f);
 }
 
 size_t model_held_bytes(const hone_model *m) {

@@ -35,6 +35,10 @@ int qweight_load_tensor(hone_model *m, const hone_param *p, const st_file *f, co
 /* Converts an fp32 model in place to held `held` (needs the fp32 model plus the held copy
  * for a moment). held 0 does nothing. Refused with adapters attached. */
 int model_hold(hone_model *m, int held, int nested, hone_error *err);
+/* The dtype name ("float32", "bfloat16", "float16") of the first floating tensor of the model
+ * directory dir (model.safetensors or the first shard of its index), read from the headers only;
+ * "" when dir holds no safetensors (an adapter directory). */
+void model_dir_dtype(const char *dir, char *out, size_t n);
 /* Bytes of the held linears (0 for an fp32 model) and of the model's whole weights. */
 size_t model_held_bytes(const hone_model *m);
 size_t model_weight_bytes(const hone_model *m);
