@@ -232,7 +232,7 @@ int st_write(const char *path, const st_entry *e, int n, int float_dtype, const 
             numel *= (size_t)e[i].shape[d];
             json_array_append_new(shape, json_integer(e[i].shape[d]));
         }
-        int dt = e[i].is_int ? ST_I32 : float_dtype;
+        int dt = e[i].is_u8 ? ST_U8 : e[i].is_int ? ST_I32 : float_dtype;
         size_t nb = numel * (size_t)dtype_sizes[dt];
         json_t *t = json_object();
         json_object_set_new(t, "dtype", json_string(dtype_names[dt]));
@@ -257,7 +257,10 @@ int st_write(const char *path, const st_entry *e, int n, int float_dtype, const 
     for (int i = 0; i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < e[i].ndim; d++) numel *= (size_t)e[i].shape[d];
-        if (e[i].is_int || float_dtype == ST_F32) {
+        if (e[i].is_u8) {
+            memcpy(p, e[i].data, numel);
+            p += numel;
+        } else if (e[i].is_int || float_dtype == ST_F32) {
             memcpy(p, e[i].data, numel * 4);
             p += numel * 4;
         } else {

@@ -440,6 +440,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
                      cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
+    if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
     if (sched_set_kwargs(&t->sched, cfg->lr_scheduler_kwargs, cfg->learning_rate, err) < 0) { trainer_free(t); return -1; }
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";
