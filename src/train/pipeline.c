@@ -54,7 +54,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
 }
 
 /* The lora_* keys as an adapter configuration. */
-static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc) {
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
     memset(lc, 0, sizeof *lc);
     lc->r = cfg->lora_r;
     lc->alpha = cfg->lora_alpha;
@@ -92,7 +92,7 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
     }
     if (!cfg->use_peft) return 0;
     hone_lora_config lc;
-    lora_config_from(cfg, &lc);
+    pipeline_lora_config(cfg, &lc);
     /* the new adapter's base is what was loaded: model_name_or_path itself (an adapter dir
      * then names a chain hone resolves, model_load_merged) */
     char *rp = realpath(dir, NULL);
