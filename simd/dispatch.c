@@ -55,12 +55,14 @@ int kernels_get(const char *isa, hone_kernels *t) {
     if (!strcmp(isa, "scalar")) return 0;
     if (!kernels_cpu_has(isa)) return -1;
 #if HONE_HAVE_AVX2 && defined(__x86_64__)
-    if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); return 0; }
+    if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); quant_fill_avx2(t); return 0; }
 #endif
 #if HONE_HAVE_AVX512 && defined(__x86_64__)
     if (!strcmp(isa, "avx512")) {
         kernels_fill_avx2(t);
         kernels_fill_avx512(t);
+        quant_fill_avx2(t);
+        quant_fill_avx512(t);
         if (!kernels_cpu_has("avx512bf16")) t->probe_dot_bf16 = NULL, t->probe_bf16_unit = NULL;
         return 0;
     }
