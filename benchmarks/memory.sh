@@ -91,7 +91,7 @@ if model smol smollm2-135m smollm; then
     printf '%-44s %9s %9s %7s %9s\n' "SmolLM2-135M LoRA SFT (PEFT+PyTorch)" - "$(rss_gb "$W/peft.txt")" - "$(toks "$W/peft.txt")"
   fi
 fi
-if model gemma2b gemma-2b gemma3; then
+if model gemma2b gemma-2b llama2; then  # Gemma-2B weights with the Llama-2 tokenizer: ids within its vocabulary
   dpo_yaml "$W/gemma2b" "$W/run-gemma" > "$W/gemma_dpo.yaml"
   if [ $quant = 1 ]; then row "Gemma-2B bf16-held LoRA DPO (target < 8 GB)" "$W/gemma_dpo.yaml" dpo
   else row "Gemma-2B LoRA DPO (fp32-held base)" "$W/gemma_dpo.yaml" dpo; fi

@@ -4,6 +4,7 @@
 #include "train/pipeline.h"
 #include "model/lora.h"
 #include "model/transformer.h"
+#include "simd/quant.h"
 #include "base/util.h"
 #include <dirent.h>
 #include <jansson.h>
@@ -46,17 +47,14 @@ static double largest_weights_file(const char *dir) {
     return best;
 }
 
-/* weights in `held`: float32 (hone's parameters), bfloat16, int8 (+ fp32 scale per row), nf4
- * (blocks of 64 with an fp32 absmax) for the linear layers; embeddings and norms stay fp32 */
+/* weights with the linear layers held as `held` (simd/quant.h's names: float32, bfloat16, int8,
+ * nf4, fp4; their bytes as qweight_bytes counts them); embeddings, head and norms fp32 */
 static double weight_bytes(const hone_param *p, int n, const char *held) {
+    int type = quant_type_from_name(held);
     double b = 0;
     for (int i = 0; i < n; i++) {
         int linear = p[i].ndim == 2 && !strstr(p[i].name, "embed_tokens") && strcmp(p[i].name, "lm_head.weight");
-        double ne = (double)p[i].numel;
-        if (!linear || !strcmp(held, "float32")) b += 4 * ne;
-        else if (!strcmp(held, "bfloat16")) b += 2 * ne;
-        else if (!strcmp(held, "int8")) b += ne + 4.0 * p[i].shape[0];
-        else b += ne / 2 + 4 * ne / 64;
+        b += linear && type > 0 ? (double)qweight_bytes(type, 0, (long)p[i].shape[0], (long)p[i].shape[1]) : 4.0 * p[i].numel;
     }
     return b;
 }
