@@ -5,8 +5,11 @@
 # bench_train_step: hone vs PyTorch (train_step_ref.py) SFT/DPO steps, 15M + 135M, 1 + 2 threads; BENCH_MODELS/THREADS/STEPS narrow it
 # bench_dpo_layout: DPO shared-prompt vs two-row layout step time on the 15M config (BENCH_THREADS, BENCH_STEPS)
 rc=0
+# memory.sh: LoRA/QLoRA memory and speed (estimate vs peak RSS), hone vs PEFT + PyTorch; BENCH_MEM_BIG=1 adds the 7B case
 for b in "$@"; do
   echo "== $b"
   "./$b" || rc=1
 done
+echo "== memory.sh"
+sh "${HONE_SRCDIR:-.}/benchmarks/memory.sh" || rc=1
 exit $rc

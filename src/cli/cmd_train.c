@@ -5,6 +5,7 @@
 #include "cli/gen_cli.h"
 #include "cli/search_run.h"
 #include "simd/kernels.h"
+#include "train/estimate.h"
 #include "train/manifest.h"
 #include "train/pipeline.h"
 #include "train/rundir.h"
@@ -231,7 +232,7 @@ static int cmd_train(int argc, char **argv, int kind) {
     /* manifest.json says "running" before the slow loading, and records how every run ends */
     hone_manifest man = {0};
     if (gen_threads_init(cfg.threads, &err) < 0 || manifest_init(&man, &cfg, rd.config_json, &err) < 0 ||
-        manifest_hash_inputs(&man, &cfg, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
+        manifest_hash_inputs(&man, &cfg, &err) < 0 || estimate_check(&cfg, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
         fprintf(stderr, "hone %s: %s\n", name, err.msg);
         manifest_finish(&man, 1, err.msg);
         manifest_free(&man);

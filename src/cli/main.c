@@ -17,6 +17,7 @@ static const command commands[] = {
     {"init", cmd_init, "write a randomly initialised model directory from a config.json"},
     {"sft", cmd_sft, "supervised fine-tuning with a chat template (TRL SFTTrainer semantics)"},
     {"dpo", cmd_dpo, "preference alignment on chosen/rejected pairs (TRL DPOTrainer semantics)"},
+    {"estimate", cmd_estimate, "peak memory of a sft/dpo configuration, broken down, before running it"},
     {"tokenize", cmd_tokenize, "encode text with a model's tokenizer (ids, pieces, --jsonl checks)"},
     {"generate", cmd_generate, "complete prompts with a model (KV cache, sampling, streaming, JSONL batches)"},
     {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},

@@ -55,7 +55,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
 }
 
 /* The lora_* keys as an adapter configuration. */
-static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc) {
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
     memset(lc, 0, sizeof *lc);
     lc->r = cfg->lora_r;
     lc->alpha = cfg->lora_alpha;
@@ -108,7 +108,7 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
     }
     if (!cfg->use_peft) return 0;
     hone_lora_config lc;
-    lora_config_from(cfg, &lc);
+    pipeline_lora_config(cfg, &lc);
     /* the new adapter's base is what was loaded: model_name_or_path itself (an adapter dir
      * then names a chain hone resolves, model_load_merged) */
     char *rp = realpath(dir, NULL);
@@ -472,6 +472,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
                      cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
+    if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
     if (sched_set_kwargs(&t->sched, cfg->lr_scheduler_kwargs, cfg->learning_rate, err) < 0) { trainer_free(t); return -1; }
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";

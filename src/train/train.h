@@ -71,6 +71,9 @@ typedef struct hone_trainer {
 int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
                  long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, hone_error *err);
 void trainer_free(hone_trainer *t);
+/* Replaces the (fresh) optimizer by kind: HONE_OPTIM_ADAMW or HONE_OPTIM_ADAMW_8BIT (optim.h),
+ * same hyperparameters. Checkpoints then hold that optimizer's state. */
+int trainer_set_optim(hone_trainer *t, int kind, hone_error *err);
 void trainer_zero_grad(hone_trainer *t);
 /* Clips, updates, advances the step; returns the pre-clip gradient norm and
  * stores the learning rate used in *lr. No guards (benchmarks); see trainer_step. */

@@ -54,6 +54,8 @@ typedef struct hone_train_config {
     double weight_decay;         /* 0.0 */
     double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
     int gradient_checkpointing;  /* 1 (TRL's default) */
+    char *optim;                 /* adamw_torch (default; also _fused, adamw_hf, paged_adamw_32bit) |
+                                    adamw_8bit (also adamw_bnb_8bit, paged_adamw_8bit): bitsandbytes' 8-bit AdamW */
 
     /* data order (transformers' TrainingArguments, TRL's SFTConfig) */
     char *train_sampling_strategy; /* random (default: reshuffled each epoch) | sequential (file order) */
@@ -144,6 +146,8 @@ typedef struct hone_train_config {
                                   * the held dtype of an unquantised LoRA base */
 } hone_train_config;
 
+/* HONE_OPTIM_ADAMW_8BIT (train/optim.h) for the bitsandbytes 8-bit names, else HONE_OPTIM_ADAMW. */
+int config_optim_kind(const char *optim);
 /* Fills c with the defaults of `kind` (owned strings allocated). Returns 0, -1 on OOM. */
 int config_defaults(hone_train_config *c, int kind, hone_error *err);
 /* config_defaults then the keys of the YAML file at path. On failure c is freed. */
