@@ -107,6 +107,11 @@ typedef struct hone_kernels {
     void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
     void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
 
+    /* --- GGML block quantisers (simd/ggml_quant.h; GGUF export): nb blocks of 32 values
+     * of x into y, byte-identical to llama.cpp's quantize_row_q8_0_ref / q4_0_ref */
+    void (*quant_q8_0)(const float *x, void *y, int64_t nb);
+    void (*quant_q4_0)(const float *x, void *y, int64_t nb);
+
     /* --- register-only peak probes (hone info, bench_gemm; never on the training
      * path): iters iterations of HONE_PROBE_CHAINS independent chains that touch no
      * memory; each returns the FLOPs it did and writes lane 0 of chain c to out[c]
