@@ -231,6 +231,15 @@ static int permute_biases(plan *p, hone_error *err) {
     return 0;
 }
 
+/* llama.cpp's weight_name_comparer: by layer number (tensors outside the blocks first), then name */
+static int by_name(const void *a, const void *b) {
+    const char *x = ((const tplan *)a)->name, *y = ((const tplan *)b)->name;
+    int lx = -1, ly = -1;
+    sscanf(x, "blk.%d.", &lx);
+    sscanf(y, "blk.%d.", &ly);
+    return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
 static void put_arch_keys(gguf_writer *w, const hone_model_config *c, const char *arch, const char *name, int ftype) {
     char k[128];
 #define KEY(S) (snprintf(k, sizeof k, "%s." S, arch), k)
@@ -287,10 +296,13 @@ int export_gguf(const char *dir, const char *out, const char *type, hone_error *
         base_name(dir, name, sizeof name);
         put_arch_keys(w, &m.cfg, arch, name, ftype);
         vocab_put(&v, w);
+        /* llama-quantize walks the tensors in its loader's order (layer, then name), counting
+         * attn_v and ffn_down as it goes: the same order here, in the file too */
+        qsort(p.t, p.n, sizeof(tplan), by_name);
+        int i_attn_v = 0, i_ffn_down = 0;
         for (int i = 0; rc == 0 && i < p.n; i++) {
             tplan *t = &p.t[i];
-            int layer = 0;
-            sscanf(t->name, "blk.%d.", &layer);
+            int layer = strstr(t->name, "attn_v.weight") ? i_attn_v++ : strstr(t->name, "ffn_down") ? i_ffn_down++ : 0;
             t->type = export_tensor_type(ftype, t->name, t->n_dims, t->cols, layer, m.cfg.num_layers, tied);
             int64_t ne[2] = {t->cols, t->rows};
             rc = gguf_add_tensor(w, t->name, t->type, t->n_dims, ne, t, err);

@@ -21,8 +21,9 @@ int export_ftype(const char *name);
 /* llama.cpp's architecture name of model config c ("llama", "gemma", "qwen2"), or NULL with an
  * error naming the model type when llama.cpp has no matching architecture hone can fill. */
 const char *export_arch(const hone_model_config *c, hone_error *err);
-/* The ggml type llama.cpp gives tensor `name` (GGUF name) of ne0 columns in layer `layer` of
- * `n_layer` under ftype; n_dims 1 tensors stay f32. tied: the model has no output.weight. */
+/* The ggml type llama.cpp gives tensor `name` (GGUF name) of ne0 columns under ftype; layer:
+ * how many tensors of its kind (attn_v / ffn_down) came before it in llama-quantize's walk (layer,
+ * then name), of n_layer; n_dims 1 tensors stay f32. tied: the model has no output.weight. */
 int export_tensor_type(int ftype, const char *name, int n_dims, int64_t ne0, int layer, int n_layer, int tied);
 
 /* hone export gguf: model_or_adapter_dir (an adapter directory is merged into its base first)

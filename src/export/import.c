@@ -8,9 +8,69 @@
 #include "simd/ggml_quant.h"
 #include "base/util.h"
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Llama-3 RoPE scaling back from rope_freqs (one factor per frequency, as export writes it): the
+ * factors depend on (factor, low_freq_factor, high_freq_factor, original_max_position_embeddings)
+ * only through factor and two ratios, so low_freq_factor is taken as 1 (Meta's value) and the
+ * rest solved from the transitional factors (high_freq_factor 4 assumed when fewer than two);
+ * the solution must reproduce every factor within 1e-5 or the file is refused. */
+static void llama3_factors(float *out, int D, double theta, double factor, double lo, double hi, double old) {
+    for (int i = 0; i < D / 2; i++) {
+        float freq = (float)(1.0 / pow(theta, (double)(float)((float)(2 * i) / (float)D)));
+        double wl = 2 * M_PI / freq;
+        if (wl < old / hi) out[i] = 1.0f;
+        else if (wl > old / lo) out[i] = (float)factor;
+        else {
+            double s = (old / wl - lo) / (hi - lo);
+            out[i] = (float)(1.0 / ((1 - s) / factor + s));
+        }
+    }
+}
+
+static int llama3_params(json_t *o, const gguf_tensor *rf, int64_t D, double theta, const char *path, hone_error *err) {
+    if (rf->type != GGML_T_F32 || rf->n_dims != 1 || rf->ne[0] != D / 2 || D > 1024)
+        return hone_fail(err, "%s: tensor 'rope_freqs.weight' must be f32 of head_dim / 2 = %lld values", path, (long long)(D / 2));
+    float f[512], g[512];
+    memcpy(f, rf->data, sizeof(float) * (size_t)(D / 2));
+    double factor = 1;
+    for (int i = 0; i < D / 2; i++) factor = fmax(factor, f[i]);
+    /* s = (1/f - 1/factor) / (1 - 1/factor) = A * freq + B on the transitional frequencies */
+    double fr[2], sv[2];
+    int nt = 0;
+    for (int i = 0; i < D / 2 && nt < 2; i++)
+        if (f[i] > 1.0f && f[i] < (float)factor) {
+            fr[nt] = 1.0 / pow(theta, (double)(float)((float)(2 * i) / (float)D));
+            sv[nt++] = (1 / f[i] - 1 / factor) / (1 - 1 / factor);
+        }
+    double lo = 1, hi = 4, old = 8192;
+    if (nt == 2 && fr[0] != fr[1]) {
+        double A = (sv[0] - sv[1]) / (fr[0] - fr[1]), B = sv[0] - A * fr[0];
+        if (B < 0) { hi = 1 - 1 / B; old = A * 2 * M_PI * (hi - lo); }
+    } else if (nt == 1) {
+        double B = -lo / (hi - lo), A = (sv[0] - B) / fr[0];
+        old = A * 2 * M_PI * (hi - lo);
+    } else { /* no transition: any context between the two boundaries; the midpoint */
+        double wl_hi = 0, wl_lo = 1e300;
+        for (int i = 0; i < D / 2; i++) {
+            double wl = 2 * M_PI * pow(theta, (double)(float)((float)(2 * i) / (float)D));
+            if (f[i] == 1.0f) wl_hi = fmax(wl_hi, wl);
+            else wl_lo = fmin(wl_lo, wl);
+        }
+        old = wl_lo < 1e300 ? 0.5 * (wl_hi * hi + wl_lo * lo) : 8192;
+    }
+    old = round(old);
+    llama3_factors(g, (int)D, theta, factor, lo, hi, old);
+    for (int i = 0; i < D / 2; i++)
+        if (fabs(g[i] - f[i]) > 1e-5 * f[i])
+            return hone_fail(err, "%s: tensor 'rope_freqs.weight': factor %d (%g) is not one of Llama-3 RoPE scaling", path, i, f[i]);
+    json_object_set_new(o, "rope_scaling", json_pack("{s:s,s:f,s:f,s:f,s:i}", "rope_type", "llama3", "factor", factor, "low_freq_factor", lo,
+                                                     "high_freq_factor", hi, "original_max_position_embeddings", (int)old));
+    return 0;
+}
 
 /* config.json text for the file's architecture keys (model_config_parse validates it) */
 static char *config_json(const gguf_file *f, const char *path, const char *arch, hone_error *err) {
@@ -30,12 +90,9 @@ static char *config_json(const gguf_file *f, const char *path, const char *arch,
     const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
     if (!emb || emb->n_dims != 2) { hone_fail(err, "%s: tensor 'token_embd.weight' is missing or not a matrix", path); return NULL; }
     V = emb->ne[1];
-    if (gguf_find_tensor(f, "rope_freqs.weight")) {
-        hone_fail(err, "%s: tensor 'rope_freqs.weight' (Llama-3 RoPE scaling): its parameters cannot be recovered from the "
-                       "factors; import supports unscaled and linear RoPE", path);
-        return NULL;
-    }
     json_t *o = json_object();
+    const gguf_tensor *rf = gguf_find_tensor(f, "rope_freqs.weight");
+    if (rf && llama3_params(o, rf, D, theta, path, err) < 0) { json_decref(o); return NULL; }
     const char *archs = !strcmp(arch, "gemma") ? "GemmaForCausalLM" : !strcmp(arch, "qwen2") ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
     json_object_set_new(o, "architectures", json_pack("[s]", archs));
     json_object_set_new(o, "model_type", json_string(arch));
@@ -160,10 +217,10 @@ int import_gguf_model(hone_model *m, const char *path, hone_error *err) {
             }
         }
     }
-    if (used != f.n_tensors) {
+    if (used + (gguf_find_tensor(&f, "rope_freqs.weight") != NULL) != f.n_tensors) {
         for (uint64_t i = 0; i < f.n_tensors; i++) {
             const gguf_tensor *t = &f.t[i];
-            int known = 0;
+            int known = t->name.n == 17 && !memcmp(t->name.s, "rope_freqs.weight", 17);
             for (int j = 0; j < m->n_params && !known; j++) {
                 char gn[128];
                 const char *what;
