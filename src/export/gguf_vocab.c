@@ -143,7 +143,8 @@ int vocab_from_dir(gguf_vocab *v, const char *dir, const hone_model_config *c, h
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) return hone_fail(err, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    json_t *cfg = hone_file_exists(cpath) ? json_load_file(cpath, 0, &je) : json_object();
+    /* tokenizer_config.json may hold model_max_length 1e30 written as an integer */
+    json_t *cfg = hone_file_exists(cpath) ? json_load_file(cpath, JSON_DECODE_INT_AS_REAL, &je) : json_object();
     if (!cfg) { json_decref(root); return hone_fail(err, "%s:%d:%d: %s", cpath, je.line, je.column, je.text); }
     int rc = -1;
     json_t *model = json_object_get(root, "model"), *vocab = json_object_get(model, "vocab");

@@ -14,6 +14,11 @@
                                to f16/bf16/q8_0/q4_0/q4_k_m and keeps the sha256 and ggml type of
                                every tensor it writes;
                            into tests/fixtures/gguf/<model>.safetensors, which `make check` reads.
+  gguf_ref.py check MODEL_DIR [ADAPTER_DIR]   development check of a real model (e.g. stories260K
+                           after `hone sft`): exports it with bin's hone in every type, compares
+                           llama.cpp's logits on a text prompt with transformers' (fp32) and the greedy
+                           text of llama.cpp with `hone generate`'s; with an adapter, its gguf-lora
+                           applied by llama.cpp with --lora against the merged model's logits.
   gguf_ref.py tokenize DIR GGUF   compares llama.cpp's tokenization of the corpus with the
                            `tokenizers` library's for an exported tokenizer (development check).
 
@@ -166,9 +171,54 @@ def tokenize_check(d, g):
     bad = 0
     for t in texts:
         a = tok.encode(t, add_special_tokens=False).ids
-        b = llm.tokenize(t.encode(), add_bos=False, special=False)
+        b = llm.tokenize(t.encode(), add_bos=False, special=True)
         bad += a != b
     print(f"{d}: {len(texts) - bad}/{len(texts)} texts tokenized identically by llama.cpp and tokenizers")
+
+
+def check(model_dir, adapter=None, prompt="Once upon a time, Lily saw a big dog."):
+    import llama_cpp
+    import torch
+    import transformers
+    hone = os.path.join(ROOT, "hone")
+    tmp = "/tmp/hone-gguf-check"
+    os.makedirs(tmp, exist_ok=True)
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    ids = tok(prompt).input_ids
+    m = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    with torch.no_grad():
+        ref = m(torch.tensor([ids])).logits[0].numpy()
+    hone_text = subprocess.run([hone, "generate", model_dir, "--prompt", prompt, "--max-new-tokens", "24", "--temperature", "0"],
+                               capture_output=True, text=True).stdout.strip()
+    for t in TYPES:
+        g = os.path.join(tmp, f"model.{t}.gguf")
+        subprocess.run([hone, "export", "gguf", model_dir, g, "--type", t], check=True, capture_output=True)
+        llm = llama_cpp.Llama(model_path=g, n_ctx=128, logits_all=True, verbose=False, type_k=0, type_v=0, n_threads=1, flash_attn=False)
+        lt = llm.tokenize(prompt.encode(), add_bos=True)
+        llm.eval(ids)
+        lg = np.array(llm.scores[:len(ids)])
+        llm.reset()
+        out = llm(prompt, max_tokens=24, temperature=0.0, top_k=1, repeat_penalty=1.0)["choices"][0]["text"]
+        print(f"{t:7s} tokens {'same' if lt == ids else 'DIFFER'}; logits max rel vs transformers "
+              f"{np.abs(lg - ref).max() / np.abs(ref).max():.2e}; greedy text: {out!r}")
+        del llm
+    print(f"hone generate --greedy: {hone_text!r}")
+    if adapter:
+        base = json.load(open(os.path.join(adapter, "adapter_config.json")))["base_model_name_or_path"]
+        bg, lg_ = os.path.join(tmp, "base.f32.gguf"), os.path.join(tmp, "adapter.gguf")
+        subprocess.run([hone, "export", "gguf", base, bg, "--type", "f32"], check=True, capture_output=True)
+        subprocess.run([hone, "export", "gguf-lora", adapter, lg_], check=True, capture_output=True)
+        merged = os.path.join(tmp, "merged")
+        subprocess.run(["rm", "-rf", merged])
+        subprocess.run([hone, "merge", adapter, merged], check=True, capture_output=True)
+        mm = transformers.AutoModelForCausalLM.from_pretrained(merged, torch_dtype=torch.float32)
+        with torch.no_grad():
+            mref = mm(torch.tensor([ids])).logits[0].numpy()
+        llm = llama_cpp.Llama(model_path=bg, lora_path=lg_, n_ctx=128, logits_all=True, verbose=False, type_k=0, type_v=0,
+                              n_threads=1, flash_attn=False)
+        llm.eval(ids)
+        lg = np.array(llm.scores[:len(ids)])
+        print(f"lora: llama.cpp base + --lora vs merged model (transformers) logits max rel {np.abs(lg - mref).max() / np.abs(mref).max():.2e}")
 
 
 if __name__ == "__main__":
@@ -177,5 +227,7 @@ if __name__ == "__main__":
         tokenizers_fixture()
     elif sys.argv[1] == "fixtures":
         fixtures(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hone-gguf-keep")
+    elif sys.argv[1] == "check":
+        check(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     elif sys.argv[1] == "tokenize":
         tokenize_check(sys.argv[2], sys.argv[3])
