@@ -4,6 +4,7 @@
  * HONE_ISA forces a path (an ISA the machine cannot run is refused). */
 #include "config.h"
 #include "simd/kernels.h"
+#include "simd/ggml_quant.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -52,10 +53,12 @@ int kernels_cpu_has(const char *isa) {
 int kernels_get(const char *isa, hone_kernels *t) {
     memset(t, 0, sizeof *t);
     kernels_fill_scalar(t);
+    ggml_quant_fill_scalar(t);
     if (!strcmp(isa, "scalar")) return 0;
     if (!kernels_cpu_has(isa)) return -1;
 #if HONE_HAVE_AVX2 && defined(__x86_64__)
     if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); quant_fill_avx2(t); return 0; }
+    if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); ggml_quant_fill_avx2(t); return 0; }
 #endif
 #if HONE_HAVE_AVX512 && defined(__x86_64__)
     if (!strcmp(isa, "avx512")) {
@@ -63,6 +66,8 @@ int kernels_get(const char *isa, hone_kernels *t) {
         kernels_fill_avx512(t);
         quant_fill_avx2(t);
         quant_fill_avx512(t);
+        ggml_quant_fill_avx2(t);
+        ggml_quant_fill_avx512(t);
         if (!kernels_cpu_has("avx512bf16")) t->probe_dot_bf16 = NULL, t->probe_bf16_unit = NULL;
         return 0;
     }

@@ -114,6 +114,10 @@ typedef struct hone_kernels {
      * dequant_int8_f32: dst[k] = ((float)q[k] * s) * (float)(1 / 127). */
     void (*dequant_4bit_f32)(float *dst, const uint8_t *packed, size_t i0, int n, const float *code, const float *scale);
     void (*dequant_int8_f32)(float *dst, const int8_t *q, int n, float s);
+    /* --- GGML block quantisers (simd/ggml_quant.h; GGUF export): nb blocks of 32 values
+     * of x into y, byte-identical to llama.cpp's quantize_row_q8_0_ref / q4_0_ref */
+    void (*quant_q8_0)(const float *x, void *y, int64_t nb);
+    void (*quant_q4_0)(const float *x, void *y, int64_t nb);
 
     /* --- register-only peak probes (hone info, bench_gemm; never on the training
      * path): iters iterations of HONE_PROBE_CHAINS independent chains that touch no

@@ -23,6 +23,8 @@ static const command commands[] = {
     {"chat", cmd_chat, "talk with a model interactively (chat template, history, streaming)"},
     {"compare", cmd_compare, "answer the same prompts with several models, side by side (Markdown + HTML)"},
     {"merge", cmd_merge, "fold a LoRA adapter directory into its base model (PEFT merge_and_unload) as a HF directory"},
+    {"export", cmd_export, "write a model (or LoRA adapter) as a GGUF file for llama.cpp / ollama (f32 ... q4_k_m)"},
+    {"import", cmd_import, "read a GGUF file (llama, gemma, qwen2) back into a HF model directory"},
     {"eval", cmd_eval, "preference accuracy and reward margin on held-out pairs; perplexity on text"},
     {"report", cmd_report, "one self-contained HTML page of runs and experiments: charts, ranked trials, manifests"},
 };
