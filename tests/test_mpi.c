@@ -72,24 +72,10 @@ static const char *setup(void) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     unsetenv("HONE_CPUSET");
     const char *r = test_tmpdir("mpi");
-    char model[512], p[512], log[512];
+    char model[512], p[512];
     snprintf(model, sizeof model, "%s/model", r);
-    snprintf(log, sizeof log, "%s/convert.log", r);
-    if (test_run_hone(log, 60, "convert", "llama2c", bin, model, "--tokenizer", spm, NULL) != 0) { CHECK(0, "hone convert failed"); return NULL; }
-    const char *names[] = {"Tom", "Lily", "Ben", "Sara", "Max", "Mia", "Sam", "Anna", "Tim", "Lucy", "Jack", "Emma"};
-    const char *things[] = {"a red ball", "a big dog", "a little cat", "a shiny stone", "a blue car", "a tall tree", "a happy bird", "a small boat"};
-    snprintf(p, sizeof p, "%s/sft.jsonl", r);
-    FILE *f = fopen(p, "w");
-    for (int i = 0; i < 48; i++)
-        fprintf(f, "{\"prompt\": \"%s saw %s.\", \"completion\": \" %s was very happy and played with it all day.\"}\n", names[i % 12],
-                things[i % 8], names[i % 12]);
-    fclose(f);
-    snprintf(p, sizeof p, "%s/dpo.jsonl", r);
-    f = fopen(p, "w");
-    for (int i = 0; i < 48; i++)
-        fprintf(f, "{\"prompt\": \"%s found %s.\", \"chosen\": \" %s was happy.\", \"rejected\": \" The %s ate the sun.\"}\n", names[i % 12],
-                things[(i * 5) % 8], names[i % 12], things[(i * 3) % 8] + 2);
-    fclose(f);
+    if (test_convert_stories(r, bin, spm) < 0) { CHECK(0, "hone convert failed"); return NULL; }
+    test_story_data(r, 48, 48, 48);
     snprintf(p, sizeof p, "%s/sft.yaml", r);
     char y[1024];
     snprintf(y, sizeof y,
