@@ -15,7 +15,8 @@
  *   3. LoRA SFT, and DPO with every reference mode (live reference model, precomputed
  *      reference log-probs, two-row layout instead of the shared prompt, LoRA with the
  *      adapters-off reference): 2 ranks against 1 process as in 1. (LoRA adapters within 1e-4:
- *      lora_B starts at zero, so its AdamW steps are all sign-like);
+ *      lora_B starts at zero, so its AdamW steps are all sign-like); the DPO runs evaluate 12
+ *      held-out pairs (3 batches shared out between the ranks) and eval_loss is compared too;
  *   4. a 3-trial grid search under 2 ranks ranks the trials as one process does, with the same
  *      metric values (each trial is a single-process run);
  *   5. `mpirun -np 2 hone info` lists both ranks' placements.
@@ -85,7 +86,8 @@ static const char *setup(void) {
     snprintf(p, sizeof p, "%s/dpo.yaml", r);
     snprintf(y, sizeof y,
              "model_name_or_path: %s\nlearning_rate: 1.0e-3\nbeta: 0.1\nmax_steps: 3\nper_device_train_batch_size: 2\n"
-             "max_length: 48\nlogging_steps: 1\nthreads: 1\nseed: 5\ndatasets:\n  - path: %s/dpo.jsonl\n", model, r);
+             "max_length: 48\nlogging_steps: 1\nthreads: 1\nseed: 5\ntest_size: 0.25\neval_strategy: steps\neval_steps: 3\n"
+             "per_device_eval_batch_size: 4\ndatasets:\n  - path: %s/dpo.jsonl\n", model, r);
     write_file(p, y);
     snprintf(g_root, sizeof g_root, "%s", r);
     return g_root;

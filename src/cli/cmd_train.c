@@ -7,6 +7,7 @@
 #include "simd/kernels.h"
 #include "train/manifest.h"
 #include "train/pipeline.h"
+#include "train/parallel.h"
 #include "train/rundir.h"
 #include "base/threads.h"
 #include "base/util.h"
@@ -70,13 +71,15 @@ static void intervals(const hone_train_config *cfg, long total, long n_eval, lon
     if (!eval_on) *eval_on_start = 0;
 }
 
-/* ", 2 MPI ranks x accum 2 = 4 micro-batches per step, zero_stage 1" for the start line */
-static const char *dp_note(const hone_train_config *cfg) {
-    static char note[160];
+/* "; 2 MPI ranks x ... zero_stage 1, reduces 12.3 MB per rank per step" for the start line */
+static const char *dp_note(const hone_train_config *cfg, const hone_trainer *t) {
+    static char note[200];
     note[0] = 0;
-    if (dist_size() > 1)
-        snprintf(note, sizeof note, "; %d MPI ranks x gradient_accumulation_steps %d = %d micro-batches per step, zero_stage %d", dist_size(),
-                 cfg->gradient_accumulation_steps, dist_size() * cfg->gradient_accumulation_steps, cfg->zero_stage);
+    if (dist_size() > 1 && t->dp)
+        snprintf(note, sizeof note,
+                 "; %d MPI ranks x gradient_accumulation_steps %d = %d micro-batches per step, zero_stage %d, reduces %.1f MB per rank "
+                 "per step", dist_size(), cfg->gradient_accumulation_steps, dist_size() * cfg->gradient_accumulation_steps, cfg->zero_stage,
+                 t->dp->bytes_reduced / 1e6);
     return note;
 }
 
@@ -121,7 +124,7 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     if (rc == 0) rc = pipeline_resume(t, rd->resume, NULL, 0, err);
     if (rc == 0) {
         fprintf(stderr, "sft: %ld training rows (%ld examples), %ld eval examples, %ld steps, %d thread(s), isa %s%s\n", rows, ntr, nev,
-                total, threads_count(), hone_kt.isa, dp_note(cfg));
+                total, threads_count(), hone_kt.isa, dp_note(cfg, t));
         rc = sft_train(t, &o, train, ntr, eval, nev, err);
     }
     pipeline_free_examples(train, ntr);
@@ -217,7 +220,7 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     fprintf(stderr, "dpo: %ld training pairs, %ld eval pairs, %ld steps, %s layout, reference %s, %d thread(s), isa %s%s\n", ntr, nev,
             total, o.shared_prompt ? "shared-prompt" : "two-row",
             cfg->reference_free ? "none" : have_refs ? "precomputed" : have_ref == 2 ? "policy with adapters off" : "model",
-            threads_count(), hone_kt.isa, dp_note(cfg));
+            threads_count(), hone_kt.isa, dp_note(cfg, t));
     rc = dpo_train(t, have_ref ? &ref : NULL, &o, train, ntr, have_refs ? &rtr : NULL, eval, nev, have_refs ? &rev : NULL, err);
 out:
     if (have_ref == 1) model_free(&ref);

@@ -342,6 +342,7 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     for (long r0 = 0; r0 < n && !rc; r0 += bs) {
         int nb = (int)(n - r0 < bs ? n - r0 : bs);
         if (nb < bs && o->drop_last) break;
+        if ((r0 / bs) % dist_size() != dist_rank()) continue; /* under mpirun: batch i on rank i mod N */
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         rc = dpo_micro_batch(&ws, m, NULL, ref, o, &st, pairs, idx, nb, refs, 1.0f, &r, err);
         if (rc) break;
@@ -351,6 +352,13 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
         rows += nb;
         nb_total++;
     }
+    /* every rank's batches, added in rank order (rank 0 holds batch 0, so its k is the list's) */
+    double part[27];
+    memcpy(part, sum, sizeof sum);
+    part[24] = loss, part[25] = (double)rows, part[26] = (double)nb_total;
+    dist_sum_f64(part, 27);
+    memcpy(sum, part, sizeof sum);
+    loss = part[24], rows = (long)part[25], nb_total = (long)part[26];
     memset(res, 0, sizeof *res);
     if (!rc && nb_total) {
         /* the metrics: plain averages over eval batches (TRL's _metrics); the loss: the

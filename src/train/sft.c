@@ -321,6 +321,7 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
     for (long r0 = 0; r0 < R.n; r0 += bs) {
         int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
         if (nb < bs && o->drop_last) break;
+        if ((r0 / bs) % dist_size() != dist_rank()) continue; /* under mpirun: batch i on rank i mod N */
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id, sft_flat(o, o->eval_packing ? o->eval_packing > 0 : o->packing),
                        o->pad_to_multiple_of);
@@ -336,6 +337,9 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
         batches++;
     }
     free(idx);
+    double part[5] = {loss_rows, acc_sum, ent_sum, (double)rows, (double)batches};
+    dist_sum_f64(part, 5); /* every rank's batches, added in rank order */
+    loss_rows = part[0], acc_sum = part[1], ent_sum = part[2], rows = (long)part[3], batches = (long)part[4];
     *loss = rows ? loss_rows / rows : NAN;
     *acc = batches ? acc_sum / batches : NAN;
     if (entropy) *entropy = batches ? ent_sum / batches : NAN;
