@@ -2,6 +2,7 @@
  * Only this file exits the process; commands return a status. */
 #include "config.h"
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +44,9 @@ int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) { printf("hone %s\n", HONE_VERSION); return 0; }
+    /* under mpirun / srun: this process is one rank of a job (dist/dist.h) */
+    hone_error err = {{0}};
+    if (dist_init(&err) < 0) { fprintf(stderr, "hone: %s\n", err.msg); return 1; }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "hone: unknown command '%s' (see hone --help)\n", argv[1]);

@@ -373,7 +373,9 @@ void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone
             layer_forward(m, a, b, l, la, a->dln);
         }
         layer_backward(m, a, b, l, la, g);
+        if (a->layer_done) a->layer_done(a->layer_done_ctx, l);
     }
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
     be->embedding_backward(m->w.lora_embed && !a->lora_off ? g->lora_embed : g->embed, a->dx, b->tokens, N, C, scale);
+    if (a->layer_done) a->layer_done(a->layer_done_ctx, -1);
 }

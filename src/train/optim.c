@@ -239,6 +239,11 @@ static void update_8bit(hone_adamw *o, const hone_param *params, int n_params, f
 }
 
 void adamw_update(hone_adamw *o, const hone_param *params, int n_params, float *data, const float *g, double lr, float gscale) {
+    adamw_update_range(o, params, n_params, data, g, lr, gscale, 0, (size_t)-1);
+}
+
+void adamw_update_range(hone_adamw *o, const hone_param *params, int n_params, float *data, const float *g, double lr, float gscale,
+                        size_t lo, size_t hi) {
     o->step++;
     if (o->kind == HONE_OPTIM_ADAMW_8BIT) { update_8bit(o, params, n_params, data, g, lr, gscale); return; }
     float bc1 = (float)(1.0 - pow(o->b1, (double)o->step)), bc2 = (float)(1.0 - pow(o->b2, (double)o->step));
@@ -246,12 +251,14 @@ void adamw_update(hone_adamw *o, const hone_param *params, int n_params, float *
     for (int i = 0; i < n_params; i++) {
         const hone_param *p = &params[i];
         float wd = p->no_decay ? 0.f : (float)o->wd;
-        size_t n = p->numel;
-        /* fixed blocks: element-wise, so any split gives the same bits */
+        size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+        if (b <= a) continue;
+        size_t n = b - a;
+        /* fixed blocks: element-wise, so any split (a ZeRO shard's too) gives the same bits */
 #pragma omp parallel for schedule(static)
         for (size_t s = 0; s < n; s += BLOCK) {
-            size_t e = s + BLOCK < n ? s + BLOCK : n, off = p->offset + s;
-            hone_kt.adamw(data + off, g + off, o->m + off, o->v + off, e - s, (float)lr, (float)o->b1, (float)o->b2,
+            size_t e = s + BLOCK < n ? s + BLOCK : n, off = a + s;
+            hone_kt.adamw(data + off, g + off, o->m + (off - lo), o->v + (off - lo), e - s, (float)lr, (float)o->b1, (float)o->b2,
                           (float)o->eps, wd, bc1, bc2, gscale);
         }
     }

@@ -51,6 +51,10 @@ int adamw_8bit_eligible(const hone_param *p);
 /* One update of the n_params tensors of params (offsets into data, g and the moments) with
  * gradient g, after scaling g by gscale. Tensors marked no_decay get no weight decay. */
 void adamw_update(hone_adamw *o, const hone_param *params, int n_params, float *data, const float *g, double lr, float gscale);
+/* The same over the floats [lo, hi) of the tensors only, with moments m, v holding just that
+ * range (m[0] is float lo): a ZeRO-1 shard. Element-wise, so the same bits as adamw_update. */
+void adamw_update_range(hone_adamw *o, const hone_param *params, int n_params, float *data, const float *g, double lr, float gscale,
+                        size_t lo, size_t hi);
 
 /* bitsandbytes' create_dynamic_map(signed) (sorted, 256 entries). */
 void optim_dynamic_map(float code[256], int is_signed);

@@ -468,8 +468,9 @@ long pipeline_warmup(const hone_train_config *cfg, long total) {
 int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total, hone_trainer *t, hone_error *err) {
     int sched = sched_from_name(cfg->lr_scheduler_type, err);
     if (sched < 0) return -1;
-    if (trainer_init(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
-                     cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
+    if (trainer_init_dp(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
+                        cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, cfg->zero_stage,
+                        err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
     if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
@@ -481,7 +482,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
     t->greater_is_better = cfg->greater_is_better >= 0 ? cfg->greater_is_better : !(ml >= 4 && !strcmp(mb + ml - 4, "loss"));
     t->load_best = cfg->load_best_model_at_end;
     snprintf(t->save_dtype, sizeof t->save_dtype, "%s", cfg->save_dtype ? cfg->save_dtype : "float32");
-    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0]) {
+    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0] && t->rank == 0) {
         /* transformers' TensorBoardCallback: logging_dir, else $TENSORBOARD_LOGGING_DIR, else output_dir/runs/<time>_<host> */
         char dir[4096];
         const char *env = getenv("TENSORBOARD_LOGGING_DIR");

@@ -89,6 +89,7 @@ static const key_def keys[] = {
     K(overwrite_output_dir, T_BOOL, K_ALL),
     K(seed, T_LONG, K_ALL),
     K(threads, T_INT, K_ALL),
+    K(zero_stage, T_INT, K_ALL),
     K(learning_rate, T_F64, K_ALL),
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
     K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
@@ -395,6 +396,7 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
  * and again by config_validate (for values set in code). */
 static const struct { const char *key; double min; int strict; const char *rule; } ranges[] = {
     {"threads", 0, 0, ">= 0 (0 = all cores)"},
+    {"zero_stage", 0, 0, "0 or 1"},
     {"learning_rate", 0, 0, ">= 0"},
     {"lora_r", 0, 1, "> 0"},
     {"lora_dropout", 0, 0, ">= 0"},
@@ -968,6 +970,8 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->per_device_train_batch_size < 1 || c->per_device_eval_batch_size < 1)
         return hone_fail(err, "%s: per_device_*_batch_size must be >= 1", src);
     if (c->gradient_accumulation_steps < 1) return hone_fail(err, "%s: gradient_accumulation_steps must be >= 1", src);
+    if (c->zero_stage != 0 && c->zero_stage != 1)
+        return hone_fail(err, "%s: zero_stage must be 0 or 1 (stage 1 shards the AdamW moments over the MPI ranks), got %d", src, c->zero_stage);
     for (size_t i = 0; i < N_KEYS; i++) {
         const char *rule = keys[i].kinds & (c->kind == HONE_DPO ? K_DPO : K_SFT) ? range_broken(c, &keys[i]) : NULL;
         if (rule) return hone_fail(err, "%s: %s must be %s, got %g", src, keys[i].name, rule, key_number(c, &keys[i]));

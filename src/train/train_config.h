@@ -35,6 +35,7 @@ typedef struct hone_train_config {
     int overwrite_output_dir;    /* 0; 1: a fresh run may replace the checkpoints of an earlier one */
     long seed;                   /* 42 */
     int threads;                 /* 0 = all cores (HONE_THREADS / hwloc) */
+    int zero_stage;              /* under mpirun: 0 every rank keeps all AdamW moments, 1 each its shard */
 
     /* optimisation */
     double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
