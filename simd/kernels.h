@@ -156,7 +156,8 @@ extern hone_kernels hone_kt;
 int kernels_init(void);
 
 /* What the CPU and OS support (independent of what was chosen). */
-int kernels_cpu_has(const char *isa); /* also "avx512bf16" (CPUID.(7,1):EAX bit 5) */
+int kernels_cpu_has(const char *isa); /* also "avx512bf16" (CPUID.(7,1):EAX bit 5) and "amx-bf16" (CPUID, XCR0,
+                                       * arch_prctl granting the tiles: reported by hone info; no AMX kernel yet) */
 /* Fills *t with the kernels of one ISA (scalar entries where the ISA has none).
  * Returns -1 if that ISA is not built or not supported here. Used by tests. */
 int kernels_get(const char *isa, hone_kernels *t);

@@ -23,7 +23,7 @@ typedef struct hone_train_config {
     int kind;                    /* HONE_SFT or HONE_DPO */
     char *source;                /* the YAML path it was loaded from, or NULL */
     char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
-                                    (report_to, run_name, bf16: false, ...): print them in the log */
+                                    (report_to, run_name, fp16: false, ...): print them in the log */
     int n_ignored;
     int search_blocks;           /* the file has searcher: / hyperparameters: blocks: a search
                                     (train/search.h reads them; a trial run ignores them) */
@@ -54,6 +54,8 @@ typedef struct hone_train_config {
     double weight_decay;         /* 0.0 */
     double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
     int gradient_checkpointing;  /* 1 (TRL's default) */
+    int bf16;                    /* 0; 1: bf16 matrix products, fp32 accumulation, master weights and optimizer
+                                  * (TRL's bf16=True, torch CPU autocast; backend_cpu_bf16) */
 
     /* data order (transformers' TrainingArguments, TRL's SFTConfig) */
     char *train_sampling_strategy; /* random (default: reshuffled each epoch) | sequential (file order) */
