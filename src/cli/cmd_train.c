@@ -195,6 +195,7 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
         const char *rp = cfg->ref_model_name_or_path ? cfg->ref_model_name_or_path : cfg->model_name_or_path;
         if ((rc = model_load_merged(&ref, rp, 1, err)) < 0) { hone_fail_prefix(err, "ref_model_name_or_path"); goto out; }
         if (ref.cfg.vocab_size < p->model.cfg.vocab_size && (rc = model_resize_vocab(&ref, p->model.cfg.vocab_size, err)) < 0) goto out;
+        ref.be = p->model.be; /* bf16: true runs the reference under autocast too, as TRL */
         have_ref = 1;
     }
     if (have_ref && !cfg->reference_free) {

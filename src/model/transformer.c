@@ -303,6 +303,7 @@ double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const 
         const int32_t *rows = a->rows + r0;
         be->gather_rows(a->head_x, a->xf, rows, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, a->head_logits, V);
+        if (be->round_bf16) be->round_bf16(a->head_logits, (size_t)nc * V); /* autocast: lm_head's output is bf16 */
         be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
                     a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL, &a->head_loss,
                     a->tok_loss);
@@ -324,6 +325,7 @@ void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots,
         int nc = n - r0 < a->head_chunk ? n - r0 : a->head_chunk;
         be->gather_rows(a->head_x, a->xf, slots + r0, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, out + (size_t)r0 * V, V);
+        if (be->round_bf16) be->round_bf16(out + (size_t)r0 * V, (size_t)nc * V);
     }
 }
 

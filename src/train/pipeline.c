@@ -2,6 +2,7 @@
 #include "train/pipeline.h"
 #include "base/util.h"
 #include "model/qweight.h"
+#include "simd/kernels.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -175,6 +176,13 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
     }
     if (setup_lora(p, cfg, adapter, err) < 0) { pipeline_free(p); return -1; }
     report_lora(p);
+    if (cfg->bf16) {
+        /* TRL's bf16=True on CPU: autocast's bf16 matrix products over fp32 weights */
+        char why[256];
+        kernels_select_bf16(&hone_kt, why, sizeof why);
+        p->model.be = backend_cpu_bf16();
+        fprintf(stderr, "bf16: matrix products on %s; weights, gradients, optimizer, norms, softmax and losses in fp32\n", why);
+    }
     /* the tokenizer as trained (maybe extended) is what checkpoints carry */
     const char *out = cfg->output_dir ? cfg->output_dir : ".";
     snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", out, (int)getpid());

@@ -112,6 +112,7 @@ static const key_def keys[] = {
     K(adam_epsilon, T_F64, K_ALL),
     K(gradient_checkpointing, T_BOOL, K_ALL),
     KC(optim, T_ENUM, K_ALL, optim_choices),
+    K(bf16, T_BOOL, K_ALL),
     KC(train_sampling_strategy, T_ENUM, K_ALL, sampling_choices),
     K(data_seed, T_OPT_LONG, K_ALL),
     K(dataloader_drop_last, T_BOOL, K_ALL),
@@ -693,7 +694,7 @@ static const struct { const char *name, *value; } compat_keys[] = {
     {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
     {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
     {"disable_tqdm", NULL}, {"do_train", NULL}, {"do_eval", NULL},
-    {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL},
+    {"log_level", NULL}, {"fp16", "false"}, {"tf32", NULL},
     {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
     {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
     {"disable_dropout", "true"}, {"trust_remote_code", "false"},
@@ -911,7 +912,7 @@ int config_load(hone_train_config *c, const char *path, int kind, hone_error *er
 int config_set(hone_train_config *c, const char *key, const char *value, hone_error *err) {
     char w[512];
     snprintf(w, sizeof w, "--set %s", key);
-    /* the keys a file accepts, the ignorable TRL ones included (bf16=false) */
+    /* the keys a file accepts, the ignorable TRL ones included (fp16=false) */
     int compat = is_compat_key(key);
     const key_def *kd = compat ? NULL : find_key(key, c->kind, "--set", err);
     if (!compat && !kd) return -1;

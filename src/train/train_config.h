@@ -23,7 +23,7 @@ typedef struct hone_train_config {
     int kind;                    /* HONE_SFT or HONE_DPO */
     char *source;                /* the YAML path it was loaded from, or NULL */
     char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
-                                    (report_to, run_name, bf16: false, ...): print them in the log */
+                                    (report_to, run_name, fp16: false, ...): print them in the log */
     int n_ignored;
     int search_blocks;           /* the file has searcher: / hyperparameters: blocks: a search
                                     (train/search.h reads them; a trial run ignores them) */
@@ -57,6 +57,8 @@ typedef struct hone_train_config {
     int gradient_checkpointing;  /* 1 (TRL's default) */
     char *optim;                 /* adamw_torch (default; also _fused, adamw_hf, paged_adamw_32bit) |
                                     adamw_8bit (also adamw_bnb_8bit, paged_adamw_8bit): bitsandbytes' 8-bit AdamW */
+    int bf16;                    /* 0; 1: bf16 matrix products, fp32 accumulation, master weights and optimizer
+                                  * (TRL's bf16=True, torch CPU autocast; backend_cpu_bf16) */
 
     /* data order (transformers' TrainingArguments, TRL's SFTConfig) */
     char *train_sampling_strategy; /* random (default: reshuffled each epoch) | sequential (file order) */
