@@ -363,7 +363,7 @@ static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
     st_entry *e = calloc(4 * n + 1, sizeof(st_entry));
     char **names = calloc(4 * n + 1, sizeof(char *));
     if (!e || !names) rc = hone_fail(err, "out of memory");
-    else k = optimizer_entries(t, e, names);
+    else if (whole) k = optimizer_entries(t, e, names);
     char path[4096];
     hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
     if (rc == 0 && whole) rc = st_write(path, e, k, ST_F32, t->opt.kind == HONE_OPTIM_ADAMW_8BIT ? "{\"optim\": \"adamw_8bit\"}" : NULL, err);
