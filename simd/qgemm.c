@@ -1,13 +1,14 @@
 /* simd/qgemm.c — products with a held weight (simd/quant.h): Y = X W^T (forward) and
  * dX = dY W (input gradient) with W bf16, int8, NF4 or FP4.
  *
- * W is never expanded whole: a panel of it (about 4 MB of fp32: whole rows of W for the
- * forward, whole columns for dX) is dequantised into a per-thread buffer, then the
- * table's fp32 GEMM runs on the panel. The GEMM's summation order over K depends on K
+ * W is never expanded beyond a fixed panel: at most 4M floats (16 MB; whole rows of W for the
+ * forward, whole columns for dX; a smaller weight fits in one) are dequantised into a
+ * per-thread buffer, then the table's fp32 GEMM runs on the panel. Each panel repacks the
+ * other operand, so panels are as large as that bound allows (measured, bench_qgemm, 2048x8192
+ * at N 512: 4 MB panels 1.8x the fp32 GEMM's time, 16 MB panels 1.3x). The GEMM's summation order over K depends on K
  * and the cache sizes only, never on N or the column range of C (simd/gemm.h), so each
  * output is bitwise the fp32 GEMM of the fully dequantised weight, at any thread count.
- * The panel pass costs one write and one read of 4 MB per panel next to the panel's
- * 2 * N * 1M flops. */
+ * The panel pass costs one write and one read of the panel next to its 2 * N * 4M flops. */
 #include "simd/quant.h"
 #include "simd/kernels.h"
 #include <pthread.h>
@@ -16,7 +17,7 @@
 #include <omp.h>
 #endif
 
-#define PANEL_FLOATS ((size_t)1 << 20)
+#define PANEL_FLOATS ((size_t)1 << 22) /* 16 MB */
 
 /* the caller thread's panel buffer: grown to the largest panel met (the first step of a
  * training loop), freed when the thread exits */

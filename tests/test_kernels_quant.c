@@ -96,7 +96,9 @@ static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta)
 
 static void test_qgemm(void) {
     if (kernels_get(cur_isa, &hone_kt) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
-    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1030}};
+    /* the last two are above qgemm's 4M-float panel: several panels each way */
+    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1030},
+                                    {3, 4100, 1030}, {4, 1030, 4100}};
     for (int t = HONE_Q_F32; t < HONE_Q_NTYPES; t++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             for (int nested = 0; nested < (t >= HONE_Q_NF4 ? 2 : 1); nested++)

@@ -78,6 +78,7 @@ int qweight_load_tensor(hone_model *m, const hone_param *p, const st_file *f, co
                 if ((src[j] & 0x7f80) == 0x7f80)
                     return hone_fail(err, "%s: tensor '%s' holds a non-finite value at index %zu", f->path, t->name, j);
         memcpy(q->data, src, p->numel * 2);
+        if (f->owns_map) hone_release_pages(src, p->numel * 2); /* as st_read_f32 does: the file's pages go */
         return 0;
     }
     float *x = hone_alloc(sizeof(float) * p->numel, err);
