@@ -1,6 +1,7 @@
 /* train/pipeline.c — configuration-driven setup shared by sft and dpo (pipeline.h). */
 #include "train/pipeline.h"
 #include "base/util.h"
+#include "model/qweight.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -72,6 +73,18 @@ void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
     }
 }
 
+/* What the frozen base's decoder linears are held in (model/qweight.h; HONE_Q_F32: fp32) for a
+ * base whose tensors are stored as `stored`: load_in_4bit / load_in_8bit, else base_dtype (auto:
+ * bf16 when the checkpoint is bf16, a lossless hold). Only LoRA runs hold anything. */
+int pipeline_held_type(const hone_train_config *cfg, const char *stored) {
+    if (!cfg->use_peft) return HONE_Q_F32;
+    if (cfg->load_in_4bit) return !strcmp(cfg->bnb_4bit_quant_type, "fp4") ? HONE_Q_FP4 : HONE_Q_NF4;
+    if (cfg->load_in_8bit) return HONE_Q_INT8;
+    if (!strcmp(cfg->base_dtype, "bfloat16")) return HONE_Q_BF16;
+    if (!strcmp(cfg->base_dtype, "auto") && !strcmp(stored, "bfloat16")) return HONE_Q_BF16;
+    return HONE_Q_F32;
+}
+
 /* the base and adapters of a LoRA run, after the vocabulary is final */
 static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapter, hone_error *err) {
     const char *dir = cfg->model_name_or_path;
@@ -89,6 +102,9 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
         int rc = lora_merge(&p->model, &p->lora, err);
         lora_free(&p->lora);
         if (rc < 0) return hone_fail_prefix(err, "model_name_or_path %s", dir);
+        /* the merged base is held only now (a held base cannot take a merge) */
+        if (model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
+            return hone_fail_prefix(err, "model_name_or_path %s", dir);
     }
     if (!cfg->use_peft) return 0;
     hone_lora_config lc;
@@ -114,9 +130,14 @@ static void report_lora(const hone_pipeline *p) {
         if (lo->cfg.targets >> i & 1) snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%s", mods[0] ? "," : "", lora_module_name(i));
     size_t n = 0;
     for (int i = 0; i < lo->n_params; i++) n += lo->params[i].numel;
+    size_t total = model_config_num_params(&p->model.cfg);
     fprintf(stderr, "lora: r %d, alpha %g (scale %g%s) on %s%s%s; %zu trainable of %zu parameters (%.2f%%), base frozen\n", lo->cfg.r,
             lo->cfg.alpha, lo->scale, lo->cfg.rslora ? ", rslora" : "", mods[0] ? mods : "no linear", lo->embed ? " + embed_tokens" : "",
-            lo->lm_head ? " + lm_head" : "", n, p->model.num_floats, 100.0 * n / (double)p->model.num_floats);
+            lo->lm_head ? " + lm_head" : "", n, total, 100.0 * n / (double)total);
+    if (p->model.held) /* compute stays fp32 on the CPU: bnb_4bit_compute_dtype only names what PyTorch would use */
+        fprintf(stderr, "lora: base linears held as %s%s: %.1f MB (fp32: %.1f MB), weights %.1f MB in all; compute in fp32\n",
+                quant_type_name(p->model.held), p->model.held_nested ? " (nested absmax)" : "", model_held_bytes(&p->model) / 1e6,
+                (double)(total - p->model.num_floats) * 4 / 1e6, model_weight_bytes(&p->model) / 1e6);
 }
 
 int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
@@ -133,7 +154,18 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         hone_path_join(tp, sizeof tp, dir, "tokenizer_config.json");
         if (!hone_file_exists(tp)) tdir = p->model_dir;
     }
-    if (model_load_merged(&p->model, p->model_dir, 1, err) < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
+    /* a held base streams from a plain checkpoint (each linear converted as it is read); a base
+     * that must first take adapters is loaded in fp32, then held (setup_lora when it merges) */
+    char stored[16];
+    model_dir_dtype(p->model_dir, stored, sizeof stored);
+    int held = pipeline_held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
+    int stream = held && !lora_is_adapter_dir(p->model_dir) && !(adapter && cfg->use_peft);
+    int lrc = stream ? model_load_held(&p->model, p->model_dir, 1, held, nested, err) : model_load_merged(&p->model, p->model_dir, 1, err);
+    if (lrc == 0 && held && !stream && !(adapter && cfg->use_peft)) {
+        lrc = model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), nested, err);
+        if (lrc < 0) model_free(&p->model);
+    }
+    if (lrc < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
     if (tokenizer_load(&p->tok, tdir, err) < 0) { model_free(&p->model); return hone_fail_prefix(err, "model_name_or_path"); }
     if (cfg->add_chat_tokens) {
         const char *toks[2] = {"<|im_start|>", "<|im_end|>"};

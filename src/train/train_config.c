@@ -69,6 +69,9 @@ static const char *const lora_bias_choices[] = {"none", NULL};
  * update on CPU) and bitsandbytes' 8-bit AdamW (paged or not: the same on CPU) */
 static const char *const optim_choices[] = {"adamw_torch", "adamw_torch_fused", "adamw_hf", "paged_adamw_32bit", "adamw_bnb_8bit",
                                             "adamw_8bit", "paged_adamw_8bit", NULL};
+static const char *const quant_type_choices[] = {"nf4", "fp4", NULL};
+static const char *const compute_dtype_choices[] = {"float32", "bfloat16", NULL};
+static const char *const base_dtype_choices[] = {"auto", "float32", "bfloat16", NULL};
 static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
 
 #define F(field) offsetof(hone_train_config, field)
@@ -171,6 +174,12 @@ static const key_def keys[] = {
     KC(init_lora_weights, T_ENUM, K_ALL, lora_init_choices),
     KC(lora_bias, T_ENUM, K_ALL, lora_bias_choices),
     K(use_dora, T_BOOL, K_ALL),
+    K(load_in_4bit, T_BOOL, K_ALL),
+    K(load_in_8bit, T_BOOL, K_ALL),
+    KC(bnb_4bit_quant_type, T_ENUM, K_ALL, quant_type_choices),
+    K(use_bnb_nested_quant, T_BOOL, K_ALL),
+    KC(bnb_4bit_compute_dtype, T_ENUM, K_ALL, compute_dtype_choices),
+    KC(base_dtype, T_ENUM, K_ALL, base_dtype_choices),
     {"peft", T_PEFT, F(peft_block), 0, K_ALL, NULL, NULL},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
@@ -785,7 +794,8 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
         !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->train_sampling_strategy = strdup("random")) || !(c->save_strategy = strdup("steps")) ||
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl")) || !(c->init_lora_weights = strdup("true")) || !(c->lora_bias = strdup("none")) ||
-        !(c->optim = strdup("adamw_torch"))) {
+        !(c->optim = strdup("adamw_torch")) ||
+        !(c->bnb_4bit_quant_type = strdup("nf4")) || !(c->bnb_4bit_compute_dtype = strdup("float32")) || !(c->base_dtype = strdup("auto"))) {
         config_free(c);
         return hone_fail(err, "out of memory");
     }
@@ -1010,6 +1020,12 @@ int config_validate(const hone_train_config *c, hone_error *err) {
                                   "TRL refuses it too)", src);
     }
     if (c->use_dora) return hone_fail(err, "%s: use_dora: DoRA adapters are not supported (hone trains plain LoRA)", src);
+    if (c->load_in_4bit && c->load_in_8bit) return hone_fail(err, "%s: load_in_4bit and load_in_8bit: choose one", src);
+    if ((c->load_in_4bit || c->load_in_8bit) && !c->use_peft)
+        return hone_fail(err, "%s: %s: quantisation holds the frozen base of a LoRA run (QLoRA); set use_peft: true (a quantised "
+                              "model cannot be trained in full)", src, c->load_in_4bit ? "load_in_4bit" : "load_in_8bit");
+    if (c->base_dtype && !strcmp(c->base_dtype, "bfloat16") && !c->use_peft)
+        return hone_fail(err, "%s: base_dtype: bfloat16 holds the frozen base of a LoRA run; set use_peft: true", src);
     if (c->lora_dropout >= 1) return hone_fail(err, "%s: lora_dropout must be in [0, 1), got %g", src, c->lora_dropout);
     return 0;
 }

@@ -135,6 +135,15 @@ typedef struct hone_train_config {
     char *lora_bias;             /* "none" (the only one supported) */
     int use_dora;                /* 0; true is refused */
     int peft_block;              /* 1 when a `peft:` mapping was given (it implies use_peft) */
+
+    /* the frozen base's held dtype (QLoRA; TRL ModelConfig names, model/qweight.h); use_peft only */
+    int load_in_4bit;            /* 0; 1: decoder linears held as bnb_4bit_quant_type */
+    int load_in_8bit;            /* 0; 1: held as int8 (LLM.int8-style absmax per row) */
+    char *bnb_4bit_quant_type;   /* "nf4" | "fp4" */
+    int use_bnb_nested_quant;    /* 0; 1: the 4-bit absmax quantised too (compress_statistics) */
+    char *bnb_4bit_compute_dtype;/* "float32" | "bfloat16": accepted; hone computes in fp32 on the CPU either way */
+    char *base_dtype;            /* hone: "auto" (bf16 when the checkpoint is bf16, else fp32) | float32 | bfloat16;
+                                  * the held dtype of an unquantised LoRA base */
 } hone_train_config;
 
 /* HONE_OPTIM_ADAMW_8BIT (train/optim.h) for the bitsandbytes 8-bit names, else HONE_OPTIM_ADAMW. */
