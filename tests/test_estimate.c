@@ -4,7 +4,8 @@
  * adamw_state_bytes (a quarter for the tensors of >= 4096 elements); gradient checkpointing
  * plans fewer activation bytes than keeping them all (acts_plan_bytes); LoRA trains only the
  * adapters (r (in + out) per module and layer); a DPO run without LoRA counts a reference
- * model, with LoRA none (adapters off); the available memory is positive on Linux. */
+ * model, with LoRA none (adapters off); load_in_4bit counts the decoder linears as NF4 (0.5 byte
+ * + 4 per 64); the available memory is positive on Linux. */
 #include "train/estimate.h"
 #include "train/optim.h"
 #include "model/transformer.h"
@@ -43,6 +44,14 @@ static void test_breakdown(void) {
     estimate_run(&c, &el, &err);
     /* q_proj and v_proj (PEFT's default), r 16: 16 (64 + 64) each, 2 layers */
     CHECK(el.n_trained == 2 * 2 * 16 * (64 + 64) && el.grads == 4.0 * el.n_trained, "LoRA trained %zu", el.n_trained);
+    /* QLoRA: the decoder linears in NF4 (0.5 byte + an fp32 absmax per 64), the rest fp32 */
+    hone_mem_estimate eq;
+    c.load_in_4bit = 1;
+    estimate_run(&c, &eq, &err);
+    double lin = 2.0 * (4 * 64 * 64 + 3 * 160 * 64);
+    CHECK(fabs(eq.weights - (el.weights - 4 * lin + lin / 2 + 4 * lin / 64)) < 1.0 && !strcmp(eq.held, "nf4"), "NF4 weights %g (%s)", eq.weights,
+          eq.held);
+    c.load_in_4bit = 0;
     config_free(&c);
 
     cfg_for(&c, HONE_DPO);
