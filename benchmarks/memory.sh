@@ -25,7 +25,7 @@ model() { # name config tokenizer
 }
 rss_gb() { awk '/Maximum resident/ {printf "%.2f", $6 / 1048576}' "$1"; }
 est_gb() { awk '/^  peak / {print $2}' "$1"; }
-toks() { sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p' "$1" | tail -1; }
+toks() { grep -o '[0-9.][0-9.]* tok/s' "$1" | tail -1 | cut -d' ' -f1; }
 
 printf '%-44s %9s %9s %7s %9s\n' case "est GB" "peak GB" "est/rss" "tok/s"
 row() { # label yaml command [--set ...]
