@@ -6,7 +6,7 @@
 # (default /tmp/hone-bench-mem; the 7B one, 13.5 GB, only with BENCH_MEM_BIG=1 and 20 GB free,
 # deleted afterwards unless BENCH_KEEP=1). The SmolLM2 case runs PEFT + PyTorch on the same
 # threads next to hone (benchmarks/lora_step_ref.py). Cases needing base weights held in
-# bf16/NF4 (load_in_4bit) are skipped while hone sft --help does not list load_in_4bit.
+# bf16/NF4 (load_in_4bit) are skipped while hone's configuration has no load_in_4bit key.
 # Env: HONE_BIN, HONE_SHARED, HONE_SRCDIR (make bench sets them), BENCH_THREADS (default 2).
 set -u
 HONE=${HONE_BIN:-./hone}
@@ -18,14 +18,16 @@ PY=${BENCH_PYTHON:-/work/venv/bin/python}
 mkdir -p "$W"
 [ -d "$SH/models/configs" ] || { echo "memory.sh: $SH/models/configs missing: skipped"; exit 0; }
 [ -x /usr/bin/time ] || { echo "memory.sh: /usr/bin/time missing: skipped"; exit 0; }
-quant=0; "$HONE" sft --help 2>&1 | grep -q load_in_4bit && quant=1
+# held bases (load_in_4bit, base_dtype) are there when hone's configuration knows the key
+printf 'model_name_or_path: %s\nuse_peft: true\nload_in_4bit: true\n' "$SH/models/configs" > "$W/q.yaml"
+quant=0; "$HONE" estimate "$W/q.yaml" 2>&1 | grep -q "unknown key 'load_in_4bit'" || quant=1
 
 model() { # name config tokenizer
   [ -f "$W/$1/config.json" ] || "$HONE" init "$SH/models/configs/$2.json" "$W/$1" --tokenizer "$SH/tokenizers/$3" >/dev/null || return 1
 }
 rss_gb() { awk '/Maximum resident/ {printf "%.2f", $6 / 1048576}' "$1"; }
 est_gb() { awk '/^  peak / {print $2}' "$1"; }
-toks() { sed -n 's/.* \([0-9.]*\) tok\/s.*/\1/p' "$1" | tail -1; }
+toks() { grep -o '[0-9.][0-9.]* tok/s' "$1" | tail -1 | cut -d' ' -f1; }
 
 printf '%-44s %9s %9s %7s %9s\n' case "est GB" "peak GB" "est/rss" "tok/s"
 row() { # label yaml command [--set ...]

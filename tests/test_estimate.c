@@ -4,11 +4,14 @@
  * adamw_state_bytes (a quarter for the tensors of >= 4096 elements); gradient checkpointing
  * plans fewer activation bytes than keeping them all (acts_plan_bytes); LoRA trains only the
  * adapters (r (in + out) per module and layer); a DPO run without LoRA counts a reference
- * model, with LoRA none (adapters off); the available memory is positive on Linux. */
+ * model, with LoRA none (adapters off); load_in_4bit counts the decoder linears as NF4 (0.5 byte
+ * + 4 per 64); the available memory is positive on Linux. The pre-flight check refuses a model
+ * no machine holds, with its message (test_preflight_refuses). */
 #include "train/estimate.h"
 #include "train/optim.h"
 #include "model/transformer.h"
 #include "test.h"
+#include "base/util.h"
 
 static void cfg_for(hone_train_config *c, int kind) {
     hone_error err;
@@ -43,6 +46,14 @@ static void test_breakdown(void) {
     estimate_run(&c, &el, &err);
     /* q_proj and v_proj (PEFT's default), r 16: 16 (64 + 64) each, 2 layers */
     CHECK(el.n_trained == 2 * 2 * 16 * (64 + 64) && el.grads == 4.0 * el.n_trained, "LoRA trained %zu", el.n_trained);
+    /* QLoRA: the decoder linears in NF4 (0.5 byte + an fp32 absmax per 64), the rest fp32 */
+    hone_mem_estimate eq;
+    c.load_in_4bit = 1;
+    estimate_run(&c, &eq, &err);
+    double lin = 2.0 * (4 * 64 * 64 + 3 * 160 * 64);
+    CHECK(fabs(eq.weights - (el.weights - 4 * lin + lin / 2 + 4 * lin / 64)) < 1.0 && !strcmp(eq.held, "nf4"), "NF4 weights %g (%s)", eq.weights,
+          eq.held);
+    c.load_in_4bit = 0;
     config_free(&c);
 
     cfg_for(&c, HONE_DPO);
@@ -58,7 +69,36 @@ static void test_breakdown(void) {
     CHECK(estimate_available(how, sizeof how) > 0, "available memory unknown");
 }
 
+/* A model no machine holds (hidden 32768, 400 layers: ~5e12 parameters, tens of TB): the
+ * pre-flight check refuses it with the estimate, what is available and that no setting tried
+ * fits; HONE_NO_MEMORY_CHECK=1 lets it through. */
+static void test_preflight_refuses(void) {
+    const char *dir = test_tmpdir("huge");
+    char path[4096];
+    hone_path_join(path, sizeof path, dir, "config.json");
+    const char *cfgj = "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 32768, "
+                       "\"intermediate_size\": 131072, \"num_attention_heads\": 256, \"num_key_value_heads\": 256, "
+                       "\"num_hidden_layers\": 400, \"vocab_size\": 32000, \"max_position_embeddings\": 4096, "
+                       "\"rms_norm_eps\": 1e-5, \"hidden_act\": \"silu\"}";
+    hone_error err;
+    CHECK(hone_write_file(path, cfgj, strlen(cfgj), &err) == 0, "%s", err.msg);
+    hone_train_config c;
+    cfg_for(&c, HONE_SFT);
+    free(c.model_name_or_path);
+    c.model_name_or_path = strdup(dir);
+    unsetenv("HONE_NO_MEMORY_CHECK");
+    CHECK(estimate_check(&c, &err) < 0 && strstr(err.msg, "not enough memory: this run needs about") && strstr(err.msg, "GB are available") &&
+              strstr(err.msg, "No single setting tried fits") && strstr(err.msg, "HONE_NO_MEMORY_CHECK=1"),
+          "%s", err.msg);
+    setenv("HONE_NO_MEMORY_CHECK", "1", 1);
+    CHECK(estimate_check(&c, &err) == 0, "HONE_NO_MEMORY_CHECK=1 still refused");
+    unsetenv("HONE_NO_MEMORY_CHECK");
+    config_free(&c);
+    hone_remove_tree(dir, NULL);
+}
+
 int main(void) {
     TEST_RUN(test_breakdown);
+    TEST_RUN(test_preflight_refuses);
     return test_finish();
 }

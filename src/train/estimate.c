@@ -5,8 +5,8 @@
 #include "model/lora.h"
 #include "model/transformer.h"
 #include "simd/quant.h"
+#include "model/qweight.h"
 #include "base/util.h"
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,10 @@
 #include <sys/stat.h>
 
 #define GB 1e9
-#define WORKSPACE_BYTES (160e6) /* program, libraries, tokenizer, thread stacks (measured: ~120-150 MB) */
+/* program, libraries, threads, data rows: a stories260K SFT run (512-token vocabulary, tiny
+ * model and activations) peaks at 23 MB RSS; the tokenizer takes a few times its file */
+#define WORKSPACE_BYTES (24e6)
+#define TOKENIZER_FACTOR 4.0
 
 /* config.json of the run's model: model_name_or_path, or a PEFT adapter's base_model_name_or_path */
 static int model_dir_of(const char *dir, char *out, size_t n, hone_error *err) {
@@ -30,45 +33,31 @@ static int model_dir_of(const char *dir, char *out, size_t n, hone_error *err) {
     return b ? 0 : hone_fail(err, "%s: not a model directory (no config.json) nor a PEFT adapter", dir);
 }
 
-/* the largest *.safetensors file of dir (0 when none) */
-static double largest_weights_file(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    double best = 0;
-    while (d && (e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors")) continue;
-        char p[4200];
-        struct stat st;
-        hone_path_join(p, sizeof p, dir, e->d_name);
-        if (stat(p, &st) == 0 && st.st_size > best) best = (double)st.st_size;
-    }
-    if (d) closedir(d);
-    return best;
-}
-
-/* weights with the linear layers held as `held` (simd/quant.h's names: float32, bfloat16, int8,
- * nf4, fp4; their bytes as qweight_bytes counts them); embeddings, head and norms fp32 */
-static double weight_bytes(const hone_param *p, int n, const char *held) {
-    int type = quant_type_from_name(held);
+/* weights with the decoder linears held as `held` (HONE_Q_*, nested 4-bit absmax or not), their
+ * bytes as qweight_bytes counts them; embeddings, head, norms and biases fp32 (model/qweight.h) */
+static double weight_bytes(const hone_param *p, int n, int held, int nested) {
     double b = 0;
     for (int i = 0; i < n; i++) {
-        int linear = p[i].ndim == 2 && !strstr(p[i].name, "embed_tokens") && strcmp(p[i].name, "lm_head.weight");
-        b += linear && type > 0 ? (double)qweight_bytes(type, 0, (long)p[i].shape[0], (long)p[i].shape[1]) : 4.0 * p[i].numel;
+        int layer;
+        b += held > 0 && qweight_module(p[i].name, &layer) >= 0 ? (double)qweight_bytes(held, nested, (long)p[i].shape[0], (long)p[i].shape[1])
+                                                                : 4.0 * p[i].numel;
     }
     return b;
 }
 
-static int estimate_with(const hone_train_config *cfg, const hone_model_config *mc, const char *model_dir, const char *held,
-                         hone_mem_estimate *e, hone_error *err) {
+static int estimate_with(const hone_train_config *cfg, const hone_model_config *mc, const char *model_dir, hone_mem_estimate *e,
+                         hone_error *err) {
     memset(e, 0, sizeof *e);
-    snprintf(e->held, sizeof e->held, "%s", held);
+    char stored[16] = "";
+    if (model_dir) model_dir_dtype(model_dir, stored, sizeof stored);
+    int held = pipeline_held_type(cfg, stored);
+    snprintf(e->held, sizeof e->held, "%s%s", quant_type_name(held), held >= HONE_Q_NF4 && cfg->use_bnb_nested_quant ? ", nested" : "");
     hone_param *p;
     int n;
     size_t nf;
     if (model_param_table(mc, &p, &n, &nf, err) < 0) return -1;
     e->n_params = model_config_num_params(mc);
-    e->weights = weight_bytes(p, n, held);
+    e->weights = weight_bytes(p, n, held, cfg->use_bnb_nested_quant);
     int kind = config_optim_kind(cfg->optim);
     int lora = cfg->use_peft || cfg->peft_block;
     int dpo = cfg->kind == HONE_DPO;
@@ -118,7 +107,6 @@ static int estimate_with(const hone_train_config *cfg, const hone_model_config *
         e->grads = 4.0 * nf;
         e->optim = (double)adamw_state_bytes(kind, p, n);
     }
-    free(p);
     e->acts_full = (double)acts_plan_bytes(mc, (int)B, (int)T, 1, 0) + (lora ? (double)acts_lora_bytes(mc, &lo, (int)B, (int)T, 1, 0) : 0);
     e->acts_ckpt = (double)acts_plan_bytes(mc, (int)B, (int)T, 1, 1) + (lora ? (double)acts_lora_bytes(mc, &lo, (int)B, (int)T, 1, 1) : 0);
     e->acts = cfg->gradient_checkpointing ? e->acts_ckpt : e->acts_full;
@@ -129,10 +117,23 @@ static int estimate_with(const hone_train_config *cfg, const hone_model_config *
         e->ref = cfg->precompute_ref_log_probs ? 0 : e->weights + ref_acts;
         if (cfg->precompute_ref_log_probs) e->ref = 0; /* freed before training */
     }
-    e->workspace = WORKSPACE_BYTES + 16.0 * B * T; /* plus the batch's ids, labels and masks */
-    e->load_extra = model_dir ? largest_weights_file(model_dir) : 0;
+    char tj[4200];
+    struct stat st;
+    hone_path_join(tj, sizeof tj, model_dir ? model_dir : ".", "tokenizer.json");
+    double tok = model_dir && stat(tj, &st) == 0 ? TOKENIZER_FACTOR * (double)st.st_size : 0;
+    e->workspace = WORKSPACE_BYTES + tok + 16.0 * B * T; /* plus the batch's ids, labels and masks */
+    /* loading reads tensor after tensor and drops each one's file pages once converted
+     * (st_read_f32, qweight_load_tensor): the weights plus the largest tensor's bytes in the file,
+     * plus, for a held base, one linear's fp32 scratch */
+    double es = !strcmp(stored, "bfloat16") || !strcmp(stored, "float16") ? 2 : 4, big = 0, bigl = 0;
+    for (int i = 0, layer; i < n; i++) {
+        if (es * p[i].numel > big) big = es * p[i].numel;
+        if (held > 0 && qweight_module(p[i].name, &layer) >= 0 && 4.0 * p[i].numel > bigl) bigl = 4.0 * p[i].numel;
+    }
+    e->load_extra = big + bigl;
+    free(p);
     double train = e->weights + e->lora + e->grads + e->optim + e->acts + e->ref + e->workspace;
-    double load = e->weights + e->load_extra + WORKSPACE_BYTES;
+    double load = e->weights + e->load_extra + WORKSPACE_BYTES + tok;
     e->total = train > load ? train : load;
     return 0;
 }
@@ -144,7 +145,7 @@ int estimate_run(const hone_train_config *cfg, hone_mem_estimate *e, hone_error 
     hone_model_config mc;
     hone_path_join(path, sizeof path, dir, "config.json");
     if (model_config_load(&mc, path, err) < 0) return -1;
-    return estimate_with(cfg, &mc, dir, "float32", e, err);
+    return estimate_with(cfg, &mc, dir, e, err);
 }
 
 static double read_num_file(const char *path) {
@@ -185,7 +186,9 @@ void estimate_print(FILE *f, const hone_train_config *cfg, const hone_mem_estima
     fprintf(f, "%s %s, %zu parameters (%zu trained%s), batch %ld rows x %ld tokens, optim %s\n",
             cfg->kind == HONE_DPO ? "dpo" : "sft", cfg->model_name_or_path, e->n_params, e->n_trained, lora ? ": LoRA adapters" : "", e->B,
             e->T, cfg->optim);
-    fprintf(f, "  %-44s %9.2f GB\n", "weights (held as float32)", e->weights / GB);
+    char wl[64];
+    snprintf(wl, sizeof wl, "weights (linears held as %s)", e->held);
+    fprintf(f, "  %-44s %9.2f GB\n", wl, e->weights / GB);
     if (lora) fprintf(f, "  %-44s %9.2f GB\n", "LoRA adapters", e->lora / GB);
     fprintf(f, "  %-44s %9.2f GB\n", "gradients", e->grads / GB);
     fprintf(f, "  %-44s %9.2f GB\n", "optimizer state", e->optim / GB);
@@ -195,7 +198,7 @@ void estimate_print(FILE *f, const hone_train_config *cfg, const hone_mem_estima
         fprintf(f, "  %-44s %9.2f GB\n", lora && !cfg->ref_model_name_or_path ? "reference (policy with adapters off)" : "reference model",
                 e->ref / GB);
     fprintf(f, "  %-44s %9.2f GB\n", "workspace", e->workspace / GB);
-    fprintf(f, "  %-44s %9.2f GB\n", "loading (weights + largest file mapped)", (e->weights + e->load_extra) / GB);
+    fprintf(f, "  %-44s %9.2f GB\n", "loading (weights + largest tensor in flight)", (e->weights + e->load_extra) / GB);
     fprintf(f, "  %-44s %9.2f GB\n", "peak", e->total / GB);
     if (avail > 0) fprintf(f, "  %-44s %9.2f GB\n", how, avail / GB);
 }
@@ -222,12 +225,13 @@ int estimate_check(const hone_train_config *cfg, hone_error *err) {
     int lora = cfg->use_peft || cfg->peft_block, seen[8] = {0};
     for (size_t i = 0; have && i < sizeof tries / sizeof *tries; i++) {
         /* only what changes this configuration, each combination once */
-        int ck = tries[i].ckpt && !cfg->gradient_checkpointing, pe = tries[i].peft && !lora, q = tries[i].nf4;
+        int ck = tries[i].ckpt && !cfg->gradient_checkpointing, pe = tries[i].peft && !lora, q = tries[i].nf4 && !cfg->load_in_4bit;
         if (!(ck || pe || q) || seen[ck | pe << 1 | q << 2]++) continue;
         v = *cfg;
         if (ck) v.gradient_checkpointing = 1;
         if (pe) v.use_peft = 1;
-        if (estimate_with(&v, &mc, dir, q ? "nf4" : "float32", &w, &ignore) == 0 && w.total <= avail)
+        if (q) v.load_in_4bit = 1;
+        if (estimate_with(&v, &mc, dir, &w, &ignore) == 0 && w.total <= avail)
             snprintf(fits + strlen(fits), sizeof fits - strlen(fits), "%s%s%s%s%s%s (%.1f GB)", fits[0] ? "; " : "", pe ? "use_peft: true" : "",
                      pe && (q || ck) ? ", " : "", q ? "load_in_4bit: true" : "", q && ck ? ", " : "", ck ? "gradient_checkpointing: true" : "",
                      w.total / GB);
@@ -235,7 +239,7 @@ int estimate_check(const hone_train_config *cfg, hone_error *err) {
     for (int bs = cfg->per_device_train_batch_size / 2; have && bs >= 1; bs /= 2) {
         v = *cfg;
         v.per_device_train_batch_size = bs;
-        if (estimate_with(&v, &mc, dir, "float32", &w, &ignore) == 0 && w.total <= avail) {
+        if (estimate_with(&v, &mc, dir, &w, &ignore) == 0 && w.total <= avail) {
             snprintf(fits + strlen(fits), sizeof fits - strlen(fits), "%sper_device_train_batch_size: %d with gradient_accumulation_steps: %d (%.1f GB)",
                      fits[0] ? "; " : "", bs, cfg->gradient_accumulation_steps * (cfg->per_device_train_batch_size / bs), w.total / GB);
             break;

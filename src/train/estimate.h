@@ -7,8 +7,8 @@
  * the activations of the configured batch at max_length (with and without gradient
  * checkpointing: acts_plan_bytes, acts_lora_bytes), a DPO reference model and its activations
  * when it is a second model (no LoRA, no precompute_ref_log_probs), and a fixed workspace. The
- * peak is the larger of that and the load (the weights plus the largest safetensors file, which is
- * mapped while it is read). */
+ * peak is the larger of that and the load (the weights plus the largest tensor as stored, whose
+ * file pages are in memory while it is converted, and a held linear's fp32 scratch). */
 #ifndef HONE_ESTIMATE_H
 #define HONE_ESTIMATE_H
 #include "train/train_config.h"
@@ -22,12 +22,12 @@ typedef struct hone_mem_estimate {
     double acts_ckpt, acts_full; /* activations with / without gradient checkpointing */
     double lora;           /* adapter weights (LoRA runs) */
     double ref;            /* DPO reference model + its activations (0: adapters off, or precomputed) */
-    double load_extra;     /* the largest weights file, mapped while loading */
+    double load_extra;     /* loading: the largest tensor as stored (+ a held linear's fp32 scratch) */
     double workspace;      /* program, tokenizer, data, buffers */
     double total;          /* the peak: max(load, training) */
     long B, T;             /* the batch rows and length planned for */
     size_t n_params, n_trained;
-    char held[16];         /* dtype the weights are held in */
+    char held[32];         /* what the decoder linears are held in (simd/quant.h names) */
 } hone_mem_estimate;
 
 /* The estimate for cfg (its model directory's config.json, or an adapter's base). */

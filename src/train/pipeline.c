@@ -77,7 +77,7 @@ void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
 /* What the frozen base's decoder linears are held in (model/qweight.h; HONE_Q_F32: fp32) for a
  * base whose tensors are stored as `stored`: load_in_4bit / load_in_8bit, else base_dtype (auto:
  * bf16 when the checkpoint is bf16, a lossless hold). Only LoRA runs hold anything. */
-static int held_type(const hone_train_config *cfg, const char *stored) {
+int pipeline_held_type(const hone_train_config *cfg, const char *stored) {
     if (!cfg->use_peft) return HONE_Q_F32;
     if (cfg->load_in_4bit) return !strcmp(cfg->bnb_4bit_quant_type, "fp4") ? HONE_Q_FP4 : HONE_Q_NF4;
     if (cfg->load_in_8bit) return HONE_Q_INT8;
@@ -104,7 +104,7 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
         lora_free(&p->lora);
         if (rc < 0) return hone_fail_prefix(err, "model_name_or_path %s", dir);
         /* the merged base is held only now (a held base cannot take a merge) */
-        if (model_hold(&p->model, held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
+        if (model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
             return hone_fail_prefix(err, "model_name_or_path %s", dir);
     }
     if (!cfg->use_peft) return 0;
@@ -159,11 +159,11 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
      * that must first take adapters is loaded in fp32, then held (setup_lora when it merges) */
     char stored[16];
     model_dir_dtype(p->model_dir, stored, sizeof stored);
-    int held = held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
+    int held = pipeline_held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
     int stream = held && !lora_is_adapter_dir(p->model_dir) && !(adapter && cfg->use_peft);
     int lrc = stream ? model_load_held(&p->model, p->model_dir, 1, held, nested, err) : model_load_merged(&p->model, p->model_dir, 1, err);
     if (lrc == 0 && held && !stream && !(adapter && cfg->use_peft)) {
-        lrc = model_hold(&p->model, held_type(cfg, p->model.stored_dtype), nested, err);
+        lrc = model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), nested, err);
         if (lrc < 0) model_free(&p->model);
     }
     if (lrc < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
