@@ -178,7 +178,15 @@ int import_gguf_model(hone_model *m, const char *path, hone_error *err) {
     }
     if (!(cj = config_json(&f, path, arch, err))) goto out;
     hone_model_config c;
-    if (model_config_parse(&c, cj, path, err) < 0 || model_init(m, &c, err) < 0) goto out;
+    if (model_config_parse(&c, cj, path, err) < 0) goto out;
+    /* every parameter is in the file at 4.5 bits or more: keys claiming more than the bytes can
+     * hold are refused before the parameters are allocated */
+    if (model_config_num_params(&c) > 2 * f.len) {
+        hone_fail(err, "%s: the architecture keys describe %zu parameters, more than the file's %zu bytes can hold", path,
+                  model_config_num_params(&c), f.len);
+        goto out;
+    }
+    if (model_init(m, &c, err) < 0) goto out;
     int llama = !strcmp(arch, "llama"), gemma = !strcmp(arch, "gemma");
     uint64_t used = 0;
     for (int i = 0; i < m->n_params; i++) {
