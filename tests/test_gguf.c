@@ -11,7 +11,7 @@
  *    largest logit (the issue's bar), and the imported file's logits equal llama.cpp's on that
  *    file within the type's tolerance (TOL below: hone runs dequantised weights in fp32, llama.cpp
  *    rounds activations to f16 / bf16 / q8 blocks for those matrix products);
- *  - greedy continuation of the first prompt is identical for f32 / f16 (and bf16 on stories260K);
+ *  - greedy continuation of the first prompt is identical for f32 / f16 / bf16 (bf16 not on Gemma);
  *  - the f32 file imports back to the same parameters (Gemma's norms within 1 ulp of 1 + w);
  *  - the LoRA GGUF applied by llama.cpp with --lora gives the merged model's logits within 1e-4.
  * Bad input (type, architecture, tokenizer) fails before anything is written. With
@@ -261,9 +261,9 @@ static void check_model(const char *name, const char *dir, int has_lora) {
                 for (size_t i = 0; i < orig.num_floats; i++) worst = fmax(worst, fabs((double)orig.data[i] - im.data[i]));
                 CHECK(worst <= (orig.cfg.norm_offset ? 2.4e-7 : 0), "%s: f32 round trip changed a parameter by %g", name, worst);
             }
-            /* greedy text: f32 and f16 everywhere; bf16 (llama.cpp rounds activations to bf16 there)
-             * on stories260K, a trained model; the random tiny ones have near-ties it flips */
-            if (ti <= 1 || (ti == 2 && !strncmp(name, "stories", 7))) {
+            /* greedy text: f32, f16 and bf16, except bf16 on the random tiny Gemma, where llama.cpp's
+             * bf16 activations and fp16 GELU table flip a near-tie (its own f32 and bf16 agree) */
+            if (ti <= 1 || (ti == 2 && !orig.cfg.norm_offset)) {
                 int32_t g1[GREEDY];
                 size_t ng = 0;
                 snprintf(key, sizeof key, "%s.greedy", TYPES[ti]);
