@@ -211,6 +211,8 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
 }
 
 int gguf_load(gguf_file *f, const char *path, hone_error *err) {
+    memset(f, 0, sizeof *f);
+    if (hone_is_dir(path)) return hone_fail(err, "%s: a directory, not a GGUF file", path);
     char *buf;
     size_t len;
     if (hone_read_file(path, &buf, &len, err) < 0) return -1;
