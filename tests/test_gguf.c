@@ -13,7 +13,8 @@
  *    rounds activations to f16 / bf16 / q8 blocks for those matrix products);
  *  - greedy continuation of the first prompt is identical for f32 / f16 / bf16 (bf16 not on Gemma);
  *  - the f32 file imports back to the same parameters (Gemma's norms within 1 ulp of 1 + w);
- *  - the LoRA GGUF applied by llama.cpp with --lora gives the merged model's logits within 1e-4.
+ *  - the LoRA GGUF applied by llama.cpp with --lora gives the merged model's logits within 1e-4,
+ *    and so does the adapter directory given to export gguf (merged there).
  * Bad input (type, architecture, tokenizer) fails before anything is written. With
  * HONE_GGUF_KEEP=DIR the models and files are kept in DIR (gguf_ref.py reads them). */
 #include "export/export.h"
@@ -291,6 +292,16 @@ static void check_model(const char *name, const char *dir, int has_lora) {
             printf("    %s lora  : merged model vs llama.cpp --lora logits max rel %.2e (tolerance 1e-4)\n", name, r);
             CHECK(r <= 1e-4, "%s: merged logits differ from llama.cpp --lora's by %.3g", name, r);
             model_free(&mm);
+            /* the adapter directory given to export gguf: merged first, the same numbers */
+            char mo[2100];
+            snprintf(mo, sizeof mo, "%s/%s.merged.gguf", workdir, name);
+            if (export_gguf(adir, mo, "f32", &err) == 0 && import_gguf_model(&mm, mo, &err) == 0) {
+                for (int p = 0; p < P; p++) logits_of(&mm, prompts + p * T, T, KEEP, mine + (size_t)p * KEEP * V);
+                r = rel_diff(mine, ref, nl);
+                printf("    %s lora  : adapter dir exported (merged) vs llama.cpp --lora logits max rel %.2e (tolerance 1e-4)\n", name, r);
+                CHECK(r <= 1e-4, "%s: the exported adapter directory's logits differ from llama.cpp --lora's by %.3g", name, r);
+                model_free(&mm);
+            } else CHECK(0, "%s: export of the adapter directory: %s", name, err.msg);
         } else if (have_fx) CHECK(0, "%s: lora fixture or merge: %s", name, err.msg);
         free(ref);
     }
