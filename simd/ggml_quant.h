@@ -4,8 +4,8 @@
  * writes and reads, their block sizes, and the quantisers / dequantisers. The quantisers
  * are ports of ggml's reference code (quantize_row_*_ref in ggml-quants.c, what
  * llama-quantize runs without an importance matrix), in the same floating-point order, so
- * a tensor quantised here is byte-identical to llama.cpp's. q8_0 and q4_0 have ISA
- * versions in the kernel table (hone_kt.quant_q8_0 / quant_q4_0), bitwise equal to the
+ * a tensor quantised here is byte-identical to llama.cpp's. q8_0 and q4_0 have ISA (AVX2,
+ * AVX-512, NEON) versions in the kernel table (hone_kt.quant_q8_0 / quant_q4_0), bitwise equal to the
  * scalar reference here; the k-quants (q4_K, q6_K) and q5_0 are scalar only (export-time
  * work, run once per tensor).
  *
@@ -58,4 +58,5 @@ struct hone_kernels;
 void ggml_quant_fill_scalar(struct hone_kernels *t);
 void ggml_quant_fill_avx2(struct hone_kernels *t);
 void ggml_quant_fill_avx512(struct hone_kernels *t);
+void ggml_quant_fill_neon(struct hone_kernels *t);
 #endif

@@ -26,14 +26,14 @@ static void fill_block(float *x, int kind) {
     for (int j = 0; j < 32; j++) {
         switch (kind % 6) {
         case 0: x[j] = frand(); break;
-        case 1: x[j] = (float)((int)(rnd64() % 255) - 127) * 0.5f; break; /* amax 63.5: x*id hits .5 */
+        case 1: x[j] = (float)((int)(rnd64() % 253) - 126) + 0.5f; break; /* with amax 127: d = 1, x*id = n + .5 */
         case 2: x[j] = 0.0f; break;
         case 3: x[j] = (j % 3 == 0 ? -1.f : 1.f) * (j % 5 == 0 ? 2.f : frand()); break;
         case 4: x[j] = frand() * 1e-6f; break;
         case 5: x[j] = frand() * 3e4f; break;
         }
     }
-    if (kind % 6 == 1) x[(kind / 6) % 32] = 127.0f * 0.5f;
+    if (kind % 6 == 1) x[(kind / 6) % 32] = (kind & 1) ? 127.0f : -127.0f;
 }
 
 static void check_type(void (*f_ref)(const float *, void *, int64_t), void (*f)(const float *, void *, int64_t),

@@ -126,7 +126,7 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
     f->alignment = 32;
     f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof(gguf_kv));
     f->t = calloc(f->n_tensors ? f->n_tensors : 1, sizeof(gguf_tensor));
-    if (!f->kv || !f->t) { gguf_close(f); return hone_fail(err, "%s: out of memory", path); }
+    if (!f->kv || !f->t) { gguf_close(f); return hone_fail(err, "%s: out of memory", path); } /* the message needs nothing freed */
     for (uint64_t i = 0; i < f->n_kv; i++)
         if (read_kv(&c, &f->kv[i], i) < 0) { f->n_kv = i + 1; gguf_close(f); return -1; }
     const gguf_kv *al = gguf_find(f, "general.alignment");
@@ -134,8 +134,9 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
         if (al->type != GGUF_U32) { gguf_close(f); return hone_fail(err, "%s: general.alignment is not a u32", path); }
         uint32_t a = (uint32_t)al->p[0] | (uint32_t)al->p[1] << 8 | (uint32_t)al->p[2] << 16 | (uint32_t)al->p[3] << 24;
         if (a == 0 || (a & (a - 1)) || a > 65536) {
+            hone_fail(err, "%s: general.alignment %u is not a power of two up to 65536", path, a);
             gguf_close(f);
-            return hone_fail(err, "%s: general.alignment %u is not a power of two up to 65536", path, a);
+            return -1;
         }
         f->alignment = a;
     }
@@ -146,8 +147,9 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
         uint32_t nd, ty;
         if (rd_str(&c, &t->name, what) < 0 || rd_u32(&c, &nd, what) < 0) { gguf_close(f); return -1; }
         if (nd < 1 || nd > MAX_DIMS) {
+            hone_fail(err, "%s: tensor '%.*s': %u dimensions (1 to %d supported)", path, (int)t->name.n, t->name.s, nd, MAX_DIMS);
             gguf_close(f);
-            return hone_fail(err, "%s: tensor '%.*s': %u dimensions (1 to %d supported)", path, (int)t->name.n, t->name.s, nd, MAX_DIMS);
+            return -1;
         }
         t->n_dims = (int)nd;
         uint64_t numel = 1;
@@ -156,9 +158,10 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
             uint64_t ne;
             if (rd_u64(&c, &ne, what) < 0) { gguf_close(f); return -1; }
             if (ne == 0 || ne > ((uint64_t)1 << 40) || numel > ((uint64_t)1 << 48) / ne) {
-                gguf_close(f);
-                return hone_fail(err, "%s: tensor '%.*s': dimension %u of size %llu is out of range", path, (int)t->name.n,
+                hone_fail(err, "%s: tensor '%.*s': dimension %u of size %llu is out of range", path, (int)t->name.n,
                                  t->name.s, d, (unsigned long long)ne);
+                gguf_close(f);
+                return -1;
             }
             t->ne[d] = (int64_t)ne;
             numel *= ne;
@@ -166,21 +169,24 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
         if (rd_u32(&c, &ty, what) < 0 || rd_u64(&c, &t->offset, what) < 0) { gguf_close(f); return -1; }
         t->type = (int)ty;
         if (!ggml_type_name(t->type)) {
-            gguf_close(f);
-            return hone_fail(err, "%s: tensor '%.*s': ggml type %u is not supported (f32, f16, bf16, q8_0, q4_0, q5_0, q4_K, q6_K are)",
+            hone_fail(err, "%s: tensor '%.*s': ggml type %u is not supported (f32, f16, bf16, q8_0, q4_0, q5_0, q4_K, q6_K are)",
                              path, (int)t->name.n, t->name.s, ty);
+            gguf_close(f);
+            return -1;
         }
         size_t row = ggml_row_bytes(t->type, t->ne[0]);
         if (row == 0) {
-            gguf_close(f);
-            return hone_fail(err, "%s: tensor '%.*s': rows of %lld values are not whole %s blocks", path, (int)t->name.n,
+            hone_fail(err, "%s: tensor '%.*s': rows of %lld values are not whole %s blocks", path, (int)t->name.n,
                              t->name.s, (long long)t->ne[0], ggml_type_name(t->type));
+            gguf_close(f);
+            return -1;
         }
         t->nbytes = row * (size_t)(numel / (uint64_t)t->ne[0]);
         if (t->offset % f->alignment) {
-            gguf_close(f);
-            return hone_fail(err, "%s: tensor '%.*s': offset %llu is not aligned to %u", path, (int)t->name.n, t->name.s,
+            hone_fail(err, "%s: tensor '%.*s': offset %llu is not aligned to %u", path, (int)t->name.n, t->name.s,
                              (unsigned long long)t->offset, f->alignment);
+            gguf_close(f);
+            return -1;
         }
     }
     size_t hdr = (size_t)(c.p - data);
@@ -188,21 +194,25 @@ int gguf_parse(gguf_file *f, const uint8_t *data, size_t len, const char *path, 
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->t[i];
         if (data_start > len || t->offset > len - data_start || t->nbytes > len - data_start - t->offset) {
-            gguf_close(f);
-            return hone_fail(err, "%s: tensor '%.*s': data (%zu bytes at %llu) runs past the end of the file", path,
+            hone_fail(err, "%s: tensor '%.*s': data (%zu bytes at %llu) runs past the end of the file", path,
                              (int)t->name.n, t->name.s, t->nbytes, (unsigned long long)t->offset);
+            gguf_close(f);
+            return -1;
         }
         t->data = data + data_start + t->offset;
         for (uint64_t k = 0; k < i; k++)
             if (f->t[k].name.n == t->name.n && !memcmp(f->t[k].name.s, t->name.s, t->name.n)) {
+                hone_fail(err, "%s: tensor '%.*s' appears twice", path, (int)t->name.n, t->name.s);
                 gguf_close(f);
-                return hone_fail(err, "%s: tensor '%.*s' appears twice", path, (int)t->name.n, t->name.s);
+                return -1;
             }
     }
     return 0;
 }
 
 int gguf_load(gguf_file *f, const char *path, hone_error *err) {
+    memset(f, 0, sizeof *f);
+    if (hone_is_dir(path)) return hone_fail(err, "%s: a directory, not a GGUF file", path);
     char *buf;
     size_t len;
     if (hone_read_file(path, &buf, &len, err) < 0) return -1;

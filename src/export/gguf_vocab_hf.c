@@ -6,6 +6,8 @@
 #include "export/gguf_vocab.h"
 #include "base/util.h"
 #include <jansson.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +47,14 @@ int vocab_from_gguf(gguf_vocab *v, const gguf_file *f, const char *path, hone_er
         v->tok[i] = dup_str(tk->strs[i]);
         if (!v->tok[i]) { vocab_free(v); return hone_fail(err, "out of memory"); }
         if (strlen(v->tok[i]) != tk->strs[i].n) { vocab_free(v); return hone_fail(err, "%s: token %d contains a NUL byte", path, i); }
-        v->scores[i] = sc ? (float)gguf_arr_num(sc, (uint64_t)i) : 0.0f;
-        v->types[i] = ty ? (int32_t)gguf_arr_num(ty, (uint64_t)i) : TOK_NORMAL;
+        double score = sc ? gguf_arr_num(sc, (uint64_t)i) : 0.0, type = ty ? gguf_arr_num(ty, (uint64_t)i) : TOK_NORMAL;
+        if (!(fabs(score) <= FLT_MAX)) { vocab_free(v); return hone_fail(err, "%s: tokenizer.ggml.scores[%d] = %g is not a float", path, i, score); }
+        if (!(type >= 0 && type <= TOK_BYTE && type == (int)type)) {
+            vocab_free(v);
+            return hone_fail(err, "%s: tokenizer.ggml.token_type[%d] = %g is not a llama.cpp token type (0 to 6)", path, i, type);
+        }
+        v->scores[i] = (float)score;
+        v->types[i] = (int32_t)type;
     }
     if (mg && v->model == VOCAB_GPT2) {
         v->merges = calloc(mg->n ? mg->n : 1, sizeof(char *));

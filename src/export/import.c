@@ -83,10 +83,12 @@ static char *config_json(const gguf_file *f, const char *path, const char *arch,
         gguf_get_float(f, KEY("attention.layer_norm_rms_epsilon"), &eps, path, err))
         return NULL;
     if (H <= 0 || C <= 0) { hone_fail(err, "%s: %s: sizes must be positive", path, KEY("attention.head_count")); return NULL; }
+    if (!(eps > 0 && eps < 1)) { hone_fail(err, "%s: %s = %g is not in (0, 1)", path, KEY("attention.layer_norm_rms_epsilon"), eps); return NULL; }
     if (gguf_find(f, KEY("attention.head_count_kv"))) { if (gguf_get_int(f, k, &KV, path, err)) return NULL; } else KV = H;
     if (gguf_find(f, KEY("attention.key_length"))) { if (gguf_get_int(f, k, &D, path, err)) return NULL; } else D = C / H;
     if (gguf_find(f, KEY("context_length"))) { if (gguf_get_int(f, k, &ctx, path, err)) return NULL; } else ctx = 2048;
     if (gguf_find(f, KEY("rope.freq_base")) && gguf_get_float(f, k, &theta, path, err)) return NULL;
+    if (!(theta > 0 && theta < 1e30)) { hone_fail(err, "%s: %s = %g is not a RoPE base", path, KEY("rope.freq_base"), theta); return NULL; }
     const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
     if (!emb || emb->n_dims != 2) { hone_fail(err, "%s: tensor 'token_embd.weight' is missing or not a matrix", path); return NULL; }
     V = emb->ne[1];
@@ -116,6 +118,7 @@ static char *config_json(const gguf_file *f, const char *path, const char *arch,
         if (gguf_get_str(f, k, st, sizeof st, path, err)) { json_decref(o); return NULL; }
         if (!strcmp(st, "linear")) {
             if (gguf_get_float(f, KEY("rope.scaling.factor"), &fac, path, err)) { json_decref(o); return NULL; }
+            if (!(fac > 0 && fac < 1e30)) { hone_fail(err, "%s: %s = %g is not a scaling factor", path, k, fac); json_decref(o); return NULL; }
             json_object_set_new(o, "rope_scaling", json_pack("{s:s,s:f}", "rope_type", "linear", "factor", fac));
         } else if (strcmp(st, "none")) {
             hone_fail(err, "%s: %s.rope.scaling.type '%s' is not supported (none, linear)", path, arch, st);
@@ -178,7 +181,15 @@ int import_gguf_model(hone_model *m, const char *path, hone_error *err) {
     }
     if (!(cj = config_json(&f, path, arch, err))) goto out;
     hone_model_config c;
-    if (model_config_parse(&c, cj, path, err) < 0 || model_init(m, &c, err) < 0) goto out;
+    if (model_config_parse(&c, cj, path, err) < 0) goto out;
+    /* every parameter is in the file at 4.5 bits or more: keys claiming more than the bytes can
+     * hold are refused before the parameters are allocated */
+    if (model_config_num_params(&c) > 2 * f.len) {
+        hone_fail(err, "%s: the architecture keys describe %zu parameters, more than the file's %zu bytes can hold", path,
+                  model_config_num_params(&c), f.len);
+        goto out;
+    }
+    if (model_init(m, &c, err) < 0) goto out;
     int llama = !strcmp(arch, "llama"), gemma = !strcmp(arch, "gemma");
     uint64_t used = 0;
     for (int i = 0; i < m->n_params; i++) {
