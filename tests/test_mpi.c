@@ -13,8 +13,8 @@
  *      at 2 ranks and in one process within the tolerances of 1.; a missing shard stops the job
  *      with a message naming the rank that needed it;
  *   3. LoRA SFT, and DPO with every reference mode (live reference model, precomputed
- *      reference log-probs, two-row layout instead of the shared prompt, LoRA with the
- *      adapters-off reference): 2 ranks against 1 process as in 1. (LoRA adapters within 1e-4:
+ *      reference log-probs, two-row layout instead of the shared prompt, reference_free,
+ *      sync_ref_model, LoRA with the adapters-off reference): 2 ranks against 1 process as in 1. (LoRA adapters within 1e-4:
  *      lora_B starts at zero, so its AdamW steps are all sign-like); the DPO runs evaluate 12
  *      held-out pairs (3 batches shared out between the ranks) and eval_loss is compared too;
  *   4. a 3-trial grid search under 2 ranks ranks the trials as one process does, with the same
@@ -300,13 +300,16 @@ static void test_lora_dpo(void) {
     if (run(0, "sft", "sft.yaml", "lp1", 6, lora) || run(2, "sft", "sft.yaml", "lr2", 3, lora)) return;
     same_run("lp1", "lr2", "adapter_model.safetensors", 1e-4);
     const char *pre[] = {"precompute_ref_log_probs=true", NULL}, *two[] = {"shared_prompt=false", NULL};
+    const char *none[] = {"reference_free=true", NULL}, *sync[] = {"sync_ref_model=true", "ref_model_sync_steps=2", NULL};
     struct { const char *name; const char *const *sets; const char *file; double wtol; } modes[] = {
         {"live", NULL, "model.safetensors", 1e-5},
         {"pre", pre, "model.safetensors", 1e-5},
         {"tworow", two, "model.safetensors", 1e-5},
+        {"free", none, "model.safetensors", 1e-5},
+        {"sync", sync, "model.safetensors", 1e-5},
         {"lora", lora, "adapter_model.safetensors", 1e-4},
     };
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         char a[64], b[64];
         snprintf(a, sizeof a, "d1-%s", modes[i].name);
         snprintf(b, sizeof b, "d2-%s", modes[i].name);
