@@ -6,6 +6,7 @@
 # bench_dpo_layout: DPO shared-prompt vs two-row layout step time on the 15M config (BENCH_THREADS, BENCH_STEPS)
 # bench_mpi.sh: data-parallel step time and scaling, 1 x 1, 1 x 2, 2 x 1 ranks x threads, and the projection
 rc=0
+# memory.sh: LoRA/QLoRA memory and speed (estimate vs peak RSS), hone vs PEFT + PyTorch; BENCH_MEM_BIG=1 adds the 7B case
 for b in "$@"; do
   echo "== $b"
   case $b in
@@ -13,4 +14,6 @@ for b in "$@"; do
     *) "./$b" || rc=1 ;;
   esac
 done
+echo "== memory.sh"
+sh "${HONE_SRCDIR:-.}/benchmarks/memory.sh" || rc=1
 exit $rc

@@ -23,7 +23,8 @@ chat: base data
 train: base dist simd model tokenizer data chat
 generate: base simd model tokenizer data chat
 report: base
-cli: base dist simd model tokenizer data chat train generate report
+export: base simd model
+cli: base dist simd model tokenizer data chat train generate report export
 '
 
 # check ROOT: sets $out to one "ROOT/file:line: what" line per violation and $bad to their count.

@@ -31,7 +31,12 @@ static void print_peaks(int threads) {
             printf(", %.1f on %d threads", pn.cpu, pn.threads);
         printf(" (%s, register-only, by CPU time)\n", hone_kt.probe_bf16_unit);
     }
-    printf("bf16 training: not available yet (issue 15): `bf16: true` is refused, training runs in fp32\n");
+    hone_kernels t = hone_kt;
+    char why[256];
+    kernels_select_bf16(&t, why, sizeof why);
+    printf("bf16 training: `bf16: true` runs its matrix products on %s\n", why);
+    printf("AMX-BF16:   %s\n", kernels_cpu_has("amx-bf16") ? "granted by CPUID, XCR0 and arch_prctl, but hone has no AMX kernel yet"
+                                                           : "not available on this CPU/OS");
 }
 
 int cmd_info(int argc, char **argv) {
@@ -42,7 +47,9 @@ int cmd_info(int argc, char **argv) {
                "measured peaks of the chosen kernels (about half a second): the fp32 FMA\n"
                "peak per core and on the thread count in use, the bf16 dot-product peak\n"
                "(AVX512-BF16 vdpbf16ps; Arm BFDOT where the build targets it) or that the\n"
-               "CPU has none, and the bf16 training path (none yet: issue 15). Peaks are\n"
+               "CPU has none, and the path `bf16: true` takes with the reason (the bf16\n"
+               "unit where its peak beats fp32 FMA, else bf16-rounded operands through\n"
+               "the fp32 kernels; HONE_BF16_PATH=dot|rounded overrides). Peaks are\n"
                "register-only loops timed by CPU time (docs/performance.md).\n"
                "It also says whether MPI is built in; under mpirun (mpirun -np N hone info) rank 0\n"
                "prints every rank's placement: host, local rank, CPUs and NUMA nodes\n"

@@ -5,6 +5,7 @@
 #include "cli/gen_cli.h"
 #include "cli/search_run.h"
 #include "simd/kernels.h"
+#include "train/estimate.h"
 #include "train/manifest.h"
 #include "train/pipeline.h"
 #include "train/parallel.h"
@@ -194,6 +195,7 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
         const char *rp = cfg->ref_model_name_or_path ? cfg->ref_model_name_or_path : cfg->model_name_or_path;
         if ((rc = model_load_merged(&ref, rp, 1, err)) < 0) { hone_fail_prefix(err, "ref_model_name_or_path"); goto out; }
         if (ref.cfg.vocab_size < p->model.cfg.vocab_size && (rc = model_resize_vocab(&ref, p->model.cfg.vocab_size, err)) < 0) goto out;
+        ref.be = p->model.be; /* bf16: true runs the reference under autocast too, as TRL */
         have_ref = 1;
     }
     if (have_ref && !cfg->reference_free) {
@@ -271,7 +273,7 @@ static int cmd_train(int argc, char **argv, int kind) {
     /* manifest.json says "running" before the slow loading, and records how every run ends */
     hone_manifest man = {0};
     if (gen_threads_init(cfg.threads, &err) < 0 || (rank == 0 && manifest_init(&man, &cfg, rd.config_json, &err) < 0) ||
-        (rank == 0 && manifest_hash_inputs(&man, &cfg, &err) < 0) || pipeline_init(&p, &cfg, &err) < 0) {
+        (rank == 0 && manifest_hash_inputs(&man, &cfg, &err) < 0) || estimate_check(&cfg, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
         report_error(name, err.msg);
         manifest_finish(&man, 1, err.msg);
         manifest_free(&man);

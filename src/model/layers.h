@@ -17,6 +17,18 @@ void matmul_forward(float *out, const float *in, const float *W, const float *b,
  * din may be NULL (no input gradient), dW and db may be NULL (a frozen weight: no gradient). */
 void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
                      int OC, int accumulate);
+/* The same with W held (simd/quant.h): the CPU's simd/qgemm.c products, bitwise matmul_* of the
+ * dequantised W; frozen, so only din. */
+struct hone_qtensor;
+void qmatmul_forward(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC);
+void qmatmul_backward(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate);
+/* bf16: true (torch CPU autocast's linear): the same with both operands of every product
+ * rounded to bf16 and fp32 sums (kernels.h gemm_bf16); the forward's out is rounded to
+ * bf16 after the bias (itself rounded) is added, as autocast returns linear's output in bf16.
+ * The backward's products take bf16 operands too; din, dW and db stay fp32 sums. */
+void matmul_forward_bf16(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
+void matmul_backward_bf16(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
+                          int IC, int OC, int accumulate);
 
 /* LoRA (PEFT's lora.Linear) on top of a linear layer: out += scale * dropout(x) A^T B^T.
  * lora_dropout: y (n) = x * mask / (1 - p), the mask a hash of (seed, element index), so it

@@ -6,6 +6,7 @@
 #include "model/backend.h"
 #include "model/layers.h"
 #include "model/lora.h"
+#include "model/qweight.h"
 #include "base/util.h"
 #include "base/rng.h"
 #include <assert.h>
@@ -156,6 +157,8 @@ void acts_free(hone_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+_Static_assert(QWEIGHT_NMOD == LORA_NMOD, "held weights are indexed in LoRA's module order");
+
 /* The adapter of module mod in layer l while adapters are on, else NULL. */
 static const hone_lora_pair *lora_pair(const hone_model *m, const hone_acts *a, int l, int mod) {
     if (!m->lora || a->lora_off || !m->w.lora) return NULL;
@@ -186,7 +189,8 @@ static const float *lora_input(const hone_model *m, hone_acts *a, int l, int mod
  * the place where a base held in another dtype (bf16, int8, NF4) plugs in. */
 static void linear_forward(const hone_model *m, hone_acts *a, int l, int mod, float *out, const float *in, const float *W,
                            const float *b, int N, int IC, int OC) {
-    m->be->matmul_forward(out, in, W, b, N, IC, OC);
+    if (W) m->be->matmul_forward(out, in, W, b, N, IC, OC);
+    else m->be->qmatmul_forward(out, in, &m->qw[l * QWEIGHT_NMOD + mod], b, N, IC, OC); /* a held base */
     const hone_lora_pair *p = lora_pair(m, a, l, mod);
     if (!p) return;
     const float *xd = lora_input(m, a, l, mod, in, (size_t)N * IC);
@@ -197,7 +201,11 @@ static void linear_forward(const hone_model *m, hone_acts *a, int l, int mod, fl
  * gradients into dW, db (NULL: frozen) and the adapter's into g's LoRA view */
 static void linear_backward(const hone_model *m, hone_acts *a, const hone_weights *g, int l, int mod, float *din, float *dW,
                             float *db, const float *dout, const float *in, const float *W, int N, int IC, int OC, int accumulate) {
-    m->be->matmul_backward(din, dW, db, dout, in, W, N, IC, OC, accumulate);
+    if (W) m->be->matmul_backward(din, dW, db, dout, in, W, N, IC, OC, accumulate);
+    else { /* a held base is frozen: only the input gradient flows through it */
+        assert(!dW && !db);
+        m->be->qmatmul_backward(din, dout, &m->qw[l * QWEIGHT_NMOD + mod], N, IC, OC, accumulate);
+    }
     const hone_lora_pair *p = lora_pair(m, a, l, mod);
     if (!p) return;
     assert(g->lora); /* adapters on: the gradient view must hold theirs (lora_grad_view) */
@@ -295,6 +303,7 @@ double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const 
         const int32_t *rows = a->rows + r0;
         be->gather_rows(a->head_x, a->xf, rows, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, a->head_logits, V);
+        if (be->round_bf16) be->round_bf16(a->head_logits, (size_t)nc * V); /* autocast: lm_head's output is bf16 */
         be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
                     a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL, &a->head_loss,
                     a->tok_loss);
@@ -316,6 +325,7 @@ void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots,
         int nc = n - r0 < a->head_chunk ? n - r0 : a->head_chunk;
         be->gather_rows(a->head_x, a->xf, slots + r0, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, out + (size_t)r0 * V, V);
+        if (be->round_bf16) be->round_bf16(out + (size_t)r0 * V, (size_t)nc * V);
     }
 }
 

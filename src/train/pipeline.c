@@ -1,6 +1,8 @@
 /* train/pipeline.c — configuration-driven setup shared by sft and dpo (pipeline.h). */
 #include "train/pipeline.h"
 #include "base/util.h"
+#include "model/qweight.h"
+#include "simd/kernels.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -54,7 +56,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
 }
 
 /* The lora_* keys as an adapter configuration. */
-static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc) {
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
     memset(lc, 0, sizeof *lc);
     lc->r = cfg->lora_r;
     lc->alpha = cfg->lora_alpha;
@@ -70,6 +72,18 @@ static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc)
         if (!strcmp(cfg->lora_modules_to_save[i], "embed_tokens")) lc->save_embed = 1;
         if (!strcmp(cfg->lora_modules_to_save[i], "lm_head")) lc->save_lm_head = 1;
     }
+}
+
+/* What the frozen base's decoder linears are held in (model/qweight.h; HONE_Q_F32: fp32) for a
+ * base whose tensors are stored as `stored`: load_in_4bit / load_in_8bit, else base_dtype (auto:
+ * bf16 when the checkpoint is bf16, a lossless hold). Only LoRA runs hold anything. */
+static int held_type(const hone_train_config *cfg, const char *stored) {
+    if (!cfg->use_peft) return HONE_Q_F32;
+    if (cfg->load_in_4bit) return !strcmp(cfg->bnb_4bit_quant_type, "fp4") ? HONE_Q_FP4 : HONE_Q_NF4;
+    if (cfg->load_in_8bit) return HONE_Q_INT8;
+    if (!strcmp(cfg->base_dtype, "bfloat16")) return HONE_Q_BF16;
+    if (!strcmp(cfg->base_dtype, "auto") && !strcmp(stored, "bfloat16")) return HONE_Q_BF16;
+    return HONE_Q_F32;
 }
 
 /* the base and adapters of a LoRA run, after the vocabulary is final */
@@ -89,10 +103,13 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
         int rc = lora_merge(&p->model, &p->lora, err);
         lora_free(&p->lora);
         if (rc < 0) return hone_fail_prefix(err, "model_name_or_path %s", dir);
+        /* the merged base is held only now (a held base cannot take a merge) */
+        if (model_hold(&p->model, held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
+            return hone_fail_prefix(err, "model_name_or_path %s", dir);
     }
     if (!cfg->use_peft) return 0;
     hone_lora_config lc;
-    lora_config_from(cfg, &lc);
+    pipeline_lora_config(cfg, &lc);
     /* the new adapter's base is what was loaded: model_name_or_path itself (an adapter dir
      * then names a chain hone resolves, model_load_merged) */
     char *rp = realpath(dir, NULL);
@@ -114,9 +131,14 @@ static void report_lora(const hone_pipeline *p) {
         if (lo->cfg.targets >> i & 1) snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%s", mods[0] ? "," : "", lora_module_name(i));
     size_t n = 0;
     for (int i = 0; i < lo->n_params; i++) n += lo->params[i].numel;
+    size_t total = model_config_num_params(&p->model.cfg);
     fprintf(stderr, "lora: r %d, alpha %g (scale %g%s) on %s%s%s; %zu trainable of %zu parameters (%.2f%%), base frozen\n", lo->cfg.r,
             lo->cfg.alpha, lo->scale, lo->cfg.rslora ? ", rslora" : "", mods[0] ? mods : "no linear", lo->embed ? " + embed_tokens" : "",
-            lo->lm_head ? " + lm_head" : "", n, p->model.num_floats, 100.0 * n / (double)p->model.num_floats);
+            lo->lm_head ? " + lm_head" : "", n, total, 100.0 * n / (double)total);
+    if (p->model.held) /* compute stays fp32 on the CPU: bnb_4bit_compute_dtype only names what PyTorch would use */
+        fprintf(stderr, "lora: base linears held as %s%s: %.1f MB (fp32: %.1f MB), weights %.1f MB in all; compute in fp32\n",
+                quant_type_name(p->model.held), p->model.held_nested ? " (nested absmax)" : "", model_held_bytes(&p->model) / 1e6,
+                (double)(total - p->model.num_floats) * 4 / 1e6, model_weight_bytes(&p->model) / 1e6);
 }
 
 int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
@@ -133,7 +155,18 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         hone_path_join(tp, sizeof tp, dir, "tokenizer_config.json");
         if (!hone_file_exists(tp)) tdir = p->model_dir;
     }
-    if (model_load_merged(&p->model, p->model_dir, 1, err) < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
+    /* a held base streams from a plain checkpoint (each linear converted as it is read); a base
+     * that must first take adapters is loaded in fp32, then held (setup_lora when it merges) */
+    char stored[16];
+    model_dir_dtype(p->model_dir, stored, sizeof stored);
+    int held = held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
+    int stream = held && !lora_is_adapter_dir(p->model_dir) && !(adapter && cfg->use_peft);
+    int lrc = stream ? model_load_held(&p->model, p->model_dir, 1, held, nested, err) : model_load_merged(&p->model, p->model_dir, 1, err);
+    if (lrc == 0 && held && !stream && !(adapter && cfg->use_peft)) {
+        lrc = model_hold(&p->model, held_type(cfg, p->model.stored_dtype), nested, err);
+        if (lrc < 0) model_free(&p->model);
+    }
+    if (lrc < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
     if (tokenizer_load(&p->tok, tdir, err) < 0) { model_free(&p->model); return hone_fail_prefix(err, "model_name_or_path"); }
     if (cfg->add_chat_tokens) {
         const char *toks[2] = {"<|im_start|>", "<|im_end|>"};
@@ -143,6 +176,13 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
     }
     if (setup_lora(p, cfg, adapter, err) < 0) { pipeline_free(p); return -1; }
     report_lora(p);
+    if (cfg->bf16) {
+        /* TRL's bf16=True on CPU: autocast's bf16 matrix products over fp32 weights */
+        char why[256];
+        kernels_select_bf16(&hone_kt, why, sizeof why);
+        p->model.be = backend_cpu_bf16();
+        fprintf(stderr, "bf16: matrix products on %s; weights, gradients, optimizer, norms, softmax and losses in fp32\n", why);
+    }
     /* the tokenizer as trained (maybe extended) is what checkpoints carry */
     const char *out = cfg->output_dir ? cfg->output_dir : ".";
     snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", out, (int)getpid());
@@ -441,6 +481,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
                         err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
+    if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
     if (sched_set_kwargs(&t->sched, cfg->lr_scheduler_kwargs, cfg->learning_rate, err) < 0) { trainer_free(t); return -1; }
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";

@@ -46,6 +46,8 @@ int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_
                        hone_tok_pair **eval, long *n_eval, hone_error *err);
 void pipeline_free_pairs(hone_tok_pair *pairs, long n);
 
+/* The lora_* keys (or peft: block) of cfg as an adapter configuration. */
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc);
 /* The seed of the data order and the eval split: data_seed, else seed (transformers). */
 uint64_t pipeline_data_seed(const hone_train_config *cfg);
 /* Whether each epoch reshuffles the rows: train_sampling_strategy random (not sequential). */

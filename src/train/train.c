@@ -84,6 +84,18 @@ void trainer_free(hone_trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+int trainer_set_optim(hone_trainer *t, int kind, hone_error *err) {
+    if (kind == t->opt.kind) return 0;
+    if (t->mlo != 0 || t->mhi != t->n_tfloats)
+        return hone_fail(err, "optim: the 8-bit AdamW state is not sharded: use zero_stage: 0 with adamw_8bit under mpirun");
+    hone_adamw o = t->opt;
+    int rc = kind == HONE_OPTIM_ADAMW_8BIT ? adamw_init_8bit(&t->opt, t->tparams, t->n_tparams, o.b1, o.b2, o.eps, o.wd, err)
+                                           : adamw_init(&t->opt, t->n_tfloats, o.b1, o.b2, o.eps, o.wd, err);
+    if (rc < 0) { t->opt = o; return -1; }
+    adamw_free(&o);
+    return 0;
+}
+
 void trainer_rank_slice(const hone_trainer *t, int nmb, int *k0, int *k1) {
     int N = dist_size(), r = dist_rank();
     if (!t->dp) { *k0 = 0, *k1 = nmb; return; }
@@ -300,6 +312,42 @@ static int write_moments(hone_trainer *t, const char *dir, hone_error *err) {
     return st_write(path, e, 2, ST_F32, meta, err);
 }
 
+/* The moments' entries for optimizer.safetensors: exp_avg.<name> / exp_avg_sq.<name> (fp32) per
+ * tensor; with the 8-bit optimizer its 8-bit tensors as state1/state2.<name> (U8, the tensor's
+ * shape) and absmax1/absmax2.<name> (fp32, one per block of 256), bitsandbytes' state names. */
+static int optimizer_entries(const hone_trainer *t, st_entry *e, char **names) {
+    const hone_adamw *o = &t->opt;
+    int k = 0, n = t->n_tparams;
+    for (int pass = 0; pass < 2; pass++) /* fp32 entries first, bytes last (keeps floats aligned) */
+        for (int j = 0; j < 2 * n; j++) {
+            int i = j % n, second = j >= n, is8 = o->kind == HONE_OPTIM_ADAMW_8BIT && o->is8[i];
+            const hone_param *p = &t->tparams[i];
+            size_t nb = (p->numel + OPTIM_8BIT_BLOCK - 1) / OPTIM_8BIT_BLOCK;
+            if (pass == 0 && is8) { /* absmax */
+                names[k] = malloc(strlen(p->name) + 16);
+                sprintf(names[k], "absmax%d.%s", second + 1, p->name);
+                e[k] = (st_entry){.name = names[k], .data = (second ? o->absmax2 : o->absmax1) + o->boff[i], .ndim = 1, .shape = {(int64_t)nb}};
+                k++;
+                continue;
+            }
+            if (pass == 0 || is8) {
+                names[k] = malloc(strlen(p->name) + 16);
+                const void *d;
+                if (is8) {
+                    sprintf(names[k], "state%d.%s", second + 1, p->name);
+                    d = (second ? o->q2 : o->q1) + o->soff[i];
+                } else {
+                    sprintf(names[k], "%s.%s", second ? "exp_avg_sq" : "exp_avg", p->name);
+                    size_t off = o->kind == HONE_OPTIM_ADAMW_8BIT ? o->soff[i] : p->offset;
+                    d = (second ? o->v : o->m) + off;
+                }
+                e[k] = (st_entry){.name = names[k], .data = d, .ndim = p->ndim, .shape = {p->shape[0], p->shape[1]}, .is_u8 = is8};
+                k++;
+            }
+        }
+    return k;
+}
+
 static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
     ckpt_ctx *cx = ctx;
     hone_trainer *t = cx->t;
@@ -309,24 +357,17 @@ static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
         dist_bcast(tmp, sizeof tmp, 0);
         cx->announced = 1;
     }
-    int rc = t->mlo == 0 && t->mhi == t->n_tfloats ? 0 : write_moments(t, dir, err);
-    int n = rc == 0 && t->mlo == 0 && t->mhi == t->n_tfloats ? t->n_tparams : 0;
-    st_entry *e = calloc(2 * n, sizeof(st_entry));
-    char **names = calloc(2 * n, sizeof(char *));
-    for (int i = 0; i < 2 * n; i++) {
-        const hone_param *p = &t->tparams[i % n];
-        names[i] = malloc(strlen(p->name) + 16);
-        sprintf(names[i], "%s.%s", i < n ? "exp_avg" : "exp_avg_sq", p->name);
-        e[i].name = names[i];
-        e[i].data = (i < n ? t->opt.m : t->opt.v) + p->offset;
-        e[i].ndim = p->ndim;
-        e[i].shape[0] = p->shape[0];
-        e[i].shape[1] = p->shape[1];
-    }
+    int whole = t->mlo == 0 && t->mhi == t->n_tfloats; /* else a ZeRO-1 shard (fp32 moments only) */
+    int rc = whole ? 0 : write_moments(t, dir, err);
+    int n = whole ? t->n_tparams : 0, k = 0;
+    st_entry *e = calloc(4 * n + 1, sizeof(st_entry));
+    char **names = calloc(4 * n + 1, sizeof(char *));
+    if (!e || !names) rc = hone_fail(err, "out of memory");
+    else if (whole) k = optimizer_entries(t, e, names);
     char path[4096];
     hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    if (n) rc = st_write(path, e, 2 * n, ST_F32, NULL, err);
-    for (int i = 0; i < 2 * n; i++) free(names[i]);
+    if (rc == 0 && whole) rc = st_write(path, e, k, ST_F32, t->opt.kind == HONE_OPTIM_ADAMW_8BIT ? "{\"optim\": \"adamw_8bit\"}" : NULL, err);
+    for (int i = 0; i < k; i++) free(names[i]);
     free(names);
     free(e);
     if (t->dp) {
@@ -443,8 +484,18 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     char name[64], dir[4096];
     snprintf(name, sizeof name, "checkpoint-%ld", t->step);
     hone_path_join(dir, sizeof dir, t->output_dir, name);
-    int bad = check_finite(t, t->tdata, 0, t->n_tfloats, "the weight", dir, err) < 0 ||
-              check_finite(t, t->opt.m, t->mlo, t->mhi, "the Adam moment exp_avg", dir, err) < 0 ||
+    int bad = check_finite(t, t->tdata, 0, t->n_tfloats, "the weight", dir, err) < 0;
+    if (!bad && t->opt.kind == HONE_OPTIM_ADAMW_8BIT) {
+        /* the 8-bit state (never sharded): its fp32 moments and block scales (bytes are always finite) */
+        const hone_adamw *o = &t->opt;
+        for (size_t i = 0; !bad && i < o->n32; i++)
+            if (!isfinite(o->m[i]) || !isfinite(o->v[i]))
+                bad = 1, hone_fail(err, "step %ld: an Adam moment is not finite: %s is not saved", t->step, dir);
+        for (size_t i = 0; !bad && i < o->nblocks; i++)
+            if (!isfinite(o->absmax1[i]) || !isfinite(o->absmax2[i]))
+                bad = 1, hone_fail(err, "step %ld: an 8-bit Adam state scale is not finite: %s is not saved", t->step, dir);
+    } else if (!bad)
+        bad = check_finite(t, t->opt.m, t->mlo, t->mhi, "the Adam moment exp_avg", dir, err) < 0 ||
               check_finite(t, t->opt.v, t->mlo, t->mhi, "the Adam moment exp_avg_sq", dir, err) < 0;
     if (t->dp) {
         int first = dist_first_failed(!bad);
@@ -559,15 +610,25 @@ static void truncate_metrics(hone_trainer *t, long step) {
 }
 
 int trainer_read_optimizer(hone_trainer *t, const st_file *f, const char *path, hone_error *err) {
-    int rc = 0;
-    for (int i = 0; i < 2 * t->n_tparams && rc == 0; i++) {
-        const hone_param *p = &t->tparams[i % t->n_tparams];
-        char name[160];
-        snprintf(name, sizeof name, "%s.%s", i < t->n_tparams ? "exp_avg" : "exp_avg_sq", p->name);
-        const st_tensor *ts = st_find(f, name);
-        if (!ts || st_numel(ts) != p->numel) rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size", path, name);
-        else rc = st_read_f32(f, ts, (i < t->n_tparams ? t->opt.m : t->opt.v) + p->offset, err);
+    int n = t->n_tparams, rc = 0;
+    st_entry *e = calloc(4 * n + 1, sizeof(st_entry));
+    char **names = calloc(4 * n + 1, sizeof(char *));
+    if (!e || !names) { free(e); free(names); return hone_fail(err, "out of memory"); }
+    int k = optimizer_entries(t, e, names);
+    for (int i = 0; i < k && rc == 0; i++) {
+        const st_tensor *ts = st_find(f, e[i].name);
+        size_t numel = 1;
+        for (int d = 0; d < e[i].ndim; d++) numel *= (size_t)e[i].shape[d];
+        if (!ts || st_numel(ts) != numel)
+            rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size (a checkpoint of another optim?)", path, e[i].name);
+        else if (e[i].is_u8) {
+            if (ts->dtype != ST_U8) rc = hone_fail(err, "%s: tensor '%s' must be U8", path, e[i].name);
+            else memcpy((void *)e[i].data, f->data + ts->offset, numel); /* e[i].data points into the trainer's own state */
+        } else rc = st_read_f32(f, ts, (float *)e[i].data, err);
     }
+    for (int i = 0; i < k; i++) free(names[i]);
+    free(names);
+    free(e);
     return rc;
 }
 

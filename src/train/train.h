@@ -82,6 +82,9 @@ int trainer_init_dp(hone_trainer *t, hone_model *m, const char *output_dir, cons
                     long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, int zero_stage,
                     hone_error *err);
 void trainer_free(hone_trainer *t);
+/* Replaces the (fresh) optimizer by kind: HONE_OPTIM_ADAMW or HONE_OPTIM_ADAMW_8BIT (optim.h),
+ * same hyperparameters. Checkpoints then hold that optimizer's state. */
+int trainer_set_optim(hone_trainer *t, int kind, hone_error *err);
 /* Data-parallel runs: the micro-batches [*k0, *k1) of a step's nmb (all ranks') this rank
  * computes (all of them alone); hooks the gradient exchange onto acts a for the last of them
  * (trainer_unhook after the step's backward passes). */

@@ -1,0 +1,64 @@
+/* test_estimate.c — the memory estimate of a run (train/estimate.h) on the tiny-llama model:
+ * weights are 4 bytes per parameter slot as model_init allocates them; full training adds
+ * gradients of the same size and AdamW state of twice that, adamw_8bit keeps the bytes of
+ * adamw_state_bytes (a quarter for the tensors of >= 4096 elements); gradient checkpointing
+ * plans fewer activation bytes than keeping them all (acts_plan_bytes); LoRA trains only the
+ * adapters (r (in + out) per module and layer); a DPO run without LoRA counts a reference
+ * model, with LoRA none (adapters off); the available memory is positive on Linux. */
+#include "train/estimate.h"
+#include "train/optim.h"
+#include "model/transformer.h"
+#include "test.h"
+
+static void cfg_for(hone_train_config *c, int kind) {
+    hone_error err;
+    config_defaults(c, kind, &err);
+    free(c->model_name_or_path);
+    c->model_name_or_path = strdup(test_src("tests/fixtures/models/tiny-llama"));
+    c->max_length = 64;
+    c->per_device_train_batch_size = 2;
+}
+
+static void test_breakdown(void) {
+    hone_train_config c;
+    hone_error err;
+    hone_mem_estimate e, e8, en, el;
+    cfg_for(&c, HONE_SFT);
+    CHECK(estimate_run(&c, &e, &err) == 0, "%s", err.msg);
+    hone_model m;
+    CHECK(model_load(&m, c.model_name_or_path, 0, &err) == 0, "%s", err.msg);
+    CHECK(e.weights == 4.0 * m.num_floats && e.grads == e.weights && e.optim == 2 * e.weights, "weights %g grads %g optim %g (num_floats %zu)",
+          e.weights, e.grads, e.optim, m.num_floats);
+    CHECK(e.acts == (double)acts_plan_bytes(&m.cfg, 2, 64, 1, 1), "activations with gradient checkpointing (the default)");
+    free(c.optim);
+    c.optim = strdup("adamw_8bit");
+    estimate_run(&c, &e8, &err);
+    CHECK(e8.optim == (double)adamw_state_bytes(HONE_OPTIM_ADAMW_8BIT, m.params, m.n_params) && e8.optim < 0.7 * e.optim,
+          "8-bit state %g vs %g", e8.optim, e.optim);
+    c.gradient_checkpointing = 0;
+    estimate_run(&c, &en, &err);
+    CHECK(en.acts > e.acts && en.total > e8.total, "no checkpointing: activations %g vs %g", en.acts, e.acts);
+    c.use_peft = 1;
+    c.gradient_checkpointing = 1;
+    estimate_run(&c, &el, &err);
+    /* q_proj and v_proj (PEFT's default), r 16: 16 (64 + 64) each, 2 layers */
+    CHECK(el.n_trained == 2 * 2 * 16 * (64 + 64) && el.grads == 4.0 * el.n_trained, "LoRA trained %zu", el.n_trained);
+    config_free(&c);
+
+    cfg_for(&c, HONE_DPO);
+    hone_mem_estimate d, dl;
+    estimate_run(&c, &d, &err);
+    CHECK(d.B == 4 && d.ref >= d.weights, "DPO: rows %ld, reference %g", d.B, d.ref);
+    c.use_peft = 1;
+    estimate_run(&c, &dl, &err);
+    CHECK(dl.ref == 0, "DPO with LoRA: no reference model (%g)", dl.ref);
+    config_free(&c);
+    model_free(&m);
+    char how[64];
+    CHECK(estimate_available(how, sizeof how) > 0, "available memory unknown");
+}
+
+int main(void) {
+    TEST_RUN(test_breakdown);
+    return test_finish();
+}
