@@ -22,7 +22,8 @@
  *      metric values (each trial is a single-process run);
  *   5. `mpirun -np 2 hone info` lists both ranks' placements.
  * The ranks run with ASAN_OPTIONS=detect_leaks=0 (Open MPI's own allocations at exit are not
- * hone's leaks); nothing else is relaxed for them. */
+ * hone's leaks; every other ASan check stays on) and UBSAN_OPTIONS=halt_on_error=1 (so in the
+ * sanitizer build undefined behaviour in a rank fails the run instead of scrolling by). */
 #include "config.h"
 #include "base/util.h"
 #include "model/safetensors.h"
@@ -72,6 +73,7 @@ static const char *setup(void) {
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
     setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1); /* no CMA: containers often forbid ptrace */
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    setenv("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1", 1); /* a sanitizer build: undefined behaviour in a rank fails its run */
     unsetenv("HONE_CPUSET");
     const char *r = test_tmpdir("mpi");
     char model[512], p[512];
