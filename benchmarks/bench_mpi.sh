@@ -10,7 +10,9 @@
 # Step time: the mean over the timed steps (all but the first) of tokens / tokens_per_second
 # as metrics.jsonl logs them.
 # Usage: bench_mpi.sh [BUILD_DIR]   Environment: HONE_BIN (else BUILD_DIR/hone), HONE_SHARED,
-#   BENCH_STEPS (default 4: one warm-up + 3 timed), BENCH_LORA=1, BENCH_CORES_PER_NODE (64)
+#   BENCH_STEPS (default 4: one warm-up + 3 timed), BENCH_LORA=1, BENCH_CORES_PER_NODE (64),
+#   BENCH_CORE_GFLOPS (the per-core rate the projection uses; default: the 1 x 1 run's),
+#   BENCH_PROJECT_ONLY=1 (with BENCH_CORE_GFLOPS: the projection alone)
 set -u
 build=${1:-.}
 bin=${HONE_BIN:-$build/hone}
@@ -26,6 +28,10 @@ unset HONE_CPUSET
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hone-bench-mpi-XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
+if [ "${BENCH_PROJECT_ONLY:-0}" = 1 ]; then
+  [ -n "${BENCH_CORE_GFLOPS:-}" ] || { echo "bench_mpi: BENCH_PROJECT_ONLY needs BENCH_CORE_GFLOPS"; exit 1; }
+fi
+if [ "${BENCH_PROJECT_ONLY:-0}" != 1 ]; then
 "$bin" init "$shared/models/configs/smollm2-135m.json" "$tmp/model" --tokenizer "$shared/tokenizers/smollm" --seed 1 >/dev/null 2>&1 ||
   { echo "bench_mpi: hone init failed"; exit 1; }
 # rows of ~300 tokens (cut to 256): the same text, numbered
@@ -88,29 +94,37 @@ bench 135m
 if [ "${BENCH_LORA:-1}" = 1 ]; then
   bench 135m-lora --set use_peft=true --set lora_r=16 --set lora_alpha=32 --set lora_target_modules=all-linear
 fi
+fi # BENCH_PROJECT_ONLY
 
 # Projection (docs/performance.md): per node, compute time C = 6 x P x tokens / (cores x the
-# measured per-core rate of model FLOPs); the gradient exchange moves 2 (N-1)/N x G bytes per
-# node (all-to-all of the shards, then the all-gather), G = 4 bytes x trained parameters; the
-# all-to-all overlaps the backward (2/3 of C), the all-gather does not. Efficiency = C / step.
-t11=$(cat "$tmp/135m.t11")
-awk -v t11="$t11" -v cores="$cores_node" 'BEGIN {
-  P135 = 134.5e6; tok = 4 * 256
-  rate = 6 * P135 * tok / t11          # model FLOP/s per core, measured
-  printf "\nprojection: %.1f GFLOP/s of model FLOPs per core measured (135M, 1 x 1); a node = %d such cores; global batch per node per step = 16 x 1024 tokens\n", rate / 1e9, cores
-  printf "| model | trained params | compute s/step | Gb/s | 8 nodes | 64 nodes |\n|---|---|---|---|---|---|\n"
-  split("135M 2B 7B", name, " "); split("134.5e6 2.51e9 6.74e9", P, " "); split("4.9e6 19.6e6 40.0e6", L, " ")
-  for (m = 1; m <= 3; m++) for (lora = 0; lora <= 1; lora++) for (bw = 25; bw <= 100; bw += 75) {
-    C = 6 * P[m] * 16 * 1024 / (rate * cores)
-    if (lora) C = C * 2 / 3 # the frozen base: no weight gradients, the backward is half
-    G = 4 * (lora ? L[m] : P[m])
-    line = sprintf("| %s%s | %.3g | %.2f | %d |", name[m], lora ? " LoRA" : "", lora ? L[m] : P[m], C, bw)
-    for (k = 1; k <= 2; k++) {
-      N = k == 1 ? 8 : 64
-      x = 2 * (N - 1) / N * G / (bw * 1e9 / 8) # seconds on the wire, half of it overlapped
-      rs = x / 2 - 2 * C / 3; if (rs < 0) rs = 0
-      line = line sprintf(" %.0f%% |", 100 * C / (C + rs + x / 2))
+# per-core rate of model FLOPs: measured above, or BENCH_CORE_GFLOPS), x 2/3 with LoRA (no weight
+# gradients of the frozen base); the gradient exchange moves 2 (N-1)/N x G bytes per node (the
+# all-to-all of the shards, then the all-gather), G = 4 bytes x trained parameters; the all-to-all
+# overlaps the backward (2/3 of C), the all-gather does not. Efficiency = C / step time.
+project() {
+  awk -v rate_g="$1" -v cores="$cores_node" 'BEGIN {
+    rate = rate_g * 1e9
+    printf "\nprojection: %.1f GFLOP/s of model FLOPs per core, a node = %d such cores\n", rate_g, cores
+    printf "| model | trained params | tokens/node/step | compute s | 25 Gb/s, 8 nodes | 25 Gb/s, 64 | 100 Gb/s, 8 | 100 Gb/s, 64 |\n"
+    printf "|---|---|---|---|---|---|---|---|\n"
+    split("135M 2B 7B", name, " "); split("134.5e6 2.51e9 6.74e9", P, " "); split("4.9e6 19.6e6 40.0e6", L, " ")
+    for (m = 1; m <= 3; m++) for (lora = 0; lora <= 1; lora++) for (tk = 2048; tk <= 16384; tk *= 8) {
+      C = 6 * P[m] * tk / (rate * cores)
+      if (lora) C = C * 2 / 3
+      G = 4 * (lora ? L[m] : P[m])
+      line = sprintf("| %s%s | %.3g | %d | %.2f |", name[m], lora ? " LoRA" : "", lora ? L[m] : P[m], tk, C)
+      for (bw = 25; bw <= 100; bw += 75) for (N = 8; N <= 64; N *= 8) {
+        x = 2 * (N - 1) / N * G / (bw * 1e9 / 8) # seconds on the wire; the first half overlaps the backward
+        rs = x / 2 - 2 * C / 3; if (rs < 0) rs = 0
+        line = line sprintf(" %.0f%% |", 100 * C / (C + rs + x / 2))
+      }
+      print line
     }
-    print line
-  }
-}'
+  }'
+}
+if [ -n "${BENCH_CORE_GFLOPS:-}" ]; then
+  project "$BENCH_CORE_GFLOPS"
+else
+  t11=$(cat "$tmp/135m.t11")
+  project "$(awk -v t="$t11" 'BEGIN { printf "%.1f", 6 * 134.5e6 * 1024 / t / 1e9 }')"
+fi
