@@ -345,47 +345,64 @@ static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const 
 
 /* ---- bf16 pairs (gemm.h: gemm_arch_bf16) ---- */
 
-/* One packed pair from two fp32 values: lo is k = 2p, hi is k = 2p + 1. */
-static inline uint32_t pair_bf16(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
+/* Runs of the packs: at most the largest KC (768 * 5 / 3) or NR floats at a time. */
+#define PAIR_RUN 1280
 
 /* d[p*w + i] = pair(s_i[2p], s_i[2p + 1]) for i < w, p < (kc + 1) / 2, where s_i =
- * s + i*ld is contiguous in k (A stored (M, K); B stored (N, K)); rows i >= rows are
- * zero, an odd kc's last pair takes +0 as its high half. */
-static void pack_pairs_rows(int w, int rows, const float *s, size_t ld, int kc, uint32_t *d) {
-    int kp = kc / 2, odd = kc & 1;
+ * s + i*ld is contiguous in k (A stored (M, K); B stored (N, K)): each row converted
+ * in one run (its bf16 values, read as uint32, are the pairs: low half k = 2p); rows
+ * i >= rows are zero, an odd kc's last pair takes +0 as its high half. */
+static void pack_pairs_rows(const gemm_arch_bf16 *g, int w, int rows, const float *s, size_t ld, int kc, uint32_t *d) {
+    int kp = (kc + 1) / 2;
+    uint32_t t[PAIR_RUN / 2];
     for (int i = 0; i < w; i++) {
         uint32_t *o = d + i;
         if (i >= rows) {
-            for (int p = 0; p < kp + odd; p++) o[(size_t)p * w] = 0;
+            for (int p = 0; p < kp; p++) o[(size_t)p * w] = 0;
             continue;
         }
-        const float *r = s + (size_t)i * ld;
-        for (int p = 0; p < kp; p++) o[(size_t)p * w] = pair_bf16(r[2 * p], r[2 * p + 1]);
-        if (odd) o[(size_t)kp * w] = pair_bf16(r[kc - 1], 0.f);
+        t[kp - 1] = 0; /* the odd kc's high half */
+        g->cvt((uint16_t *)t, s + (size_t)i * ld, (size_t)kc);
+        for (int p = 0; p < kp; p++) o[(size_t)p * w] = t[p];
     }
 }
 
-/* d[p*w + j] = pair(s[2p*ld + j], s[(2p + 1)*ld + j]) for j < w: the operand stored
- * with k as its rows (A stored (K, M); B stored (K, N)); columns j >= cols zero. */
-static void pack_pairs_cols(int w, int cols, const float *s, size_t ld, int kc, uint32_t *d) {
-    int kp = kc / 2, odd = kc & 1;
-    for (int p = 0; p < kp + odd; p++, d += w) {
-        const float *r0 = s + (size_t)(2 * p) * ld, *r1 = r0 + ld;
-        int hi = 2 * p + 1 < kc;
-        for (int j = 0; j < cols; j++) d[j] = pair_bf16(r0[j], hi ? r1[j] : 0.f);
-        for (int j = cols; j < w; j++) d[j] = 0;
-    }
-}
+/* Columns of the operand stored with k as its rows converted per run. */
+#define PAIR_COLS 1024
 
 /* Packs op(X)(i0.., pc..) (ncur x kc, X stored transposed when trans) into w-wide
- * panels of pairs: A with (w, trans) = (MR, ta); B with (NR, !tb). */
-static void pack_pairs_block(int w, int ncur, int kc, const float *X, int ld, int trans, int i0, int pc, uint32_t *dst) {
-    int np = (ncur + w - 1) / w;
-    size_t psz = (size_t)w * ((kc + 1) / 2);
-    for (int p = 0; p < np; p++) {
-        int n = ncur - p * w < w ? ncur - p * w : w;
-        if (trans) pack_pairs_cols(w, n, X + (size_t)pc * ld + i0 + p * w, ld, kc, dst + p * psz);
-        else pack_pairs_rows(w, n, X + (size_t)(i0 + p * w) * ld + pc, ld, kc, dst + p * psz);
+ * panels of pairs: A with (w, trans) = (MR, ta); B with (NR, !tb). Stored with k as its
+ * rows (trans: A stored (K, M), B stored (K, N)), d[p*w + j] = pair(x[2p][j],
+ * x[2p + 1][j]): rows 2p and 2p + 1 converted in runs across all the panels, then
+ * interleaved; columns past ncur zero. */
+static void pack_pairs_block(const gemm_arch_bf16 *g, int w, int ncur, int kc, const float *X, int ld, int trans, int i0,
+                             int pc, uint32_t *dst) {
+    int np = (ncur + w - 1) / w, kp = (kc + 1) / 2;
+    size_t psz = (size_t)w * kp;
+    if (!trans) {
+        for (int p = 0; p < np; p++) {
+            int n = ncur - p * w < w ? ncur - p * w : w;
+            pack_pairs_rows(g, w, n, X + (size_t)(i0 + p * w) * ld + pc, ld, kc, dst + p * psz);
+        }
+        return;
+    }
+    uint16_t lo[PAIR_COLS], hi[PAIR_COLS];
+    int run = PAIR_COLS / w * w;
+    for (int c0 = 0; c0 < ncur; c0 += run) {
+        int cn = ncur - c0 < run ? ncur - c0 : run;
+        for (int p = 0; p < kp; p++) {
+            const float *r0 = X + (size_t)(pc + 2 * p) * ld + i0 + c0;
+            g->cvt(lo, r0, (size_t)cn);
+            if (2 * p + 1 < kc) g->cvt(hi, r0 + ld, (size_t)cn);
+            else memset(hi, 0, sizeof(uint16_t) * cn);
+            for (int q = 0; q * w < cn; q++) {
+                uint32_t *d = dst + (size_t)(c0 / w + q) * psz + (size_t)p * w;
+                int n = cn - q * w < w ? cn - q * w : w;
+                const uint16_t *l = lo + q * w, *h = hi + q * w;
+                for (int j = 0; j < n; j++) d[j] = l[j] | (uint32_t)h[j] << 16;
+                for (int j = n; j < w; j++) d[j] = 0;
+            }
+        }
     }
 }
 
@@ -436,11 +453,11 @@ static void gemm_serial_bf16(const gemm_arch_bf16 *g, int ta, int tb, int M, int
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
             int accum = pc > 0 || beta != 0.f;
-            pack_pairs_block(nr, nc, kc, B, ldb, !tb, jc, pc, bbuf);
+            pack_pairs_block(g, nr, nc, kc, B, ldb, !tb, jc, pc, bbuf);
             for (int ic = 0; ic < M; ic += MC) {
                 int mcur = M - ic < MC ? M - ic : MC;
                 int nir = (mcur + mr - 1) / mr;
-                pack_pairs_block(mr, mcur, kc, A, lda, ta, ic, pc, abuf);
+                pack_pairs_block(g, mr, mcur, kc, A, lda, ta, ic, pc, abuf);
                 for (int q = 0; q < njr; q++) {
                     const uint32_t *bp = bbuf + (size_t)q * kp * nr;
                     int j0 = jc + q * nr, cols = N - j0 < nr ? N - j0 : nr;

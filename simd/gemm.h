@@ -55,6 +55,9 @@ typedef void (*gemm_ukr_bf16_fn)(int kp, const uint32_t *a, const uint32_t *b, f
 typedef struct gemm_arch_bf16 {
     int mr, nr; /* mr <= 32, nr <= 64 */
     gemm_ukr_bf16_fn ukr;
+    /* the ISA's fp32 -> bf16 of n floats (kernels.h f32_to_bf16: bitwise the scalar one),
+     * which the packs run on runs of each operand */
+    void (*cvt)(uint16_t *dst, const float *src, size_t n);
 } gemm_arch_bf16;
 /* kernels.h's gemm_bf16 on the pair micro-kernel. KC (which fixes each sum's order:
  * every KC block is summed from zero, then added to C) depends on K and the L1 size

@@ -256,8 +256,8 @@ __attribute__((target("avx512bf16"))) HONE_PROBE_DOT(probe_dot_bf16_avx512, __m5
                    BF16_BCAST, _mm512_dpbf16_ps, MR)
 GEMM_UKR_BF16_X32(12)
 GEMM_UKR_BF16_X16(24)
-static const gemm_arch_bf16 gemm_bf16_12x32 = {12, 32, gemm_ukr_bf16_12x32};
-static const gemm_arch_bf16 gemm_bf16_24x16 = {24, 16, gemm_ukr_bf16_24x16};
+static const gemm_arch_bf16 gemm_bf16_12x32 = {12, 32, gemm_ukr_bf16_12x32, f32_to_bf16_avx512};
+static const gemm_arch_bf16 gemm_bf16_24x16 = {24, 16, gemm_ukr_bf16_24x16, f32_to_bf16_avx512};
 static void gemm_bf16_dot_12x32(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                                 float beta, float *C, int ldc) {
     gemm_bf16_blocked(&gemm_bf16_12x32, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);

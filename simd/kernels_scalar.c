@@ -363,7 +363,7 @@ static void gemm_ukr_bf16_4x16_scalar(int kp, const uint32_t *a, const uint32_t 
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 16; j++) c[i * ldc + j] = accum ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
-static const gemm_arch_bf16 gemm_bf16_scalar_arch = {4, 16, gemm_ukr_bf16_4x16_scalar};
+static const gemm_arch_bf16 gemm_bf16_scalar_arch = {4, 16, gemm_ukr_bf16_4x16_scalar, f32_to_bf16_scalar};
 void gemm_bf16_dot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                                  float beta, float *C, int ldc) {
     gemm_bf16_blocked(&gemm_bf16_scalar_arch, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);

@@ -690,7 +690,7 @@ static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_ex
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
     "dpo_sigmoid_norm", "dpo_mpo_combo", "dpo_f_forward_kl", "dpo_f_js_divergence", "dpo_f_alpha_divergence", "dpo_ld_alpha",
     "dpo_wpo_weighting", "dpo_precompute_ref", "dpo_reference_free", "dpo_sync_ref", "dpo_stories260K",
-    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K"};
+    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K", "dpo_autocast_bf16"};
 
 int main(void) {
     kernels_init();

@@ -186,10 +186,13 @@ CASES = {
     "sft_autocast_bf16": ("tiny-llama", lambda: tiny_data(80, 15), dict(
         completion_only_loss=True, packing=False, max_length=24, bf16=True,
         lr_scheduler_type="linear", warmup_steps=2), None),
-    # a trained model: larger logits, so where the rounding happens shows in the loss
+    # a trained model: larger logits, so bf16 rounding shows in the loss (about 5e-4 relative per step,
+    # as much between two bf16 evaluations rounding in different places as between fp32 and bf16);
+    # lr 2e-4: at sft_stories260K's 5e-4 the loss falls 2.7 -> 0.8 in 20 steps and that noise grows
+    # along the trajectory to about 1e-2 (measured: hone's AVX2 and AVX-512 tables 5e-3 and 1.1e-2)
     "sft_autocast_bf16_stories260K": ("stories260K", lambda: stories_data(80), dict(
         completion_only_loss=False, packing=False, max_length=32, bf16=True,
-        lr_scheduler_type="linear", warmup_steps=2, learning_rate=5e-4), None),
+        lr_scheduler_type="linear", warmup_steps=2, learning_rate=2e-4), None),
 }
 RAW = ("sft_text_stories260K", "sft_prompt_completion_stories260K")
 
