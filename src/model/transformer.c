@@ -119,7 +119,8 @@ static size_t lora_layout(hone_acts *a, const hone_model_config *c, const hone_l
     for (int l = 0; l < c->num_layers; l++)
         for (int mod = 0; mod < LORA_NMOD; mod++) {
             if (!(lo->cfg.targets >> mod & 1)) continue;
-            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : a->layers[0].lora_su[mod];
+            /* shared with layer 0's; a sizing pass (base NULL) has no layers to read it from */
+            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : base ? a->layers[0].lora_su[mod] : NULL;
             if (base) a->layers[l].lora_su[mod] = p;
         }
     float *xd = lo->cfg.dropout > 0 ? carve(&cv, N * maxin) : NULL;
