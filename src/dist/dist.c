@@ -51,6 +51,7 @@ static int affinity_list(char *out, size_t n) {
     return count;
 }
 
+#if HONE_HAVE_MPI
 /* Ranks of one node must not pin their threads onto the same cores: a rank bound by the
  * launcher keeps its binding (as HONE_CPUSET); an unbound one takes its local share. */
 static void place_rank(void) {
@@ -65,6 +66,7 @@ static void place_rank(void) {
     if (sets && (k = threads_partition(NULL, g_local_size, sets, &per, NULL)) > 0) setenv("HONE_CPUSET", sets[g_local_rank % k], 1);
     free(sets);
 }
+#endif
 
 int dist_init(hone_error *err) {
     if (g_started || !dist_launched()) return 0;
