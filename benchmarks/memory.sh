@@ -88,6 +88,8 @@ Y
 
 if model smol smollm2-135m smollm; then
   row "SmolLM2-135M LoRA SFT (hone, $TH threads)" "$W/smol_sft.yaml" sft
+  # the QLoRA step next to the bf16-held one (issue 14: at most 1.25x its time)
+  [ $quant = 1 ] && row "SmolLM2-135M QLoRA SFT (NF4 base)" "$W/smol_sft.yaml" sft --set load_in_4bit=true
   if [ -x "$PY" ] && [ -f "$SRC/benchmarks/lora_step_ref.py" ]; then
     OMP_NUM_THREADS=$TH /usr/bin/time -v "$PY" "$SRC/benchmarks/lora_step_ref.py" "$W/smol" "$SH/data/llamafactory/alpaca_en_demo.json" $TH > "$W/peft.txt" 2>&1
     printf '%-44s %9s %9s %7s %9s\n' "SmolLM2-135M LoRA SFT (PEFT+PyTorch)" - "$(rss_gb "$W/peft.txt")" - "$(toks "$W/peft.txt")"
