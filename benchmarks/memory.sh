@@ -25,11 +25,12 @@ quant=0; "$HONE" estimate "$W/q.yaml" 2>&1 | grep -q "unknown key 'load_in_4bit'
 model() { # name config tokenizer
   [ -f "$W/$1/config.json" ] || "$HONE" init "$SH/models/configs/$2.json" "$W/$1" --tokenizer "$SH/tokenizers/$3" >/dev/null || return 1
 }
-rss_gb() { awk '/Maximum resident/ {printf "%.2f", $6 / 1048576}' "$1"; }
+rss_gb() { awk '/Maximum resident/ {printf "%.2f", $6 * 1024 / 1e9}' "$1"; }  # kB (KiB) -> GB, the estimate's unit
 est_gb() { awk '/^  peak / {print $2}' "$1"; }
 toks() { grep -o '[0-9.][0-9.]* tok/s' "$1" | tail -1 | cut -d' ' -f1; }
 
-printf '%-44s %9s %9s %7s %9s\n' case "est GB" "peak GB" "est/rss" "tok/s"
+cpus() { awk '/User time|System time/ {s += $4} END {printf "%.0f", s}' "$1"; }
+printf '%-44s %9s %9s %7s %9s %7s\n' case "est GB" "peak GB" "est/rss" "tok/s" "cpu s"
 row() { # label yaml command [--set ...]
   label=$1; y=$2; cmd=$3; shift 3
   "$HONE" estimate "$y" "$@" > "$W/est.txt" 2>&1
@@ -38,7 +39,7 @@ row() { # label yaml command [--set ...]
   e=$(est_gb "$W/est.txt"); r=$(rss_gb "$W/run.txt"); t=$(toks "$W/run.txt")
   ratio=$(awk -v e="${e:-0}" -v r="${r:-0}" 'BEGIN {if (r > 0) printf "%.2f", e / r; else print "-"}')
   [ $rc -eq 0 ] || t="exit $rc"
-  printf '%-44s %9s %9s %7s %9s\n' "$label" "${e:--}" "${r:--}" "$ratio" "${t:--}"
+  printf '%-44s %9s %9s %7s %9s %7s\n' "$label" "${e:--}" "${r:--}" "$ratio" "${t:--}" "$(cpus "$W/run.txt")"
 }
 
 cat > "$W/smol_sft.yaml" <<Y
@@ -88,9 +89,11 @@ Y
 
 if model smol smollm2-135m smollm; then
   row "SmolLM2-135M LoRA SFT (hone, $TH threads)" "$W/smol_sft.yaml" sft
+  # the QLoRA step next to the bf16-held one (issue 14: at most 1.25x its time)
+  [ $quant = 1 ] && row "SmolLM2-135M QLoRA SFT (NF4 base)" "$W/smol_sft.yaml" sft --set load_in_4bit=true
   if [ -x "$PY" ] && [ -f "$SRC/benchmarks/lora_step_ref.py" ]; then
     OMP_NUM_THREADS=$TH /usr/bin/time -v "$PY" "$SRC/benchmarks/lora_step_ref.py" "$W/smol" "$SH/data/llamafactory/alpaca_en_demo.json" $TH > "$W/peft.txt" 2>&1
-    printf '%-44s %9s %9s %7s %9s\n' "SmolLM2-135M LoRA SFT (PEFT+PyTorch)" - "$(rss_gb "$W/peft.txt")" - "$(toks "$W/peft.txt")"
+    printf '%-44s %9s %9s %7s %9s %7s\n' "SmolLM2-135M LoRA SFT (PEFT+PyTorch)" - "$(rss_gb "$W/peft.txt")" - "$(toks "$W/peft.txt")" "$(cpus "$W/peft.txt")"
   fi
 fi
 if model gemma2b gemma-2b llama2; then  # Gemma-2B weights with the Llama-2 tokenizer: ids within its vocabulary
@@ -107,4 +110,6 @@ if [ "${BENCH_MEM_BIG:-0}" = 1 ] && [ $quant = 1 ]; then
     [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$W/llama7b"
   else echo "Llama-2-7B QLoRA DPO: skipped (needs 20 GB free disk)"; fi
 else echo "Llama-2-7B QLoRA DPO: skipped (BENCH_MEM_BIG=1 and load_in_4bit in hone needed)"; fi
-echo "(peak GB: /usr/bin/time -v maximum RSS; the machine may be loaded by other work: compare ratios of one run)"
+echo "(peak GB: /usr/bin/time -v maximum RSS in 10^9 bytes; cpu s: user + system seconds of the whole process, startup"
+echo " included: on a loaded machine tokens per CPU second compare better than tokens/s; hone SmolLM2 trains 2 steps of"
+echo " 4 x 256 tokens, lora_step_ref.py 3 of which 2 are timed)"

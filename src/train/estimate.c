@@ -112,10 +112,11 @@ static int estimate_with(const hone_train_config *cfg, const hone_model_config *
     e->acts = cfg->gradient_checkpointing ? e->acts_ckpt : e->acts_full;
     /* DPO: a second model unless the reference is the policy with adapters off, or precomputed;
      * its forward needs inference activations while the policy's are live */
+    double pre = 0; /* precompute_ref_log_probs: both models and the reference's activations, before training */
     if (dpo && !cfg->reference_free && (!lora || cfg->ref_model_name_or_path)) {
         double ref_acts = (double)acts_plan_bytes(mc, (int)B, (int)T, 0, 0);
-        e->ref = cfg->precompute_ref_log_probs ? 0 : e->weights + ref_acts;
-        if (cfg->precompute_ref_log_probs) e->ref = 0; /* freed before training */
+        if (cfg->precompute_ref_log_probs) pre = 2 * e->weights + ref_acts;
+        else e->ref = e->weights + ref_acts;
     }
     char tj[4200];
     struct stat st;
@@ -135,6 +136,7 @@ static int estimate_with(const hone_train_config *cfg, const hone_model_config *
     double train = e->weights + e->lora + e->grads + e->optim + e->acts + e->ref + e->workspace;
     double load = e->weights + e->load_extra + WORKSPACE_BYTES + tok;
     e->total = train > load ? train : load;
+    if (pre + e->workspace > e->total) e->total = pre + e->workspace;
     return 0;
 }
 
