@@ -11,7 +11,9 @@
  * set to the CPU's family, in a child process (the variable is only read when the
  * library initialises). With a Python that has torch (HONE_PYTHON, else
  * /work/venv/bin/python, else python3), benchmarks/gemm_ref.py adds torch.mm fp32
- * and bf16 columns measured in the same run.
+ * and bf16 columns measured in the same run. Column hbf16 is hone's gemm_bf16 (`bf16: true`'s
+ * products: the path kernels_select_bf16 picks, named in the header), with its ratio to
+ * hone's fp32 (x32) and to torch.mm bf16 (tb).
  * Usage: bench_gemm [quick]   (quick: skip the vocabulary-sized shape)
  * Environment: BENCH_THREADS (1 or 2), BENCH_REPS (extra reps), BENCH_ONLY (shape
  * name substring), BENCH_OBLAS_CORETYPE (force the re-run with that core type). */
@@ -238,6 +240,13 @@ int main(int argc, char **argv) {
            w512 ? "avx512 " : best.isa, shape512, w512 ? " (forced)" : "");
     printf("OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
            ct ? ct : "(unset)");
+    /* bf16: true's products, timed through the same harness as a table whose gemm_f32
+     * is the chosen gemm_bf16 */
+    char bwhy[256];
+    kernels_select_bf16(&best, bwhy, sizeof bwhy);
+    hone_kernels kbf = best;
+    kbf.gemm_f32 = best.gemm_bf16;
+    printf("hbf16 (bf16: true's gemm_bf16): %s\n", bwhy);
     hone_peak pk[2], bk[2];
     for (int t = 0; t < 2; t++) {
         kernels_peak(&best, 0, t + 1, &pk[t]);
@@ -293,26 +302,27 @@ int main(int argc, char **argv) {
     }
     printf("load average at start: %s\n\n", la);
     printf("GFLOP/s by the wall clock (second line: by CPU time), per thread count; hone = %s (what dispatch\n"
-           "uses); ob = hone / %s, t = hone / torch.mm fp32; %%pk = hone / fp32 peak by CPU time\n",
+           "uses); ob = hone / %s, t = hone / torch.mm fp32; %%pk = hone / fp32 peak by CPU time;\n"
+           "hbf16 = hone gemm_bf16, x32 = hbf16 / hone, tb = hbf16 / torch.mm bf16\n",
            disp ? "the avx2 column" : "the first column", have_obx ? "oblX" : "oblas");
     printf("%-22s %5s %5s %5s |", "shape", "M", "N", "K");
     for (int t = 0; t < maxth; t++)
-        printf(" %6s %6s %6s %6s %6s %6s %5s %5s %5s|", t ? "512_2" : "512_1", "avx2", "oblas", "oblX", "torch",
-               "tbf16", "ob", "t", "%pk");
+        printf(" %6s %6s %6s %6s %6s %6s %5s %5s %5s %6s %5s %5s|", t ? "512_2" : "512_1", "avx2", "oblas", "oblX", "torch",
+               "tbf16", "ob", "t", "%pk", "hbf16", "x32", "tb");
     printf("\n");
     for (int i = 0; i < ns; i++) {
         shape *s = &shapes[i];
         if (only && !strstr(s->name, only)) continue;
         float *A, *B, *C;
         make_operands(s, &A, &B, &C);
-        double w[2][3], c[2][3];
+        double w[2][4], c[2][4];
         memset(w, 0, sizeof w);
         memset(c, 0, sizeof c);
-        hone_kernels *kts[3] = {w512 ? &k512 : &best, have_avx2 ? &avx2 : &best, NULL};
-        for (int t = 0; t < maxth; t++) time_gemms(kts, 3, t + 1, s, A, B, C, reps_for(s, extra), w[t], c[t]);
+        hone_kernels *kts[4] = {w512 ? &k512 : &best, have_avx2 ? &avx2 : &best, NULL, &kbf};
+        for (int t = 0; t < maxth; t++) time_gemms(kts, 4, t + 1, s, A, B, C, reps_for(s, extra), w[t], c[t]);
         if (!have_avx2) w[0][1] = w[1][1] = c[0][1] = c[1][1] = 0;
         for (int line = 0; line < 2; line++) {
-            double(*v)[3] = line ? c : w;
+            double(*v)[4] = line ? c : w;
             printf("%-22s", line ? "  (by CPU time)" : s->name);
             if (line) printf(" %5s %5s %5s |", "", "", "");
             else printf(" %5d %5d %5d |", s->M, s->N, s->K);
@@ -322,7 +332,11 @@ int main(int argc, char **argv) {
                 col(line ? 0 : tf[i][t]), col(line ? 0 : tb[i][t]);
                 ratio(v[t][disp], ob);
                 ratio(line ? 0 : v[t][disp], tf[i][t]);
-                printf(" %5.0f|", 100 * v[t][disp] / pk[t].cpu);
+                printf(" %5.0f", 100 * v[t][disp] / pk[t].cpu);
+                col(v[t][3]);
+                ratio(v[t][3], v[t][disp]);
+                ratio(line ? 0 : v[t][3], tb[i][t]);
+                printf("|");
             }
             printf("\n");
         }

@@ -4,10 +4,15 @@
  * HONE_ISA forces a path (an ISA the machine cannot run is refused). */
 #include "config.h"
 #include "simd/kernels.h"
+#include "simd/ggml_quant.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 hone_kernels hone_kt;
@@ -33,6 +38,16 @@ int kernels_cpu_has(const char *isa) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1,
         avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    if (!strcmp(isa, "amx-bf16")) {
+        /* CPUID.(7,0):EDX AMX-BF16 (22) and AMX-TILE (24), XCR0 XTILECFG/XTILEDATA (17, 18),
+         * and Linux's per-process permission for the tile data (ARCH_REQ_XCOMP_PERM, 0x1023) */
+        if (!((d >> 22) & 1) || !((d >> 24) & 1) || (xcr0 & 0x60000) != 0x60000) return 0;
+#if defined(__linux__)
+        return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+        return 0;
+#endif
+    }
     if (!strcmp(isa, "avx512bf16")) { /* CPUID.(7,1):EAX bit 5, with the ZMM state saved */
         unsigned a1, b1, c1, d1;
         if (!HONE_HAVE_AVX512 || !zmm_os || !avx512f || !__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) return 0;
@@ -52,10 +67,16 @@ int kernels_cpu_has(const char *isa) {
 int kernels_get(const char *isa, hone_kernels *t) {
     memset(t, 0, sizeof *t);
     kernels_fill_scalar(t);
+    ggml_quant_fill_scalar(t);
     if (!strcmp(isa, "scalar")) return 0;
     if (!kernels_cpu_has(isa)) return -1;
 #if HONE_HAVE_AVX2 && defined(__x86_64__)
-    if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); quant_fill_avx2(t); return 0; }
+    if (!strcmp(isa, "avx2")) {
+        kernels_fill_avx2(t);
+        quant_fill_avx2(t);
+        ggml_quant_fill_avx2(t);
+        return 0;
+    }
 #endif
 #if HONE_HAVE_AVX512 && defined(__x86_64__)
     if (!strcmp(isa, "avx512")) {
@@ -63,12 +84,14 @@ int kernels_get(const char *isa, hone_kernels *t) {
         kernels_fill_avx512(t);
         quant_fill_avx2(t);
         quant_fill_avx512(t);
-        if (!kernels_cpu_has("avx512bf16")) t->probe_dot_bf16 = NULL, t->probe_bf16_unit = NULL;
+        ggml_quant_fill_avx2(t);
+        ggml_quant_fill_avx512(t);
+        /* kernels_fill_avx512 sets the bf16 unit's entries only where CPUID has it */
         return 0;
     }
 #endif
 #if HONE_HAVE_NEON && defined(__aarch64__)
-    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); quant_fill_neon(t); return 0; }
+    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); ggml_quant_fill_neon(t); quant_fill_neon(t); return 0; }
 #endif
     return -1;
 }

@@ -48,17 +48,29 @@ static long cache_bytes(int name, long fallback) {
  * NC: the KC x NC panel of B takes a quarter of L3. KC depends on the
  * cache and NR only: it fixes the summation order, so it must not depend on
  * the thread count. */
-static void gemm_blocking(const gemm_arch *g, int M, int K, int *kc, int *mc, int *nc) {
+static void cache_sizes(long *l1, long *l2, long *l3) {
 #ifdef _SC_LEVEL1_DCACHE_SIZE
-    long l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32768);
-    long l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 512 * 1024);
-    long l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, 8 * 1024 * 1024);
+    *l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32768);
+    *l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 512 * 1024);
+    *l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, 8 * 1024 * 1024);
 #else
-    long l1 = 32768, l2 = 512 * 1024, l3 = 8 * 1024 * 1024;
+    *l1 = 32768, *l2 = 512 * 1024, *l3 = 8 * 1024 * 1024;
 #endif
-    if (l1 < 16384) l1 = 16384;
-    if (l2 < 256 * 1024) l2 = 256 * 1024;
-    if (l3 < l2) l3 = 4 * l2;
+    if (*l1 < 16384) *l1 = 16384;
+    if (*l2 < 256 * 1024) *l2 = 256 * 1024;
+    if (*l3 < *l2) *l3 = 4 * *l2;
+}
+
+/* K blocks of at most cap, balanced (multiples of 4); K whole up to 5/3 of cap. */
+static int balance_k(int cap, int K) {
+    if (K <= cap * 5 / 3) return K;
+    int nb = (K + cap - 1) / cap;
+    return ((K + nb - 1) / nb + 3) / 4 * 4;
+}
+
+static void gemm_blocking(const gemm_arch *g, int M, int K, int *kc, int *mc, int *nc) {
+    long l1, l2, l3;
+    cache_sizes(&l1, &l2, &l3);
     int k = (int)(l1 * 3 / 2 / (g->nr * (long)sizeof(float)));
     k = k / 16 * 16;
     if (k < 64) k = 64;
@@ -66,11 +78,7 @@ static void gemm_blocking(const gemm_arch *g, int M, int K, int *kc, int *mc, in
     /* Balance the K blocks, and take K whole up to 5/3 of the cap: one block
      * means C is written once (never re-read when beta = 0); measured +3% on
      * K = 576 against 384 + 192. Depends on K and the cache only. */
-    if (K <= k * 5 / 3) k = K;
-    else {
-        int nb = (K + k - 1) / k;
-        k = ((K + nb - 1) / nb + 3) / 4 * 4;
-    }
+    k = balance_k(k, K);
     int m = (int)(l2 / 2 / (k * (long)sizeof(float)));
     m = m / g->mr * g->mr;
     if (m < g->mr) m = g->mr;
@@ -219,8 +227,24 @@ static void pack_b_block(int nr, int ncur, int kc, const float *B, int ldb, int 
     }
 }
 
-/* The serial blocked gemm on one (sub)problem; buffers from this thread's arena. */
-static void gemm_serial(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+/* x[i] = x rounded to bf16 (round to nearest even, NaN kept quiet), kept in fp32:
+ * torch's fp32 -> bf16 conversion, the one kernels.h's f32_to_bf16 does. */
+static inline uint32_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return (u >> 16) | 0x40;
+    return (u + 0x7fff + ((u >> 16) & 1)) >> 16;
+}
+static void round_bf16_inplace(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = bf16_bits(x[i]) << 16;
+        memcpy(x + i, &u, 4);
+    }
+}
+
+/* The serial blocked gemm on one (sub)problem; buffers from this thread's arena.
+ * rnd: round the packed operands to bf16 (gemm_f32_rounded_blocked). */
+static void gemm_serial(const gemm_arch *g, int rnd, int ta, int tb, int M, int N, int K, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc) {
     const int mr = g->mr, nr = g->nr;
     int KC, MC, NC;
@@ -240,10 +264,12 @@ static void gemm_serial(const gemm_arch *g, int ta, int tb, int M, int N, int K,
             int kc = K - pc < KC ? K - pc : KC;
             int accum = pc > 0 || beta != 0.f;
             pack_b_block(nr, nc, kc, B, ldb, tb, jc, pc, bbuf, 0, 1);
+            if (rnd) round_bf16_inplace(bbuf, (size_t)njr * nr * kc);
             for (int ic = 0; ic < M; ic += MC) {
                 int mcur = M - ic < MC ? M - ic : MC;
                 int nir = (mcur + mr - 1) / mr;
                 pack_a_block(mr, mcur, kc, A, lda, ta, ic, pc, abuf, 0, 1, g->pack_a_t);
+                if (rnd) round_bf16_inplace(abuf, (size_t)nir * mr * kc);
                 for (int q = 0; q < njr; q++) { /* B micro-panel q stays hot across ir */
                     const float *bp = bbuf + (size_t)q * kc * nr;
                     int j0 = jc + q * nr, cols = N - j0 < nr ? N - j0 : nr;
@@ -317,6 +343,153 @@ static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const 
 #endif
 }
 
+/* ---- bf16 pairs (gemm.h: gemm_arch_bf16) ---- */
+
+/* Runs of the packs: at most the largest KC (768 * 5 / 3) or NR floats at a time. */
+#define PAIR_RUN 1280
+
+/* d[p*w + i] = pair(s_i[2p], s_i[2p + 1]) for i < w, p < (kc + 1) / 2, where s_i =
+ * s + i*ld is contiguous in k (A stored (M, K); B stored (N, K)): each row converted
+ * in one run (its bf16 values, read as uint32, are the pairs: low half k = 2p); rows
+ * i >= rows are zero, an odd kc's last pair takes +0 as its high half. */
+static void pack_pairs_rows(const gemm_arch_bf16 *g, int w, int rows, const float *s, size_t ld, int kc, uint32_t *d) {
+    int kp = (kc + 1) / 2;
+    uint32_t t[PAIR_RUN / 2];
+    for (int i = 0; i < w; i++) {
+        uint32_t *o = d + i;
+        if (i >= rows) {
+            for (int p = 0; p < kp; p++) o[(size_t)p * w] = 0;
+            continue;
+        }
+        t[kp - 1] = 0; /* the odd kc's high half */
+        g->cvt((uint16_t *)t, s + (size_t)i * ld, (size_t)kc);
+        for (int p = 0; p < kp; p++) o[(size_t)p * w] = t[p];
+    }
+}
+
+/* Columns of the operand stored with k as its rows converted per run. */
+#define PAIR_COLS 1024
+
+/* Packs op(X)(i0.., pc..) (ncur x kc, X stored transposed when trans) into w-wide
+ * panels of pairs: A with (w, trans) = (MR, ta); B with (NR, !tb). Stored with k as its
+ * rows (trans: A stored (K, M), B stored (K, N)), d[p*w + j] = pair(x[2p][j],
+ * x[2p + 1][j]): rows 2p and 2p + 1 converted in runs across all the panels, then
+ * interleaved; columns past ncur zero. */
+static void pack_pairs_block(const gemm_arch_bf16 *g, int w, int ncur, int kc, const float *X, int ld, int trans, int i0,
+                             int pc, uint32_t *dst) {
+    int np = (ncur + w - 1) / w, kp = (kc + 1) / 2;
+    size_t psz = (size_t)w * kp;
+    if (!trans) {
+        for (int p = 0; p < np; p++) {
+            int n = ncur - p * w < w ? ncur - p * w : w;
+            pack_pairs_rows(g, w, n, X + (size_t)(i0 + p * w) * ld + pc, ld, kc, dst + p * psz);
+        }
+        return;
+    }
+    uint16_t lo[PAIR_COLS], hi[PAIR_COLS];
+    int run = PAIR_COLS / w * w;
+    for (int c0 = 0; c0 < ncur; c0 += run) {
+        int cn = ncur - c0 < run ? ncur - c0 : run;
+        for (int p = 0; p < kp; p++) {
+            const float *r0 = X + (size_t)(pc + 2 * p) * ld + i0 + c0;
+            g->cvt(lo, r0, (size_t)cn);
+            if (2 * p + 1 < kc) g->cvt(hi, r0 + ld, (size_t)cn);
+            else memset(hi, 0, sizeof(uint16_t) * cn);
+            for (int q = 0; q * w < cn; q++) {
+                uint32_t *d = dst + (size_t)(c0 / w + q) * psz + (size_t)p * w;
+                int n = cn - q * w < w ? cn - q * w : w;
+                const uint16_t *l = lo + q * w, *h = hi + q * w;
+                for (int j = 0; j < n; j++) d[j] = l[j] | (uint32_t)h[j] << 16;
+                for (int j = n; j < w; j++) d[j] = 0;
+            }
+        }
+    }
+}
+
+/* KC of the pair path: a KC x 32 panel of bf16 B is 1.5x L1 (the fp32 rule at NR = 16,
+ * the same bytes), capped at 768, even, balanced over K as gemm_blocking does; it
+ * depends on K and L1 only, so every ISA's pair kernel sums in the same order.
+ * MC: the MC x KC block of A takes half of L2; NC: the KC x NC block of B a quarter of L3. */
+static void gemm_blocking_bf16(const gemm_arch_bf16 *g, int K, int *kc, int *mc, int *nc) {
+    long l1, l2, l3;
+    cache_sizes(&l1, &l2, &l3);
+    int k = (int)(l1 * 3 / 2 / (32 * 2));
+    k = k / 32 * 32;
+    if (k < 128) k = 128;
+    if (k > 768) k = 768;
+    k = balance_k(k, K);
+    long kb = (long)(k + 1) / 2 * 4; /* bytes of one row's pairs */
+    int m = (int)(l2 / 2 / kb);
+    m = m / g->mr * g->mr;
+    if (m < g->mr) m = g->mr;
+    if (m > 2048) m = 2048 / g->mr * g->mr;
+    int n = (int)(l3 / 4 / kb);
+    n = n / g->nr * g->nr;
+    if (n < g->nr * 4) n = g->nr * 4;
+    if (n > 16384) n = 16384 / g->nr * g->nr;
+    *kc = k, *mc = m, *nc = n;
+}
+
+static void gemm_serial_bf16(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, float beta, float *C, int ldc) {
+    const int mr = g->mr, nr = g->nr;
+    int KC, MC, NC;
+    gemm_blocking_bf16(g, K, &KC, &MC, &NC);
+    if (M > MC) { /* balanced blocks: no short last block */
+        int nb = (M + MC - 1) / MC;
+        MC = ((M + nb - 1) / nb + mr - 1) / mr * mr;
+    }
+    if (MC > (M + mr - 1) / mr * mr) MC = (M + mr - 1) / mr * mr;
+    if (NC > (N + nr - 1) / nr * nr) NC = (N + nr - 1) / nr * nr;
+    int kpmax = ((K < KC ? K : KC) + 1) / 2;
+    size_t asz = ((size_t)MC * kpmax + 15) / 16 * 16, bsz = (size_t)NC * kpmax;
+    uint32_t *abuf = (uint32_t *)arena_get(asz + bsz); /* floats and uint32 have one size */
+    if (!abuf) return;
+    uint32_t *bbuf = abuf + asz;
+    float tile[32 * 64] __attribute__((aligned(64)));
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        int njr = (nc + nr - 1) / nr;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
+            int accum = pc > 0 || beta != 0.f;
+            pack_pairs_block(g, nr, nc, kc, B, ldb, !tb, jc, pc, bbuf);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mcur = M - ic < MC ? M - ic : MC;
+                int nir = (mcur + mr - 1) / mr;
+                pack_pairs_block(g, mr, mcur, kc, A, lda, ta, ic, pc, abuf);
+                for (int q = 0; q < njr; q++) {
+                    const uint32_t *bp = bbuf + (size_t)q * kp * nr;
+                    int j0 = jc + q * nr, cols = N - j0 < nr ? N - j0 : nr;
+                    for (int p = 0; p < nir; p++) {
+                        const uint32_t *ap = abuf + (size_t)p * kp * mr;
+                        int i0 = ic + p * mr, rows = M - i0 < mr ? M - i0 : mr;
+                        float *c = C + (size_t)i0 * ldc + j0;
+                        if (rows == mr && cols == nr) {
+                            g->ukr(kp, ap, bp, c, ldc, accum);
+                            continue;
+                        }
+                        g->ukr(kp, ap, bp, tile, nr, 0);
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++)
+                                c[(size_t)i * ldc + j] =
+                                    accum ? c[(size_t)i * ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum { KIND_F32, KIND_F32_ROUNDED, KIND_BF16 };
+
+/* One slab of C, serially, by the driver of kind. */
+static void gemm_slab(int kind, const void *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    if (kind == KIND_BF16) gemm_serial_bf16(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else gemm_serial(g, kind == KIND_F32_ROUNDED, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* Threads: C is cut into nth slabs along M (or along N when N > M), on
  * micro-tile boundaries, and each thread runs the serial blocked gemm on its
  * slab with its own packing buffers. No barriers at all: on a busy machine a
@@ -325,16 +498,12 @@ static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const 
  * shared operand itself (K x N, or K x M), small next to the 2MNK/nth flops.
  * The slab boundaries fall on tile boundaries and KC does not depend on them,
  * so every element is the same sum in the same order as on one thread. */
-void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
-                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_threads(int kind, const void *g, int mr, int nr, int ta, int tb, int M, int N, int K, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (beta == 0.f)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
-        return;
-    }
-    if (M <= 2 && g->dot) {
-        gemv(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int nth = 1;
@@ -342,10 +511,10 @@ void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, c
     if (!omp_in_parallel() && 2.0 * M * N * K >= 64e6) nth = omp_get_max_threads();
 #endif
     int split_n = N > M;
-    int unit = split_n ? g->nr : g->mr, units = ((split_n ? N : M) + unit - 1) / unit;
+    int unit = split_n ? nr : mr, units = ((split_n ? N : M) + unit - 1) / unit;
     if (nth > units) nth = units;
     if (nth <= 1) {
-        gemm_serial(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        gemm_slab(kind, g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #ifdef _OPENMP
@@ -357,12 +526,32 @@ void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, c
         if (hi > len) hi = len;
         if (hi > lo) {
             if (split_n)
-                gemm_serial(g, ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta, C + lo,
-                            ldc);
+                gemm_slab(kind, g, ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta,
+                          C + lo, ldc);
             else
-                gemm_serial(g, ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta,
-                            C + (size_t)lo * ldc, ldc);
+                gemm_slab(kind, g, ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta,
+                          C + (size_t)lo * ldc, ldc);
         }
     }
 #endif
+}
+
+void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M > 0 && N > 0 && K > 0 && M <= 2 && g->dot) {
+        gemv(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    gemm_threads(KIND_F32, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* One or two rows take the packed path too (the GEMV path reads B unpacked). */
+void gemm_f32_rounded_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
+                              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_threads(KIND_F32_ROUNDED, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_bf16_blocked(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_threads(KIND_BF16, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }

@@ -13,6 +13,7 @@
 #ifndef HONE_GEMM_H
 #define HONE_GEMM_H
 #include <stddef.h>
+#include <stdint.h>
 
 /* c (MR x NR, row stride ldc) = (accum ? c : 0) + sum_k a[k*MR + i] * b[k*NR + j];
  * a: packed A micro-panel (kc, MR); b: packed B micro-panel (kc, NR).
@@ -35,4 +36,32 @@ typedef struct gemm_arch {
 /* The full gemm_f32 contract of kernels.h, for one ISA's micro-kernel. */
 void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The same with both operands rounded to bf16 (round to nearest even) as they are
+ * packed: kernels.h's gemm_bf16 on a CPU without a faster bf16 unit. Bitwise
+ * gemm_f32_blocked(g) on operands rounded beforehand. */
+void gemm_f32_rounded_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
+                              int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* --- bf16 pair products (vdpbf16ps semantics) ---
+ * Packed operands hold k in pairs: one uint32 = bf16 of k = 2p (low half) and of
+ * k = 2p + 1 (high half), RNE-rounded from fp32 as they are packed; an odd last
+ * k is paired with +0. a: (kp, MR) pairs, b: (kp, NR) pairs.
+ * c (MR x NR) = (accum ? c : 0) + s, where for each element s starts at +0 and for
+ * p = 0 .. kp-1: s = fl(s + a1*b1), then s = fl(s + a0*b0) (a1, b1 the high halves;
+ * each a product exact, each sum rounded to fp32 once, bf16 subnormal inputs and
+ * fp32 subnormal sums flushed to zero): the order and rounding of AVX512-BF16
+ * vdpbf16ps, which kernels_scalar.c emulates for the reference. */
+typedef void (*gemm_ukr_bf16_fn)(int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int accum);
+typedef struct gemm_arch_bf16 {
+    int mr, nr; /* mr <= 32, nr <= 64 */
+    gemm_ukr_bf16_fn ukr;
+    /* the ISA's fp32 -> bf16 of n floats (kernels.h f32_to_bf16: bitwise the scalar one),
+     * which the packs run on runs of each operand */
+    void (*cvt)(uint16_t *dst, const float *src, size_t n);
+} gemm_arch_bf16;
+/* kernels.h's gemm_bf16 on the pair micro-kernel. KC (which fixes each sum's order:
+ * every KC block is summed from zero, then added to C) depends on K and the L1 size
+ * only, not on MR, NR or threads, so every ISA's pair path is bitwise the scalar one. */
+void gemm_bf16_blocked(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc);
 #endif

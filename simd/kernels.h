@@ -33,6 +33,30 @@ typedef struct hone_kernels {
     void (*gemm_f32)(int ta, int tb, int M, int N, int K, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);
 
+    /* --- bf16 matrix products (`bf16: true`; issue 15). All three have gemm_f32's
+     * contract with both operands rounded to bf16 (round to nearest even, as torch's
+     * fp32 -> bf16) and the products summed in fp32.
+     * gemm_bf16_dot: the CPU's bf16 dot-product unit (AVX512-BF16 vdpbf16ps): k taken
+     *   in pairs, the order and rounding gemm.h describes (gemm_arch_bf16); the scalar
+     *   table emulates it, so every ISA's is bitwise the scalar's. NULL where the CPU,
+     *   OS or build has none.
+     * gemm_bf16_rounded: the fp32 kernels on the rounded operands (bitwise gemm_f32 on
+     *   operands rounded beforehand, for M > 2).
+     * gemm_bf16: the one training uses, one of the two: the dot unit where there is one,
+     *   until kernels_select_bf16 measures it slower than fp32 FMA; gemm_bf16_path says
+     *   which. */
+    void (*gemm_bf16)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc);
+    void (*gemm_bf16_dot)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float beta, float *C, int ldc);
+    void (*gemm_bf16_rounded)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                              int ldb, float beta, float *C, int ldc);
+    const char *gemm_bf16_path;         /* gemm_bf16's: one of the two below */
+    const char *gemm_bf16_dot_name;     /* e.g. "AVX512-BF16 vdpbf16ps 12x32"; NULL with no dot unit */
+    const char *gemm_bf16_rounded_name; /* e.g. "ymm FMA 6x16 on bf16-rounded operands" */
+    /* x = bf16(x) kept in fp32, in place (autocast's bf16 outputs of matrix products). */
+    void (*round_bf16)(float *x, size_t n);
+
     /* --- vector basics --- */
     float (*dot_f32)(const float *a, const float *b, int n);
     /* dot of bf16 a (widened exactly to fp32) with fp32 b: the same lanes and order as
@@ -114,6 +138,10 @@ typedef struct hone_kernels {
      * dequant_int8_f32: dst[k] = ((float)q[k] * s) * (float)(1 / 127). */
     void (*dequant_4bit_f32)(float *dst, const uint8_t *packed, size_t i0, int n, const float *code, const float *scale);
     void (*dequant_int8_f32)(float *dst, const int8_t *q, int n, float s);
+    /* --- GGML block quantisers (simd/ggml_quant.h; GGUF export): nb blocks of 32 values
+     * of x into y, byte-identical to llama.cpp's quantize_row_q8_0_ref / q4_0_ref */
+    void (*quant_q8_0)(const float *x, void *y, int64_t nb);
+    void (*quant_q4_0)(const float *x, void *y, int64_t nb);
 
     /* --- register-only peak probes (hone info, bench_gemm; never on the training
      * path): iters iterations of HONE_PROBE_CHAINS independent chains that touch no
@@ -140,7 +168,8 @@ extern hone_kernels hone_kt;
 int kernels_init(void);
 
 /* What the CPU and OS support (independent of what was chosen). */
-int kernels_cpu_has(const char *isa); /* also "avx512bf16" (CPUID.(7,1):EAX bit 5) */
+int kernels_cpu_has(const char *isa); /* also "avx512bf16" (CPUID.(7,1):EAX bit 5) and "amx-bf16" (CPUID, XCR0,
+                                       * arch_prctl granting the tiles: reported by hone info; no AMX kernel yet) */
 /* Fills *t with the kernels of one ISA (scalar entries where the ISA has none).
  * Returns -1 if that ISA is not built or not supported here. Used by tests. */
 int kernels_get(const char *isa, hone_kernels *t);
@@ -157,6 +186,13 @@ typedef struct hone_peak {
  * (~0.1 s in all). Returns -1 (and zeroes *p) when t has no such probe. */
 int kernels_peak(const hone_kernels *t, int bf16, int nthreads, hone_peak *p);
 
+/* Chooses t->gemm_bf16: the dot unit (gemm_bf16_dot) when t has one and its probe
+ * peak is above the fp32 FMA probe's (one thread), else gemm_bf16_rounded.
+ * HONE_BF16_PATH=dot|rounded forces it (dot where there is one). Runs both probes
+ * (~0.2 s) unless forced; writes a line saying what was chosen and why to why.
+ * Called once before training starts, never while kernels run. */
+void kernels_select_bf16(hone_kernels *t, char *why, size_t why_size);
+
 /* Per-ISA fillers (each in its own file, built with its own flags). */
 void kernels_fill_scalar(hone_kernels *t);
 void kernels_fill_avx2(hone_kernels *t);
@@ -170,4 +206,8 @@ void quant_fill_neon(hone_kernels *t);
 
 /* Scalar references, callable directly by tests. */
 float rmsnorm_fwd_scalar(float *out, const float *x, const float *w, float w_off, float eps, int n);
+/* gemm_bf16_dot's order and rounding in C (gemm.h, gemm_arch_bf16): what every ISA's
+ * dot path is tested bitwise against. */
+void gemm_bf16_dot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float beta, float *C, int ldc);
 #endif

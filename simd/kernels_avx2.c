@@ -93,6 +93,10 @@ static void gemm_f32_avx2(int ta, int tb, int M, int N, int K, const float *A, i
                           int ldb, float beta, float *C, int ldc) {
     gemm_f32_blocked(&gemm_avx2, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
+static void gemm_bf16_rounded_avx2(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                   int ldb, float beta, float *C, int ldc) {
+    gemm_f32_rounded_blocked(&gemm_avx2, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
 
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results ---- */
@@ -161,6 +165,8 @@ HONE_PROBE_FMA(probe_fma_f32_avx2, __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm2
 void kernels_fill_avx2(hone_kernels *t) {
     t->isa = "avx2";
     t->gemm_f32 = gemm_f32_avx2;
+    t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx2;
+    t->gemm_bf16_rounded_name = t->gemm_bf16_path = "ymm FMA 6x16 on bf16-rounded operands";
     fill_vec_avx2(t);
     t->bf16_to_f32 = bf16_to_f32_avx2;
     t->f16_to_f32 = f16_to_f32_avx2;

@@ -13,60 +13,63 @@
 /* MR x 32 micro-tile: 2*MR zmm accumulators, 2 B vectors, A broadcast from
  * memory. The C tile is prefetched first: C is usually far bigger than L2
  * and is touched once per KC block, so its lines would otherwise arrive
- * from L3/DRAM at the end of the tile, on the critical path. */
-#define GEMM_UKR_X32(MR)                                                                        \
-    static void gemm_ukr_##MR##x32(int kc, const float *a, const float *b, float *c, long ldc,  \
-                                   int accum) {                                                 \
-        __m512 acc0[MR], acc1[MR];                                                              \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
-            acc0[i] = acc1[i] = _mm512_setzero_ps();                                            \
-            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                             \
-            _mm_prefetch((const char *)(c + i * ldc + 31), _MM_HINT_T0);                        \
-        }                                                                                       \
-        for (int k = 0; k < kc; k++, a += MR, b += 32) {                                        \
-            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                       \
-            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K), _MM_HINT_T0);                      \
-            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K + 16), _MM_HINT_T0);                 \
-            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                             \
-                __m512 x = _mm512_set1_ps(a[i]);                                                \
-                acc0[i] = _mm512_fmadd_ps(x, b0, acc0[i]);                                      \
-                acc1[i] = _mm512_fmadd_ps(x, b1, acc1[i]);                                      \
-            }                                                                                   \
-        }                                                                                       \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                 \
-            float *cr = c + i * ldc;                                                            \
-            if (accum) {                                                                        \
-                acc0[i] = _mm512_add_ps(_mm512_loadu_ps(cr), acc0[i]);                          \
-                acc1[i] = _mm512_add_ps(_mm512_loadu_ps(cr + 16), acc1[i]);                     \
-            }                                                                                   \
-            _mm512_storeu_ps(cr, acc0[i]);                                                      \
-            _mm512_storeu_ps(cr + 16, acc1[i]);                                                 \
-        }                                                                                       \
+ * from L3/DRAM at the end of the tile, on the critical path.
+ * Written once for fp32 (T float, one FMA per k) and for bf16 pairs (T uint32_t,
+ * one vdpbf16ps per pair of k: gemm.h's gemm_arch_bf16): VB the B vector type,
+ * LOADB / BCAST load B and broadcast one A element, MAC(acc, x, b) accumulates. */
+#define GEMM_UKR_X32_T(NAME, ATTR, T, VB, LOADB, BCAST, MAC, MR)                                          \
+    ATTR static void NAME(int kc, const T *a, const T *b, float *c, long ldc, int accum) {                \
+        __m512 acc0[MR], acc1[MR];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                           \
+            acc0[i] = acc1[i] = _mm512_setzero_ps();                                                      \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                                       \
+            _mm_prefetch((const char *)(c + i * ldc + 31), _MM_HINT_T0);                                  \
+        }                                                                                                 \
+        for (int k = 0; k < kc; k++, a += MR, b += 32) {                                                  \
+            VB b0 = LOADB(b), b1 = LOADB(b + 16);                                                         \
+            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K), _MM_HINT_T0);                                \
+            _mm_prefetch((const char *)(b + 32 * GEMM_PF_K + 16), _MM_HINT_T0);                           \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                       \
+                VB x = BCAST(a[i]);                                                                       \
+                acc0[i] = MAC(acc0[i], x, b0);                                                            \
+                acc1[i] = MAC(acc1[i], x, b1);                                                            \
+            }                                                                                             \
+        }                                                                                                 \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                           \
+            float *cr = c + i * ldc;                                                                      \
+            if (accum) {                                                                                  \
+                acc0[i] = _mm512_add_ps(_mm512_loadu_ps(cr), acc0[i]);                                    \
+                acc1[i] = _mm512_add_ps(_mm512_loadu_ps(cr + 16), acc1[i]);                               \
+            }                                                                                             \
+            _mm512_storeu_ps(cr, acc0[i]);                                                                \
+            _mm512_storeu_ps(cr + 16, acc1[i]);                                                           \
+        }                                                                                                 \
     }
+/* MR x 16 micro-tile: MR zmm accumulators, one B vector per k. */
+#define GEMM_UKR_X16_T(NAME, ATTR, T, VB, LOADB, BCAST, MAC, MR)                                          \
+    ATTR static void NAME(int kc, const T *a, const T *b, float *c, long ldc, int accum) {                \
+        __m512 acc[MR];                                                                                   \
+        _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) {                                           \
+            acc[i] = _mm512_setzero_ps();                                                                 \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                                       \
+            _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);                                  \
+        }                                                                                                 \
+        for (int k = 0; k < kc; k++, a += MR, b += 16) {                                                  \
+            VB b0 = LOADB(b);                                                                             \
+            _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) acc[i] = MAC(acc[i], BCAST(a[i]), b0);  \
+        }                                                                                                 \
+        _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) {                                           \
+            float *cr = c + i * ldc;                                                                      \
+            if (accum) acc[i] = _mm512_add_ps(_mm512_loadu_ps(cr), acc[i]);                               \
+            _mm512_storeu_ps(cr, acc[i]);                                                                 \
+        }                                                                                                 \
+    }
+#define F32_MAC(acc, x, b) _mm512_fmadd_ps(x, b, acc)
+#define GEMM_UKR_X32(MR) GEMM_UKR_X32_T(gemm_ukr_##MR##x32, , float, __m512, _mm512_loadu_ps, _mm512_set1_ps, F32_MAC, MR)
+#define GEMM_UKR_X16(MR) GEMM_UKR_X16_T(gemm_ukr_##MR##x16, , float, __m512, _mm512_loadu_ps, _mm512_set1_ps, F32_MAC, MR)
 /* 12x32 measured best on Zen 4 among 8x32, 12x32 and 14x32 (all reach the
  * FMA peak with operands in L1; 12 rows halve the B loads per FMA of 8x32
  * and keep the A micro-panel small). */
-/* MR x 16 micro-tile: MR zmm accumulators, one B vector per k. */
-#define GEMM_UKR_X16(MR)                                                                        \
-    static void gemm_ukr_##MR##x16(int kc, const float *a, const float *b, float *c, long ldc,  \
-                                   int accum) {                                                 \
-        __m512 acc[MR];                                                                         \
-        _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) {                                 \
-            acc[i] = _mm512_setzero_ps();                                                       \
-            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                             \
-            _mm_prefetch((const char *)(c + i * ldc + 15), _MM_HINT_T0);                        \
-        }                                                                                       \
-        for (int k = 0; k < kc; k++, a += MR, b += 16) {                                        \
-            __m512 b0 = _mm512_loadu_ps(b);                                                     \
-            _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++)                               \
-                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);                     \
-        }                                                                                       \
-        _Pragma("GCC unroll 32") for (int i = 0; i < MR; i++) {                                 \
-            float *cr = c + i * ldc;                                                            \
-            if (accum) acc[i] = _mm512_add_ps(_mm512_loadu_ps(cr), acc[i]);                     \
-            _mm512_storeu_ps(cr, acc[i]);                                                       \
-        }                                                                                       \
-    }
 GEMM_UKR_X16(24)
 
 #ifndef GEMM_PF_K
@@ -160,6 +163,14 @@ static void gemm_f32_avx512(int ta, int tb, int M, int N, int K, const float *A,
                             int ldb, float beta, float *C, int ldc) {
     gemm_f32_blocked(&gemm_avx512, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
+static void gemm_bf16_rounded_avx512(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                     int ldb, float beta, float *C, int ldc) {
+    gemm_f32_rounded_blocked(&gemm_avx512, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+static void gemm_bf16_rounded_avx512_zen(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                         int ldb, float beta, float *C, int ldc) {
+    gemm_f32_rounded_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
 static void gemm_f32_avx512_zen(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                                 int ldb, float beta, float *C, int ldc) {
     gemm_f32_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
@@ -230,6 +241,31 @@ HONE_PROBE_FMA(probe_fma_f32_avx512, __m512, _mm512_set1_ps, _mm512_fmadd_ps, _m
 #define BF16_SET1(u) ((__m512bh)_mm512_set1_epi16((short)(u)))
 __attribute__((target("avx512bf16"))) HONE_PROBE_DOT(probe_dot_bf16_avx512, __m512, __m512bh, _mm512_set1_ps,
                                                      BF16_SET1, _mm512_dpbf16_ps, _mm512_cvtss_f32, 16)
+
+/* The pair micro-kernels of gemm_bf16_dot (gemm.h, gemm_arch_bf16): MR x 32 and MR x 16
+ * tiles as the fp32 ones, one vdpbf16ps per 16 columns and row adding two k's
+ * products, the A pair broadcast from memory. Each lane's sum is the order gemm.h
+ * states (the instruction's own), so the tiles differ only in speed. */
+#define BF16_LOAD(p) ((__m512bh)_mm512_loadu_si512(p))
+#define BF16_BCAST(u) ((__m512bh)_mm512_set1_epi32((int)(u)))
+#define GEMM_UKR_BF16_X32(MR)                                                                                  \
+    GEMM_UKR_X32_T(gemm_ukr_bf16_##MR##x32, __attribute__((target("avx512bf16"))), uint32_t, __m512bh, BF16_LOAD, \
+                   BF16_BCAST, _mm512_dpbf16_ps, MR)
+#define GEMM_UKR_BF16_X16(MR)                                                                                  \
+    GEMM_UKR_X16_T(gemm_ukr_bf16_##MR##x16, __attribute__((target("avx512bf16"))), uint32_t, __m512bh, BF16_LOAD, \
+                   BF16_BCAST, _mm512_dpbf16_ps, MR)
+GEMM_UKR_BF16_X32(12)
+GEMM_UKR_BF16_X16(24)
+static const gemm_arch_bf16 gemm_bf16_12x32 = {12, 32, gemm_ukr_bf16_12x32, f32_to_bf16_avx512};
+static const gemm_arch_bf16 gemm_bf16_24x16 = {24, 16, gemm_ukr_bf16_24x16, f32_to_bf16_avx512};
+static void gemm_bf16_dot_12x32(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                                float beta, float *C, int ldc) {
+    gemm_bf16_blocked(&gemm_bf16_12x32, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+static void gemm_bf16_dot_24x16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                                float beta, float *C, int ldc) {
+    gemm_bf16_blocked(&gemm_bf16_24x16, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
 #endif
 
 void kernels_fill_avx512(hone_kernels *t) {
@@ -243,6 +279,14 @@ void kernels_fill_avx512(hone_kernels *t) {
     if (e && !strcmp(e, "24x16")) t->gemm_f32 = gemm_f32_avx512_zen;
     else if (e && !strcmp(e, "12x32")) t->gemm_f32 = gemm_f32_avx512;
     else if (!(e && !strcmp(e, "6x16")) && !cpu_is_amd()) t->gemm_f32 = gemm_f32_avx512;
+    /* bf16 rounded operands through whichever fp32 kernel was chosen (AVX2's already set) */
+    if (t->gemm_f32 == gemm_f32_avx512) {
+        t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx512;
+        t->gemm_bf16_rounded_name = t->gemm_bf16_path = "zmm FMA 12x32 on bf16-rounded operands";
+    } else if (t->gemm_f32 == gemm_f32_avx512_zen) {
+        t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx512_zen;
+        t->gemm_bf16_rounded_name = t->gemm_bf16_path = "zmm FMA 24x16 on bf16-rounded operands";
+    }
     fill_vec_avx512(t);
     t->bf16_to_f32 = bf16_to_f32_avx512;
     t->f16_to_f32 = f16_to_f32_avx512;
@@ -251,7 +295,14 @@ void kernels_fill_avx512(hone_kernels *t) {
     t->probe_fma_f32 = probe_fma_f32_avx512;
     t->probe_fma_unit = "zmm FMA";
 #ifdef HONE_PROBE_AVX512BF16
-    t->probe_dot_bf16 = probe_dot_bf16_avx512;
-    t->probe_bf16_unit = "AVX512-BF16 vdpbf16ps zmm";
+    if (kernels_cpu_has("avx512bf16")) {
+        t->probe_dot_bf16 = probe_dot_bf16_avx512;
+        t->probe_bf16_unit = "AVX512-BF16 vdpbf16ps zmm";
+        /* 12x32 by default; HONE_BF16_GEMM=24x16 for tuning and tests */
+        const char *eb = getenv("HONE_BF16_GEMM");
+        int x16 = eb && !strcmp(eb, "24x16");
+        t->gemm_bf16_dot = t->gemm_bf16 = x16 ? gemm_bf16_dot_24x16 : gemm_bf16_dot_12x32;
+        t->gemm_bf16_dot_name = t->gemm_bf16_path = x16 ? "AVX512-BF16 vdpbf16ps 24x16" : "AVX512-BF16 vdpbf16ps 12x32";
+    }
 #endif
 }

@@ -80,6 +80,11 @@ static void gemm_f32_neon(int ta, int tb, int M, int N, int K, const float *A, i
                           int ldb, float beta, float *C, int ldc) {
     gemm_f32_blocked(&gemm_neon, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
+/* bf16: the fp32 kernel on rounded operands (no BFMMLA/BFDOT path in this build) */
+static void gemm_bf16_rounded_neon(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                   int ldb, float beta, float *C, int ldc) {
+    gemm_f32_rounded_blocked(&gemm_neon, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
 
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results ---- */
@@ -144,6 +149,8 @@ HONE_PROBE_DOT(probe_dot_bf16_neon, float32x4_t, bfloat16x8_t, vdupq_n_f32, NEON
 void kernels_fill_neon(hone_kernels *t) {
     t->isa = "neon";
     t->gemm_f32 = gemm_f32_neon;
+    t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_neon;
+    t->gemm_bf16_rounded_name = t->gemm_bf16_path = "NEON FMA 8x12 on bf16-rounded operands";
     fill_vec_neon(t);
     t->bf16_to_f32 = bf16_to_f32_neon;
     t->f16_to_f32 = f16_to_f32_neon;

@@ -2,6 +2,7 @@
  * Plain C in a fixed summation order; the ISA kernels are tested against these
  * (tests/test_kernels.c) and the model against PyTorch through them. */
 #include "simd/kernels.h"
+#include "simd/gemm.h"
 #include "simd/quant.h"
 #include <assert.h>
 #include <math.h>
@@ -310,6 +311,64 @@ static double probe_fma_f32_scalar(long iters, float *out) {
     return (double)iters * HONE_PROBE_CHAINS * 2;
 }
 
+/* ---- bf16 matrix products (kernels.h gemm_bf16_*) ---- */
+
+static void round_bf16_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f2u(x[i]);
+        if ((u & 0x7fffffff) > 0x7f800000) u |= 0x400000; /* quiet NaN, as f32_to_bf16 */
+        else u += 0x7fff + ((u >> 16) & 1);
+        x[i] = u2f(u & 0xffff0000u);
+    }
+}
+
+/* The 4x16 fp32 micro-kernel of the driver (gemm.h) in plain C: the rounded path's
+ * reference (k in increasing order, separate multiply and add). */
+static void gemm_ukr_4x16_scalar(int kc, const float *a, const float *b, float *c, long ldc, int accum) {
+    float acc[4][16] = {{0}};
+    for (int k = 0; k < kc; k++, a += 4, b += 16)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 16; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++) c[i * ldc + j] = accum ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+static const gemm_arch gemm_scalar = {4, 16, gemm_ukr_4x16_scalar, NULL, NULL, NULL};
+static void gemm_bf16_rounded_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                                     int ldb, float beta, float *C, int ldc) {
+    gemm_f32_rounded_blocked(&gemm_scalar, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* vdpbf16ps in C: a bf16 subnormal input reads as zero (DAZ), each product is exact
+ * and enters one fused add (fmaf: no rounding of the product, so no overflow or
+ * underflow of it either, as the hardware), a subnormal sum is flushed (FTZ). */
+static inline float bf16_daz(uint32_t h) {
+    if (!(h & 0x7f80)) h &= 0x8000;
+    return u2f(h << 16);
+}
+static inline float f32_ftz(float x) {
+    uint32_t u = f2u(x);
+    return (u & 0x7f800000) ? x : u2f(u & 0x80000000u);
+}
+static void gemm_ukr_bf16_4x16_scalar(int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int accum) {
+    float acc[4][16] = {{0}};
+    for (int p = 0; p < kp; p++, a += 4, b += 16)
+        for (int i = 0; i < 4; i++) {
+            float a0 = bf16_daz(a[i] & 0xffff), a1 = bf16_daz(a[i] >> 16);
+            for (int j = 0; j < 16; j++) {
+                float b0 = bf16_daz(b[j] & 0xffff), b1 = bf16_daz(b[j] >> 16);
+                float s = f32_ftz(fmaf(a1, b1, acc[i][j])); /* the high (odd k) pair first */
+                acc[i][j] = f32_ftz(fmaf(a0, b0, s));
+            }
+        }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++) c[i * ldc + j] = accum ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+static const gemm_arch_bf16 gemm_bf16_scalar_arch = {4, 16, gemm_ukr_bf16_4x16_scalar, f32_to_bf16_scalar};
+void gemm_bf16_dot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                                 float beta, float *C, int ldc) {
+    gemm_bf16_blocked(&gemm_bf16_scalar_arch, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 void kernels_fill_scalar(hone_kernels *t) {
     t->isa = "scalar";
     t->gemm_f32 = gemm_f32_scalar;
@@ -340,4 +399,10 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->dequant_int8_f32 = dequant_int8_scalar;
     t->probe_fma_f32 = probe_fma_f32_scalar;
     t->probe_fma_unit = "scalar multiply-add";
+    /* no bf16 unit: the pair emulation (gemm_bf16_dot_scalar) is the tests' reference */
+    t->gemm_bf16_dot = NULL;
+    t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_scalar;
+    t->gemm_bf16_rounded_name = t->gemm_bf16_path = "scalar multiply-add on bf16-rounded operands";
+    t->gemm_bf16_dot_name = NULL;
+    t->round_bf16 = round_bf16_scalar;
 }

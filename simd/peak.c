@@ -4,6 +4,8 @@
  * their numbers. Timed by each thread's CPU clock (a shared machine's other
  * load does not lower it) and by the wall clock. */
 #include "simd/kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #ifdef _OPENMP
@@ -57,4 +59,32 @@ int kernels_peak(const hone_kernels *t, int bf16, int nthreads, hone_peak *p) {
         p->threads = ran;
     }
     return 0;
+}
+
+void kernels_select_bf16(hone_kernels *t, char *why, size_t why_size) {
+    const char *force = getenv("HONE_BF16_PATH");
+    char tmp[8];
+    if (!why || !why_size) why = tmp, why_size = sizeof tmp;
+    if (!t->gemm_bf16_dot) {
+        t->gemm_bf16 = t->gemm_bf16_rounded, t->gemm_bf16_path = t->gemm_bf16_rounded_name;
+        snprintf(why, why_size, "%s (no bf16 dot-product unit in the %s kernels on this CPU)", t->gemm_bf16_path, t->isa);
+        return;
+    }
+    if (force && (!strcmp(force, "dot") || !strcmp(force, "rounded"))) {
+        int dot = !strcmp(force, "dot");
+        t->gemm_bf16 = dot ? t->gemm_bf16_dot : t->gemm_bf16_rounded;
+        t->gemm_bf16_path = dot ? t->gemm_bf16_dot_name : t->gemm_bf16_rounded_name;
+        snprintf(why, why_size, "%s (HONE_BF16_PATH=%s)", t->gemm_bf16_path, force);
+        return;
+    }
+    hone_peak f, b;
+    kernels_peak(t, 0, 1, &f);
+    kernels_peak(t, 1, 1, &b);
+    /* the dot unit only where it beats fp32 FMA: on Intel's AVX-512 cores vdpbf16ps
+     * peaks near half the FMA rate (issue 15), on Zen 4 at twice it */
+    int dot = b.cpu > f.cpu;
+    t->gemm_bf16 = dot ? t->gemm_bf16_dot : t->gemm_bf16_rounded;
+    t->gemm_bf16_path = dot ? t->gemm_bf16_dot_name : t->gemm_bf16_rounded_name;
+    snprintf(why, why_size, "%s (bf16 dot peak %.1f vs fp32 FMA %.1f GFLOP/s per core: %.2fx)", t->gemm_bf16_path, b.cpu,
+             f.cpu, f.cpu > 0 ? b.cpu / f.cpu : 0.0);
 }

@@ -102,8 +102,9 @@ static void test_errors(void) {
     expect_error("datasets:\n  - {path: a, number_of_samples: -3}\n", HONE_SFT, "number_of_samples: expected a non-negative integer, got '-3'");
     expect_error("model_name_or_path: [a]\n", HONE_SFT, "model_name_or_path: expected a string, got a list");
     expect_error("zzzzzzzzzzzz: 1\n", HONE_SFT, "unknown key 'zzzzzzzzzzzz' (see docs/config.md)");
-    expect_error("bf16: true\n", HONE_SFT, "t.yaml:1:1: bf16: hone supports only 'false' here (got true)");
-    expect_error("optim: sgd\n", HONE_SFT, "optim: hone supports only 'adamw_torch' here (got sgd)");
+    expect_error("fp16: true\n", HONE_SFT, "t.yaml:1:1: fp16: hone supports only 'false' here (got true)");
+    expect_error("bf16: maybe\n", HONE_SFT, "bf16");
+    expect_error("optim: sgd\n", HONE_SFT, "t.yaml:1:8: optim: unknown value 'sgd' (expected one of adamw_torch, adamw_torch_fused");
 }
 
 /* Settings out of range are errors at the value's file:line:col (issue 13), and a
@@ -137,10 +138,11 @@ static void test_ranges(void) {
 static void test_compat_keys(void) {
     hone_train_config c;
     hone_error err = {{0}};
-    int rc = config_load_string(&c, "push_to_hub: false\nbf16: false\nfp16: no\nrun_name: x\nlearning_rate: 1.0e-5\n", "t.yaml", HONE_SFT, &err);
+    int rc = config_load_string(&c, "push_to_hub: false\ntf32: false\nfp16: no\nrun_name: x\nlearning_rate: 1.0e-5\nbf16: true\n", "t.yaml", HONE_SFT, &err);
     CHECK(rc == 0, "%s", err.msg);
     if (rc) return;
-    CHECK(c.n_ignored == 4 && !strcmp(c.ignored[1], "bf16") && c.learning_rate == 1e-5, "ignored %d", c.n_ignored);
+    CHECK(c.n_ignored == 4 && !strcmp(c.ignored[1], "tf32") && c.learning_rate == 1e-5, "ignored %d", c.n_ignored);
+    CHECK(c.bf16 == 1, "bf16: true is a key of its own (issue 15), got %d", c.bf16);
     config_free(&c);
 }
 
@@ -167,7 +169,7 @@ static void test_set_overrides(void) {
 }
 
 /* --set takes every key a file takes: each key of the resolved configuration (its
- * JSON dump) set back to its own value, and the ignorable TRL keys (bf16=false). */
+ * JSON dump) set back to its own value, and the ignorable TRL keys (fp16=false). */
 static void set_every_key(int kind) {
     hone_train_config c;
     hone_error err = {{0}};
@@ -192,12 +194,16 @@ static void set_every_key(int kind) {
         n++;
     }
     json_decref(j);
-    const char *compat[] = {"bf16=false", "fp16=false", "push_to_hub=false", "optim=adamw_torch", "dataset_text_field=text",
+    const char *compat[] = {"tf32=false", "fp16=false", "push_to_hub=false", "dataset_text_field=text",
                             "disable_dropout=true", "run_name=x"};
     for (size_t i = 0; i < sizeof compat / sizeof *compat; i++)
         CHECK(config_set_arg(&c, compat[i], &err) == 0, "--set %s: %s", compat[i], err.msg);
-    CHECK(c.n_ignored == 7, "%d ignored keys recorded", c.n_ignored);
-    CHECK(config_set_arg(&c, "bf16=true", &err) != 0 && has(err.msg, "--set: bf16: hone supports only 'false' here (got true)"), "%s", err.msg);
+    CHECK(c.n_ignored == 6, "%d ignored keys recorded", c.n_ignored);
+    CHECK(config_set_arg(&c, "optim=paged_adamw_8bit", &err) == 0 && config_optim_kind(c.optim) == 1 &&
+              config_set_arg(&c, "optim=adamw_torch_fused", &err) == 0 && config_optim_kind(c.optim) == 0,
+          "optim: %s", err.msg);
+    CHECK(config_set_arg(&c, "fp16=true", &err) != 0 && has(err.msg, "--set: fp16: hone supports only 'false' here (got true)"), "%s", err.msg);
+    CHECK(config_set_arg(&c, "bf16=true", &err) == 0 && c.bf16 == 1, "--set bf16=true: %s", err.msg);
     printf("    %s: %d keys set back through --set\n", kind == HONE_SFT ? "sft" : "dpo", n);
     config_free(&c);
 }

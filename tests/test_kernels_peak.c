@@ -139,11 +139,16 @@ static void test_hone_info(void) {
           out_text);
     CHECK(field("bf16 peak:") > 0.1 || strstr(out_text, "bf16 peak:  none (no bf16 dot-product unit"),
           "no bf16 peak line in:\n%s", out_text);
-    CHECK(strstr(out_text, "bf16 training: not available yet (issue 15)"), "no bf16 path in:\n%s", out_text);
+    CHECK(strstr(out_text, "bf16 training: `bf16: true` runs its matrix products on "), "no bf16 path in:\n%s", out_text);
+    CHECK(strstr(out_text, "AMX-BF16:"), "no AMX line in:\n%s", out_text);
     CHECK(run_info("HONE_ISA=scalar HONE_THREADS=1") == 0, "HONE_ISA=scalar hone info failed:\n%s", out_text);
     CHECK(field("fp32 peak:") > 0.1 && strstr(out_text, "(scalar multiply-add"), "scalar fp32 peak missing:\n%s",
           out_text);
     CHECK(strstr(out_text, "bf16 peak:  none"), "scalar has no bf16 unit:\n%s", out_text);
+    CHECK(strstr(out_text, "on scalar multiply-add on bf16-rounded operands (no bf16 dot-product unit"),
+          "scalar bf16 path:\n%s", out_text);
+    CHECK(run_info("HONE_BF16_PATH=rounded HONE_THREADS=1") == 0 && strstr(out_text, "on bf16-rounded operands ("),
+          "HONE_BF16_PATH=rounded:\n%s", out_text);
 }
 
 int main(void) {

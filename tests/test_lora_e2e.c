@@ -35,24 +35,8 @@ static const char *setup(void) {
     if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return NULL; }
     if (g_root[0]) return g_root;
     const char *r = test_tmpdir("lora-e2e");
-    char model[512], p[512], log[512];
-    snprintf(model, sizeof model, "%s/model", r);
-    snprintf(log, sizeof log, "%s/convert.log", r);
-    if (test_run_hone(log, 60, "convert", "llama2c", bin, model, "--tokenizer", spm, NULL) != 0) { CHECK(0, "hone convert failed"); return NULL; }
-    const char *names[] = {"Tom", "Lily", "Ben", "Sara", "Max", "Mia", "Sam", "Anna", "Tim", "Lucy", "Jack", "Emma"};
-    const char *things[] = {"a red ball", "a big dog", "a little cat", "a shiny stone", "a blue car", "a tall tree", "a happy bird", "a small boat"};
-    snprintf(p, sizeof p, "%s/sft.jsonl", r);
-    FILE *f = fopen(p, "w");
-    for (int i = 0; i < 64; i++)
-        fprintf(f, "{\"prompt\": \"%s saw %s.\", \"completion\": \" %s was very happy and played with it all day.\"}\n", names[i % 12],
-                things[i % 8], names[i % 12]);
-    fclose(f);
-    snprintf(p, sizeof p, "%s/dpo.jsonl", r);
-    f = fopen(p, "w");
-    for (int i = 0; i < 60; i++) /* pairs 48.. are held out (another verb, other name/thing pairs) */
-        fprintf(f, "{\"prompt\": \"%s %s %s.\", \"chosen\": \" %s was happy.\", \"rejected\": \" The %s ate the sun.\"}\n", names[i % 12],
-                i < 48 ? "found" : "got", things[(i * 5) % 8], names[i % 12], things[(i * 3) % 8] + 2);
-    fclose(f);
+    if (test_convert_stories(r, bin, spm) < 0) { CHECK(0, "hone convert failed"); return NULL; }
+    test_story_data(r, 64, 60, 48); /* pairs 48.. are held out (another verb, other name/thing pairs) */
     snprintf(g_root, sizeof g_root, "%s", r);
     return g_root;
 }

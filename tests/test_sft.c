@@ -39,12 +39,16 @@ static sft_opts base_opts(void) {
     return o;
 }
 
+/* 1: train_copy runs bf16: true (backend_cpu_bf16, hone_kt.gemm_bf16 as selected) */
+static int train_bf16;
+
 /* trains a fresh copy of tiny-llama; returns its weights (caller frees) */
 static float *train_copy(const sft_opts *o, hone_tok_example *ex, int n, const char *outdir, size_t *nf, float **grad_out,
                          const char *resume) {
     hone_model m;
     hone_error err;
     if (model_load(&m, test_src("tests/fixtures/models/tiny-llama"), 0, &err) < 0) { CHECK(0, "%s", err.msg); return NULL; }
+    if (train_bf16) m.be = backend_cpu_bf16();
     sft_rows R;
     sft_make_rows(&R, ex, n, o->max_length, o->packing, &err);
     long total = sft_total_steps(o, R.n);
@@ -112,6 +116,45 @@ static void test_threads_bitwise(void) {
     CHECK(!memcmp(w1, w2, n * sizeof(float)), "1 thread and 2 threads differ");
     CHECK(!memcmp(w1, w3, n * sizeof(float)), "1 thread and 3 threads differ");
     free(w1); free(w2); free(w3);
+    free_examples(ex, 32);
+}
+
+/* bf16: true, both paths (the dot unit where there is one, the rounded operands): bitwise
+ * across 1, 2 and 3 threads, and not the fp32 result (the path really ran) but near it */
+static void test_threads_bitwise_bf16(void) {
+    hone_tok_example *ex = make_examples(32, 12);
+    sft_opts o = base_opts();
+    o.packing = 1;
+    size_t n;
+    int saved = omp_get_max_threads();
+    float *w32 = train_copy(&o, ex, 32, NULL, &n, NULL, NULL);
+    const char *paths[] = {"dot", "rounded"};
+    hone_kernels keep = hone_kt;
+    for (int p = 0; p < 2; p++) {
+        char why[256];
+        setenv("HONE_BF16_PATH", paths[p], 1);
+        kernels_select_bf16(&hone_kt, why, sizeof why);
+        unsetenv("HONE_BF16_PATH");
+        train_bf16 = 1;
+        omp_set_num_threads(1);
+        float *w1 = train_copy(&o, ex, 32, NULL, &n, NULL, NULL);
+        omp_set_num_threads(2);
+        float *w2 = train_copy(&o, ex, 32, NULL, &n, NULL, NULL);
+        omp_set_num_threads(3);
+        float *w3 = train_copy(&o, ex, 32, NULL, &n, NULL, NULL);
+        omp_set_num_threads(saved);
+        train_bf16 = 0;
+        CHECK(!memcmp(w1, w2, n * sizeof(float)), "%s: 1 thread and 2 threads differ", why);
+        CHECK(!memcmp(w1, w3, n * sizeof(float)), "%s: 1 thread and 3 threads differ", why);
+        double r = rel_diff(w1, w32, n);
+        /* AdamW moves a weight by about lr (1e-2) per step at most, and bf16 rounding decides the
+         * sign of tiny gradient entries: up to 4e-2 after 4 steps; anything more is a broken path */
+        CHECK(r > 0 && r < 4e-2, "%s: bf16 vs fp32 weights after 4 steps: max diff / max|w| = %.3g", why, r);
+        printf("    %s: bitwise on 1, 2, 3 threads; vs fp32 %.2e\n", why, r);
+        free(w1); free(w2); free(w3);
+    }
+    hone_kt = keep;
+    free(w32);
     free_examples(ex, 32);
 }
 
@@ -234,6 +277,7 @@ int main(void) {
     TEST_RUN(test_packing_rows);
     TEST_RUN(test_accumulation_equivalence);
     TEST_RUN(test_threads_bitwise);
+    TEST_RUN(test_threads_bitwise_bf16);
     TEST_RUN(test_resume_bitwise);
     TEST_RUN(test_shuffle_once_and_drop_last);
     TEST_RUN(test_loss_decreases);

@@ -5,7 +5,16 @@
  * Tolerances: loss, grad_norm, logps, entropy, nll_loss relative 1e-4;
  * rewards and logits (small differences of large sums) absolute 1e-5 or
  * relative 1e-4; learning_rate relative 1e-6; accuracies, num_tokens and epoch
- * absolute 1e-6. */
+ * absolute 1e-6.
+ * bf16 cases (TRL bf16=True, CPU autocast; hone bf16: true on backend_cpu_bf16): the two
+ * round in different places (hone keeps attention, RoPE and the activations between
+ * products in fp32), so values agree to bf16 precision, not bitwise: loss, logps,
+ * entropy relative BF16_TOL_REL; grad_norm relative BF16_TOL_GRAD; rewards and logits
+ * absolute BF16_TOL_ABS or relative BF16_TOL_REL; accuracies absolute BF16_TOL_ACC. */
+#define BF16_TOL_REL 1e-2
+#define BF16_TOL_GRAD 5e-2
+#define BF16_TOL_ABS 1e-2
+#define BF16_TOL_ACC 0.05
 #include "model/convert.h"
 #include "model/lora.h"
 #include "model/safetensors.h"
@@ -54,7 +63,23 @@ static double num(json_t *o, const char *k, double def) {
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+/* bf16 cases (config "bf16": true, TRL's autocast): the model runs on backend_cpu_bf16 and the
+ * metrics are compared at the looser tolerances of the file comment */
+static int case_bf16;
+
+static int load_model_file(hone_model *m, json_t *cfg);
 static int load_model(hone_model *m, json_t *cfg) {
+    int rc = load_model_file(m, cfg);
+    case_bf16 = json_is_true(json_object_get(cfg, "bf16"));
+    if (rc == 0 && case_bf16) {
+        char why[256];
+        kernels_select_bf16(&hone_kt, why, sizeof why);
+        m->be = backend_cpu_bf16();
+        printf("    bf16: %s\n", why);
+    }
+    return rc;
+}
+static int load_model_file(hone_model *m, json_t *cfg) {
     hone_error err;
     const char *path = json_string_value(json_object_get(cfg, "model"));
     if (path && strstr(path, "stories260K")) {
@@ -105,6 +130,15 @@ static int sched_of(json_t *cfg) {
 static void tolerance(const char *k, double *tol_abs, double *tol_rel) {
     *tol_abs = 0, *tol_rel = 1e-4;
     if (!strncmp(k, "eval_", 5)) k += 5;
+    if (case_bf16) {
+        *tol_rel = BF16_TOL_REL;
+        if (!strncmp(k, "rewards/", 8) || !strncmp(k, "logits/", 7)) *tol_abs = BF16_TOL_ABS;
+        if (!strcmp(k, "grad_norm")) *tol_rel = BF16_TOL_GRAD;
+        if (!strcmp(k, "learning_rate")) { *tol_rel = 1e-6; *tol_abs = 1e-12; }
+        if (!strcmp(k, "num_tokens") || !strcmp(k, "epoch")) { *tol_rel = 0; *tol_abs = 1e-6; }
+        if (strstr(k, "accurac")) *tol_rel = 0, *tol_abs = BF16_TOL_ACC;
+        return;
+    }
     if (!strncmp(k, "rewards/", 8) || !strncmp(k, "logits/", 7)) *tol_abs = 1e-5;
     if (!strcmp(k, "learning_rate")) { *tol_rel = 1e-6; *tol_abs = 1e-12; }
     if (!strcmp(k, "num_tokens") || !strcmp(k, "epoch") || strstr(k, "accurac")) { *tol_rel = 0; *tol_abs = 1e-6; }
@@ -122,7 +156,7 @@ static void compare_metrics(const char *dir, const char *case_name, json_t *expe
     char *line = NULL;
     size_t cap = 0;
     int matched = 0, matched_eval = 0;
-    double worst = 0;
+    double worst = 0, worst_loss = 0;
     const char *worst_key = "";
     while (getline(&line, &cap, f) > 0) {
         json_t *got = json_loads(line, 0, NULL);
@@ -151,7 +185,8 @@ static void compare_metrics(const char *dir, const char *case_name, json_t *expe
             double tol_abs, tol_rel;
             tolerance(k, &tol_abs, &tol_rel);
             CHECK(d <= tol_abs + tol_rel * fabs(b), "%s step %ld %s: hone %.9g TRL %.9g", case_name, step, k, a, b);
-            if (tol_rel > 0 && tol_abs == 0 && rel > worst) { worst = rel; worst_key = k; }
+            if (tol_rel > 0 && tol_rel <= 1e-4 && tol_abs == 0 && rel > worst) { worst = rel; worst_key = k; }
+            if (!strcmp(k, "loss") && rel > worst_loss) worst_loss = rel;
         }
         if (is_eval) matched_eval++;
         else matched++;
@@ -162,7 +197,8 @@ static void compare_metrics(const char *dir, const char *case_name, json_t *expe
     CHECK(matched == (int)json_array_size(steps), "%s: %d of %zu steps compared", case_name, matched, json_array_size(steps));
     CHECK(matched_eval == (int)json_array_size(evals), "%s: %d of %zu evaluations compared", case_name, matched_eval,
           json_array_size(evals));
-    printf("    %s: %d steps, %d evaluations, worst relative error %.2e (%s)\n", case_name, matched, matched_eval, worst, worst_key);
+    printf("    %s: %d steps, %d evaluations, worst relative error %.2e (%s), of the loss %.2e\n", case_name, matched, matched_eval,
+           worst, worst_key, worst_loss);
 }
 
 static hone_tok_example *sft_examples(json_t *data, int comp_only) {
@@ -572,6 +608,8 @@ static void test_sft_label_smoothing(void) { sft_case("sft_label_smoothing"); }
 static void test_sft_logging_first_step(void) { sft_case("sft_logging_first_step"); }
 static void test_sft_bf16_llama32(void) { sft_bf16_case("sft_bf16_llama32"); }
 static void test_sft_bf16_gemma(void) { sft_bf16_case("sft_bf16_gemma"); }
+static void test_sft_autocast_bf16(void) { sft_case("sft_autocast_bf16"); }
+static void test_sft_autocast_bf16_stories260K(void) { sft_case("sft_autocast_bf16_stories260K"); }
 static void test_sft_epochs_partial_accum(void) { sft_case("sft_epochs_partial_accum"); }
 static void test_sft_drop_last(void) { sft_case("sft_drop_last"); }
 static void test_sft_lora(void) { sft_case("sft_lora"); }
@@ -643,7 +681,7 @@ static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_ex
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
     "dpo_sigmoid_norm", "dpo_mpo_combo", "dpo_f_forward_kl", "dpo_f_js_divergence", "dpo_f_alpha_divergence", "dpo_ld_alpha",
     "dpo_wpo_weighting", "dpo_precompute_ref", "dpo_reference_free", "dpo_sync_ref", "dpo_stories260K",
-    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K", "dpo_qlora"};
+    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K", "dpo_autocast_bf16", "dpo_qlora"};
 
 int main(void) {
     kernels_init();
@@ -662,6 +700,8 @@ int main(void) {
     TEST_RUN(test_sft_logging_first_step);
     TEST_RUN(test_sft_bf16_llama32);
     TEST_RUN(test_sft_bf16_gemma);
+    TEST_RUN(test_sft_autocast_bf16);
+    TEST_RUN(test_sft_autocast_bf16_stories260K);
     TEST_RUN(test_sft_epochs_partial_accum);
     TEST_RUN(test_sft_drop_last);
     TEST_RUN(test_sft_lora);

@@ -65,6 +65,10 @@ typedef struct hone_backend {
     void (*embedding_backward)(float *dE, const float *dx, const int32_t *tokens, int N, int C, float scale);
     void (*residual_add)(float *y, const float *x, size_t n);
 
+    /* bf16: true (matmul_* and gemm then take bf16 operands): x = bf16(x) in place, for the
+     * outputs autocast returns in bf16 (the head's logits); NULL on the fp32 backend */
+    void (*round_bf16)(float *x, size_t n);
+
     /* the loss head, a chunk of rows at a time */
     void (*gemm)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
@@ -83,6 +87,11 @@ typedef struct hone_backend {
 } hone_backend;
 
 const hone_backend *backend_cpu(void);
+/* The CPU backend with `bf16: true`'s matrix products (torch CPU autocast to bf16):
+ * matmul_forward/backward and gemm on kernels.h's gemm_bf16, linear outputs and the
+ * head's logits rounded to bf16; everything else (norms, RoPE, attention, softmax,
+ * losses, LoRA adapters, the optimizer) as backend_cpu, in fp32. */
+const hone_backend *backend_cpu_bf16(void);
 /* "auto" (the CUDA backend when built and a device is present, else CPU), "cpu", "cuda". */
 const hone_backend *backend_select(const char *name, hone_error *err);
 #endif

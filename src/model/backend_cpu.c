@@ -6,6 +6,7 @@
 #include "model/layers.h"
 #include "base/util.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,15 @@ static void cpu_zero(void *p, size_t n) { memset(p, 0, n); }
 static void cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc) {
     hone_kt.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void cpu_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                          float *C, int ldc) {
+    hone_kt.gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+static void cpu_round_bf16(float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 4096) hone_kt.round_bf16(x + i, n - i < 4096 ? n - i : 4096);
 }
 
 static void cpu_gather_rows(float *dst, const float *src, const int32_t *rows, int n, int C) {
@@ -107,6 +117,23 @@ static const hone_backend cpu = {
 };
 
 const hone_backend *backend_cpu(void) { return &cpu; }
+
+/* cpu with the bf16 entries; built once, constant afterwards */
+static hone_backend cpu_bf16;
+static void cpu_bf16_build(void) {
+    cpu_bf16 = cpu;
+    cpu_bf16.name = "cpu-bf16";
+    cpu_bf16.matmul_forward = matmul_forward_bf16;
+    cpu_bf16.matmul_backward = matmul_backward_bf16;
+    cpu_bf16.gemm = cpu_gemm_bf16;
+    cpu_bf16.round_bf16 = cpu_round_bf16;
+}
+
+const hone_backend *backend_cpu_bf16(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, cpu_bf16_build);
+    return &cpu_bf16;
+}
 
 const hone_backend *backend_select(const char *name, hone_error *err) {
     if (!name || !strcmp(name, "auto") || !strcmp(name, "cpu")) return &cpu;

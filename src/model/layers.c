@@ -51,6 +51,35 @@ void qmatmul_backward(float *din, const float *dout, const struct hone_qtensor *
     if (din) qgemm_xw(N, dout, OC, W, accumulate ? 1.f : 0.f, din, IC);
 }
 
+/* x rounded to bf16 (nearest even), in fp32: as kernels.h's round_bf16 */
+static inline float bf16_round1(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) u |= 0x400000;
+    else u += 0x7fff + ((u >> 16) & 1);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+void matmul_forward_bf16(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    hone_kt.gemm_bf16(0, 1, N, OC, IC, in, IC, W, IC, 0.f, out, OC);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        float *o = out + (size_t)i * OC;
+        if (b)
+            for (int j = 0; j < OC; j++) o[j] += bf16_round1(b[j]);
+        hone_kt.round_bf16(o, (size_t)OC);
+    }
+}
+
+void matmul_backward_bf16(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
+                          int IC, int OC, int accumulate) {
+    if (din) hone_kt.gemm_bf16(0, 0, N, IC, OC, dout, OC, W, IC, accumulate ? 1.f : 0.f, din, IC);
+    if (dW) hone_kt.gemm_bf16(1, 0, OC, IC, N, dout, OC, in, IC, 1.f, dW, IC);
+    if (db) colsum_accumulate(db, dout, N, OC);
+}
+
 void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
                      int OC, int accumulate) {
     if (din) hone_kt.gemm_f32(0, 0, N, IC, OC, dout, OC, W, IC, accumulate ? 1.f : 0.f, din, IC);

@@ -22,6 +22,13 @@ void matmul_backward(float *din, float *dW, float *db, const float *dout, const 
 struct hone_qtensor;
 void qmatmul_forward(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC);
 void qmatmul_backward(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate);
+/* bf16: true (torch CPU autocast's linear): the same with both operands of every product
+ * rounded to bf16 and fp32 sums (kernels.h gemm_bf16); the forward's out is rounded to
+ * bf16 after the bias (itself rounded) is added, as autocast returns linear's output in bf16.
+ * The backward's products take bf16 operands too; din, dW and db stay fp32 sums. */
+void matmul_forward_bf16(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
+void matmul_backward_bf16(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
+                          int IC, int OC, int accumulate);
 
 /* LoRA (PEFT's lora.Linear) on top of a linear layer: out += scale * dropout(x) A^T B^T.
  * lora_dropout: y (n) = x * mask / (1 - p), the mask a hash of (seed, element index), so it

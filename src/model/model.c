@@ -357,6 +357,16 @@ static void compute_inv_freq(const hone_model_config *c, float *inv) {
     }
 }
 
+int model_param_table(const hone_model_config *c, hone_param **params, int *n, size_t *num_floats, hone_error *err) {
+    ptab t = {0};
+    build_table(c, &t);
+    if (!t.p) return hone_fail(err, "out of memory");
+    *params = t.p;
+    *n = t.n;
+    *num_floats = t.off;
+    return 0;
+}
+
 int model_init_held(hone_model *m, const hone_model_config *c, int held, int nested, hone_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;

@@ -146,6 +146,16 @@ int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err);
 const hone_param *model_find_param(const hone_model *m, const char *name);
 /* Random init (transformers-like: normal(0, std) for matrices, ones/zeros for norms). */
 void model_init_random(hone_model *m, uint64_t seed, float std);
+/* The parameter table of c without allocating the parameters (owned *params; offsets as
+ * model_init lays them out). */
+int model_param_table(const hone_model_config *c, hone_param **params, int *n, size_t *num_floats, hone_error *err);
+/* model_init_random's weights written to dir without holding the model (init_write.c): tensor
+ * by tensor in dtype ("float32" or NULL, "bfloat16", "float16"), one model.safetensors or, past
+ * max_shard_bytes (0: 2 GiB), shards model-0000k-of-0000n.safetensors with
+ * model.safetensors.index.json; config.json (its torch_dtype = dtype) and src_dir's tokenizer
+ * files along; atomic like model_save. */
+int model_init_write(const hone_model_config *c, const char *dir, const char *src_dir, uint64_t seed, float std, const char *dtype,
+                     size_t max_shard_bytes, hone_error *err);
 
 /* Loads a Hugging Face model directory (config.json + model.safetensors or a
  * sharded index). check_finite: reject NaN/Inf weights. */

@@ -119,7 +119,7 @@ static size_t lora_layout(hone_acts *a, const hone_model_config *c, const hone_l
     for (int l = 0; l < c->num_layers; l++)
         for (int mod = 0; mod < LORA_NMOD; mod++) {
             if (!(lo->cfg.targets >> mod & 1)) continue;
-            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : a->layers[0].lora_su[mod];
+            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : base ? a->layers[0].lora_su[mod] : NULL; /* planning: no layers yet */
             if (base) a->layers[l].lora_su[mod] = p;
         }
     float *xd = lo->cfg.dropout > 0 ? carve(&cv, N * maxin) : NULL;
@@ -303,6 +303,7 @@ double model_head(const hone_model *m, hone_acts *a, const hone_batch *b, const 
         const int32_t *rows = a->rows + r0;
         be->gather_rows(a->head_x, a->xf, rows, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, a->head_logits, V);
+        if (be->round_bf16) be->round_bf16(a->head_logits, (size_t)nc * V); /* autocast: lm_head's output is bf16 */
         be->ce_rows(a->head_logits, nc, V, a->row_labels + r0, rows, g ? w : NULL, g && !w ? wscale : 0.f, a->tok_logp,
                     a->tok_entropy, a->tok_correct, a->tok_logit_sum, a->want_lssp ? a->tok_lssp : NULL, &a->head_loss,
                     a->tok_loss);
@@ -324,6 +325,7 @@ void model_logits(const hone_model *m, const hone_acts *a, const int32_t *slots,
         int nc = n - r0 < a->head_chunk ? n - r0 : a->head_chunk;
         be->gather_rows(a->head_x, a->xf, slots + r0, nc, C);
         be->gemm(0, 1, nc, V, C, a->head_x, C, lm_head_of(m, a), C, 0.f, out + (size_t)r0 * V, V);
+        if (be->round_bf16) be->round_bf16(out + (size_t)r0 * V, (size_t)nc * V);
     }
 }
 
@@ -373,7 +375,9 @@ void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone
             layer_forward(m, a, b, l, la, a->dln);
         }
         layer_backward(m, a, b, l, la, g);
+        if (a->layer_done) a->layer_done(a->layer_done_ctx, l);
     }
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
     be->embedding_backward(m->w.lora_embed && !a->lora_off ? g->lora_embed : g->embed, a->dx, b->tokens, N, C, scale);
+    if (a->layer_done) a->layer_done(a->layer_done_ctx, -1);
 }

@@ -2,6 +2,7 @@
 #include "train/pipeline.h"
 #include "base/util.h"
 #include "model/qweight.h"
+#include "simd/kernels.h"
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -55,7 +56,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
 }
 
 /* The lora_* keys as an adapter configuration. */
-static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc) {
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
     memset(lc, 0, sizeof *lc);
     lc->r = cfg->lora_r;
     lc->alpha = cfg->lora_alpha;
@@ -76,7 +77,7 @@ static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc)
 /* What the frozen base's decoder linears are held in (model/qweight.h; HONE_Q_F32: fp32) for a
  * base whose tensors are stored as `stored`: load_in_4bit / load_in_8bit, else base_dtype (auto:
  * bf16 when the checkpoint is bf16, a lossless hold). Only LoRA runs hold anything. */
-static int held_type(const hone_train_config *cfg, const char *stored) {
+int pipeline_held_type(const hone_train_config *cfg, const char *stored) {
     if (!cfg->use_peft) return HONE_Q_F32;
     if (cfg->load_in_4bit) return !strcmp(cfg->bnb_4bit_quant_type, "fp4") ? HONE_Q_FP4 : HONE_Q_NF4;
     if (cfg->load_in_8bit) return HONE_Q_INT8;
@@ -103,12 +104,12 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
         lora_free(&p->lora);
         if (rc < 0) return hone_fail_prefix(err, "model_name_or_path %s", dir);
         /* the merged base is held only now (a held base cannot take a merge) */
-        if (model_hold(&p->model, held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
+        if (model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
             return hone_fail_prefix(err, "model_name_or_path %s", dir);
     }
     if (!cfg->use_peft) return 0;
     hone_lora_config lc;
-    lora_config_from(cfg, &lc);
+    pipeline_lora_config(cfg, &lc);
     /* the new adapter's base is what was loaded: model_name_or_path itself (an adapter dir
      * then names a chain hone resolves, model_load_merged) */
     char *rp = realpath(dir, NULL);
@@ -158,11 +159,11 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
      * that must first take adapters is loaded in fp32, then held (setup_lora when it merges) */
     char stored[16];
     model_dir_dtype(p->model_dir, stored, sizeof stored);
-    int held = held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
+    int held = pipeline_held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
     int stream = held && !lora_is_adapter_dir(p->model_dir) && !(adapter && cfg->use_peft);
     int lrc = stream ? model_load_held(&p->model, p->model_dir, 1, held, nested, err) : model_load_merged(&p->model, p->model_dir, 1, err);
     if (lrc == 0 && held && !stream && !(adapter && cfg->use_peft)) {
-        lrc = model_hold(&p->model, held_type(cfg, p->model.stored_dtype), nested, err);
+        lrc = model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), nested, err);
         if (lrc < 0) model_free(&p->model);
     }
     if (lrc < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
@@ -175,6 +176,13 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
     }
     if (setup_lora(p, cfg, adapter, err) < 0) { pipeline_free(p); return -1; }
     report_lora(p);
+    if (cfg->bf16) {
+        /* TRL's bf16=True on CPU: autocast's bf16 matrix products over fp32 weights */
+        char why[256];
+        kernels_select_bf16(&hone_kt, why, sizeof why);
+        p->model.be = backend_cpu_bf16();
+        fprintf(stderr, "bf16: matrix products on %s; weights, gradients, optimizer, norms, softmax and losses in fp32\n", why);
+    }
     /* the tokenizer as trained (maybe extended) is what checkpoints carry */
     const char *out = cfg->output_dir ? cfg->output_dir : ".";
     snprintf(p->tok_dir, sizeof p->tok_dir, "%s/.hone-tokenizer-%d", out, (int)getpid());
@@ -468,10 +476,12 @@ long pipeline_warmup(const hone_train_config *cfg, long total) {
 int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total, hone_trainer *t, hone_error *err) {
     int sched = sched_from_name(cfg->lr_scheduler_type, err);
     if (sched < 0) return -1;
-    if (trainer_init(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
-                     cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
+    if (trainer_init_dp(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
+                        cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, cfg->zero_stage,
+                        err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
+    if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
     if (sched_set_kwargs(&t->sched, cfg->lr_scheduler_kwargs, cfg->learning_rate, err) < 0) { trainer_free(t); return -1; }
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";
@@ -480,7 +490,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
     t->greater_is_better = cfg->greater_is_better >= 0 ? cfg->greater_is_better : !(ml >= 4 && !strcmp(mb + ml - 4, "loss"));
     t->load_best = cfg->load_best_model_at_end;
     snprintf(t->save_dtype, sizeof t->save_dtype, "%s", cfg->save_dtype ? cfg->save_dtype : "float32");
-    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0]) {
+    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0] && t->rank == 0) {
         /* transformers' TensorBoardCallback: logging_dir, else $TENSORBOARD_LOGGING_DIR, else output_dir/runs/<time>_<host> */
         char dir[4096];
         const char *env = getenv("TENSORBOARD_LOGGING_DIR");

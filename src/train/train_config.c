@@ -68,6 +68,10 @@ static const char *const lora_bias_choices[] = {"none", NULL};
 static const char *const quant_type_choices[] = {"nf4", "fp4", NULL};
 static const char *const compute_dtype_choices[] = {"float32", "bfloat16", NULL};
 static const char *const base_dtype_choices[] = {"auto", "float32", "bfloat16", NULL};
+/* transformers' OptimizerNames hone runs: torch's AdamW (the fused and paged 32-bit ones are the same
+ * update on CPU) and bitsandbytes' 8-bit AdamW (paged or not: the same on CPU) */
+static const char *const optim_choices[] = {"adamw_torch", "adamw_torch_fused", "adamw_hf", "paged_adamw_32bit", "adamw_bnb_8bit",
+                                            "adamw_8bit", "paged_adamw_8bit", NULL};
 static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
 
 #define F(field) offsetof(hone_train_config, field)
@@ -85,6 +89,7 @@ static const key_def keys[] = {
     K(overwrite_output_dir, T_BOOL, K_ALL),
     K(seed, T_LONG, K_ALL),
     K(threads, T_INT, K_ALL),
+    K(zero_stage, T_INT, K_ALL),
     K(learning_rate, T_F64, K_ALL),
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
     K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
@@ -106,6 +111,8 @@ static const key_def keys[] = {
     K(adam_beta2, T_F64, K_ALL),
     K(adam_epsilon, T_F64, K_ALL),
     K(gradient_checkpointing, T_BOOL, K_ALL),
+    KC(optim, T_ENUM, K_ALL, optim_choices),
+    K(bf16, T_BOOL, K_ALL),
     KC(train_sampling_strategy, T_ENUM, K_ALL, sampling_choices),
     K(data_seed, T_OPT_LONG, K_ALL),
     K(dataloader_drop_last, T_BOOL, K_ALL),
@@ -390,6 +397,7 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
  * and again by config_validate (for values set in code). */
 static const struct { const char *key; double min; int strict; const char *rule; } ranges[] = {
     {"threads", 0, 0, ">= 0 (0 = all cores)"},
+    {"zero_stage", 0, 0, "0 or 1"},
     {"learning_rate", 0, 0, ">= 0"},
     {"lora_r", 0, 1, "> 0"},
     {"lora_dropout", 0, 0, ">= 0"},
@@ -686,7 +694,7 @@ static const struct { const char *name, *value; } compat_keys[] = {
     {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
     {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
     {"disable_tqdm", NULL}, {"do_train", NULL}, {"do_eval", NULL},
-    {"log_level", NULL}, {"bf16", "false"}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
+    {"log_level", NULL}, {"fp16", "false"}, {"tf32", NULL},
     {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
     {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
     {"disable_dropout", "true"}, {"trust_remote_code", "false"},
@@ -789,11 +797,16 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
         !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->train_sampling_strategy = strdup("random")) || !(c->save_strategy = strdup("steps")) ||
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl")) || !(c->init_lora_weights = strdup("true")) || !(c->lora_bias = strdup("none")) ||
-        !(c->bnb_4bit_quant_type = strdup("nf4")) || !(c->bnb_4bit_compute_dtype = strdup("float32")) || !(c->base_dtype = strdup("auto"))) {
+        !(c->bnb_4bit_quant_type = strdup("nf4")) || !(c->bnb_4bit_compute_dtype = strdup("float32")) || !(c->base_dtype = strdup("auto")) ||
+        !(c->optim = strdup("adamw_torch"))) {
         config_free(c);
         return hone_fail(err, "out of memory");
     }
     return 0;
+}
+
+int config_optim_kind(const char *optim) {
+    return optim && strstr(optim, "8bit") ? 1 : 0; /* HONE_OPTIM_ADAMW_8BIT : HONE_OPTIM_ADAMW */
 }
 
 int config_reports_to(const hone_train_config *c, const char *integration) {
@@ -899,7 +912,7 @@ int config_load(hone_train_config *c, const char *path, int kind, hone_error *er
 int config_set(hone_train_config *c, const char *key, const char *value, hone_error *err) {
     char w[512];
     snprintf(w, sizeof w, "--set %s", key);
-    /* the keys a file accepts, the ignorable TRL ones included (bf16=false) */
+    /* the keys a file accepts, the ignorable TRL ones included (fp16=false) */
     int compat = is_compat_key(key);
     const key_def *kd = compat ? NULL : find_key(key, c->kind, "--set", err);
     if (!compat && !kd) return -1;
@@ -958,6 +971,8 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->per_device_train_batch_size < 1 || c->per_device_eval_batch_size < 1)
         return hone_fail(err, "%s: per_device_*_batch_size must be >= 1", src);
     if (c->gradient_accumulation_steps < 1) return hone_fail(err, "%s: gradient_accumulation_steps must be >= 1", src);
+    if (c->zero_stage != 0 && c->zero_stage != 1)
+        return hone_fail(err, "%s: zero_stage must be 0 or 1 (stage 1 shards the AdamW moments over the MPI ranks), got %d", src, c->zero_stage);
     for (size_t i = 0; i < N_KEYS; i++) {
         const char *rule = keys[i].kinds & (c->kind == HONE_DPO ? K_DPO : K_SFT) ? range_broken(c, &keys[i]) : NULL;
         if (rule) return hone_fail(err, "%s: %s must be %s, got %g", src, keys[i].name, rule, key_number(c, &keys[i]));

@@ -23,7 +23,7 @@ typedef struct hone_train_config {
     int kind;                    /* HONE_SFT or HONE_DPO */
     char *source;                /* the YAML path it was loaded from, or NULL */
     char **ignored;              /* (n_ignored) TRL keys accepted for compatibility but without effect
-                                    (report_to, run_name, bf16: false, ...): print them in the log */
+                                    (report_to, run_name, fp16: false, ...): print them in the log */
     int n_ignored;
     int search_blocks;           /* the file has searcher: / hyperparameters: blocks: a search
                                     (train/search.h reads them; a trial run ignores them) */
@@ -35,6 +35,7 @@ typedef struct hone_train_config {
     int overwrite_output_dir;    /* 0; 1: a fresh run may replace the checkpoints of an earlier one */
     long seed;                   /* 42 */
     int threads;                 /* 0 = all cores (HONE_THREADS / hwloc) */
+    int zero_stage;              /* under mpirun: 0 every rank keeps all AdamW moments, 1 each its shard */
 
     /* optimisation */
     double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
@@ -54,6 +55,10 @@ typedef struct hone_train_config {
     double weight_decay;         /* 0.0 */
     double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
     int gradient_checkpointing;  /* 1 (TRL's default) */
+    char *optim;                 /* adamw_torch (default; also _fused, adamw_hf, paged_adamw_32bit) |
+                                    adamw_8bit (also adamw_bnb_8bit, paged_adamw_8bit): bitsandbytes' 8-bit AdamW */
+    int bf16;                    /* 0; 1: bf16 matrix products, fp32 accumulation, master weights and optimizer
+                                  * (TRL's bf16=True, torch CPU autocast; backend_cpu_bf16) */
 
     /* data order (transformers' TrainingArguments, TRL's SFTConfig) */
     char *train_sampling_strategy; /* random (default: reshuffled each epoch) | sequential (file order) */
@@ -144,6 +149,8 @@ typedef struct hone_train_config {
                                   * the held dtype of an unquantised LoRA base */
 } hone_train_config;
 
+/* HONE_OPTIM_ADAMW_8BIT (train/optim.h) for the bitsandbytes 8-bit names, else HONE_OPTIM_ADAMW. */
+int config_optim_kind(const char *optim);
 /* Fills c with the defaults of `kind` (owned strings allocated). Returns 0, -1 on OOM. */
 int config_defaults(hone_train_config *c, int kind, hone_error *err);
 /* config_defaults then the keys of the YAML file at path. On failure c is freed. */
