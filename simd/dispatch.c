@@ -91,7 +91,7 @@ int kernels_get(const char *isa, hone_kernels *t) {
     }
 #endif
 #if HONE_HAVE_NEON && defined(__aarch64__)
-    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); ggml_quant_fill_neon(t); return 0; }
+    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); ggml_quant_fill_neon(t); quant_fill_neon(t); return 0; }
 #endif
     return -1;
 }

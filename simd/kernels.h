@@ -198,10 +198,11 @@ void kernels_fill_scalar(hone_kernels *t);
 void kernels_fill_avx2(hone_kernels *t);
 void kernels_fill_avx512(hone_kernels *t);
 void kernels_fill_neon(hone_kernels *t);
-/* the held-weight kernels of quant_avx2.c / quant_avx512.c (dispatch.c calls them after
- * the ISA's own filler) */
+/* the held-weight kernels of quant_avx2.c / quant_avx512.c / quant_neon.c (dispatch.c calls
+ * them after the ISA's own filler) */
 void quant_fill_avx2(hone_kernels *t);
 void quant_fill_avx512(hone_kernels *t);
+void quant_fill_neon(hone_kernels *t);
 
 /* Scalar references, callable directly by tests. */
 float rmsnorm_fwd_scalar(float *out, const float *x, const float *w, float w_off, float eps, int n);

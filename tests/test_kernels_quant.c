@@ -1,8 +1,9 @@
 /* test_kernels_quant.c — the held-weight kernels (simd/quant.h) checkasm style: every ISA
- * this CPU runs against the scalar reference on odd offsets and lengths (dequant_4bit_f32
- * with NF4 and FP4 codebooks, dequant_int8_f32), and the quantised GEMMs (simd/qgemm.c)
- * against the table's fp32 GEMM of the fully dequantised weight for bf16, int8, NF4, FP4
- * (plain and nested) on odd shapes, beta 0 and 1, and at 1 and several threads.
+ * this CPU runs (AVX2, AVX-512; NEON under make check-neon) against the scalar reference on
+ * odd offsets and lengths (dequant_4bit_f32 with NF4 and FP4 codebooks, dequant_int8_f32),
+ * and the quantised GEMMs (simd/qgemm.c) against the table's fp32 GEMM of the fully
+ * dequantised weight for bf16, int8, NF4, FP4 (plain and nested) on odd shapes, beta 0
+ * and 1, and at 1 and several threads.
  * Tolerance: 0 everywhere. The dequant kernels only multiply (no FMA, no reassociation), and
  * the GEMM's sum order over K never depends on the column range or thread count
  * (simd/gemm.h), so all of these are bitwise equalities. */

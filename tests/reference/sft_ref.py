@@ -244,6 +244,7 @@ def run_case(name):
 
     rec = C.LogRecorder()
     eval_rows = eval_fn() if eval_fn else None
+    snap = C.trainable_snapshot(model) if quant else None
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                       eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, callbacks=[rec])
     packed = None
@@ -256,6 +257,8 @@ def run_case(name):
                 pos += list(range(L))
             packed.append({"input_ids": r["input_ids"], "labels": r["labels"], "seq_lengths": seq_lengths,
                            "position_ids": pos})
+    if quant:
+        C.adapters_fp32(trainer, snap)
     if hp.get("bf16"):  # autocast on: accelerate's bf16 mixed precision over the fp32 model
         assert trainer.accelerator.mixed_precision == "bf16" and next(trainer.model.parameters()).dtype == torch.float32
     trainer.train()

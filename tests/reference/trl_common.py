@@ -131,6 +131,21 @@ def load_model_4bit(path, quant):
     return model
 
 
+def trainable_snapshot(model):
+    """fp32 copies of the trainable tensors (for adapters_fp32), taken before the trainer is built"""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def adapters_fp32(trainer, snapshot):
+    """QLoRA: TRL's SFT/DPO trainers cast the adapters of a quantised model to bf16 (the QLoRA paper's
+    recommendation); hone keeps them fp32, so the reference puts back the exact fp32 values taken
+    before (trainable_snapshot) and trains them in fp32 too. Call before trainer.train() (the
+    optimizer is built there)."""
+    for n, p in trainer.model.named_parameters():
+        if n in snapshot:
+            p.data = snapshot[n].clone()
+
+
 def peft_wrap(model, lora, case, model_name, seed=1234):
     """LoRA (issue 14): wraps model with peft.get_peft_model(LoraConfig(**lora)) using PEFT's own
     initialisation (torch seeded: A kaiming-uniform, B zero) and saves that initial adapter to
