@@ -82,10 +82,19 @@ save_strategy: "no"
 overwrite_output_dir: true
 chat_template: chatml
 datasets:
-  - path: $SH/data/hh-rlhf-harmless/pairs.dev.jsonl.gz
-    number_of_samples: 4
+  - path: $W/long_pairs.jsonl
 Y
 }
+# pairs whose prompt and completions each run past 256 tokens, so the step is the issue's
+# "prompt 256 + completions 256" (truncated to those lengths) and not shorter real pairs
+awk 'BEGIN {
+  w = "the quick brown fox jumps over a lazy dog while seven wizards quietly hum about distant rivers"
+  for (i = 0; i < 4; i++) {
+    p = ""; c = ""; r = ""
+    for (k = 0; k < 30; k++) { p = p w " " k " "; c = c "yes " w " " k " "; r = r "no " w " " k " " }
+    printf "{\"prompt\": \"%s\", \"chosen\": \"%s\", \"rejected\": \"%s\"}\n", p, c, r
+  }
+}' > "$W/long_pairs.jsonl"
 
 if model smol smollm2-135m smollm; then
   row "SmolLM2-135M LoRA SFT (hone, $TH threads)" "$W/smol_sft.yaml" sft
