@@ -19,8 +19,13 @@
  * that). GEMM peak: best of a few 2048^3 hone_kt.gemm_f32 calls in the same
  * child just before the steps (this machine is shared, so both see one load).
  *
+ * bf16 rows (BENCH_PREC): hone with `bf16: true` (backend_cpu_bf16, the gemm_bf16 path
+ * kernels_select_bf16 picks, named in the header) next to PyTorch under torch.autocast("cpu",
+ * bfloat16) (TRL's bf16=True); their MFU is still against the fp32 GEMM peak.
+ *
  * Usage: bench_train_step [quick]        quick: 15M model only
  * Environment: BENCH_MODELS=15m,135m  BENCH_THREADS="1 2"  BENCH_MODES=sft,dpo_pre,dpo_ref,sft_lora
+ *   BENCH_PREC=fp32,bf16 (default both)
  *   BENCH_STEPS (timed steps, default 3 for 15M, 2 for 135M; one warm-up step first)
  *   BENCH_DPO_SHARED=1|0 (hone's DPO layout, default 1: shared prompt)
  *   BENCH_PROFILE=1 (per-phase CPU seconds of the hone step)   BENCH_NO_PY=1   BENCH_NO_PIN=1 (threads not pinned)
@@ -228,6 +233,7 @@ static int run_dpo(hone_model *m, int live_ref, int shared, int steps, int profi
     if (live_ref) {
         if (model_init(&ref, c, err) < 0) { free(pool); return -1; }
         memcpy(ref.data, m->data, sizeof(float) * m->num_floats);
+        ref.be = m->be; /* bf16: the reference under autocast too */
     } else if (dpo_precompute_ref(m, &o, pairs, ROWS, &refs, err) < 0) { /* the policy is its own reference, as TRL */
         free(pool);
         return -1;
@@ -300,7 +306,7 @@ out:
     return rc;
 }
 
-static void child_main(int fd, const char *cfg_json, int mode, int nth, int steps, int shared, int profile) {
+static void child_main(int fd, const char *cfg_json, int mode, int nth, int steps, int shared, int profile, int bf16) {
     result res;
     memset(&res, 0, sizeof res);
     hone_error err = {0};
@@ -315,6 +321,10 @@ static void child_main(int fd, const char *cfg_json, int mode, int nth, int step
     hone_model m;
     if (model_config_parse(&c, cfg_json, "(config)", &err) < 0 || model_init(&m, &c, &err) < 0) goto fail;
     model_init_random(&m, 42, 0.02f);
+    if (bf16) {
+        kernels_select_bf16(&hone_kt, NULL, 0);
+        m.be = backend_cpu_bf16();
+    }
     int rc = mode == MODE_SFT || mode == MODE_SFT_LORA ? run_sft(&m, mode == MODE_SFT_LORA, steps, profile, &res, &err)
                               : run_dpo(&m, mode == MODE_DPO_REF, shared, steps, profile, &res, &err);
     model_free(&m);
@@ -330,7 +340,7 @@ fail:
 }
 
 /* Forks a child for one hone configuration; fills res (with its peak RSS). */
-static void run_hone(const char *cfg_json, int mode, int nth, int steps, int shared, int profile, result *res) {
+static void run_hone(const char *cfg_json, int mode, int nth, int steps, int shared, int profile, int bf16, result *res) {
     memset(res, 0, sizeof *res);
     int fds[2];
     if (pipe(fds) < 0) { snprintf(res->msg, sizeof res->msg, "pipe failed"); return; }
@@ -338,7 +348,7 @@ static void run_hone(const char *cfg_json, int mode, int nth, int steps, int sha
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        child_main(fds[1], cfg_json, mode, nth, steps, shared, profile);
+        child_main(fds[1], cfg_json, mode, nth, steps, shared, profile, bf16);
     }
     close(fds[1]);
     result r;
@@ -354,7 +364,8 @@ static void run_hone(const char *cfg_json, int mode, int nth, int steps, int sha
 }
 
 /* Runs the PyTorch script for one configuration in its own process. */
-static void run_torch(const char *py, const char *script, const char *cfg_path, int mode, int nth, int steps, result *res) {
+static void run_torch(const char *py, const char *script, const char *cfg_path, int mode, int nth, int steps, int bf16,
+                      result *res) {
     memset(res, 0, sizeof *res);
     int fds[2];
     if (pipe(fds) < 0) return;
@@ -367,7 +378,8 @@ static void run_torch(const char *py, const char *script, const char *cfg_path, 
         char th[16], st[16];
         snprintf(th, sizeof th, "%d", nth);
         snprintf(st, sizeof st, "%d", steps);
-        execl(py, py, script, "--config", cfg_path, "--mode", MODE_NAME[mode], "--threads", th, "--steps", st, (char *)NULL);
+        execl(py, py, script, "--config", cfg_path, "--mode", MODE_NAME[mode], "--threads", th, "--steps", st,
+              bf16 ? "--bf16" : (char *)NULL, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -408,7 +420,7 @@ static int listed(const char *list, const char *name) {
 int main(int argc, char **argv) {
     int quick = argc > 1 && !strcmp(argv[1], "quick");
     const char *models_env = getenv("BENCH_MODELS"), *modes_env = getenv("BENCH_MODES");
-    const char *thr_env = getenv("BENCH_THREADS");
+    const char *thr_env = getenv("BENCH_THREADS"), *prec_env = getenv("BENCH_PREC");
     int shared = getenv("BENCH_DPO_SHARED") ? atoi(getenv("BENCH_DPO_SHARED")) : 1;
     int profile = getenv("BENCH_PROFILE") && atoi(getenv("BENCH_PROFILE"));
     int steps_env = getenv("BENCH_STEPS") ? atoi(getenv("BENCH_STEPS")) : 0;
@@ -462,9 +474,15 @@ int main(int argc, char **argv) {
            "completions %d, %s layout)\n",
            cpu, topo.cores, hone_kt.isa, ROWS, SEQ, ROWS, PROMPT, COMPL, shared ? "shared-prompt" : "two-row");
     printf("PyTorch reference: %s\n", have_py ? py : "not available (skipped)");
+    if (listed(prec_env, "bf16")) {
+        char why[256];
+        hone_kernels kb = hone_kt;
+        kernels_select_bf16(&kb, why, sizeof why);
+        printf("bf16 rows: hone bf16: true, products on %s; PyTorch under torch.autocast(cpu, bfloat16)\n", why);
+    }
     double la[3] = {0};
     if (getloadavg(la, 3) > 0) printf("load average at start: %.2f %.2f %.2f\n", la[0], la[1], la[2]);
-    printf("\n%-5s %-8s %3s | %10s %7s %7s %7s %7s %5s %5s | %11s %7s %7s | %6s %6s %6s\n", "model", "step", "thr",
+    printf("\n%-5s %-13s %3s | %10s %7s %7s %7s %7s %5s %5s | %11s %7s %7s | %6s %6s %6s\n", "model", "step", "thr",
            "hone tok/s", "step s", "cpu s", "RSS MB", "GEMM GF", "MFU%", "cMFU%", "torch tok/s", "cpu s", "RSS MB", "speed", "cpu",
            "RSS");
     for (int mi = 0; mi < 2; mi++) {
@@ -472,15 +490,19 @@ int main(int argc, char **argv) {
         int steps = steps_env > 0 ? steps_env : models[mi].steps;
         for (int mode = 0; mode < MODE_GEMM; mode++) {
             if (!listed(modes_env, MODE_NAME[mode])) continue;
+            for (int bf = 0; bf < 2; bf++)
             for (int ti = 0; ti < nthr; ti++) {
+                if (!listed(prec_env, bf ? "bf16" : "fp32")) continue;
+                char label[32];
+                snprintf(label, sizeof label, "%s%s", MODE_NAME[mode], bf ? "/bf16" : "");
                 result h, t;
-                run_hone(models[mi].json, mode, threads[ti], steps, shared, profile, &h);
+                run_hone(models[mi].json, mode, threads[ti], steps, shared, profile, bf, &h);
                 memset(&t, 0, sizeof t);
-                if (have_py) run_torch(py, script, models[mi].path, mode, threads[ti], steps, &t);
-                if (!h.ok) { printf("%-5s %-8s %3d | hone failed: %s\n", models[mi].name, MODE_NAME[mode], threads[ti], h.msg); continue; }
+                if (have_py) run_torch(py, script, models[mi].path, mode, threads[ti], steps, bf, &t);
+                if (!h.ok) { printf("%-5s %-13s %3d | hone failed: %s\n", models[mi].name, label, threads[ti], h.msg); continue; }
                 double htok = h.tokens / h.step_s, mfu = 100.0 * h.flops / h.step_s / 1e9 / h.gflops;
                 double cmfu = 100.0 * h.flops / h.cpu_s / 1e9 / h.gflops_cpu;
-                printf("%-5s %-8s %3d | %10.0f %7.3f %7.3f %7.0f %7.1f %5.1f %5.1f |", models[mi].name, MODE_NAME[mode],
+                printf("%-5s %-13s %3d | %10.0f %7.3f %7.3f %7.0f %7.1f %5.1f %5.1f |", models[mi].name, label,
                        threads[ti], htok, h.step_s, h.cpu_s, h.maxrss_kb / 1024.0, h.gflops, mfu, cmfu);
                 if (t.ok) {
                     double ttok = t.tokens / t.step_s;

@@ -20,7 +20,9 @@ One warm-up step, then --steps timed steps; prints one machine-readable line
   RESULT mode=M threads=N tokens=T step_s=S cpu_s=C tokens_per_s=X peak_rss_kb=K ...
 (step_s: median wall seconds per step; cpu_s: median process CPU seconds per step, all threads)
 (tokens: rows x length; for DPO chosen + rejected rows, the prompt counted in both, as TRL's num_tokens).
-Usage: train_step_ref.py --config CONFIG.json --mode sft|dpo_pre|dpo_ref --threads N [--steps K]
+--bf16: the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16) (TRL's bf16=True on
+CPU: accelerate's autocast), fp32 weights, gradients and AdamW.
+Usage: train_step_ref.py --config CONFIG.json --mode sft|dpo_pre|dpo_ref --threads N [--steps K] [--bf16]
 Development tool, never needed by the build."""
 import argparse
 import copy
@@ -46,6 +48,7 @@ def main():
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--completion", type=int, default=128)
     ap.add_argument("--profile", action="store_true", help="print forward/backward/optimizer times")
+    ap.add_argument("--bf16", action="store_true", help="autocast to bf16, as TRL's bf16=True")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -125,7 +128,7 @@ def main():
 
         pre = None
         if args.mode == "dpo_pre":
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 pre = seq_logps(model).chunk(2, dim=0)
 
         def step():
@@ -143,7 +146,8 @@ def main():
     for s in range(args.steps + 1):
         c0 = time.process_time()
         t0 = time.perf_counter()
-        loss = step()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = step()
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -161,7 +165,7 @@ def main():
         f, b, o = (statistics.median(x) for x in zip(*prof))
         print(f"PROFILE forward {f:.3f} backward {b:.3f} optimizer {o:.3f}", file=sys.stderr)
     print(f"RESULT mode={args.mode} threads={args.threads} tokens={tokens} step_s={step_s:.6f} "
-          f"cpu_s={statistics.median(cpus):.6f} tokens_per_s={tokens / step_s:.2f} peak_rss_kb={rss} torch={torch.__version__} head={args.head} loss={float(loss.detach()):.6f}")
+          f"cpu_s={statistics.median(cpus):.6f} tokens_per_s={tokens / step_s:.2f} peak_rss_kb={rss} torch={torch.__version__} head={args.head} bf16={int(args.bf16)} loss={float(loss.detach()):.6f}")
     sys.stdout.flush()
 
 
