@@ -4,6 +4,7 @@
  * HONE_ISA forces a path (an ISA the machine cannot run is refused). */
 #include "config.h"
 #include "simd/kernels.h"
+#include "simd/ggml_quant.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -66,21 +67,31 @@ int kernels_cpu_has(const char *isa) {
 int kernels_get(const char *isa, hone_kernels *t) {
     memset(t, 0, sizeof *t);
     kernels_fill_scalar(t);
+    ggml_quant_fill_scalar(t);
     if (!strcmp(isa, "scalar")) return 0;
     if (!kernels_cpu_has(isa)) return -1;
 #if HONE_HAVE_AVX2 && defined(__x86_64__)
-    if (!strcmp(isa, "avx2")) { kernels_fill_avx2(t); return 0; }
+    if (!strcmp(isa, "avx2")) {
+        kernels_fill_avx2(t);
+        quant_fill_avx2(t);
+        ggml_quant_fill_avx2(t);
+        return 0;
+    }
 #endif
 #if HONE_HAVE_AVX512 && defined(__x86_64__)
     if (!strcmp(isa, "avx512")) {
         kernels_fill_avx2(t);
         kernels_fill_avx512(t);
+        quant_fill_avx2(t);
+        quant_fill_avx512(t);
+        ggml_quant_fill_avx2(t);
+        ggml_quant_fill_avx512(t);
         /* kernels_fill_avx512 sets the bf16 unit's entries only where CPUID has it */
         return 0;
     }
 #endif
 #if HONE_HAVE_NEON && defined(__aarch64__)
-    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); return 0; }
+    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); ggml_quant_fill_neon(t); quant_fill_neon(t); return 0; }
 #endif
     return -1;
 }

@@ -131,6 +131,18 @@ typedef struct hone_kernels {
     void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
     void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
 
+    /* --- held (quantised) weights, simd/quant.h; plain products, no FMA, so every ISA is
+     * bitwise the scalar reference.
+     * dequant_4bit_f32: dst[k] = code[nibble(i0 + k)] * scale[(i0 + k) / 64 - i0 / 64] for
+     *   k < n, nibble(i) = the high nibble of packed[i / 2] for even i, the low one for odd.
+     * dequant_int8_f32: dst[k] = ((float)q[k] * s) * (float)(1 / 127). */
+    void (*dequant_4bit_f32)(float *dst, const uint8_t *packed, size_t i0, int n, const float *code, const float *scale);
+    void (*dequant_int8_f32)(float *dst, const int8_t *q, int n, float s);
+    /* --- GGML block quantisers (simd/ggml_quant.h; GGUF export): nb blocks of 32 values
+     * of x into y, byte-identical to llama.cpp's quantize_row_q8_0_ref / q4_0_ref */
+    void (*quant_q8_0)(const float *x, void *y, int64_t nb);
+    void (*quant_q4_0)(const float *x, void *y, int64_t nb);
+
     /* --- register-only peak probes (hone info, bench_gemm; never on the training
      * path): iters iterations of HONE_PROBE_CHAINS independent chains that touch no
      * memory; each returns the FLOPs it did and writes lane 0 of chain c to out[c]
@@ -186,6 +198,11 @@ void kernels_fill_scalar(hone_kernels *t);
 void kernels_fill_avx2(hone_kernels *t);
 void kernels_fill_avx512(hone_kernels *t);
 void kernels_fill_neon(hone_kernels *t);
+/* the held-weight kernels of quant_avx2.c / quant_avx512.c / quant_neon.c (dispatch.c calls
+ * them after the ISA's own filler) */
+void quant_fill_avx2(hone_kernels *t);
+void quant_fill_avx512(hone_kernels *t);
+void quant_fill_neon(hone_kernels *t);
 
 /* Scalar references, callable directly by tests. */
 float rmsnorm_fwd_scalar(float *out, const float *x, const float *w, float w_off, float eps, int n);

@@ -3,6 +3,7 @@
  * (tests/test_kernels.c) and the model against PyTorch through them. */
 #include "simd/kernels.h"
 #include "simd/gemm.h"
+#include "simd/quant.h"
 #include <assert.h>
 #include <math.h>
 #include <string.h>
@@ -394,6 +395,8 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->f16_to_f32 = f16_to_f32_scalar;
     t->f32_to_bf16 = f32_to_bf16_scalar;
     t->f32_to_f16 = f32_to_f16_scalar;
+    t->dequant_4bit_f32 = dequant_4bit_scalar; /* simd/quant.c */
+    t->dequant_int8_f32 = dequant_int8_scalar;
     t->probe_fma_f32 = probe_fma_f32_scalar;
     t->probe_fma_unit = "scalar multiply-add";
     /* no bf16 unit: the pair emulation (gemm_bf16_dot_scalar) is the tests' reference */

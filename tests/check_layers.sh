@@ -14,15 +14,17 @@
 # May include (besides itself). Keep in step with docs/architecture.md.
 ALLOWED='
 base:
+dist: base
 simd: base
 model: base simd
 tokenizer: base
 data: base
 chat: base data
-train: base simd model tokenizer data chat
+train: base dist simd model tokenizer data chat
 generate: base simd model tokenizer data chat
 report: base
-cli: base simd model tokenizer data chat train generate report
+export: base simd model
+cli: base dist simd model tokenizer data chat train generate report export
 '
 
 # check ROOT: sets $out to one "ROOT/file:line: what" line per violation and $bad to their count.

@@ -1,6 +1,7 @@
 /* tests/spawn.h — running the built `hone` from a test: a child with its output in a log
  * file, and its exit status within a time limit (so a hang fails instead of hanging).
- * Used by test_run_safety.c, test_manifest.c, test_search.c and test_lora_e2e.c. */
+ * Used by test_run_safety.c, test_manifest.c, test_search.c, test_lora_e2e.c and test_mpi.c; the
+ * stories260K helpers at the end by test_lora_e2e.c and test_mpi.c. */
 #ifndef HONE_TEST_SPAWN_H
 #define HONE_TEST_SPAWN_H
 #include "base/util.h"
@@ -78,5 +79,36 @@ static inline int test_run_hone(const char *log, double secs, ...) {
     va_end(ap);
     argv[n] = NULL;
     return test_wait(test_spawn(argv, log), secs, NULL);
+}
+
+/* stories260K as a HF model directory root/model (hone convert); 0, or -1 with the log in
+ * root/convert.log */
+static inline int test_convert_stories(const char *root, const char *bin, const char *spm) {
+    char model[512], log[512];
+    snprintf(model, sizeof model, "%s/model", root);
+    snprintf(log, sizeof log, "%s/convert.log", root);
+    return test_run_hone(log, 60, "convert", "llama2c", bin, model, "--tokenizer", spm, NULL) == 0 ? 0 : -1;
+}
+
+/* The little story data sets the end-to-end tests train stories260K on: root/sft.jsonl (n_sft
+ * prompt/completion rows) and root/dpo.jsonl (n_dpo pairs; those from n_dpo_found on use
+ * another verb and name/thing pairs, to be held out). */
+static inline void test_story_data(const char *root, int n_sft, int n_dpo, int n_dpo_found) {
+    static const char *const names[] = {"Tom", "Lily", "Ben", "Sara", "Max", "Mia", "Sam", "Anna", "Tim", "Lucy", "Jack", "Emma"};
+    static const char *const things[] = {"a red ball", "a big dog", "a little cat", "a shiny stone", "a blue car", "a tall tree",
+                                         "a happy bird", "a small boat"};
+    char p[512];
+    snprintf(p, sizeof p, "%s/sft.jsonl", root);
+    FILE *f = fopen(p, "w");
+    for (int i = 0; f && i < n_sft; i++)
+        fprintf(f, "{\"prompt\": \"%s saw %s.\", \"completion\": \" %s was very happy and played with it all day.\"}\n", names[i % 12],
+                things[i % 8], names[i % 12]);
+    if (f) fclose(f);
+    snprintf(p, sizeof p, "%s/dpo.jsonl", root);
+    f = fopen(p, "w");
+    for (int i = 0; f && i < n_dpo; i++)
+        fprintf(f, "{\"prompt\": \"%s %s %s.\", \"chosen\": \" %s was happy.\", \"rejected\": \" The %s ate the sun.\"}\n", names[i % 12],
+                i < n_dpo_found ? "found" : "got", things[(i * 5) % 8], names[i % 12], things[(i * 3) % 8] + 2);
+    if (f) fclose(f);
 }
 #endif

@@ -104,7 +104,7 @@ static void test_errors(void) {
     expect_error("zzzzzzzzzzzz: 1\n", HONE_SFT, "unknown key 'zzzzzzzzzzzz' (see docs/config.md)");
     expect_error("fp16: true\n", HONE_SFT, "t.yaml:1:1: fp16: hone supports only 'false' here (got true)");
     expect_error("bf16: maybe\n", HONE_SFT, "bf16");
-    expect_error("optim: sgd\n", HONE_SFT, "optim: hone supports only 'adamw_torch' here (got sgd)");
+    expect_error("optim: sgd\n", HONE_SFT, "t.yaml:1:8: optim: unknown value 'sgd' (expected one of adamw_torch, adamw_torch_fused");
 }
 
 /* Settings out of range are errors at the value's file:line:col (issue 13), and a
@@ -194,11 +194,14 @@ static void set_every_key(int kind) {
         n++;
     }
     json_decref(j);
-    const char *compat[] = {"tf32=false", "fp16=false", "push_to_hub=false", "optim=adamw_torch", "dataset_text_field=text",
+    const char *compat[] = {"tf32=false", "fp16=false", "push_to_hub=false", "dataset_text_field=text",
                             "disable_dropout=true", "run_name=x"};
     for (size_t i = 0; i < sizeof compat / sizeof *compat; i++)
         CHECK(config_set_arg(&c, compat[i], &err) == 0, "--set %s: %s", compat[i], err.msg);
-    CHECK(c.n_ignored == 7, "%d ignored keys recorded", c.n_ignored);
+    CHECK(c.n_ignored == 6, "%d ignored keys recorded", c.n_ignored);
+    CHECK(config_set_arg(&c, "optim=paged_adamw_8bit", &err) == 0 && config_optim_kind(c.optim) == 1 &&
+              config_set_arg(&c, "optim=adamw_torch_fused", &err) == 0 && config_optim_kind(c.optim) == 0,
+          "optim: %s", err.msg);
     CHECK(config_set_arg(&c, "fp16=true", &err) != 0 && has(err.msg, "--set: fp16: hone supports only 'false' here (got true)"), "%s", err.msg);
     CHECK(config_set_arg(&c, "bf16=true", &err) == 0 && c.bf16 == 1, "--set bf16=true: %s", err.msg);
     printf("    %s: %d keys set back through --set\n", kind == HONE_SFT ? "sft" : "dpo", n);

@@ -22,6 +22,7 @@
 #include "simd/kernels.h"
 #include "base/util.h"
 #include "test.h"
+#include "fixture_read.h"
 #include <omp.h>
 
 static unsigned long long rs = 0x9876543ULL;
@@ -193,20 +194,6 @@ static void test_model_dropout_ckpt(void) { model_fd(llama_json, (1u << LORA_Q) 
 static void test_model_gemma_tied(void) { model_fd(gemma_json, (1u << LORA_O) | (1u << LORA_UP), 1, 0, 0.f); }
 
 /* ---- PEFT parity ---- */
-static float *read_f32(st_file *f, const char *name, size_t *n) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) return NULL;
-    float *x = malloc(sizeof(float) * (st_numel(t) + 1));
-    st_read_f32(f, t, x, NULL);
-    if (n) *n = st_numel(t);
-    return x;
-}
-static int32_t *read_i32(st_file *f, const char *name) {
-    const st_tensor *t = st_find(f, name);
-    int32_t *x = malloc(sizeof(int32_t) * (st_numel(t) + 1));
-    st_read_i32(f, t, x, NULL);
-    return x;
-}
 
 /* gtol: the adapter gradients' bound relative to max|ref| */
 static void parity(hone_model *m, const char *name, double gtol) {

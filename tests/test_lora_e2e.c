@@ -11,7 +11,9 @@
  *   5. an adapter directory as model_name_or_path: DPO from the SFT adapter with fresh adapters
  *      (merged first; precomputed adapters-off reference) names the SFT adapter as its base and
  *      `hone merge` resolves that chain; SFT without use_peft trains the loaded adapter on;
- *   6. bad LoRA settings stop with an error naming the key. */
+ *   6. bad LoRA settings stop with an error naming the key;
+ *   7. the QLoRA pipeline (test_qlora_pipeline): SFT on an NF4-held base, merge, DPO on the
+ *      merged model held in nested NF4 with the adapters-off reference. */
 #include "base/util.h"
 #include "simd/kernels.h"
 #include "spawn.h"
@@ -33,24 +35,8 @@ static const char *setup(void) {
     if (!bin || !spm) { test_skip("../shared/models/stories260K is absent"); return NULL; }
     if (g_root[0]) return g_root;
     const char *r = test_tmpdir("lora-e2e");
-    char model[512], p[512], log[512];
-    snprintf(model, sizeof model, "%s/model", r);
-    snprintf(log, sizeof log, "%s/convert.log", r);
-    if (test_run_hone(log, 60, "convert", "llama2c", bin, model, "--tokenizer", spm, NULL) != 0) { CHECK(0, "hone convert failed"); return NULL; }
-    const char *names[] = {"Tom", "Lily", "Ben", "Sara", "Max", "Mia", "Sam", "Anna", "Tim", "Lucy", "Jack", "Emma"};
-    const char *things[] = {"a red ball", "a big dog", "a little cat", "a shiny stone", "a blue car", "a tall tree", "a happy bird", "a small boat"};
-    snprintf(p, sizeof p, "%s/sft.jsonl", r);
-    FILE *f = fopen(p, "w");
-    for (int i = 0; i < 64; i++)
-        fprintf(f, "{\"prompt\": \"%s saw %s.\", \"completion\": \" %s was very happy and played with it all day.\"}\n", names[i % 12],
-                things[i % 8], names[i % 12]);
-    fclose(f);
-    snprintf(p, sizeof p, "%s/dpo.jsonl", r);
-    f = fopen(p, "w");
-    for (int i = 0; i < 60; i++) /* pairs 48.. are held out (another verb, other name/thing pairs) */
-        fprintf(f, "{\"prompt\": \"%s %s %s.\", \"chosen\": \" %s was happy.\", \"rejected\": \" The %s ate the sun.\"}\n", names[i % 12],
-                i < 48 ? "found" : "got", things[(i * 5) % 8], names[i % 12], things[(i * 3) % 8] + 2);
-    fclose(f);
+    if (test_convert_stories(r, bin, spm) < 0) { CHECK(0, "hone convert failed"); return NULL; }
+    test_story_data(r, 64, 60, 48); /* pairs 48.. are held out (another verb, other name/thing pairs) */
     snprintf(g_root, sizeof g_root, "%s", r);
     return g_root;
 }
@@ -81,6 +67,31 @@ static int same_file(const char *a, const char *b) {
     free(x);
     free(y);
     return same;
+}
+
+/* the eval rewards/margins of a DPO run's metrics.jsonl: the first, the last and the last
+ * preference accuracy; returns how many evaluations were logged */
+static int eval_margins(const char *dout, double *first, double *last, double *acc) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dout);
+    FILE *f = fopen(p, "r");
+    int nev = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    *first = *last = *acc = NAN;
+    while (f && getline(&line, &cap, f) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        json_t *m = j ? json_object_get(j, "eval_rewards/margins") : NULL;
+        if (m) {
+            if (!nev++) *first = json_number_value(m);
+            *last = json_number_value(m);
+            *acc = json_number_value(json_object_get(j, "eval_rewards/accuracies"));
+        }
+        json_decref(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    return nev;
 }
 
 static void test_pipeline(void) {
@@ -134,24 +145,8 @@ static void test_pipeline(void) {
     CHECK(rc == 0, "hone dpo: exit %d\n%s", rc, txt ? txt : "");
     CHECK(txt && strstr(txt, "reference policy with adapters off"), "the reference is not the adapters-off policy:\n%s", txt ? txt : "");
     free(txt);
-    snprintf(p, sizeof p, "%s/metrics.jsonl", dout);
-    FILE *f = fopen(p, "r");
-    double first = NAN, last = NAN, acc = NAN;
-    int nev = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    while (f && getline(&line, &cap, f) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
-        json_t *m = j ? json_object_get(j, "eval_rewards/margins") : NULL;
-        if (m) {
-            if (!nev++) first = json_number_value(m);
-            last = json_number_value(m);
-            acc = json_number_value(json_object_get(j, "eval_rewards/accuracies"));
-        }
-        json_decref(j);
-    }
-    free(line);
-    if (f) fclose(f);
+    double first, last, acc;
+    int nev = eval_margins(dout, &first, &last, &acc);
     CHECK(nev == 3, "%d evaluations logged, want 3 (start, 6, 12)", nev);
     CHECK(first == 0 && last > 0.05 && acc >= 0.75, "held-out rewards/margins %g -> %g, accuracy %g", first, last, acc);
     printf("    held-out pairs: rewards/margins %.4f -> %.4f, accuracy %.2f\n", first, last, acc);
@@ -165,6 +160,63 @@ static void test_pipeline(void) {
     free(txt);
     CHECK(test_run_hone(log, 60, "generate", dfin, "--prompt", "Tom found a red ball.", "--max-new-tokens", "8", "--temperature", "0", NULL) == 0,
           "hone generate on the adapter dir failed");
+}
+
+/* The second reference pipeline (QLoRA): SFT with the base held in NF4 (load_in_4bit, LoRA on
+ * q_proj, v_proj, gradient checkpointing) at 1 and 2 threads (same adapter bytes), `hone merge`
+ * (the base loaded in fp32), DPO with a fresh LoRA on the merged model loaded in 4 bits (nested
+ * absmax) with the adapters-off reference: held-out rewards/margins rise from 0. */
+static void test_qlora_pipeline(void) {
+    if (!setup()) return;
+    char y[600], out[600], out2[600], log[600], text[2048], p[700], q[700];
+    snprintf(log, sizeof log, "%s/qlog", g_root);
+    for (int th = 1; th <= 2; th++) {
+        snprintf(y, sizeof y, "%s/qsft%d.yaml", g_root, th);
+        snprintf(out, sizeof out, "%s/qsft-%d", g_root, th);
+        snprintf(text, sizeof text,
+                 "model_name_or_path: %s/model\noutput_dir: %s\nuse_peft: true\nload_in_4bit: true\nbnb_4bit_quant_type: nf4\n"
+                 "bnb_4bit_compute_dtype: float32\nlora_r: 8\nlora_alpha: 16\nlora_dropout: 0.05\n"
+                 "lora_target_modules: [q_proj, v_proj]\nlearning_rate: 5.0e-3\nmax_steps: 8\nsave_steps: 8\n"
+                 "per_device_train_batch_size: 8\nmax_length: 48\nlogging_steps: 4\nthreads: %d\nseed: 5\n"
+                 "gradient_checkpointing: true\ndatasets:\n  - path: %s/sft.jsonl\n", g_root, out, th, g_root);
+        write_file(y, text);
+        int rc = test_run_hone(log, 180, "sft", y, NULL);
+        char *txt = slurp(log);
+        CHECK(rc == 0, "QLoRA sft (%d threads): exit %d\n%s", th, rc, txt ? txt : "");
+        CHECK(txt && strstr(txt, "held as nf4"), "the log does not say the base is held in NF4:\n%s", txt ? txt : "");
+        free(txt);
+    }
+    snprintf(out, sizeof out, "%s/qsft-1", g_root);
+    snprintf(out2, sizeof out2, "%s/qsft-2", g_root);
+    snprintf(p, sizeof p, "%s/final/adapter_model.safetensors", out);
+    snprintf(q, sizeof q, "%s/final/adapter_model.safetensors", out2);
+    CHECK(same_file(p, q), "the QLoRA adapter trained at 1 thread differs from the one at 2 threads");
+    char merged[600], fin[700];
+    snprintf(merged, sizeof merged, "%s/qsft-merged", g_root);
+    snprintf(fin, sizeof fin, "%s/final", out);
+    CHECK(test_run_hone(log, 60, "merge", fin, merged, NULL) == 0, "hone merge of the QLoRA adapter failed");
+    char dout[600];
+    snprintf(y, sizeof y, "%s/qdpo.yaml", g_root);
+    snprintf(dout, sizeof dout, "%s/qdpo", g_root);
+    snprintf(text, sizeof text,
+             "model_name_or_path: %s\noutput_dir: %s\nuse_peft: true\nload_in_4bit: true\nuse_bnb_nested_quant: true\n"
+             "lora_r: 8\nlora_alpha: 16\nlora_dropout: 0.0\nlora_target_modules: [q_proj, v_proj]\n"
+             "learning_rate: 4.0e-3\nbeta: 0.1\nmax_steps: 12\nper_device_train_batch_size: 8\n"
+             "per_device_eval_batch_size: 12\nmax_length: 48\nlogging_steps: 4\neval_strategy: steps\neval_steps: 6\n"
+             "eval_on_start: true\nthreads: 2\ntest_size: 0.2\ntrain_sampling_strategy: sequential\n"
+             "datasets:\n  - path: %s/dpo.jsonl\n", merged, dout, g_root);
+    write_file(y, text);
+    int rc = test_run_hone(log, 180, "dpo", y, NULL);
+    char *txt = slurp(log);
+    CHECK(rc == 0, "QLoRA dpo: exit %d\n%s", rc, txt ? txt : "");
+    CHECK(txt && strstr(txt, "reference policy with adapters off") && strstr(txt, "held as nf4 (nested absmax)"),
+          "not a nested-NF4 base with the adapters-off reference:\n%s", txt ? txt : "");
+    free(txt);
+    double first, last, acc;
+    int nev = eval_margins(dout, &first, &last, &acc);
+    CHECK(nev == 3, "%d evaluations logged, want 3 (start, 6, 12)", nev);
+    CHECK(first == 0 && last > 0.02 && acc >= 0.75, "held-out rewards/margins %g -> %g, accuracy %g", first, last, acc);
+    printf("    QLoRA held-out pairs: rewards/margins %.4f -> %.4f, accuracy %.2f\n", first, last, acc);
 }
 
 /* an adapter directory as model_name_or_path (after test_pipeline: sft-1/final exists) */
@@ -227,12 +279,17 @@ static void test_bad_settings(void) {
     bad("peft:\n  peft_type: IA3\n", "peft.peft_type");
     bad("use_peft: true\nlora_bias: all\n", "lora_bias");
     bad("use_peft: true\ninit_lora_weights: pissa\n", "init_lora_weights");
+    bad("load_in_4bit: true\n", "load_in_4bit");
+    bad("use_peft: true\nload_in_4bit: true\nbnb_4bit_quant_type: int4\n", "bnb_4bit_quant_type");
+    bad("use_peft: true\nload_in_4bit: true\nload_in_8bit: true\n", "load_in_8bit");
+    bad("use_peft: true\nbase_dtype: float16\n", "base_dtype");
 }
 
 int main(void) {
     kernels_init();
     TEST_RUN(test_pipeline);
     TEST_RUN(test_adapter_as_model);
+    TEST_RUN(test_qlora_pipeline);
     TEST_RUN(test_bad_settings);
     if (g_root[0]) hone_remove_tree(g_root, NULL);
     return test_finish();

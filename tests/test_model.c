@@ -15,24 +15,10 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "test.h"
+#include "fixture_read.h"
 #include "model/transformer.h"
 #include "base/util.h"
 
-static float *read_f32(st_file *f, const char *name, size_t *n) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) return NULL;
-    float *x = malloc(sizeof(float) * (st_numel(t) + 1));
-    st_read_f32(f, t, x, NULL);
-    if (n) *n = st_numel(t);
-    return x;
-}
-static int32_t *read_i32(st_file *f, const char *name) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) return NULL;
-    int32_t *x = malloc(sizeof(int32_t) * (st_numel(t) + 1));
-    st_read_i32(f, t, x, NULL);
-    return x;
-}
 static double max_abs(const float *x, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));

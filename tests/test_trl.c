@@ -23,6 +23,7 @@
 #include "train/pipeline.h"
 #include "train/sft.h"
 #include "test.h"
+#include "simd/quant.h"
 #include "base/util.h"
 #include <jansson.h>
 
@@ -87,7 +88,13 @@ static int load_model_file(hone_model *m, json_t *cfg) {
         if (convert_llama2c_load(m, bin, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
         return 0;
     }
-    if (model_load(m, test_src(path), 0, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
+    /* QLoRA cases (config "quant", BitsAndBytesConfig's arguments): the base held as bitsandbytes does */
+    json_t *q = json_object_get(cfg, "quant");
+    int held = 0;
+    if (json_is_true(json_object_get(q, "load_in_4bit")))
+        held = !strcmp(json_string_value(json_object_get(q, "bnb_4bit_quant_type")), "fp4") ? HONE_Q_FP4 : HONE_Q_NF4;
+    int nested = json_is_true(json_object_get(q, "bnb_4bit_use_double_quant"));
+    if (model_load_held(m, test_src(path), 0, held, nested, &err) < 0) { CHECK(0, "%s", err.msg); return -1; }
     return 0;
 }
 
@@ -178,7 +185,7 @@ static void compare_metrics(const char *dir, const char *case_name, json_t *expe
             double tol_abs, tol_rel;
             tolerance(k, &tol_abs, &tol_rel);
             CHECK(d <= tol_abs + tol_rel * fabs(b), "%s step %ld %s: hone %.9g TRL %.9g", case_name, step, k, a, b);
-            if (tol_rel > 0 && tol_abs == 0 && rel > worst) { worst = rel; worst_key = k; }
+            if (tol_rel > 0 && tol_rel <= 1e-4 && tol_abs == 0 && rel > worst) { worst = rel; worst_key = k; }
             if (!strcmp(k, "loss") && rel > worst_loss) worst_loss = rel;
         }
         if (is_eval) matched_eval++;
@@ -666,6 +673,7 @@ static void test_sft_lora_resume(void) {
     json_decref(cfg); json_decref(data);
 }
 static void test_sft_lora_stories260K(void) { sft_case("sft_lora_stories260K"); }
+static void test_sft_qlora(void) { sft_case("sft_qlora"); }
 static void test_sft_text_stories260K(void) { pipeline_case("sft_text_stories260K"); }
 static void test_sft_prompt_completion_stories260K(void) { pipeline_case("sft_prompt_completion_stories260K"); }
 
@@ -673,7 +681,7 @@ static const char *dpo_cases[] = {"dpo_sigmoid", "dpo_hinge", "dpo_ipo", "dpo_ex
     "dpo_bco_pair", "dpo_sppo_hard", "dpo_aot", "dpo_aot_unpaired", "dpo_apo_zero", "dpo_apo_down", "dpo_discopop", "dpo_sft",
     "dpo_sigmoid_norm", "dpo_mpo_combo", "dpo_f_forward_kl", "dpo_f_js_divergence", "dpo_f_alpha_divergence", "dpo_ld_alpha",
     "dpo_wpo_weighting", "dpo_precompute_ref", "dpo_reference_free", "dpo_sync_ref", "dpo_stories260K",
-    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K", "dpo_autocast_bf16"};
+    "dpo_lora", "dpo_lora_precompute", "dpo_lora_dropout", "dpo_lora_stories260K", "dpo_autocast_bf16", "dpo_qlora"};
 
 int main(void) {
     kernels_init();
@@ -699,6 +707,7 @@ int main(void) {
     TEST_RUN(test_sft_lora);
     TEST_RUN(test_sft_lora_resume);
     TEST_RUN(test_sft_lora_stories260K);
+    TEST_RUN(test_sft_qlora);
     TEST_RUN(test_sft_text_stories260K);
     TEST_RUN(test_sft_prompt_completion_stories260K);
     for (size_t i = 0; i < sizeof dpo_cases / sizeof *dpo_cases; i++) {

@@ -3,9 +3,11 @@
 #include "config.h"
 #include "simd/kernels.h"
 #include "base/threads.h"
+#include "dist/dist.h"
 #include <hwloc.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 #include <yaml.h>
@@ -48,10 +50,20 @@ int cmd_info(int argc, char **argv) {
                "CPU has none, and the path `bf16: true` takes with the reason (the bf16\n"
                "unit where its peak beats fp32 FMA, else bf16-rounded operands through\n"
                "the fp32 kernels; HONE_BF16_PATH=dot|rounded overrides). Peaks are\n"
-               "register-only loops timed by CPU time (docs/performance.md).\n");
+               "register-only loops timed by CPU time (docs/performance.md).\n"
+               "It also says whether MPI is built in; under mpirun (mpirun -np N hone info) rank 0\n"
+               "prints every rank's placement: host, local rank, CPUs and NUMA nodes\n"
+               "(docs/distributed.md).\n");
         return 0;
     }
     hone_error err = {{0}};
+    /* each rank's placement, before threads_init pins this thread to one core */
+    enum { PLACE = 256 };
+    char mine[PLACE] = {0}, *all = NULL;
+    dist_placement(mine, sizeof mine);
+    if (dist_rank() == 0 && !(all = calloc((size_t)dist_size(), PLACE))) { fprintf(stderr, "hone info: out of memory\n"); return 1; }
+    dist_gather_text(mine, all, PLACE);
+    if (dist_rank() != 0) return 0; /* rank 0 prints for the job */
     int isa_rc = kernels_init();
     hone_topology topo;
     if (threads_init(&topo, 0, 1, &err) < 0) { fprintf(stderr, "hone info: %s\n", err.msg); return 1; }
@@ -66,8 +78,15 @@ int cmd_info(int argc, char **argv) {
            topo.numa_nodes, topo.cores, topo.pus);
     printf("caches:     L1d %ld KiB, L2 %ld KiB, L3 %ld KiB\n", topo.l1d / 1024, topo.l2 / 1024, topo.l3 / 1024);
     printf("threads:    %d (OpenMP %s)\n", topo.threads, HONE_HAVE_OPENMP ? "on" : "off");
-    printf("backends:   cpu (cuda toolkit %s; no CUDA backend is built yet, see gpu/README.md)%s\n",
-           HONE_HAVE_CUDA ? "found" : "not found", HONE_HAVE_MPI ? ", mpi" : "");
+    printf("backends:   cpu (cuda toolkit %s; no CUDA backend is built yet, see gpu/README.md)\n",
+           HONE_HAVE_CUDA ? "found" : "not found");
+    if (!dist_built()) printf("mpi:        %s\n", dist_library());
+    else if (!dist_started()) printf("mpi:        %s built in; not started by mpirun / srun (one process)\n", dist_library());
+    else {
+        printf("mpi:        %s, %d rank(s)\n", dist_library(), dist_size());
+        for (int r = 0; r < dist_size(); r++) printf("            %s\n", all + (size_t)r * PLACE);
+    }
+    free(all);
     print_peaks(topo.threads);
     char pcre_ver[64] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre_ver);

@@ -5,11 +5,14 @@
 #include "cli/gen_cli.h"
 #include "cli/search_run.h"
 #include "simd/kernels.h"
+#include "train/estimate.h"
 #include "train/manifest.h"
 #include "train/pipeline.h"
+#include "train/parallel.h"
 #include "train/rundir.h"
 #include "base/threads.h"
 #include "base/util.h"
+#include "dist/dist.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +34,15 @@ static void usage(FILE *f, const char *cmd) {
             "time may write an output_dir. A non-finite loss or gradient norm stops the run (exit 1)\n"
             "without saving the diverged model.\n"
             "use_peft: true (or a peft: block) trains LoRA adapters on the frozen model: checkpoints and final are PEFT\n"
-            "adapter directories (docs/lora.md); model_name_or_path may be one.\n\n"
+            "adapter directories (docs/lora.md); model_name_or_path may be one. With it, load_in_4bit: true\n"
+            "(bnb_4bit_quant_type: nf4|fp4, use_bnb_nested_quant) or load_in_8bit: true holds the frozen base's\n"
+            "linears quantised as bitsandbytes does (QLoRA; docs/quantization.md). optim: adamw_8bit keeps\n"
+            "bitsandbytes' 8-bit Adam state. Before loading, the run's peak memory is estimated (hone estimate)\n"
+            "and the run stops, naming settings that would fit, when it exceeds the memory available\n"
+            "(HONE_NO_MEMORY_CHECK=1 skips the check; docs/memory.md).\n"
+            "Under mpirun (or srun) each process is one rank of a data-parallel run: a step takes\n"
+            "per_device_train_batch_size x gradient_accumulation_steps rows on every rank, gradients are summed in\n"
+            "rank order, zero_stage: 1 shards the AdamW moments, rank 0 writes the outputs (docs/distributed.md).\n\n"
             "With a searcher: block (and hyperparameters:) CONFIG.yaml is a hyperparameter search: every trial\n"
             "runs as `hone %s` in output_dir/trial-NNN (up to searcher.max_concurrent_trials at once, on\n"
             "disjoint cores), the same command resumes an interrupted search, and it ends with a ranked table\n"
@@ -69,6 +80,27 @@ static void intervals(const hone_train_config *cfg, long total, long n_eval, lon
     if (!eval_on) *eval_on_start = 0;
 }
 
+/* "; 2 MPI ranks x ... zero_stage 1, reduces 12.3 MB per rank per step" for the start line */
+static const char *dp_note(const hone_train_config *cfg, const hone_trainer *t) {
+    static char note[200];
+    note[0] = 0;
+    if (dist_size() > 1 && t->dp)
+        snprintf(note, sizeof note,
+                 "; %d MPI ranks x gradient_accumulation_steps %d = %d micro-batches per step, zero_stage %d, reduces %.1f MB per rank "
+                 "per step", dist_size(), cfg->gradient_accumulation_steps, dist_size() * cfg->gradient_accumulation_steps, cfg->zero_stage,
+                 t->dp->bytes_reduced / 1e6);
+    return note;
+}
+
+/* An error of a data-parallel run stops every rank, naming this one (dist_fail); alone it
+ * is printed as usual. */
+static void report_error(const char *name, const char *msg) {
+    char line[1200];
+    snprintf(line, sizeof line, "hone %s: %s", name, msg);
+    if (dist_size() > 1) dist_fail(line, 1);
+    else fprintf(stderr, "%s\n", line);
+}
+
 static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *t, hone_pipeline *p, hone_error *err) {
     hone_tok_example *train = NULL, *eval = NULL;
     long ntr = 0, nev = 0;
@@ -89,7 +121,8 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
                                     : !strcmp(cfg->packing_strategy, "bfd_split") ? SFT_PACK_BFD_SPLIT : SFT_PACK_BFD,
                   .head_loss = {.kind = !strcmp(cfg->sft_loss_type, "dft") ? HONE_LOSS_DFT : HONE_LOSS_NLL,
                                 .label_smoothing = (float)cfg->label_smoothing_factor},
-                  .neftune_alpha = cfg->neftune_noise_alpha > 0 ? cfg->neftune_noise_alpha : 0};
+                  .neftune_alpha = cfg->neftune_noise_alpha > 0 ? cfg->neftune_noise_alpha : 0,
+                  .quiet = dist_rank() != 0}; /* rank 0 shows the progress */
     long rows, dropped;
     if (sft_training_rows(&o, train, ntr, &rows, &dropped, err) < 0) return -1;
     if (dropped) fprintf(stderr, "sft: %ld example(s) have no trained tokens and are left out\n", dropped);
@@ -99,8 +132,8 @@ static int run_sft(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     if (rc == 0) t->config_json = rd->config_json;
     if (rc == 0) rc = pipeline_resume(t, rd->resume, NULL, 0, err);
     if (rc == 0) {
-        fprintf(stderr, "sft: %ld training rows (%ld examples), %ld eval examples, %ld steps, %d thread(s), isa %s\n", rows, ntr, nev,
-                total, threads_count(), hone_kt.isa);
+        fprintf(stderr, "sft: %ld training rows (%ld examples), %ld eval examples, %ld steps, %d thread(s), isa %s%s\n", rows, ntr, nev,
+                total, threads_count(), hone_kt.isa, dp_note(cfg, t));
         rc = sft_train(t, &o, train, ntr, eval, nev, err);
     }
     pipeline_free_examples(train, ntr);
@@ -147,6 +180,12 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     o.ref_model_mixup_alpha = cfg->ref_model_mixup_alpha;
     o.ref_model_sync_steps = cfg->ref_model_sync_steps;
     o.logging_first_step = cfg->logging_first_step;
+    o.quiet = dist_rank() != 0; /* rank 0 shows the progress */
+    if (dist_size() > 1 && o.loss.bco_pair_running_mean) {
+        rc = hone_fail(err, "bco_pair_running_mean: the running mean of the rewards is not shared between MPI ranks; run it in one "
+                            "process");
+        goto out;
+    }
     long total = dpo_total_steps(&o, ntr);
     intervals(cfg, total, nev, &o.logging_steps, &o.save_steps, &o.eval_steps, &o.eval_on_start);
     /* the reference: none, precomputed once (then freed), or a frozen model */
@@ -174,7 +213,10 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
             fprintf(stderr, "dpo: precomputing reference log-probs of %ld + %ld pairs\n", ntr, nev);
             /* TRL: precompute_ref_batch_size, else the training batch size for training pairs */
             o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.batch_size;
-            if ((rc = dpo_ref_logps_cached(&ref, &o, train, ntr, path, &rtr, err)) < 0) goto out;
+            /* rank 0 computes and caches them; the other ranks then read its file */
+            if (dist_rank() == 0 && (rc = dpo_ref_logps_cached(&ref, &o, train, ntr, path, &rtr, err)) < 0) goto out;
+            dist_barrier();
+            if (dist_rank() != 0 && (rc = dpo_ref_logps_cached(&ref, &o, train, ntr, path, &rtr, err)) < 0) goto out;
             o.precompute_batch_size = cfg->precompute_ref_batch_size > 0 ? (int)cfg->precompute_ref_batch_size : o.eval_batch_size;
             if ((rc = dpo_precompute_ref(&ref, &o, eval, nev, &rev, err)) < 0) goto out;
             if (have_ref == 1) model_free(&ref);
@@ -185,10 +227,10 @@ static int run_dpo(hone_train_config *cfg, const hone_rundir *rd, hone_trainer *
     if ((rc = pipeline_trainer(p, cfg, total, t, err)) < 0) goto out;
     t->config_json = rd->config_json;
     if ((rc = pipeline_resume(t, rd->resume, NULL, 0, err)) < 0) goto out;
-    fprintf(stderr, "dpo: %ld training pairs, %ld eval pairs, %ld steps, %s layout, reference %s, %d thread(s), isa %s\n", ntr, nev,
+    fprintf(stderr, "dpo: %ld training pairs, %ld eval pairs, %ld steps, %s layout, reference %s, %d thread(s), isa %s%s\n", ntr, nev,
             total, o.shared_prompt ? "shared-prompt" : "two-row",
             cfg->reference_free ? "none" : have_refs ? "precomputed" : have_ref == 2 ? "policy with adapters off" : "model",
-            threads_count(), hone_kt.isa);
+            threads_count(), hone_kt.isa, dp_note(cfg, t));
     rc = dpo_train(t, have_ref ? &ref : NULL, &o, train, ntr, have_refs ? &rtr : NULL, eval, nev, have_refs ? &rev : NULL, err);
 out:
     if (have_ref == 1) model_free(&ref);
@@ -210,7 +252,7 @@ static int cmd_train(int argc, char **argv, int kind) {
     char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, trial = 0;
     if (!sets || setup(argc, argv, kind, &cfg, sets, &nsets, &trial, &err) < 0) {
-        fprintf(stderr, "hone %s: %s\n", name, sets ? err.msg : "out of memory");
+        report_error(name, sets ? err.msg : "out of memory");
         free(sets);
         return 1;
     }
@@ -223,7 +265,14 @@ static int cmd_train(int argc, char **argv, int kind) {
     free(sets);
     /* output_dir first: locked, cleaned, checked against a resume, before any slow loading */
     hone_rundir rd;
-    if (rundir_open(&rd, &cfg, &err) < 0) { fprintf(stderr, "hone %s: %s\n", name, err.msg); config_free(&cfg); return 1; }
+    int rank = dist_rank();
+    if (rank == 0 && rundir_open(&rd, &cfg, &err) < 0) { report_error(name, err.msg); config_free(&cfg); return 1; }
+    if (dist_size() > 1) { /* the other ranks follow rank 0's directory: the same checkpoint to resume */
+        char resume[4096];
+        snprintf(resume, sizeof resume, "%s", rank == 0 ? rd.resume : "");
+        dist_bcast(resume, sizeof resume, 0);
+        if (rank != 0 && rundir_follow(&rd, &cfg, resume, &err) < 0) { report_error(name, err.msg); config_free(&cfg); return 1; }
+    }
     kernels_init();
     hone_trainer t;
     memset(&t, 0, sizeof t);
@@ -231,9 +280,9 @@ static int cmd_train(int argc, char **argv, int kind) {
     hone_pipeline p;
     /* manifest.json says "running" before the slow loading, and records how every run ends */
     hone_manifest man = {0};
-    if (gen_threads_init(cfg.threads, &err) < 0 || manifest_init(&man, &cfg, rd.config_json, &err) < 0 ||
-        manifest_hash_inputs(&man, &cfg, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
-        fprintf(stderr, "hone %s: %s\n", name, err.msg);
+    if (gen_threads_init(cfg.threads, &err) < 0 || (rank == 0 && manifest_init(&man, &cfg, rd.config_json, &err) < 0) ||
+        (rank == 0 && manifest_hash_inputs(&man, &cfg, &err) < 0) || estimate_check(&cfg, &err) < 0 || pipeline_init(&p, &cfg, &err) < 0) {
+        report_error(name, err.msg);
         manifest_finish(&man, 1, err.msg);
         manifest_free(&man);
         rundir_close(&rd);
@@ -241,14 +290,17 @@ static int cmd_train(int argc, char **argv, int kind) {
         return 1;
     }
     dataset_report(&p.ds, stderr);
-    int rc = manifest_hash_pipeline(&man, &p, &err);
+    int rc = rank == 0 ? manifest_hash_pipeline(&man, &p, &err) : 0;
     if (rc == 0) rc = kind == HONE_SFT ? run_sft(&cfg, &rd, &t, &p, &err) : run_dpo(&cfg, &rd, &t, &p, &err);
     int stopped_by = rc == 1 ? t.stop_signal : 0;
     if (rc == 0 && t.model) {
         if (trainer_load_best(&t, &err) < 0 || trainer_save_final(&t, &err) < 0) rc = -1;
-        else fprintf(stderr, "%s: wrote %s/final\n", name, cfg.output_dir);
+        else if (rank == 0) fprintf(stderr, "%s: wrote %s/final\n", name, cfg.output_dir);
     }
-    if (rc < 0) fprintf(stderr, "hone %s: %s\n", name, err.msg);
+    if (rc < 0) {
+        if (dist_size() > 1) manifest_finish(&man, 1, err.msg); /* before every rank is stopped */
+        report_error(name, err.msg);
+    }
     /* stopped by a signal: 128 + its number, as a shell reports it (130 SIGINT, 143 SIGTERM) */
     int status = rc < 0 ? 1 : stopped_by ? 128 + stopped_by : 0;
     manifest_finish(&man, status, rc < 0 ? err.msg : NULL);

@@ -2,8 +2,12 @@
  * (fork + exec of /proc/self/exe): each in its own process group (a terminal's ^C reaches
  * the search, which passes it on once) and bound to its share of the cores (HONE_CPUSET);
  * the search waits for children and signals together (sigtimedwait), keeps
- * experiment.json current, and prints the ranked table at the end (search_run.h). */
+ * experiment.json current, and prints the ranked table at the end (search_run.h). Under
+ * mpirun the ranks share the trials: trial t runs on rank t mod N (as a child process of that
+ * rank, alone: no MPI), on the rank's own cores; rank 0 holds the lock, writes experiment.json
+ * and, once every rank is done, reads the other ranks' trials back from their directories. */
 #include "cli/search_run.h"
+#include "dist/dist.h"
 #include "base/threads.h"
 #include "base/util.h"
 #include "train/search.h"
@@ -42,7 +46,27 @@ typedef struct {
     char exe[4096];
     char exp_path[4096];
     int threads_per_slot;       /* 0: the configuration's */
+    int rank, size;             /* under mpirun: this rank runs the trials t with t % size == rank */
 } search_ctx;
+
+/* a trial is a run of its own, not a rank of this job: the launcher's variables stay out */
+static void drop_mpi_env(void) {
+    extern char **environ;
+    static const char *const pre[] = {"OMPI_", "PMIX_", "PMI_", "OPAL_", "HYDRA_", "MPIR_"};
+    for (int again = 1; again;) {
+        again = 0;
+        for (char **e = environ; e && *e && !again; e++)
+            for (size_t i = 0; i < sizeof pre / sizeof *pre; i++)
+                if (!strncmp(*e, pre[i], strlen(pre[i]))) {
+                    char name[256];
+                    size_t n = strcspn(*e, "=");
+                    snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), *e);
+                    unsetenv(name);
+                    again = 1;
+                    break;
+                }
+    }
+}
 
 static void trial_dir(const search_ctx *x, int t, char *out, size_t n) {
     char name[32];
@@ -190,6 +214,7 @@ static int start_trial(search_ctx *x, slot *sl, int t, const sigset_t *old, hone
         dup2(fd, 1);
         dup2(fd, 2);
         if (sl->cpuset[0]) setenv("HONE_CPUSET", sl->cpuset, 1);
+        drop_mpi_env();
         sigprocmask(SIG_SETMASK, old, NULL);
         execv(x->exe, argv);
         dprintf(2, "hone search: cannot run %s: %s\n", x->exe, strerror(errno));
@@ -264,13 +289,13 @@ static int run_trials(search_ctx *x, slot *slots, int k, hone_error *err) {
     for (;;) {
         while (!stop && rc == 0 && running < k && next < x->s.n_trials) {
             int t = next++;
-            if (x->res[t].status == TRIAL_COMPLETED) continue;
+            if (x->res[t].status == TRIAL_COMPLETED || t % x->size != x->rank) continue;
             slot *sl = NULL;
             for (int i = 0; i < k && !sl; i++) if (!slots[i].pid) sl = &slots[i];
             if (start_trial(x, sl, t, &old, err) < 0) { rc = -1; break; }
             running++;
             hone_error e = {{0}};
-            if (write_experiment(x, "running", &e) < 0) fprintf(stderr, "search: %s\n", e.msg);
+            if (x->rank == 0 && write_experiment(x, "running", &e) < 0) fprintf(stderr, "search: %s\n", e.msg);
         }
         if (!running) break;
         struct timespec ts = {0, 200 * 1000 * 1000};
@@ -289,7 +314,8 @@ static int run_trials(search_ctx *x, slot *slots, int k, hone_error *err) {
                 end_trial(x, &slots[i], st, stop);
                 running--;
                 hone_error e = {{0}};
-                if (write_experiment(x, running ? "running" : experiment_status(x, stop, 0), &e) < 0) fprintf(stderr, "search: %s\n", e.msg);
+                if (x->rank == 0 && write_experiment(x, running ? "running" : experiment_status(x, stop, 0), &e) < 0)
+                    fprintf(stderr, "search: %s\n", e.msg);
             }
         }
     }
@@ -337,18 +363,36 @@ int search_run(int kind, const char *config_path, char *const *sets, int nsets, 
     ssize_t n = readlink("/proc/self/exe", x.exe, sizeof x.exe - 1);
     if (n <= 0) { hone_fail(&err, "cannot find the hone executable (/proc/self/exe) to run the trials"); goto out; }
     x.exe[n] = 0;
-    if (hone_mkdirs(base->output_dir, &err) < 0 || (lock = lock_output_dir(base->output_dir, &err)) < 0) goto out;
+    x.rank = dist_rank(), x.size = dist_size();
     hone_path_join(x.exp_path, sizeof x.exp_path, base->output_dir, "experiment.json");
-    if (!base->overwrite_output_dir && check_earlier(&x, &err) < 0) goto out;
-    /* where an earlier run of this search left each trial */
+    /* rank 0 takes the directory and reads where an earlier run of this search left each
+     * trial; the other ranks learn which trials are done from it */
+    int ok = 1;
+    if (x.rank == 0) {
+        ok = hone_mkdirs(base->output_dir, &err) == 0 && (lock = lock_output_dir(base->output_dir, &err)) >= 0 &&
+             (base->overwrite_output_dir || check_earlier(&x, &err) == 0);
+        for (int t = 0; ok && t < x.s.n_trials; t++) {
+            char dir[4096];
+            trial_dir(&x, t, dir, sizeof dir);
+            if (!base->overwrite_output_dir && search_read_trial(dir, x.s.metric, &x.res[t], &err) < 0) ok = 0;
+            else if (x.res[t].status == TRIAL_COMPLETED && check_completed(&x, t, dir, &err) < 0) ok = 0;
+        }
+    }
+    if (x.size > 1) {
+        int *st = calloc((size_t)x.s.n_trials + 1, sizeof(int));
+        if (!st) { dist_fail("out of memory", 1); goto out; }
+        st[x.s.n_trials] = ok;
+        for (int t = 0; x.rank == 0 && t < x.s.n_trials; t++) st[t] = x.res[t].status == TRIAL_COMPLETED;
+        dist_bcast(st, sizeof(int) * ((size_t)x.s.n_trials + 1), 0);
+        for (int t = 0; x.rank != 0 && t < x.s.n_trials; t++) if (st[t]) x.res[t].status = TRIAL_COMPLETED;
+        ok = st[x.s.n_trials];
+        free(st);
+    }
+    if (!ok) goto out; /* rank 0 says why */
     int todo = 0, done = 0;
     for (int t = 0; t < x.s.n_trials; t++) {
-        char dir[4096];
-        trial_dir(&x, t, dir, sizeof dir);
-        if (!base->overwrite_output_dir && search_read_trial(dir, x.s.metric, &x.res[t], &err) < 0) goto out;
-        if (x.res[t].status == TRIAL_COMPLETED && check_completed(&x, t, dir, &err) < 0) goto out;
         if (x.res[t].status == TRIAL_COMPLETED) done++;
-        else todo++;
+        else if (t % x.size == x.rank) todo++;
     }
     int k = x.s.max_concurrent_trials < todo ? x.s.max_concurrent_trials : todo;
     if (k < 1) k = 1;
@@ -362,14 +406,31 @@ int search_run(int kind, const char *config_path, char *const *sets, int nsets, 
         for (int i = 0; i < k; i++) snprintf(slots[i].cpuset, sizeof slots[i].cpuset, "%s", sets_[i]);
         free(sets_);
     }
-    fprintf(stderr, "search: %s searcher, %d trial(s) of hone %s (%d completed earlier), %d at a time%s, ranked by %s (%s is better), in %s/\n",
-            x.s.name, x.s.n_trials, x.name, done, k, k > 1 ? " on disjoint cores" : "", x.s.metric,
+    char ranks[96] = "";
+    if (x.size > 1) snprintf(ranks, sizeof ranks, " on each of %d MPI ranks (trial t on rank t mod %d)", x.size, x.size);
+    fprintf(stderr, "search: %s searcher, %d trial(s) of hone %s (%d completed earlier), %d at a time%s%s, ranked by %s (%s is better), in %s/\n",
+            x.s.name, x.s.n_trials, x.name, done, k, k > 1 ? " on disjoint cores" : "", ranks, x.s.metric,
             x.s.smaller_is_better ? "smaller" : "larger", base->output_dir);
     int stop = run_trials(&x, slots, k, &err);
     if (stop < 0) {
         /* trials already running end on their own; the search stops them and waits */
         for (int i = 0; i < k; i++) if (slots[i].pid) { kill(slots[i].pid, SIGTERM); waitpid(slots[i].pid, NULL, 0); }
+        if (x.size > 1) { char line[1200]; snprintf(line, sizeof line, "hone %s: %s", x.name, err.msg); dist_fail(line, 1); }
         goto out;
+    }
+    if (x.size > 1) {
+        /* every rank's trials are done (or stopped): rank 0 reads the others' from their directories */
+        double sig = stop;
+        dist_sum_f64(&sig, 1);
+        if (sig > 0 && !stop) stop = SIGTERM;
+        for (int t = 0; x.rank == 0 && t < x.s.n_trials; t++) {
+            char dir[4096];
+            trial_dir(&x, t, dir, sizeof dir);
+            hone_error e = {{0}};
+            if (t % x.size != 0 && x.res[t].status != TRIAL_COMPLETED && search_read_trial(dir, x.s.metric, &x.res[t], &e) < 0)
+                fprintf(stderr, "search: %s\n", e.msg);
+        }
+        if (x.rank != 0) { status = 0; goto out; } /* rank 0 reports, and its exit status is the search's */
     }
     const char *st = experiment_status(&x, stop != 0, 0);
     if (write_experiment(&x, st, &err) < 0) goto out;

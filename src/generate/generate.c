@@ -5,6 +5,7 @@
  * matrix-vector products for decoding. */
 #include "generate/generate.h"
 #include "simd/kernels.h"
+#include "simd/quant.h"
 #include "model/layers.h"
 #include "base/util.h"
 #include <assert.h>
@@ -79,6 +80,9 @@ static size_t engine_layout(hone_engine *e, char *base) {
 int engine_init(hone_engine *e, const hone_model *m, int max_B, int max_T, int cap, hone_error *err) {
     memset(e, 0, sizeof *e);
     const hone_model_config *c = &m->cfg;
+    if (m->held) /* the engine multiplies fp32 / bf16 matrices of its own layout */
+        return hone_fail(err, "engine: the model's linear weights are held as %s (a QLoRA base); generation loads the model in fp32",
+                         quant_type_name(m->held));
     if (max_B < 1) return hone_fail(err, "engine: batch size %d must be at least 1", max_B);
     if (max_T < 2) return hone_fail(err, "engine: context length %d must be at least 2", max_T);
     if (c->max_position_embeddings > 0 && max_T > c->max_position_embeddings) max_T = c->max_position_embeddings;

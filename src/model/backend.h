@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct hone_qtensor;
+
 /* The per-token loss the LM head computes (SFTConfig.loss_type, label_smoothing_factor). */
 enum { HONE_LOSS_NLL = 0, HONE_LOSS_DFT = 1 };
 typedef struct hone_head_loss {
@@ -36,6 +38,10 @@ typedef struct hone_backend {
     void (*matmul_forward)(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
     void (*matmul_backward)(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                             int IC, int OC, int accumulate);
+    /* the same products with a held (quantised, frozen) W (simd/quant.h): out = in W^T + b, and
+     * din = (accumulate ? din : 0) + dout W (no weight gradient: the held base is frozen) */
+    void (*qmatmul_forward)(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC);
+    void (*qmatmul_backward)(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate);
     void (*lora_dropout)(float *y, const float *x, size_t n, float p, uint64_t seed);
     void (*lora_forward)(float *out, float *su, const float *xd, const float *A, const float *B, float scale, int N, int IC,
                          int OC, int r);

@@ -1,6 +1,7 @@
 /* model/layers.c — CPU forward/backward of every layer (layers.h). */
 #include "model/layers.h"
 #include "simd/kernels.h"
+#include "simd/quant.h"
 #include <math.h>
 #include <string.h>
 
@@ -28,15 +29,26 @@ static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
     }
 }
 
+static void add_bias(float *out, const float *b, int N, int OC) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        float *o = out + (size_t)i * OC;
+        for (int j = 0; j < OC; j++) o[j] += b[j];
+    }
+}
+
 void matmul_forward(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
     hone_kt.gemm_f32(0, 1, N, OC, IC, in, IC, W, IC, 0.f, out, OC);
-    if (b) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < N; i++) {
-            float *o = out + (size_t)i * OC;
-            for (int j = 0; j < OC; j++) o[j] += b[j];
-        }
-    }
+    if (b) add_bias(out, b, N, OC);
+}
+
+void qmatmul_forward(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC) {
+    qgemm_xwt(N, in, IC, W, 0.f, out, OC);
+    if (b) add_bias(out, b, N, OC);
+}
+
+void qmatmul_backward(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate) {
+    if (din) qgemm_xw(N, dout, OC, W, accumulate ? 1.f : 0.f, din, IC);
 }
 
 /* x rounded to bf16 (nearest even), in fp32: as kernels.h's round_bf16 */

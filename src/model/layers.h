@@ -17,6 +17,11 @@ void matmul_forward(float *out, const float *in, const float *W, const float *b,
  * din may be NULL (no input gradient), dW and db may be NULL (a frozen weight: no gradient). */
 void matmul_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N, int IC,
                      int OC, int accumulate);
+/* The same with W held (simd/quant.h): the CPU's simd/qgemm.c products, bitwise matmul_* of the
+ * dequantised W; frozen, so only din. */
+struct hone_qtensor;
+void qmatmul_forward(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC);
+void qmatmul_backward(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate);
 /* bf16: true (torch CPU autocast's linear): the same with both operands of every product
  * rounded to bf16 and fp32 sums (kernels.h gemm_bf16); the forward's out is rounded to
  * bf16 after the bias (itself rounded) is added, as autocast returns linear's output in bf16.

@@ -3,6 +3,7 @@
  * and merge_and_unload (lora.h). The forward and backward math is in layers.c
  * (lora_forward / lora_backward), wired per linear in transformer.c. */
 #include "model/lora.h"
+#include "simd/quant.h"
 #include "model/safetensors.h"
 #include "simd/kernels.h"
 #include "base/rng.h"
@@ -394,6 +395,8 @@ int lora_save(const hone_lora *lo, const hone_model *m, const char *dir, const c
 
 int lora_merge(hone_model *m, const hone_lora *lo, hone_error *err) {
     const hone_model_config *c = &m->cfg;
+    if (m->held) /* PEFT merges into a dequantised copy; hone merges into an fp32 load of the base */
+        return hone_fail(err, "merge: the base is held quantised (%s); merge into a base loaded in fp32", quant_type_name(m->held));
     if (c->tie_word_embeddings && (lo->embed || lo->lm_head))
         return hone_fail(err, "merge: modules_to_save (embed_tokens, lm_head) on a model with tie_word_embeddings cannot be "
                               "merged into one tied matrix");

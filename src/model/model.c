@@ -5,6 +5,7 @@
 #include "simd/kernels.h"
 #include "base/rng.h"
 #include "model/safetensors.h"
+#include "model/qweight.h"
 #include "base/threads.h"
 #include "base/util.h"
 #include <dirent.h>
@@ -253,6 +254,7 @@ static void add_param(ptab *t, const char *name, int64_t d0, int64_t d1, int no_
     p->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
     p->offset = t->off;
     p->no_decay = no_decay;
+    p->qidx = -1;
     t->off += (p->numel + 15) & ~(size_t)15; /* 64-byte aligned tensors */
 }
 
@@ -305,7 +307,8 @@ int model_weights_view(const hone_model *m, float *base, hone_weights *w, hone_e
     w->layers = calloc(c->num_layers, sizeof(hone_layer_weights));
     if (!w->layers) return hone_fail(err, "out of memory");
     char n[128];
-#define G(name) (model_find_param(m, name) ? base + model_find_param(m, name)->offset : NULL)
+    /* held (quantised) linears are not in the buffer: NULL, their product goes through m->qw */
+#define G(name) (model_find_param(m, name) && model_find_param(m, name)->qidx < 0 ? base + model_find_param(m, name)->offset : NULL)
     w->embed = G("model.embed_tokens.weight");
     for (int l = 0; l < c->num_layers; l++) {
         hone_layer_weights *L = &w->layers[l];
@@ -354,7 +357,17 @@ static void compute_inv_freq(const hone_model_config *c, float *inv) {
     }
 }
 
-int model_init(hone_model *m, const hone_model_config *c, hone_error *err) {
+int model_param_table(const hone_model_config *c, hone_param **params, int *n, size_t *num_floats, hone_error *err) {
+    ptab t = {0};
+    build_table(c, &t);
+    if (!t.p) return hone_fail(err, "out of memory");
+    *params = t.p;
+    *n = t.n;
+    *num_floats = t.off;
+    return 0;
+}
+
+int model_init_held(hone_model *m, const hone_model_config *c, int held, int nested, hone_error *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->be = backend_cpu();
@@ -363,7 +376,8 @@ int model_init(hone_model *m, const hone_model_config *c, hone_error *err) {
     m->params = t.p;
     m->n_params = t.n;
     m->num_floats = t.off;
-    m->data = hone_alloc(sizeof(float) * m->num_floats, err);
+    if (held) m->num_floats = qweight_plan(m, held, nested); /* the linears leave data */
+    m->data = hone_alloc(sizeof(float) * (m->num_floats ? m->num_floats : 1), err);
     /* every thread reads every weight: spread them over the NUMA nodes (no-op on one) */
     if (m->data && sizeof(float) * m->num_floats >= ((size_t)4 << 20)) {
         hone_error ignore = {{0}};
@@ -373,10 +387,14 @@ int model_init(hone_model *m, const hone_model_config *c, hone_error *err) {
     if (!m->data || !m->rope_inv_freq) { model_free(m); return -1; }
     compute_inv_freq(c, m->rope_inv_freq);
     if (model_weights_view(m, m->data, &m->w, err) < 0) { model_free(m); return -1; }
+    if (held && qweight_alloc(m, err) < 0) { model_free(m); return -1; }
     return 0;
 }
 
+int model_init(hone_model *m, const hone_model_config *c, hone_error *err) { return model_init_held(m, c, 0, 0, err); }
+
 void model_free(hone_model *m) {
+    qweight_free(m);
     weights_view_free(&m->w);
     free(m->params);
     free(m->data);
@@ -389,6 +407,7 @@ void model_init_random(hone_model *m, uint64_t seed, float std) {
     rng_seed(&r, seed);
     for (int i = 0; i < m->n_params; i++) {
         hone_param *p = &m->params[i];
+        if (p->qidx >= 0) continue; /* held linears: random init is for fp32 models */
         float *x = m->data + p->offset;
         int is_norm = strstr(p->name, "norm") != NULL;
         for (size_t j = 0; j < p->numel; j++) {
@@ -401,7 +420,7 @@ void model_init_random(hone_model *m, uint64_t seed, float std) {
 
 /* ---- loading ---- */
 
-static int load_from_file(hone_model *m, const char *path, char *seen, hone_error *err) {
+static int load_from_file(hone_model *m, const char *path, char *seen, int check_finite, hone_error *err) {
     st_file f;
     if (st_open(&f, path, err) < 0) return -1;
     int rc = 0;
@@ -423,7 +442,9 @@ static int load_from_file(hone_model *m, const char *path, char *seen, hone_erro
             rc = hone_fail(err, "%s: tensor '%s' has shape (%s) but config.json implies (%s)", path, t->name, got, want);
             break;
         }
-        if (st_read_f32(&f, t, m->data + p->offset, err) < 0) { rc = -1; break; }
+        if (p->qidx >= 0) { /* a held linear: converted as it is read */
+            if (qweight_load_tensor(m, p, &f, t, check_finite, err) < 0) { rc = -1; break; }
+        } else if (st_read_f32(&f, t, m->data + p->offset, err) < 0) { rc = -1; break; }
         if (!m->stored_dtype[0]) /* the stored precision, for save_dtype: auto */
             snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s",
                      t->dtype == ST_BF16 ? "bfloat16" : t->dtype == ST_F16 ? "float16" : "float32");
@@ -434,16 +455,20 @@ static int load_from_file(hone_model *m, const char *path, char *seen, hone_erro
 }
 
 int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err) {
+    return model_load_held(m, dir, check_finite, 0, 0, err);
+}
+
+int model_load_held(hone_model *m, const char *dir, int check_finite, int held, int nested, hone_error *err) {
     char path[4096];
     hone_model_config c;
     hone_path_join(path, sizeof path, dir, "config.json");
     if (!hone_file_exists(path)) return hone_fail(err, "%s: not a model directory (no config.json)", dir);
     if (model_config_load(&c, path, err) < 0) return -1;
-    if (model_init(m, &c, err) < 0) return -1;
+    if (model_init_held(m, &c, held, nested, err) < 0) return -1;
     char *seen = calloc(m->n_params, 1);
     int rc = 0;
     hone_path_join(path, sizeof path, dir, "model.safetensors");
-    if (hone_file_exists(path)) rc = load_from_file(m, path, seen, err);
+    if (hone_file_exists(path)) rc = load_from_file(m, path, seen, check_finite, err);
     else {
         hone_path_join(path, sizeof path, dir, "model.safetensors.index.json");
         char *text;
@@ -472,7 +497,7 @@ int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err
                     done[nd++] = strdup(fn);
                     char shard[4096];
                     hone_path_join(shard, sizeof shard, dir, fn);
-                    rc = load_from_file(m, shard, seen, err);
+                    rc = load_from_file(m, shard, seen, check_finite, err);
                 }
                 for (int i = 0; i < nd; i++) free(done[i]);
                 free(done);
@@ -485,6 +510,7 @@ int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err
     free(seen);
     if (rc == 0 && check_finite) {
         for (int i = 0; i < m->n_params && rc == 0; i++) {
+            if (m->params[i].qidx >= 0) continue; /* checked as it was converted */
             const float *x = m->data + m->params[i].offset;
             for (size_t j = 0; j < m->params[i].numel; j++)
                 if (!isfinite(x[j])) { rc = hone_fail(err, "%s: tensor '%s' holds a non-finite value at index %zu", dir, m->params[i].name, j); break; }
@@ -545,6 +571,9 @@ int model_save_ex(const hone_model *m, const char *dir, const char *src_dir, con
     if (m->panels || m->hollow)
         return hone_fail(err, "%s: this model's matrices were %s for an inference engine; it cannot be saved", dir,
                          m->panels ? "permuted" : "released");
+    if (m->held)
+        return hone_fail(err, "%s: this model's linear weights are held as %s (a frozen QLoRA base); a full model is saved "
+                              "from an fp32 load (hone merge loads its base in fp32)", dir, quant_type_name(m->held));
     int st_dtype = model_save_dtype(m, dtype);
     if (st_dtype < 0) return hone_fail(err, "%s: save dtype '%s' is not float32, bfloat16, float16 or auto", dir, dtype);
     save_ctx sc = {m, st_dtype};
@@ -596,10 +625,16 @@ int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err) {
     int oldV = c.vocab_size, C = c.hidden_size;
     c.vocab_size = new_vocab;
     hone_model n;
-    if (model_init(&n, &c, err) < 0) return -1;
+    if (model_init_held(&n, &c, m->held, m->held_nested, err) < 0) return -1;
     for (int i = 0; i < m->n_params; i++) {
         const hone_param *p = &m->params[i];
         const hone_param *q = model_find_param(&n, p->name);
+        if (p->qidx >= 0) { /* held linears move over (the new model's zeroed ones are freed with m) */
+            hone_qtensor t = n.qw[q->qidx];
+            n.qw[q->qidx] = m->qw[p->qidx];
+            m->qw[p->qidx] = t;
+            continue;
+        }
         memcpy(n.data + q->offset, m->data + p->offset, sizeof(float) * p->numel);
     }
     /* new rows: the mean of the old rows (transformers' mean resizing samples around

@@ -98,10 +98,13 @@ typedef struct hone_param {
     size_t offset;   /* in floats, into the parameter buffer */
     size_t numel;
     int no_decay;    /* norms and biases: no weight decay (TRL/transformers default) */
+    int qidx;        /* >= 0: a decoder linear held in m->qw[qidx] (model/qweight.h), not in data
+                      * (offset then means nothing); -1: in data */
 } hone_param;
 
 typedef struct hone_backend hone_backend;
 struct hone_lora;
+struct hone_qtensor;
 
 typedef struct hone_model {
     hone_model_config cfg;
@@ -121,10 +124,18 @@ typedef struct hone_model {
     char stored_dtype[16]; /* what model_load read: "float32", "bfloat16" or "float16" (the first
                          * floating tensor's dtype); "float32" for a model built in memory.
                          * The parameters themselves are always fp32 (master weights). */
+    int held;           /* HONE_Q_* (simd/quant.h) the decoder blocks' linear weights are held in;
+                         * 0 (HONE_Q_F32): in data like every tensor. Otherwise (a frozen LoRA base,
+                         * model/qweight.h) they live in qw and their w.layers pointers are NULL */
+    int held_nested;    /* NF4/FP4 with the absmax quantised too (use_bnb_nested_quant) */
+    struct hone_qtensor *qw; /* (L * 7) layer l's q,k,v,o,gate,up,down at l * 7 + LORA_* order; owned */
 } hone_model;
 
 /* Builds the parameter table and allocates zeroed parameters. */
 int model_init(hone_model *m, const hone_model_config *c, hone_error *err);
+/* The same with the decoder's linear weights held as `held` (HONE_Q_*; model/qweight.h), allocated
+ * zeroed in m->qw; everything else in data. held 0 is model_init. */
+int model_init_held(hone_model *m, const hone_model_config *c, int held, int nested, hone_error *err);
 void model_free(hone_model *m);
 /* Typed view over a buffer laid out like m->data (grads, moments). Free with weights_view_free. */
 int model_weights_view(const hone_model *m, float *base, hone_weights *w, hone_error *err);
@@ -135,10 +146,24 @@ int model_resize_vocab(hone_model *m, int new_vocab, hone_error *err);
 const hone_param *model_find_param(const hone_model *m, const char *name);
 /* Random init (transformers-like: normal(0, std) for matrices, ones/zeros for norms). */
 void model_init_random(hone_model *m, uint64_t seed, float std);
+/* The parameter table of c without allocating the parameters (owned *params; offsets as
+ * model_init lays them out). */
+int model_param_table(const hone_model_config *c, hone_param **params, int *n, size_t *num_floats, hone_error *err);
+/* model_init_random's weights written to dir without holding the model (init_write.c): tensor
+ * by tensor in dtype ("float32" or NULL, "bfloat16", "float16"), one model.safetensors or, past
+ * max_shard_bytes (0: 2 GiB), shards model-0000k-of-0000n.safetensors with
+ * model.safetensors.index.json; config.json (its torch_dtype = dtype) and src_dir's tokenizer
+ * files along; atomic like model_save. */
+int model_init_write(const hone_model_config *c, const char *dir, const char *src_dir, uint64_t seed, float std, const char *dtype,
+                     size_t max_shard_bytes, hone_error *err);
 
 /* Loads a Hugging Face model directory (config.json + model.safetensors or a
  * sharded index). check_finite: reject NaN/Inf weights. */
 int model_load(hone_model *m, const char *dir, int check_finite, hone_error *err);
+/* The same with the decoder's linear weights held as `held` (model/qweight.h): each such tensor
+ * is converted as it is read (one tensor's fp32 scratch at a time), so no fp32 copy of the
+ * whole model is ever made. */
+int model_load_held(hone_model *m, const char *dir, int check_finite, int held, int nested, hone_error *err);
 /* Writes config.json + model.safetensors in fp32 into dir (created); tokenizer files
  * present in src_dir are copied along. The directory appears atomically (written as
  * dir.tmp-*, then renamed). */

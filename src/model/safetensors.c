@@ -232,7 +232,7 @@ int st_write(const char *path, const st_entry *e, int n, int float_dtype, const 
             numel *= (size_t)e[i].shape[d];
             json_array_append_new(shape, json_integer(e[i].shape[d]));
         }
-        int dt = e[i].is_int ? ST_I32 : float_dtype;
+        int dt = e[i].is_u8 ? ST_U8 : e[i].is_int ? ST_I32 : float_dtype;
         size_t nb = numel * (size_t)dtype_sizes[dt];
         json_t *t = json_object();
         json_object_set_new(t, "dtype", json_string(dtype_names[dt]));
@@ -245,31 +245,39 @@ int st_write(const char *path, const st_entry *e, int n, int float_dtype, const 
     json_decref(hdr);
     size_t hlen = strlen(htxt);
     size_t pad = (8 - hlen % 8) % 8; /* keep the data section 8-byte aligned */
-    size_t total = 8 + hlen + pad + off;
-    uint8_t *buf = malloc(total);
-    if (!buf) { free(htxt); return hone_fail(err, "%s: out of memory (%zu bytes)", path, total); }
+    /* streamed into path.tmp, then fsync and rename (atomic): never a second copy of the
+     * tensors in memory, only a chunk of converted halves */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { free(htxt); return hone_fail(err, "%s: cannot create: %s", tmp, strerror(errno)); }
+    uint8_t len8[8];
     uint64_t hl = hlen + pad;
-    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(hl >> (8 * i));
-    memcpy(buf + 8, htxt, hlen);
-    memset(buf + 8 + hlen, ' ', pad);
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(htxt, 1, hlen, f) == hlen && fwrite("        ", 1, pad, f) == pad;
     free(htxt);
-    uint8_t *p = buf + 8 + hl;
-    for (int i = 0; i < n; i++) {
+    enum { CH = 1 << 20 };
+    uint16_t *h = NULL;
+    for (int i = 0; i < n && ok; i++) {
         size_t numel = 1;
         for (int d = 0; d < e[i].ndim; d++) numel *= (size_t)e[i].shape[d];
-        if (e[i].is_int || float_dtype == ST_F32) {
-            memcpy(p, e[i].data, numel * 4);
-            p += numel * 4;
-        } else {
-            uint16_t *h = (uint16_t *)malloc(numel * 2 + 2);
-            if (float_dtype == ST_BF16) hone_kt.f32_to_bf16(h, e[i].data, numel);
-            else hone_kt.f32_to_f16(h, e[i].data, numel);
-            memcpy(p, h, numel * 2);
-            free(h);
-            p += numel * 2;
+        if (e[i].is_u8) ok = fwrite(e[i].data, 1, numel, f) == numel;
+        else if (e[i].is_int || float_dtype == ST_F32) ok = fwrite(e[i].data, 4, numel, f) == numel;
+        else {
+            if (!h && !(h = malloc(sizeof(uint16_t) * CH))) { ok = 0; break; }
+            for (size_t s0 = 0; s0 < numel && ok; s0 += CH) {
+                size_t m = numel - s0 < CH ? numel - s0 : CH;
+                const float *src = (const float *)e[i].data + s0;
+                if (float_dtype == ST_BF16) hone_kt.f32_to_bf16(h, src, m);
+                else hone_kt.f32_to_f16(h, src, m);
+                ok = fwrite(h, 2, m, f) == m;
+            }
         }
     }
-    int rc = hone_write_file(path, buf, total, err);
-    free(buf);
-    return rc;
+    free(h);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) ok = 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) { unlink(tmp); return hone_fail(err, "%s: write failed (disk full?)", tmp); }
+    if (rename(tmp, path) != 0) { unlink(tmp); return hone_fail(err, "%s: rename failed: %s", path, strerror(errno)); }
+    return 0;
 }

@@ -45,13 +45,14 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, hone_error *er
 /* Converts an integer tensor (I32/I64/...) to int32 into dst. */
 int st_read_i32(const st_file *f, const st_tensor *t, int32_t *dst, hone_error *err);
 
-/* One tensor to write: fp32 data, or int32 when is_int. */
+/* One tensor to write: fp32 data, int32 when is_int, bytes (U8) when is_u8. */
 typedef struct st_entry {
     const char *name;
     const void *data;
     int ndim;
     int64_t shape[4];
     int is_int;
+    int is_u8;
 } st_entry;
 /* Writes entries (F32 or, with dtype ST_BF16 / ST_F16, converted) atomically.
  * metadata_json: NULL or a JSON object text for "__metadata__". */

@@ -6,6 +6,7 @@
 #include "model/backend.h"
 #include "model/layers.h"
 #include "model/lora.h"
+#include "model/qweight.h"
 #include "base/util.h"
 #include "base/rng.h"
 #include <assert.h>
@@ -118,7 +119,7 @@ static size_t lora_layout(hone_acts *a, const hone_model_config *c, const hone_l
     for (int l = 0; l < c->num_layers; l++)
         for (int mod = 0; mod < LORA_NMOD; mod++) {
             if (!(lo->cfg.targets >> mod & 1)) continue;
-            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : a->layers[0].lora_su[mod];
+            float *p = (train && !ckpt) || l == 0 ? carve(&cv, N * r) : base ? a->layers[0].lora_su[mod] : NULL; /* planning: no layers yet */
             if (base) a->layers[l].lora_su[mod] = p;
         }
     float *xd = lo->cfg.dropout > 0 ? carve(&cv, N * maxin) : NULL;
@@ -156,6 +157,8 @@ void acts_free(hone_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+_Static_assert(QWEIGHT_NMOD == LORA_NMOD, "held weights are indexed in LoRA's module order");
+
 /* The adapter of module mod in layer l while adapters are on, else NULL. */
 static const hone_lora_pair *lora_pair(const hone_model *m, const hone_acts *a, int l, int mod) {
     if (!m->lora || a->lora_off || !m->w.lora) return NULL;
@@ -186,7 +189,8 @@ static const float *lora_input(const hone_model *m, hone_acts *a, int l, int mod
  * the place where a base held in another dtype (bf16, int8, NF4) plugs in. */
 static void linear_forward(const hone_model *m, hone_acts *a, int l, int mod, float *out, const float *in, const float *W,
                            const float *b, int N, int IC, int OC) {
-    m->be->matmul_forward(out, in, W, b, N, IC, OC);
+    if (W) m->be->matmul_forward(out, in, W, b, N, IC, OC);
+    else m->be->qmatmul_forward(out, in, &m->qw[l * QWEIGHT_NMOD + mod], b, N, IC, OC); /* a held base */
     const hone_lora_pair *p = lora_pair(m, a, l, mod);
     if (!p) return;
     const float *xd = lora_input(m, a, l, mod, in, (size_t)N * IC);
@@ -197,7 +201,11 @@ static void linear_forward(const hone_model *m, hone_acts *a, int l, int mod, fl
  * gradients into dW, db (NULL: frozen) and the adapter's into g's LoRA view */
 static void linear_backward(const hone_model *m, hone_acts *a, const hone_weights *g, int l, int mod, float *din, float *dW,
                             float *db, const float *dout, const float *in, const float *W, int N, int IC, int OC, int accumulate) {
-    m->be->matmul_backward(din, dW, db, dout, in, W, N, IC, OC, accumulate);
+    if (W) m->be->matmul_backward(din, dW, db, dout, in, W, N, IC, OC, accumulate);
+    else { /* a held base is frozen: only the input gradient flows through it */
+        assert(!dW && !db);
+        m->be->qmatmul_backward(din, dout, &m->qw[l * QWEIGHT_NMOD + mod], N, IC, OC, accumulate);
+    }
     const hone_lora_pair *p = lora_pair(m, a, l, mod);
     if (!p) return;
     assert(g->lora); /* adapters on: the gradient view must hold theirs (lora_grad_view) */
@@ -367,7 +375,9 @@ void model_backward(const hone_model *m, hone_acts *a, const hone_batch *b, hone
             layer_forward(m, a, b, l, la, a->dln);
         }
         layer_backward(m, a, b, l, la, g);
+        if (a->layer_done) a->layer_done(a->layer_done_ctx, l);
     }
     float scale = c->scale_embeddings ? (float)sqrt((double)C) : 1.0f;
     be->embedding_backward(m->w.lora_embed && !a->lora_off ? g->lora_embed : g->embed, a->dx, b->tokens, N, C, scale);
+    if (a->layer_done) a->layer_done(a->layer_done_ctx, -1);
 }

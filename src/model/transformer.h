@@ -82,6 +82,10 @@ typedef struct hone_acts {
     float *lora_dxd;        /* (N, max in) its gradient (lora_dropout > 0, training) */
     float *lora_du;         /* (N, r) backward scratch */
     void *lora_mem;         /* the LoRA buffers' allocation */
+    /* called by model_backward after layer l's gradients are complete (l = L-1 ... 0), then
+     * with l = -1 once every gradient is: data-parallel training starts reducing them there */
+    void (*layer_done)(void *ctx, int l);
+    void *layer_done_ctx;
 } hone_acts;
 
 /* Plans and allocates activations for batches up to B x T. train: keep what

@@ -1,5 +1,6 @@
 /* train/dpo.c — DPO batches, reference log-probs, training loop (dpo.h). */
 #include "train/dpo.h"
+#include "dist/dist.h"
 #include "model/safetensors.h"
 #include "base/sha256.h"
 #include "base/util.h"
@@ -306,7 +307,8 @@ int dpo_ref_logps_cached(hone_model *ref, const dpo_opts *o, const hone_tok_pair
 
 long dpo_total_steps(const dpo_opts *o, long n_pairs) {
     long mb = trainer_batches_per_epoch(n_pairs, o->batch_size, o->drop_last);
-    long per_epoch = (mb + o->accum - 1) / o->accum;
+    long gacc = (long)o->accum * dist_size(); /* the global batch: accum micro-batches on each rank */
+    long per_epoch = (mb + gacc - 1) / gacc;
     if (per_epoch < 1) per_epoch = 1;
     if (o->max_steps > 0) return o->max_steps;
     return (long)ceil(o->epochs * per_epoch);
@@ -340,6 +342,7 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
     for (long r0 = 0; r0 < n && !rc; r0 += bs) {
         int nb = (int)(n - r0 < bs ? n - r0 : bs);
         if (nb < bs && o->drop_last) break;
+        if ((r0 / bs) % dist_size() != dist_rank()) continue; /* under mpirun: batch i on rank i mod N */
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         rc = dpo_micro_batch(&ws, m, NULL, ref, o, &st, pairs, idx, nb, refs, 1.0f, &r, err);
         if (rc) break;
@@ -349,6 +352,13 @@ int dpo_evaluate(hone_model *m, hone_model *ref, const dpo_opts *o, const hone_t
         rows += nb;
         nb_total++;
     }
+    /* every rank's batches, added in rank order (rank 0 holds batch 0, so its k is the list's) */
+    double part[27];
+    memcpy(part, sum, sizeof sum);
+    part[24] = loss, part[25] = (double)rows, part[26] = (double)nb_total;
+    dist_sum_f64(part, 27);
+    memcpy(sum, part, sizeof sum);
+    loss = part[24], rows = (long)part[25], nb_total = (long)part[26];
     memset(res, 0, sizeof *res);
     if (!rc && nb_total) {
         /* the metrics: plain averages over eval batches (TRL's _metrics); the loss: the
@@ -404,8 +414,10 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     /* TRL's DPOTrainer with disable_dropout (its default, the only value hone takes) sets every
      * nn.Dropout's p to 0, LoRA's included: lora_dropout stays in the adapter config, unused */
     ws.acts.lora_no_dropout = 1;
-    long *perm = malloc(sizeof(long) * (n_train ? n_train : 1)), *starts = malloc(sizeof(long) * o->accum);
-    int *counts = malloc(sizeof(int) * o->accum);
+    /* data-parallel: a step is accum micro-batches on each rank, rank r training its slice */
+    int gacc = o->accum * dist_size();
+    long *perm = malloc(sizeof(long) * (n_train ? n_train : 1)), *starts = malloc(sizeof(long) * gacc);
+    int *counts = malloc(sizeof(int) * gacc);
     long mb_per_epoch = trainer_batches_per_epoch(n_train, bs, o->drop_last);
     t->drop_last = o->drop_last;
     trainer_epoch_order(perm, n_train, o->seed, t->epoch, o->shuffle);
@@ -426,23 +438,32 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
     double t0 = hone_now();
     long tok_window = 0;
     while (t->step < t->total_steps) {
-        int nmb = trainer_next_microbatches(t, perm, n_train, bs, o->accum, o->seed, o->shuffle, starts, counts);
+        int nmb = trainer_next_microbatches(t, perm, n_train, bs, gacc, o->seed, o->shuffle, starts, counts), j0, j1;
+        trainer_rank_slice(t, nmb, &j0, &j1);
         trainer_zero_grad(t);
-        double step_loss = 0;
-        for (int j = 0; j < nmb; j++) {
+        double step_loss = 0, step_tok = 0;
+        for (int j = j0; j < j1; j++) {
             dpo_step_result r;
             ws.acts.lora_calls = ((uint64_t)t->step << 16) + (uint64_t)j; /* lora_dropout's masks: the same after a resume */
-            if (dpo_micro_batch(&ws, m, &t->g, ref, o, &state, train, perm + starts[j], counts[j], train_refs, 1.0f / nmb, &r, err) < 0) {
+            if (j == j1 - 1) trainer_hook(t, &ws.acts); /* the gradient exchange overlaps the last backward */
+            int mrc = dpo_micro_batch(&ws, m, &t->g, ref, o, &state, train, perm + starts[j], counts[j], train_refs, 1.0f / nmb, &r, err);
+            trainer_unhook(t, &ws.acts);
+            if (mrc < 0) {
                 rc = -1;
                 goto done;
             }
             k = result_metrics(&r, names, vals);
             for (int i = 0; i < k; i++) win[i] += vals[i];
             step_loss += r.loss / nmb;
-            win_mb++;
-            t->tokens_seen += r.n_tokens;
-            tok_window += r.n_tokens;
+            step_tok += r.n_tokens;
         }
+        /* every rank's micro-batches: the loss and the tokens of the whole step */
+        double sums[2] = {step_loss, step_tok};
+        trainer_sum(t, sums, 2);
+        step_loss = sums[0];
+        win_mb += nmb;
+        t->tokens_seen += sums[1];
+        tok_window += (long)sums[1];
         extra[0] = state.mean; extra[1] = state.var; extra[2] = state.count;
         win_loss += step_loss;
         double lr, gn;
@@ -459,6 +480,7 @@ int dpo_train(hone_trainer *t, hone_model *ref, const dpo_opts *o, const hone_to
             double v[36];
             int q = 0;
             double el = hone_now() - t0;
+            trainer_sum(t, win, (int)(sizeof win / sizeof *win)); /* every rank's micro-batch metrics */
             keys[q] = "loss"; v[q++] = win_loss / steps_in_window;
             keys[q] = "grad_norm"; v[q++] = gn;
             keys[q] = "learning_rate"; v[q++] = lr; /* the rate this step used, as transformers logs it */

@@ -1,6 +1,7 @@
 /* train/pipeline.c — configuration-driven setup shared by sft and dpo (pipeline.h). */
 #include "train/pipeline.h"
 #include "base/util.h"
+#include "model/qweight.h"
 #include "simd/kernels.h"
 #include <errno.h>
 #include <jansson.h>
@@ -55,7 +56,7 @@ static int write_chat_files(hone_pipeline *p, const hone_train_config *cfg, hone
 }
 
 /* The lora_* keys as an adapter configuration. */
-static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc) {
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc) {
     memset(lc, 0, sizeof *lc);
     lc->r = cfg->lora_r;
     lc->alpha = cfg->lora_alpha;
@@ -71,6 +72,18 @@ static void lora_config_from(const hone_train_config *cfg, hone_lora_config *lc)
         if (!strcmp(cfg->lora_modules_to_save[i], "embed_tokens")) lc->save_embed = 1;
         if (!strcmp(cfg->lora_modules_to_save[i], "lm_head")) lc->save_lm_head = 1;
     }
+}
+
+/* What the frozen base's decoder linears are held in (model/qweight.h; HONE_Q_F32: fp32) for a
+ * base whose tensors are stored as `stored`: load_in_4bit / load_in_8bit, else base_dtype (auto:
+ * bf16 when the checkpoint is bf16, a lossless hold). Only LoRA runs hold anything. */
+int pipeline_held_type(const hone_train_config *cfg, const char *stored) {
+    if (!cfg->use_peft) return HONE_Q_F32;
+    if (cfg->load_in_4bit) return !strcmp(cfg->bnb_4bit_quant_type, "fp4") ? HONE_Q_FP4 : HONE_Q_NF4;
+    if (cfg->load_in_8bit) return HONE_Q_INT8;
+    if (!strcmp(cfg->base_dtype, "bfloat16")) return HONE_Q_BF16;
+    if (!strcmp(cfg->base_dtype, "auto") && !strcmp(stored, "bfloat16")) return HONE_Q_BF16;
+    return HONE_Q_F32;
 }
 
 /* the base and adapters of a LoRA run, after the vocabulary is final */
@@ -90,10 +103,13 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
         int rc = lora_merge(&p->model, &p->lora, err);
         lora_free(&p->lora);
         if (rc < 0) return hone_fail_prefix(err, "model_name_or_path %s", dir);
+        /* the merged base is held only now (a held base cannot take a merge) */
+        if (model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), cfg->use_bnb_nested_quant, err) < 0)
+            return hone_fail_prefix(err, "model_name_or_path %s", dir);
     }
     if (!cfg->use_peft) return 0;
     hone_lora_config lc;
-    lora_config_from(cfg, &lc);
+    pipeline_lora_config(cfg, &lc);
     /* the new adapter's base is what was loaded: model_name_or_path itself (an adapter dir
      * then names a chain hone resolves, model_load_merged) */
     char *rp = realpath(dir, NULL);
@@ -115,9 +131,14 @@ static void report_lora(const hone_pipeline *p) {
         if (lo->cfg.targets >> i & 1) snprintf(mods + strlen(mods), sizeof mods - strlen(mods), "%s%s", mods[0] ? "," : "", lora_module_name(i));
     size_t n = 0;
     for (int i = 0; i < lo->n_params; i++) n += lo->params[i].numel;
+    size_t total = model_config_num_params(&p->model.cfg);
     fprintf(stderr, "lora: r %d, alpha %g (scale %g%s) on %s%s%s; %zu trainable of %zu parameters (%.2f%%), base frozen\n", lo->cfg.r,
             lo->cfg.alpha, lo->scale, lo->cfg.rslora ? ", rslora" : "", mods[0] ? mods : "no linear", lo->embed ? " + embed_tokens" : "",
-            lo->lm_head ? " + lm_head" : "", n, p->model.num_floats, 100.0 * n / (double)p->model.num_floats);
+            lo->lm_head ? " + lm_head" : "", n, total, 100.0 * n / (double)total);
+    if (p->model.held) /* compute stays fp32 on the CPU: bnb_4bit_compute_dtype only names what PyTorch would use */
+        fprintf(stderr, "lora: base linears held as %s%s: %.1f MB (fp32: %.1f MB), weights %.1f MB in all; compute in fp32\n",
+                quant_type_name(p->model.held), p->model.held_nested ? " (nested absmax)" : "", model_held_bytes(&p->model) / 1e6,
+                (double)(total - p->model.num_floats) * 4 / 1e6, model_weight_bytes(&p->model) / 1e6);
 }
 
 int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
@@ -134,7 +155,18 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         hone_path_join(tp, sizeof tp, dir, "tokenizer_config.json");
         if (!hone_file_exists(tp)) tdir = p->model_dir;
     }
-    if (model_load_merged(&p->model, p->model_dir, 1, err) < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
+    /* a held base streams from a plain checkpoint (each linear converted as it is read); a base
+     * that must first take adapters is loaded in fp32, then held (setup_lora when it merges) */
+    char stored[16];
+    model_dir_dtype(p->model_dir, stored, sizeof stored);
+    int held = pipeline_held_type(cfg, stored), nested = cfg->use_bnb_nested_quant;
+    int stream = held && !lora_is_adapter_dir(p->model_dir) && !(adapter && cfg->use_peft);
+    int lrc = stream ? model_load_held(&p->model, p->model_dir, 1, held, nested, err) : model_load_merged(&p->model, p->model_dir, 1, err);
+    if (lrc == 0 && held && !stream && !(adapter && cfg->use_peft)) {
+        lrc = model_hold(&p->model, pipeline_held_type(cfg, p->model.stored_dtype), nested, err);
+        if (lrc < 0) model_free(&p->model);
+    }
+    if (lrc < 0) return adapter ? hone_fail_prefix(err, "%s: base model", dir) : -1;
     if (tokenizer_load(&p->tok, tdir, err) < 0) { model_free(&p->model); return hone_fail_prefix(err, "model_name_or_path"); }
     if (cfg->add_chat_tokens) {
         const char *toks[2] = {"<|im_start|>", "<|im_end|>"};
@@ -444,10 +476,12 @@ long pipeline_warmup(const hone_train_config *cfg, long total) {
 int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total, hone_trainer *t, hone_error *err) {
     int sched = sched_from_name(cfg->lr_scheduler_type, err);
     if (sched < 0) return -1;
-    if (trainer_init(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
-                     cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, err) < 0)
+    if (trainer_init_dp(t, &p->model, cfg->output_dir, p->tok_dir, cfg->learning_rate, sched, pipeline_warmup(cfg, total), total,
+                        cfg->adam_beta1, cfg->adam_beta2, cfg->adam_epsilon, cfg->weight_decay, cfg->max_grad_norm, cfg->zero_stage,
+                        err) < 0)
         return -1;
     t->save_total_limit = cfg->save_total_limit;
+    if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
     if (sched_set_kwargs(&t->sched, cfg->lr_scheduler_kwargs, cfg->learning_rate, err) < 0) { trainer_free(t); return -1; }
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";
@@ -456,7 +490,7 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
     t->greater_is_better = cfg->greater_is_better >= 0 ? cfg->greater_is_better : !(ml >= 4 && !strcmp(mb + ml - 4, "loss"));
     t->load_best = cfg->load_best_model_at_end;
     snprintf(t->save_dtype, sizeof t->save_dtype, "%s", cfg->save_dtype ? cfg->save_dtype : "float32");
-    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0]) {
+    if (config_reports_to(cfg, "tensorboard") && t->output_dir[0] && t->rank == 0) {
         /* transformers' TensorBoardCallback: logging_dir, else $TENSORBOARD_LOGGING_DIR, else output_dir/runs/<time>_<host> */
         char dir[4096];
         const char *env = getenv("TENSORBOARD_LOGGING_DIR");

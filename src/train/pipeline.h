@@ -46,6 +46,11 @@ int pipeline_dpo_pairs(hone_pipeline *p, const hone_train_config *cfg, hone_tok_
                        hone_tok_pair **eval, long *n_eval, hone_error *err);
 void pipeline_free_pairs(hone_tok_pair *pairs, long n);
 
+/* The lora_* keys (or peft: block) of cfg as an adapter configuration. */
+void pipeline_lora_config(const hone_train_config *cfg, hone_lora_config *lc);
+/* What a LoRA base stored as `stored` ("bfloat16", ...) is held in (simd/quant.h's HONE_Q_*;
+ * HONE_Q_F32: fp32): load_in_4bit / load_in_8bit, else base_dtype (auto: bf16 for a bf16 checkpoint). */
+int pipeline_held_type(const hone_train_config *cfg, const char *stored);
 /* The seed of the data order and the eval split: data_seed, else seed (transformers). */
 uint64_t pipeline_data_seed(const hone_train_config *cfg);
 /* Whether each epoch reshuffles the rows: train_sampling_strategy random (not sequential). */

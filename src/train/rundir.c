@@ -1,6 +1,7 @@
 /* train/rundir.c — output_dir: lock, stale temporaries, fresh-or-resume policy and the
  * configuration check (rundir.h). */
 #include "train/rundir.h"
+#include "dist/dist.h"
 #include "base/util.h"
 #include "train/train.h"
 #include <dirent.h>
@@ -78,7 +79,16 @@ int rundir_clean_stale(const char *dir) {
 static const char *const resume_free_keys[] = {"output_dir", "resume_from_checkpoint", "overwrite_output_dir", "threads",
                                                "report_to", "logging_dir", "logging_steps", "logging_first_step", "eval_strategy", "eval_steps",
                                                "eval_on_start", "per_device_eval_batch_size", "save_steps", "save_total_limit",
-                                               "max_steps", "num_train_epochs", NULL};
+                                               "max_steps", "num_train_epochs", "zero_stage",
+                                               /* compared as their product, the global batch (below) */
+                                               "gradient_accumulation_steps", "data_parallel_ranks", NULL};
+
+/* gradient_accumulation_steps x data_parallel_ranks (1 when absent): the micro-batches of one
+ * optimizer step over all ranks, which a resume at another rank count must keep */
+static long global_accum(json_t *c) {
+    json_t *a = json_object_get(c, "gradient_accumulation_steps"), *r = json_object_get(c, "data_parallel_ranks");
+    return (json_is_integer(a) ? (long)json_integer_value(a) : 1) * (json_is_integer(r) ? (long)json_integer_value(r) : 1);
+}
 
 int rundir_config_diff(const char *saved, const char *current, char *diff, size_t n) {
     json_t *a = json_loads(saved, 0, NULL), *b = json_loads(current, 0, NULL);
@@ -103,6 +113,12 @@ int rundir_config_diff(const char *saved, const char *current, char *diff, size_
         }
         free(ta);
         free(tb);
+        k++;
+    }
+    if (global_accum(a) != global_accum(b) && o < n) {
+        int w = snprintf(diff + o, n - o, "%sgradient_accumulation_steps x ranks (the global batch): %ld there, %ld here", k ? "; " : "",
+                         global_accum(a), global_accum(b));
+        o += w > 0 ? (size_t)w : 0;
         k++;
     }
     if (o >= n && n > 4) memcpy(diff + n - 4, "...", 4);
@@ -202,6 +218,25 @@ static int prepare_fresh(hone_rundir *r, const hone_train_config *cfg, hone_erro
     return 0;
 }
 
+char *rundir_config_text(const hone_train_config *cfg, hone_error *err) {
+    char *txt = config_json_text(cfg, err);
+    if (!txt || dist_size() <= 1) return txt;
+    /* a data-parallel run records its rank count after the last key: "...\n}" */
+    char *end = strrchr(txt, '}'), *out = NULL;
+    if (end && asprintf(&out, "%.*s,\n  \"data_parallel_ranks\": %d\n}\n", (int)(end - txt), txt, dist_size()) < 0) out = NULL;
+    while (out && (end = strstr(out, "\n,\n"))) memmove(end, end + 1, strlen(end)); /* no blank line before the comma */
+    free(txt);
+    if (!out) hone_fail(err, "out of memory");
+    return out;
+}
+
+int rundir_follow(hone_rundir *r, const hone_train_config *cfg, const char *resume, hone_error *err) {
+    memset(r, 0, sizeof *r);
+    r->lock_fd = -1;
+    snprintf(r->resume, sizeof r->resume, "%s", resume ? resume : "");
+    return (r->config_json = rundir_config_text(cfg, err)) ? 0 : -1;
+}
+
 int rundir_open(hone_rundir *r, const hone_train_config *cfg, hone_error *err) {
     memset(r, 0, sizeof *r);
     r->lock_fd = -1;
@@ -224,7 +259,7 @@ int rundir_open(hone_rundir *r, const hone_train_config *cfg, hone_error *err) {
     if (ftruncate(fd, 0) != 0 || pwrite(fd, me, (size_t)w, 0) != w) { /* the pid is only for the message above */ }
     r->lock_fd = fd;
     rundir_clean_stale(dir);
-    if (!(r->config_json = config_json_text(cfg, err))) goto fail;
+    if (!(r->config_json = rundir_config_text(cfg, err))) goto fail;
     const char *res = cfg->resume_from_checkpoint;
     if (res && (!strcmp(res, "last") || !strcmp(res, "true"))) {
         if (trainer_find_last_checkpoint(dir, r->resume, sizeof r->resume) < 0)

@@ -21,6 +21,12 @@ typedef struct hone_rundir {
  * (apart from stale temporaries removed) and err says what to do. */
 int rundir_open(hone_rundir *r, const hone_train_config *cfg, hone_error *err);
 void rundir_close(hone_rundir *r);
+/* The other ranks of a data-parallel run (rank 0 opened the directory): no lock, no changes,
+ * the checkpoint rank 0 resolved and the same configuration text. */
+int rundir_follow(hone_rundir *r, const hone_train_config *cfg, const char *resume, hone_error *err);
+/* config_json_text plus "data_parallel_ranks" when the run has several ranks (a resume keeps
+ * gradient_accumulation_steps x ranks, the global batch, not each alone). */
+char *rundir_config_text(const hone_train_config *cfg, hone_error *err);
 
 /* Removes dir's NAME.tmp-PID and .hone-tokenizer-PID directories whose process
  * is gone; a NAME.old-PID (the previous NAME, set aside while a new one was

@@ -1,5 +1,6 @@
 /* train/sft.c — batching, the SFT training loop and evaluation (sft.h). */
 #include "train/sft.h"
+#include "dist/dist.h"
 #include "base/rng.h"
 #include "base/util.h"
 #include <math.h>
@@ -249,7 +250,8 @@ static void shuffle_rows(sft_rows *R, uint64_t seed) {
 
 long sft_total_steps(const sft_opts *o, long n_rows) {
     long mb = trainer_batches_per_epoch(n_rows, o->batch_size, o->drop_last);
-    long per_epoch = (mb + o->accum - 1) / o->accum;
+    long gacc = (long)o->accum * dist_size(); /* the global batch: accum micro-batches on each rank */
+    long per_epoch = (mb + gacc - 1) / gacc;
     if (per_epoch < 1) per_epoch = 1;
     if (o->max_steps > 0) return o->max_steps;
     return (long)ceil(o->epochs * per_epoch);
@@ -319,6 +321,7 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
     for (long r0 = 0; r0 < R.n; r0 += bs) {
         int nb = (int)(R.n - r0 < bs ? R.n - r0 : bs);
         if (nb < bs && o->drop_last) break;
+        if ((r0 / bs) % dist_size() != dist_rank()) continue; /* under mpirun: batch i on rank i mod N */
         for (int i = 0; i < nb; i++) idx[i] = r0 + i;
         sft_fill_batch(&b, &R, idx, nb, ex, o->truncate_keep_end, o->pad_id, sft_flat(o, o->eval_packing ? o->eval_packing > 0 : o->packing),
                        o->pad_to_multiple_of);
@@ -334,6 +337,9 @@ int sft_evaluate(hone_model *m, const sft_opts *o, const hone_tok_example *ex, l
         batches++;
     }
     free(idx);
+    double part[5] = {loss_rows, acc_sum, ent_sum, (double)rows, (double)batches};
+    dist_sum_f64(part, 5); /* every rank's batches, added in rank order */
+    loss_rows = part[0], acc_sum = part[1], ent_sum = part[2], rows = (long)part[3], batches = (long)part[4];
     *loss = rows ? loss_rows / rows : NAN;
     *acc = batches ? acc_sum / batches : NAN;
     if (entropy) *entropy = batches ? ent_sum / batches : NAN;
@@ -370,8 +376,12 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     a.neftune_alpha = (float)(o->neftune_alpha > 0 ? o->neftune_alpha : 0);
     a.neftune_seed = o->seed ^ 0x6e6566746e756e65ULL; /* "neftune": a stream of its own */
     batch_alloc(&b, bs, cap);
-    long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * o->accum);
-    int *mb_n = malloc(sizeof(int) * o->accum);
+    /* data-parallel: a step is accum micro-batches on each of the ranks, taken in order from
+     * the one data order every rank computes; rank r trains its slice of them */
+    int gacc = o->accum * dist_size();
+    long *perm = malloc(sizeof(long) * R.n), *idx = malloc(sizeof(long) * bs), *mb_start = malloc(sizeof(long) * gacc);
+    int *mb_n = malloc(sizeof(int) * gacc);
+    uint64_t mb_before = 0; /* micro-batches of the steps before, every rank's: NEFTune's draws */
     long mb_per_epoch = trainer_batches_per_epoch(R.n, bs, o->drop_last);
     trainer_epoch_order(perm, R.n, o->seed, t->epoch, o->shuffle);
     const char *keys[8];
@@ -391,7 +401,8 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
     while (t->step < t->total_steps) {
         /* the micro-batches of this step: up to accum, not crossing the epoch end */
         long n_lab = 0;
-        int nmb = trainer_next_microbatches(t, perm, R.n, bs, o->accum, o->seed, o->shuffle, mb_start, mb_n);
+        int nmb = trainer_next_microbatches(t, perm, R.n, bs, gacc, o->seed, o->shuffle, mb_start, mb_n), k0, k1;
+        trainer_rank_slice(t, nmb, &k0, &k1);
         /* labelled tokens of the whole step: the normaliser (as num_items_in_batch) */
         for (int k = 0; k < nmb; k++)
             for (int i = 0; i < mb_n[k]; i++) {
@@ -407,14 +418,18 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         double step_loss = 0, ent = 0, cor = 0; /* ent, cor: sums of per-micro-batch means (TRL) */
         long ntok = 0;
         float w = n_lab ? 1.0f / (float)n_lab : 0.f;
-        for (int k = 0; k < nmb; k++) {
+        for (int k = k0; k < k1; k++) {
             for (int i = 0; i < mb_n[k]; i++) idx[i] = perm[mb_start[k] + i];
             sft_fill_batch(&b, &R, idx, mb_n[k], train, o->truncate_keep_end, o->pad_id, sft_flat(o, o->packing), o->pad_to_multiple_of);
-            /* lora_dropout's masks from (step, micro-batch): the same after a resume */
+            /* lora_dropout's masks from (step, micro-batch), NEFTune's noise from the micro-batch
+             * count: the same after a resume and on any rank */
             a.lora_calls = ((uint64_t)t->step << 16) + (uint64_t)k;
+            a.neftune_calls = mb_before + (uint64_t)k;
             model_forward(m, &a, &b);
             step_loss += model_head(m, &a, &b, NULL, w, &t->g);
+            if (k == k1 - 1) trainer_hook(t, &a); /* the gradient exchange overlaps the last backward */
             model_backward(m, &a, &b, &t->g);
+            trainer_unhook(t, &a);
             double e1 = 0, c1 = 0;
             long l1 = 0;
             for (int s = 0; s < b.B * b.T; s++)
@@ -430,6 +445,8 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
             for (int i = 0; i < mb_n[k]; i++) mb += R.rows[perm[mb_start[k] + i]].len;
             ntok += flat ? round_up((int)mb, o->pad_to_multiple_of) : mb;
         }
+        mb_before += (uint64_t)nmb;
+        trainer_sum(t, &step_loss, 1);
         double lr, gn;
         if (trainer_step(t, step_loss, &gn, &lr, err) < 0) { rc = -1; goto done; }
         t->tokens_seen += ntok;
@@ -437,7 +454,9 @@ int sft_train(hone_trainer *t, const sft_opts *o, const hone_tok_example *train,
         win_loss += step_loss; win_ent += ent; win_acc += cor; win_lab += nmb; win_steps++;
         int last = t->step == t->total_steps;
         if (o->logging_steps > 0 && (t->step % o->logging_steps == 0 || last || (o->logging_first_step && t->step == 1))) {
-            double el = hone_now() - t0;
+            double el = hone_now() - t0, wsum[2] = {win_ent, win_acc};
+            trainer_sum(t, wsum, 2); /* every rank's micro-batches' means */
+            win_ent = wsum[0], win_acc = wsum[1];
             int k = 0;
             keys[k] = "loss"; vals[k++] = win_loss / win_steps;
             keys[k] = "grad_norm"; vals[k++] = gn;

@@ -1,6 +1,8 @@
 /* train/train.c — trainer state, checkpoints, metrics, progress, signals and the
  * step guards (train.h). */
 #include "train/train.h"
+#include "train/parallel.h"
+#include "dist/dist.h"
 #include "model/lora.h"
 #include "base/rng.h"
 #include "model/safetensors.h"
@@ -18,7 +20,15 @@
 
 int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
                  long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, hone_error *err) {
+    return trainer_init_dp(t, m, output_dir, src_dir, lr, sched, warmup, total, b1, b2, eps, wd, max_grad_norm, 0, err);
+}
+
+int trainer_init_dp(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
+                    long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, int zero_stage,
+                    hone_error *err) {
     memset(t, 0, sizeof *t);
+    t->rank = dist_rank();
+    t->zero_stage = zero_stage;
     t->model = m;
     if (m->lora) {
         t->tparams = m->lora->params; t->n_tparams = m->lora->n_params;
@@ -30,7 +40,20 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
     t->grad = hone_alloc(sizeof(float) * (t->n_tfloats ? t->n_tfloats : 1), err);
     if (!t->grad) return -1;
     int vrc = m->lora ? lora_grad_view(m->lora, m, t->grad, &t->g, err) : model_weights_view(m, t->grad, &t->g, err);
-    if (vrc < 0 || adamw_init(&t->opt, t->n_tfloats, b1, b2, eps, wd, err) < 0) {
+    if (vrc < 0) { trainer_free(t); return -1; }
+    t->mlo = 0, t->mhi = t->n_tfloats;
+    if (dist_size() > 1) {
+        t->dp = calloc(1, sizeof *t->dp);
+        if (!t->dp) { trainer_free(t); return hone_fail(err, "out of memory"); }
+        if (dp_init(t->dp, t->tparams, t->n_tparams, t->n_tfloats, t->grad, zero_stage, err) < 0) {
+            free(t->dp);
+            t->dp = NULL;
+            trainer_free(t);
+            return -1;
+        }
+        if (zero_stage) t->mlo = dp_lo(t->dp), t->mhi = dp_hi(t->dp); /* ZeRO-1: this rank's moments only */
+    }
+    if (adamw_init(&t->opt, t->mhi - t->mlo, b1, b2, eps, wd, err) < 0) {
         trainer_free(t);
         return -1;
     }
@@ -38,7 +61,7 @@ int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const c
     t->save_total_limit = -1;
     snprintf(t->output_dir, sizeof t->output_dir, "%s", output_dir ? output_dir : "");
     snprintf(t->src_dir, sizeof t->src_dir, "%s", src_dir ? src_dir : "");
-    if (output_dir && output_dir[0]) {
+    if (output_dir && output_dir[0] && t->rank == 0) { /* rank 0 writes what the run logs */
         if (hone_mkdirs(output_dir, err) < 0) { trainer_free(t); return -1; }
         char p[4096];
         hone_path_join(p, sizeof p, output_dir, "metrics.jsonl");
@@ -56,8 +79,41 @@ void trainer_free(hone_trainer *t) {
     if (t->model && t->model->lora) lora_grad_view_free(&t->g);
     else weights_view_free(&t->g);
     adamw_free(&t->opt);
+    if (t->dp) { dp_free(t->dp); free(t->dp); }
     free(t->grad);
     memset(t, 0, sizeof *t);
+}
+
+int trainer_set_optim(hone_trainer *t, int kind, hone_error *err) {
+    if (kind == t->opt.kind) return 0;
+    if (t->mlo != 0 || t->mhi != t->n_tfloats)
+        return hone_fail(err, "optim: the 8-bit AdamW state is not sharded: use zero_stage: 0 with adamw_8bit under mpirun");
+    hone_adamw o = t->opt;
+    int rc = kind == HONE_OPTIM_ADAMW_8BIT ? adamw_init_8bit(&t->opt, t->tparams, t->n_tparams, o.b1, o.b2, o.eps, o.wd, err)
+                                           : adamw_init(&t->opt, t->n_tfloats, o.b1, o.b2, o.eps, o.wd, err);
+    if (rc < 0) { t->opt = o; return -1; }
+    adamw_free(&o);
+    return 0;
+}
+
+void trainer_rank_slice(const hone_trainer *t, int nmb, int *k0, int *k1) {
+    int N = dist_size(), r = dist_rank();
+    if (!t->dp) { *k0 = 0, *k1 = nmb; return; }
+    /* contiguous, balanced, rank 0 never empty (it logs): [ceil(nmb r / N), ceil(nmb (r+1) / N)) */
+    *k0 = (int)(((long)nmb * r + N - 1) / N);
+    *k1 = (int)(((long)nmb * (r + 1) + N - 1) / N);
+}
+
+void trainer_hook(hone_trainer *t, hone_acts *a) {
+    if (t->dp) dp_hook(t->dp, a);
+}
+
+void trainer_unhook(hone_trainer *t, hone_acts *a) {
+    if (t->dp) dp_unhook(a);
+}
+
+void trainer_sum(const hone_trainer *t, double *v, int n) {
+    if (t->dp) dist_sum_f64(v, n);
 }
 
 void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->n_tfloats); }
@@ -87,7 +143,7 @@ int trainer_load_best(hone_trainer *t, hone_error *err) {
         if (load_weights(t, t->best_ckpt, err) < 0) return hone_fail_prefix(err, "load_best_model_at_end");
         fprintf(stderr, "load_best_model_at_end: loaded %s (%s %.6g)\n", t->best_ckpt, t->plateau_metric, t->best_metric);
     }
-    if (t->save_total_limit == 1) {
+    if (t->save_total_limit == 1 && t->rank == 0) {
         /* transformers keeps only the best checkpoint when the limit is 1 */
         DIR *d = opendir(t->output_dir);
         struct dirent *e;
@@ -103,23 +159,40 @@ int trainer_load_best(hone_trainer *t, hone_error *err) {
     return 0;
 }
 
-/* clips by norm, updates, advances the step; returns the learning rate used */
+/* clips by norm, updates, advances the step; returns the learning rate used. ZeRO-1: this
+ * rank's shard, then every shard to every rank. */
 static double update(hone_trainer *t, double norm) {
     double l = trainer_lr_at(t, t->step);
-    adamw_update(&t->opt, t->tparams, t->n_tparams, t->tdata, t->grad, l, grad_clip_scale(norm, t->max_grad_norm));
+    float cs = grad_clip_scale(norm, t->max_grad_norm);
+    if (t->dp && t->zero_stage) {
+        adamw_update_range(&t->opt, t->tparams, t->n_tparams, t->tdata, t->grad, l, cs, t->mlo, t->mhi);
+        dp_gather(t->dp, t->tdata);
+    } else {
+        adamw_update(&t->opt, t->tparams, t->n_tparams, t->tdata, t->grad, l, cs);
+    }
     t->step++;
     return l;
 }
 
+/* the step's gradient norm: alone, over the local gradient; data-parallel, after summing the
+ * ranks' gradients (NAN when the exchange failed: the step's guard stops the run) */
+static double step_norm(hone_trainer *t) {
+    if (!t->dp) return grad_global_norm(t->grad, t->n_tfloats);
+    hone_error e;
+    double n = dp_reduce(t->dp, &e);
+    if (n < 0) { dist_fail(e.msg, 1); return NAN; }
+    return n;
+}
+
 double trainer_apply(hone_trainer *t, double *lr) {
-    double norm = grad_global_norm(t->grad, t->n_tfloats);
+    double norm = step_norm(t);
     double l = update(t, norm);
     if (lr) *lr = l;
     return norm;
 }
 
 int trainer_step(hone_trainer *t, double loss, double *gnorm, double *lr, hone_error *err) {
-    double norm = grad_global_norm(t->grad, t->n_tfloats);
+    double norm = step_norm(t);
     *gnorm = norm;
     if (!isfinite(loss) || !isfinite(norm)) {
         char last[4096] = "";
@@ -222,29 +295,86 @@ void trainer_progress_tick(hone_trainer *t, double loss, double lr, double gnorm
 
 /* ---- checkpoints ---- */
 
-typedef struct { hone_trainer *t; } ckpt_ctx;
+typedef struct { hone_trainer *t; int announced; } ckpt_ctx;
+
+/* A ZeRO-1 rank's moments: optimizer.shard-LO-HI.safetensors holding exp_avg and exp_avg_sq of
+ * the trained floats [LO, HI) as flat vectors; any rank count reads the ranges it needs. */
+#define SHARD_FMT "optimizer.shard-%zu-%zu.safetensors"
+
+static int write_moments(hone_trainer *t, const char *dir, hone_error *err) {
+    if (t->mlo == 0 && t->mhi == t->n_tfloats) return 0; /* the whole moments: write_optimizer's optimizer.safetensors */
+    char name[128], path[4096], meta[160];
+    snprintf(name, sizeof name, SHARD_FMT, t->mlo, t->mhi);
+    hone_path_join(path, sizeof path, dir, name);
+    snprintf(meta, sizeof meta, "{\"first\": \"%zu\", \"end\": \"%zu\", \"trained_floats\": \"%zu\"}", t->mlo, t->mhi, t->n_tfloats);
+    st_entry e[2] = {{.name = "exp_avg", .data = t->opt.m, .ndim = 1, .shape = {(int64_t)(t->mhi - t->mlo)}},
+                     {.name = "exp_avg_sq", .data = t->opt.v, .ndim = 1, .shape = {(int64_t)(t->mhi - t->mlo)}}};
+    return st_write(path, e, 2, ST_F32, meta, err);
+}
+
+/* The moments' entries for optimizer.safetensors: exp_avg.<name> / exp_avg_sq.<name> (fp32) per
+ * tensor; with the 8-bit optimizer its 8-bit tensors as state1/state2.<name> (U8, the tensor's
+ * shape) and absmax1/absmax2.<name> (fp32, one per block of 256), bitsandbytes' state names. */
+static int optimizer_entries(const hone_trainer *t, st_entry *e, char **names) {
+    const hone_adamw *o = &t->opt;
+    int k = 0, n = t->n_tparams;
+    for (int pass = 0; pass < 2; pass++) /* fp32 entries first, bytes last (keeps floats aligned) */
+        for (int j = 0; j < 2 * n; j++) {
+            int i = j % n, second = j >= n, is8 = o->kind == HONE_OPTIM_ADAMW_8BIT && o->is8[i];
+            const hone_param *p = &t->tparams[i];
+            size_t nb = (p->numel + OPTIM_8BIT_BLOCK - 1) / OPTIM_8BIT_BLOCK;
+            if (pass == 0 && is8) { /* absmax */
+                names[k] = malloc(strlen(p->name) + 16);
+                sprintf(names[k], "absmax%d.%s", second + 1, p->name);
+                e[k] = (st_entry){.name = names[k], .data = (second ? o->absmax2 : o->absmax1) + o->boff[i], .ndim = 1, .shape = {(int64_t)nb}};
+                k++;
+                continue;
+            }
+            if (pass == 0 || is8) {
+                names[k] = malloc(strlen(p->name) + 16);
+                const void *d;
+                if (is8) {
+                    sprintf(names[k], "state%d.%s", second + 1, p->name);
+                    d = (second ? o->q2 : o->q1) + o->soff[i];
+                } else {
+                    sprintf(names[k], "%s.%s", second ? "exp_avg_sq" : "exp_avg", p->name);
+                    size_t off = o->kind == HONE_OPTIM_ADAMW_8BIT ? o->soff[i] : p->offset;
+                    d = (second ? o->v : o->m) + off;
+                }
+                e[k] = (st_entry){.name = names[k], .data = d, .ndim = p->ndim, .shape = {p->shape[0], p->shape[1]}, .is_u8 = is8};
+                k++;
+            }
+        }
+    return k;
+}
 
 static int write_optimizer(const char *dir, void *ctx, hone_error *err) {
-    hone_trainer *t = ((ckpt_ctx *)ctx)->t;
-    int n = t->n_tparams;
-    st_entry *e = calloc(2 * n, sizeof(st_entry));
-    char **names = calloc(2 * n, sizeof(char *));
-    for (int i = 0; i < 2 * n; i++) {
-        const hone_param *p = &t->tparams[i % n];
-        names[i] = malloc(strlen(p->name) + 16);
-        sprintf(names[i], "%s.%s", i < n ? "exp_avg" : "exp_avg_sq", p->name);
-        e[i].name = names[i];
-        e[i].data = (i < n ? t->opt.m : t->opt.v) + p->offset;
-        e[i].ndim = p->ndim;
-        e[i].shape[0] = p->shape[0];
-        e[i].shape[1] = p->shape[1];
+    ckpt_ctx *cx = ctx;
+    hone_trainer *t = cx->t;
+    if (t->dp) { /* the other ranks write their parts into this directory before it is renamed into place */
+        char tmp[4096] = {0};
+        snprintf(tmp, sizeof tmp, "%s", dir);
+        dist_bcast(tmp, sizeof tmp, 0);
+        cx->announced = 1;
     }
+    int whole = t->mlo == 0 && t->mhi == t->n_tfloats; /* else a ZeRO-1 shard (fp32 moments only) */
+    int rc = whole ? 0 : write_moments(t, dir, err);
+    int n = whole ? t->n_tparams : 0, k = 0;
+    st_entry *e = calloc(4 * n + 1, sizeof(st_entry));
+    char **names = calloc(4 * n + 1, sizeof(char *));
+    if (!e || !names) rc = hone_fail(err, "out of memory");
+    else if (whole) k = optimizer_entries(t, e, names);
     char path[4096];
     hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    int rc = st_write(path, e, 2 * n, ST_F32, NULL, err);
-    for (int i = 0; i < 2 * n; i++) free(names[i]);
+    if (rc == 0 && whole) rc = st_write(path, e, k, ST_F32, t->opt.kind == HONE_OPTIM_ADAMW_8BIT ? "{\"optim\": \"adamw_8bit\"}" : NULL, err);
+    for (int i = 0; i < k; i++) free(names[i]);
     free(names);
     free(e);
+    if (t->dp) {
+        /* the checkpoint counts only when every rank's part is on disk */
+        int first = dist_first_failed(rc == 0);
+        if (first >= 0 && rc == 0) rc = hone_fail(err, "%s: rank %d could not write its part of the checkpoint", dir, first);
+    }
     if (rc) return rc;
     json_t *s = json_object();
     json_object_set_new(s, "global_step", json_integer(t->step));
@@ -322,15 +452,31 @@ int trainer_find_last_checkpoint(const char *output_dir, char *out, size_t n) {
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-/* -1 naming the first non-finite value of x (laid out like the trained tensors) */
-static int check_finite(const hone_trainer *t, const float *x, const char *what, const char *dir, hone_error *err) {
+/* -1 naming the first non-finite value of x, laid out like the trained floats [lo, hi) */
+static int check_finite(const hone_trainer *t, const float *x, size_t lo, size_t hi, const char *what, const char *dir,
+                        hone_error *err) {
     for (int i = 0; i < t->n_tparams; i++) {
-        const float *p = x + t->tparams[i].offset;
-        for (size_t j = 0; j < t->tparams[i].numel; j++)
-            if (!isfinite(p[j]))
-                return hone_fail(err, "step %ld: %s of '%s' holds %g at element %zu: %s is not saved", t->step, what,
-                                 t->tparams[i].name, p[j], j, dir);
+        const hone_param *p = &t->tparams[i];
+        size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+        for (size_t j = a; j < b; j++)
+            if (!isfinite(x[j - lo]))
+                return hone_fail(err, "step %ld: %s of '%s' holds %g at element %zu: %s is not saved", t->step, what, p->name, x[j - lo],
+                                 j - p->offset, dir);
     }
+    return 0;
+}
+
+/* ranks other than 0 in a checkpoint save: their moment shard into rank 0's directory */
+static int save_part(hone_trainer *t, const char *dir, hone_error *err) {
+    char tmp[4096];
+    dist_bcast(tmp, sizeof tmp, 0);
+    if (!tmp[0]) return hone_fail(err, "%s: rank 0 could not write the checkpoint", dir);
+    int rc = write_moments(t, tmp, err);
+    int first = dist_first_failed(rc == 0), final_rc = 0;
+    dist_bcast(&final_rc, sizeof final_rc, 0);
+    if (rc) return rc;
+    if (first >= 0) return hone_fail(err, "%s: rank %d could not write its part of the checkpoint", dir, first);
+    if (final_rc) return hone_fail(err, "%s: rank 0 could not write the checkpoint", dir);
     return 0;
 }
 
@@ -338,9 +484,24 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
     char name[64], dir[4096];
     snprintf(name, sizeof name, "checkpoint-%ld", t->step);
     hone_path_join(dir, sizeof dir, t->output_dir, name);
-    if (check_finite(t, t->tdata, "the weight", dir, err) < 0 || check_finite(t, t->opt.m, "the Adam moment exp_avg", dir, err) < 0 ||
-        check_finite(t, t->opt.v, "the Adam moment exp_avg_sq", dir, err) < 0)
-        return -1;
+    int bad = check_finite(t, t->tdata, 0, t->n_tfloats, "the weight", dir, err) < 0;
+    if (!bad && t->opt.kind == HONE_OPTIM_ADAMW_8BIT) {
+        /* the 8-bit state (never sharded): its fp32 moments and block scales (bytes are always finite) */
+        const hone_adamw *o = &t->opt;
+        for (size_t i = 0; !bad && i < o->n32; i++)
+            if (!isfinite(o->m[i]) || !isfinite(o->v[i]))
+                bad = 1, hone_fail(err, "step %ld: an Adam moment is not finite: %s is not saved", t->step, dir);
+        for (size_t i = 0; !bad && i < o->nblocks; i++)
+            if (!isfinite(o->absmax1[i]) || !isfinite(o->absmax2[i]))
+                bad = 1, hone_fail(err, "step %ld: an 8-bit Adam state scale is not finite: %s is not saved", t->step, dir);
+    } else if (!bad)
+        bad = check_finite(t, t->opt.m, t->mlo, t->mhi, "the Adam moment exp_avg", dir, err) < 0 ||
+              check_finite(t, t->opt.v, t->mlo, t->mhi, "the Adam moment exp_avg_sq", dir, err) < 0;
+    if (t->dp) {
+        int first = dist_first_failed(!bad);
+        if (first >= 0 && !bad) return hone_fail(err, "%s: rank %d holds non-finite values: the checkpoint is not saved", dir, first);
+    }
+    if (bad) return -1;
     if (t->best_step > 0) {
         /* transformers: the best step's checkpoint, once it exists, is best_model_checkpoint */
         char bn[64], bd[4096];
@@ -349,13 +510,23 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
         if (t->best_step == t->step || hone_is_dir(bd)) snprintf(t->best_ckpt, sizeof t->best_ckpt, "%s", bd);
     }
     double t0 = hone_now();
-    ckpt_ctx c = {t};
+    ckpt_ctx c = {t, 0};
+    if (t->dp && t->rank != 0) return save_part(t, dir, err);
     /* fp32 whatever the base's dtype: these are the master weights resume continues from; a
      * LoRA run's checkpoint is a PEFT adapter directory plus the optimizer and trainer state */
     const char *src = t->src_dir[0] ? t->src_dir : NULL;
-    if (t->model->lora ? lora_save(t->model->lora, t->model, dir, src, write_optimizer, &c, err) < 0
-                       : model_save_ex(t->model, dir, src, "float32", write_optimizer, &c, err) < 0)
-        return -1;
+    int rc = t->model->lora ? lora_save(t->model->lora, t->model, dir, src, write_optimizer, &c, err)
+                            : model_save_ex(t->model, dir, src, "float32", write_optimizer, &c, err);
+    if (t->dp) { /* tell the other ranks how it ended (an empty directory: before their part was asked for) */
+        if (!c.announced) {
+            char none[4096] = {0};
+            dist_bcast(none, sizeof none, 0);
+        } else {
+            int final_rc = rc;
+            dist_bcast(&final_rc, sizeof final_rc, 0);
+        }
+    }
+    if (rc < 0) return -1;
     if (t->save_total_limit > 0) {
         /* the oldest go first; the one just written (the newest good one) always stays,
          * even when stale higher-numbered ones from elsewhere sit beside it */
@@ -386,7 +557,8 @@ int trainer_save_checkpoint(hone_trainer *t, hone_error *err) {
 int trainer_save_final(hone_trainer *t, hone_error *err) {
     char dir[4096];
     hone_path_join(dir, sizeof dir, t->output_dir, "final");
-    if (check_finite(t, t->tdata, "the weight", dir, err) < 0) return -1;
+    if (t->rank != 0) return 0; /* every rank holds the same weights: rank 0 writes them */
+    if (check_finite(t, t->tdata, 0, t->n_tfloats, "the weight", dir, err) < 0) return -1;
     if (t->model->lora) return lora_save(t->model->lora, t->model, dir, t->src_dir[0] ? t->src_dir : NULL, NULL, NULL, err);
     return model_save_ex(t->model, dir, t->src_dir[0] ? t->src_dir : NULL, t->save_dtype[0] ? t->save_dtype : "float32", NULL, NULL,
                          err);
@@ -395,6 +567,12 @@ int trainer_save_final(hone_trainer *t, hone_error *err) {
 int trainer_end_step(hone_trainer *t, long save_steps, int quiet, hone_error *err) {
     int last = t->step == t->total_steps;
     int stop = trainer_stop_requested(t);
+    if (t->dp) {
+        /* a signal reaches the ranks at different moments: they stop together, after the
+         * same step, when any of them got one */
+        int first = dist_first_failed(!stop);
+        if (first >= 0 && !stop) stop = t->stop_signal = SIGTERM;
+    }
     if (t->output_dir[0] && ((save_steps > 0 && t->step % save_steps == 0 && !last) || stop))
         if (trainer_save_checkpoint(t, err) < 0) return -1;
     if (!stop) return 0;
@@ -432,15 +610,25 @@ static void truncate_metrics(hone_trainer *t, long step) {
 }
 
 int trainer_read_optimizer(hone_trainer *t, const st_file *f, const char *path, hone_error *err) {
-    int rc = 0;
-    for (int i = 0; i < 2 * t->n_tparams && rc == 0; i++) {
-        const hone_param *p = &t->tparams[i % t->n_tparams];
-        char name[160];
-        snprintf(name, sizeof name, "%s.%s", i < t->n_tparams ? "exp_avg" : "exp_avg_sq", p->name);
-        const st_tensor *ts = st_find(f, name);
-        if (!ts || st_numel(ts) != p->numel) rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size", path, name);
-        else rc = st_read_f32(f, ts, (i < t->n_tparams ? t->opt.m : t->opt.v) + p->offset, err);
+    int n = t->n_tparams, rc = 0;
+    st_entry *e = calloc(4 * n + 1, sizeof(st_entry));
+    char **names = calloc(4 * n + 1, sizeof(char *));
+    if (!e || !names) { free(e); free(names); return hone_fail(err, "out of memory"); }
+    int k = optimizer_entries(t, e, names);
+    for (int i = 0; i < k && rc == 0; i++) {
+        const st_tensor *ts = st_find(f, e[i].name);
+        size_t numel = 1;
+        for (int d = 0; d < e[i].ndim; d++) numel *= (size_t)e[i].shape[d];
+        if (!ts || st_numel(ts) != numel)
+            rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size (a checkpoint of another optim?)", path, e[i].name);
+        else if (e[i].is_u8) {
+            if (ts->dtype != ST_U8) rc = hone_fail(err, "%s: tensor '%s' must be U8", path, e[i].name);
+            else memcpy((void *)e[i].data, f->data + ts->offset, numel); /* e[i].data points into the trainer's own state */
+        } else rc = st_read_f32(f, ts, (float *)e[i].data, err);
     }
+    for (int i = 0; i < k; i++) free(names[i]);
+    free(names);
+    free(e);
     return rc;
 }
 
@@ -510,14 +698,72 @@ static int load_weights(hone_trainer *t, const char *dir, hone_error *err) {
     return 0;
 }
 
-int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
-    if (load_weights(t, dir, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
+/* copies floats [a, b) of the trained layout from tensor ts (holding floats [first, ...)) into
+ * the moments m (holding [t->mlo, ...)) */
+static int copy_range(const hone_trainer *t, const st_file *f, const st_tensor *ts, size_t first, size_t a, size_t b, float *m,
+                      const char *path, hone_error *err) {
+    if (ts->dtype != ST_F32) return hone_fail(err, "%s: tensor '%s' is %s, not F32", path, ts->name, st_dtype_name(ts->dtype));
+    memcpy(m + (a - t->mlo), f->data + ts->offset + sizeof(float) * (a - first), sizeof(float) * (b - a));
+    return 0;
+}
+
+/* this rank's moments [mlo, mhi) from optimizer.safetensors (one tensor pair per trained
+ * tensor) or from ZeRO-1 shard files written at any rank count */
+static int read_moments(hone_trainer *t, const char *dir, hone_error *err) {
     char path[4096];
     hone_path_join(path, sizeof path, dir, "optimizer.safetensors");
     st_file f;
-    if (st_open(&f, path, err) < 0) return -1;
-    int rc = trainer_read_optimizer(t, &f, path, err);
-    st_close(&f);
+    int rc = 0;
+    if (hone_file_exists(path)) {
+        if (st_open(&f, path, err) < 0) return -1;
+        if (t->mlo == 0 && t->mhi == t->n_tfloats) rc = trainer_read_optimizer(t, &f, path, err);
+        for (int i = 0; rc == 0 && !(t->mlo == 0 && t->mhi == t->n_tfloats) && i < 2 * t->n_tparams; i++) {
+            const hone_param *p = &t->tparams[i % t->n_tparams];
+            size_t a = p->offset > t->mlo ? p->offset : t->mlo, b = p->offset + p->numel < t->mhi ? p->offset + p->numel : t->mhi;
+            if (b <= a) continue;
+            char name[160];
+            snprintf(name, sizeof name, "%s.%s", i < t->n_tparams ? "exp_avg" : "exp_avg_sq", p->name);
+            const st_tensor *ts = st_find(&f, name);
+            if (!ts || st_numel(ts) != p->numel) rc = hone_fail(err, "%s: tensor '%s' missing or of the wrong size", path, name);
+            else rc = copy_range(t, &f, ts, p->offset, a, b, i < t->n_tparams ? t->opt.m : t->opt.v, path, err);
+        }
+        st_close(&f);
+        return rc;
+    }
+    DIR *d = opendir(dir);
+    if (!d) return hone_fail(err, "%s: cannot read the directory", dir);
+    struct dirent *e;
+    size_t covered = 0, n_files = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        size_t lo, hi;
+        char tail[64];
+        if (sscanf(e->d_name, "optimizer.shard-%zu-%zu.%63s", &lo, &hi, tail) != 3 || strcmp(tail, "safetensors")) continue;
+        n_files++;
+        size_t a = lo > t->mlo ? lo : t->mlo, b = hi < t->mhi ? hi : t->mhi;
+        if (hi <= lo || hi > t->n_tfloats) { rc = hone_fail(err, "%s/%s: range %zu-%zu is not inside the %zu trained floats", dir, e->d_name, lo, hi, t->n_tfloats); break; }
+        if (b <= a) continue;
+        hone_path_join(path, sizeof path, dir, e->d_name);
+        if (st_open(&f, path, err) < 0) { rc = -1; break; }
+        const st_tensor *m = st_find(&f, "exp_avg"), *v = st_find(&f, "exp_avg_sq");
+        if (!m || !v || st_numel(m) != hi - lo || st_numel(v) != hi - lo)
+            rc = hone_fail(err, "%s: exp_avg / exp_avg_sq missing or not of %zu floats", path, hi - lo);
+        if (rc == 0) rc = copy_range(t, &f, m, lo, a, b, t->opt.m, path, err);
+        if (rc == 0) rc = copy_range(t, &f, v, lo, a, b, t->opt.v, path, err);
+        st_close(&f);
+        covered += b - a;
+    }
+    closedir(d);
+    if (rc == 0 && covered != t->mhi - t->mlo)
+        rc = hone_fail(err, "%s: %s (the optimizer state of floats %zu-%zu is %s)", dir,
+                       n_files ? "the optimizer shard files do not cover this rank's part" : "optimizer.safetensors is missing", t->mlo,
+                       t->mhi, n_files ? "incomplete" : "absent");
+    return rc;
+}
+
+int trainer_load_checkpoint(hone_trainer *t, const char *dir, double *extra, int n_extra, hone_error *err) {
+    if (load_weights(t, dir, err) < 0) return hone_fail_prefix(err, "resume_from_checkpoint");
+    char path[4096];
+    int rc = read_moments(t, dir, err);
     if (rc) return rc;
     hone_path_join(path, sizeof path, dir, "trainer_state.json");
     size_t len;

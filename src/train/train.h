@@ -66,11 +66,33 @@ typedef struct hone_trainer {
     double best_metric;       /* best evaluation so far (+-inf before the first) */
     long best_step;           /* the step it was at, 0: none yet */
     char best_ckpt[4096];     /* checkpoint-<best_step> once saved (transformers' best_model_checkpoint), "" none */
+    /* data-parallel training under mpirun (parallel.h), NULL alone: gradients are summed over
+     * the ranks before the update; with zero_stage 1 the moments hold only [mlo, mhi) */
+    struct hone_dp *dp;
+    int zero_stage;
+    size_t mlo, mhi;          /* the trained floats opt.m / opt.v hold: [0, n_tfloats) unless ZeRO-1 */
+    int rank;                 /* dist_rank(): only rank 0 writes metrics, checkpoints' shared files and final/ */
 } hone_trainer;
 
 int trainer_init(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
                  long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, hone_error *err);
+/* The same, data-parallel when the process is one of several MPI ranks (dist_size() > 1):
+ * zero_stage 0 keeps every moment on every rank, 1 only this rank's shard of them. */
+int trainer_init_dp(hone_trainer *t, hone_model *m, const char *output_dir, const char *src_dir, double lr, int sched,
+                    long warmup, long total, double b1, double b2, double eps, double wd, double max_grad_norm, int zero_stage,
+                    hone_error *err);
 void trainer_free(hone_trainer *t);
+/* Replaces the (fresh) optimizer by kind: HONE_OPTIM_ADAMW or HONE_OPTIM_ADAMW_8BIT (optim.h),
+ * same hyperparameters. Checkpoints then hold that optimizer's state. */
+int trainer_set_optim(hone_trainer *t, int kind, hone_error *err);
+/* Data-parallel runs: the micro-batches [*k0, *k1) of a step's nmb (all ranks') this rank
+ * computes (all of them alone); hooks the gradient exchange onto acts a for the last of them
+ * (trainer_unhook after the step's backward passes). */
+void trainer_rank_slice(const hone_trainer *t, int nmb, int *k0, int *k1);
+void trainer_hook(hone_trainer *t, hone_acts *a);
+void trainer_unhook(hone_trainer *t, hone_acts *a);
+/* v[0..n) summed over the ranks in rank order (nothing alone). */
+void trainer_sum(const hone_trainer *t, double *v, int n);
 void trainer_zero_grad(hone_trainer *t);
 /* Clips, updates, advances the step; returns the pre-clip gradient norm and
  * stores the learning rate used in *lr. No guards (benchmarks); see trainer_step. */

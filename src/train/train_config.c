@@ -65,6 +65,13 @@ static const char *const lora_target_choices[] = {"q_proj", "k_proj", "v_proj", 
 static const char *const lora_save_choices[] = {"embed_tokens", "lm_head", NULL};
 static const char *const lora_init_choices[] = {"true", "false", "gaussian", "True", "False", NULL};
 static const char *const lora_bias_choices[] = {"none", NULL};
+static const char *const quant_type_choices[] = {"nf4", "fp4", NULL};
+static const char *const compute_dtype_choices[] = {"float32", "bfloat16", NULL};
+static const char *const base_dtype_choices[] = {"auto", "float32", "bfloat16", NULL};
+/* transformers' OptimizerNames hone runs: torch's AdamW (the fused and paged 32-bit ones are the same
+ * update on CPU) and bitsandbytes' 8-bit AdamW (paged or not: the same on CPU) */
+static const char *const optim_choices[] = {"adamw_torch", "adamw_torch_fused", "adamw_hf", "paged_adamw_32bit", "adamw_bnb_8bit",
+                                            "adamw_8bit", "paged_adamw_8bit", NULL};
 static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
 
 #define F(field) offsetof(hone_train_config, field)
@@ -82,6 +89,7 @@ static const key_def keys[] = {
     K(overwrite_output_dir, T_BOOL, K_ALL),
     K(seed, T_LONG, K_ALL),
     K(threads, T_INT, K_ALL),
+    K(zero_stage, T_INT, K_ALL),
     K(learning_rate, T_F64, K_ALL),
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
     K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
@@ -103,6 +111,7 @@ static const key_def keys[] = {
     K(adam_beta2, T_F64, K_ALL),
     K(adam_epsilon, T_F64, K_ALL),
     K(gradient_checkpointing, T_BOOL, K_ALL),
+    KC(optim, T_ENUM, K_ALL, optim_choices),
     K(bf16, T_BOOL, K_ALL),
     KC(train_sampling_strategy, T_ENUM, K_ALL, sampling_choices),
     K(data_seed, T_OPT_LONG, K_ALL),
@@ -167,6 +176,12 @@ static const key_def keys[] = {
     KC(init_lora_weights, T_ENUM, K_ALL, lora_init_choices),
     KC(lora_bias, T_ENUM, K_ALL, lora_bias_choices),
     K(use_dora, T_BOOL, K_ALL),
+    K(load_in_4bit, T_BOOL, K_ALL),
+    K(load_in_8bit, T_BOOL, K_ALL),
+    KC(bnb_4bit_quant_type, T_ENUM, K_ALL, quant_type_choices),
+    K(use_bnb_nested_quant, T_BOOL, K_ALL),
+    KC(bnb_4bit_compute_dtype, T_ENUM, K_ALL, compute_dtype_choices),
+    KC(base_dtype, T_ENUM, K_ALL, base_dtype_choices),
     {"peft", T_PEFT, F(peft_block), 0, K_ALL, NULL, NULL},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
@@ -382,6 +397,7 @@ static int parse_source(const ctx *x, yaml_node_t *n, int kind, hone_data_source
  * and again by config_validate (for values set in code). */
 static const struct { const char *key; double min; int strict; const char *rule; } ranges[] = {
     {"threads", 0, 0, ">= 0 (0 = all cores)"},
+    {"zero_stage", 0, 0, "0 or 1"},
     {"learning_rate", 0, 0, ">= 0"},
     {"lora_r", 0, 1, "> 0"},
     {"lora_dropout", 0, 0, ">= 0"},
@@ -678,7 +694,7 @@ static const struct { const char *name, *value; } compat_keys[] = {
     {"push_to_hub", "false"}, {"hub_model_id", NULL}, {"dataset_num_proc", NULL},
     {"dataloader_num_workers", NULL}, {"dataloader_pin_memory", NULL}, {"remove_unused_columns", NULL},
     {"disable_tqdm", NULL}, {"do_train", NULL}, {"do_eval", NULL},
-    {"log_level", NULL}, {"fp16", "false"}, {"tf32", NULL}, {"optim", "adamw_torch"},
+    {"log_level", NULL}, {"fp16", "false"}, {"tf32", NULL},
     {"use_liger_kernel", "false"}, {"torch_compile", "false"}, {"dataset_text_field", "text"},
     {"include_tokens_per_second", NULL}, {"save_safetensors", "true"}, {"ddp_find_unused_parameters", NULL},
     {"disable_dropout", "true"}, {"trust_remote_code", "false"},
@@ -780,11 +796,17 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
     if (!c->loss_type || !(c->loss_type[0] = strdup("sigmoid")) || !c->report_to || !(c->report_to[0] = strdup("none")) || !(c->output_dir = strdup("trainer_output")) ||
         !(c->lr_scheduler_type = strdup("linear")) || !(c->sft_loss_type = strdup("nll")) || !(c->packing_strategy = strdup("bfd")) || !(c->eval_strategy = strdup("no")) || !(c->train_sampling_strategy = strdup("random")) || !(c->save_strategy = strdup("steps")) ||
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
-        !(c->f_divergence_type = strdup("reverse_kl")) || !(c->init_lora_weights = strdup("true")) || !(c->lora_bias = strdup("none"))) {
+        !(c->f_divergence_type = strdup("reverse_kl")) || !(c->init_lora_weights = strdup("true")) || !(c->lora_bias = strdup("none")) ||
+        !(c->bnb_4bit_quant_type = strdup("nf4")) || !(c->bnb_4bit_compute_dtype = strdup("float32")) || !(c->base_dtype = strdup("auto")) ||
+        !(c->optim = strdup("adamw_torch"))) {
         config_free(c);
         return hone_fail(err, "out of memory");
     }
     return 0;
+}
+
+int config_optim_kind(const char *optim) {
+    return optim && strstr(optim, "8bit") ? 1 : 0; /* HONE_OPTIM_ADAMW_8BIT : HONE_OPTIM_ADAMW */
 }
 
 int config_reports_to(const hone_train_config *c, const char *integration) {
@@ -949,6 +971,8 @@ int config_validate(const hone_train_config *c, hone_error *err) {
     if (c->per_device_train_batch_size < 1 || c->per_device_eval_batch_size < 1)
         return hone_fail(err, "%s: per_device_*_batch_size must be >= 1", src);
     if (c->gradient_accumulation_steps < 1) return hone_fail(err, "%s: gradient_accumulation_steps must be >= 1", src);
+    if (c->zero_stage != 0 && c->zero_stage != 1)
+        return hone_fail(err, "%s: zero_stage must be 0 or 1 (stage 1 shards the AdamW moments over the MPI ranks), got %d", src, c->zero_stage);
     for (size_t i = 0; i < N_KEYS; i++) {
         const char *rule = keys[i].kinds & (c->kind == HONE_DPO ? K_DPO : K_SFT) ? range_broken(c, &keys[i]) : NULL;
         if (rule) return hone_fail(err, "%s: %s must be %s, got %g", src, keys[i].name, rule, key_number(c, &keys[i]));
@@ -1001,6 +1025,12 @@ int config_validate(const hone_train_config *c, hone_error *err) {
                                   "TRL refuses it too)", src);
     }
     if (c->use_dora) return hone_fail(err, "%s: use_dora: DoRA adapters are not supported (hone trains plain LoRA)", src);
+    if (c->load_in_4bit && c->load_in_8bit) return hone_fail(err, "%s: load_in_4bit and load_in_8bit: choose one", src);
+    if ((c->load_in_4bit || c->load_in_8bit) && !c->use_peft)
+        return hone_fail(err, "%s: %s: quantisation holds the frozen base of a LoRA run (QLoRA); set use_peft: true (a quantised "
+                              "model cannot be trained in full)", src, c->load_in_4bit ? "load_in_4bit" : "load_in_8bit");
+    if (c->base_dtype && !strcmp(c->base_dtype, "bfloat16") && !c->use_peft)
+        return hone_fail(err, "%s: base_dtype: bfloat16 holds the frozen base of a LoRA run; set use_peft: true", src);
     if (c->lora_dropout >= 1) return hone_fail(err, "%s: lora_dropout must be in [0, 1), got %g", src, c->lora_dropout);
     return 0;
 }

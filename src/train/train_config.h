@@ -35,6 +35,7 @@ typedef struct hone_train_config {
     int overwrite_output_dir;    /* 0; 1: a fresh run may replace the checkpoints of an earlier one */
     long seed;                   /* 42 */
     int threads;                 /* 0 = all cores (HONE_THREADS / hwloc) */
+    int zero_stage;              /* under mpirun: 0 every rank keeps all AdamW moments, 1 each its shard */
 
     /* optimisation */
     double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
@@ -54,6 +55,8 @@ typedef struct hone_train_config {
     double weight_decay;         /* 0.0 */
     double adam_beta1, adam_beta2, adam_epsilon; /* 0.9, 0.999, 1e-8 */
     int gradient_checkpointing;  /* 1 (TRL's default) */
+    char *optim;                 /* adamw_torch (default; also _fused, adamw_hf, paged_adamw_32bit) |
+                                    adamw_8bit (also adamw_bnb_8bit, paged_adamw_8bit): bitsandbytes' 8-bit AdamW */
     int bf16;                    /* 0; 1: bf16 matrix products, fp32 accumulation, master weights and optimizer
                                   * (TRL's bf16=True, torch CPU autocast; backend_cpu_bf16) */
 
@@ -135,8 +138,19 @@ typedef struct hone_train_config {
     char *lora_bias;             /* "none" (the only one supported) */
     int use_dora;                /* 0; true is refused */
     int peft_block;              /* 1 when a `peft:` mapping was given (it implies use_peft) */
+
+    /* the frozen base's held dtype (QLoRA; TRL ModelConfig names, model/qweight.h); use_peft only */
+    int load_in_4bit;            /* 0; 1: decoder linears held as bnb_4bit_quant_type */
+    int load_in_8bit;            /* 0; 1: held as int8 (LLM.int8-style absmax per row) */
+    char *bnb_4bit_quant_type;   /* "nf4" | "fp4" */
+    int use_bnb_nested_quant;    /* 0; 1: the 4-bit absmax quantised too (compress_statistics) */
+    char *bnb_4bit_compute_dtype;/* "float32" | "bfloat16": accepted; hone computes in fp32 on the CPU either way */
+    char *base_dtype;            /* hone: "auto" (bf16 when the checkpoint is bf16, else fp32) | float32 | bfloat16;
+                                  * the held dtype of an unquantised LoRA base */
 } hone_train_config;
 
+/* HONE_OPTIM_ADAMW_8BIT (train/optim.h) for the bitsandbytes 8-bit names, else HONE_OPTIM_ADAMW. */
+int config_optim_kind(const char *optim);
 /* Fills c with the defaults of `kind` (owned strings allocated). Returns 0, -1 on OOM. */
 int config_defaults(hone_train_config *c, int kind, hone_error *err);
 /* config_defaults then the keys of the YAML file at path. On failure c is freed. */

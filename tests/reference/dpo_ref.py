@@ -99,6 +99,10 @@ def cases():
     out["dpo_stories260K"] = ("stories260K", {"learning_rate": 2e-4, "max_length": 32}, "ref_model")
     # LoRA (issue 14): a PEFT model and no ref_model: TRL's reference is the policy with adapters off
     out["dpo_lora"] = ("tiny-llama", {"lora": dict(r=8, lora_alpha=16, target_modules="all-linear")}, "lora")
+    # QLoRA: the same on a base held in nested NF4 by bitsandbytes (CPU backend, compute fp32)
+    out["dpo_qlora"] = ("tiny-llama", {"lora": dict(r=8, lora_alpha=16, target_modules="all-linear"),
+                                       "quant": dict(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                     bnb_4bit_use_double_quant=True)}, "lora")
     out["dpo_lora_precompute"] = ("tiny-llama", {"precompute_ref_log_probs": True,
                                                  "lora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                               use_rslora=True)}, "lora")
@@ -117,7 +121,7 @@ def cases():
     return out
 
 
-WITH_EVAL = ("dpo_sigmoid", "dpo_precompute_ref", "dpo_lora")
+WITH_EVAL = ("dpo_sigmoid", "dpo_precompute_ref", "dpo_lora", "dpo_qlora")
 EVAL = dict(eval_strategy="steps", eval_steps=5, eval_on_start=True, per_device_eval_batch_size=3)
 
 
@@ -142,8 +146,9 @@ def run_case(name, spec):
     hp = dict(COMMON)
     hp.update(over)
     lora = hp.pop("lora", None)
+    quant = hp.pop("quant", None)
     args = DPOConfig(**C.base_args(C.tmpdir(), **hp))
-    model = C.load_model(model_path)
+    model = C.load_model_4bit(model_path, quant) if quant else C.load_model(model_path)
     if lora:
         model = C.peft_wrap(model, lora, name, model_name)
     tok = C.id_tokenizer(model.config.vocab_size)
@@ -177,6 +182,7 @@ def run_case(name, spec):
         args.precompute_ref_log_probs = True
     ref_model = C.load_model(model_path) if ref_mode == "ref_model" else None
     rec = C.LogRecorder()
+    snap = C.trainable_snapshot(model) if quant else None
     trainer = Trainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
                       eval_dataset=to_text_dataset(eval_rows) if eval_rows else None,
                       callbacks=[rec])
@@ -184,6 +190,8 @@ def run_case(name, spec):
     if ref_mode in ("precompute", "reference_free"):
         ref_logps = [{"ref_chosen_logps": r["ref_chosen_logps"], "ref_rejected_logps": r["ref_rejected_logps"]}
                      for r in trainer.train_dataset]
+    if quant:
+        C.adapters_fp32(trainer, snap)
     if hp.get("bf16"):  # autocast on: accelerate's bf16 mixed precision over the fp32 models
         assert trainer.accelerator.mixed_precision == "bf16" and next(trainer.model.parameters()).dtype == torch.float32
     trainer.train()
@@ -195,6 +203,8 @@ def run_case(name, spec):
                       "precompute": "precompute_ref_log_probs: initial policy, one pass before training",
                       "reference_free": "reference_free (emulated: TRL 1.16 lacks it): ref logps = 0"}[ref_mode],
         "reference_mode": ref_mode, "padding_free": False, "pad_to_multiple_of": None, **hp})
+    if quant:
+        config["quant"] = quant
     if lora:
         config["lora"] = lora
         config["lora_adapter"] = "adapter"

@@ -169,6 +169,13 @@ CASES = {
         lr_scheduler_type="linear", warmup_steps=2, **EVAL,
         lora=dict(r=8, lora_alpha=16, target_modules="all-linear", modules_to_save=["embed_tokens", "lm_head"])),
         lambda: tiny_data(16, 114)),
+    # QLoRA: the same on a base held in NF4 by bitsandbytes (CPU backend, compute fp32), 10 steps
+    "sft_qlora": ("tiny-llama", lambda: tiny_data(80, 14), dict(
+        completion_only_loss=True, packing=False, max_length=24, learning_rate=5e-3, max_steps=10,
+        lr_scheduler_type="linear", warmup_steps=2, **dict(EVAL, eval_steps=5),
+        lora=dict(r=8, lora_alpha=16, target_modules="all-linear"),
+        quant=dict(load_in_4bit=True, bnb_4bit_quant_type="nf4")),
+        lambda: tiny_data(16, 114)),
     "sft_lora_stories260K": ("stories260K", lambda: stories_data(80), dict(
         completion_only_loss=False, packing=False, max_length=32, max_steps=10,
         lr_scheduler_type="linear", warmup_steps=2, learning_rate=2e-3,
@@ -209,8 +216,9 @@ def run_case(name):
     hp = dict(COMMON)
     hp.update(over)
     lora = hp.pop("lora", None)
+    quant = hp.pop("quant", None)
     args = SFTConfig(**C.base_args(C.tmpdir(), **hp))
-    model = C.load_model(model_path)
+    model = C.load_model_4bit(model_path, quant) if quant else C.load_model(model_path)
     if lora:
         model = C.peft_wrap(model, lora, name, model_name)
     if name in RAW:
@@ -236,6 +244,7 @@ def run_case(name):
 
     rec = C.LogRecorder()
     eval_rows = eval_fn() if eval_fn else None
+    snap = C.trainable_snapshot(model) if quant else None
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                       eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, callbacks=[rec])
     packed = None
@@ -248,6 +257,8 @@ def run_case(name):
                 pos += list(range(L))
             packed.append({"input_ids": r["input_ids"], "labels": r["labels"], "seq_lengths": seq_lengths,
                            "position_ids": pos})
+    if quant:
+        C.adapters_fp32(trainer, snap)
     if hp.get("bf16"):  # autocast on: accelerate's bf16 mixed precision over the fp32 model
         assert trainer.accelerator.mixed_precision == "bf16" and next(trainer.model.parameters()).dtype == torch.float32
     trainer.train()
@@ -257,6 +268,8 @@ def run_case(name):
     if lora:
         config["lora"] = lora
         config["lora_adapter"] = "adapter"
+    if quant:
+        config["quant"] = quant
     expected = {"steps": rec.logs, "final_param_norms": C.param_norms(trainer.model)}
     extra = {"batches.jsonl": batches}
     if eval_rows:

@@ -111,6 +111,41 @@ def load_model(path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
 
 
+def load_model_4bit(path, quant):
+    """QLoRA (issue 14): the model with its decoder linears quantised by bitsandbytes on the CPU
+    (BitsAndBytesConfig(**quant), compute fp32); dequantisation in bitsandbytes' flat blocks
+    (qlora_ref.use_flat_block_dequant: its AVX-512 path mis-indexes rows of 160 columns)."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from qlora_ref import use_flat_block_dequant
+
+    global _flat_dequant
+    _flat_dequant = use_flat_block_dequant()
+    bnb = BitsAndBytesConfig(bnb_4bit_compute_dtype=torch.float32, **quant)
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb, dtype=torch.float32, device_map="cpu",
+                                                 attn_implementation="eager")
+    # evaluation (no grad) would repack the weights for bitsandbytes' bf16 AVX512-BF16 kernel (and fail on
+    # rows of 160 columns): keep the fp32 dequantise-and-multiply path that training uses
+    for mod in model.modules():
+        if hasattr(mod, "support_avx512bf16_for_cpu"):
+            mod.support_avx512bf16_for_cpu = False
+    return model
+
+
+def trainable_snapshot(model):
+    """fp32 copies of the trainable tensors (for adapters_fp32), taken before the trainer is built"""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def adapters_fp32(trainer, snapshot):
+    """QLoRA: TRL's SFT/DPO trainers cast the adapters of a quantised model to bf16 (the QLoRA paper's
+    recommendation); hone keeps them fp32, so the reference puts back the exact fp32 values taken
+    before (trainable_snapshot) and trains them in fp32 too. Call before trainer.train() (the
+    optimizer is built there)."""
+    for n, p in trainer.model.named_parameters():
+        if n in snapshot:
+            p.data = snapshot[n].clone()
+
+
 def peft_wrap(model, lora, case, model_name, seed=1234):
     """LoRA (issue 14): wraps model with peft.get_peft_model(LoraConfig(**lora)) using PEFT's own
     initialisation (torch seeded: A kaiming-uniform, B zero) and saves that initial adapter to

@@ -1,0 +1,128 @@
+/* test_kernels_quant.c — the held-weight kernels (simd/quant.h) checkasm style: every ISA
+ * this CPU runs (AVX2, AVX-512; NEON under make check-neon) against the scalar reference on
+ * odd offsets and lengths (dequant_4bit_f32 with NF4 and FP4 codebooks, dequant_int8_f32),
+ * and the quantised GEMMs (simd/qgemm.c) against the table's fp32 GEMM of the fully
+ * dequantised weight for bf16, int8, NF4, FP4 (plain and nested) on odd shapes, beta 0
+ * and 1, and at 1 and several threads.
+ * Tolerance: 0 everywhere. The dequant kernels only multiply (no FMA, no reassociation), and
+ * the GEMM's sum order over K never depends on the column range or thread count
+ * (simd/gemm.h), so all of these are bitwise equalities. */
+#include "simd/kernels.h"
+#include "simd/quant.h"
+#include "test.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static unsigned long long rs = 0x9e3779b97f4a7c15ULL;
+static float frand(void) {
+    rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
+    return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f;
+}
+
+static hone_kernels cur;
+static const char *cur_isa;
+
+static void test_dequant_kernels(void) {
+    hone_kernels ref;
+    kernels_get("scalar", &ref);
+    if (kernels_get(cur_isa, &cur) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
+    uint8_t packed[512];
+    int8_t q8[600];
+    float scale[16], a[1100], b[1100];
+    for (int i = 0; i < 512; i++) packed[i] = (uint8_t)(frand() * 127.f + 128.f);
+    for (int i = 0; i < 600; i++) q8[i] = (int8_t)(frand() * 127.f);
+    for (int i = 0; i < 16; i++) scale[i] = 0.01f + fabsf(frand());
+    const float *codes[2] = {hone_q_nf4, hone_q_fp4};
+    int bad = 0;
+    for (int c = 0; c < 2; c++)
+        for (size_t i0 = 0; i0 < 80; i0 += 7)
+            for (int n = 0; n < 300 && !bad; n += 13) {
+                ref.dequant_4bit_f32(a, packed, i0, n, codes[c], scale);
+                cur.dequant_4bit_f32(b, packed, i0, n, codes[c], scale);
+                if (memcmp(a, b, sizeof(float) * n)) {
+                    CHECK(0, "%s dequant_4bit code %d i0 %zu n %d differs from scalar", cur_isa, c, i0, n);
+                    bad = 1;
+                }
+            }
+    for (int off = 0; off < 9; off++)
+        for (int n = 0; n < 520; n += 17) {
+            ref.dequant_int8_f32(a, q8 + off, n, 0.37f);
+            cur.dequant_int8_f32(b, q8 + off, n, 0.37f);
+            CHECK(!memcmp(a, b, sizeof(float) * n), "%s dequant_int8 off %d n %d differs from scalar", cur_isa, off, n);
+        }
+}
+
+/* one held weight (OC, IC) of type, both products against the fp32 GEMM of its dequantised
+ * copy, at 1 thread and at the default count */
+static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta) {
+    hone_qtensor W;
+    float *w = malloc(sizeof(float) * OC * IC), *wd = malloc(sizeof(float) * OC * IC);
+    float *x = malloc(sizeof(float) * N * IC), *dy = malloc(sizeof(float) * N * OC);
+    float *y0 = malloc(sizeof(float) * N * OC), *y1 = malloc(sizeof(float) * N * OC), *y2 = malloc(sizeof(float) * N * OC);
+    float *d0 = malloc(sizeof(float) * N * IC), *d1 = malloc(sizeof(float) * N * IC), *d2 = malloc(sizeof(float) * N * IC);
+    for (int i = 0; i < OC * IC; i++) w[i] = 0.05f * frand();
+    for (int i = 0; i < N * IC; i++) x[i] = frand();
+    for (int i = 0; i < N * OC; i++) dy[i] = frand(), y0[i] = y1[i] = y2[i] = frand();
+    for (int i = 0; i < N * IC; i++) d0[i] = d1[i] = d2[i] = frand();
+    CHECK(qtensor_alloc(&W, type, nested, OC, IC) == 0, "alloc");
+    qtensor_quantize(&W, w);
+    qtensor_dequant_rect(&W, 0, OC, 0, IC, wd, IC);
+    hone_kt.gemm_f32(0, 1, N, OC, IC, x, IC, wd, IC, beta, y0, OC);
+    hone_kt.gemm_f32(0, 0, N, IC, OC, dy, OC, wd, IC, beta, d0, IC);
+#ifdef _OPENMP
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    qgemm_xwt(N, x, IC, &W, beta, y1, OC);
+    qgemm_xw(N, dy, OC, &W, beta, d1, IC);
+#ifdef _OPENMP
+    omp_set_num_threads(nt > 1 ? nt : 3);
+#endif
+    qgemm_xwt(N, x, IC, &W, beta, y2, OC);
+    qgemm_xw(N, dy, OC, &W, beta, d2, IC);
+#ifdef _OPENMP
+    omp_set_num_threads(nt);
+#endif
+    const char *tn = quant_type_name(type);
+    CHECK(!memcmp(y0, y1, sizeof(float) * N * OC), "%s%s X W^T %dx%dx%d beta %g (1 thread) != fp32 gemm of dequantised W", tn,
+          nested ? " nested" : "", N, OC, IC, beta);
+    CHECK(!memcmp(y0, y2, sizeof(float) * N * OC), "%s X W^T %dx%dx%d: thread count changed bits", tn, N, OC, IC);
+    CHECK(!memcmp(d0, d1, sizeof(float) * N * IC), "%s%s dY W %dx%dx%d beta %g (1 thread) != fp32 gemm of dequantised W", tn,
+          nested ? " nested" : "", N, OC, IC, beta);
+    CHECK(!memcmp(d0, d2, sizeof(float) * N * IC), "%s dY W %dx%dx%d: thread count changed bits", tn, N, OC, IC);
+    qtensor_free(&W);
+    free(w); free(wd); free(x); free(dy); free(y0); free(y1); free(y2); free(d0); free(d1); free(d2);
+}
+
+static void test_qgemm(void) {
+    if (kernels_get(cur_isa, &hone_kt) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
+    /* the last two are above qgemm's 4M-float panel: several panels each way */
+    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1030},
+                                    {3, 4100, 1030}, {4, 1030, 4100}};
+    for (int t = HONE_Q_F32; t < HONE_Q_NTYPES; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int nested = 0; nested < (t >= HONE_Q_NF4 ? 2 : 1); nested++)
+                check_qgemm(t, nested, shapes[s][0], shapes[s][1], shapes[s][2], s & 1 ? 1.f : 0.f);
+    kernels_init();
+}
+
+int main(void) {
+    kernels_init();
+#if defined(__x86_64__)
+    const char *isas[] = {"avx2", "avx512"};
+#elif defined(__aarch64__)
+    const char *isas[] = {"neon"};
+#else
+    const char *isas[] = {"scalar"};
+#endif
+    for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
+        cur_isa = isas[i];
+        char name[64];
+        snprintf(name, sizeof name, "%s dequant_kernels", cur_isa);
+        test_run(name, test_dequant_kernels);
+        snprintf(name, sizeof name, "%s qgemm", cur_isa);
+        test_run(name, test_qgemm);
+    }
+    return test_finish();
+}
