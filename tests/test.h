@@ -10,6 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The tests' reproducible data: xorshift64 (13, 7, 17) on the caller's non-zero state, and a
+ * float in [-1, 1) from its top 53 bits. */
+static inline unsigned long long test_xorshift(unsigned long long *s) {
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return *s;
+}
+static inline float test_uniform(unsigned long long *s) {
+    return (float)((test_xorshift(s) >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f;
+}
+
 static int test_n_pass, test_n_fail, test_n_skip;
 static int test_cur_failed, test_cur_skipped;
 static char test_skip_reason[512];

@@ -22,11 +22,8 @@
 #endif
 
 static unsigned long long rng_state = 0x2545F4914F6CDD1DULL;
-static unsigned long long next_u64(void) {
-    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static float frand(void) { return (float)((next_u64() >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f; }
+static unsigned long long next_u64(void) { return test_xorshift(&rng_state); }
+static float frand(void) { return test_uniform(&rng_state); }
 static void fill(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = frand(); }
 /* Mostly [-1, 1], about 1 in 64 a bf16 subnormal, an fp32 subnormal, or a value
  * near 2^+-100 (products overflow or underflow fp32; exact in the hardware). */

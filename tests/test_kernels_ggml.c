@@ -11,11 +11,8 @@
 #include <stdint.h>
 
 static unsigned long long rng_state = 0x2545F4914F6CDD1DULL;
-static uint64_t rnd64(void) {
-    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static float frand(void) { return (float)((rnd64() >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f; }
+static uint64_t rnd64(void) { return test_xorshift(&rng_state); }
+static float frand(void) { return test_uniform(&rng_state); }
 
 static hone_kernels ref, cur;
 static const char *cur_isa;

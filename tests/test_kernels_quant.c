@@ -15,10 +15,7 @@
 #endif
 
 static unsigned long long rs = 0x9e3779b97f4a7c15ULL;
-static float frand(void) {
-    rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
-    return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f;
-}
+static float frand(void) { return test_uniform(&rs); }
 
 static hone_kernels cur;
 static const char *cur_isa;

@@ -26,10 +26,7 @@
 #include <omp.h>
 
 static unsigned long long rs = 0x9876543ULL;
-static float frand(void) {
-    rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
-    return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f;
-}
+static float frand(void) { return test_uniform(&rs); }
 static float *rnd(size_t n, float s) {
     float *x = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) x[i] = frand() * s;
