@@ -14,6 +14,14 @@
                                to f16/bf16/q8_0/q4_0/q4_k_m and keeps the sha256 and ggml type of
                                every tensor it writes;
                            into tests/fixtures/gguf/<model>.safetensors, which `make check` reads.
+  gguf_ref.py exact-gelu LIBDIR [KEEP]   adds "f32.exact_gelu.logits" to the Gemma fixtures:
+                           llama.cpp's logits on the f32 file (from KEEP, written by `fixtures`)
+                           with a libllama built from the same llama.cpp source without
+                           GGML_GELU_FP16 (ggml/src/ggml-cpu/vec.h: the line `#define GGML_GELU_FP16`
+                           commented out; cmake -DBUILD_SHARED_LIBS=ON, target llama), loaded
+                           through LLAMA_CPP_LIB_PATH=LIBDIR. Stock llama.cpp computes GELU by
+                           looking its input up in a table of fp16 values, 4e-4 of the largest
+                           logit away from the exact function on tiny-gemma; this isolates that.
   gguf_ref.py check MODEL_DIR [ADAPTER_DIR]   development check of a real model (e.g. stories260K
                            after `hone sft`): exports it with bin's hone in every type, compares
                            llama.cpp's logits on a text prompt with transformers' (fp32) and the greedy
@@ -162,6 +170,27 @@ def fixtures(keep):
         print("wrote", os.path.join(FIX, f"{m}.safetensors"))
 
 
+def exact_gelu(libdir, keep):
+    from safetensors.numpy import load_file, save_file
+    if os.environ.get("LLAMA_CPP_LIB_PATH") != libdir:
+        # llama_cpp loads its library once, at import: a fresh interpreter with the patched one
+        env = dict(os.environ, LLAMA_CPP_LIB_PATH=libdir)
+        subprocess.run([sys.executable, os.path.abspath(__file__), "exact-gelu", libdir, keep], env=env, check=True)
+        return
+    for f in sorted(os.listdir(FIX)):
+        if not (f.startswith("tiny-gemma") and f.endswith(".safetensors")):
+            continue
+        m = f[:-len(".safetensors")]
+        fx = load_file(os.path.join(FIX, f))
+        lg, greedy = llama_logits(os.path.join(keep, f"{m}.f32.gguf"), PROMPTS["v300"])
+        stock = fx["f32.logits"]
+        print(f"{m}: exact-GELU llama.cpp vs stock max rel {np.abs(lg - stock).max() / np.abs(stock).max():.3g}, "
+              f"greedy {'same' if (greedy == fx['f32.greedy']).all() else 'DIFFERENT'}")
+        fx["f32.exact_gelu.logits"] = lg
+        save_file(fx, os.path.join(FIX, f))
+        print("wrote", os.path.join(FIX, f))
+
+
 def tokenize_check(d, g):
     import llama_cpp
     from tokenizers import Tokenizer
@@ -227,6 +256,8 @@ if __name__ == "__main__":
         tokenizers_fixture()
     elif sys.argv[1] == "fixtures":
         fixtures(sys.argv[2] if len(sys.argv) > 2 else "/tmp/hone-gguf-keep")
+    elif sys.argv[1] == "exact-gelu":
+        exact_gelu(os.path.abspath(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "/tmp/hone-gguf-keep")
     elif sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     elif sys.argv[1] == "tokenize":
