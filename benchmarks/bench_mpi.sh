@@ -98,13 +98,14 @@ fi # BENCH_PROJECT_ONLY
 
 # Projection (docs/performance.md): per node, compute time C = 6 x P x tokens / (cores x the
 # per-core rate of model FLOPs: measured above, or BENCH_CORE_GFLOPS), x 2/3 with LoRA (no weight
-# gradients of the frozen base); the gradient exchange moves 2 (N-1)/N x G bytes per node (the
-# all-to-all of the shards, then the all-gather), G = 4 bytes x trained parameters; the all-to-all
-# overlaps the backward (2/3 of C), the all-gather does not. Efficiency = C / step time.
+# gradients of the frozen base); the gradient exchange moves (N-1)/N x A x G bytes per node in the
+# all-to-all of the shards (A = 2 with grad_accum_dtype fp64, the default: the sums go as
+# doubles; 1 with fp32), then (N-1)/N x G in the all-gather, G = 4 bytes x trained parameters;
+# the all-to-all overlaps the backward (2/3 of C), the all-gather does not. Efficiency = C / step time.
 project() {
-  awk -v rate_g="$1" -v cores="$cores_node" 'BEGIN {
+  awk -v rate_g="$1" -v cores="$cores_node" -v A="$2" 'BEGIN {
     rate = rate_g * 1e9
-    printf "\nprojection: %.1f GFLOP/s of model FLOPs per core, a node = %d such cores\n", rate_g, cores
+    printf "\nprojection: %.1f GFLOP/s of model FLOPs per core, a node = %d such cores, grad_accum_dtype %s\n", rate_g, cores, A == 2 ? "fp64" : "fp32"
     printf "| model | trained params | tokens/node/step | compute s | 25 Gb/s, 8 nodes | 25 Gb/s, 64 | 100 Gb/s, 8 | 100 Gb/s, 64 |\n"
     printf "|---|---|---|---|---|---|---|---|\n"
     split("135M 2B 7B", name, " "); split("134.5e6 2.51e9 6.74e9", P, " "); split("4.9e6 19.6e6 40.0e6", L, " ")
@@ -114,17 +115,18 @@ project() {
       G = 4 * (lora ? L[m] : P[m])
       line = sprintf("| %s%s | %.3g | %d | %.2f |", name[m], lora ? " LoRA" : "", lora ? L[m] : P[m], tk, C)
       for (bw = 25; bw <= 100; bw += 75) for (N = 8; N <= 64; N *= 8) {
-        x = 2 * (N - 1) / N * G / (bw * 1e9 / 8) # seconds on the wire; the first half overlaps the backward
-        rs = x / 2 - 2 * C / 3; if (rs < 0) rs = 0
-        line = line sprintf(" %.0f%% |", 100 * C / (C + rs + x / 2))
+        x = (N - 1) / N * G / (bw * 1e9 / 8) # seconds on the wire for G bytes
+        rs = A * x - 2 * C / 3; if (rs < 0) rs = 0 # the all-to-all, past the backward it overlaps
+        line = line sprintf(" %.0f%% |", 100 * C / (C + rs + x))
       }
       print line
     }
   }'
 }
 if [ -n "${BENCH_CORE_GFLOPS:-}" ]; then
-  project "$BENCH_CORE_GFLOPS"
+  rate=$BENCH_CORE_GFLOPS
 else
-  t11=$(cat "$tmp/135m.t11")
-  project "$(awk -v t="$t11" 'BEGIN { printf "%.1f", 6 * 134.5e6 * 1024 / t / 1e9 }')"
+  rate=$(awk -v t="$(cat "$tmp/135m.t11")" 'BEGIN { printf "%.1f", 6 * 134.5e6 * 1024 / t / 1e9 }')
 fi
+project "$rate" 2
+project "$rate" 1

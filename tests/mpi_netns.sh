@@ -4,8 +4,10 @@
 # (--mca btl tcp,self: no shared memory). mpirun starts in the first namespace and reaches the
 # second through `ip netns exec` as its remote agent (plm_rsh_agent, in place of ssh). The
 # 2-rank SFT run across the namespaces must write the same bytes and log the same losses as
-# the same 2-rank run on one host: the gradients are summed in rank order whatever carries
-# them (test_mpi.c compares that run with one process). Skips, saying why, where hone has no
+# the same 2-rank run on one host (the gradients are summed in rank order whatever carries
+# them) and as one process with the same global batch (the default grad_accum_dtype fp64 sums
+# the micro-batch gradients in double, so their grouping over ranks does not show;
+# test_mpi.c checks that against the issue's 1e-6 and reports it bitwise). Skips, saying why, where hone has no
 # MPI, mpirun or ip is missing, network namespaces are not allowed (not root, no CAP_NET_ADMIN,
 # a container without them) or ../shared is absent.
 # Usage: mpi_netns.sh SRCDIR (make check runs it with HONE_BIN and HONE_SHARED set).
@@ -79,6 +81,9 @@ bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 # one host, two ranks
 timeout 120 mpirun -np 2 --oversubscribe "$bin" sft "$tmp/sft.yaml" --set output_dir="$tmp/local" >"$tmp/local.log" 2>&1 ||
   { cat "$tmp/local.log"; bad "mpi_netns: 2 ranks on one host failed"; }
+# one process, the same global batch (2 micro-batches x 2 ranks)
+timeout 120 "$bin" sft "$tmp/sft.yaml" --set output_dir="$tmp/one" --set gradient_accumulation_steps=4 >"$tmp/one.log" 2>&1 ||
+  { cat "$tmp/one.log"; bad "mpi_netns: one process failed"; }
 # two "hosts": rank 0 in $nsa, rank 1 in $nsb, TCP over the veth pair
 timeout 120 ip netns exec "$nsa" mpirun -np 2 --host "$net.1,$net.2" --bind-to none --mca plm_rsh_agent "$tmp/agent" \
   --mca btl tcp,self --mca btl_tcp_if_include "$net.0/24" --mca oob_tcp_if_include "$net.0/24" \
@@ -91,6 +96,11 @@ elif cmp -s "$tmp/local/final/model.safetensors" "$tmp/netns/final/model.safeten
   ok "mpi_netns_bitwise (one rank in each namespace over TCP writes the bytes of the 2-rank run on one host)"
 else
   bad "mpi_netns_bitwise: the run across the namespaces wrote other weights than the 2-rank run on one host"
+fi
+if [ $rc -eq 0 ] && cmp -s "$tmp/one/final/model.safetensors" "$tmp/netns/final/model.safetensors"; then
+  ok "mpi_netns_one_process (one rank in each namespace writes the bytes of one process with the same global batch)"
+else
+  bad "mpi_netns_one_process: the run across the namespaces wrote other weights than one process with the same global batch"
 fi
 # the logged losses and gradient norms, without the timings
 strip() { sed 's/, "tokens_per_second": [^,}]*//' "$1"; }

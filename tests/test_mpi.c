@@ -3,19 +3,18 @@
  * hone was built without MPI, mpirun is absent, or ../shared is. Every comparison is against
  * the single-process run with the same global batch (per_device_train_batch_size x
  * gradient_accumulation_steps x ranks):
- *   1. SFT at 1 process (accum 6), 2 ranks (accum 3), 3 ranks (accum 2): step 1's loss and
- *      gradient norm (the same weights: the reduction alone) within 1e-6 relative, later steps'
- *      within 1e-5, the final weights within 1e-5 of each tensor's largest magnitude (AdamW
- *      divides by sqrt(v): rounding in tiny gradients moves updates more than the gradients);
- *      a second 2-rank run gives the same bytes (bitwise);
+ *   1. SFT at 1 process (accum 6), 2 ranks (accum 3), 3 ranks (accum 2), with the default
+ *      grad_accum_dtype fp64: every logged loss and gradient norm within 1e-6 relative, the
+ *      final weights within 1e-6 of each tensor's largest magnitude (measured: bitwise, which
+ *      each line reports); with grad_accum_dtype fp32 (3 ranks) the looser bounds of float
+ *      sums (near_run); a second 2-rank run gives the same bytes (bitwise);
  *   2. zero_stage 1 (3 ranks) writes the same final bytes as zero_stage 0, its checkpoint is one
  *      optimizer shard per rank, and resumes: at 3 ranks bitwise equal to the uninterrupted run,
  *      at 2 ranks and in one process within the tolerances of 1.; a missing shard stops the job
  *      with a message naming the rank that needed it;
  *   3. LoRA SFT, and DPO with every reference mode (live reference model, precomputed
  *      reference log-probs, two-row layout instead of the shared prompt, reference_free,
- *      sync_ref_model, LoRA with the adapters-off reference): 2 ranks against 1 process as in 1. (LoRA adapters within 1e-4:
- *      lora_B starts at zero, so its AdamW steps are all sign-like); the DPO runs evaluate 12
+ *      sync_ref_model, LoRA with the adapters-off reference): 2 ranks against 1 process as in 1.; the DPO runs evaluate 12
  *      held-out pairs (3 batches shared out between the ranks) and eval_loss is compared too;
  *   3b. bf16: true (autocast): 2 ranks against one process as in 1., zero_stage 1 bitwise 0;
  *   4. a 3-trial grid search under 2 ranks ranks the trials as one process does, with the same
@@ -195,10 +194,13 @@ static double metrics_diff(const char *a, const char *b, double *first) {
     return lines ? worst : -1;
 }
 
-/* b (ranks) against a (one process): step 1's loss and gradient norm within 1e-6 relative (the
- * same weights: the reduction alone), every later step's within 1e-5 (AdamW has amplified the
- * rounding of tiny gradients into the weights by then), the final weights within wtol */
-static void same_run(const char *a, const char *b, const char *file, double wtol) {
+/* b (ranks) against a (one process), with the default grad_accum_dtype fp64: every micro-batch
+ * gradient is added in double and the sum rounded to float once, so the grouping over ranks
+ * does not show (the sums of a few floats in double are exact but for spans of magnitudes over
+ * 2^26). The issue's bound, 1e-6 relative, holds for every logged loss and gradient norm, step
+ * by step, and for the final weights (relative to each tensor's largest value); the line says
+ * "bitwise" when every byte agrees, as it did on every run measured (docs/distributed.md). */
+static void same_run(const char *a, const char *b, const char *file) {
     char fa[300], fb[300];
     snprintf(fa, sizeof fa, "%s/final/%s", a, file);
     snprintf(fb, sizeof fb, "%s/final/%s", b, file);
@@ -206,9 +208,26 @@ static void same_run(const char *a, const char *b, const char *file, double wtol
     double m1, m = metrics_diff(a, b, &m1), w = weights_diff(fa, fb, &bit);
     printf("#   %s vs %s: loss / grad_norm rel diff %.3g at step 1, %.3g over all steps; weights rel diff %.3g%s\n", b, a, m1, m, w,
            bit ? " (bitwise)" : "");
+    CHECK(m1 >= 0 && m >= 0 && m <= 1e-6, "%s vs %s: logged loss / grad_norm differ by %g relative (tolerance 1e-6)", b, a, m);
+    CHECK(w >= 0 && w <= 1e-6, "%s vs %s: final weights differ by %g of the tensor's largest value (tolerance 1e-6)", b, a, w);
+}
+
+/* grad_accum_dtype fp32: each rank sums its micro-batches in the float gradient, so the
+ * grouping shows as rounding: step 1 (the same weights: the reduction alone) within 1e-6, later
+ * steps within 1e-5 (AdamW divides by sqrt(v): rounding in tiny gradients moves updates more
+ * than the gradients), the weights within 1e-5 */
+static void near_run(const char *a, const char *b) {
+    int bit;
+    double m1, m = metrics_diff(a, b, &m1), w;
+    char fa[300], fb[300];
+    snprintf(fa, sizeof fa, "%s/final/model.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/final/model.safetensors", b);
+    w = weights_diff(fa, fb, &bit);
+    printf("#   %s vs %s (fp32 sums): loss / grad_norm rel diff %.3g at step 1, %.3g over all steps; weights rel diff %.3g%s\n", b,
+           a, m1, m, w, bit ? " (bitwise)" : "");
     CHECK(m1 >= 0 && m1 <= 1e-6, "%s vs %s: step 1's loss / grad_norm differ by %g relative (tolerance 1e-6)", b, a, m1);
     CHECK(m >= 0 && m <= 1e-5, "%s vs %s: logged loss / grad_norm differ by %g relative (tolerance 1e-5)", b, a, m);
-    CHECK(w >= 0 && w <= wtol, "%s vs %s: final weights differ by %g of the tensor's largest value (tolerance %g)", b, a, w, wtol);
+    CHECK(w >= 0 && w <= 1e-5, "%s vs %s: final weights differ by %g of the tensor's largest value (tolerance 1e-5)", b, a, w);
 }
 
 static void test_sft_ranks(void) {
@@ -216,8 +235,10 @@ static void test_sft_ranks(void) {
     if (run(0, "sft", "sft.yaml", "p1", 6, NULL) || run(2, "sft", "sft.yaml", "r2", 3, NULL) || run(3, "sft", "sft.yaml", "r3", 2, NULL) ||
         run(2, "sft", "sft.yaml", "r2b", 3, NULL))
         return;
-    same_run("p1", "r2", "model.safetensors", 1e-5);
-    same_run("p1", "r3", "model.safetensors", 1e-5);
+    same_run("p1", "r2", "model.safetensors");
+    same_run("p1", "r3", "model.safetensors");
+    const char *f32[] = {"grad_accum_dtype=fp32", NULL};
+    if (run(0, "sft", "sft.yaml", "q1", 6, f32) == 0 && run(3, "sft", "sft.yaml", "q3", 2, f32) == 0) near_run("q1", "q3");
     int bit;
     double w = weights_diff("r2/final/model.safetensors", "r2b/final/model.safetensors", &bit);
     CHECK(bit, "two 2-rank runs differ (by %g)", w);
@@ -281,8 +302,8 @@ static void test_zero1(void) {
     if (run(3, "sft", "sft.yaml", "za", 2, res) || run(2, "sft", "sft.yaml", "zb", 3, res) || run(0, "sft", "sft.yaml", "zc", 6, res0)) return;
     w = weights_diff("z3/final/model.safetensors", "za/final/model.safetensors", &bit);
     CHECK(bit, "resumed at 3 ranks, the run differs from the uninterrupted one (by %g)", w);
-    same_run("p1", "zb", "model.safetensors", 1e-5);
-    same_run("p1", "zc", "model.safetensors", 1e-5);
+    same_run("p1", "zb", "model.safetensors");
+    same_run("p1", "zc", "model.safetensors");
     /* a lost shard: the rank whose part it held stops the job, named */
     snprintf(p, sizeof p, "%s/zd/checkpoint-2", g_root);
     if ((d = opendir(p))) {
@@ -319,7 +340,7 @@ static void test_bf16(void) {
     if (!setup()) return;
     const char *b0[] = {"bf16=true", NULL}, *b1[] = {"bf16=true", "zero_stage=1", NULL};
     if (run(0, "sft", "sft.yaml", "bp1", 6, b0) || run(2, "sft", "sft.yaml", "br2", 3, b0) || run(2, "sft", "sft.yaml", "bz2", 3, b1)) return;
-    same_run("bp1", "br2", "model.safetensors", 1e-5);
+    same_run("bp1", "br2", "model.safetensors");
     int bit;
     double w = weights_diff("br2/final/model.safetensors", "bz2/final/model.safetensors", &bit);
     CHECK(bit, "bf16: zero_stage 1 differs from zero_stage 0 at 2 ranks (by %g)", w);
@@ -329,23 +350,23 @@ static void test_lora_dpo(void) {
     if (!setup()) return;
     const char *lora[] = {"use_peft=true", "lora_r=4", "lora_target_modules=[q_proj,v_proj,down_proj]", NULL};
     if (run(0, "sft", "sft.yaml", "lp1", 6, lora) || run(2, "sft", "sft.yaml", "lr2", 3, lora)) return;
-    same_run("lp1", "lr2", "adapter_model.safetensors", 1e-4);
+    same_run("lp1", "lr2", "adapter_model.safetensors");
     const char *pre[] = {"precompute_ref_log_probs=true", NULL}, *two[] = {"shared_prompt=false", NULL};
     const char *none[] = {"reference_free=true", NULL}, *sync[] = {"sync_ref_model=true", "ref_model_sync_steps=2", NULL};
-    struct { const char *name; const char *const *sets; const char *file; double wtol; } modes[] = {
-        {"live", NULL, "model.safetensors", 1e-5},
-        {"pre", pre, "model.safetensors", 1e-5},
-        {"tworow", two, "model.safetensors", 1e-5},
-        {"free", none, "model.safetensors", 1e-5},
-        {"sync", sync, "model.safetensors", 1e-5},
-        {"lora", lora, "adapter_model.safetensors", 1e-4},
+    struct { const char *name; const char *const *sets; const char *file; } modes[] = {
+        {"live", NULL, "model.safetensors"},
+        {"pre", pre, "model.safetensors"},
+        {"tworow", two, "model.safetensors"},
+        {"free", none, "model.safetensors"},
+        {"sync", sync, "model.safetensors"},
+        {"lora", lora, "adapter_model.safetensors"},
     };
     for (int i = 0; i < 6; i++) {
         char a[64], b[64];
         snprintf(a, sizeof a, "d1-%s", modes[i].name);
         snprintf(b, sizeof b, "d2-%s", modes[i].name);
         if (run(0, "dpo", "dpo.yaml", a, 4, modes[i].sets) || run(2, "dpo", "dpo.yaml", b, 2, modes[i].sets)) continue;
-        same_run(a, b, modes[i].file, modes[i].wtol);
+        same_run(a, b, modes[i].file);
     }
     char p[700], *log;
     snprintf(p, sizeof p, "%s/d2-lora.log", g_root);

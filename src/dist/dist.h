@@ -62,6 +62,9 @@ void dist_allgatherv_f32(float *buf, const size_t *counts, const size_t *displs)
 typedef struct dist_req { void *h; } dist_req;
 int dist_ialltoallv_f32(const float *send, const int *scounts, const int *sdispls, float *recv, const int *rcounts,
                         const int *rdispls, dist_req *req, hone_error *err);
+/* The same over doubles (the fp64 gradient sums of grad_accum_dtype fp64). */
+int dist_ialltoallv_f64(const double *send, const int *scounts, const int *sdispls, double *recv, const int *rcounts,
+                        const int *rdispls, dist_req *req, hone_error *err);
 /* Lets posted exchanges advance (call between pieces of work). */
 void dist_progress(dist_req *reqs, int n);
 void dist_wait_all(dist_req *reqs, int n);

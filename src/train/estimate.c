@@ -1,5 +1,6 @@
 /* train/estimate.c — peak memory of a training run before it allocates (estimate.h). */
 #include "train/estimate.h"
+#include "dist/dist.h"
 #include "train/optim.h"
 #include "train/pipeline.h"
 #include "model/lora.h"
@@ -58,6 +59,9 @@ static int estimate_with(const hone_train_config *cfg, const hone_model_config *
     if (model_param_table(mc, &p, &n, &nf, err) < 0) return -1;
     e->n_params = model_config_num_params(mc);
     e->weights = weight_bytes(p, n, held, cfg->use_bnb_nested_quant);
+    /* grad_accum_dtype fp64 with more than one micro-batch a step: a double per trained float */
+    int acc64 = cfg->grad_accum_dtype && !strcmp(cfg->grad_accum_dtype, "fp64") && (long)cfg->gradient_accumulation_steps * dist_size() > 1;
+    e->acc64 = acc64;
     int kind = config_optim_kind(cfg->optim);
     int lora = cfg->use_peft || cfg->peft_block;
     int dpo = cfg->kind == HONE_DPO;
@@ -99,12 +103,12 @@ static int estimate_with(const hone_train_config *cfg, const hone_model_config *
             }
         e->n_trained = nt;
         e->lora = 4.0 * nt;
-        e->grads = 4.0 * nt;
+        e->grads = 4.0 * nt * (1 + 2 * acc64);
         e->optim = (double)adamw_state_bytes(kind, lp, np);
         free(lp);
     } else {
         e->n_trained = nf;
-        e->grads = 4.0 * nf;
+        e->grads = 4.0 * nf * (1 + 2 * acc64);
         e->optim = (double)adamw_state_bytes(kind, p, n);
     }
     e->acts_full = (double)acts_plan_bytes(mc, (int)B, (int)T, 1, 0) + (lora ? (double)acts_lora_bytes(mc, &lo, (int)B, (int)T, 1, 0) : 0);
@@ -192,7 +196,7 @@ void estimate_print(FILE *f, const hone_train_config *cfg, const hone_mem_estima
     snprintf(wl, sizeof wl, "weights (linears held as %s)", e->held);
     fprintf(f, "  %-44s %9.2f GB\n", wl, e->weights / GB);
     if (lora) fprintf(f, "  %-44s %9.2f GB\n", "LoRA adapters", e->lora / GB);
-    fprintf(f, "  %-44s %9.2f GB\n", "gradients", e->grads / GB);
+    fprintf(f, "  %-44s %9.2f GB\n", e->acc64 ? "gradients (and their fp64 sums)" : "gradients", e->grads / GB);
     fprintf(f, "  %-44s %9.2f GB\n", "optimizer state", e->optim / GB);
     fprintf(f, "  %-44s %9.2f GB  (%s: %.2f GB, %s: %.2f GB)\n", "activations", e->acts / GB, "with gradient_checkpointing",
             e->acts_ckpt / GB, "without", e->acts_full / GB);

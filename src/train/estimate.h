@@ -16,7 +16,8 @@
 
 typedef struct hone_mem_estimate {
     double weights;        /* bytes of the model's weights as held */
-    double grads;          /* gradients of the trained tensors */
+    double grads;          /* gradients of the trained tensors (and their fp64 sums when acc64) */
+    int acc64;             /* grad_accum_dtype fp64 with more than one micro-batch a step */
     double optim;          /* optimizer state (optim: 8-bit state about a quarter) */
     double acts;           /* activations with the configured gradient_checkpointing */
     double acts_ckpt, acts_full; /* activations with / without gradient checkpointing */

@@ -266,6 +266,14 @@ void adamw_update_range(hone_adamw *o, const hone_param *params, int n_params, f
 
 double grad_global_norm(const float *g, size_t n) { return sqrt(layers_sumsq(g, n)); }
 
+void grad_accumulate_f64(double *acc, float *g, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        acc[i] += (double)g[i];
+        g[i] = 0.0f;
+    }
+}
+
 float grad_clip_scale(double norm, double max_norm) {
     if (max_norm <= 0) return 1.0f;
     double c = max_norm / (norm + 1e-6); /* as clip_grad_norm_ */

@@ -69,4 +69,7 @@ void optim_dequantize_blockwise(const float code[256], const uint8_t *q, const f
  * clip_grad_norm_ would scale them by (1 when max_norm <= 0 or within bounds). */
 double grad_global_norm(const float *g, size_t n);
 float grad_clip_scale(double norm, double max_norm);
+/* acc[i] += g[i] in double, then g[i] = 0: one micro-batch's gradient into the step's fp64 sum
+ * (grad_accum_dtype fp64), g cleared for the next backward. Element-wise: any thread count. */
+void grad_accumulate_f64(double *acc, float *g, size_t n);
 #endif

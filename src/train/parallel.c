@@ -2,6 +2,7 @@
  * (parallel.h). */
 #include "train/parallel.h"
 #include "model/layers.h"
+#include "train/optim.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,15 +96,34 @@ int dp_init(hone_dp *d, const hone_param *tp, int n_tp, size_t n, float *grad, i
 
 void dp_free(hone_dp *d) {
     dist_wait_all(d->req, d->nb);
-    free(d->shard_lo); free(d->counts); free(d->displs); free(d->bk); free(d->xc); free(d->recv); free(d->req);
+    free(d->shard_lo); free(d->counts); free(d->displs); free(d->bk); free(d->xc); free(d->recv); free(d->recv64); free(d->req);
     memset(d, 0, sizeof *d);
+}
+
+int dp_use_acc(hone_dp *d, double *acc, hone_error *err) {
+    size_t shard = d->counts[d->rank];
+    double *r = malloc(sizeof(double) * (shard > 0 ? shard * d->size : 1));
+    if (!r) return hone_fail(err, "out of memory");
+    free(d->recv);
+    d->recv = NULL, d->recv64 = r, d->acc = acc;
+    /* the all-to-all now carries doubles; the all-gather (gradients or parameters) floats */
+    d->bytes_reduced = 8.0 * (double)(d->n - shard) + 4.0 * (double)shard * (d->size - 1);
+    return 0;
 }
 
 static void post(hone_dp *d, int b) {
     const hone_dp_bucket *k = &d->bk[b];
     int N = d->size, *sc = d->xc + (size_t)b * 4 * N, *sd = sc + N, *rcn = sd + N, *rd = rcn + N;
     hone_error e;
-    if (dist_ialltoallv_f32(d->grad + k->lo, sc, sd, d->recv + k->rbase, rcn, rd, &d->req[b], &e) < 0 && !d->failed) {
+    int rc;
+    if (d->acc) {
+        /* the bucket's last contribution, then its fp64 sum goes out */
+        grad_accumulate_f64(d->acc + k->lo, d->grad + k->lo, k->hi - k->lo);
+        rc = dist_ialltoallv_f64(d->acc + k->lo, sc, sd, d->recv64 + k->rbase, rcn, rd, &d->req[b], &e);
+    } else {
+        rc = dist_ialltoallv_f32(d->grad + k->lo, sc, sd, d->recv + k->rbase, rcn, rd, &d->req[b], &e);
+    }
+    if (rc < 0 && !d->failed) {
         d->failed = 1;
         snprintf(d->fail_msg, sizeof d->fail_msg, "%.200s", e.msg);
     }
@@ -139,14 +159,24 @@ double dp_reduce(hone_dp *d, hone_error *err) {
         const hone_dp_bucket *k = &d->bk[b];
         if (!k->mine) continue;
         float *dst = d->grad + (k->lo > lo ? k->lo : lo);
-        const float *src = d->recv + k->rbase;
         size_t m = k->mine;
         /* rank order, element by element: the same bits on every run */
+        if (d->acc) {
+            const double *src = d->recv64 + k->rbase;
 #pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < m; j++) {
-            float s = src[j];
-            for (int q = 1; q < N; q++) s += src[(size_t)q * m + j];
-            dst[j] = s;
+            for (size_t j = 0; j < m; j++) {
+                double s = src[j];
+                for (int q = 1; q < N; q++) s += src[(size_t)q * m + j];
+                dst[j] = (float)s; /* the step's one rounding to float */
+            }
+        } else {
+            const float *src = d->recv + k->rbase;
+#pragma omp parallel for schedule(static)
+            for (size_t j = 0; j < m; j++) {
+                float s = src[j];
+                for (int q = 1; q < N; q++) s += src[(size_t)q * m + j];
+                dst[j] = s;
+            }
         }
     }
     double ss = layers_sumsq(d->grad + lo, d->counts[d->rank]);

@@ -38,7 +38,9 @@ typedef struct hone_dp {
     hone_dp_bucket *bk;    /* (nb) in posting order */
     int nb, posted;
     int *xc;               /* (nb, 4, size) per bucket: send counts, send displs, recv counts, recv displs */
-    float *recv;           /* (size * shard) every rank's part of this rank's shard */
+    float *recv;           /* (size * shard) every rank's part of this rank's shard (fp32 sums) */
+    double *recv64;        /* (size * shard) the same for fp64 sums (acc set), recv then NULL */
+    double *acc;           /* the trainer's fp64 micro-batch sum (n), borrowed; NULL: grad is sent */
     dist_req *req;         /* (nb) */
     float *grad;           /* the trainer's gradient buffer (n), borrowed */
     double bytes_reduced;  /* gradient bytes each rank sends per step (all-to-all + all-gather) */
@@ -50,6 +52,10 @@ typedef struct hone_dp {
  * order); zero: ZeRO stage (0 or 1). Needs dist_size() > 1 to be useful, works with 1. */
 int dp_init(hone_dp *d, const hone_param *tp, int n_tp, size_t n, float *grad, int zero, hone_error *err);
 void dp_free(hone_dp *d);
+/* grad_accum_dtype fp64: the ranks exchange and add the fp64 sums in acc (n, borrowed) instead
+ * of grad; each bucket is first completed with the last micro-batch's gradient
+ * (grad_accumulate_f64), then posted; dp_reduce rounds the rank-order sum to float once. */
+int dp_use_acc(hone_dp *d, double *acc, hone_error *err);
 /* The hook (model_backward's layer_done): set it on the acts of the last local micro-batch
  * of a step (dp_hook), clear it after (dp_unhook). */
 void dp_hook(hone_dp *d, hone_acts *a);

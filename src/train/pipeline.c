@@ -1,6 +1,7 @@
 /* train/pipeline.c — configuration-driven setup shared by sft and dpo (pipeline.h). */
 #include "train/pipeline.h"
 #include "base/util.h"
+#include "dist/dist.h"
 #include "model/qweight.h"
 #include "simd/kernels.h"
 #include <errno.h>
@@ -482,6 +483,12 @@ int pipeline_trainer(hone_pipeline *p, const hone_train_config *cfg, long total,
         return -1;
     t->save_total_limit = cfg->save_total_limit;
     if (trainer_set_optim(t, config_optim_kind(cfg->optim), err) < 0) { trainer_free(t); return -1; }
+    /* more than one micro-batch gradient a step: their sum in double unless asked otherwise */
+    if ((long)cfg->gradient_accumulation_steps * dist_size() > 1 && cfg->grad_accum_dtype && !strcmp(cfg->grad_accum_dtype, "fp64") &&
+        trainer_accumulate_fp64(t, err) < 0) {
+        trainer_free(t);
+        return -1;
+    }
     if (sched_set_kwargs(&t->sched, cfg->lr_scheduler_kwargs, cfg->learning_rate, err) < 0) { trainer_free(t); return -1; }
     /* transformers: metric_for_best_model defaults to "loss"; evaluations log it as eval_<name> */
     const char *mb = cfg->metric_for_best_model ? cfg->metric_for_best_model : "loss";

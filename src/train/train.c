@@ -81,6 +81,7 @@ void trainer_free(hone_trainer *t) {
     adamw_free(&t->opt);
     if (t->dp) { dp_free(t->dp); free(t->dp); }
     free(t->grad);
+    free(t->acc);
     memset(t, 0, sizeof *t);
 }
 
@@ -109,14 +110,33 @@ void trainer_hook(hone_trainer *t, hone_acts *a) {
 }
 
 void trainer_unhook(hone_trainer *t, hone_acts *a) {
+    /* a hooked backward added each bucket to acc as it posted it */
+    int hooked = t->dp && a->layer_done != NULL;
     if (t->dp) dp_unhook(a);
+    if (t->acc && !hooked) grad_accumulate_f64(t->acc, t->grad, t->n_tfloats);
+}
+
+int trainer_accumulate_fp64(hone_trainer *t, hone_error *err) {
+    if (t->acc) return 0;
+    t->acc = hone_alloc(sizeof(double) * (t->n_tfloats ? t->n_tfloats : 1), err);
+    if (!t->acc) return -1;
+    memset(t->acc, 0, sizeof(double) * t->n_tfloats);
+    if (t->dp && dp_use_acc(t->dp, t->acc, err) < 0) {
+        free(t->acc);
+        t->acc = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void trainer_sum(const hone_trainer *t, double *v, int n) {
     if (t->dp) dist_sum_f64(v, n);
 }
 
-void trainer_zero_grad(hone_trainer *t) { memset(t->grad, 0, sizeof(float) * t->n_tfloats); }
+void trainer_zero_grad(hone_trainer *t) {
+    memset(t->grad, 0, sizeof(float) * t->n_tfloats);
+    if (t->acc) memset(t->acc, 0, sizeof(double) * t->n_tfloats);
+}
 
 double trainer_lr_at(const hone_trainer *t, long step) { return sched_lr(&t->sched, t->base_lr, step); }
 
@@ -177,6 +197,11 @@ static double update(hone_trainer *t, double norm) {
 /* the step's gradient norm: alone, over the local gradient; data-parallel, after summing the
  * ranks' gradients (NAN when the exchange failed: the step's guard stops the run) */
 static double step_norm(hone_trainer *t) {
+    if (!t->dp && t->acc) {
+        /* the micro-batches' fp64 sum, rounded to float once */
+#pragma omp parallel for schedule(static) if (t->n_tfloats > 65536)
+        for (size_t i = 0; i < t->n_tfloats; i++) t->grad[i] = (float)t->acc[i];
+    }
     if (!t->dp) return grad_global_norm(t->grad, t->n_tfloats);
     hone_error e;
     double n = dp_reduce(t->dp, &e);

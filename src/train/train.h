@@ -31,6 +31,10 @@ typedef struct hone_trainer {
     float *tdata;            /* (n_tfloats) the trained values */
     float *grad;             /* (n_tfloats) gradient buffer, owned */
     hone_weights g;          /* view over grad (a LoRA run: the base's entries NULL, frozen) */
+    double *acc;             /* (n_tfloats) grad_accum_dtype fp64: the step's micro-batch gradients summed
+                              * in double (each micro-batch's backward writes grad, then is added here),
+                              * so the sum does not depend on how the micro-batches are grouped over
+                              * ranks; owned, NULL: the micro-batches accumulate in grad itself */
     hone_adamw opt;
     hone_sched sched;        /* the lr schedule (and reduce_lr_on_plateau's state) */
     double base_lr;
@@ -90,10 +94,16 @@ int trainer_set_optim(hone_trainer *t, int kind, hone_error *err);
  * (trainer_unhook after the step's backward passes). */
 void trainer_rank_slice(const hone_trainer *t, int nmb, int *k0, int *k1);
 void trainer_hook(hone_trainer *t, hone_acts *a);
+/* After every micro-batch's backward (hooked or not): clears the hook and, with acc, adds the
+ * micro-batch's gradient to it (the hooked last one's buckets were added as they were posted). */
 void trainer_unhook(hone_trainer *t, hone_acts *a);
 /* v[0..n) summed over the ranks in rank order (nothing alone). */
 void trainer_sum(const hone_trainer *t, double *v, int n);
 void trainer_zero_grad(hone_trainer *t);
+/* grad_accum_dtype fp64 (trainer->acc) for a run whose steps sum more than one micro-batch
+ * gradient (gradient_accumulation_steps x ranks > 1); alone with one micro-batch a step the
+ * fp32 gradient is already exact and nothing is allocated. */
+int trainer_accumulate_fp64(hone_trainer *t, hone_error *err);
 /* Clips, updates, advances the step; returns the pre-clip gradient norm and
  * stores the learning rate used in *lr. No guards (benchmarks); see trainer_step. */
 double trainer_apply(hone_trainer *t, double *lr);

@@ -72,6 +72,8 @@ static const char *const base_dtype_choices[] = {"auto", "float32", "bfloat16", 
  * update on CPU) and bitsandbytes' 8-bit AdamW (paged or not: the same on CPU) */
 static const char *const optim_choices[] = {"adamw_torch", "adamw_torch_fused", "adamw_hf", "paged_adamw_32bit", "adamw_bnb_8bit",
                                             "adamw_8bit", "paged_adamw_8bit", NULL};
+/* DeepSpeed's data_types.grad_accum_dtype, with the double hone defaults to */
+static const char *const accum_dtype_choices[] = {"fp64", "fp32", NULL};
 static const char *const dpo_formats[] = {"auto", "standard", "conversational", "implicit", "implicit_turn", "sharegpt", NULL};
 
 #define F(field) offsetof(hone_train_config, field)
@@ -90,6 +92,7 @@ static const key_def keys[] = {
     K(seed, T_LONG, K_ALL),
     K(threads, T_INT, K_ALL),
     K(zero_stage, T_INT, K_ALL),
+    KC(grad_accum_dtype, T_ENUM, K_ALL, accum_dtype_choices),
     K(learning_rate, T_F64, K_ALL),
     KC(lr_scheduler_type, T_ENUM, K_ALL, sched_choices),
     K(lr_scheduler_kwargs, T_KWARGS, K_ALL),
@@ -798,7 +801,7 @@ int config_defaults(hone_train_config *c, int kind, hone_error *err) {
         !(c->chat_template = strdup("auto")) || !(c->save_dtype = strdup("float32")) || !(c->truncation_mode = strdup("keep_start")) ||
         !(c->f_divergence_type = strdup("reverse_kl")) || !(c->init_lora_weights = strdup("true")) || !(c->lora_bias = strdup("none")) ||
         !(c->bnb_4bit_quant_type = strdup("nf4")) || !(c->bnb_4bit_compute_dtype = strdup("float32")) || !(c->base_dtype = strdup("auto")) ||
-        !(c->optim = strdup("adamw_torch"))) {
+        !(c->optim = strdup("adamw_torch")) || !(c->grad_accum_dtype = strdup("fp64"))) {
         config_free(c);
         return hone_fail(err, "out of memory");
     }

@@ -36,6 +36,8 @@ typedef struct hone_train_config {
     long seed;                   /* 42 */
     int threads;                 /* 0 = all cores (HONE_THREADS / hwloc) */
     int zero_stage;              /* under mpirun: 0 every rank keeps all AdamW moments, 1 each its shard */
+    char *grad_accum_dtype;      /* fp64 (default): a step's micro-batch gradients (every rank's) summed in
+                                  * double, rounded once; fp32: summed in the float gradient */
 
     /* optimisation */
     double learning_rate;        /* SFT 2e-5, DPO 1e-6 (TRL) */
