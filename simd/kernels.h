@@ -156,8 +156,9 @@ typedef struct hone_kernels {
      *   multiply-add per vector where the ISA has FMA; 2 FLOPs per lane).
      * probe_dot_bf16: chain c starts at c, a += 0.0625 * 0.0625 + 0.0625 * 0.0625 per
      *   fp32 lane (AVX512-BF16 vdpbf16ps, Arm BFDOT: 4 FLOPs per lane), so
-     *   out[c] = c + iters / 128 exactly while below 2^17. NULL where the CPU, OS or
-     *   build has no bf16 dot-product unit; probe_bf16_unit then is NULL too. */
+     *   out[c] = c + iters / 128 exactly while below 2^17 (Arm BFMMLA: 32 FLOPs per
+     *   instruction, each row (0.0625, 0.0625, 0, 0), the same sums). NULL where the CPU,
+     *   OS or build has no bf16 dot-product unit; probe_bf16_unit then is NULL too. */
     double (*probe_fma_f32)(long iters, float *out);
     double (*probe_dot_bf16)(long iters, float *out);
     const char *probe_fma_unit;  /* what probe_fma_f32 runs, e.g. "zmm FMA" */
@@ -220,7 +221,8 @@ void gemm_bf16_dot_scalar(int ta, int tb, int M, int N, int K, const float *A, i
 /* The same pair layout and order with Arm BF16's arithmetic (BFDOT / BFMMLA without
  * FEAT_EBF16 or with FPCR.EBF = 0): per pair s = RO(s + RO(a0*b0 + a1*b1)), products
  * exact, RO = round to odd (overflow to infinity), bf16 subnormal inputs and fp32
- * subnormal results flushed to zero (gemm.h). */
+ * subnormal results flushed to zero; an odd count of pairs in a K block is followed by
+ * a +0 pair (BFMMLA takes pairs two at a time), turning a -0 sum into +0. */
 void gemm_bf16_bfdot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                             float beta, float *C, int ldc);
 #endif

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* the 8x12 sgemm micro-tile (simd/ukr_neon.h): FMLA by element */
-GEMM_UKR_8X12_NEON(gemm_ukr_8x12, float, float32x4_t, vld1q_f32, vfmaq_laneq_f32)
+GEMM_UKR_8X12_NEON(gemm_ukr_8x12, float, float32x4_t, vld1q_f32, vfmaq_laneq_f32, GEMM_UKR_NEON_NOFIN)
 
 /* ---- the vector vocabulary of kernels_vec.h on 4-lane q registers ---- */
 #define VF float32x4_t

@@ -407,6 +407,9 @@ static void gemm_ukr_bfdot_4x16_scalar(int kp, const uint32_t *a, const uint32_t
     for (int p = 0; p < kp; p++, a += 4, b += 16)
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 16; j++) acc[i][j] = bfdot_add(acc[i][j], a[i], b[j]);
+    if (kp & 1) /* the +0 pair BFMMLA pads an odd count with: -0 becomes +0 */
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 16; j++) acc[i][j] = bfdot_add(acc[i][j], 0, 0);
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 16; j++) c[i * ldc + j] = accum ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }

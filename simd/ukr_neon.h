@@ -3,12 +3,13 @@
  * by element). 24 accumulators + 3 B vectors + 2 A vectors of the 32 q registers;
  * each A element (a float, or a row's bf16 pair) is used through the by-lane form
  * OP(acc, b, a, lane), so there are no broadcasts. One step of k (or of a k pair)
- * reads 8 A and 12 B elements of type T as vectors V (LOAD). */
+ * reads 8 A and 12 B elements of type T as vectors V (LOAD); FIN(v, kc) is applied to
+ * each accumulator before it is stored. */
 #ifndef HONE_UKR_NEON_H
 #define HONE_UKR_NEON_H
 #include <arm_neon.h>
 
-#define GEMM_UKR_8X12_NEON(name, T, V, LOAD, OP)                                              \
+#define GEMM_UKR_8X12_NEON(name, T, V, LOAD, OP, FIN)                                         \
     static void name(int kc, const T *a, const T *b, float *c, long ldc, int accum) {         \
         float32x4_t acc[8][3];                                                                \
         for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.f);     \
@@ -23,12 +24,13 @@
         for (int i = 0; i < 8; i++) {                                                         \
             float *cr = c + i * ldc;                                                          \
             for (int j = 0; j < 3; j++) {                                                     \
-                float32x4_t v = acc[i][j];                                                    \
+                float32x4_t v = FIN(acc[i][j], kc);                                           \
                 if (accum) v = vaddq_f32(vld1q_f32(cr + 4 * j), v);                           \
                 vst1q_f32(cr + 4 * j, v);                                                     \
             }                                                                                 \
         }                                                                                     \
     }
+#define GEMM_UKR_NEON_NOFIN(v, kc) (v)
 #define GEMM_UKR_NEON_ROW(OP, i, av, l)            \
     acc[i][0] = OP(acc[i][0], b0, av, l);          \
     acc[i][1] = OP(acc[i][1], b1, av, l);          \

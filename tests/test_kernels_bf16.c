@@ -113,18 +113,23 @@ static void gemm_f32_on_rounded(int ta, int tb, int M, int N, int K, const float
     cur.gemm_f32(ta, tb, M, N, K, a, lda, b, ldb, beta, C, ldc);
     free(a); free(b);
 }
-/* The exact product of the rounded operands, in double. */
+/* The exact product of the rounded operands, in double (operands rounded once, into
+ * a (M,K) and b (N,K): qemu runs this too). */
 static void gemm_exact_rounded(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                                float beta, float *C, int ldc) {
+    float *a = malloc(sizeof(float) * ((size_t)M * K + 1)), *b = malloc(sizeof(float) * ((size_t)N * K + 1));
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) a[(size_t)i * K + k] = round_bf16_ref(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+    for (int j = 0; j < N; j++)
+        for (int k = 0; k < K; k++) b[(size_t)j * K + k] = round_bf16_ref(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0;
-            for (int k = 0; k < K; k++)
-                s += (double)round_bf16_ref(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
-                     round_bf16_ref(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+            for (int k = 0; k < K; k++) s += (double)a[(size_t)i * K + k] * b[(size_t)j * K + k];
             float *c = C + (size_t)i * ldc + j;
             *c = beta != 0.f ? (float)(*c + s) : (float)s;
         }
+    free(a); free(b);
 }
 
 static void test_dot_bitwise(void) {
@@ -140,10 +145,12 @@ static void test_dot_bitwise(void) {
                     shapes[s][2], (s % 3) * 3, (s + form) % 2 ? 1.f : 0.f, s % 2, -1);
 }
 
-/* The dot path (where there is one) and both emulations within bf16 tolerance of the
- * exact product and of this table's fp32 gemm of the rounded operands. */
+/* The dot path (where there is one; with the scalar table, both emulations) within
+ * bf16 tolerance of the exact product and of this table's fp32 gemm of the rounded
+ * operands. */
 static void test_dot_accuracy(void) {
-    gemm_fn fs[3] = {cur.gemm_bf16_dot, gemm_bf16_dot_scalar, gemm_bf16_bfdot_scalar};
+    int scalar = !strcmp(cur.isa, "scalar");
+    gemm_fn fs[3] = {cur.gemm_bf16_dot, scalar ? gemm_bf16_dot_scalar : NULL, scalar ? gemm_bf16_bfdot_scalar : NULL};
     const char *names[3] = {cur.gemm_bf16_dot_name, "vdpbf16ps emulation", "BFDOT emulation"};
     for (int f = 0; f < 3; f++) {
         if (!fs[f]) continue;
@@ -165,7 +172,7 @@ static void test_dot_accuracy(void) {
 static void test_dot_directed(void) {
     static const struct {
         int K;
-        float a[2], b[2];
+        float a[6], b[6];
         uint32_t vdp, bfdot;
     } cs[] = {
         /* 1 + 2^-30: vdpbf16ps adds the odd k's product first and rounds to nearest (1);
@@ -176,6 +183,10 @@ static void test_dot_directed(void) {
         /* -2^-128, below fp32's normals: flushed to -0; BFDOT adds the padding's +0
          * product to it first, giving +0; vdpbf16ps keeps -0 */
         {1, {-0x1p-64f}, {0x1p-64f}, 0x80000000u, 0x00000000u},
+        /* 2^-120 - (2^-120 + 2^-127) at the third (last, odd) pair: flushed to -0 by both;
+         * the +0 pair after an odd count gives BFDOT's path +0 */
+        {6, {0.f, 0.f, 0x1p-60f, 0.f, -0x1.02p-60f, 0.f}, {0.f, 0.f, 0x1p-60f, 0.f, 0x1p-60f, 0.f}, 0x80000000u,
+         0x00000000u},
         /* an exact sum: both agree */
         {2, {1.5f, -0.25f}, {2.f, 4.f}, 0x40000000u, 0x40000000u},
     };
@@ -301,15 +312,17 @@ int main(void) {
 #if defined(__x86_64__)
     const char *isas[] = {"scalar", "avx2", "avx512", "avx512/24x16"};
 #elif defined(__aarch64__)
-    const char *isas[] = {"scalar", "neon"};
+    const char *isas[] = {"scalar", "neon", "neon/bfmmla"};
 #else
     const char *isas[] = {"scalar"};
 #endif
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         cur_isa = isas[i];
-        int x16 = !strcmp(cur_isa, "avx512/24x16");
+        int x16 = !strcmp(cur_isa, "avx512/24x16"), mmla = !strcmp(cur_isa, "neon/bfmmla");
         if (x16) setenv("HONE_BF16_GEMM", "24x16", 1);
-        int ok = kernels_get(x16 ? "avx512" : cur_isa, &cur) == 0;
+        if (mmla) setenv("HONE_BF16_GEMM", "bfmmla", 1);
+        int ok = kernels_get(x16 ? "avx512" : mmla ? "neon" : cur_isa, &cur) == 0;
+        if (mmla && ok && !cur.gemm_bf16_dot) ok = 0; /* no Arm BF16 here */
         unsetenv("HONE_BF16_GEMM");
         struct { const char *name; void (*fn)(void); } cases[] = {
             {"dot_bitwise", test_dot_bitwise}, {"dot_accuracy", test_dot_accuracy}, {"dot_directed", test_dot_directed},

@@ -90,6 +90,22 @@ static void test_probe_bf16_counts(void) {
         for (int c = 0; c < HONE_PROBE_CHAINS; c++)
             CHECK(out[c] == c + iters / 128.f, "%s chain %d: %.9g, want %.9g", isas[i], c, out[c], c + iters / 128.0);
     }
+#if defined(__aarch64__)
+    /* HONE_BF16_GEMM=bfmmla: the BFMMLA probe (32 FLOPs per instruction, the same sums) */
+    hone_kernels t;
+    setenv("HONE_BF16_GEMM", "bfmmla", 1);
+    int got = kernels_get("neon", &t);
+    unsetenv("HONE_BF16_GEMM");
+    if (got == 0 && t.probe_dot_bf16) {
+        long iters = 4096;
+        float out[HONE_PROBE_CHAINS];
+        double flops = t.probe_dot_bf16(iters, out);
+        CHECK(strstr(t.probe_bf16_unit, "BFMMLA") && flops == (double)iters * HONE_PROBE_CHAINS * 32,
+              "%s: counted %.0f FLOPs", t.probe_bf16_unit, flops);
+        for (int c = 0; c < HONE_PROBE_CHAINS; c++)
+            CHECK(out[c] == c + iters / 128.f, "BFMMLA chain %d: %.9g, want %.9g", c, out[c], c + iters / 128.0);
+    }
+#endif
 }
 
 /* kernels_peak on 1 and 2 threads: plausible GFLOP/s (see the top), both clocks.
