@@ -54,6 +54,13 @@ typedef struct hone_kernels {
     const char *gemm_bf16_path;         /* gemm_bf16's: one of the two below */
     const char *gemm_bf16_dot_name;     /* e.g. "AVX512-BF16 vdpbf16ps 12x32"; NULL with no dot unit */
     const char *gemm_bf16_rounded_name; /* e.g. "ymm FMA 6x16 on bf16-rounded operands" */
+    /* the blocked driver's micro-kernels behind gemm_f32, gemm_bf16_rounded and gemm_bf16_dot
+     * (simd/gemm.h), for the products that read B through a source (simd/qgemm.c: held weights
+     * dequantised inside the packing) with the same sums; gemm_f32_arch is NULL where gemm_f32 is
+     * not the blocked driver (scalar), gemm_bf16_dot_arch where there is no dot unit. */
+    const struct gemm_arch *gemm_f32_arch;
+    const struct gemm_arch *gemm_bf16_rounded_arch;
+    const struct gemm_arch_bf16 *gemm_bf16_dot_arch;
     /* x = bf16(x) kept in fp32, in place (autocast's bf16 outputs of matrix products). */
     void (*round_bf16)(float *x, size_t n);
 

@@ -166,6 +166,7 @@ void kernels_fill_avx2(hone_kernels *t) {
     t->isa = "avx2";
     t->gemm_f32 = gemm_f32_avx2;
     t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx2;
+    t->gemm_f32_arch = t->gemm_bf16_rounded_arch = &gemm_avx2;
     t->gemm_bf16_rounded_name = t->gemm_bf16_path = "ymm FMA 6x16 on bf16-rounded operands";
     fill_vec_avx2(t);
     t->bf16_to_f32 = bf16_to_f32_avx2;

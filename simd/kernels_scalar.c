@@ -402,6 +402,9 @@ void kernels_fill_scalar(hone_kernels *t) {
     /* no bf16 unit: the pair emulation (gemm_bf16_dot_scalar) is the tests' reference */
     t->gemm_bf16_dot = NULL;
     t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_scalar;
+    t->gemm_f32_arch = NULL; /* gemm_f32_scalar is a plain loop, not the blocked driver */
+    t->gemm_bf16_rounded_arch = &gemm_scalar;
+    t->gemm_bf16_dot_arch = NULL;
     t->gemm_bf16_rounded_name = t->gemm_bf16_path = "scalar multiply-add on bf16-rounded operands";
     t->gemm_bf16_dot_name = NULL;
     t->round_bf16 = round_bf16_scalar;

@@ -1,9 +1,12 @@
 /* test_kernels_quant.c — the held-weight kernels (simd/quant.h) checkasm style: every ISA
  * this CPU runs (AVX2, AVX-512; NEON under make check-neon) against the scalar reference on
  * odd offsets and lengths (dequant_4bit_f32 with NF4 and FP4 codebooks, dequant_int8_f32),
- * and the quantised GEMMs (simd/qgemm.c) against the table's fp32 GEMM of the fully
- * dequantised weight for bf16, int8, NF4, FP4 (plain and nested) on odd shapes, beta 0
- * and 1, and at 1 and several threads.
+ * and the quantised GEMMs (simd/qgemm.c: the weight dequantised inside the GEMM's B packing)
+ * against the table's GEMM of the fully dequantised weight for bf16, int8, NF4, FP4 (plain and
+ * nested) on odd shapes (odd K: the pair path's padded last pair; shapes past one KC / NC block
+ * of the packs), beta 0 and 1, and at 1 and several threads: qgemm_xwt / qgemm_xw against
+ * gemm_f32 on every ISA (scalar: its plain-loop GEMM), qgemm_*_bf16 against gemm_bf16 with
+ * gemm_bf16 set to the dot-unit path (where the CPU has one) and to the rounded-operand path.
  * Tolerance: 0 everywhere. The dequant kernels only multiply (no FMA, no reassociation), and
  * the GEMM's sum order over K never depends on the column range or thread count
  * (simd/gemm.h), so all of these are bitwise equalities. */
@@ -52,7 +55,7 @@ static void test_dequant_kernels(void) {
 
 /* one held weight (OC, IC) of type, both products against the fp32 GEMM of its dequantised
  * copy, at 1 thread and at the default count */
-static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta) {
+static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta, int bf16) {
     hone_qtensor W;
     float *w = malloc(sizeof(float) * OC * IC), *wd = malloc(sizeof(float) * OC * IC);
     float *x = malloc(sizeof(float) * N * IC), *dy = malloc(sizeof(float) * N * OC);
@@ -65,51 +68,62 @@ static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta)
     CHECK(qtensor_alloc(&W, type, nested, OC, IC) == 0, "alloc");
     qtensor_quantize(&W, w);
     qtensor_dequant_rect(&W, 0, OC, 0, IC, wd, IC);
-    hone_kt.gemm_f32(0, 1, N, OC, IC, x, IC, wd, IC, beta, y0, OC);
-    hone_kt.gemm_f32(0, 0, N, IC, OC, dy, OC, wd, IC, beta, d0, IC);
+    void (*gemm)(int, int, int, int, int, const float *, int, const float *, int, float, float *, int) =
+        bf16 ? hone_kt.gemm_bf16 : hone_kt.gemm_f32;
+    void (*xwt)(int, const float *, int, const hone_qtensor *, float, float *, int) = bf16 ? qgemm_xwt_bf16 : qgemm_xwt;
+    void (*xw)(int, const float *, int, const hone_qtensor *, float, float *, int) = bf16 ? qgemm_xw_bf16 : qgemm_xw;
+    gemm(0, 1, N, OC, IC, x, IC, wd, IC, beta, y0, OC);
+    gemm(0, 0, N, IC, OC, dy, OC, wd, IC, beta, d0, IC);
 #ifdef _OPENMP
     int nt = omp_get_max_threads();
     omp_set_num_threads(1);
 #endif
-    qgemm_xwt(N, x, IC, &W, beta, y1, OC);
-    qgemm_xw(N, dy, OC, &W, beta, d1, IC);
+    xwt(N, x, IC, &W, beta, y1, OC);
+    xw(N, dy, OC, &W, beta, d1, IC);
 #ifdef _OPENMP
     omp_set_num_threads(nt > 1 ? nt : 3);
 #endif
-    qgemm_xwt(N, x, IC, &W, beta, y2, OC);
-    qgemm_xw(N, dy, OC, &W, beta, d2, IC);
+    xwt(N, x, IC, &W, beta, y2, OC);
+    xw(N, dy, OC, &W, beta, d2, IC);
 #ifdef _OPENMP
     omp_set_num_threads(nt);
 #endif
-    const char *tn = quant_type_name(type);
-    CHECK(!memcmp(y0, y1, sizeof(float) * N * OC), "%s%s X W^T %dx%dx%d beta %g (1 thread) != fp32 gemm of dequantised W", tn,
-          nested ? " nested" : "", N, OC, IC, beta);
-    CHECK(!memcmp(y0, y2, sizeof(float) * N * OC), "%s X W^T %dx%dx%d: thread count changed bits", tn, N, OC, IC);
-    CHECK(!memcmp(d0, d1, sizeof(float) * N * IC), "%s%s dY W %dx%dx%d beta %g (1 thread) != fp32 gemm of dequantised W", tn,
-          nested ? " nested" : "", N, OC, IC, beta);
-    CHECK(!memcmp(d0, d2, sizeof(float) * N * IC), "%s dY W %dx%dx%d: thread count changed bits", tn, N, OC, IC);
+    const char *tn = quant_type_name(type), *pn = bf16 ? hone_kt.gemm_bf16_path : "fp32";
+    CHECK(!memcmp(y0, y1, sizeof(float) * N * OC), "%s%s X W^T %dx%dx%d beta %g (1 thread) != %s gemm of dequantised W", tn,
+          nested ? " nested" : "", N, OC, IC, beta, pn);
+    CHECK(!memcmp(y0, y2, sizeof(float) * N * OC), "%s X W^T %dx%dx%d (%s): thread count changed bits", tn, N, OC, IC, pn);
+    CHECK(!memcmp(d0, d1, sizeof(float) * N * IC), "%s%s dY W %dx%dx%d beta %g (1 thread) != %s gemm of dequantised W", tn,
+          nested ? " nested" : "", N, OC, IC, beta, pn);
+    CHECK(!memcmp(d0, d2, sizeof(float) * N * IC), "%s dY W %dx%dx%d (%s): thread count changed bits", tn, N, OC, IC, pn);
     qtensor_free(&W);
     free(w); free(wd); free(x); free(dy); free(y0); free(y1); free(y2); free(d0); free(d1); free(d2);
 }
 
 static void test_qgemm(void) {
     if (kernels_get(cur_isa, &hone_kt) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
-    /* the last two are above qgemm's 4M-float panel: several panels each way */
-    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1030},
-                                    {3, 4100, 1030}, {4, 1030, 4100}};
-    for (int t = HONE_Q_F32; t < HONE_Q_NTYPES; t++)
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (int nested = 0; nested < (t >= HONE_Q_NF4 ? 2 : 1); nested++)
-                check_qgemm(t, nested, shapes[s][0], shapes[s][1], shapes[s][2], s & 1 ? 1.f : 0.f);
+    /* (N, OC, IC): one and two rows (the GEMV path), odd sizes, K past one KC block both ways,
+     * N past one NC block of B (the dX product's 9000 columns) */
+    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1031},
+                                    {3, 4100, 1030}, {4, 1030, 4100}, {40, 77, 9000}};
+    /* fp32; bf16 on the dot unit (when there is one); bf16 on rounded operands */
+    for (int prec = 0; prec < 3; prec++) {
+        if (prec == 1 && !hone_kt.gemm_bf16_dot) continue;
+        if (prec) hone_kt.gemm_bf16 = prec == 1 ? hone_kt.gemm_bf16_dot : hone_kt.gemm_bf16_rounded;
+        if (prec) hone_kt.gemm_bf16_path = prec == 1 ? hone_kt.gemm_bf16_dot_name : hone_kt.gemm_bf16_rounded_name;
+        for (int t = HONE_Q_F32; t < HONE_Q_NTYPES; t++)
+            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+                for (int nested = 0; nested < (t >= HONE_Q_NF4 ? 2 : 1); nested++)
+                    check_qgemm(t, nested, shapes[s][0], shapes[s][1], shapes[s][2], s & 1 ? 1.f : 0.f, prec > 0);
+    }
     kernels_init();
 }
 
 int main(void) {
     kernels_init();
 #if defined(__x86_64__)
-    const char *isas[] = {"avx2", "avx512"};
+    const char *isas[] = {"scalar", "avx2", "avx512"};
 #elif defined(__aarch64__)
-    const char *isas[] = {"neon"};
+    const char *isas[] = {"scalar", "neon"};
 #else
     const char *isas[] = {"scalar"};
 #endif
