@@ -62,8 +62,8 @@ static inline float bf16_round1(float x) {
     return x;
 }
 
-void matmul_forward_bf16(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
-    hone_kt.gemm_bf16(0, 1, N, OC, IC, in, IC, W, IC, 0.f, out, OC);
+/* autocast's linear output: out += bf16(b), then out = bf16(out) */
+static void bf16_output(float *out, const float *b, int N, int OC) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         float *o = out + (size_t)i * OC;
@@ -71,6 +71,20 @@ void matmul_forward_bf16(float *out, const float *in, const float *W, const floa
             for (int j = 0; j < OC; j++) o[j] += bf16_round1(b[j]);
         hone_kt.round_bf16(o, (size_t)OC);
     }
+}
+
+void matmul_forward_bf16(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    hone_kt.gemm_bf16(0, 1, N, OC, IC, in, IC, W, IC, 0.f, out, OC);
+    bf16_output(out, b, N, OC);
+}
+
+void qmatmul_forward_bf16(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC) {
+    qgemm_xwt_bf16(N, in, IC, W, 0.f, out, OC);
+    bf16_output(out, b, N, OC);
+}
+
+void qmatmul_backward_bf16(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate) {
+    if (din) qgemm_xw_bf16(N, dout, OC, W, accumulate ? 1.f : 0.f, din, IC);
 }
 
 void matmul_backward_bf16(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
