@@ -104,23 +104,12 @@ void matmul_backward(float *din, float *dW, float *db, const float *dout, const 
     if (db) colsum_accumulate(db, dout, N, OC);
 }
 
-/* keep/drop of element i under seed: a counter-based hash (splitmix64's finaliser), so
- * the mask depends on (seed, i) only, never on threads or visiting order */
-static inline float dropout_keep(uint64_t seed, size_t i, float p) {
-    uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    float u = (float)(z >> 40) * (1.0f / 16777216.0f); /* [0, 1) on 24 bits */
-    return u >= p ? 1.0f / (1.0f - p) : 0.0f;
-}
-
+/* keep/drop of element i under seed: a counter-based hash (kernels.h dropout_f32), so the
+ * mask depends on (seed, i) only, never on threads or visiting order */
 void lora_dropout(float *y, const float *x, size_t n, float p, uint64_t seed) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i += ELT_BLOCK) {
-        size_t e = i + ELT_BLOCK < n ? i + ELT_BLOCK : n;
-        for (size_t j = i; j < e; j++) y[j] = x[j] * dropout_keep(seed, j, p);
-    }
+    for (size_t i = 0; i < n; i += ELT_BLOCK)
+        hone_kt.dropout_f32(y + i, x + i, i, n - i < ELT_BLOCK ? n - i : ELT_BLOCK, p, seed, 0);
 }
 
 /* gemm_f32 on one slab of C per thread: C's rows (or its columns when it has few rows) cut on
@@ -181,10 +170,8 @@ void lora_backward(float *din, float *dA, float *dB, float *du, float *dxd, cons
     gemm_slabs(0, 0, N, IC, r, du, r, A, IC, 0.f, dxd, IC);
     size_t m = (size_t)N * IC;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < m; i += ELT_BLOCK) {
-        size_t e = i + ELT_BLOCK < m ? i + ELT_BLOCK : m;
-        for (size_t j = i; j < e; j++) din[j] += dxd[j] * dropout_keep(seed, j, p);
-    }
+    for (size_t i = 0; i < m; i += ELT_BLOCK)
+        hone_kt.dropout_f32(din + i, dxd + i, i, m - i < ELT_BLOCK ? m - i : ELT_BLOCK, p, seed, 1);
 }
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, float off, float eps, int N, int C) {
