@@ -7,7 +7,8 @@
 # deleted afterwards unless BENCH_KEEP=1). The SmolLM2 case runs PEFT + PyTorch on the same
 # threads next to hone (benchmarks/lora_step_ref.py). Cases needing base weights held in
 # bf16/NF4 (load_in_4bit) are skipped while hone's configuration has no load_in_4bit key.
-# Env: HONE_BIN, HONE_SHARED, HONE_SRCDIR (make bench sets them), BENCH_THREADS (default 2).
+# Env: HONE_BIN, HONE_SHARED, HONE_SRCDIR (make bench sets them), BENCH_THREADS (default 2),
+# BENCH_MEM_ONLY=smol (the SmolLM2 rows only).
 set -u
 HONE=${HONE_BIN:-./hone}
 SH=${HONE_SHARED:-../shared}
@@ -114,6 +115,7 @@ if model smol smollm2-135m smollm; then
     done
   fi
 fi
+if [ "${BENCH_MEM_ONLY:-}" = smol ]; then echo "Gemma-2B, Llama-2-7B: skipped (BENCH_MEM_ONLY=smol)"; exit 0; fi
 if model gemma2b gemma-2b llama2; then  # Gemma-2B weights with the Llama-2 tokenizer: ids within its vocabulary
   dpo_yaml "$W/gemma2b" "$W/run-gemma" > "$W/gemma_dpo.yaml"
   if [ $quant = 1 ]; then row "Gemma-2B bf16-held LoRA DPO (target < 8 GB)" "$W/gemma_dpo.yaml" dpo

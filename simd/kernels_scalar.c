@@ -397,6 +397,7 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->f32_to_f16 = f32_to_f16_scalar;
     t->dequant_4bit_f32 = dequant_4bit_scalar; /* simd/quant.c */
     t->dequant_int8_f32 = dequant_int8_scalar;
+    t->dropout_f32 = dropout_f32_scalar;
     t->probe_fma_f32 = probe_fma_f32_scalar;
     t->probe_fma_unit = "scalar multiply-add";
     /* no bf16 unit: the pair emulation (gemm_bf16_dot_scalar) is the tests' reference */

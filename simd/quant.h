@@ -85,6 +85,7 @@ void qtensor_block_scales(const hone_qtensor *t, size_t b0, size_t b1, float *ou
  * dst[k] = ((float)q[k] * s) * (1/127) */
 void dequant_4bit_scalar(float *dst, const uint8_t *packed, size_t i0, int n, const float *code, const float *scale);
 void dequant_int8_scalar(float *dst, const int8_t *q, int n, float s);
+void dropout_f32_scalar(float *y, const float *x, size_t i0, size_t n, float p, uint64_t seed, int acc);
 
 /* --- simd/qgemm.c: products with a held weight W (rows = OC, cols = IC) --- */
 /* Y (N, OC; row stride ldy) = beta * Y + X (N, IC; ldx) W^T */

@@ -7,6 +7,9 @@
  * of the packs), beta 0 and 1, and at 1 and several threads: qgemm_xwt / qgemm_xw against
  * gemm_f32 on every ISA (scalar: its plain-loop GEMM), qgemm_*_bf16 against gemm_bf16 with
  * gemm_bf16 set to the dot-unit path (where the CPU has one) and to the rounded-operand path.
+ * LoRA's dropout_f32 (kept here with the held-weight kernels) against the scalar reference on odd
+ * element offsets and lengths, plain and accumulating, p from 0 to 0.999, with inf / NaN / -0
+ * inputs (their products with a dropped 0 must match too).
  * Tolerance: 0 everywhere. The dequant kernels only multiply (no FMA, no reassociation), and
  * the GEMM's sum order over K never depends on the column range or thread count
  * (simd/gemm.h), so all of these are bitwise equalities. */
@@ -51,6 +54,33 @@ static void test_dequant_kernels(void) {
             cur.dequant_int8_f32(b, q8 + off, n, 0.37f);
             CHECK(!memcmp(a, b, sizeof(float) * n), "%s dequant_int8 off %d n %d differs from scalar", cur_isa, off, n);
         }
+}
+
+static void test_dropout_kernel(void) {
+    hone_kernels ref;
+    kernels_get("scalar", &ref);
+    if (kernels_get(cur_isa, &cur) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
+    enum { L = 1200 };
+    float x[L], y0[L], y1[L], base[L];
+    for (int i = 0; i < L; i++) x[i] = frand(), base[i] = frand();
+    x[3] = 1.f / 0.f, x[17] = -0.f, x[40] = 0.f / 0.f, x[41] = -1.f / 0.f;
+    static const float ps[] = {0.f, 0.05f, 0.5f, 0.999f};
+    int bad = 0;
+    for (size_t pi = 0; pi < sizeof ps / sizeof *ps && !bad; pi++)
+        for (size_t i0 = 0; i0 < 40 && !bad; i0 += 7)
+            for (int n = 0; n < 1100 && !bad; n += 37)
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(y0, base, sizeof y0);
+                    memcpy(y1, base, sizeof y1);
+                    uint64_t seed = 0x1234567ULL * (pi + 1) + i0;
+                    ref.dropout_f32(y0, x, i0 * 1000003, (size_t)n, ps[pi], seed, acc);
+                    cur.dropout_f32(y1, x, i0 * 1000003, (size_t)n, ps[pi], seed, acc);
+                    if (memcmp(y0, y1, sizeof y0)) {
+                        CHECK(0, "%s dropout p %g i0 %zu n %d acc %d differs from scalar", cur_isa, ps[pi], i0 * 1000003, n, acc);
+                        bad = 1;
+                        break;
+                    }
+                }
 }
 
 /* one held weight (OC, IC) of type, both products against the fp32 GEMM of its dequantised
@@ -132,6 +162,8 @@ int main(void) {
         char name[64];
         snprintf(name, sizeof name, "%s dequant_kernels", cur_isa);
         test_run(name, test_dequant_kernels);
+        snprintf(name, sizeof name, "%s dropout", cur_isa);
+        test_run(name, test_dropout_kernel);
         snprintf(name, sizeof name, "%s qgemm", cur_isa);
         test_run(name, test_qgemm);
     }
