@@ -305,9 +305,15 @@ double layers_sumsq(const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
         for (size_t b = b0; b < b1; b++) {
             size_t s = b * ELT_BLOCK, e = s + ELT_BLOCK < n ? s + ELT_BLOCK : n;
-            double acc = 0.0;
-            for (size_t j = s; j < e; j++) acc += (double)x[j] * x[j];
-            part[b - b0] = acc;
+            /* eight running sums (element j into sum (j - s) % 8), added pairwise at
+             * the end: one chain of dependent adds ran at 4 cycles per element,
+             * 1.2% of the 135M SFT step; the order is still fixed by n alone */
+            double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            size_t j = s;
+            for (; j + 8 <= e; j += 8)
+                for (int l = 0; l < 8; l++) a[l] += (double)x[j + l] * x[j + l];
+            for (int l = 0; j < e; j++, l++) a[l] += (double)x[j] * x[j];
+            part[b - b0] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
         }
         for (size_t b = b0; b < b1; b++) total += part[b - b0];
     }
