@@ -1,6 +1,7 @@
 /* dispatch.c — fills the kernel table once at start-up.
  * x86-64: CPUID says what the CPU has, XGETBV says whether the OS saves the
- * YMM/ZMM state; only then is AVX2 / AVX-512 used. aarch64: NEON is baseline.
+ * YMM/ZMM state; only then is AVX2 / AVX-512 used. aarch64: NEON is baseline, Arm
+ * BF16 where the kernel's HWCAP2 says so.
  * HONE_ISA forces a path (an ISA the machine cannot run is refused). */
 #include "config.h"
 #include "simd/kernels.h"
@@ -13,6 +14,12 @@
 #if defined(__linux__) && defined(__x86_64__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
+#if defined(__linux__) && defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1 << 14) /* Linux's arm64 uapi: older C libraries lack it */
+#endif
 #endif
 
 hone_kernels hone_kt;
@@ -58,6 +65,13 @@ int kernels_cpu_has(const char *isa) {
         return HONE_HAVE_AVX512 && zmm_os && avx512f && avx512dq && avx512bw && avx512vl && fma && f16c;
     return 0;
 #elif defined(__aarch64__)
+    if (!strcmp(isa, "neon-bf16")) { /* FEAT_BF16 (BFDOT, BFMMLA), as the kernel reports it: HWCAP2_BF16 */
+#if defined(__linux__)
+        return HONE_HAVE_NEON && (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
+#else
+        return 0;
+#endif
+    }
     return !strcmp(isa, "neon") && HONE_HAVE_NEON;
 #else
     return 0;
@@ -91,7 +105,15 @@ int kernels_get(const char *isa, hone_kernels *t) {
     }
 #endif
 #if HONE_HAVE_NEON && defined(__aarch64__)
-    if (!strcmp(isa, "neon")) { kernels_fill_neon(t); ggml_quant_fill_neon(t); quant_fill_neon(t); return 0; }
+    if (!strcmp(isa, "neon")) {
+        kernels_fill_neon(t);
+        ggml_quant_fill_neon(t);
+        quant_fill_neon(t);
+#if HONE_HAVE_NEON_BF16
+        if (kernels_cpu_has("neon-bf16")) kernels_fill_neon_bf16(t); /* the bf16 unit's entries */
+#endif
+        return 0;
+    }
 #endif
     return -1;
 }

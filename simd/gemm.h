@@ -50,7 +50,8 @@ void gemm_f32_rounded_blocked(const gemm_arch *g, int ta, int tb, int M, int N, 
  * p = 0 .. kp-1: s = fl(s + a1*b1), then s = fl(s + a0*b0) (a1, b1 the high halves;
  * each a product exact, each sum rounded to fp32 once, bf16 subnormal inputs and
  * fp32 subnormal sums flushed to zero): the order and rounding of AVX512-BF16
- * vdpbf16ps, which kernels_scalar.c emulates for the reference. */
+ * vdpbf16ps, which kernels_scalar.c emulates for the reference. Arm BF16's BFDOT
+ * takes the same pairs with its own arithmetic (kernels.h gemm_bf16_bfdot_scalar). */
 typedef void (*gemm_ukr_bf16_fn)(int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int accum);
 typedef struct gemm_arch_bf16 {
     int mr, nr; /* mr <= 32, nr <= 64 */

@@ -36,10 +36,10 @@ typedef struct hone_kernels {
     /* --- bf16 matrix products (`bf16: true`; issue 15). All three have gemm_f32's
      * contract with both operands rounded to bf16 (round to nearest even, as torch's
      * fp32 -> bf16) and the products summed in fp32.
-     * gemm_bf16_dot: the CPU's bf16 dot-product unit (AVX512-BF16 vdpbf16ps): k taken
-     *   in pairs, the order and rounding gemm.h describes (gemm_arch_bf16); the scalar
-     *   table emulates it, so every ISA's is bitwise the scalar's. NULL where the CPU,
-     *   OS or build has none.
+     * gemm_bf16_dot: the CPU's bf16 dot-product unit (AVX512-BF16 vdpbf16ps, Arm BF16
+     *   BFDOT): k taken in pairs, the order and rounding gemm.h describes
+     *   (gemm_arch_bf16); gemm_bf16_dot_ref emulates that unit in C, and the kernel is
+     *   bitwise it. NULL where the CPU, OS or build has none.
      * gemm_bf16_rounded: the fp32 kernels on the rounded operands (bitwise gemm_f32 on
      *   operands rounded beforehand, for M > 2).
      * gemm_bf16: the one training uses, one of the two: the dot unit where there is one,
@@ -61,6 +61,10 @@ typedef struct hone_kernels {
     const struct gemm_arch *gemm_f32_arch;
     const struct gemm_arch *gemm_bf16_rounded_arch;
     const struct gemm_arch_bf16 *gemm_bf16_dot_arch;
+    /* the scalar emulation gemm_bf16_dot is bitwise: gemm_bf16_dot_scalar (vdpbf16ps) by
+     * default, gemm_bf16_bfdot_scalar on Arm BF16 (tests) */
+    void (*gemm_bf16_dot_ref)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                              float beta, float *C, int ldc);
     /* x = bf16(x) kept in fp32, in place (autocast's bf16 outputs of matrix products). */
     void (*round_bf16)(float *x, size_t n);
 
@@ -182,7 +186,8 @@ int kernels_init(void);
 
 /* What the CPU and OS support (independent of what was chosen). */
 int kernels_cpu_has(const char *isa); /* also "avx512bf16" (CPUID.(7,1):EAX bit 5) and "amx-bf16" (CPUID, XCR0,
-                                       * arch_prctl granting the tiles: reported by hone info; no AMX kernel yet) */
+                                       * arch_prctl granting the tiles: reported by hone info; no AMX kernel yet);
+                                       * on aarch64 "neon-bf16" (HWCAP2_BF16) */
 /* Fills *t with the kernels of one ISA (scalar entries where the ISA has none).
  * Returns -1 if that ISA is not built or not supported here. Used by tests. */
 int kernels_get(const char *isa, hone_kernels *t);
@@ -211,6 +216,8 @@ void kernels_fill_scalar(hone_kernels *t);
 void kernels_fill_avx2(hone_kernels *t);
 void kernels_fill_avx512(hone_kernels *t);
 void kernels_fill_neon(hone_kernels *t);
+void kernels_fill_neon_bf16(hone_kernels *t); /* Arm BF16 (BFDOT): after kernels_fill_neon, where HWCAP2_BF16 */
+void f32_to_bf16_neon_packs(uint16_t *dst, const float *src, size_t n); /* kernels_neon.c's f32_to_bf16 */
 /* the held-weight kernels of quant_avx2.c / quant_avx512.c / quant_neon.c (dispatch.c calls
  * them after the ISA's own filler) */
 void quant_fill_avx2(hone_kernels *t);
@@ -223,4 +230,10 @@ float rmsnorm_fwd_scalar(float *out, const float *x, const float *w, float w_off
  * dot path is tested bitwise against. */
 void gemm_bf16_dot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                           float beta, float *C, int ldc);
+/* The same pair layout and order with Arm BF16's arithmetic (BFDOT / BFMMLA without
+ * FEAT_EBF16 or with FPCR.EBF = 0): per pair s = RO(s + RO(a0*b0 + a1*b1)), products
+ * exact, RO = round to odd (overflow to infinity), bf16 subnormal inputs and fp32
+ * subnormal results flushed to zero (gemm.h). */
+void gemm_bf16_bfdot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                            float beta, float *C, int ldc);
 #endif

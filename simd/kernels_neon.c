@@ -4,34 +4,12 @@
 #include "simd/kernels.h"
 #include "simd/probe.h"
 #include "simd/gemm.h"
+#include "simd/ukr_neon.h"
 #include <arm_neon.h>
 #include <string.h>
 
-/* 8x12 micro-tile: 24 accumulators + 3 B vectors + 2 A vectors of the 32 q
- * registers; each A value is used through the by-lane FMA (no broadcasts). */
-static void gemm_ukr_8x12(int kc, const float *a, const float *b, float *c, long ldc, int accum) {
-    float32x4_t acc[8][3];
-    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.f);
-    for (int k = 0; k < kc; k++, a += 8, b += 12) {
-        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
-        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
-#define ROW(i, av, l)                                       \
-        acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, av, l);  \
-        acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, av, l);  \
-        acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, av, l);
-        ROW(0, a0, 0) ROW(1, a0, 1) ROW(2, a0, 2) ROW(3, a0, 3)
-        ROW(4, a1, 0) ROW(5, a1, 1) ROW(6, a1, 2) ROW(7, a1, 3)
-#undef ROW
-    }
-    for (int i = 0; i < 8; i++) {
-        float *cr = c + i * ldc;
-        for (int j = 0; j < 3; j++) {
-            float32x4_t v = acc[i][j];
-            if (accum) v = vaddq_f32(vld1q_f32(cr + 4 * j), v);
-            vst1q_f32(cr + 4 * j, v);
-        }
-    }
-}
+/* the 8x12 sgemm micro-tile (simd/ukr_neon.h): FMLA by element */
+GEMM_UKR_8X12_NEON(gemm_ukr_8x12, float, float32x4_t, vld1q_f32, vfmaq_laneq_f32)
 
 /* ---- the vector vocabulary of kernels_vec.h on 4-lane q registers ---- */
 #define VF float32x4_t
@@ -80,7 +58,8 @@ static void gemm_f32_neon(int ta, int tb, int M, int N, int K, const float *A, i
                           int ldb, float beta, float *C, int ldc) {
     gemm_f32_blocked(&gemm_neon, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
-/* bf16: the fp32 kernel on rounded operands (no BFMMLA/BFDOT path in this build) */
+/* bf16 on a CPU without Arm BF16 (and HONE_BF16_PATH=rounded): the fp32 kernel on
+ * rounded operands; the BFDOT path is kernels_neon_bf16.c */
 static void gemm_bf16_rounded_neon(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                                    int ldb, float beta, float *C, int ldc) {
     gemm_f32_rounded_blocked(&gemm_neon, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
@@ -134,17 +113,13 @@ CONV_LOOP(bf16_to_f32_neon, float, uint16_t, bf16x4_to_f32)
 CONV_LOOP(f16_to_f32_neon, float, uint16_t, f16x4_to_f32)
 CONV_LOOP(f32_to_bf16_neon, uint16_t, float, f32x4_to_bf16)
 CONV_LOOP(f32_to_f16_neon, uint16_t, float, f32x4_to_f16)
+/* kernels_neon_bf16.c's packs convert with it too */
+void f32_to_bf16_neon_packs(uint16_t *dst, const float *src, size_t n) { f32_to_bf16_neon(dst, src, n); }
 
 #define NEON_LANE0(v) vgetq_lane_f32(v, 0)
 #define NEON_FMA(a, x, y) vfmaq_f32(y, a, x) /* vfmaq_f32(acc, b, c) = acc + b*c */
 HONE_PROBE_FMA(probe_fma_f32_neon, float32x4_t, vdupq_n_f32, NEON_FMA, NEON_LANE0, 4)
-/* BFDOT only where the build targets it (-march=...+bf16): hone's default aarch64
- * build does not, so there the probe reports no bf16 unit. */
-#ifdef __ARM_FEATURE_BF16_VECTOR_ARITHMETIC
-#define NEON_BF16_SET1(u) vreinterpretq_bf16_u16(vdupq_n_u16(u))
-HONE_PROBE_DOT(probe_dot_bf16_neon, float32x4_t, bfloat16x8_t, vdupq_n_f32, NEON_BF16_SET1, vbfdotq_f32,
-               NEON_LANE0, 4)
-#endif
+/* the BFDOT probe: kernels_neon_bf16.c */
 
 void kernels_fill_neon(hone_kernels *t) {
     t->isa = "neon";
@@ -159,8 +134,4 @@ void kernels_fill_neon(hone_kernels *t) {
     t->f32_to_f16 = f32_to_f16_neon;
     t->probe_fma_f32 = probe_fma_f32_neon;
     t->probe_fma_unit = "q-register FMA";
-#ifdef __ARM_FEATURE_BF16_VECTOR_ARITHMETIC
-    t->probe_dot_bf16 = probe_dot_bf16_neon;
-    t->probe_bf16_unit = "BFDOT";
-#endif
 }

@@ -5,6 +5,7 @@
 #include "simd/gemm.h"
 #include "simd/quant.h"
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -369,6 +370,52 @@ void gemm_bf16_dot_scalar(int ta, int tb, int M, int N, int K, const float *A, i
     gemm_bf16_blocked(&gemm_bf16_scalar_arch, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Arm BF16's BFDotAdd (BFDOT, BFMMLA; FEAT_EBF16 absent or FPCR.EBF = 0) in C:
+ * s = RO(s + RO(a0*b0 + a1*b1)). Products of bf16 values are exact in fp32 unless they
+ * leave its range: below 2^-126 flushed to a signed zero, past FLT_MAX infinity. RO is
+ * round to odd: truncate, then set the last bit when inexact; the error comes from
+ * TwoSum (exact under round to nearest), whose sign says on which side of the nearest
+ * sum the exact one lies. A subnormal sum is flushed to a signed zero (an exact one:
+ * sums of normals below 2^-126 are representable). NaN results read as NaN only (the
+ * hardware gives the default NaN). */
+static inline float bf16_ftz_prod(uint32_t x, uint32_t y) {
+    double p = (double)bf16_daz(x) * (double)bf16_daz(y);
+    if (fabs(p) < 0x1p-126) return (float)copysign(0.0, p);
+    return (float)p; /* exact, or infinity (a 16-bit product past FLT_MAX is 2^128 or more) */
+}
+static inline float add_round_odd_ftz(float a, float b) {
+    float s = a + b;
+    if (!isfinite(s)) { /* round to odd never rounds up: below 2^128 the sum stays FLT_MAX */
+        if (isinf(s) && isfinite(a) && isfinite(b) && fabs((double)a + b) < 0x1p128) return copysignf(FLT_MAX, s);
+        return s;
+    }
+    float bb = s - a, e = (a - (s - bb)) + (b - bb);
+    uint32_t u = f2u(s);
+    if (e != 0.f) {
+        if ((e < 0) != (s < 0)) u -= 1; /* |exact| < |s|: truncation is the float below */
+        u |= 1;
+    }
+    if (!(u & 0x7f800000)) u &= 0x80000000u;
+    return u2f(u);
+}
+static inline float bfdot_add(float s, uint32_t a, uint32_t b) {
+    float p = add_round_odd_ftz(bf16_ftz_prod(a & 0xffff, b & 0xffff), bf16_ftz_prod(a >> 16, b >> 16));
+    return add_round_odd_ftz(s, p);
+}
+static void gemm_ukr_bfdot_4x16_scalar(int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int accum) {
+    float acc[4][16] = {{0}};
+    for (int p = 0; p < kp; p++, a += 4, b += 16)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 16; j++) acc[i][j] = bfdot_add(acc[i][j], a[i], b[j]);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++) c[i * ldc + j] = accum ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+static const gemm_arch_bf16 gemm_bfdot_scalar_arch = {4, 16, gemm_ukr_bfdot_4x16_scalar, f32_to_bf16_scalar};
+void gemm_bf16_bfdot_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                            float beta, float *C, int ldc) {
+    gemm_bf16_blocked(&gemm_bfdot_scalar_arch, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 void kernels_fill_scalar(hone_kernels *t) {
     t->isa = "scalar";
     t->gemm_f32 = gemm_f32_scalar;
@@ -402,6 +449,7 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->probe_fma_unit = "scalar multiply-add";
     /* no bf16 unit: the pair emulation (gemm_bf16_dot_scalar) is the tests' reference */
     t->gemm_bf16_dot = NULL;
+    t->gemm_bf16_dot_ref = gemm_bf16_dot_scalar;
     t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_scalar;
     t->gemm_f32_arch = NULL; /* gemm_f32_scalar is a plain loop, not the blocked driver */
     t->gemm_bf16_rounded_arch = &gemm_scalar;

@@ -97,8 +97,12 @@ static void qgemm_bf16(int tb, int M, int N, int K, const float *A, int lda, con
         return;
     }
     gemm_bsrc s = source_of(W);
-    if (hone_kt.gemm_bf16 == hone_kt.gemm_bf16_dot && hone_kt.gemm_bf16_dot_arch)
+    if (hone_kt.gemm_bf16 == hone_kt.gemm_bf16_dot) {
+        /* the dot unit: every filler that installs one names its micro-kernel, so a held W
+         * gets the same products as a plain one */
+        if (!hone_kt.gemm_bf16_dot_arch) abort();
         gemm_bf16_blocked_src(hone_kt.gemm_bf16_dot_arch, 0, tb, M, N, K, A, lda, &s, beta, C, ldc);
+    }
     else if (hone_kt.gemm_bf16_rounded_arch)
         gemm_f32_rounded_blocked_src(hone_kt.gemm_bf16_rounded_arch, 0, tb, M, N, K, A, lda, &s, beta, C, ldc);
     else

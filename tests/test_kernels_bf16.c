@@ -5,10 +5,15 @@
  * holding NaN) and 1, and 1 vs 2 vs 3 threads.
  *
  * Tolerances:
- * - dot path (AVX512-BF16 vdpbf16ps) against gemm_bf16_dot_scalar, the C emulation
- *   of the instruction's order and rounding: bitwise (0 ulp), on inputs that include
- *   bf16 subnormals (read as zero), fp32 subnormal sums (flushed) and values whose
- *   products leave the fp32 range.
+ * - dot path (AVX512-BF16 vdpbf16ps; Arm BF16 BFDOT, under qemu-aarch64 -cpu max in
+ *   make check-neon) against the table's gemm_bf16_dot_ref, the C emulation of that
+ *   instruction's order and rounding (gemm_bf16_dot_scalar: fused, to nearest;
+ *   gemm_bf16_bfdot_scalar: products summed first, round to odd): bitwise (0 ulp), on
+ *   inputs that include bf16 subnormals (read as zero), fp32 subnormal sums (flushed)
+ *   and values whose products leave the fp32 range, and on directed cases where the
+ *   two roundings differ (each emulation's expected bits stated).
+ * - dot path and both emulations against the fp32 gemm of the rounded operands and
+ *   the exact product: 1e-5 * (|c| + K).
  * - rounded path against the same table's gemm_f32 on operands rounded beforehand:
  *   bitwise for M > 2 (the same kernel on the same values; the scalar table's
  *   gemm_f32 is a plain loop, so there within the tolerance below).
@@ -131,18 +136,69 @@ static void test_dot_bitwise(void) {
     snprintf(what, sizeof what, "%s %s vs scalar emulation", cur.isa, cur.gemm_bf16_dot_name);
     for (int s = 0; s < NSHAPES; s++)
         for (int form = 0; form < 4; form++)
-            compare(what, cur.gemm_bf16_dot, gemm_bf16_dot_scalar, form >> 1, form & 1, shapes[s][0], shapes[s][1],
+            compare(what, cur.gemm_bf16_dot, cur.gemm_bf16_dot_ref, form >> 1, form & 1, shapes[s][0], shapes[s][1],
                     shapes[s][2], (s % 3) * 3, (s + form) % 2 ? 1.f : 0.f, s % 2, -1);
 }
 
+/* The dot path (where there is one) and both emulations within bf16 tolerance of the
+ * exact product and of this table's fp32 gemm of the rounded operands. */
 static void test_dot_accuracy(void) {
-    gemm_fn f = cur.gemm_bf16_dot ? cur.gemm_bf16_dot : gemm_bf16_dot_scalar;
-    char what[96];
-    snprintf(what, sizeof what, "%s pair path vs exact", cur.isa);
-    for (int s = 0; s < NSHAPES; s++)
-        for (int form = 0; form < 4; form++)
-            compare(what, f, gemm_exact_rounded, form >> 1, form & 1, shapes[s][0], shapes[s][1], shapes[s][2], 1,
-                    form % 2 ? 1.f : 0.f, 0, 1e-5);
+    gemm_fn fs[3] = {cur.gemm_bf16_dot, gemm_bf16_dot_scalar, gemm_bf16_bfdot_scalar};
+    const char *names[3] = {cur.gemm_bf16_dot_name, "vdpbf16ps emulation", "BFDOT emulation"};
+    for (int f = 0; f < 3; f++) {
+        if (!fs[f]) continue;
+        char what[128];
+        snprintf(what, sizeof what, "%s %s vs exact", cur.isa, names[f]);
+        for (int s = 0; s < NSHAPES; s++)
+            for (int form = 0; form < 4; form++)
+                compare(what, fs[f], gemm_exact_rounded, form >> 1, form & 1, shapes[s][0], shapes[s][1], shapes[s][2], 1,
+                        form % 2 ? 1.f : 0.f, 0, 1e-5);
+        snprintf(what, sizeof what, "%s %s vs gemm_f32 on rounded", cur.isa, names[f]);
+        for (int s = 0; s < NSHAPES; s += 2)
+            compare(what, fs[f], gemm_f32_on_rounded, s % 2, s / 2 % 2, shapes[s][0], shapes[s][1], shapes[s][2], 2,
+                    0.f, 0, 1e-5);
+    }
+}
+
+/* 1 x 1 products where the two units' arithmetic differs, each emulation's bits
+ * stated, and the table's dot path bitwise its own emulation on them. */
+static void test_dot_directed(void) {
+    static const struct {
+        int K;
+        float a[2], b[2];
+        uint32_t vdp, bfdot;
+    } cs[] = {
+        /* 1 + 2^-30: vdpbf16ps adds the odd k's product first and rounds to nearest (1);
+         * BFDOT sums the pair first and rounds to odd (1 + 2^-23) */
+        {2, {1.f, 0x1p-15f}, {1.f, 0x1p-15f}, 0x3f800000u, 0x3f800001u},
+        /* 3 + 2^-24, a quarter of 3's ulp: to nearest 3, to odd 3 + 2^-22 */
+        {2, {3.f, 0x1p-12f}, {1.f, 0x1p-12f}, 0x40400000u, 0x40400001u},
+        /* -2^-128, below fp32's normals: flushed to -0; BFDOT adds the padding's +0
+         * product to it first, giving +0; vdpbf16ps keeps -0 */
+        {1, {-0x1p-64f}, {0x1p-64f}, 0x80000000u, 0x00000000u},
+        /* an exact sum: both agree */
+        {2, {1.5f, -0.25f}, {2.f, 4.f}, 0x40000000u, 0x40000000u},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        float c[3];
+        uint32_t u[3];
+        gemm_fn fs[3] = {gemm_bf16_dot_scalar, gemm_bf16_bfdot_scalar, cur.gemm_bf16_dot};
+        for (int f = 0; f < 3; f++) {
+            c[f] = NAN;
+            if (fs[f]) fs[f](0, 0, 1, 1, cs[i].K, cs[i].a, cs[i].K, cs[i].b, 1, 0.f, &c[f], 1);
+            memcpy(&u[f], &c[f], 4);
+        }
+        CHECK(u[0] == cs[i].vdp, "case %zu: vdpbf16ps emulation %08x (%a), want %08x", i, u[0], c[0], cs[i].vdp);
+        CHECK(u[1] == cs[i].bfdot, "case %zu: BFDOT emulation %08x (%a), want %08x", i, u[1], c[1], cs[i].bfdot);
+        if (cur.gemm_bf16_dot) {
+            float r = NAN;
+            uint32_t ur;
+            cur.gemm_bf16_dot_ref(0, 0, 1, 1, cs[i].K, cs[i].a, cs[i].K, cs[i].b, 1, 0.f, &r, 1);
+            memcpy(&ur, &r, 4);
+            CHECK(u[2] == ur, "%s %s case %zu: %08x (%a), its emulation %08x", cur.isa, cur.gemm_bf16_dot_name, i, u[2],
+                  c[2], ur);
+        }
+    }
 }
 
 static void test_rounded(void) {
@@ -256,7 +312,8 @@ int main(void) {
         int ok = kernels_get(x16 ? "avx512" : cur_isa, &cur) == 0;
         unsetenv("HONE_BF16_GEMM");
         struct { const char *name; void (*fn)(void); } cases[] = {
-            {"dot_bitwise", test_dot_bitwise}, {"dot_accuracy", test_dot_accuracy}, {"rounded", test_rounded},
+            {"dot_bitwise", test_dot_bitwise}, {"dot_accuracy", test_dot_accuracy}, {"dot_directed", test_dot_directed},
+            {"rounded", test_rounded},
             {"round", test_round}, {"threads", test_threads}, {"select", test_select}};
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
             char name[96];

@@ -5,6 +5,7 @@
  * emulation) and the measured peaks must be plausible: above 0.01 GFLOP/s (qemu
  * emulates BFDOT at about 0.1) and below 10x the theoretical maximum from the clock (lanes x FLOPs per lane x 2
  * pipes x GHz, 6 GHz when the clock is unknown). */
+#include "config.h"
 #include "simd/kernels.h"
 #include "test.h"
 #include <math.h>
@@ -62,15 +63,16 @@ static void test_probe_fma_counts(void) {
 }
 
 /* The bf16 dot probe adds exactly 1/128 per step: out[c] = c + iters/128, bitwise. It
- * exists exactly where the CPU has AVX512-BF16 (x86) or the build targets BFDOT (Arm). */
+ * exists exactly where the CPU has AVX512-BF16 (x86) or Arm BF16 with a build that has
+ * kernels_neon_bf16.c (configure's NEON BF16 check). */
 static void test_probe_bf16_counts(void) {
     for (int i = 0; i < 4; i++) {
         hone_kernels t;
         if (kernels_get(isas[i], &t) < 0) continue;
 #if defined(__x86_64__)
         int want = !strcmp(isas[i], "avx512") && kernels_cpu_has("avx512bf16");
-#elif defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
-        int want = !strcmp(isas[i], "neon");
+#elif defined(__aarch64__)
+        int want = !strcmp(isas[i], "neon") && HONE_HAVE_NEON_BF16 && kernels_cpu_has("neon-bf16");
 #else
         int want = 0;
 #endif
@@ -91,7 +93,7 @@ static void test_probe_bf16_counts(void) {
 }
 
 /* kernels_peak on 1 and 2 threads: plausible GFLOP/s (see the top), both clocks.
- * Under qemu -cpu max with a BFDOT build (-march=armv8.6-a) this runs the bf16 probe too. */
+ * Under qemu -cpu max (make check-neon) this runs the BFDOT probe too. */
 static void test_peak_plausible(void) {
     double ghz = clock_ghz();
     for (int i = 0; i < 4; i++) {

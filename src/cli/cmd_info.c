@@ -46,7 +46,7 @@ int cmd_info(int argc, char **argv) {
                "the backends built in and the versions of the libraries linked, and the\n"
                "measured peaks of the chosen kernels (about half a second): the fp32 FMA\n"
                "peak per core and on the thread count in use, the bf16 dot-product peak\n"
-               "(AVX512-BF16 vdpbf16ps; Arm BFDOT where the build targets it) or that the\n"
+               "(AVX512-BF16 vdpbf16ps; Arm BF16 BFDOT where HWCAP2 has it) or that the\n"
                "CPU has none, and the path `bf16: true` takes with the reason (the bf16\n"
                "unit where its peak beats fp32 FMA, else bf16-rounded operands through\n"
                "the fp32 kernels; HONE_BF16_PATH=dot|rounded overrides). Peaks are\n"
