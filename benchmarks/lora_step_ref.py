@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """PEFT + PyTorch peer of benchmarks/memory.sh's SmolLM2 case: LoRA (r 16, all-linear) SFT steps of 4 rows
 x 256 tokens with gradient checkpointing, AdamW, on the model directory given (hone init's random
-weights), in fp32 on the CPU with the threads given. Prints 'N tok/s' after 2 timed steps (one warm-up).
-usage: lora_step_ref.py MODEL_DIR DATA_JSON THREADS"""
+weights), on the CPU with the threads given, in fp32 or (PREC bf16) under torch.autocast("cpu", bfloat16),
+TRL's bf16=True on a CPU (bf16 matrix products, fp32 weights, gradients and AdamW). Prints 'N tok/s' after
+2 timed steps (one warm-up).
+usage: lora_step_ref.py MODEL_DIR DATA_JSON THREADS [fp32|bf16]"""
 import json
 import sys
 import time
@@ -12,6 +14,9 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 model_dir, data, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+prec = sys.argv[4] if len(sys.argv) > 4 else "fp32"
+if prec not in ("fp32", "bf16"):
+    sys.exit(f"lora_step_ref.py: precision '{prec}' is not fp32 or bf16")
 torch.set_num_threads(threads)
 tok = AutoTokenizer.from_pretrained(model_dir)
 model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
@@ -29,7 +34,8 @@ for step in range(3):
     x = ids[step * B * T:(step + 1) * B * T].view(B, T)
     if step == 1:
         t0 = time.perf_counter()
-    loss = model(input_ids=x, labels=x).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
+        loss = model(input_ids=x, labels=x).loss
     loss.backward()
     opt.step()
     opt.zero_grad()

@@ -7,7 +7,8 @@
 # deleted afterwards unless BENCH_KEEP=1). The SmolLM2 case runs PEFT + PyTorch on the same
 # threads next to hone (benchmarks/lora_step_ref.py). Cases needing base weights held in
 # bf16/NF4 (load_in_4bit) are skipped while hone's configuration has no load_in_4bit key.
-# Env: HONE_BIN, HONE_SHARED, HONE_SRCDIR (make bench sets them), BENCH_THREADS (default 2).
+# Env: HONE_BIN, HONE_SHARED, HONE_SRCDIR (make bench sets them), BENCH_THREADS (default 2),
+# BENCH_MEM_ONLY=smol (the SmolLM2 rows only).
 set -u
 HONE=${HONE_BIN:-./hone}
 SH=${HONE_SHARED:-../shared}
@@ -97,14 +98,24 @@ awk 'BEGIN {
 }' > "$W/long_pairs.jsonl"
 
 if model smol smollm2-135m smollm; then
-  row "SmolLM2-135M LoRA SFT (hone, $TH threads)" "$W/smol_sft.yaml" sft
+  row "SmolLM2-135M LoRA SFT (hone fp32, $TH threads)" "$W/smol_sft.yaml" sft
+  row "SmolLM2-135M LoRA SFT (hone bf16: true)" "$W/smol_sft.yaml" sft --set bf16=true
   # the QLoRA step next to the bf16-held one (issue 14: at most 1.25x its time)
-  [ $quant = 1 ] && row "SmolLM2-135M QLoRA SFT (NF4 base)" "$W/smol_sft.yaml" sft --set load_in_4bit=true
+  if [ $quant = 1 ]; then
+    row "SmolLM2-135M QLoRA SFT (NF4 base, fp32)" "$W/smol_sft.yaml" sft --set load_in_4bit=true
+    row "SmolLM2-135M QLoRA SFT (NF4 base, bf16: true)" "$W/smol_sft.yaml" sft --set load_in_4bit=true --set bf16=true
+  fi
+  # the peer in both of its configurations (fp32; TRL's bf16=True = autocast): the faster one counts
   if [ -x "$PY" ] && [ -f "$SRC/benchmarks/lora_step_ref.py" ]; then
-    OMP_NUM_THREADS=$TH /usr/bin/time -v "$PY" "$SRC/benchmarks/lora_step_ref.py" "$W/smol" "$SH/data/llamafactory/alpaca_en_demo.json" $TH > "$W/peft.txt" 2>&1
-    printf '%-44s %9s %9s %7s %9s %7s\n' "SmolLM2-135M LoRA SFT (PEFT+PyTorch)" - "$(rss_gb "$W/peft.txt")" - "$(toks "$W/peft.txt")" "$(cpus "$W/peft.txt")"
+    for prec in fp32 bf16; do
+      OMP_NUM_THREADS=$TH /usr/bin/time -v "$PY" "$SRC/benchmarks/lora_step_ref.py" "$W/smol" "$SH/data/llamafactory/alpaca_en_demo.json" $TH $prec > "$W/peft.txt" 2>&1
+      label="SmolLM2-135M LoRA SFT (PEFT+PyTorch $prec)"
+      [ $prec = bf16 ] && label="SmolLM2-135M LoRA SFT (PEFT+PyTorch autocast)"
+      printf '%-44s %9s %9s %7s %9s %7s\n' "$label" - "$(rss_gb "$W/peft.txt")" - "$(toks "$W/peft.txt")" "$(cpus "$W/peft.txt")"
+    done
   fi
 fi
+if [ "${BENCH_MEM_ONLY:-}" = smol ]; then echo "Gemma-2B, Llama-2-7B: skipped (BENCH_MEM_ONLY=smol)"; exit 0; fi
 if model gemma2b gemma-2b llama2; then  # Gemma-2B weights with the Llama-2 tokenizer: ids within its vocabulary
   dpo_yaml "$W/gemma2b" "$W/run-gemma" > "$W/gemma_dpo.yaml"
   if [ $quant = 1 ]; then row "Gemma-2B bf16-held LoRA DPO (target < 8 GB)" "$W/gemma_dpo.yaml" dpo

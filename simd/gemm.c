@@ -141,6 +141,16 @@ static inline void copy_w(int w, float *d, const float *s) {
     }
 }
 
+/* d[0..w) = s[0..n), zero past n */
+static inline void copy_pad(int w, int n, float *d, const float *s) {
+    if (n == w) {
+        copy_w(w, d, s);
+        return;
+    }
+    for (int j = 0; j < n; j++) d[j] = s[j];
+    for (int j = n; j < w; j++) d[j] = 0.f;
+}
+
 /* k-rows per step of the row-copy packs (A stored (K, M), B stored (K, N)):
  * 16 rows stay in L1 while they are dealt to every panel; +2% on dW. */
 #define PACK_KB 16
@@ -227,6 +237,32 @@ static void pack_b_block(int nr, int ncur, int kc, const float *B, int ldb, int 
     }
 }
 
+/* pack_b_block with B read through a source (gemm.h gemm_bsrc): tb: the cols stored rows of a
+ * panel (kc each) into tmp, then transposed into it as pack_t_fast does; !tb: one k-row
+ * (ncur wide) into tmp at a time, dealt to every panel. The same packed values as
+ * pack_b_block on the materialised B. tmp: nr * kc floats (tb) or ncur (!tb). */
+static void pack_b_src(int nr, int ncur, int kc, const gemm_bsrc *bs, int tb, int jc, int pc, float *dst, float *tmp) {
+    int np = (ncur + nr - 1) / nr;
+    if (!tb) {
+        for (int k = 0; k < kc; k++) {
+            bs->row_f32(bs->ctx, bs->r0 + pc + k, bs->c0 + jc, ncur, tmp);
+            for (int p = 0; p < np; p++) {
+                int cols = ncur - p * nr < nr ? ncur - p * nr : nr;
+                copy_pad(nr, cols, dst + ((size_t)p * kc + k) * nr, tmp + (size_t)p * nr);
+            }
+        }
+        return;
+    }
+    for (int p = 0; p < np; p++) {
+        int cols = ncur - p * nr < nr ? ncur - p * nr : nr;
+        for (int j = 0; j < cols; j++) bs->row_f32(bs->ctx, bs->r0 + jc + p * nr + j, bs->c0 + pc, kc, tmp + (size_t)j * kc);
+        float *d = dst + (size_t)p * kc * nr;
+        if (cols == nr && pack_t_fast(nr, tmp, (size_t)kc, kc, d)) continue;
+        for (int k = 0; k < kc; k++, d += nr)
+            for (int j = 0; j < nr; j++) d[j] = j < cols ? tmp[(size_t)j * kc + k] : 0.f;
+    }
+}
+
 /* x[i] = x rounded to bf16 (round to nearest even, NaN kept quiet), kept in fp32:
  * torch's fp32 -> bf16 conversion, the one kernels.h's f32_to_bf16 does. */
 static inline uint32_t bf16_bits(float x) {
@@ -243,17 +279,19 @@ static void round_bf16_inplace(float *x, size_t n) {
 }
 
 /* The serial blocked gemm on one (sub)problem; buffers from this thread's arena.
- * rnd: round the packed operands to bf16 (gemm_f32_rounded_blocked). */
+ * rnd: round the packed operands to bf16 (gemm_f32_rounded_blocked); bs: B read through
+ * that source (B, ldb unused), with a run buffer after the packs. */
 static void gemm_serial(const gemm_arch *g, int rnd, int ta, int tb, int M, int N, int K, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc) {
+                        const float *B, int ldb, const gemm_bsrc *bs, float beta, float *C, int ldc) {
     const int mr = g->mr, nr = g->nr;
     int KC, MC, NC;
     gemm_blocking(g, M, K, &KC, &MC, &NC);
     if (MC > (M + mr - 1) / mr * mr) MC = (M + mr - 1) / mr * mr;
     if (NC > (N + nr - 1) / nr * nr) NC = (N + nr - 1) / nr * nr;
     int kcmax = K < KC ? K : KC;
-    size_t asz = ((size_t)MC * kcmax + 15) / 16 * 16, bsz = (size_t)NC * kcmax;
-    float *abuf = arena_get(asz + bsz);
+    size_t asz = ((size_t)MC * kcmax + 15) / 16 * 16, bsz = ((size_t)NC * kcmax + 15) / 16 * 16;
+    size_t tsz = !bs ? 0 : tb ? (size_t)nr * kcmax : (size_t)NC;
+    float *abuf = arena_get(asz + bsz + tsz);
     if (!abuf) return; /* out of memory: nothing sensible to do in a kernel */
     float *bbuf = abuf + asz;
     float tile[32 * 64] __attribute__((aligned(64)));
@@ -263,7 +301,8 @@ static void gemm_serial(const gemm_arch *g, int rnd, int ta, int tb, int M, int 
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC;
             int accum = pc > 0 || beta != 0.f;
-            pack_b_block(nr, nc, kc, B, ldb, tb, jc, pc, bbuf, 0, 1);
+            if (bs) pack_b_src(nr, nc, kc, bs, tb, jc, pc, bbuf, bbuf + bsz);
+            else pack_b_block(nr, nc, kc, B, ldb, tb, jc, pc, bbuf, 0, 1);
             if (rnd) round_bf16_inplace(bbuf, (size_t)njr * nr * kc);
             for (int ic = 0; ic < M; ic += MC) {
                 int mcur = M - ic < MC ? M - ic : MC;
@@ -318,8 +357,53 @@ static void gemv_rows(const gemm_arch *g, int ta, int tb, int M, int K, const fl
     }
 }
 
+/* gemv_rows with B read through a source: each stored row of B once for all M rows of op(A)
+ * (tb: row j, K wide; else row k, columns [j0, j1)), then the same dot / fma_row calls as
+ * gemv_rows, so every element is bitwise gemv_rows'. tmp: M*K + M*(j1 - j0) + max(K, j1 - j0). */
+static void gemv_rows_src(const gemm_arch *g, int ta, int tb, int M, int K, const float *A, int lda, const gemm_bsrc *bs,
+                          float beta, float *C, int ldc, int j0, int j1, float *tmp) {
+    int n = j1 - j0;
+    const float *a[2];
+    float *acc[2], *row = tmp + (size_t)M * K + (size_t)M * n;
+    for (int i = 0; i < M; i++) {
+        a[i] = A + (size_t)i * lda;
+        if (ta) { /* A stored (K, M): gather the row */
+            float *t = tmp + (size_t)i * K;
+            for (int k = 0; k < K; k++) t[k] = A[(size_t)k * lda + i];
+            a[i] = t;
+        }
+        acc[i] = tmp + (size_t)M * K + (size_t)i * n;
+    }
+    if (tb) {
+        for (int j = j0; j < j1; j++) {
+            bs->row_f32(bs->ctx, bs->r0 + j, bs->c0, K, row);
+            for (int i = 0; i < M; i++) acc[i][j - j0] = g->dot(a[i], row, K);
+        }
+    } else {
+        for (int i = 0; i < M; i++) memset(acc[i], 0, sizeof(float) * n);
+        for (int k = 0; k < K; k++) {
+            bs->row_f32(bs->ctx, bs->r0 + k, bs->c0 + j0, n, row);
+            for (int i = 0; i < M; i++) g->fma_row(acc[i], a[i][k], row, n);
+        }
+    }
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int j = j0; j < j1; j++) c[j] = beta != 0.f ? c[j] + acc[i][j - j0] : acc[i][j - j0];
+    }
+}
+
+/* columns [j0, j1) of the rows, B plain or (bs) from a source, with a buffer from this thread's arena */
+static void gemv_part(const gemm_arch *g, int ta, int tb, int M, int K, const float *A, int lda, const float *B, int ldb,
+                      const gemm_bsrc *bs, float beta, float *C, int ldc, int j0, int j1) {
+    int n = j1 - j0;
+    float *tmp = arena_get(bs ? (size_t)M * K + (size_t)M * n + (size_t)(K > n ? K : n) : (size_t)K + n);
+    if (!tmp || n <= 0) return;
+    if (bs) gemv_rows_src(g, ta, tb, M, K, A, lda, bs, beta, C, ldc, j0, j1, tmp);
+    else gemv_rows(g, ta, tb, M, K, A, lda, B, ldb, beta, C, ldc, j0, j1, tmp);
+}
+
 static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                 int ldb, float beta, float *C, int ldc) {
+                 int ldb, const gemm_bsrc *bs, float beta, float *C, int ldc) {
     int nth = 1;
 #ifdef _OPENMP
     if (!omp_in_parallel() && 2.0 * M * N * K >= 8e6) nth = omp_get_max_threads();
@@ -327,8 +411,7 @@ static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const 
     int units = (N + 63) / 64; /* 64-column units */
     if (nth > units) nth = units;
     if (nth <= 1) {
-        float *tmp = arena_get((size_t)K + N);
-        if (tmp) gemv_rows(g, ta, tb, M, K, A, lda, B, ldb, beta, C, ldc, 0, N, tmp);
+        gemv_part(g, ta, tb, M, K, A, lda, B, ldb, bs, beta, C, ldc, 0, N);
         return;
     }
 #ifdef _OPENMP
@@ -337,8 +420,7 @@ static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const 
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int lo = (int)((long)units * t / n) * 64, hi = (int)((long)units * (t + 1) / n) * 64;
         if (hi > N) hi = N;
-        float *tmp = arena_get((size_t)K + (hi - lo));
-        if (tmp && hi > lo) gemv_rows(g, ta, tb, M, K, A, lda, B, ldb, beta, C, ldc, lo, hi, tmp);
+        gemv_part(g, ta, tb, M, K, A, lda, B, ldb, bs, beta, C, ldc, lo, hi);
     }
 #endif
 }
@@ -351,8 +433,11 @@ static void gemv(const gemm_arch *g, int ta, int tb, int M, int N, int K, const 
 /* d[p*w + i] = pair(s_i[2p], s_i[2p + 1]) for i < w, p < (kc + 1) / 2, where s_i =
  * s + i*ld is contiguous in k (A stored (M, K); B stored (N, K)): each row converted
  * in one run (its bf16 values, read as uint32, are the pairs: low half k = 2p); rows
- * i >= rows are zero, an odd kc's last pair takes +0 as its high half. */
-static void pack_pairs_rows(const gemm_arch_bf16 *g, int w, int rows, const float *s, size_t ld, int kc, uint32_t *d) {
+ * i >= rows are zero, an odd kc's last pair takes +0 as its high half. With bs, row i is the
+ * source's stored row r + i, columns [c, c + kc) (s, ld unused). */
+static void src_row_bf16(const gemm_arch_bf16 *g, const gemm_bsrc *bs, int r, int c, int n, uint16_t *dst);
+static void pack_pairs_rows(const gemm_arch_bf16 *g, int w, int rows, const float *s, size_t ld, const gemm_bsrc *bs, int r,
+                            int c, int kc, uint32_t *d) {
     int kp = (kc + 1) / 2;
     uint32_t t[PAIR_RUN / 2];
     for (int i = 0; i < w; i++) {
@@ -362,7 +447,8 @@ static void pack_pairs_rows(const gemm_arch_bf16 *g, int w, int rows, const floa
             continue;
         }
         t[kp - 1] = 0; /* the odd kc's high half */
-        g->cvt((uint16_t *)t, s + (size_t)i * ld, (size_t)kc);
+        if (bs) src_row_bf16(g, bs, r + i, c, kc, (uint16_t *)t);
+        else g->cvt((uint16_t *)t, s + (size_t)i * ld, (size_t)kc);
         for (int p = 0; p < kp; p++) o[(size_t)p * w] = t[p];
     }
 }
@@ -370,19 +456,32 @@ static void pack_pairs_rows(const gemm_arch_bf16 *g, int w, int rows, const floa
 /* Columns of the operand stored with k as its rows converted per run. */
 #define PAIR_COLS 1024
 
+/* pair p of cn columns (bf16 of row 2p in lo, of row 2p + 1 in hi) dealt to the w-wide panels
+ * from d (panel stride psz): d[q*psz + j] = pair(lo[q*w + j], hi[q*w + j]), zero past cn */
+static void pairs_deal(int w, int cn, const uint16_t *lo, const uint16_t *hi, uint32_t *d, size_t psz) {
+    for (int q = 0; q * w < cn; q++, d += psz) {
+        int n = cn - q * w < w ? cn - q * w : w;
+        const uint16_t *l = lo + q * w, *h = hi + q * w;
+        for (int j = 0; j < n; j++) d[j] = l[j] | (uint32_t)h[j] << 16;
+        for (int j = n; j < w; j++) d[j] = 0;
+    }
+}
+
 /* Packs op(X)(i0.., pc..) (ncur x kc, X stored transposed when trans) into w-wide
  * panels of pairs: A with (w, trans) = (MR, ta); B with (NR, !tb). Stored with k as its
  * rows (trans: A stored (K, M), B stored (K, N)), d[p*w + j] = pair(x[2p][j],
  * x[2p + 1][j]): rows 2p and 2p + 1 converted in runs across all the panels, then
- * interleaved; columns past ncur zero. */
-static void pack_pairs_block(const gemm_arch_bf16 *g, int w, int ncur, int kc, const float *X, int ld, int trans, int i0,
-                             int pc, uint32_t *dst) {
+ * interleaved; columns past ncur zero. With bs (B only), X's rows are the source's stored rows
+ * (X, ld unused). */
+static void pack_pairs_block(const gemm_arch_bf16 *g, int w, int ncur, int kc, const float *X, int ld, const gemm_bsrc *bs,
+                             int trans, int i0, int pc, uint32_t *dst) {
     int np = (ncur + w - 1) / w, kp = (kc + 1) / 2;
     size_t psz = (size_t)w * kp;
     if (!trans) {
         for (int p = 0; p < np; p++) {
             int n = ncur - p * w < w ? ncur - p * w : w;
-            pack_pairs_rows(g, w, n, X + (size_t)(i0 + p * w) * ld + pc, ld, kc, dst + p * psz);
+            if (bs) pack_pairs_rows(g, w, n, NULL, 0, bs, i0 + p * w, pc, kc, dst + p * psz);
+            else pack_pairs_rows(g, w, n, X + (size_t)(i0 + p * w) * ld + pc, ld, NULL, 0, 0, kc, dst + p * psz);
         }
         return;
     }
@@ -391,18 +490,33 @@ static void pack_pairs_block(const gemm_arch_bf16 *g, int w, int ncur, int kc, c
     for (int c0 = 0; c0 < ncur; c0 += run) {
         int cn = ncur - c0 < run ? ncur - c0 : run;
         for (int p = 0; p < kp; p++) {
-            const float *r0 = X + (size_t)(pc + 2 * p) * ld + i0 + c0;
-            g->cvt(lo, r0, (size_t)cn);
-            if (2 * p + 1 < kc) g->cvt(hi, r0 + ld, (size_t)cn);
-            else memset(hi, 0, sizeof(uint16_t) * cn);
-            for (int q = 0; q * w < cn; q++) {
-                uint32_t *d = dst + (size_t)(c0 / w + q) * psz + (size_t)p * w;
-                int n = cn - q * w < w ? cn - q * w : w;
-                const uint16_t *l = lo + q * w, *h = hi + q * w;
-                for (int j = 0; j < n; j++) d[j] = l[j] | (uint32_t)h[j] << 16;
-                for (int j = n; j < w; j++) d[j] = 0;
+            if (bs) {
+                src_row_bf16(g, bs, pc + 2 * p, i0 + c0, cn, lo);
+                if (2 * p + 1 < kc) src_row_bf16(g, bs, pc + 2 * p + 1, i0 + c0, cn, hi);
+                else memset(hi, 0, sizeof(uint16_t) * cn);
+            } else {
+                const float *r0 = X + (size_t)(pc + 2 * p) * ld + i0 + c0;
+                g->cvt(lo, r0, (size_t)cn);
+                if (2 * p + 1 < kc) g->cvt(hi, r0 + ld, (size_t)cn);
+                else memset(hi, 0, sizeof(uint16_t) * cn);
             }
+            pairs_deal(w, cn, lo, hi, dst + (size_t)(c0 / w) * psz + (size_t)p * w, psz);
         }
+    }
+}
+
+/* dst[0..n) = bf16 of stored row r, columns [c, c + n) of the source: its own bf16 run, or its
+ * fp32 run converted by the arch's cvt (in pieces of PAIR_RUN) */
+static void src_row_bf16(const gemm_arch_bf16 *g, const gemm_bsrc *bs, int r, int c, int n, uint16_t *dst) {
+    if (bs->row_bf16) {
+        bs->row_bf16(bs->ctx, bs->r0 + r, bs->c0 + c, n, dst);
+        return;
+    }
+    float f[PAIR_RUN];
+    for (int i = 0; i < n; i += PAIR_RUN) {
+        int m = n - i < PAIR_RUN ? n - i : PAIR_RUN;
+        bs->row_f32(bs->ctx, bs->r0 + r, bs->c0 + c + i, m, f);
+        g->cvt(dst + i, f, (size_t)m);
     }
 }
 
@@ -431,7 +545,7 @@ static void gemm_blocking_bf16(const gemm_arch_bf16 *g, int K, int *kc, int *mc,
 }
 
 static void gemm_serial_bf16(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
-                             const float *B, int ldb, float beta, float *C, int ldc) {
+                             const float *B, int ldb, const gemm_bsrc *bs, float beta, float *C, int ldc) {
     const int mr = g->mr, nr = g->nr;
     int KC, MC, NC;
     gemm_blocking_bf16(g, K, &KC, &MC, &NC);
@@ -453,11 +567,11 @@ static void gemm_serial_bf16(const gemm_arch_bf16 *g, int ta, int tb, int M, int
         for (int pc = 0; pc < K; pc += KC) {
             int kc = K - pc < KC ? K - pc : KC, kp = (kc + 1) / 2;
             int accum = pc > 0 || beta != 0.f;
-            pack_pairs_block(g, nr, nc, kc, B, ldb, !tb, jc, pc, bbuf);
+            pack_pairs_block(g, nr, nc, kc, B, ldb, bs, !tb, jc, pc, bbuf);
             for (int ic = 0; ic < M; ic += MC) {
                 int mcur = M - ic < MC ? M - ic : MC;
                 int nir = (mcur + mr - 1) / mr;
-                pack_pairs_block(g, mr, mcur, kc, A, lda, ta, ic, pc, abuf);
+                pack_pairs_block(g, mr, mcur, kc, A, lda, NULL, ta, ic, pc, abuf);
                 for (int q = 0; q < njr; q++) {
                     const uint32_t *bp = bbuf + (size_t)q * kp * nr;
                     int j0 = jc + q * nr, cols = N - j0 < nr ? N - j0 : nr;
@@ -483,11 +597,11 @@ static void gemm_serial_bf16(const gemm_arch_bf16 *g, int ta, int tb, int M, int
 
 enum { KIND_F32, KIND_F32_ROUNDED, KIND_BF16 };
 
-/* One slab of C, serially, by the driver of kind. */
+/* One slab of C, serially, by the driver of kind (B from bs when not NULL). */
 static void gemm_slab(int kind, const void *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
-    if (kind == KIND_BF16) gemm_serial_bf16(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
-    else gemm_serial(g, kind == KIND_F32_ROUNDED, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+                      const float *B, int ldb, const gemm_bsrc *bs, float beta, float *C, int ldc) {
+    if (kind == KIND_BF16) gemm_serial_bf16(g, ta, tb, M, N, K, A, lda, B, ldb, bs, beta, C, ldc);
+    else gemm_serial(g, kind == KIND_F32_ROUNDED, ta, tb, M, N, K, A, lda, B, ldb, bs, beta, C, ldc);
 }
 
 /* Threads: C is cut into nth slabs along M (or along N when N > M), on
@@ -499,7 +613,7 @@ static void gemm_slab(int kind, const void *g, int ta, int tb, int M, int N, int
  * The slab boundaries fall on tile boundaries and KC does not depend on them,
  * so every element is the same sum in the same order as on one thread. */
 static void gemm_threads(int kind, const void *g, int mr, int nr, int ta, int tb, int M, int N, int K, const float *A,
-                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                         int lda, const float *B, int ldb, const gemm_bsrc *bs, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (beta == 0.f)
@@ -514,7 +628,7 @@ static void gemm_threads(int kind, const void *g, int mr, int nr, int ta, int tb
     int unit = split_n ? nr : mr, units = ((split_n ? N : M) + unit - 1) / unit;
     if (nth > units) nth = units;
     if (nth <= 1) {
-        gemm_slab(kind, g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        gemm_slab(kind, g, ta, tb, M, N, K, A, lda, B, ldb, bs, beta, C, ldc);
         return;
     }
 #ifdef _OPENMP
@@ -524,13 +638,18 @@ static void gemm_threads(int kind, const void *g, int mr, int nr, int ta, int tb
         int lo = (int)((long)units * t / n) * unit, hi = (int)((long)units * (t + 1) / n) * unit;
         int len = split_n ? N : M;
         if (hi > len) hi = len;
+        gemm_bsrc bt = {NULL, NULL, NULL, 0, 0}; /* the slab's columns of a source B */
+        if (bs) {
+            bt = *bs;
+            if (split_n) *(tb ? &bt.r0 : &bt.c0) += lo;
+        }
         if (hi > lo) {
             if (split_n)
-                gemm_slab(kind, g, ta, tb, M, hi - lo, K, A, lda, tb ? B + (size_t)lo * ldb : B + lo, ldb, beta,
-                          C + lo, ldc);
+                gemm_slab(kind, g, ta, tb, M, hi - lo, K, A, lda, bs ? NULL : tb ? B + (size_t)lo * ldb : B + lo, ldb,
+                          bs ? &bt : NULL, beta, C + lo, ldc);
             else
-                gemm_slab(kind, g, ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta,
-                          C + (size_t)lo * ldc, ldc);
+                gemm_slab(kind, g, ta, tb, hi - lo, N, K, ta ? A + lo : A + (size_t)lo * lda, lda, B, ldb,
+                          bs ? &bt : NULL, beta, C + (size_t)lo * ldc, ldc);
         }
     }
 #endif
@@ -539,19 +658,39 @@ static void gemm_threads(int kind, const void *g, int mr, int nr, int ta, int tb
 void gemm_f32_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M > 0 && N > 0 && K > 0 && M <= 2 && g->dot) {
-        gemv(g, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        gemv(g, ta, tb, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
         return;
     }
-    gemm_threads(KIND_F32, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    gemm_threads(KIND_F32, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 /* One or two rows take the packed path too (the GEMV path reads B unpacked). */
 void gemm_f32_rounded_blocked(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A,
                               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_threads(KIND_F32_ROUNDED, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    gemm_threads(KIND_F32_ROUNDED, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 void gemm_bf16_blocked(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A,
                        int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_threads(KIND_BF16, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    gemm_threads(KIND_BF16, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
+}
+
+/* ---- the same three with B from a source (gemm.h gemm_bsrc) ---- */
+void gemm_f32_blocked_src(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                          const gemm_bsrc *B, float beta, float *C, int ldc) {
+    if (M > 0 && N > 0 && K > 0 && M <= 2 && g->dot) {
+        gemv(g, ta, tb, M, N, K, A, lda, NULL, 0, B, beta, C, ldc);
+        return;
+    }
+    gemm_threads(KIND_F32, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, NULL, 0, B, beta, C, ldc);
+}
+
+void gemm_f32_rounded_blocked_src(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                                  const gemm_bsrc *B, float beta, float *C, int ldc) {
+    gemm_threads(KIND_F32_ROUNDED, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, NULL, 0, B, beta, C, ldc);
+}
+
+void gemm_bf16_blocked_src(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                           const gemm_bsrc *B, float beta, float *C, int ldc) {
+    gemm_threads(KIND_BF16, g, g->mr, g->nr, ta, tb, M, N, K, A, lda, NULL, 0, B, beta, C, ldc);
 }

@@ -65,4 +65,26 @@ typedef struct gemm_arch_bf16 {
  * only, not on MR, NR or threads, so every ISA's pair path is bitwise the scalar one. */
 void gemm_bf16_blocked(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A,
                        int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* --- B read through a source instead of an fp32 matrix (held weights, simd/qgemm.c) ---
+ * The packs ask the source for runs of B's stored rows (tb=1: row n of B stored (N, K), columns
+ * k; tb=0: row k of B stored (K, N), columns n) and write them straight into the packed
+ * panels, so a bf16 / int8 / 4-bit weight is dequantised one short run at a time and never
+ * exists in fp32 as a whole. The packed values are the ones packing the materialised B gives,
+ * so each *_src driver is bitwise its plain twin on that B, at any thread count. */
+typedef struct gemm_bsrc {
+    const void *ctx;
+    /* dst[0..n) = stored row r, columns [c, c + n), in fp32 */
+    void (*row_f32)(const void *ctx, int r, int c, int n, float *dst);
+    /* the same rounded to bf16 (kernels.h f32_to_bf16 of row_f32's values); NULL: row_f32,
+     * then the pair arch's cvt */
+    void (*row_bf16)(const void *ctx, int r, int c, int n, uint16_t *dst);
+    int r0, c0; /* added to every r and c asked for (a thread's slab of B) */
+} gemm_bsrc;
+void gemm_f32_blocked_src(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                          const gemm_bsrc *B, float beta, float *C, int ldc);
+void gemm_f32_rounded_blocked_src(const gemm_arch *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                                  const gemm_bsrc *B, float beta, float *C, int ldc);
+void gemm_bf16_blocked_src(const gemm_arch_bf16 *g, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                           const gemm_bsrc *B, float beta, float *C, int ldc);
 #endif

@@ -54,6 +54,13 @@ typedef struct hone_kernels {
     const char *gemm_bf16_path;         /* gemm_bf16's: one of the two below */
     const char *gemm_bf16_dot_name;     /* e.g. "AVX512-BF16 vdpbf16ps 12x32"; NULL with no dot unit */
     const char *gemm_bf16_rounded_name; /* e.g. "ymm FMA 6x16 on bf16-rounded operands" */
+    /* the blocked driver's micro-kernels behind gemm_f32, gemm_bf16_rounded and gemm_bf16_dot
+     * (simd/gemm.h), for the products that read B through a source (simd/qgemm.c: held weights
+     * dequantised inside the packing) with the same sums; gemm_f32_arch is NULL where gemm_f32 is
+     * not the blocked driver (scalar), gemm_bf16_dot_arch where there is no dot unit. */
+    const struct gemm_arch *gemm_f32_arch;
+    const struct gemm_arch *gemm_bf16_rounded_arch;
+    const struct gemm_arch_bf16 *gemm_bf16_dot_arch;
     /* the scalar emulation gemm_bf16_dot is bitwise: gemm_bf16_dot_scalar (vdpbf16ps) by
      * default, gemm_bf16_bfdot_scalar on Arm BF16 (tests) */
     void (*gemm_bf16_dot_ref)(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
@@ -142,6 +149,12 @@ typedef struct hone_kernels {
      * dequant_int8_f32: dst[k] = ((float)q[k] * s) * (float)(1 / 127). */
     void (*dequant_4bit_f32)(float *dst, const uint8_t *packed, size_t i0, int n, const float *code, const float *scale);
     void (*dequant_int8_f32)(float *dst, const int8_t *q, int n, float s);
+    /* LoRA dropout of elements [i0, i0 + n) (model/layers.h lora_dropout): y[k] = (acc ? y[k] : 0)
+     * + x[k] * keep(i0 + k), keep(i) = 1 / (1 - p) when u(i) >= p, else 0, where u(i) = (h >> 40) *
+     * 2^-24 and h = splitmix64's finaliser of seed + 0x9e3779b97f4a7c15 * (i + 1): the mask of
+     * element i depends on (seed, i) only. Integer hashing and one product (and sum) per element:
+     * every ISA bitwise the scalar (quant.c dropout_f32_scalar). */
+    void (*dropout_f32)(float *y, const float *x, size_t i0, size_t n, float p, uint64_t seed, int acc);
     /* --- GGML block quantisers (simd/ggml_quant.h; GGUF export): nb blocks of 32 values
      * of x into y, byte-identical to llama.cpp's quantize_row_q8_0_ref / q4_0_ref */
     void (*quant_q8_0)(const float *x, void *y, int64_t nb);

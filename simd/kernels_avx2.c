@@ -160,12 +160,36 @@ CONV_LOOP(f16_to_f32_avx2, float, uint16_t, BODY_F16_F32)
 CONV_LOOP(f32_to_bf16_avx2, uint16_t, float, BODY_F32_BF16)
 CONV_LOOP(f32_to_f16_avx2, uint16_t, float, BODY_F32_F16)
 
+/* kernels.h round_bf16: x = bf16(x) in fp32, round_bf16_scalar's integer steps on 8 lanes (a NaN
+ * made quiet, the rest rounded to nearest even), then the scalar on the tail */
+static void round_bf16_avx2(float *x, size_t n) {
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), hi = _mm256_set1_epi32((int)0xffff0000u);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(x + i));
+        __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x400000)), nan);
+        _mm256_storeu_si256((__m256i *)(x + i), _mm256_and_si256(r, hi));
+    }
+    for (; i < n; i++) { /* the scalar reference's steps */
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        if ((u & 0x7fffffff) > 0x7f800000) u |= 0x400000;
+        else u += 0x7fff + ((u >> 16) & 1);
+        u &= 0xffff0000u;
+        memcpy(x + i, &u, 4);
+    }
+}
+
 HONE_PROBE_FMA(probe_fma_f32_avx2, __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32, 8)
 
 void kernels_fill_avx2(hone_kernels *t) {
     t->isa = "avx2";
     t->gemm_f32 = gemm_f32_avx2;
     t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx2;
+    t->gemm_f32_arch = t->gemm_bf16_rounded_arch = &gemm_avx2;
+    t->round_bf16 = round_bf16_avx2;
     t->gemm_bf16_rounded_name = t->gemm_bf16_path = "ymm FMA 6x16 on bf16-rounded operands";
     fill_vec_avx2(t);
     t->bf16_to_f32 = bf16_to_f32_avx2;

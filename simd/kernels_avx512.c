@@ -282,9 +282,11 @@ void kernels_fill_avx512(hone_kernels *t) {
     /* bf16 rounded operands through whichever fp32 kernel was chosen (AVX2's already set) */
     if (t->gemm_f32 == gemm_f32_avx512) {
         t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx512;
+        t->gemm_f32_arch = t->gemm_bf16_rounded_arch = &gemm_avx512;
         t->gemm_bf16_rounded_name = t->gemm_bf16_path = "zmm FMA 12x32 on bf16-rounded operands";
     } else if (t->gemm_f32 == gemm_f32_avx512_zen) {
         t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx512_zen;
+        t->gemm_f32_arch = t->gemm_bf16_rounded_arch = &gemm_avx512_zen;
         t->gemm_bf16_rounded_name = t->gemm_bf16_path = "zmm FMA 24x16 on bf16-rounded operands";
     }
     fill_vec_avx512(t);
@@ -303,6 +305,7 @@ void kernels_fill_avx512(hone_kernels *t) {
         int x16 = eb && !strcmp(eb, "24x16");
         t->gemm_bf16_dot = t->gemm_bf16 = x16 ? gemm_bf16_dot_24x16 : gemm_bf16_dot_12x32;
         t->gemm_bf16_dot_name = t->gemm_bf16_path = x16 ? "AVX512-BF16 vdpbf16ps 24x16" : "AVX512-BF16 vdpbf16ps 12x32";
+        t->gemm_bf16_dot_arch = x16 ? &gemm_bf16_24x16 : &gemm_bf16_12x32;
     }
 #endif
 }

@@ -125,6 +125,7 @@ void kernels_fill_neon(hone_kernels *t) {
     t->isa = "neon";
     t->gemm_f32 = gemm_f32_neon;
     t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_neon;
+    t->gemm_f32_arch = t->gemm_bf16_rounded_arch = &gemm_neon;
     t->gemm_bf16_rounded_name = t->gemm_bf16_path = "NEON FMA 8x12 on bf16-rounded operands";
     fill_vec_neon(t);
     t->bf16_to_f32 = bf16_to_f32_neon;

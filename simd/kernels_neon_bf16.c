@@ -98,6 +98,7 @@ void kernels_fill_neon_bf16(hone_kernels *t) {
     t->gemm_bf16_dot = t->gemm_bf16 = mmla ? gemm_bf16_bfmmla_neon : gemm_bf16_bfdot_neon;
     t->gemm_bf16_dot_name = t->gemm_bf16_path = mmla ? "Arm BF16 BFMMLA 8x8" : "Arm BF16 BFDOT 8x12";
     t->gemm_bf16_dot_ref = gemm_bf16_bfdot_scalar;
+    t->gemm_bf16_dot_arch = mmla ? &gemm_bfmmla_8x8 : &gemm_bfdot_8x12; /* held weights (simd/qgemm.c) take it too */
     t->probe_dot_bf16 = mmla ? probe_bfmmla_neon : probe_bfdot_neon;
     t->probe_bf16_unit = mmla ? "Arm BF16 BFMMLA" : "Arm BF16 BFDOT q";
 }

@@ -447,12 +447,16 @@ void kernels_fill_scalar(hone_kernels *t) {
     t->f32_to_f16 = f32_to_f16_scalar;
     t->dequant_4bit_f32 = dequant_4bit_scalar; /* simd/quant.c */
     t->dequant_int8_f32 = dequant_int8_scalar;
+    t->dropout_f32 = dropout_f32_scalar;
     t->probe_fma_f32 = probe_fma_f32_scalar;
     t->probe_fma_unit = "scalar multiply-add";
     /* no bf16 unit: the pair emulation (gemm_bf16_dot_scalar) is the tests' reference */
     t->gemm_bf16_dot = NULL;
     t->gemm_bf16_dot_ref = gemm_bf16_dot_scalar;
     t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_scalar;
+    t->gemm_f32_arch = NULL; /* gemm_f32_scalar is a plain loop, not the blocked driver */
+    t->gemm_bf16_rounded_arch = &gemm_scalar;
+    t->gemm_bf16_dot_arch = NULL;
     t->gemm_bf16_rounded_name = t->gemm_bf16_path = "scalar multiply-add on bf16-rounded operands";
     t->gemm_bf16_dot_name = NULL;
     t->round_bf16 = round_bf16_scalar;

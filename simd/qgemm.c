@@ -1,86 +1,126 @@
 /* simd/qgemm.c — products with a held weight (simd/quant.h): Y = X W^T (forward) and
- * dX = dY W (input gradient) with W bf16, int8, NF4 or FP4.
+ * dX = dY W (input gradient) with W bf16, int8, NF4 or FP4, in fp32 (gemm_f32's sums) or
+ * with bf16 operands (gemm_bf16's: `bf16: true`).
  *
- * W is never expanded beyond a fixed panel: at most 4M floats (16 MB; whole rows of W for the
- * forward, whole columns for dX; a smaller weight fits in one) are dequantised into a
- * per-thread buffer, then the table's fp32 GEMM runs on the panel. Each panel repacks the
- * other operand, so panels are as large as that bound allows (measured, bench_qgemm, 2048x8192
- * at N 512: 4 MB panels 1.8x the fp32 GEMM's time, 16 MB panels 1.3x). The GEMM's summation order over K depends on K
- * and the cache sizes only, never on N or the column range of C (simd/gemm.h), so each
- * output is bitwise the fp32 GEMM of the fully dequantised weight, at any thread count.
- * The panel pass costs one write and one read of the panel next to its 2 * N * 4M flops. */
+ * W is the GEMM's B operand read through a source (simd/gemm.h gemm_bsrc): the B packs ask
+ * for short runs of W's rows (a kc-long run of one row for the forward, an nc-wide run of one
+ * row for dX) and this file dequantises each run with the kernel table's dequantisers straight
+ * into the packing, so no fp32 copy of W (nor of a panel of it) is ever made. A bf16-held W
+ * needs no conversion at all on the bf16 pair path: its runs are copied into the pair layout.
+ * The packed values are those of packing the fully dequantised weight, so each product is
+ * bitwise the table's GEMM of that weight at any thread count (tests/test_kernels_quant.c). */
 #include "simd/quant.h"
 #include "simd/kernels.h"
-#include <pthread.h>
+#include "simd/gemm.h"
 #include <stdlib.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#define PANEL_FLOATS ((size_t)1 << 22) /* 16 MB */
-
-/* the caller thread's panel buffer: grown to the largest panel met (the first step of a
- * training loop), freed when the thread exits */
-static _Thread_local float *panel;
-static _Thread_local size_t panel_cap;
-static pthread_key_t panel_key;
-static pthread_once_t panel_once = PTHREAD_ONCE_INIT;
-static void panel_key_init(void) { pthread_key_create(&panel_key, free); }
-
-static float *panel_get(size_t n) {
-    if (n <= panel_cap) return panel;
-    pthread_once(&panel_once, panel_key_init);
-    free(panel);
-    panel = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    panel_cap = panel ? n : 0;
-    pthread_setspecific(panel_key, panel);
-    return panel;
+/* gemm_bsrc rows of a held weight: dequantised to fp32, or (bf16-held) copied as bf16 */
+static void row_f32(const void *ctx, int r, int c, int n, float *dst) {
+    qtensor_dequant_rect((const hone_qtensor *)ctx, r, r + 1, c, c + n, dst, (size_t)n);
+}
+static void row_bf16_held(const void *ctx, int r, int c, int n, uint16_t *dst) {
+    const hone_qtensor *t = ctx;
+    memcpy(dst, (const uint16_t *)t->data + (size_t)r * t->cols + c, sizeof(uint16_t) * (size_t)n);
+}
+static gemm_bsrc source_of(const hone_qtensor *W) {
+    gemm_bsrc s = {W, row_f32, W->type == HONE_Q_BF16 ? row_bf16_held : NULL, 0, 0};
+    return s;
 }
 
-/* rows [r0, r1), columns [c0, c1) of W into dst (row stride c1 - c0), rows over threads */
-static void dequant_panel(const hone_qtensor *W, int r0, int r1, int c0, int c1, float *dst) {
-    int w = c1 - c0;
-#pragma omp parallel for schedule(static) if ((size_t)(r1 - r0) * w >= 65536)
-    for (int r = r0; r < r1; r += 8) {
-        int e = r + 8 < r1 ? r + 8 : r1;
-        qtensor_dequant_rect(W, r, e, c0, c1, dst + (size_t)(r - r0) * w, (size_t)w);
+/* gemm_f32_scalar's loops (kernels_scalar.c: a plain loop, not the blocked driver) with B's rows
+ * dequantised once each: every element the same products summed in the same order, so
+ * bitwise that kernel on the dequantised weight. tb: B stored (N, K); else (K, N). */
+static void gemm_plain_src(int tb, int M, int N, int K, const float *A, int lda, const hone_qtensor *W, float beta,
+                           float *C, int ldc) {
+    if (tb) {
+#pragma omp parallel
+        {
+            float buf[1024];
+            /* a row of K floats: on the stack up to 1024, else one allocation per thread */
+            float *row = K <= 1024 ? buf : malloc(sizeof(float) * (size_t)K);
+            if (!row) abort(); /* a few KB: nothing sensible to do inside a kernel */
+#pragma omp for schedule(static)
+            for (int j = 0; j < N; j++) {
+                row_f32(W, j, 0, K, row);
+                for (int i = 0; i < M; i++) {
+                    const float *a = A + (size_t)i * lda;
+                    float acc = 0.f;
+                    for (int k = 0; k < K; k++) acc += a[k] * row[k];
+                    float *c = C + (size_t)i * ldc + j;
+                    *c = beta != 0.f ? *c + acc : acc;
+                }
+            }
+            if (row != buf) free(row);
+        }
+        return;
     }
+    float *row = malloc(sizeof(float) * (size_t)N);
+    if (!row) abort();
+    for (int i = 0; i < M; i++)
+        if (beta == 0.f) memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
+    for (int k = 0; k < K; k++) {
+        row_f32(W, k, 0, N, row);
+#pragma omp parallel for schedule(static) if ((long)M * N >= 65536)
+        for (int i = 0; i < M; i++) {
+            float a = A[(size_t)i * lda + k], *c = C + (size_t)i * ldc;
+            for (int j = 0; j < N; j++) c[j] += a * row[j];
+        }
+    }
+    free(row);
+}
+
+/* C (M, N) = beta C + A op(W) with the table's fp32 GEMM (tb: op(W) = W^T, N = rows) */
+static void qgemm_f32(int tb, int M, int N, int K, const float *A, int lda, const hone_qtensor *W, float beta, float *C,
+                      int ldc) {
+    if (W->type == HONE_Q_F32) {
+        hone_kt.gemm_f32(0, tb, M, N, K, A, lda, W->data, W->cols, beta, C, ldc);
+        return;
+    }
+    if (!hone_kt.gemm_f32_arch) {
+        gemm_plain_src(tb, M, N, K, A, lda, W, beta, C, ldc);
+        return;
+    }
+    gemm_bsrc s = source_of(W);
+    gemm_f32_blocked_src(hone_kt.gemm_f32_arch, 0, tb, M, N, K, A, lda, &s, beta, C, ldc);
+}
+
+/* the same with gemm_bf16's contract: the pair unit where gemm_bf16 is the dot path, else the
+ * fp32 kernels on bf16-rounded operands */
+static void qgemm_bf16(int tb, int M, int N, int K, const float *A, int lda, const hone_qtensor *W, float beta, float *C,
+                       int ldc) {
+    if (W->type == HONE_Q_F32) {
+        hone_kt.gemm_bf16(0, tb, M, N, K, A, lda, W->data, W->cols, beta, C, ldc);
+        return;
+    }
+    gemm_bsrc s = source_of(W);
+    if (hone_kt.gemm_bf16 == hone_kt.gemm_bf16_dot) {
+        /* the dot unit: every filler that installs one names its micro-kernel, so a held W
+         * gets the same products as a plain one */
+        if (!hone_kt.gemm_bf16_dot_arch) abort();
+        gemm_bf16_blocked_src(hone_kt.gemm_bf16_dot_arch, 0, tb, M, N, K, A, lda, &s, beta, C, ldc);
+    }
+    else if (hone_kt.gemm_bf16_rounded_arch)
+        gemm_f32_rounded_blocked_src(hone_kt.gemm_bf16_rounded_arch, 0, tb, M, N, K, A, lda, &s, beta, C, ldc);
+    else
+        abort(); /* every ISA's filler names its rounded path's micro-kernel */
 }
 
 void qgemm_xwt(int N, const float *X, int ldx, const hone_qtensor *W, float beta, float *Y, int ldy) {
-    int OC = W->rows, IC = W->cols;
-    if (W->type == HONE_Q_F32) {
-        hone_kt.gemm_f32(0, 1, N, OC, IC, X, ldx, W->data, IC, beta, Y, ldy);
-        return;
-    }
-    size_t rows = PANEL_FLOATS / (size_t)IC;
-    rows = rows / 16 * 16;
-    if (rows < 16) rows = 16;
-    if (rows > (size_t)OC) rows = OC;
-    float *P = panel_get(rows * IC);
-    if (!P) abort(); /* a 4 MB buffer: nothing sensible to do inside a kernel */
-    for (int r0 = 0; r0 < OC; r0 += (int)rows) {
-        int r1 = r0 + (int)rows < OC ? r0 + (int)rows : OC;
-        dequant_panel(W, r0, r1, 0, IC, P);
-        hone_kt.gemm_f32(0, 1, N, r1 - r0, IC, X, ldx, P, IC, beta, Y + r0, ldy);
-    }
+    qgemm_f32(1, N, W->rows, W->cols, X, ldx, W, beta, Y, ldy);
 }
 
 void qgemm_xw(int N, const float *dY, int ldy, const hone_qtensor *W, float beta, float *dX, int ldx) {
-    int OC = W->rows, IC = W->cols;
-    if (W->type == HONE_Q_F32) {
-        hone_kt.gemm_f32(0, 0, N, IC, OC, dY, ldy, W->data, IC, beta, dX, ldx);
-        return;
-    }
-    size_t cols = PANEL_FLOATS / (size_t)OC;
-    cols = cols / 64 * 64;
-    if (cols < 64) cols = 64;
-    if (cols > (size_t)IC) cols = IC;
-    float *P = panel_get(cols * OC);
-    if (!P) abort();
-    for (int c0 = 0; c0 < IC; c0 += (int)cols) {
-        int c1 = c0 + (int)cols < IC ? c0 + (int)cols : IC;
-        dequant_panel(W, 0, OC, c0, c1, P);
-        hone_kt.gemm_f32(0, 0, N, c1 - c0, OC, dY, ldy, P, c1 - c0, beta, dX + c0, ldx);
-    }
+    qgemm_f32(0, N, W->cols, W->rows, dY, ldy, W, beta, dX, ldx);
+}
+
+void qgemm_xwt_bf16(int N, const float *X, int ldx, const hone_qtensor *W, float beta, float *Y, int ldy) {
+    qgemm_bf16(1, N, W->rows, W->cols, X, ldx, W, beta, Y, ldy);
+}
+
+void qgemm_xw_bf16(int N, const float *dY, int ldy, const hone_qtensor *W, float beta, float *dX, int ldx) {
+    qgemm_bf16(0, N, W->cols, W->rows, dY, ldy, W, beta, dX, ldx);
 }

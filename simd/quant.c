@@ -400,3 +400,18 @@ void qtensor_dequant_rect(const hone_qtensor *t, int r0, int r1, int c0, int c1,
         }
     }
 }
+
+/* kernels.h dropout_f32 (LoRA dropout; it sits with the held-weight kernels, which LoRA runs
+ * use too): the reference every ISA's version is bitwise equal to */
+void dropout_f32_scalar(float *y, const float *x, size_t i0, size_t n, float p, uint64_t seed, int acc) {
+    const float keep = 1.0f / (1.0f - p);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i0 + k + 1);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        float u = (float)(z >> 40) * (1.0f / 16777216.0f); /* [0, 1) on 24 bits */
+        float m = u >= p ? keep : 0.0f;
+        y[k] = acc ? y[k] + x[k] * m : x[k] * m;
+    }
+}

@@ -22,9 +22,10 @@
  *     q = round_half_even(w * (127 * (1 / scb))) (torch's 127.0 / t is a reciprocal times 127;
  *     an all-zero row codes 0); dequantised (q * scb) * (1/127 as fp32).
  *
- * The GEMMs that read such a weight are in simd/qgemm.c: they dequantise a panel of the
- * weight at a time (never the whole matrix) and run the table's fp32 GEMM on it, so the
- * product is bitwise the fp32 GEMM of the dequantised weight. */
+ * The GEMMs that read such a weight are in simd/qgemm.c: the GEMM's B packing dequantises
+ * short runs of the weight's rows straight into its packed panels (never the whole matrix,
+ * nor a panel of it, in fp32), so the product is bitwise the table's GEMM (fp32, or bf16)
+ * of the dequantised weight. */
 #ifndef HONE_QUANT_H
 #define HONE_QUANT_H
 #include <stddef.h>
@@ -84,10 +85,15 @@ void qtensor_block_scales(const hone_qtensor *t, size_t b0, size_t b1, float *ou
  * dst[k] = ((float)q[k] * s) * (1/127) */
 void dequant_4bit_scalar(float *dst, const uint8_t *packed, size_t i0, int n, const float *code, const float *scale);
 void dequant_int8_scalar(float *dst, const int8_t *q, int n, float s);
+void dropout_f32_scalar(float *y, const float *x, size_t i0, size_t n, float p, uint64_t seed, int acc);
 
 /* --- simd/qgemm.c: products with a held weight W (rows = OC, cols = IC) --- */
 /* Y (N, OC; row stride ldy) = beta * Y + X (N, IC; ldx) W^T */
 void qgemm_xwt(int N, const float *X, int ldx, const hone_qtensor *W, float beta, float *Y, int ldy);
 /* dX (N, IC; ldx) = beta * dX + dY (N, OC; ldy) W */
 void qgemm_xw(int N, const float *dY, int ldy, const hone_qtensor *W, float beta, float *dX, int ldx);
+/* The same two with bf16 operands (kernels.h gemm_bf16's contract on the dequantised W: the
+ * `bf16: true` products); the outputs are not rounded (the layer does that) */
+void qgemm_xwt_bf16(int N, const float *X, int ldx, const hone_qtensor *W, float beta, float *Y, int ldy);
+void qgemm_xw_bf16(int N, const float *dY, int ldy, const hone_qtensor *W, float beta, float *dX, int ldx);
 #endif

@@ -40,7 +40,34 @@ static void dequant_int8_avx512(float *dst, const int8_t *q, int n, float s) {
     if (k < n) dequant_int8_scalar(dst + k, q + k, n - k, s);
 }
 
+/* splitmix64's finaliser on 8 lanes (vpmullq: AVX-512 DQ) */
+static inline __m512i mix64_avx512(__m512i z) {
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((long long)0xbf58476d1ce4e5b9ULL));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94d049bb133111ebULL));
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+/* 16 elements a step: two 8-lane hashes, their top 24 bits as floats, the scalar's compare */
+static void dropout_avx512(float *y, const float *x, size_t i0, size_t n, float p, uint64_t seed, int acc) {
+    const __m512i G = _mm512_set1_epi64((long long)0x9e3779b97f4a7c15ULL), S = _mm512_set1_epi64((long long)seed);
+    const __m512i iota = _mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8), eight = _mm512_set1_epi64(8);
+    const __m512 vp = _mm512_set1_ps(p), vk = _mm512_set1_ps(1.0f / (1.0f - p)), sc = _mm512_set1_ps(1.0f / 16777216.0f);
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m512i i_lo = _mm512_add_epi64(_mm512_set1_epi64((long long)(i0 + k)), iota), i_hi = _mm512_add_epi64(i_lo, eight);
+        __m512i h_lo = mix64_avx512(_mm512_add_epi64(S, _mm512_mullo_epi64(G, i_lo)));
+        __m512i h_hi = mix64_avx512(_mm512_add_epi64(S, _mm512_mullo_epi64(G, i_hi)));
+        __m256i u_lo = _mm512_cvtepi64_epi32(_mm512_srli_epi64(h_lo, 40)), u_hi = _mm512_cvtepi64_epi32(_mm512_srli_epi64(h_hi, 40));
+        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(u_lo), u_hi, 1)), sc);
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + k), _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(u, vp, _CMP_GE_OQ), vk));
+        if (acc) v = _mm512_add_ps(_mm512_loadu_ps(y + k), v);
+        _mm512_storeu_ps(y + k, v);
+    }
+    if (k < n) dropout_f32_scalar(y + k, x + k, i0 + k, n - k, p, seed, acc);
+}
+
 void quant_fill_avx512(hone_kernels *t) {
     t->dequant_4bit_f32 = dequant_4bit_avx512;
     t->dequant_int8_f32 = dequant_int8_avx512;
+    t->dropout_f32 = dropout_avx512;
 }

@@ -1,9 +1,15 @@
 /* test_kernels_quant.c — the held-weight kernels (simd/quant.h) checkasm style: every ISA
  * this CPU runs (AVX2, AVX-512; NEON under make check-neon) against the scalar reference on
  * odd offsets and lengths (dequant_4bit_f32 with NF4 and FP4 codebooks, dequant_int8_f32),
- * and the quantised GEMMs (simd/qgemm.c) against the table's fp32 GEMM of the fully
- * dequantised weight for bf16, int8, NF4, FP4 (plain and nested) on odd shapes, beta 0
- * and 1, and at 1 and several threads.
+ * and the quantised GEMMs (simd/qgemm.c: the weight dequantised inside the GEMM's B packing)
+ * against the table's GEMM of the fully dequantised weight for bf16, int8, NF4, FP4 (plain and
+ * nested) on odd shapes (odd K: the pair path's padded last pair; shapes past one KC / NC block
+ * of the packs), beta 0 and 1, and at 1 and several threads: qgemm_xwt / qgemm_xw against
+ * gemm_f32 on every ISA (scalar: its plain-loop GEMM), qgemm_*_bf16 against gemm_bf16 with
+ * gemm_bf16 set to the dot-unit path (where the CPU has one) and to the rounded-operand path.
+ * LoRA's dropout_f32 (kept here with the held-weight kernels) against the scalar reference on odd
+ * element offsets and lengths, plain and accumulating, p from 0 to 0.999, with inf / NaN / -0
+ * inputs (their products with a dropped 0 must match too).
  * Tolerance: 0 everywhere. The dequant kernels only multiply (no FMA, no reassociation), and
  * the GEMM's sum order over K never depends on the column range or thread count
  * (simd/gemm.h), so all of these are bitwise equalities. */
@@ -50,9 +56,36 @@ static void test_dequant_kernels(void) {
         }
 }
 
+static void test_dropout_kernel(void) {
+    hone_kernels ref;
+    kernels_get("scalar", &ref);
+    if (kernels_get(cur_isa, &cur) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
+    enum { L = 1200 };
+    float x[L], y0[L], y1[L], base[L];
+    for (int i = 0; i < L; i++) x[i] = frand(), base[i] = frand();
+    x[3] = 1.f / 0.f, x[17] = -0.f, x[40] = 0.f / 0.f, x[41] = -1.f / 0.f;
+    static const float ps[] = {0.f, 0.05f, 0.5f, 0.999f};
+    int bad = 0;
+    for (size_t pi = 0; pi < sizeof ps / sizeof *ps && !bad; pi++)
+        for (size_t i0 = 0; i0 < 40 && !bad; i0 += 7)
+            for (int n = 0; n < 1100 && !bad; n += 37)
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(y0, base, sizeof y0);
+                    memcpy(y1, base, sizeof y1);
+                    uint64_t seed = 0x1234567ULL * (pi + 1) + i0;
+                    ref.dropout_f32(y0, x, i0 * 1000003, (size_t)n, ps[pi], seed, acc);
+                    cur.dropout_f32(y1, x, i0 * 1000003, (size_t)n, ps[pi], seed, acc);
+                    if (memcmp(y0, y1, sizeof y0)) {
+                        CHECK(0, "%s dropout p %g i0 %zu n %d acc %d differs from scalar", cur_isa, ps[pi], i0 * 1000003, n, acc);
+                        bad = 1;
+                        break;
+                    }
+                }
+}
+
 /* one held weight (OC, IC) of type, both products against the fp32 GEMM of its dequantised
  * copy, at 1 thread and at the default count */
-static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta) {
+static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta, int bf16) {
     hone_qtensor W;
     float *w = malloc(sizeof(float) * OC * IC), *wd = malloc(sizeof(float) * OC * IC);
     float *x = malloc(sizeof(float) * N * IC), *dy = malloc(sizeof(float) * N * OC);
@@ -65,51 +98,62 @@ static void check_qgemm(int type, int nested, int N, int OC, int IC, float beta)
     CHECK(qtensor_alloc(&W, type, nested, OC, IC) == 0, "alloc");
     qtensor_quantize(&W, w);
     qtensor_dequant_rect(&W, 0, OC, 0, IC, wd, IC);
-    hone_kt.gemm_f32(0, 1, N, OC, IC, x, IC, wd, IC, beta, y0, OC);
-    hone_kt.gemm_f32(0, 0, N, IC, OC, dy, OC, wd, IC, beta, d0, IC);
+    void (*gemm)(int, int, int, int, int, const float *, int, const float *, int, float, float *, int) =
+        bf16 ? hone_kt.gemm_bf16 : hone_kt.gemm_f32;
+    void (*xwt)(int, const float *, int, const hone_qtensor *, float, float *, int) = bf16 ? qgemm_xwt_bf16 : qgemm_xwt;
+    void (*xw)(int, const float *, int, const hone_qtensor *, float, float *, int) = bf16 ? qgemm_xw_bf16 : qgemm_xw;
+    gemm(0, 1, N, OC, IC, x, IC, wd, IC, beta, y0, OC);
+    gemm(0, 0, N, IC, OC, dy, OC, wd, IC, beta, d0, IC);
 #ifdef _OPENMP
     int nt = omp_get_max_threads();
     omp_set_num_threads(1);
 #endif
-    qgemm_xwt(N, x, IC, &W, beta, y1, OC);
-    qgemm_xw(N, dy, OC, &W, beta, d1, IC);
+    xwt(N, x, IC, &W, beta, y1, OC);
+    xw(N, dy, OC, &W, beta, d1, IC);
 #ifdef _OPENMP
     omp_set_num_threads(nt > 1 ? nt : 3);
 #endif
-    qgemm_xwt(N, x, IC, &W, beta, y2, OC);
-    qgemm_xw(N, dy, OC, &W, beta, d2, IC);
+    xwt(N, x, IC, &W, beta, y2, OC);
+    xw(N, dy, OC, &W, beta, d2, IC);
 #ifdef _OPENMP
     omp_set_num_threads(nt);
 #endif
-    const char *tn = quant_type_name(type);
-    CHECK(!memcmp(y0, y1, sizeof(float) * N * OC), "%s%s X W^T %dx%dx%d beta %g (1 thread) != fp32 gemm of dequantised W", tn,
-          nested ? " nested" : "", N, OC, IC, beta);
-    CHECK(!memcmp(y0, y2, sizeof(float) * N * OC), "%s X W^T %dx%dx%d: thread count changed bits", tn, N, OC, IC);
-    CHECK(!memcmp(d0, d1, sizeof(float) * N * IC), "%s%s dY W %dx%dx%d beta %g (1 thread) != fp32 gemm of dequantised W", tn,
-          nested ? " nested" : "", N, OC, IC, beta);
-    CHECK(!memcmp(d0, d2, sizeof(float) * N * IC), "%s dY W %dx%dx%d: thread count changed bits", tn, N, OC, IC);
+    const char *tn = quant_type_name(type), *pn = bf16 ? hone_kt.gemm_bf16_path : "fp32";
+    CHECK(!memcmp(y0, y1, sizeof(float) * N * OC), "%s%s X W^T %dx%dx%d beta %g (1 thread) != %s gemm of dequantised W", tn,
+          nested ? " nested" : "", N, OC, IC, beta, pn);
+    CHECK(!memcmp(y0, y2, sizeof(float) * N * OC), "%s X W^T %dx%dx%d (%s): thread count changed bits", tn, N, OC, IC, pn);
+    CHECK(!memcmp(d0, d1, sizeof(float) * N * IC), "%s%s dY W %dx%dx%d beta %g (1 thread) != %s gemm of dequantised W", tn,
+          nested ? " nested" : "", N, OC, IC, beta, pn);
+    CHECK(!memcmp(d0, d2, sizeof(float) * N * IC), "%s dY W %dx%dx%d (%s): thread count changed bits", tn, N, OC, IC, pn);
     qtensor_free(&W);
     free(w); free(wd); free(x); free(dy); free(y0); free(y1); free(y2); free(d0); free(d1); free(d2);
 }
 
 static void test_qgemm(void) {
     if (kernels_get(cur_isa, &hone_kt) < 0) { test_skip("%s not supported by this CPU/OS/build", cur_isa); return; }
-    /* the last two are above qgemm's 4M-float panel: several panels each way */
-    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1030},
-                                    {3, 4100, 1030}, {4, 1030, 4100}};
-    for (int t = HONE_Q_F32; t < HONE_Q_NTYPES; t++)
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (int nested = 0; nested < (t >= HONE_Q_NF4 ? 2 : 1); nested++)
-                check_qgemm(t, nested, shapes[s][0], shapes[s][1], shapes[s][2], s & 1 ? 1.f : 0.f);
+    /* (N, OC, IC): one and two rows (the GEMV path), odd sizes, K past one KC block both ways,
+     * N past one NC block of B (the dX product's 9000 columns) */
+    static const int shapes[][3] = {{1, 37, 70}, {2, 64, 128}, {7, 130, 96}, {33, 257, 75}, {64, 96, 1100}, {5, 1100, 1031},
+                                    {3, 4100, 1030}, {4, 1030, 4100}, {40, 77, 9000}};
+    /* fp32; bf16 on the dot unit (when there is one); bf16 on rounded operands */
+    for (int prec = 0; prec < 3; prec++) {
+        if (prec == 1 && !hone_kt.gemm_bf16_dot) continue;
+        if (prec) hone_kt.gemm_bf16 = prec == 1 ? hone_kt.gemm_bf16_dot : hone_kt.gemm_bf16_rounded;
+        if (prec) hone_kt.gemm_bf16_path = prec == 1 ? hone_kt.gemm_bf16_dot_name : hone_kt.gemm_bf16_rounded_name;
+        for (int t = HONE_Q_F32; t < HONE_Q_NTYPES; t++)
+            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+                for (int nested = 0; nested < (t >= HONE_Q_NF4 ? 2 : 1); nested++)
+                    check_qgemm(t, nested, shapes[s][0], shapes[s][1], shapes[s][2], s & 1 ? 1.f : 0.f, prec > 0);
+    }
     kernels_init();
 }
 
 int main(void) {
     kernels_init();
 #if defined(__x86_64__)
-    const char *isas[] = {"avx2", "avx512"};
+    const char *isas[] = {"scalar", "avx2", "avx512"};
 #elif defined(__aarch64__)
-    const char *isas[] = {"neon"};
+    const char *isas[] = {"scalar", "neon"};
 #else
     const char *isas[] = {"scalar"};
 #endif
@@ -118,6 +162,8 @@ int main(void) {
         char name[64];
         snprintf(name, sizeof name, "%s dequant_kernels", cur_isa);
         test_run(name, test_dequant_kernels);
+        snprintf(name, sizeof name, "%s dropout", cur_isa);
+        test_run(name, test_dropout_kernel);
         snprintf(name, sizeof name, "%s qgemm", cur_isa);
         test_run(name, test_qgemm);
     }

@@ -12,7 +12,9 @@
  *    adapter forward (1e-5 of max|logit|), and bad adapters fail naming file and field;
  *  - interop: an adapter `hone sft` wrote gives hone's logits in PEFT, its `hone merge` output
  *    in transformers (tests/reference/lora_interop.py; 1e-5 of max|logit|);
- *  - dropout masks are the same bits at 1 and 2 threads. */
+ *  - dropout masks are the same bits at 1 and 2 threads; lora_forward / lora_backward (their
+ *    rank-r products cut into per-thread slabs of C) give the same bits at 1 and 3 threads,
+ *    r 16 and r 2 (the two-row GEMV path), with and without dropout (tolerance 0). */
 #include "model/convert.h"
 #include "model/layers.h"
 #include "model/lora.h"
@@ -115,6 +117,49 @@ static void test_dropout_threads(void) {
     for (size_t i = 0; i < n; i++) kept += y1[i] != 0;
     CHECK(fabs((double)kept / n - 0.9) < 0.01, "kept fraction %.4f, want 0.9", (double)kept / n);
     free(x); free(y1); free(y2);
+}
+
+/* one forward + backward of an adapter at the current thread count into out (OC*N), din, dA, dB */
+static void lora_pass(int N, int IC, int OC, int r, float p, const float *x, const float *A, const float *B, const float *R,
+                      float *out, float *din, float *dA, float *dB) {
+    float *su = malloc(sizeof(float) * N * r), *du = malloc(sizeof(float) * N * r), *xd = malloc(sizeof(float) * N * IC);
+    float *dxd = malloc(sizeof(float) * N * IC);
+    if (p > 0) lora_dropout(xd, x, (size_t)N * IC, p, 99);
+    else memcpy(xd, x, sizeof(float) * N * IC);
+    for (int i = 0; i < N * OC; i++) out[i] = 0.25f;
+    for (int i = 0; i < N * IC; i++) din[i] = -0.5f;
+    memset(dA, 0, sizeof(float) * r * IC);
+    memset(dB, 0, sizeof(float) * OC * r);
+    lora_forward(out, su, xd, A, B, 2.f, N, IC, OC, r);
+    lora_backward(din, dA, dB, du, dxd, R, xd, su, A, B, 2.f, N, IC, OC, r, p, 99);
+    free(su); free(du); free(xd); free(dxd);
+}
+
+static void test_lora_threads(void) {
+    static const int shapes[][4] = {{333, 257, 260, 16}, {301, 300, 199, 2}}; /* N, IC, OC, r */
+    for (int s = 0; s < 2; s++)
+        for (int d = 0; d < 2; d++) {
+            int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2], r = shapes[s][3];
+            float p = d ? 0.2f : 0.f;
+            float *x = rnd((size_t)N * IC, 1), *A = rnd((size_t)r * IC, 0.1f), *B = rnd((size_t)OC * r, 0.1f), *R = rnd((size_t)N * OC, 1);
+            float *o[2], *di[2], *a[2], *b[2];
+            for (int k = 0; k < 2; k++) {
+                o[k] = malloc(sizeof(float) * N * OC), di[k] = malloc(sizeof(float) * N * IC);
+                a[k] = malloc(sizeof(float) * r * IC), b[k] = malloc(sizeof(float) * OC * r);
+            }
+            int nt = omp_get_max_threads();
+            omp_set_num_threads(1);
+            lora_pass(N, IC, OC, r, p, x, A, B, R, o[0], di[0], a[0], b[0]);
+            omp_set_num_threads(3);
+            lora_pass(N, IC, OC, r, p, x, A, B, R, o[1], di[1], a[1], b[1]);
+            omp_set_num_threads(nt);
+            CHECK(!memcmp(o[0], o[1], sizeof(float) * N * OC), "r %d p %g: forward differs between 1 and 3 threads", r, p);
+            CHECK(!memcmp(di[0], di[1], sizeof(float) * N * IC), "r %d p %g: din differs between 1 and 3 threads", r, p);
+            CHECK(!memcmp(a[0], a[1], sizeof(float) * r * IC), "r %d p %g: dA differs between 1 and 3 threads", r, p);
+            CHECK(!memcmp(b[0], b[1], sizeof(float) * OC * r), "r %d p %g: dB differs between 1 and 3 threads", r, p);
+            for (int k = 0; k < 2; k++) { free(o[k]); free(di[k]); free(a[k]); free(b[k]); }
+            free(x); free(A); free(B); free(R);
+        }
 }
 
 /* ---- whole model with adapters ---- */
@@ -433,6 +478,7 @@ int main(void) {
     TEST_RUN(test_layer_fd);
     TEST_RUN(test_layer_fd_dropout);
     TEST_RUN(test_dropout_threads);
+    TEST_RUN(test_lora_threads);
     TEST_RUN(test_model_all_linear);
     TEST_RUN(test_model_checkpointing);
     TEST_RUN(test_model_dropout_ckpt);

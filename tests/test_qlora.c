@@ -9,9 +9,12 @@
  *    path mis-indexes rows of 160 columns);
  *  - bitwise: a held NF4 base gives exactly the logits and adapter gradients of the fp32 model
  *    whose linears hold the dequantised values (qgemm is the fp32 GEMM of the dequantised
- *    weight), with and without gradient checkpointing;
+ *    weight), with and without gradient checkpointing; the same under `bf16: true`
+ *    (backend_cpu_bf16: the held base's products on bf16 operands) for NF4 and a bf16-held base,
+ *    on the bf16 dot unit (where the CPU has one) and on the rounded-operand path;
  *  - loading streams the conversion: model_load_held and model_hold (convert after an fp32
  *    load) give the same bits; the held bytes are what qweight_bytes says. */
+#include "model/backend.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/qweight.h"
@@ -139,12 +142,18 @@ static void test_parity_fp4(void) { parity("tiny-llama-fp4", "tiny-llama", HONE_
 static void test_parity_gqa_nf4(void) { parity("tiny-llama3-gqa-nf4", "tiny-llama3-gqa", HONE_Q_NF4, 0); }
 static void test_parity_bf16(void) { parity("tiny-llama-bf16", "tiny-llama", HONE_Q_BF16, 0); }
 
-/* held NF4 == fp32 model holding the dequantised values, bit for bit */
-static void bitwise_case(int ckpt) {
+/* held (type) == fp32 model holding the dequantised values, bit for bit; bf16: both on
+ * backend_cpu_bf16 with gemm_bf16 = the dot path (bf16 == 1) or the rounded one (2) */
+static void bitwise_case(int ckpt, int type, int bf16) {
     hone_error err;
     const char *dir = test_src("tests/fixtures/models/tiny-llama");
     hone_model q, f;
-    if (model_load_held(&q, dir, 1, HONE_Q_NF4, 1, &err) < 0 || model_load(&f, dir, 1, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    if (model_load_held(&q, dir, 1, type, 1, &err) < 0 || model_load(&f, dir, 1, &err) < 0) { CHECK(0, "%s", err.msg); return; }
+    hone_kernels saved = hone_kt;
+    if (bf16) {
+        q.be = f.be = backend_cpu_bf16();
+        hone_kt.gemm_bf16 = bf16 == 1 ? hone_kt.gemm_bf16_dot : hone_kt.gemm_bf16_rounded;
+    }
     for (int i = 0; i < f.n_params; i++) { /* the fp32 model's linears := the held ones, dequantised */
         const hone_param *p = &f.params[i], *pq = &q.params[i];
         if (pq->qidx < 0) continue;
@@ -163,17 +172,28 @@ static void bitwise_case(int ckpt) {
     double s1, s2;
     run(&q, &lq, &b, ckpt, l1, p1, &s1, g1);
     run(&f, &lf, &b, ckpt, l2, p2, &s2, g2);
-    CHECK(!memcmp(l1, l2, sizeof(float) * N * V), "ckpt %d: held NF4 logits differ from the dequantised fp32 model's", ckpt);
-    CHECK(s1 == s2, "ckpt %d: loss %.9g vs %.9g", ckpt, s1, s2);
-    CHECK(!memcmp(g1, g2, sizeof(float) * lq.num_floats), "ckpt %d: adapter gradients differ", ckpt);
+    const char *tn = quant_type_name(type), *pn = bf16 ? hone_kt.gemm_bf16 == hone_kt.gemm_bf16_dot ? "bf16 dot" : "bf16 rounded" : "fp32";
+    CHECK(!memcmp(l1, l2, sizeof(float) * N * V), "%s %s ckpt %d: held logits differ from the dequantised fp32 model's", tn, pn, ckpt);
+    CHECK(s1 == s2, "%s %s ckpt %d: loss %.9g vs %.9g", tn, pn, ckpt, s1, s2);
+    CHECK(!memcmp(g1, g2, sizeof(float) * lq.num_floats), "%s %s ckpt %d: adapter gradients differ", tn, pn, ckpt);
+    hone_kt = saved;
     free(l1); free(l2); free(p1); free(p2); free(g1); free(g2);
     free_batch(&b);
     lora_attach(&q, NULL); lora_attach(&f, NULL);
     lora_free(&lq); lora_free(&lf);
     model_free(&q); model_free(&f);
 }
-static void test_bitwise_dequantised(void) { bitwise_case(0); }
-static void test_bitwise_dequantised_ckpt(void) { bitwise_case(1); }
+static void test_bitwise_dequantised(void) { bitwise_case(0, HONE_Q_NF4, 0); }
+static void test_bitwise_dequantised_ckpt(void) { bitwise_case(1, HONE_Q_NF4, 0); }
+static void test_bitwise_dequantised_bf16(void) {
+    for (int path = 1; path <= 2; path++) {
+        if (path == 1 && !hone_kt.gemm_bf16_dot) continue; /* no bf16 unit here: the rounded path only */
+        for (int ckpt = 0; ckpt < 2; ckpt++) {
+            bitwise_case(ckpt, HONE_Q_NF4, path);
+            bitwise_case(ckpt, HONE_Q_BF16, path);
+        }
+    }
+}
 
 static void test_hold_equals_load(void) {
     hone_error err;
@@ -209,6 +229,7 @@ int main(void) {
     TEST_RUN(test_parity_bf16);
     TEST_RUN(test_bitwise_dequantised);
     TEST_RUN(test_bitwise_dequantised_ckpt);
+    TEST_RUN(test_bitwise_dequantised_bf16);
     TEST_RUN(test_hold_equals_load);
     return test_finish();
 }

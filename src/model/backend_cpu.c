@@ -125,6 +125,8 @@ static void cpu_bf16_build(void) {
     cpu_bf16.name = "cpu-bf16";
     cpu_bf16.matmul_forward = matmul_forward_bf16;
     cpu_bf16.matmul_backward = matmul_backward_bf16;
+    cpu_bf16.qmatmul_forward = qmatmul_forward_bf16;
+    cpu_bf16.qmatmul_backward = qmatmul_backward_bf16;
     cpu_bf16.gemm = cpu_gemm_bf16;
     cpu_bf16.round_bf16 = cpu_round_bf16;
 }

@@ -29,6 +29,10 @@ void qmatmul_backward(float *din, const float *dout, const struct hone_qtensor *
 void matmul_forward_bf16(float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
 void matmul_backward_bf16(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int N,
                           int IC, int OC, int accumulate);
+/* bf16: true with W held: the same autocast products on the dequantised W (simd/qgemm.c
+ * qgemm_*_bf16: a bf16-held W enters the bf16 unit as stored), bitwise matmul_*_bf16 of it */
+void qmatmul_forward_bf16(float *out, const float *in, const struct hone_qtensor *W, const float *b, int N, int IC, int OC);
+void qmatmul_backward_bf16(float *din, const float *dout, const struct hone_qtensor *W, int N, int IC, int OC, int accumulate);
 
 /* LoRA (PEFT's lora.Linear) on top of a linear layer: out += scale * dropout(x) A^T B^T.
  * lora_dropout: y (n) = x * mask / (1 - p), the mask a hash of (seed, element index), so it

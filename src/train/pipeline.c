@@ -124,7 +124,7 @@ static int setup_lora(hone_pipeline *p, const hone_train_config *cfg, int adapte
 }
 
 /* one line on what a LoRA run trains */
-static void report_lora(const hone_pipeline *p) {
+static void report_lora(const hone_pipeline *p, int bf16) {
     if (!p->have_lora) return;
     const hone_lora *lo = &p->lora;
     char mods[160] = "";
@@ -136,10 +136,14 @@ static void report_lora(const hone_pipeline *p) {
     fprintf(stderr, "lora: r %d, alpha %g (scale %g%s) on %s%s%s; %zu trainable of %zu parameters (%.2f%%), base frozen\n", lo->cfg.r,
             lo->cfg.alpha, lo->scale, lo->cfg.rslora ? ", rslora" : "", mods[0] ? mods : "no linear", lo->embed ? " + embed_tokens" : "",
             lo->lm_head ? " + lm_head" : "", n, total, 100.0 * n / (double)total);
-    if (p->model.held) /* compute stays fp32 on the CPU: bnb_4bit_compute_dtype only names what PyTorch would use */
-        fprintf(stderr, "lora: base linears held as %s%s: %.1f MB (fp32: %.1f MB), weights %.1f MB in all; compute in fp32\n",
+    /* the products through the held base follow `bf16` (fp32, or autocast's bf16 operands);
+     * bnb_4bit_compute_dtype only names what PyTorch would use */
+    if (p->model.held)
+        fprintf(stderr, "lora: base linears held as %s%s: %.1f MB (fp32: %.1f MB), weights %.1f MB in all; %s\n",
                 quant_type_name(p->model.held), p->model.held_nested ? " (nested absmax)" : "", model_held_bytes(&p->model) / 1e6,
-                (double)(total - p->model.num_floats) * 4 / 1e6, model_weight_bytes(&p->model) / 1e6);
+                (double)(total - p->model.num_floats) * 4 / 1e6, model_weight_bytes(&p->model) / 1e6,
+                bf16 ? "products with the base in bf16 (dequantised inside the GEMM's packing)"
+                                                  : "products in fp32 (dequantised inside the GEMM's packing)");
 }
 
 int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *err) {
@@ -176,7 +180,7 @@ int pipeline_init(hone_pipeline *p, const hone_train_config *cfg, hone_error *er
         if (V > p->model.cfg.vocab_size && model_resize_vocab(&p->model, V, err) < 0) { pipeline_free(p); return -1; }
     }
     if (setup_lora(p, cfg, adapter, err) < 0) { pipeline_free(p); return -1; }
-    report_lora(p);
+    report_lora(p, cfg->bf16);
     if (cfg->bf16) {
         /* TRL's bf16=True on CPU: autocast's bf16 matrix products over fp32 weights */
         char why[256];
