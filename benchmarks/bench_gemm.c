@@ -4,6 +4,8 @@
  *   fwd  Y  (T,out) = X (T,in) @ W^T        ta=0 tb=1
  *   dX   dX (T,in)  = dY (T,out) @ W        ta=0 tb=0
  *   dW   dW (out,in)= dY^T @ X              ta=1 tb=0
+ * (the vocabulary-sized product both for all 4096 tokens and for one 512-row chunk of the
+ * loss head, the shape the training step runs),
  * plus the peaks of the register-only probes (simd/peak.c: fp32 FMA, bf16 dot) and
  * % of the fp32 one. The OpenBLAS column names the core OpenBLAS chose; when that
  * is a fallback older than the CPU (Debian's 0.3.21 does not know every CPU and
@@ -97,8 +99,10 @@ static int build_shapes(int quick) {
         shapes[ns] = (shape){names[ns], 0, 0, n, n, n};
         ns++;
     }
-    int tr[][3] = {{4096, 576, 1536}, {4096, 1536, 576}, {4096, 576, 49152}};
-    for (int t = 0; t < 3; t++) {
+    /* the last: one chunk of the loss head as the training step runs it (transformer.c
+     * head_chunk_rows: 512 rows of logits at a time for this vocabulary) */
+    int tr[][3] = {{4096, 576, 1536}, {4096, 1536, 576}, {4096, 576, 49152}, {512, 576, 49152}};
+    for (int t = 0; t < 4; t++) {
         if (quick && t == 2) continue;
         int T = tr[t][0], in = tr[t][1], out = tr[t][2];
         snprintf(names[ns], 48, "%dx%dx%d fwd", T, in, out);
