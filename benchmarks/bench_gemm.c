@@ -218,9 +218,8 @@ int main(int argc, char **argv) {
     int ns = build_shapes(quick);
     if (getenv("BENCH_GEMM_CHILD")) return child_main(ns, maxth, extra, only);
     kernels_init();
-    /* Columns: the AVX-512 table with a 512-bit micro-kernel forced (24x16 on
-     * AMD, 12x32 elsewhere: on AMD the dispatched AVX-512 table keeps the AVX2
-     * 6x16 gemm), the AVX2 table, OpenBLAS. */
+    /* Columns: the AVX-512 table (12x32 forced elsewhere; on AMD the dispatched
+     * one: the AVX2 6x16 tile, 24x16 for the dW forms), the AVX2 table, OpenBLAS. */
     hone_kernels best = hone_kt, avx2, k512;
     int have_avx2 = kernels_get("avx2", &avx2) == 0;
     int w512 = !strcmp(best.isa, "avx512");
@@ -231,9 +230,11 @@ int main(int argc, char **argv) {
     unsigned ca, cb, cc, cd;
     amd = __get_cpuid(0, &ca, &cb, &cc, &cd) && cb == 0x68747541;
 #endif
-    if (w512) {
-        shape512 = amd ? "24x16" : "12x32";
-        disp = amd ? 1 : 0; /* on AMD the dispatched table's gemm is the AVX2 one */
+    if (w512 && amd) {
+        shape512 = "6x16, dW 24x16";
+        k512 = best;
+    } else if (w512) {
+        shape512 = "12x32";
         setenv("HONE_AVX512_GEMM", shape512, 1);
         kernels_get("avx512", &k512);
         unsetenv("HONE_AVX512_GEMM");
@@ -241,7 +242,7 @@ int main(int argc, char **argv) {
     }
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("hone gemm benchmark: dispatch picks %s; columns: %s%s%s, avx2 6x16, OpenBLAS\n", best.isa,
-           w512 ? "avx512 " : best.isa, shape512, w512 ? " (forced)" : "");
+           w512 ? "avx512 " : best.isa, shape512, w512 ? (amd ? " (dispatched)" : " (forced)") : "");
     printf("OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
            ct ? ct : "(unset)");
     /* bf16: true's products, timed through the same harness as a table whose gemm_f32
