@@ -4,6 +4,8 @@
  *   fwd  Y  (T,out) = X (T,in) @ W^T        ta=0 tb=1
  *   dX   dX (T,in)  = dY (T,out) @ W        ta=0 tb=0
  *   dW   dW (out,in)= dY^T @ X              ta=1 tb=0
+ * (the vocabulary-sized product both for all 4096 tokens and for one 512-row chunk of the
+ * loss head, the shape the training step runs),
  * plus the peaks of the register-only probes (simd/peak.c: fp32 FMA, bf16 dot) and
  * % of the fp32 one. The OpenBLAS column names the core OpenBLAS chose; when that
  * is a fallback older than the CPU (Debian's 0.3.21 does not know every CPU and
@@ -97,8 +99,10 @@ static int build_shapes(int quick) {
         shapes[ns] = (shape){names[ns], 0, 0, n, n, n};
         ns++;
     }
-    int tr[][3] = {{4096, 576, 1536}, {4096, 1536, 576}, {4096, 576, 49152}};
-    for (int t = 0; t < 3; t++) {
+    /* the last: one chunk of the loss head as the training step runs it (transformer.c
+     * head_chunk_rows: 512 rows of logits at a time for this vocabulary) */
+    int tr[][3] = {{4096, 576, 1536}, {4096, 1536, 576}, {4096, 576, 49152}, {512, 576, 49152}};
+    for (int t = 0; t < 4; t++) {
         if (quick && t == 2) continue;
         int T = tr[t][0], in = tr[t][1], out = tr[t][2];
         snprintf(names[ns], 48, "%dx%dx%d fwd", T, in, out);
@@ -214,9 +218,8 @@ int main(int argc, char **argv) {
     int ns = build_shapes(quick);
     if (getenv("BENCH_GEMM_CHILD")) return child_main(ns, maxth, extra, only);
     kernels_init();
-    /* Columns: the AVX-512 table with a 512-bit micro-kernel forced (24x16 on
-     * AMD, 12x32 elsewhere: on AMD the dispatched AVX-512 table keeps the AVX2
-     * 6x16 gemm), the AVX2 table, OpenBLAS. */
+    /* Columns: the AVX-512 table (12x32 forced elsewhere; on AMD the dispatched
+     * one: the AVX2 6x16 tile, 24x16 for the dW forms), the AVX2 table, OpenBLAS. */
     hone_kernels best = hone_kt, avx2, k512;
     int have_avx2 = kernels_get("avx2", &avx2) == 0;
     int w512 = !strcmp(best.isa, "avx512");
@@ -227,9 +230,11 @@ int main(int argc, char **argv) {
     unsigned ca, cb, cc, cd;
     amd = __get_cpuid(0, &ca, &cb, &cc, &cd) && cb == 0x68747541;
 #endif
-    if (w512) {
-        shape512 = amd ? "24x16" : "12x32";
-        disp = amd ? 1 : 0; /* on AMD the dispatched table's gemm is the AVX2 one */
+    if (w512 && amd) {
+        shape512 = "6x16, dW 24x16";
+        k512 = best;
+    } else if (w512) {
+        shape512 = "12x32";
         setenv("HONE_AVX512_GEMM", shape512, 1);
         kernels_get("avx512", &k512);
         unsetenv("HONE_AVX512_GEMM");
@@ -237,7 +242,7 @@ int main(int argc, char **argv) {
     }
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("hone gemm benchmark: dispatch picks %s; columns: %s%s%s, avx2 6x16, OpenBLAS\n", best.isa,
-           w512 ? "avx512 " : best.isa, shape512, w512 ? " (forced)" : "");
+           w512 ? "avx512 " : best.isa, shape512, w512 ? (amd ? " (dispatched)" : " (forced)") : "");
     printf("OpenBLAS %s, core %s, OPENBLAS_CORETYPE=%s\n", openblas_get_config(), openblas_get_corename(),
            ct ? ct : "(unset)");
     /* bf16: true's products, timed through the same harness as a table whose gemm_f32

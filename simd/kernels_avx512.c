@@ -176,6 +176,20 @@ static void gemm_f32_avx512_zen(int ta, int tb, int M, int N, int K, const float
     gemm_f32_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* AMD's default: the AVX2 table's 6x16 gemm (set by kernels_fill_avx2 before this
+ * file's fill; the same function every time), except for op(A) stored (K, M) with
+ * more than two rows (the weight gradients dW = dY^T X), which take 24x16: its A
+ * panels are 24-float row copies instead of 6, and each B micro-panel is read once
+ * per 24 rows. Zen 4, bench_gemm by CPU time, same runs: dW forms +0-2% on a
+ * lightly loaded machine, +7-16% at load 4-7 (1 and 2 threads). Both tiles have
+ * NR = 16, so the same KC and the same sums: C is bitwise the 6x16 result. */
+static void (*gemm_f32_amd_6x16)(int, int, int, int, int, const float *, int, const float *, int, float, float *, int);
+static void gemm_f32_avx512_amd(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                                float beta, float *C, int ldc) {
+    if (ta && M > 2) gemm_f32_blocked(&gemm_avx512_zen, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else gemm_f32_amd_6x16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 
 /* ---- conversions: exact, the scalar reference's rounding and NaN results;
  * 16 per step, the tail with masked loads and stores. (AVX-512 BF16's
@@ -273,12 +287,17 @@ void kernels_fill_avx512(hone_kernels *t) {
     /* gemm: 12x32 on Intel; on AMD the AVX2 6x16 kernel already in the table
      * (kernels_get fills AVX2 first) measured level with or slightly ahead of
      * 24x16 (medians of 5 on the six training forms, Zen 4: 5 of 6 ahead by
-     * 0.7-4%), since Zen 4 runs 512-bit FMAs as two 256-bit halves anyway.
-     * HONE_AVX512_GEMM=12x32|24x16|6x16 overrides (tests, tuning). */
+     * 0.7-4%), since Zen 4 runs 512-bit FMAs as two 256-bit halves anyway;
+     * but 24x16 for the dW forms (gemm_f32_avx512_amd).
+     * HONE_AVX512_GEMM=12x32|24x16|6x16 overrides (tests, tuning; 6x16: 6x16 for all). */
     const char *e = getenv("HONE_AVX512_GEMM");
     if (e && !strcmp(e, "24x16")) t->gemm_f32 = gemm_f32_avx512_zen;
     else if (e && !strcmp(e, "12x32")) t->gemm_f32 = gemm_f32_avx512;
     else if (!(e && !strcmp(e, "6x16")) && !cpu_is_amd()) t->gemm_f32 = gemm_f32_avx512;
+    else if (!(e && !strcmp(e, "6x16")) && t->gemm_f32) { /* AMD: 6x16, dW forms 24x16 (above) */
+        gemm_f32_amd_6x16 = t->gemm_f32;
+        t->gemm_f32 = gemm_f32_avx512_amd;
+    }
     /* bf16 rounded operands through whichever fp32 kernel was chosen (AVX2's already set) */
     if (t->gemm_f32 == gemm_f32_avx512) {
         t->gemm_bf16_rounded = t->gemm_bf16 = gemm_bf16_rounded_avx512;

@@ -88,8 +88,8 @@ static void test_gemm_large(void) {
 }
 
 /* The AVX-512 table's gemm depends on the vendor (12x32 on Intel, the AVX2
- * 6x16 on AMD); both AVX-512 micro-kernels are checked here whatever this
- * CPU's vendor is. */
+ * 6x16 with 24x16 for the dW forms on AMD); both AVX-512 micro-kernels are
+ * checked here whatever this CPU's vendor is. */
 static void test_gemm_avx512_both_shapes(void) {
     const char *shapes[] = {"12x32", "24x16"};
     for (int i = 0; i < 2; i++) {
@@ -103,6 +103,37 @@ static void test_gemm_avx512_both_shapes(void) {
         test_gemm_large();
     }
     unsetenv("HONE_AVX512_GEMM");
+}
+
+/* On AMD the AVX-512 table runs the AVX2 6x16 gemm but 24x16 for op(A) stored
+ * (K, M) (kernels_avx512.c gemm_f32_avx512_amd): both tiles are 16 wide, so KC and
+ * every sum are the same and C must be bitwise the 6x16 one, in every form (M > 2:
+ * one or two rows take the GEMV path, whose dot products differ per ISA). */
+static void test_gemm_24x16_bitwise_6x16(void) {
+    hone_kernels a2, z;
+    setenv("HONE_AVX512_GEMM", "24x16", 1);
+    int ok = kernels_get("avx2", &a2) == 0 && kernels_get("avx512", &z) == 0;
+    unsetenv("HONE_AVX512_GEMM");
+    if (!ok) {
+        test_skip("avx512 not supported by this CPU/OS/build");
+        return;
+    }
+    static const int shapes[][3] = {{3, 17, 5}, {37, 45, 83}, {100, 64, 400}, {301, 190, 900}, {50, 33, 1300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int form = 0; form < 4; form++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = form >> 1, tb = form & 1;
+            int lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2;
+            size_t na = (size_t)lda * (ta ? K : M), nb = (size_t)ldb * (tb ? N : K);
+            float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            fill(A, na); fill(B, nb); fill(C1, (size_t)M * N);
+            memcpy(C2, C1, sizeof(float) * M * N);
+            float beta = s % 2 ? 1.f : 0.f;
+            a2.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, beta, C1, N);
+            z.gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, beta, C2, N);
+            CHECK(!memcmp(C1, C2, sizeof(float) * M * N), "24x16 vs 6x16 %dx%dx%d ta=%d tb=%d differ", M, N, K, ta, tb);
+            free(A); free(B); free(C1); free(C2);
+        }
 }
 
 #ifdef _OPENMP
@@ -178,6 +209,7 @@ int main(void) {
     }
 #if defined(__x86_64__)
     TEST_RUN(test_gemm_avx512_both_shapes);
+    TEST_RUN(test_gemm_24x16_bitwise_6x16);
 #endif
     TEST_RUN(test_gemm_thread_determinism);
     TEST_RUN(test_dispatch);
