@@ -87,6 +87,7 @@ static void test_gemm_large(void) {
     check_gemm(&ref, &cur, 1, 0, 2, 4100, 700, 0, 1.f);
 }
 
+#if defined(__x86_64__)
 /* The AVX-512 table's gemm depends on the vendor (12x32 on Intel, the AVX2
  * 6x16 with 24x16 for the dW forms on AMD); both AVX-512 micro-kernels are
  * checked here whatever this CPU's vendor is. */
@@ -135,6 +136,7 @@ static void test_gemm_24x16_bitwise_6x16(void) {
             free(A); free(B); free(C1); free(C2);
         }
 }
+#endif
 
 #ifdef _OPENMP
 /* One shape, all forms, every ISA: 2 and 3 threads against 1, bitwise. */
