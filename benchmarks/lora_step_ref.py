@@ -3,7 +3,7 @@
 x 256 tokens with gradient checkpointing, AdamW, on the model directory given (hone init's random
 weights), on the CPU with the threads given, in fp32 or (PREC bf16) under torch.autocast("cpu", bfloat16),
 TRL's bf16=True on a CPU (bf16 matrix products, fp32 weights, gradients and AdamW). Prints 'N tok/s' after
-2 timed steps (one warm-up).
+2 timed steps (one warm-up), and the CPU seconds (all threads) those steps took.
 usage: lora_step_ref.py MODEL_DIR DATA_JSON THREADS [fp32|bf16]"""
 import json
 import sys
@@ -29,11 +29,11 @@ ids = tok(text, return_tensors="pt").input_ids[0]
 B, T = 4, 256
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
 model.train()
-t0, n = None, 0
+t0, c0, n = None, None, 0
 for step in range(3):
     x = ids[step * B * T:(step + 1) * B * T].view(B, T)
     if step == 1:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
         loss = model(input_ids=x, labels=x).loss
     loss.backward()
@@ -41,4 +41,6 @@ for step in range(3):
     opt.zero_grad()
     if step >= 1:
         n += B * T
-print(f"{n / (time.perf_counter() - t0):.1f} tok/s")
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(f"{cpu / 2:.2f} CPU s per step (all threads), {n / cpu:.1f} tokens per CPU s")
+print(f"{n / wall:.1f} tok/s")
