@@ -31,6 +31,7 @@
 #include "base/sha256.h"
 #include "base/util.h"
 #include "test.h"
+#include "fixture_read.h"
 #include <dirent.h>
 
 #define KEEP 3
@@ -126,14 +127,6 @@ static double rel_diff(const float *a, const float *ref, size_t n) {
     return m > 0 ? d / m : d;
 }
 
-static float *fx_f32(st_file *f, const char *name, size_t *n) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) return NULL;
-    float *x = malloc(sizeof(float) * (st_numel(t) + 1));
-    st_read_f32(f, t, x, NULL);
-    if (n) *n = st_numel(t);
-    return x;
-}
 static int32_t *fx_i32(st_file *f, const char *name, size_t *n, int64_t *rows) {
     const st_tensor *t = st_find(f, name);
     if (!t) return NULL;
@@ -248,7 +241,7 @@ static void check_model(const char *name, const char *dir, int has_lora) {
         if (import_gguf_model(&im, out, &err) < 0) { CHECK(0, "%s %s: import: %s", name, TYPES[ti], err.msg); continue; }
         snprintf(key, sizeof key, "%s.logits", TYPES[ti]);
         size_t nl = 0;
-        float *ref = fx_f32(&f, key, &nl);
+        float *ref = read_f32(&f, key, &nl);
         CHECK(ref && nl == (size_t)P * KEEP * V, "%s: fixture %s", name, key);
         if (ref && nl == (size_t)P * KEEP * V) {
             for (int p = 0; p < P; p++) logits_of(&im, prompts + p * T, T, KEEP, mine + (size_t)p * KEEP * V);
@@ -263,7 +256,7 @@ static void check_model(const char *name, const char *dir, int has_lora) {
                 if (orig.cfg.norm_offset) {
                     /* Gemma: llama.cpp built with the exact GELU (gguf_ref.py exact-gelu), the 1e-4 */
                     size_t ne = 0;
-                    float *ex = fx_f32(&f, "f32.exact_gelu.logits", &ne);
+                    float *ex = read_f32(&f, "f32.exact_gelu.logits", &ne);
                     CHECK(ex && ne == nl, "%s: fixture f32.exact_gelu.logits", name);
                     if (ex && ne == nl) {
                         r = rel_diff(mine, ex, nl);
@@ -301,7 +294,7 @@ static void check_model(const char *name, const char *dir, int has_lora) {
         CHECK(export_gguf_lora(adir, out, &err) == 0, "%s: lora export: %s", name, err.msg);
         hone_model mm;
         size_t nl = 0;
-        float *ref = have_fx ? fx_f32(&f, "lora.logits", &nl) : NULL;
+        float *ref = have_fx ? read_f32(&f, "lora.logits", &nl) : NULL;
         if (ref && nl == (size_t)P * KEEP * V && model_load_merged(&mm, adir, 1, &err) == 0) {
             for (int p = 0; p < P; p++) logits_of(&mm, prompts + p * T, T, KEEP, mine + (size_t)p * KEEP * V);
             double r = rel_diff(mine, ref, nl);

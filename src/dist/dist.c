@@ -234,41 +234,38 @@ void dist_allgatherv_f32(float *buf, const size_t *counts, const size_t *displs)
 #endif
 }
 
-#if HONE_HAVE_MPI
+/* the exchange over floats (f64 0) or doubles (f64 1); counts and displacements in elements */
 static int ialltoallv(const void *send, const int *scounts, const int *sdispls, void *recv, const int *rcounts, const int *rdispls,
-                      MPI_Datatype type, dist_req *req, hone_error *err) {
-    MPI_Request *r = malloc(sizeof *r);
-    if (!r) return hone_fail(err, "out of memory");
-    if (MPI_Ialltoallv(send, scounts, sdispls, type, recv, rcounts, rdispls, type, MPI_COMM_WORLD, r) != MPI_SUCCESS) {
-        free(r);
-        return hone_fail(err, "MPI_Ialltoallv failed");
+                      int f64, dist_req *req, hone_error *err) {
+    req->h = NULL;
+#if HONE_HAVE_MPI
+    if (g_size > 1) {
+        MPI_Datatype type = f64 ? MPI_DOUBLE : MPI_FLOAT;
+        MPI_Request *r = malloc(sizeof *r);
+        if (!r) return hone_fail(err, "out of memory");
+        if (MPI_Ialltoallv(send, scounts, sdispls, type, recv, rcounts, rdispls, type, MPI_COMM_WORLD, r) != MPI_SUCCESS) {
+            free(r);
+            return hone_fail(err, "MPI_Ialltoallv failed");
+        }
+        req->h = r;
+        return 0;
     }
-    req->h = r;
+#endif
+    /* a job of one: its own part is the whole exchange */
+    size_t es = f64 ? sizeof(double) : sizeof(float);
+    if (rcounts[0]) memcpy((char *)recv + es * (size_t)rdispls[0], (const char *)send + es * (size_t)sdispls[0], es * (size_t)scounts[0]);
+    (void)err;
     return 0;
 }
-#endif
 
 int dist_ialltoallv_f32(const float *send, const int *scounts, const int *sdispls, float *recv, const int *rcounts,
                         const int *rdispls, dist_req *req, hone_error *err) {
-    req->h = NULL;
-#if HONE_HAVE_MPI
-    if (g_size > 1) return ialltoallv(send, scounts, sdispls, recv, rcounts, rdispls, MPI_FLOAT, req, err);
-#endif
-    /* a job of one: its own part is the whole exchange */
-    if (rcounts[0]) memcpy(recv + rdispls[0], send + sdispls[0], sizeof(float) * (size_t)scounts[0]);
-    (void)err;
-    return 0;
+    return ialltoallv(send, scounts, sdispls, recv, rcounts, rdispls, 0, req, err);
 }
 
 int dist_ialltoallv_f64(const double *send, const int *scounts, const int *sdispls, double *recv, const int *rcounts,
                         const int *rdispls, dist_req *req, hone_error *err) {
-    req->h = NULL;
-#if HONE_HAVE_MPI
-    if (g_size > 1) return ialltoallv(send, scounts, sdispls, recv, rcounts, rdispls, MPI_DOUBLE, req, err);
-#endif
-    if (rcounts[0]) memcpy(recv + rdispls[0], send + sdispls[0], sizeof(double) * (size_t)scounts[0]);
-    (void)err;
-    return 0;
+    return ialltoallv(send, scounts, sdispls, recv, rcounts, rdispls, 1, req, err);
 }
 
 void dist_progress(dist_req *reqs, int n) {
