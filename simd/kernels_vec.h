@@ -19,6 +19,7 @@
  * Reductions (dot, sums of squares, softmax sums) are reassociated across
  * lanes; exp and tanh are polynomial (about 1-2 ulp). */
 #include <assert.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -348,10 +349,11 @@ static inline void VNAME(exp_block)(float *s, int nb, float m) {
     for (int j = 0; j < nb; j += VL) VNAME(st)(s + j, VNAME(vexp)(V_SUB(VNAME(ld)(s + j, nb - j, 0.f), mv)), nb - j);
 }
 
-/* Register-resident paths for the common head sizes (64, 128): q (and dO),
- * the output accumulator (and dq) live in ND = D/VL vector registers for the
- * whole query, and scores are computed four keys at a time (four independent
- * FMA chains sharing the q registers). Same algorithm as the generic path. */
+/* One query at a time (decoding calls attn_fwd with one query), register-resident
+ * for the common head sizes (64, 128): q and the output accumulator live in
+ * ND = D/VL vector registers, and scores are computed four keys at a time (four
+ * independent FMA chains sharing the q registers). Calls with more queries take the
+ * tiled kernels below. */
 #define VATTN_FAST(DD)                                                                            \
     static void VNAME(attn_fwd_d##DD)(float *oi, float *lse_i, const float *qi, const float *k,      \
                                       const float *v, int skv, int nr, const int *r0, const int *r1, \
@@ -403,218 +405,338 @@ static inline void VNAME(exp_block)(float *s, int nb, float m) {
         VF inv = V_SET1(1.0f / l);                                                                   \
         _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) V_STORE(oi + d * VL, V_MUL(acc[d], inv)); \
         *lse_i = m + logf(l);                                                                        \
-    }                                                                                                \
-    static void VNAME(attn_bwd_d##DD)(float *dqi, float *dk, float *dv, const float *doi, float Di,  \
-                                      float lse_i, const float *qi, const float *k, const float *v,  \
-                                      int skv, int nr, const int *r0, const int *r1, float scale) {  \
-        enum { ND = DD / VL };                                                                       \
-        VF qv[ND], dov[ND], dqa[ND];                                                                 \
-        float p[VATTN_BK], dp[VATTN_BK];                                                             \
-        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) qv[d] = V_LOAD(qi + d * VL),           \
-                                                              dov[d] = V_LOAD(doi + d * VL),         \
-                                                              dqa[d] = V_SET1(0.f);                  \
-        for (int rg = 0; rg < nr; rg++)                                                              \
-            for (int jb = r0[rg]; jb < r1[rg]; jb += VATTN_BK) {                                     \
-                int nb = r1[rg] - jb < VATTN_BK ? r1[rg] - jb : VATTN_BK;                            \
-                int j = 0;                                                                           \
-                for (; j + 2 <= nb; j += 2) { /* two keys: four independent chains */                \
-                    const float *kj = k + (size_t)(jb + j) * skv, *vj = v + (size_t)(jb + j) * skv;  \
-                    VF t0 = V_SET1(0.f), t1 = t0, t2 = t0, t3 = t0;                                  \
-                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
-                        t0 = V_FMA(qv[d], V_LOAD(kj + d * VL), t0);                                  \
-                        t1 = V_FMA(dov[d], V_LOAD(vj + d * VL), t1);                                 \
-                        t2 = V_FMA(qv[d], V_LOAD(kj + skv + d * VL), t2);                            \
-                        t3 = V_FMA(dov[d], V_LOAD(vj + skv + d * VL), t3);                           \
-                    }                                                                                \
-                    p[j] = V_HSUM(t0) * scale, dp[j] = V_HSUM(t1);                                   \
-                    p[j + 1] = V_HSUM(t2) * scale, dp[j + 1] = V_HSUM(t3);                           \
-                }                                                                                    \
-                for (; j < nb; j++) {                                                                \
-                    const float *kj = k + (size_t)(jb + j) * skv, *vj = v + (size_t)(jb + j) * skv;  \
-                    VF t0 = V_SET1(0.f), t1 = t0;                                                    \
-                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
-                        t0 = V_FMA(qv[d], V_LOAD(kj + d * VL), t0);                                  \
-                        t1 = V_FMA(dov[d], V_LOAD(vj + d * VL), t1);                                 \
-                    }                                                                                \
-                    p[j] = V_HSUM(t0) * scale, dp[j] = V_HSUM(t1);                                   \
-                }                                                                                    \
-                VNAME(exp_block)(p, nb, lse_i);                                                      \
-                for (int j = 0; j < nb; j++) {                                                       \
-                    size_t off = (size_t)(jb + j) * skv;                                             \
-                    VF ds = V_SET1(p[j] * (dp[j] - Di) * scale), pj = V_SET1(p[j]);                  \
-                    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {                          \
-                        dqa[d] = V_FMA(ds, V_LOAD(k + off + d * VL), dqa[d]);                        \
-                        V_STORE(dk + off + d * VL, V_FMA(ds, qv[d], V_LOAD(dk + off + d * VL)));     \
-                        V_STORE(dv + off + d * VL, V_FMA(pj, dov[d], V_LOAD(dv + off + d * VL)));    \
-                    }                                                                                \
-                }                                                                                    \
-            }                                                                                        \
-        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) V_STORE(dqi + d * VL, dqa[d]);         \
     }
+
 VATTN_FAST(64)
 VATTN_FAST(128)
 
-/* Backward for two consecutive queries with the same key ranges (i and i+1
- * of one document): each dk/dv row is loaded and stored once for both, which
- * halves the memory traffic that bounds this kernel. The updates happen in
- * the same order as query i then query i+1 (fma(ds1, q1, fma(ds0, q0, dk))),
- * so the result is bitwise that of the one-query path. Key i+1, seen by
- * query i+1 only, comes last, as in its own range. D = 64 with ND <= 4
- * vectors (AVX-512), so q, dO and dq of both fit in registers. */
-static void VNAME(attn_bwd2_d64)(float *dq0p, float *dk, float *dv, const float *do0p, size_t sqo,
-                                 const float *Di, const float *lse2, const float *q0p, size_t sq,
-                                 const float *k, const float *v, int skv, int nr, const int *r0,
-                                 const int *r1, int jlast, float scale) {
-    enum { ND = 64 / VL };
-    VF q0[ND], q1[ND], o0[ND], o1[ND], a0[ND], a1[ND];
-    float p0[VATTN_BK], p1[VATTN_BK], d0[VATTN_BK], d1[VATTN_BK];
-    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
-        q0[d] = V_LOAD(q0p + d * VL), q1[d] = V_LOAD(q0p + sq + d * VL);
-        o0[d] = V_LOAD(do0p + d * VL), o1[d] = V_LOAD(do0p + sqo + d * VL);
-        a0[d] = a1[d] = V_SET1(0.f);
-    }
-    for (int rg = 0; rg < nr; rg++)
-        for (int jb = r0[rg]; jb < r1[rg]; jb += VATTN_BK) {
-            int nb = r1[rg] - jb < VATTN_BK ? r1[rg] - jb : VATTN_BK;
+/* One query, the generic head size: the same algorithm with a scratch row. */
+static void VNAME(attn_fwd_one)(float *oi, float *lse_i, const float *qi, const float *k, const float *v, int D,
+                                int skv, const int r0[2], const int r1[2], float scale) {
+    float acc[VATTN_MAX_D], s[VATTN_BK];
+    float m = -INFINITY, l = 0.f;
+    memset(acc, 0, sizeof(float) * D);
+    for (int pass = 0; pass < 2; pass++)
+        for (int jb = r0[pass]; jb < r1[pass]; jb += VATTN_BK) {
+            int nb = r1[pass] - jb < VATTN_BK ? r1[pass] - jb : VATTN_BK;
+            float bm = -INFINITY;
             for (int j = 0; j < nb; j++) {
-                const float *kj = k + (size_t)(jb + j) * skv, *vj = v + (size_t)(jb + j) * skv;
-                VF t0 = V_SET1(0.f), t1 = t0, t2 = t0, t3 = t0;
-                _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
-                    VF kv = V_LOAD(kj + d * VL), vv = V_LOAD(vj + d * VL);
-                    t0 = V_FMA(q0[d], kv, t0);
-                    t1 = V_FMA(o0[d], vv, t1);
-                    t2 = V_FMA(q1[d], kv, t2);
-                    t3 = V_FMA(o1[d], vv, t3);
-                }
-                p0[j] = V_HSUM(t0) * scale, d0[j] = V_HSUM(t1);
-                p1[j] = V_HSUM(t2) * scale, d1[j] = V_HSUM(t3);
+                s[j] = VNAME(dot_f32)(qi, k + (size_t)(jb + j) * skv, D) * scale;
+                bm = s[j] > bm ? s[j] : bm;
             }
-            VNAME(exp_block)(p0, nb, lse2[0]);
-            VNAME(exp_block)(p1, nb, lse2[1]);
+            if (bm > m) { /* new running max: rescale once per block */
+                float c = expf(m - bm);
+                l *= c;
+                VNAME(scale_f32)(acc, c, D);
+                m = bm;
+            }
+            VNAME(exp_block)(s, nb, m);
             for (int j = 0; j < nb; j++) {
-                size_t off = (size_t)(jb + j) * skv;
-                VF ds0 = V_SET1(p0[j] * (d0[j] - Di[0]) * scale), ds1 = V_SET1(p1[j] * (d1[j] - Di[1]) * scale);
-                VF pj0 = V_SET1(p0[j]), pj1 = V_SET1(p1[j]);
-                _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
-                    VF kv = V_LOAD(k + off + d * VL);
-                    a0[d] = V_FMA(ds0, kv, a0[d]);
-                    a1[d] = V_FMA(ds1, kv, a1[d]);
-                    V_STORE(dk + off + d * VL, V_FMA(ds1, q1[d], V_FMA(ds0, q0[d], V_LOAD(dk + off + d * VL))));
-                    V_STORE(dv + off + d * VL, V_FMA(pj1, o1[d], V_FMA(pj0, o0[d], V_LOAD(dv + off + d * VL))));
-                }
+                l += s[j];
+                VNAME(fmav)(acc, s[j], v + (size_t)(jb + j) * skv, D);
             }
         }
-    { /* key jlast for query i+1 only */
-        size_t off = (size_t)jlast * skv;
-        VF t2 = V_SET1(0.f), t3 = t2;
-        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
-            t2 = V_FMA(q1[d], V_LOAD(k + off + d * VL), t2);
-            t3 = V_FMA(o1[d], V_LOAD(v + off + d * VL), t3);
-        }
-        p1[0] = V_HSUM(t2) * scale, d1[0] = V_HSUM(t3);
-        VNAME(exp_block)(p1, 1, lse2[1]);
-        VF ds1 = V_SET1(p1[0] * (d1[0] - Di[1]) * scale), pj1 = V_SET1(p1[0]);
-        _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
-            a1[d] = V_FMA(ds1, V_LOAD(k + off + d * VL), a1[d]);
-            V_STORE(dk + off + d * VL, V_FMA(ds1, q1[d], V_LOAD(dk + off + d * VL)));
-            V_STORE(dv + off + d * VL, V_FMA(pj1, o1[d], V_LOAD(dv + off + d * VL)));
-        }
-    }
-    _Pragma("GCC unroll 32") for (int d = 0; d < ND; d++) {
-        V_STORE(dq0p + d * VL, a0[d]);
-        V_STORE(dq0p + sq + d * VL, a1[d]);
+    float inv = 1.0f / l;
+    for (int d = 0; d < D; d += VL) VNAME(st)(oi + d, V_MUL(VNAME(ld)(acc + d, D - d, 0.f), V_SET1(inv)), D - d);
+    *lse_i = m + logf(l);
+}
+
+/* ---- attention over a tile of queries: VL consecutive queries are the vector lanes ----
+ *
+ * The per-query kernels above compute each score as a dot product (a horizontal
+ * sum per key) and stream every key and value row once per query: about 40% of
+ * the FMA peak. Here a tile of VL queries is transposed once (qt[d*VL + l] = q of
+ * query l, dimension d), so a block of KB keys costs D x KB lane-wise FMAs for the
+ * scores (each key element broadcast), KB x D for P.V, and no horizontal sums: the
+ * softmax statistics are per-lane vectors. The backward adds dP = dO.V^T and
+ * dQ the same way, and dK / dV rows are updated once per tile (the VL queries in
+ * ascending order) instead of once per query.
+ *
+ * Key blocks are aligned to multiples of KB; a lane masks the keys outside its two
+ * ranges (prefix, own document up to itself) to -inf before the max and to p = 0
+ * after the exp. Every operation on a lane is that query's own arithmetic, in a
+ * fixed order: for a given call, the same bits on every run and thread count (a
+ * query's bits may differ from those of a call that tiles it differently). */
+#define VATTN_KB 8                    /* keys per block */
+#define VATTN_G (VL >= 16 ? 8 : 4)    /* d rows per group in the lane-wise P.V / dS.K products */
+
+static const float VNAME(attn_zero_row)[VATTN_MAX_D]; /* stands in for rows past the tile's last key */
+
+typedef struct {
+    int nq;                        /* active lanes: queries i0 .. i0 + nq - 1 */
+    int ps[VL], pe[VL], st[VL], ii[VL]; /* per lane: prefix [ps, pe), own [st, ii] */
+    int jlo, jhi;                  /* keys any lane sees: [jlo, jhi) */
+    int fa, fb, pa, pb;            /* every lane sees [fa, fb) (own) and [pa, pb) (prefix) */
+} VNAME(atile);
+
+static void VNAME(atile_init)(VNAME(atile) *t, int i0, int nq, const int32_t *start, const int32_t *pfx_start,
+                              const int32_t *pfx_end) {
+    t->nq = nq, t->jlo = INT_MAX, t->jhi = 0;
+    t->fa = 0, t->fb = INT_MAX, t->pa = 0, t->pb = INT_MAX;
+    for (int l = 0; l < nq; l++) {
+        int i = i0 + l, ps = pfx_start[i], pe = pfx_end[i], st = start[i];
+        t->ps[l] = ps, t->pe[l] = pe, t->st[l] = st, t->ii[l] = i;
+        int lo = st <= i ? st : INT_MAX, hi = st <= i ? i + 1 : 0;
+        if (pe > ps) lo = ps < lo ? ps : lo, hi = pe > hi ? pe : hi;
+        t->jlo = lo < t->jlo ? lo : t->jlo, t->jhi = hi > t->jhi ? hi : t->jhi;
+        t->fa = st > t->fa ? st : t->fa, t->fb = i + 1 < t->fb ? i + 1 : t->fb;
+        t->pa = ps > t->pa ? ps : t->pa, t->pb = pe < t->pb ? pe : t->pb;
     }
 }
 
+/* Block [jb, jb + KB): 2 when every active lane sees every key, else 1 with ok[j][l]
+ * (1.f / 0.f) and okm[j] (lane bits) set, or 0 when no lane sees any of them. */
+static int VNAME(atile_block)(const VNAME(atile) *t, int jb, float ok[VATTN_KB][VL], unsigned okm[VATTN_KB]) {
+    int je = jb + VATTN_KB;
+    if (je <= t->jhi && ((jb >= t->fa && je <= t->fb) || (jb >= t->pa && je <= t->pb))) return 2;
+    int full = je <= t->jhi;
+    for (int l = 0; l < t->nq && full; l++)
+        full = (jb >= t->st[l] && je <= t->ii[l] + 1) || (jb >= t->ps[l] && je <= t->pe[l]);
+    if (full) return 2;
+    unsigned any = 0;
+    for (int j = 0; j < VATTN_KB; j++) {
+        int jj = jb + j;
+        unsigned m = 0;
+        for (int l = 0; l < VL; l++) {
+            int in = l < t->nq && jj < t->jhi &&
+                     ((jj >= t->ps[l] && jj < t->pe[l]) || (jj >= t->st[l] && jj <= t->ii[l]));
+            ok[j][l] = in ? 1.f : 0.f;
+            m |= (unsigned)in << l;
+        }
+        okm[j] = m, any |= m;
+    }
+    return any != 0;
+}
+
+/* xt[d*VL + l] = x[(i0 + l)*sx + d] for the nq rows, zero lanes past them */
+static void VNAME(atile_pack)(float *xt, const float *x, int i0, int nq, int D, int sx) {
+    if (nq < VL) memset(xt, 0, sizeof(float) * (size_t)D * VL);
+    for (int l = 0; l < nq; l++) {
+        const float *r = x + (size_t)(i0 + l) * sx;
+        for (int d = 0; d < D; d++) xt[(size_t)d * VL + l] = r[d];
+    }
+}
+
+/* acc[j] = sum over d (in order) of xt[d] * rows[j][d]: KB independent chains */
+static inline void VNAME(atile_scores)(VF acc[VATTN_KB], const float *xt, const float *const rows[VATTN_KB], int D) {
+    _Pragma("GCC unroll 8") for (int j = 0; j < VATTN_KB; j++) acc[j] = V_SET1(0.f);
+    for (int d = 0; d < D; d++) {
+        VF x = V_LOAD(xt + (size_t)d * VL);
+        _Pragma("GCC unroll 8") for (int j = 0; j < VATTN_KB; j++) acc[j] = V_FMA(x, V_SET1(rows[j][d]), acc[j]);
+    }
+}
+
+/* yt[d] = yt[d] * c (when c is given) + sum over j (in order) of w[j] * rows[j][d]:
+ * G rows of yt at a time, so G independent chains */
+static inline void VNAME(atile_accum)(float *yt, const VF w[VATTN_KB], const float *const rows[VATTN_KB], int D,
+                                      const VF *c) {
+    int d = 0;
+    for (; d + VATTN_G <= D; d += VATTN_G) {
+        VF a[VATTN_G];
+        _Pragma("GCC unroll 8") for (int g = 0; g < VATTN_G; g++) {
+            a[g] = V_LOAD(yt + (size_t)(d + g) * VL);
+            if (c) a[g] = V_MUL(a[g], *c);
+        }
+        _Pragma("GCC unroll 8") for (int j = 0; j < VATTN_KB; j++)
+            _Pragma("GCC unroll 8") for (int g = 0; g < VATTN_G; g++) a[g] = V_FMA(w[j], V_SET1(rows[j][d + g]), a[g]);
+        _Pragma("GCC unroll 8") for (int g = 0; g < VATTN_G; g++) V_STORE(yt + (size_t)(d + g) * VL, a[g]);
+    }
+    for (; d < D; d++) {
+        VF a = V_LOAD(yt + (size_t)d * VL);
+        if (c) a = V_MUL(a, *c);
+        _Pragma("GCC unroll 8") for (int j = 0; j < VATTN_KB; j++) a = V_FMA(w[j], V_SET1(rows[j][d]), a);
+        V_STORE(yt + (size_t)d * VL, a);
+    }
+}
+
+static inline void VNAME(atile_rows)(const float *kr[VATTN_KB], const float *vr[VATTN_KB], const VNAME(atile) *t,
+                                     int jb, const float *k, const float *v, int skv) {
+    for (int j = 0; j < VATTN_KB; j++) {
+        int in = jb + j < t->jhi;
+        kr[j] = in ? k + (size_t)(jb + j) * skv : VNAME(attn_zero_row);
+        vr[j] = in ? v + (size_t)(jb + j) * skv : VNAME(attn_zero_row);
+    }
+}
+
+static void VNAME(attn_fwd_tile)(float *o, float *lse, const float *q, const float *k, const float *v, int i0, int nq,
+                                 int D, int sq, int skv, int so, const int32_t *start, const int32_t *pfx_start,
+                                 const int32_t *pfx_end, float scale) {
+    VNAME(atile) t;
+    VNAME(atile_init)(&t, i0, nq, start, pfx_start, pfx_end);
+    float qt[(size_t)D * VL], ot[(size_t)D * VL], ok[VATTN_KB][VL], mm[VL], ll[VL];
+    unsigned okm[VATTN_KB];
+    VNAME(atile_pack)(qt, q, i0, nq, D, sq);
+    memset(ot, 0, sizeof ot);
+    VF m = V_SET1(-INFINITY), lsum = V_SET1(0.f), vs = V_SET1(scale), half = V_SET1(0.5f);
+    for (int jb = t.jlo / VATTN_KB * VATTN_KB; jb < t.jhi; jb += VATTN_KB) {
+        int cls = VNAME(atile_block)(&t, jb, ok, okm);
+        if (!cls) continue;
+        const float *kr[VATTN_KB], *vr[VATTN_KB];
+        VNAME(atile_rows)(kr, vr, &t, jb, k, v, skv);
+        VF s[VATTN_KB], bm = V_SET1(-INFINITY);
+        VNAME(atile_scores)(s, qt, kr, D);
+        for (int j = 0; j < VATTN_KB; j++) {
+            s[j] = V_MUL(s[j], vs);
+            if (cls == 1) s[j] = V_SEL(V_LT(half, V_LOAD(ok[j])), s[j], V_SET1(-INFINITY));
+            bm = V_MAX(bm, s[j]);
+        }
+        VF mn = V_MAX(m, bm);
+        VF c = V_SEL(V_LT(m, mn), VNAME(vexp)(V_SUB(m, mn)), V_SET1(1.f)); /* exactly 1 where the max stays */
+        m = mn;
+        lsum = V_MUL(lsum, c);
+        for (int j = 0; j < VATTN_KB; j++) {
+            VF p = VNAME(vexp)(V_SUB(s[j], m));
+            if (cls == 1) p = V_SEL(V_LT(half, V_LOAD(ok[j])), p, V_SET1(0.f));
+            s[j] = p;
+            lsum = V_ADD(lsum, p);
+        }
+        VNAME(atile_accum)(ot, s, vr, D, &c);
+    }
+    V_STORE(mm, m);
+    V_STORE(ll, lsum);
+    for (int l = 0; l < nq; l++) {
+        float inv = 1.0f / ll[l], *oi = o + (size_t)(i0 + l) * so;
+        for (int d = 0; d < D; d++) oi[d] = ot[(size_t)d * VL + l] * inv;
+        lse[i0 + l] = mm[l] + logf(ll[l]);
+    }
+}
+
+/* dK / dV rows of NK (1 or 2) keys: dk[j] = fma(ds[j][l], q_l, dk[j]) and dv[j] = fma(p[j][l], dO_l, dv[j])
+ * for the lanes of mask in ascending order; d in chunks of four vectors (full chunks with
+ * plain loads, so the 2 x NK x 4 accumulators stay in registers), then the tail vectors. */
+#define VATTN_KV(NK)                                                                                            \
+    static void VNAME(atile_kv##NK)(float *const dkr[2], float *const dvr[2], const float *const dsr[2],       \
+                                    const float *const pr[2], unsigned mask, const float *q, int sq,          \
+                                    const float *g, int so, int i0, int D) {                                  \
+        int d0 = 0;                                                                                           \
+        for (; d0 + 4 * VL <= D; d0 += 4 * VL) {                                                              \
+            VF ak[NK][4], av[NK][4];                                                                          \
+            _Pragma("GCC unroll 2") for (int j = 0; j < NK; j++)                                              \
+                _Pragma("GCC unroll 4") for (int x = 0; x < 4; x++) {                                         \
+                    ak[j][x] = V_LOAD(dkr[j] + d0 + x * VL);                                                  \
+                    av[j][x] = V_LOAD(dvr[j] + d0 + x * VL);                                                  \
+                }                                                                                             \
+            for (unsigned b = mask; b; b &= b - 1) {                                                          \
+                int l = __builtin_ctz(b);                                                                     \
+                const float *ql = q + (size_t)(i0 + l) * sq + d0, *gl = g + (size_t)(i0 + l) * so + d0;       \
+                VF qv[4], gv[4];                                                                              \
+                _Pragma("GCC unroll 4") for (int x = 0; x < 4; x++) qv[x] = V_LOAD(ql + x * VL),              \
+                                                                    gv[x] = V_LOAD(gl + x * VL);              \
+                _Pragma("GCC unroll 2") for (int j = 0; j < NK; j++) {                                        \
+                    VF ds = V_SET1(dsr[j][l]), pp = V_SET1(pr[j][l]);                                         \
+                    _Pragma("GCC unroll 4") for (int x = 0; x < 4; x++) {                                     \
+                        ak[j][x] = V_FMA(ds, qv[x], ak[j][x]);                                                \
+                        av[j][x] = V_FMA(pp, gv[x], av[j][x]);                                                \
+                    }                                                                                         \
+                }                                                                                             \
+            }                                                                                                 \
+            _Pragma("GCC unroll 2") for (int j = 0; j < NK; j++)                                              \
+                _Pragma("GCC unroll 4") for (int x = 0; x < 4; x++) {                                         \
+                    V_STORE(dkr[j] + d0 + x * VL, ak[j][x]);                                                  \
+                    V_STORE(dvr[j] + d0 + x * VL, av[j][x]);                                                  \
+                }                                                                                             \
+        }                                                                                                     \
+        for (; d0 < D; d0 += VL) { /* tail: one vector at a time */                                           \
+            int r = D - d0;                                                                                   \
+            for (int j = 0; j < NK; j++) {                                                                    \
+                VF ak = VNAME(ld)(dkr[j] + d0, r, 0.f), av = VNAME(ld)(dvr[j] + d0, r, 0.f);                  \
+                for (unsigned b = mask; b; b &= b - 1) {                                                      \
+                    int l = __builtin_ctz(b);                                                                 \
+                    ak = V_FMA(V_SET1(dsr[j][l]), VNAME(ld)(q + (size_t)(i0 + l) * sq + d0, r, 0.f), ak);     \
+                    av = V_FMA(V_SET1(pr[j][l]), VNAME(ld)(g + (size_t)(i0 + l) * so + d0, r, 0.f), av);      \
+                }                                                                                             \
+                VNAME(st)(dkr[j] + d0, ak, r);                                                                \
+                VNAME(st)(dvr[j] + d0, av, r);                                                                \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+VATTN_KV(1)
+VATTN_KV(2)
+
+static void VNAME(attn_bwd_tile)(float *dq, float *dk, float *dv, const float *dout, const float *o, const float *lse,
+                                 const float *q, const float *k, const float *v, int i0, int nq, int D, int sq, int skv,
+                                 int so, const int32_t *start, const int32_t *pfx_start, const int32_t *pfx_end,
+                                 float scale) {
+    VNAME(atile) t;
+    VNAME(atile_init)(&t, i0, nq, start, pfx_start, pfx_end);
+    float qt[(size_t)D * VL], gt[(size_t)D * VL], dqt[(size_t)D * VL];
+    float ok[VATTN_KB][VL], pT[VATTN_KB][VL], dsT[VATTN_KB][VL], di[VL], ls[VL];
+    unsigned okm[VATTN_KB], all = nq >= 32 ? ~0u : (1u << nq) - 1;
+    VNAME(atile_pack)(qt, q, i0, nq, D, sq);
+    VNAME(atile_pack)(gt, dout, i0, nq, D, so);
+    memset(dqt, 0, sizeof dqt);
+    for (int l = 0; l < VL; l++) {
+        di[l] = l < nq ? VNAME(dot_f32)(dout + (size_t)(i0 + l) * so, o + (size_t)(i0 + l) * so, D) : 0.f;
+        ls[l] = l < nq ? lse[i0 + l] : 0.f;
+    }
+    VF vdi = V_LOAD(di), vl = V_LOAD(ls), vs = V_SET1(scale), half = V_SET1(0.5f);
+    for (int jb = t.jlo / VATTN_KB * VATTN_KB; jb < t.jhi; jb += VATTN_KB) {
+        int cls = VNAME(atile_block)(&t, jb, ok, okm);
+        if (!cls) continue;
+        const float *kr[VATTN_KB], *vr[VATTN_KB];
+        VNAME(atile_rows)(kr, vr, &t, jb, k, v, skv);
+        VF s[VATTN_KB], dp[VATTN_KB];
+        VNAME(atile_scores)(s, qt, kr, D);
+        VNAME(atile_scores)(dp, gt, vr, D);
+        for (int j = 0; j < VATTN_KB; j++) {
+            VF p = VNAME(vexp)(V_SUB(V_MUL(s[j], vs), vl));
+            if (cls == 1) p = V_SEL(V_LT(half, V_LOAD(ok[j])), p, V_SET1(0.f));
+            VF ds = V_MUL(V_MUL(p, V_SUB(dp[j], vdi)), vs);
+            V_STORE(pT[j], p);
+            V_STORE(dsT[j], ds);
+            s[j] = ds;
+        }
+        VNAME(atile_accum)(dqt, s, kr, D, NULL);
+        int nk = t.jhi - jb < VATTN_KB ? t.jhi - jb : VATTN_KB;
+        for (int j = 0; j < nk;) {
+            unsigned mj = cls == 2 ? all : okm[j];
+            float *dkr[2] = {dk + (size_t)(jb + j) * skv, dk + (size_t)(jb + j + 1) * skv};
+            float *dvr[2] = {dv + (size_t)(jb + j) * skv, dv + (size_t)(jb + j + 1) * skv};
+            const float *dsr[2] = {dsT[j], dsT[j + 1 < VATTN_KB ? j + 1 : j]};
+            const float *pr[2] = {pT[j], pT[j + 1 < VATTN_KB ? j + 1 : j]};
+            if (j + 1 < nk && mj && mj == (cls == 2 ? all : okm[j + 1])) { /* two keys, one pass over the lanes */
+                VNAME(atile_kv2)(dkr, dvr, dsr, pr, mj, q, sq, dout, so, i0, D);
+                j += 2;
+                continue;
+            }
+            if (mj) VNAME(atile_kv1)(dkr, dvr, dsr, pr, mj, q, sq, dout, so, i0, D);
+            j++;
+        }
+    }
+    for (int l = 0; l < nq; l++) {
+        float *dqi = dq + (size_t)(i0 + l) * sq;
+        for (int d = 0; d < D; d++) dqi[d] = dqt[(size_t)d * VL + l];
+    }
+}
 
 static void VNAME(attn_fwd)(float *o, float *lse, const float *q, const float *k, const float *v, int q0,
                             int q1, int D, int sq, int skv, int so, const int32_t *start,
                             const int32_t *pfx_start, const int32_t *pfx_end, float scale) {
-    float acc[VATTN_MAX_D], s[VATTN_BK];
     assert(D <= VATTN_MAX_D); /* the scalar reference's limit too */
-    for (int i = q0; i < q1; i++) {
+    if (q1 - q0 == 1) { /* one query (decoding): the per-query kernels, no lanes left idle */
+        int i = q0, r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
         const float *qi = q + (size_t)i * sq;
-        if (D == 64 || D == 128) { /* the two key ranges: prefix, then own document */
-            int r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
-            if (D == 64) VNAME(attn_fwd_d64)(o + (size_t)i * so, lse + i, qi, k, v, skv, 2, r0, r1, scale);
-            else VNAME(attn_fwd_d128)(o + (size_t)i * so, lse + i, qi, k, v, skv, 2, r0, r1, scale);
-            continue;
-        }
-        float m = -INFINITY, l = 0.f;
-        memset(acc, 0, sizeof(float) * D);
-        for (int pass = 0; pass < 2; pass++) {
-            int j0 = pass ? start[i] : pfx_start[i], j1 = pass ? i + 1 : pfx_end[i];
-            for (int jb = j0; jb < j1; jb += VATTN_BK) {
-                int nb = j1 - jb < VATTN_BK ? j1 - jb : VATTN_BK;
-                float bm = -INFINITY;
-                for (int j = 0; j < nb; j++) {
-                    s[j] = VNAME(dot_f32)(qi, k + (size_t)(jb + j) * skv, D) * scale;
-                    bm = s[j] > bm ? s[j] : bm;
-                }
-                if (bm > m) { /* new running max: rescale once per block */
-                    float c = expf(m - bm);
-                    l *= c;
-                    VNAME(scale_f32)(acc, c, D);
-                    m = bm;
-                }
-                VNAME(exp_block)(s, nb, m);
-                for (int j = 0; j < nb; j++) {
-                    l += s[j];
-                    VNAME(fmav)(acc, s[j], v + (size_t)(jb + j) * skv, D);
-                }
-            }
-        }
         float *oi = o + (size_t)i * so;
-        float inv = 1.0f / l;
-        for (int d = 0; d < D; d += VL) VNAME(st)(oi + d, V_MUL(VNAME(ld)(acc + d, D - d, 0.f), V_SET1(inv)), D - d);
-        lse[i] = m + logf(l);
+        if (D == 64) VNAME(attn_fwd_d64)(oi, lse + i, qi, k, v, skv, 2, r0, r1, scale);
+        else if (D == 128) VNAME(attn_fwd_d128)(oi, lse + i, qi, k, v, skv, 2, r0, r1, scale);
+        else VNAME(attn_fwd_one)(oi, lse + i, qi, k, v, D, skv, r0, r1, scale);
+        return;
     }
+    for (int i0 = q0; i0 < q1; i0 += VL)
+        VNAME(attn_fwd_tile)(o, lse, q, k, v, i0, q1 - i0 < VL ? q1 - i0 : VL, D, sq, skv, so, start, pfx_start,
+                             pfx_end, scale);
 }
 
 static void VNAME(attn_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *o,
                             const float *lse, const float *q, const float *k, const float *v, int q0,
                             int q1, int D, int sq, int skv, int so, const int32_t *start,
                             const int32_t *pfx_start, const int32_t *pfx_end, float scale) {
-    float p[VATTN_BK], dp[VATTN_BK];
-    for (int i = q0; i < q1; i++) {
-        const float *qi = q + (size_t)i * sq, *doi = dout + (size_t)i * so, *oi = o + (size_t)i * so;
-        float *dqi = dq + (size_t)i * sq;
-        float Di = VNAME(dot_f32)(doi, oi, D);
-        if (D == 64 && 64 / VL <= 4 && i + 1 < q1 && start[i + 1] == start[i] && pfx_start[i + 1] == pfx_start[i] &&
-            pfx_end[i + 1] == pfx_end[i] && start[i] <= i) {
-            int r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
-            float Di2[2] = {Di, VNAME(dot_f32)(doi + so, oi + so, D)}, lse2[2] = {lse[i], lse[i + 1]};
-            VNAME(attn_bwd2_d64)(dqi, dk, dv, doi, so, Di2, lse2, qi, sq, k, v, skv, 2, r0, r1, i + 1, scale);
-            i++;
-            continue;
-        }
-        if (D == 64 || D == 128) {
-            int r0[2] = {pfx_start[i], start[i]}, r1[2] = {pfx_end[i], i + 1};
-            if (D == 64) VNAME(attn_bwd_d64)(dqi, dk, dv, doi, Di, lse[i], qi, k, v, skv, 2, r0, r1, scale);
-            else VNAME(attn_bwd_d128)(dqi, dk, dv, doi, Di, lse[i], qi, k, v, skv, 2, r0, r1, scale);
-            continue;
-        }
-        memset(dqi, 0, sizeof(float) * D);
-        for (int pass = 0; pass < 2; pass++) {
-            int j0 = pass ? start[i] : pfx_start[i], j1 = pass ? i + 1 : pfx_end[i];
-            for (int jb = j0; jb < j1; jb += VATTN_BK) {
-                int nb = j1 - jb < VATTN_BK ? j1 - jb : VATTN_BK;
-                for (int j = 0; j < nb; j++) {
-                    p[j] = VNAME(dot_f32)(qi, k + (size_t)(jb + j) * skv, D) * scale;
-                    dp[j] = VNAME(dot_f32)(doi, v + (size_t)(jb + j) * skv, D);
-                }
-                VNAME(exp_block)(p, nb, lse[i]);
-                for (int j = 0; j < nb; j++) {
-                    size_t off = (size_t)(jb + j) * skv;
-                    float ds = p[j] * (dp[j] - Di) * scale;
-                    VNAME(fmav)(dqi, ds, k + off, D);
-                    VNAME(fmav)(dk + off, ds, qi, D);
-                    VNAME(fmav)(dv + off, p[j], doi, D);
-                }
-            }
-        }
-    }
+    assert(D <= VATTN_MAX_D);
+    for (int i0 = q0; i0 < q1; i0 += VL)
+        VNAME(attn_bwd_tile)(dq, dk, dv, dout, o, lse, q, k, v, i0, q1 - i0 < VL ? q1 - i0 : VL, D, sq, skv, so, start,
+                             pfx_start, pfx_end, scale);
 }
+
 
 /* ---- AdamW: the scalar operation order exactly ---- */
 
