@@ -29,6 +29,7 @@
  *   BENCH_STEPS (timed steps, default 3 for 15M, 2 for 135M; one warm-up step first)
  *   BENCH_DPO_SHARED=1|0 (hone's DPO layout, default 1: shared prompt)
  *   BENCH_PROFILE=1 (per-phase CPU seconds of the hone step)   BENCH_NO_PY=1   BENCH_NO_PIN=1 (threads not pinned)
+ *   BENCH_COMPILE=0 (skip the torch.compile fp32 runs; default: run them and end with a table against the fastest PyTorch mode)
  *   HONE_PYTHON (else /work/venv/bin/python, else python3), HONE_SHARED, HONE_SRCDIR */
 
 #include "train/dpo.h"
@@ -365,7 +366,7 @@ static void run_hone(const char *cfg_json, int mode, int nth, int steps, int sha
 
 /* Runs the PyTorch script for one configuration in its own process. */
 static void run_torch(const char *py, const char *script, const char *cfg_path, int mode, int nth, int steps, int bf16,
-                      result *res) {
+                      int compile, result *res) {
     memset(res, 0, sizeof *res);
     int fds[2];
     if (pipe(fds) < 0) return;
@@ -378,8 +379,12 @@ static void run_torch(const char *py, const char *script, const char *cfg_path, 
         char th[16], st[16];
         snprintf(th, sizeof th, "%d", nth);
         snprintf(st, sizeof st, "%d", steps);
-        execl(py, py, script, "--config", cfg_path, "--mode", MODE_NAME[mode], "--threads", th, "--steps", st,
-              bf16 ? "--bf16" : (char *)NULL, (char *)NULL);
+        const char *argv[16] = {py, script, "--config", cfg_path, "--mode", MODE_NAME[mode], "--threads", th, "--steps", st};
+        int n = 10;
+        if (bf16) argv[n++] = "--bf16";
+        if (compile) argv[n++] = "--compile";
+        argv[n] = NULL;
+        execv(py, (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);
@@ -423,6 +428,9 @@ int main(int argc, char **argv) {
     const char *thr_env = getenv("BENCH_THREADS"), *prec_env = getenv("BENCH_PREC");
     int shared = getenv("BENCH_DPO_SHARED") ? atoi(getenv("BENCH_DPO_SHARED")) : 1;
     int profile = getenv("BENCH_PROFILE") && atoi(getenv("BENCH_PROFILE"));
+    /* torch.compile fp32 as a third PyTorch mode (default on; its warm-up step compiles) */
+    int compile = !(getenv("BENCH_COMPILE") && !atoi(getenv("BENCH_COMPILE")));
+    static result hres[2][MODE_GEMM][4][2], tres[2][MODE_GEMM][4][3]; /* [model][mode][threads][hone fp32, bf16 | torch fp32, autocast, compile] */
     int steps_env = getenv("BENCH_STEPS") ? atoi(getenv("BENCH_STEPS")) : 0;
     int threads[4], nthr = 0;
     {
@@ -498,7 +506,11 @@ int main(int argc, char **argv) {
                 result h, t;
                 run_hone(models[mi].json, mode, threads[ti], steps, shared, profile, bf, &h);
                 memset(&t, 0, sizeof t);
-                if (have_py) run_torch(py, script, models[mi].path, mode, threads[ti], steps, bf, &t);
+                if (have_py) run_torch(py, script, models[mi].path, mode, threads[ti], steps, bf, 0, &t);
+                hres[mi][mode][ti][bf] = h, tres[mi][mode][ti][bf] = t;
+                if (have_py && compile && !bf) { /* torch.compile fp32: the summary's third PyTorch mode */
+                    run_torch(py, script, models[mi].path, mode, threads[ti], steps, 0, 1, &tres[mi][mode][ti][2]);
+                }
                 if (!h.ok) { printf("%-5s %-13s %3d | hone failed: %s\n", models[mi].name, label, threads[ti], h.msg); continue; }
                 double htok = h.tokens / h.step_s, mfu = 100.0 * h.flops / h.step_s / 1e9 / h.gflops;
                 double cmfu = 100.0 * h.flops / h.cpu_s / 1e9 / h.gflops_cpu;
@@ -511,6 +523,12 @@ int main(int argc, char **argv) {
                     printf(" %11.0f %7.3f %7.0f | %5.2fx %5.2fx %5.2fx\n", ttok, t.cpu_s, t.maxrss_kb / 1024.0, htok / ttok,
                            tc / hc, (double)h.maxrss_kb / (double)t.maxrss_kb);
                 } else printf(" %11s %7s %7s |\n", have_py ? "failed" : "-", "-", "-");
+                if (have_py && compile && !bf) {
+                    result *c = &tres[mi][mode][ti][2];
+                    if (c->ok) printf("      torch.compile fp32: %.0f tok/s, %.3f CPU s, %.0f MB\n", c->tokens / c->step_s, c->cpu_s,
+                                      c->maxrss_kb / 1024.0);
+                    else printf("      torch.compile fp32: %s\n", c->msg);
+                }
                 if (profile) {
                     printf("      phases (CPU s):");
                     for (int k = 0; k < 6; k++)
@@ -520,6 +538,33 @@ int main(int argc, char **argv) {
                 fflush(stdout);
             }
         }
+    }
+    if (have_py) { /* the comparison: hone against the fastest PyTorch mode of the same step */
+        static const char *TNAME[3] = {"fp32", "autocast", "compile"};
+        printf("\nagainst the fastest PyTorch mode (fp32 eager, bf16 autocast, torch.compile fp32) of each step:\n");
+        printf("%-5s %-9s %3s | %-8s %9s %7s | %9s %6s %6s | %9s %6s %6s\n", "model", "step", "thr", "fastest", "tok/s",
+               "RSS MB", "hone fp32", "speed", "RSS", "hone bf16", "speed", "RSS");
+        for (int mi = 0; mi < 2; mi++)
+            for (int mode = 0; mode < MODE_GEMM; mode++)
+                for (int ti = 0; ti < nthr; ti++) {
+                    int b = -1;
+                    double bt = 0;
+                    for (int k = 0; k < 3; k++) {
+                        result *t = &tres[mi][mode][ti][k];
+                        if (t->ok && t->tokens / t->step_s > bt) bt = t->tokens / t->step_s, b = k;
+                    }
+                    if (b < 0) continue;
+                    result *t = &tres[mi][mode][ti][b];
+                    printf("%-5s %-9s %3d | %-8s %9.0f %7.0f |", models[mi].name, MODE_NAME[mode], threads[ti], TNAME[b], bt,
+                           t->maxrss_kb / 1024.0);
+                    for (int p = 0; p < 2; p++) {
+                        result *h = &hres[mi][mode][ti][p];
+                        if (h->ok)
+                            printf(" %9.0f %5.2fx %5.2fx%s", h->tokens / h->step_s, h->tokens / h->step_s / bt,
+                                   (double)h->maxrss_kb / (double)t->maxrss_kb, p ? "\n" : " |");
+                        else printf(" %9s %6s %6s%s", "-", "-", "-", p ? "\n" : " |");
+                    }
+                }
     }
     if (getloadavg(la, 3) > 0) printf("load average at end: %.2f %.2f %.2f\n", la[0], la[1], la[2]);
     printf("\nspeed = hone tok/s / torch tok/s; cpu = torch CPU s per token / hone CPU s per token; RSS = hone peak RSS / torch peak RSS (each configuration in its own "

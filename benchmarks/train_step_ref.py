@@ -22,7 +22,8 @@ One warm-up step, then --steps timed steps; prints one machine-readable line
 (tokens: rows x length; for DPO chosen + rejected rows, the prompt counted in both, as TRL's num_tokens).
 --bf16: the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16) (TRL's bf16=True on
 CPU: accelerate's autocast), fp32 weights, gradients and AdamW.
-Usage: train_step_ref.py --config CONFIG.json --mode sft|dpo_pre|dpo_ref --threads N [--steps K] [--bf16]
+--compile: torch.compile(model) (inductor, fp32; the warm-up step compiles, so it is not timed).
+Usage: train_step_ref.py --config CONFIG.json --mode sft|dpo_pre|dpo_ref --threads N [--steps K] [--bf16] [--compile]
 Development tool, never needed by the build."""
 import argparse
 import copy
@@ -49,6 +50,7 @@ def main():
     ap.add_argument("--completion", type=int, default=128)
     ap.add_argument("--profile", action="store_true", help="print forward/backward/optimizer times")
     ap.add_argument("--bf16", action="store_true", help="autocast to bf16, as TRL's bf16=True")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (inductor; compiled in the warm-up step)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -72,6 +74,7 @@ def main():
         model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    run = torch.compile(model) if args.compile else model  # what the steps call
 
     g = torch.Generator().manual_seed(1)
     if args.mode in ("sft", "sft_lora"):
@@ -82,11 +85,11 @@ def main():
 
         def step():
             if args.head == "trl":
-                out = model(input_ids=ids, labels=ids, fused_lm_head=True)
+                out = run(input_ids=ids, labels=ids, fused_lm_head=True)
                 n = out.label_mask.sum().clamp(min=1)
                 loss = -out.log_probs.sum() / n
             else:
-                loss = model(input_ids=ids, labels=ids).loss
+                loss = run(input_ids=ids, labels=ids).loss
             return loss
     else:
         if args.head == "trl":
@@ -126,19 +129,20 @@ def main():
             per_token = torch.gather(logits, -1, idx).squeeze(-1) - torch.logsumexp(logits, dim=-1)
             return (per_token * lmask).sum(dim=1)
 
+        ref_run = torch.compile(ref) if args.compile and ref is not None else ref
         pre = None
         if args.mode == "dpo_pre":
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                pre = seq_logps(model).chunk(2, dim=0)
+                pre = seq_logps(run).chunk(2, dim=0)
 
         def step():
-            logps = seq_logps(model)
+            logps = seq_logps(run)
             chosen_logps, rejected_logps = logps.chunk(2, dim=0)
             if pre is not None:
                 ref_c, ref_r = pre
             else:
                 with torch.no_grad():
-                    ref_c, ref_r = seq_logps(ref).chunk(2, dim=0)
+                    ref_c, ref_r = seq_logps(ref_run).chunk(2, dim=0)
             delta = (chosen_logps - ref_c) - (rejected_logps - ref_r)
             return (-F.logsigmoid(beta * delta)).mean()
 
@@ -165,7 +169,7 @@ def main():
         f, b, o = (statistics.median(x) for x in zip(*prof))
         print(f"PROFILE forward {f:.3f} backward {b:.3f} optimizer {o:.3f}", file=sys.stderr)
     print(f"RESULT mode={args.mode} threads={args.threads} tokens={tokens} step_s={step_s:.6f} "
-          f"cpu_s={statistics.median(cpus):.6f} tokens_per_s={tokens / step_s:.2f} peak_rss_kb={rss} torch={torch.__version__} head={args.head} bf16={int(args.bf16)} loss={float(loss.detach()):.6f}")
+          f"cpu_s={statistics.median(cpus):.6f} tokens_per_s={tokens / step_s:.2f} peak_rss_kb={rss} torch={torch.__version__} head={args.head} bf16={int(args.bf16)} compile={int(args.compile)} loss={float(loss.detach()):.6f}")
     sys.stdout.flush()
 
 

@@ -119,7 +119,9 @@ typedef struct hone_kernels {
      * the keys [pfx_start[i], pfx_end[i]) and [start[i], i] (causal within its own
      * document; the prefix range lets two completions share one prompt).
      * q,o: rows with stride sq / so; k,v: rows with stride skv. lse (T) written
-     * for the queries processed. scale multiplies q.k. */
+     * for the queries processed. scale multiplies q.k. Vector tables tile the queries
+     * from q0 in groups of VL (one query alone takes a per-query kernel), so a query's
+     * bits depend on the call's range; the same call gives the same bits. */
     void (*attn_fwd)(float *o, float *lse, const float *q, const float *k, const float *v,
                      int q0, int q1, int D, int sq, int skv, int so, const int32_t *start,
                      const int32_t *pfx_start, const int32_t *pfx_end, float scale);
