@@ -13,11 +13,11 @@
 #include "model/layers.h"
 #include "simd/kernels.h"
 #include "base/threads.h"
+#include "base/util.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct { const char *name; int B, T, H, KV, D; } shape;
@@ -27,12 +27,6 @@ static const shape SHAPES[] = {
     {"Llama-2-7B 1x512", 1, 512, 32, 32, 128},
 };
 enum { NS = sizeof SHAPES / sizeof SHAPES[0] };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static float *alloc_rand(size_t n, unsigned *seed) {
     float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
@@ -104,11 +98,11 @@ int main(void) {
             omp_set_num_threads(th);
             double bf = 1e9, bb = 1e9;
             for (int rep = 0; rep < 6; rep++) { /* rep 0 warms up */
-                double t0 = now();
+                double t0 = hone_now();
                 attention_forward(o, lse, q, k, v, &b, s->H, s->KV, s->D);
-                double t1 = now();
+                double t1 = hone_now();
                 attention_backward(dq, dk, dv, g, o, lse, q, k, v, &b, s->H, s->KV, s->D);
-                double t2 = now();
+                double t2 = hone_now();
                 if (rep && t1 - t0 < bf) bf = t1 - t0;
                 if (rep && t2 - t1 < bb) bb = t2 - t1;
             }

@@ -508,9 +508,8 @@ int main(int argc, char **argv) {
                 memset(&t, 0, sizeof t);
                 if (have_py) run_torch(py, script, models[mi].path, mode, threads[ti], steps, bf, 0, &t);
                 hres[mi][mode][ti][bf] = h, tres[mi][mode][ti][bf] = t;
-                if (have_py && compile && !bf) { /* torch.compile fp32: the summary's third PyTorch mode */
+                if (have_py && compile && !bf) /* torch.compile fp32: the summary's third PyTorch mode */
                     run_torch(py, script, models[mi].path, mode, threads[ti], steps, 0, 1, &tres[mi][mode][ti][2]);
-                }
                 if (!h.ok) { printf("%-5s %-13s %3d | hone failed: %s\n", models[mi].name, label, threads[ti], h.msg); continue; }
                 double htok = h.tokens / h.step_s, mfu = 100.0 * h.flops / h.step_s / 1e9 / h.gflops;
                 double cmfu = 100.0 * h.flops / h.cpu_s / 1e9 / h.gflops_cpu;

@@ -464,6 +464,7 @@ static const float VNAME(attn_zero_row)[VATTN_MAX_D]; /* stands in for rows past
 
 typedef struct {
     int nq;                        /* active lanes: queries i0 .. i0 + nq - 1 */
+    unsigned all;                  /* their lane bits */
     int ps[VL], pe[VL], st[VL], ii[VL]; /* per lane: prefix [ps, pe), own [st, ii] */
     int jlo, jhi;                  /* keys any lane sees: [jlo, jhi) */
     int fa, fb, pa, pb;            /* every lane sees [fa, fb) (own) and [pa, pb) (prefix) */
@@ -471,7 +472,7 @@ typedef struct {
 
 static void VNAME(atile_init)(VNAME(atile) *t, int i0, int nq, const int32_t *start, const int32_t *pfx_start,
                               const int32_t *pfx_end) {
-    t->nq = nq, t->jlo = INT_MAX, t->jhi = 0;
+    t->nq = nq, t->all = (1u << nq) - 1, t->jlo = INT_MAX, t->jhi = 0;
     t->fa = 0, t->fb = INT_MAX, t->pa = 0, t->pb = INT_MAX;
     for (int l = 0; l < nq; l++) {
         int i = i0 + l, ps = pfx_start[i], pe = pfx_end[i], st = start[i];
@@ -484,15 +485,17 @@ static void VNAME(atile_init)(VNAME(atile) *t, int i0, int nq, const int32_t *st
     }
 }
 
-/* Block [jb, jb + KB): 2 when every active lane sees every key, else 1 with ok[j][l]
- * (1.f / 0.f) and okm[j] (lane bits) set, or 0 when no lane sees any of them. */
+/* Block [jb, jb + KB): okm[j] = the lanes that see key jb + j; 2 when every active lane
+ * sees every key, else 1 with ok[j][l] (1.f / 0.f) set too, or 0 when no lane sees any. */
 static int VNAME(atile_block)(const VNAME(atile) *t, int jb, float ok[VATTN_KB][VL], unsigned okm[VATTN_KB]) {
-    int je = jb + VATTN_KB;
-    if (je <= t->jhi && ((jb >= t->fa && je <= t->fb) || (jb >= t->pa && je <= t->pb))) return 2;
-    int full = je <= t->jhi;
-    for (int l = 0; l < t->nq && full; l++)
-        full = (jb >= t->st[l] && je <= t->ii[l] + 1) || (jb >= t->ps[l] && je <= t->pe[l]);
-    if (full) return 2;
+    int je = jb + VATTN_KB, full = je <= t->jhi;
+    if (full && !((jb >= t->fa && je <= t->fb) || (jb >= t->pa && je <= t->pb))) /* no range shared by all: lane by lane */
+        for (int l = 0; l < t->nq && full; l++)
+            full = (jb >= t->st[l] && je <= t->ii[l] + 1) || (jb >= t->ps[l] && je <= t->pe[l]);
+    if (full) {
+        for (int j = 0; j < VATTN_KB; j++) okm[j] = t->all;
+        return 2;
+    }
     unsigned any = 0;
     for (int j = 0; j < VATTN_KB; j++) {
         int jj = jb + j;
@@ -661,7 +664,7 @@ static void VNAME(attn_bwd_tile)(float *dq, float *dk, float *dv, const float *d
     VNAME(atile_init)(&t, i0, nq, start, pfx_start, pfx_end);
     float qt[(size_t)D * VL], gt[(size_t)D * VL], dqt[(size_t)D * VL];
     float ok[VATTN_KB][VL], pT[VATTN_KB][VL], dsT[VATTN_KB][VL], di[VL], ls[VL];
-    unsigned okm[VATTN_KB], all = nq >= 32 ? ~0u : (1u << nq) - 1;
+    unsigned okm[VATTN_KB];
     VNAME(atile_pack)(qt, q, i0, nq, D, sq);
     VNAME(atile_pack)(gt, dout, i0, nq, D, so);
     memset(dqt, 0, sizeof dqt);
@@ -689,12 +692,12 @@ static void VNAME(attn_bwd_tile)(float *dq, float *dk, float *dv, const float *d
         VNAME(atile_accum)(dqt, s, kr, D, NULL);
         int nk = t.jhi - jb < VATTN_KB ? t.jhi - jb : VATTN_KB;
         for (int j = 0; j < nk;) {
-            unsigned mj = cls == 2 ? all : okm[j];
+            unsigned mj = okm[j];
             float *dkr[2] = {dk + (size_t)(jb + j) * skv, dk + (size_t)(jb + j + 1) * skv};
             float *dvr[2] = {dv + (size_t)(jb + j) * skv, dv + (size_t)(jb + j + 1) * skv};
             const float *dsr[2] = {dsT[j], dsT[j + 1 < VATTN_KB ? j + 1 : j]};
             const float *pr[2] = {pT[j], pT[j + 1 < VATTN_KB ? j + 1 : j]};
-            if (j + 1 < nk && mj && mj == (cls == 2 ? all : okm[j + 1])) { /* two keys, one pass over the lanes */
+            if (j + 1 < nk && mj && mj == okm[j + 1]) { /* two keys, one pass over the lanes */
                 VNAME(atile_kv2)(dkr, dvr, dsr, pr, mj, q, sq, dout, so, i0, D);
                 j += 2;
                 continue;
